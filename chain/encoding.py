@@ -1,0 +1,102 @@
+"""Canonical encoding: msgpack arrays `[type_tag, version, field, ...]` in a fixed order.
+
+Canonical means one object has exactly one encoding: `decode` re-encodes what it parsed and rejects the input
+unless the bytes are identical, so a hash names exactly one object and a peer cannot relabel one by re-encoding it
+(smaller int widths, str vs bin, map vs array are all caught by that one comparison). Every failure raises
+`DecodeError`, whatever the input was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from chain.errors import DecodeError
+
+# Type tags of every encoded object kind. Tags are never reused.
+TAG_TX = 1
+TAG_HEADER = 2
+TAG_BLOCK = 3
+TAG_GENESIS = 4
+TAG_ACCOUNT = 5
+TAG_UNDO = 6
+TAG_BLOCK_META = 7
+# 16.. are reserved for consensus engines, 32.. for P2P messages.
+
+U64_MAX = (1 << 64) - 1
+
+
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def pack(tag: int, version: int, fields: Sequence[Any]) -> bytes:
+    """Encode `fields` under `tag`/`version` canonically."""
+    return _packb([tag, version, *fields])
+
+
+def unpack(data: object, tag: int, version: int, field_count: int, max_bytes: int) -> list[Any]:
+    """Parse canonical bytes of one object and return its fields (without tag and version).
+
+    Raises DecodeError for anything but the canonical encoding of a `tag`/`version` array of `field_count`
+    fields no longer than `max_bytes`.
+    """
+    if type(data) is bytes:
+        raw = data
+    elif isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+    else:
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(raw) > max_bytes:
+        raise DecodeError(f"{len(raw)} bytes exceeds the limit of {max_bytes}", code="oversize")
+    try:
+        obj = msgpack.unpackb(
+            raw,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+        )
+    except Exception as exc:  # msgpack raises a zoo of types (ExtraData, ValueError, UnicodeDecodeError, ...)
+        raise DecodeError(f"not msgpack: {exc.__class__.__name__}: {exc}") from exc
+    if not isinstance(obj, list) or len(obj) != field_count + 2:
+        raise DecodeError(f"expected an array of {field_count + 2} items")
+    if obj[0] != tag or type(obj[0]) is not int:
+        raise DecodeError(f"expected type tag {tag}, got {obj[0]!r}")
+    if obj[1] != version or type(obj[1]) is not int:
+        raise DecodeError(f"unsupported version {obj[1]!r} for type tag {tag}")
+    try:
+        canonical = _packb(obj)
+    except Exception as exc:
+        raise DecodeError(f"cannot re-encode: {exc}") from exc
+    if canonical != raw:
+        raise DecodeError("non-canonical encoding")
+    del obj[:2]
+    return obj
+
+
+def check_uint(value: object, name: str, maximum: int = U64_MAX) -> int:
+    """Return `value` if it is an int (not bool) in [0, maximum]; else raise ValueError naming the field."""
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [0, {maximum}], got {value!r}")
+    return value
+
+
+def check_bytes(value: object, name: str, *, size: int | None = None, max_size: int | None = None) -> bytes:
+    """Return `value` if it is bytes of exactly `size` or at most `max_size` bytes; else raise ValueError."""
+    if type(value) is not bytes:
+        raise ValueError(f"{name} must be bytes, got {type(value).__name__}")
+    if size is not None and len(value) != size:
+        raise ValueError(f"{name} must be {size} bytes, got {len(value)}")
+    if max_size is not None and len(value) > max_size:
+        raise ValueError(f"{name} must be at most {max_size} bytes, got {len(value)}")
+    return value
+
+
+def check_text(value: object, name: str, *, max_size: int, min_size: int = 0) -> str:
+    """Return `value` if it is a printable ASCII str of bounded length; else raise ValueError."""
+    if type(value) is not str or not min_size <= len(value) <= max_size:
+        raise ValueError(f"{name} must be a string of {min_size}..{max_size} characters")
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"{name} must be printable ASCII")
+    return value

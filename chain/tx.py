@@ -1,0 +1,165 @@
+"""Transfer transactions: the only transaction kind of the account model.
+
+Encoding: `[1, 1, chain_id, sender_pubkey, recipient, amount, fee, nonce, memo, signature]`. The signature covers
+the SHA-256 of the same array without the signature (`signing_hash`); the transaction id is the SHA-256 of the
+whole encoding. Replay protection is the chain id plus the sender's nonce.
+
+`Transaction` is an immutable tuple (its encoding and id are computed once, at construction) rather than a frozen
+dataclass: a block of 1,000 transactions builds 1,000 of them on the validation hot path, and a frozen dataclass's
+per-field `object.__setattr__` made decoding twice as slow (measured in docs/PERFORMANCE.md). It keeps the
+dataclass contract: keyword construction that validates every field, no mutation, value equality.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from chain import crypto
+from chain.encoding import TAG_TX, U64_MAX, check_bytes, check_text, check_uint, pack, unpack
+from chain.errors import DecodeError
+
+TX_VERSION = 1
+MAX_MEMO_BYTES = 256
+MAX_CHAIN_ID_CHARS = 64
+MAX_TX_BYTES = 512
+_TX_FIELDS = 8
+_U64_LIMIT = U64_MAX + 1
+_UNSIGNED_ARRAY_HEADER = bytes([0x90 + 2 + _TX_FIELDS - 1])  # msgpack fixarray of the unsigned fields
+_SIGNATURE_BIN_BYTES = 2 + crypto.SIGNATURE_BYTES  # bin8 header + compact signature
+
+
+class _TransactionFields(NamedTuple):
+    chain_id: str
+    sender: bytes  # 33-byte compressed public key
+    recipient: bytes  # 20-byte address
+    amount: int
+    fee: int
+    nonce: int
+    memo: bytes
+    signature: bytes  # 64-byte compact signature; empty while unsigned
+    encoded: bytes  # canonical encoding (derived)
+    hash: bytes  # SHA-256 of `encoded`: the transaction id (derived)
+
+
+class Transaction(_TransactionFields):
+    """A signed (or, before `signed`, unsigned) transfer of `amount` from `sender` to `recipient`.
+
+    Construct with keywords; every field is checked (types, sizes, u64 ranges). The signature itself is checked by
+    validation, where the cost belongs.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, *, chain_id: str, sender: bytes, recipient: bytes, amount: int, fee: int, nonce: int,
+        memo: bytes = b"", signature: bytes = b"",
+    ) -> Transaction:
+        _check_fields(chain_id, sender, recipient, amount, fee, nonce, memo, signature)
+        encoded = pack(TAG_TX, TX_VERSION, [chain_id, sender, recipient, amount, fee, nonce, memo, signature])
+        return tuple.__new__(
+            cls, (chain_id, sender, recipient, amount, fee, nonce, memo, signature, encoded, crypto.sha256(encoded))
+        )
+
+    @property
+    def signing_hash(self) -> bytes:
+        """Digest the sender signs: SHA-256 of the encoding without the signature."""
+        if len(self.signature) == crypto.SIGNATURE_BYTES:
+            # Same bytes as packing the unsigned fields: the signature is the last item (a 66-byte bin) and the
+            # array header shrinks by one; slicing skips a second msgpack pass on the hot path.
+            return crypto.sha256(_UNSIGNED_ARRAY_HEADER + self.encoded[1:-_SIGNATURE_BIN_BYTES])
+        return crypto.sha256(
+            pack(TAG_TX, TX_VERSION, [self.chain_id, self.sender, self.recipient, self.amount, self.fee, self.nonce,
+                                      self.memo])
+        )
+
+    @property
+    def sender_address(self) -> bytes:
+        """Address of the sender's public key."""
+        return crypto.address_of(self.sender)
+
+    @property
+    def size(self) -> int:
+        """Encoded size in bytes."""
+        return len(self.encoded)
+
+    def signed(self, key: crypto.PrivateKey) -> Transaction:
+        """Return this transaction signed by `key`; the key must match `sender`."""
+        if key.public_key != self.sender:
+            raise ValueError("the signing key does not match the transaction's sender")
+        return Transaction(
+            chain_id=self.chain_id, sender=self.sender, recipient=self.recipient, amount=self.amount,
+            fee=self.fee, nonce=self.nonce, memo=self.memo, signature=key.sign(self.signing_hash),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON view for RPC and CLI output."""
+        return {
+            "hash": self.hash.hex(),
+            "chain_id": self.chain_id,
+            "sender": self.sender.hex(),
+            "from": crypto.address_to_text(self.sender_address),
+            "to": crypto.address_to_text(self.recipient),
+            "amount": self.amount,
+            "fee": self.fee,
+            "nonce": self.nonce,
+            "memo": self.memo.hex(),
+            "signature": self.signature.hex(),
+            "size": self.size,
+        }
+
+
+def _check_fields(
+    chain_id: object, sender: object, recipient: object, amount: object, fee: object, nonce: object,
+    memo: object, signature: object,
+) -> None:
+    # One flat function: this runs for every transaction of every block, so the common case makes no calls;
+    # the helpers only run to build the error message.
+    if type(chain_id) is not str or not 0 < len(chain_id) <= MAX_CHAIN_ID_CHARS or not chain_id.isascii():
+        check_text(chain_id, "chain_id", min_size=1, max_size=MAX_CHAIN_ID_CHARS)
+    if not chain_id.isprintable():  # type: ignore[union-attr]
+        raise ValueError("chain_id must be printable ASCII")
+    if type(sender) is not bytes or len(sender) != crypto.PUBKEY_BYTES:
+        check_bytes(sender, "sender", size=crypto.PUBKEY_BYTES)
+    if type(recipient) is not bytes or len(recipient) != crypto.ADDRESS_BYTES:
+        check_bytes(recipient, "recipient", size=crypto.ADDRESS_BYTES)
+    if type(amount) is not int or not 0 <= amount < _U64_LIMIT:
+        check_uint(amount, "amount")
+    if type(fee) is not int or not 0 <= fee < _U64_LIMIT:
+        check_uint(fee, "fee")
+    if type(nonce) is not int or not 0 <= nonce < _U64_LIMIT:
+        check_uint(nonce, "nonce")
+    if type(memo) is not bytes or len(memo) > MAX_MEMO_BYTES:
+        check_bytes(memo, "memo", max_size=MAX_MEMO_BYTES)
+    if type(signature) is not bytes or len(signature) not in (0, crypto.SIGNATURE_BYTES):
+        check_bytes(signature, "signature", size=crypto.SIGNATURE_BYTES)
+
+
+_new_tuple = tuple.__new__
+_sha256 = crypto.sha256
+
+
+def decode_tx(data: object) -> Transaction:
+    """Decode a canonical, signed transaction; raise DecodeError for anything else."""
+    fields = unpack(data, TAG_TX, TX_VERSION, _TX_FIELDS, MAX_TX_BYTES)
+    try:
+        _check_fields(*fields)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"transaction: {exc}") from exc
+    if not fields[7]:
+        raise DecodeError("transaction: unsigned")
+    # The fields were just checked by the same function __new__ runs, and `data` is their canonical encoding.
+    raw = bytes(data)  # type: ignore[arg-type]
+    fields.append(raw)
+    fields.append(_sha256(raw))
+    return _new_tuple(Transaction, fields)  # type: ignore[no-any-return]
+
+
+def make_transfer(
+    key: crypto.PrivateKey, *, chain_id: str, recipient: bytes, amount: int, fee: int, nonce: int, memo: bytes = b""
+) -> Transaction:
+    """Build and sign a transfer from `key`'s account."""
+    unsigned = Transaction(
+        chain_id=chain_id, sender=key.public_key, recipient=recipient, amount=amount, fee=fee, nonce=nonce,
+        memo=memo,
+    )
+    return unsigned.signed(key)

@@ -1,0 +1,157 @@
+"""Block and transaction validation with stable reject codes.
+
+Stateless checks need only the block and the rules (sizes, chain id, duplicates, merkle root, timestamp bound,
+signatures); stateful checks need the parent state (nonce, balance, overflow: `state.apply_block`) and end with the
+state commitment. Every failure is a `RejectError` whose code is listed in docs/FORMATS.md.
+
+Signature checks dominate the cost, so they come last among the stateless checks, skip transactions already
+verified (the mempool puts every accepted transaction's id in a `SignatureCache`; an id commits to the signature,
+the public key and the signed fields, so a cached id is proof enough) and can be handed to a batch verifier that
+runs in worker processes (node/workers.py); results are identical either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from chain import crypto
+from chain.block import Block
+from chain.errors import RejectError
+from chain.genesis import Genesis
+from chain.state import Application, State, apply_block
+from chain.tx import MAX_TX_BYTES, Transaction
+
+# (public key, signature, digest) triples in, one bool per triple out, in order.
+BatchVerifier = Callable[[Sequence[tuple[bytes, bytes, bytes]]], list[bool]]
+
+
+def verify_in_process(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """The default BatchVerifier: libsecp256k1 in this process."""
+    verify = crypto.verify
+    return [verify(public_key, signature, digest) for public_key, signature, digest in items]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rules:
+    """The consensus rules a block is checked against (from genesis)."""
+
+    chain_id: str
+    max_block_txs: int
+    max_block_bytes: int
+    max_future_block_ms: int
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis) -> Rules:
+        """Rules of the network `genesis` defines."""
+        return cls(
+            chain_id=genesis.chain_id,
+            max_block_txs=genesis.param("max_block_txs"),
+            max_block_bytes=genesis.param("max_block_bytes"),
+            max_future_block_ms=genesis.param("max_future_block_ms"),
+        )
+
+
+class SignatureCache:
+    """A bounded set of ids of transactions whose signatures verified; the oldest entries go first."""
+
+    __slots__ = ("_entries", "capacity")
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._entries: dict[bytes, None] = {}
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, tx_hash: bytes) -> None:
+        """Remember that `tx_hash`'s signature verified."""
+        entries = self._entries
+        entries[tx_hash] = None
+        if len(entries) > self.capacity:
+            del entries[next(iter(entries))]
+
+
+class SignatureChecker:
+    """Checks transaction signatures through a cache and a (possibly parallel) batch verifier."""
+
+    __slots__ = ("cache", "verify_batch")
+
+    def __init__(self, cache: SignatureCache | None = None, verify_batch: BatchVerifier = verify_in_process) -> None:
+        self.cache = cache if cache is not None else SignatureCache()
+        self.verify_batch = verify_batch
+
+    def check(self, txs: Sequence[Transaction]) -> None:
+        """Raise RejectError('bad-signature') naming the first transaction whose signature does not verify."""
+        cache = self.cache
+        pending = [(index, tx) for index, tx in enumerate(txs) if tx.hash not in cache]
+        if not pending:
+            return
+        results = self.verify_batch([(tx.sender, tx.signature, tx.signing_hash) for _, tx in pending])
+        if len(results) != len(pending):
+            raise RuntimeError("batch verifier returned the wrong number of results")
+        for (index, tx), ok in zip(pending, results, strict=True):
+            if not ok:
+                raise RejectError("bad-signature", f"tx {index} {tx.hash.hex()}")
+        for _, tx in pending:
+            cache.add(tx.hash)
+
+
+def check_tx(tx: Transaction, rules: Rules, signatures: SignatureChecker) -> None:
+    """Stateless checks of one loose transaction (mempool admission)."""
+    if tx.chain_id != rules.chain_id:
+        raise RejectError("bad-chain-id", f"transaction for chain {tx.chain_id!r}, this is {rules.chain_id!r}")
+    if tx.size > MAX_TX_BYTES:
+        raise RejectError("oversize", f"transaction of {tx.size} bytes")
+    if not crypto.is_valid_public_key(tx.sender):
+        raise RejectError("bad-signature", "sender is not a valid public key")
+    signatures.check((tx,))
+
+
+def check_block_stateless(block: Block, rules: Rules, *, now_ms: int, signatures: SignatureChecker) -> None:
+    """Everything that can be checked without the parent state, cheapest first."""
+    txs = block.txs
+    if len(txs) > rules.max_block_txs:
+        raise RejectError("oversize", f"{len(txs)} transactions, limit {rules.max_block_txs}")
+    if block.size > rules.max_block_bytes:
+        raise RejectError("oversize", f"{block.size} bytes, limit {rules.max_block_bytes}")
+    if block.header.timestamp_ms > now_ms + rules.max_future_block_ms:
+        raise RejectError(
+            "time-too-new", f"timestamp {block.header.timestamp_ms} ms is more than "
+            f"{rules.max_future_block_ms} ms ahead of local time {now_ms}"
+        )
+    hashes = [tx.hash for tx in txs]
+    if block.computed_tx_root() != block.header.tx_root:
+        raise RejectError("bad-merkle-root", f"block {block.hash.hex()}")
+    if len(set(hashes)) != len(hashes):
+        raise RejectError("duplicate-tx", f"block {block.hash.hex()} repeats a transaction")
+    chain_id = rules.chain_id
+    for index, tx in enumerate(txs):
+        if tx.chain_id != chain_id:
+            raise RejectError("bad-chain-id", f"tx {index} is for chain {tx.chain_id!r}")
+    signatures.check(txs)
+
+
+def check_state_commitment(block: Block, state_after: State) -> None:
+    """Raise RejectError('bad-state-commitment') unless the header commits to `state_after`."""
+    actual = state_after.commitment
+    if actual != block.header.state_root:
+        raise RejectError(
+            "bad-state-commitment",
+            f"block {block.hash.hex()} claims {block.header.state_root.hex()}, state is {actual.hex()}",
+        )
+
+
+def connect_block(
+    state: State, block: Block, rules: Rules, *, reward: int, now_ms: int, signatures: SignatureChecker
+) -> Application:
+    """Fully validate `block` on top of `state` and return the application (new state, undo, receipts)."""
+    check_block_stateless(block, rules, now_ms=now_ms, signatures=signatures)
+    application = apply_block(state, block, reward=reward)
+    check_state_commitment(block, application.state)
+    return application

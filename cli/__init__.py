@@ -1,0 +1,1 @@
+"""chainlab cli package."""

@@ -1,0 +1,1 @@
+"""chainlab p2p package."""

@@ -1,0 +1,112 @@
+"""The chain's key layout: one-byte prefixes and pure helpers that build and parse keys.
+
+| key                               | value (encoded by the chain layer)            |
+|-----------------------------------|-----------------------------------------------|
+| b"B" + block hash (32)            | block body                                    |
+| b"M" + block hash (32)            | block metadata: height, cumulative work, status |
+| b"H" + height (8, big-endian)     | hash of the best-chain block at that height   |
+| b"A" + address (20)               | account                                       |
+| b"U" + block hash (32)            | undo data of the block                        |
+| b"T" + tx hash (32)               | tx index entry: block hash + position         |
+| b"E" + engine name                | consensus engine state                        |
+| b"\\x00tip"                        | hash of the best-chain tip                    |
+| b"\\x00final"                      | final height                                  |
+| b"\\x00schema"                     | schema version, ASCII integer (storage/schema.py) |
+
+Heights are big-endian so that byte order is numeric order: iterating b"H" in reverse starts at the top of
+the best chain. Every builder raises ValueError on a wrong length or range, so a malformed key never reaches
+the store (a value of the wrong type raises TypeError).
+"""
+
+from __future__ import annotations
+
+BLOCK = b"B"
+BLOCK_META = b"M"
+HEIGHT = b"H"
+ACCOUNT = b"A"
+UNDO = b"U"
+TX_INDEX = b"T"
+ENGINE = b"E"
+
+TIP_KEY = b"\x00tip"
+FINAL_KEY = b"\x00final"
+SCHEMA_KEY = b"\x00schema"
+
+HASH_BYTES = 32
+ADDRESS_BYTES = 20
+HEIGHT_BYTES = 8
+MAX_ENGINE_NAME_BYTES = 64
+
+_HASH_PREFIXES = frozenset({BLOCK, BLOCK_META, UNDO, TX_INDEX})
+
+
+def block_key(block_hash: bytes) -> bytes:
+    """Key of a block body."""
+    return BLOCK + _sized(block_hash, HASH_BYTES, "block hash")
+
+
+def block_meta_key(block_hash: bytes) -> bytes:
+    """Key of a block's metadata (height, cumulative work, status)."""
+    return BLOCK_META + _sized(block_hash, HASH_BYTES, "block hash")
+
+
+def undo_key(block_hash: bytes) -> bytes:
+    """Key of a block's undo data."""
+    return UNDO + _sized(block_hash, HASH_BYTES, "block hash")
+
+
+def tx_index_key(tx_hash: bytes) -> bytes:
+    """Key of a transaction's index entry."""
+    return TX_INDEX + _sized(tx_hash, HASH_BYTES, "tx hash")
+
+
+def hash_from_key(key: bytes) -> bytes:
+    """The 32-byte hash in a block, block-metadata, undo or tx-index key."""
+    if len(key) != 1 + HASH_BYTES or key[:1] not in _HASH_PREFIXES:
+        raise ValueError(f"not a hash key: {key!r}")
+    return key[1:]
+
+
+def height_key(height: int) -> bytes:
+    """Key of the best-chain block hash at `height` (0 <= height < 2**64)."""
+    if isinstance(height, bool) or not isinstance(height, int):
+        raise TypeError(f"height must be an int, not {type(height).__name__}")
+    if not 0 <= height < 1 << (8 * HEIGHT_BYTES):
+        raise ValueError(f"height out of range: {height}")
+    return HEIGHT + height.to_bytes(HEIGHT_BYTES, "big")
+
+
+def height_from_key(key: bytes) -> int:
+    """The height in a key built by `height_key`."""
+    if len(key) != 1 + HEIGHT_BYTES or key[:1] != HEIGHT:
+        raise ValueError(f"not a height key: {key!r}")
+    return int.from_bytes(key[1:], "big")
+
+
+def account_key(address: bytes) -> bytes:
+    """Key of an account."""
+    return ACCOUNT + _sized(address, ADDRESS_BYTES, "address")
+
+
+def address_from_key(key: bytes) -> bytes:
+    """The 20-byte address in a key built by `account_key`."""
+    if len(key) != 1 + ADDRESS_BYTES or key[:1] != ACCOUNT:
+        raise ValueError(f"not an account key: {key!r}")
+    return key[1:]
+
+
+def engine_key(name: str) -> bytes:
+    """Key of a consensus engine's persisted state; `name` is a short ASCII identifier such as "raft"."""
+    if not name or not name.isascii() or not name.isprintable():
+        raise ValueError(f"engine name must be non-empty printable ASCII: {name!r}")
+    if len(name) > MAX_ENGINE_NAME_BYTES:
+        raise ValueError(f"engine name longer than {MAX_ENGINE_NAME_BYTES} bytes: {name!r}")
+    return ENGINE + name.encode("ascii")
+
+
+def _sized(value: bytes, size: int, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    if len(value) != size:
+        raise ValueError(f"{what} must be {size} bytes, got {len(value)}: {value!r}")
+    return value

@@ -1,0 +1,1 @@
+"""chainlab testnet package."""
