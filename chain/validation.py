@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chain import crypto
 from chain.block import Block
@@ -24,6 +25,18 @@ from chain.tx import MAX_TX_BYTES, Transaction
 
 # (public key, signature, digest) triples in, one bool per triple out, in order.
 BatchVerifier = Callable[[Sequence[tuple[bytes, bytes, bytes]]], list[bool]]
+SignatureItems = Sequence[tuple[bytes, bytes, bytes]]
+
+
+class ParallelVerifier(Protocol):
+    """A verifier that starts checking in other processes and is waited on later (node/workers.py).
+
+    `submit` returns at once with a function that blocks until every result is in; meanwhile the caller goes on
+    with the rest of block validation, so signature checks overlap decoding and state application.
+    """
+
+    def submit(self, items: SignatureItems) -> Callable[[], list[bool]]:
+        """Start verifying `items`; the returned function waits and gives one bool per item, in order."""
 
 
 def verify_in_process(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
@@ -78,28 +91,58 @@ class SignatureCache:
 
 
 class SignatureChecker:
-    """Checks transaction signatures through a cache and a (possibly parallel) batch verifier."""
+    """Checks transaction signatures through a cache and an in-process or parallel verifier.
 
-    __slots__ = ("cache", "verify_batch")
+    Whatever the verifier, the outcome is the same: the first transaction (in block order) whose signature fails
+    is reported as `bad-signature`, and only transactions that verified enter the cache.
+    """
 
-    def __init__(self, cache: SignatureCache | None = None, verify_batch: BatchVerifier = verify_in_process) -> None:
+    __slots__ = ("cache", "parallel", "verify_batch")
+
+    def __init__(
+        self, cache: SignatureCache | None = None, verify_batch: BatchVerifier = verify_in_process,
+        parallel: ParallelVerifier | None = None,
+    ) -> None:
         self.cache = cache if cache is not None else SignatureCache()
         self.verify_batch = verify_batch
+        self.parallel = parallel
 
     def check(self, txs: Sequence[Transaction]) -> None:
         """Raise RejectError('bad-signature') naming the first transaction whose signature does not verify."""
+        self.begin(txs)()
+
+    def begin(self, txs: Sequence[Transaction]) -> Callable[[], None]:
+        """Start checking `txs`; the returned function waits for the outcome and raises like `check`.
+
+        With a parallel verifier the work runs elsewhere while the caller continues; in process it runs now.
+        """
         cache = self.cache
         pending = [(index, tx) for index, tx in enumerate(txs) if tx.hash not in cache]
         if not pending:
-            return
-        results = self.verify_batch([(tx.sender, tx.signature, tx.signing_hash) for _, tx in pending])
-        if len(results) != len(pending):
-            raise RuntimeError("batch verifier returned the wrong number of results")
-        for (index, tx), ok in zip(pending, results, strict=True):
-            if not ok:
-                raise RejectError("bad-signature", f"tx {index} {tx.hash.hex()}")
-        for _, tx in pending:
-            cache.add(tx.hash)
+            return _nothing_to_wait_for
+        items = [(tx.sender, tx.signature, tx.signing_hash) for _, tx in pending]
+        if self.parallel is not None and len(items) > 1:
+            wait = self.parallel.submit(items)
+        else:
+            results = self.verify_batch(items)
+            def wait() -> list[bool]:
+                return results
+
+        def finish() -> None:
+            outcome = wait()
+            if len(outcome) != len(pending):
+                raise RuntimeError("signature verifier returned the wrong number of results")
+            for (index, tx), ok in zip(pending, outcome, strict=True):
+                if not ok:
+                    raise RejectError("bad-signature", f"tx {index} {tx.hash.hex()}")
+            for _, tx in pending:
+                cache.add(tx.hash)
+
+        return finish
+
+
+def _nothing_to_wait_for() -> None:
+    return None
 
 
 def check_tx(tx: Transaction, rules: Rules, signatures: SignatureChecker) -> None:
@@ -115,6 +158,12 @@ def check_tx(tx: Transaction, rules: Rules, signatures: SignatureChecker) -> Non
 
 def check_block_stateless(block: Block, rules: Rules, *, now_ms: int, signatures: SignatureChecker) -> None:
     """Everything that can be checked without the parent state, cheapest first."""
+    check_block_cheap(block, rules, now_ms=now_ms)
+    signatures.check(block.txs)
+
+
+def check_block_cheap(block: Block, rules: Rules, *, now_ms: int) -> None:
+    """The stateless checks except signatures: sizes, timestamp bound, merkle root, duplicates, chain id."""
     txs = block.txs
     if len(txs) > rules.max_block_txs:
         raise RejectError("oversize", f"{len(txs)} transactions, limit {rules.max_block_txs}")
@@ -134,7 +183,6 @@ def check_block_stateless(block: Block, rules: Rules, *, now_ms: int, signatures
     for index, tx in enumerate(txs):
         if tx.chain_id != chain_id:
             raise RejectError("bad-chain-id", f"tx {index} is for chain {tx.chain_id!r}")
-    signatures.check(txs)
 
 
 def check_state_commitment(block: Block, state_after: State) -> None:
@@ -150,8 +198,18 @@ def check_state_commitment(block: Block, state_after: State) -> None:
 def connect_block(
     state: State, block: Block, rules: Rules, *, reward: int, now_ms: int, signatures: SignatureChecker
 ) -> Application:
-    """Fully validate `block` on top of `state` and return the application (new state, undo, receipts)."""
-    check_block_stateless(block, rules, now_ms=now_ms, signatures=signatures)
-    application = apply_block(state, block, reward=reward)
+    """Fully validate `block` on top of `state` and return the application (new state, undo, receipts).
+
+    The reject code does not depend on the verifier: a bad signature is reported before any stateful error even
+    when the signatures are still being checked in other processes while the state is applied.
+    """
+    check_block_cheap(block, rules, now_ms=now_ms)
+    finish_signatures = signatures.begin(block.txs)
+    try:
+        application = apply_block(state, block, reward=reward)
+    except RejectError:
+        finish_signatures()  # a bad signature outranks the state error
+        raise
+    finish_signatures()
     check_state_commitment(block, application.state)
     return application

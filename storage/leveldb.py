@@ -66,8 +66,8 @@ class LevelDBStore(StoreBase):
         lower, upper = bounds
         snapshot = self._db.snapshot()
         if reverse:
-            # plyvel 1.5 drops the whole range when, walking backwards, the first key it finds equals `start`
-            # (plyvel PR #28), so the lower bound of a reverse walk is enforced here instead.
+            # plyvel 1.5 treats `start` as exclusive on the first step of a reverse walk, so a range whose top
+            # key is `start` comes back empty. The lower bound of a reverse walk is enforced here instead.
             raw = snapshot.iterator(stop=upper, reverse=True)
             return self._walk(snapshot, raw, floor=lower)
         raw = snapshot.iterator(start=lower, stop=upper)

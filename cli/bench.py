@@ -1,0 +1,105 @@
+"""`chainlab bench ...`: measurements of the hot paths against their physical limit, in the same run."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+import click
+import coincurve
+
+from chain.block import decode_block
+from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers
+from chain.state import State
+from chain.validation import Rules, SignatureChecker, connect_block
+from cli.common import emit_json
+
+
+@click.group(name="bench")
+def command() -> None:
+    """Measure block validation, storage, mining, sync and RPC against their limits."""
+
+
+def _timed(run: Callable[[], object]) -> float:
+    """Seconds one call takes, with the collector quiet (as in a node, which freezes its start-up heap)."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def measure_validation(tx_count: int, workers: int, repeats: int = 7) -> dict[str, float | int]:
+    """Validate-and-apply time of one block of `tx_count` fresh transfers from distinct senders, against bare
+    coincurve verification of the same signatures; best of `repeats`, interleaved so drift hits both."""
+    keys = dev_keys(tx_count, seed=b"bench-validate")
+    genesis = dev_genesis(keys)
+    rules = Rules.from_genesis(genesis)
+    txs = fresh_transfers(keys, {}, chain_id=genesis.chain_id, count=tx_count)
+    proposer = dev_keys(1, seed=b"bench-proposer")[0].address
+    block, _ = block_on(genesis.initial_state(), genesis.block(), txs, reward=genesis.block_reward,
+                        proposer=proposer, timestamp_ms=1)
+    raw = block.encoded
+    # The bare loop: what libsecp256k1 costs through coincurve's own API (DER signatures, key parsing included).
+    signers = {k.public_key: coincurve.PrivateKey(k.secret) for k in keys}
+    bare_items = [(tx.sender, signers[tx.sender].sign(tx.signing_hash, hasher=None), tx.signing_hash) for tx in txs]
+
+    def bare() -> None:
+        for public_key, der, digest in bare_items:
+            if not coincurve.PublicKey(public_key).verify(der, digest, hasher=None):
+                raise AssertionError("bench signature did not verify")
+
+    parallel = None
+    if workers > 1:
+        from node.workers import ProcessVerifier
+
+        parallel = ProcessVerifier(workers)
+    try:
+        def validate_on(state: State) -> Callable[[], object]:
+            # A fresh parent state and an empty signature cache per run: nothing carries over between repeats.
+            return lambda: connect_block(state, decode_block(raw), rules, reward=genesis.block_reward,
+                                         now_ms=10_000, signatures=SignatureChecker(parallel=parallel))
+
+        _timed(validate_on(genesis.initial_state()))  # warm-up: first-call costs are not block validation
+        bare_s = validate_s = float("inf")
+        for _ in range(repeats):  # interleaved, so machine noise hits both sides alike
+            bare_s = min(bare_s, _timed(bare))
+            validate_s = min(validate_s, _timed(validate_on(genesis.initial_state())))
+    finally:
+        if parallel is not None:
+            parallel.close()
+    return {
+        "txs": tx_count,
+        "workers": workers,
+        "validate_s": round(validate_s, 6),
+        "verify_only_s": round(bare_s, 6),
+        "ratio": round(validate_s / bare_s, 4),
+        "tx_per_s": round(tx_count / validate_s, 1),
+    }
+
+
+@command.command(name="validate")
+@click.option("--txs", "tx_count", type=click.IntRange(1, 20_000), default=1000, show_default=True,
+              help="transactions in the block")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="processes checking signatures (1 = in this process)")
+@click.option("--repeats", type=click.IntRange(1, 100), default=7, show_default=True, help="best of N runs")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def validate_command(tx_count: int, workers: int, repeats: int, as_json: bool) -> None:
+    """Validate and apply one block of fresh transfers, against bare signature checks of the same block.
+
+    ratio = validate_s / verify_only_s: what decoding, hashing, state and commitment add to the signatures.
+    """
+    result = measure_validation(tx_count, workers, repeats)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"{result['txs']} txs, {result['workers']} worker(s): validate {result['validate_s'] * 1e3:.1f} ms, "
+        f"bare verify {result['verify_only_s'] * 1e3:.1f} ms, ratio {result['ratio']:.3f}, "
+        f"{result['tx_per_s']:.0f} tx/s"
+    )

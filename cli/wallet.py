@@ -1,0 +1,242 @@
+"""`chainlab wallet`: create, list and inspect passphrase-protected wallets.
+
+Also the helpers every command that touches wallets shares (`genesis new`, `tx build`): the `--wallet-dir` and
+`--password-file` options, passphrase reading, resolving a wallet name or an address, and turning keystore errors
+into one-line messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chain import crypto
+from cli.common import emit_json, fail
+from cli.keystore import (
+    WALLET_DIR_ENV,
+    Keystore,
+    KeystoreError,
+    Wallet,
+    default_wallet_dir,
+    is_wallet_name,
+)
+
+PASSWORD_ENV = "CHAINLAB_PASSWORD"
+_WALLET_DIR_KEY = "chainlab.wallet_dir"
+# Text this long that starts with the address prefix is meant as an address, so a typo gets the address error.
+_ADDRESS_LIKE_CHARS = 40
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AccountError(ValueError):
+    """Text that is neither a valid address nor the name of a wallet."""
+
+
+def wallet_dir_option(func: F) -> F:
+    """The `--wallet-dir DIR` option (overrides the `wallet` group's option and $CHAINLAB_WALLET_DIR)."""
+    return click.option(
+        "--wallet-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        metavar="DIR",
+        help=f"Directory of wallet keystore files [default: ${WALLET_DIR_ENV} or ~/.chainlab/wallets].",
+    )(func)
+
+
+def password_file_option(func: F) -> F:
+    """The `--password-file FILE` option: the passphrase is the file's first line."""
+    return click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help=f"Read the passphrase from the first line of FILE (else ${PASSWORD_ENV}, else a prompt).",
+    )(func)
+
+
+def open_keystore(wallet_dir: Path | None) -> Keystore:
+    """The keystore of `--wallet-dir`, else of the `wallet` group's option, else of the default directory."""
+    if wallet_dir is None:
+        ctx = click.get_current_context(silent=True)
+        inherited = ctx.meta.get(_WALLET_DIR_KEY) if ctx is not None else None
+        wallet_dir = inherited if isinstance(inherited, Path) else default_wallet_dir()
+    return Keystore(wallet_dir.expanduser())
+
+
+def read_passphrase(password_file: Path | None, *, prompt: str, confirm: bool = False) -> str:
+    """The passphrase from --password-file, else $CHAINLAB_PASSWORD, else an interactive hidden prompt."""
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot read password file {password_file}: {exc.strerror or exc}")
+        except UnicodeDecodeError:
+            fail(f"password file {password_file} is not UTF-8 text")
+        return text.split("\n", 1)[0].removesuffix("\r")
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env is not None:
+        return from_env
+    passphrase: str = click.prompt(
+        prompt, hide_input=True, confirmation_prompt=confirm, default="", show_default=False, err=True
+    )
+    return passphrase
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn keystore and account errors raised inside the block into `error: ...` and exit code 1."""
+    try:
+        yield
+    except (KeystoreError, AccountError) as exc:
+        fail(str(exc))
+
+
+def resolve_account(text: str, keystore: Keystore) -> bytes:
+    """The address named by `text`: a checksummed text address, or the name of a wallet in `keystore`."""
+    try:
+        return crypto.address_from_text(text)
+    except crypto.AddressError as address_error:
+        if keystore.exists(text):
+            return keystore.load(text).address
+        cleaned = text.strip().lower()
+        if cleaned.startswith(crypto.ADDRESS_PREFIX) and len(cleaned) >= _ADDRESS_LIKE_CHARS:
+            raise AccountError(f"invalid address {text!r}: {address_error}") from None
+        raise AccountError(
+            f"{text!r} is neither a wallet in {keystore.directory} nor a valid address ({address_error})"
+        ) from None
+
+
+def _wallet_view(wallet: Wallet) -> dict[str, str]:
+    return {
+        "name": wallet.name,
+        "address": wallet.address_text,
+        "public_key": wallet.public_key.hex(),
+        "path": str(wallet.path),
+    }
+
+
+def _echo_fields(fields: list[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in fields) + 1
+    for label, value in fields:
+        click.echo(f"{label + ':':<{width}} {value}")
+
+
+@click.group(name="wallet")
+@click.option(
+    "--wallet-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help=f"Directory of wallet keystore files [default: ${WALLET_DIR_ENV} or ~/.chainlab/wallets].",
+)
+@click.pass_context
+def command(ctx: click.Context, wallet_dir: Path | None) -> None:
+    """Create and inspect wallets: secp256k1 keys kept in passphrase-encrypted keystore files.
+
+    Each wallet is one JSON file (scrypt + AES-256-GCM) in the wallet directory. The passphrase comes from
+    --password-file, else $CHAINLAB_PASSWORD, else a hidden prompt.
+    """
+    if wallet_dir is not None:
+        ctx.meta[_WALLET_DIR_KEY] = wallet_dir
+
+
+@command.command(name="new")
+@click.argument("name")
+@password_file_option
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def new_wallet(name: str, password_file: Path | None, wallet_dir: Path | None, as_json: bool) -> None:
+    """Create wallet NAME with a fresh random key and print its address.
+
+    NAME is 1 to 64 letters, digits, '_', '.' or '-'. An existing wallet is never overwritten. The new
+    passphrase is asked twice when it comes from the prompt; an empty one is allowed but warned about.
+    """
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        keystore.check_new(name)  # before asking for a passphrase
+        passphrase = read_passphrase(password_file, prompt=f"New passphrase for wallet {name!r}", confirm=True)
+        if not passphrase:
+            click.echo(
+                f"warning: wallet {name!r} has an empty passphrase; anyone who can read its file can spend from it",
+                err=True,
+            )
+        wallet = keystore.create(name, passphrase)
+    if as_json:
+        emit_json(_wallet_view(wallet))
+        return
+    _echo_fields([("name", wallet.name), ("address", wallet.address_text), ("keystore", str(wallet.path))])
+
+
+@command.command(name="list")
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: a list of {name, address}.")
+def list_wallets(wallet_dir: Path | None, as_json: bool) -> None:
+    """List the wallets of the wallet directory with their addresses (no passphrase needed).
+
+    Files that are not readable keystores are skipped with a warning on stderr.
+    """
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        wallets, problems = keystore.scan()
+    for problem in problems:
+        click.echo(f"warning: skipped {problem}", err=True)
+    if as_json:
+        emit_json([{"name": w.name, "address": w.address_text} for w in wallets])
+        return
+    if not wallets:
+        click.echo(f"no wallets in {keystore.directory}", err=True)
+        return
+    width = max(len(w.name) for w in wallets)
+    for wallet in wallets:
+        click.echo(f"{wallet.name:<{width}}  {wallet.address_text}")
+
+
+@command.command(name="show")
+@click.argument("name")
+@click.option("--show-secret", is_flag=True, help="Also print the secret key in hex (asks for the passphrase).")
+@password_file_option
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_wallet(
+    name: str, show_secret: bool, password_file: Path | None, wallet_dir: Path | None, as_json: bool
+) -> None:
+    """Show wallet NAME: address, public key and keystore file.
+
+    With --show-secret the passphrase is required and the 32-byte secret key is printed in hex: anyone who sees
+    it can spend from the wallet.
+    """
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        wallet = keystore.load(name)
+        secret = None
+        if show_secret:
+            passphrase = read_passphrase(password_file, prompt=f"Passphrase for wallet {name!r}")
+            secret = wallet.unlock(passphrase).secret.hex()
+    view = _wallet_view(wallet)
+    if secret is not None:
+        view["secret"] = secret
+    if as_json:
+        emit_json(view)
+        return
+    fields = [("name", wallet.name), ("address", wallet.address_text), ("public key", view["public_key"]),
+              ("keystore", view["path"])]
+    if secret is not None:
+        fields.append(("secret", secret))
+    _echo_fields(fields)
+
+
+@command.command(name="address")
+@click.argument("name")
+@wallet_dir_option
+def wallet_address(name: str, wallet_dir: Path | None) -> None:
+    """Print only the address of wallet NAME (handy in scripts: `to=$(chainlab wallet address bob)`)."""
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        wallet = keystore.load(name)
+    click.echo(wallet.address_text)

@@ -1,0 +1,41 @@
+"""Builders for chain tests: genesis, signed transfers, valid blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chain.block import Block, make_block
+from chain.genesis import Genesis
+from chain.state import State, apply_block
+from chain.tx import Transaction, make_transfer
+from tests.conftest import key
+
+CHAIN_ID = "chainlab-test"
+PROPOSER = key(1000).address
+
+
+def genesis(accounts: int = 8, balance: int = 1_000_000, reward: int = 50) -> Genesis:
+    """A PoW genesis funding test keys 0..accounts-1."""
+    return Genesis(
+        chain_id=CHAIN_ID, consensus="pow", block_reward=reward,
+        balances={key(i).address: balance for i in range(accounts)},
+    )
+
+
+def transfer(sender: int, recipient: int, amount: int, fee: int, nonce: int, chain_id: str = CHAIN_ID) -> Transaction:
+    """A signed transfer between test keys."""
+    return make_transfer(key(sender), chain_id=chain_id, recipient=key(recipient).address, amount=amount, fee=fee,
+                         nonce=nonce)
+
+
+def build_block(
+    state: State, parent: Block, txs: Sequence[Transaction], *, reward: int = 50, proposer: bytes = PROPOSER,
+    timestamp_ms: int | None = None,
+) -> Block:
+    """A block over `txs` on `parent` whose header commits to the state after applying it."""
+    ts = parent.header.timestamp_ms + 1000 if timestamp_ms is None else timestamp_ms
+    draft = make_block(parent=parent.header, height=parent.height + 1, timestamp_ms=ts, txs=txs,
+                       state_root=bytes(32), proposer=proposer)
+    after = apply_block(state, draft, reward=reward).state
+    return make_block(parent=parent.header, height=parent.height + 1, timestamp_ms=ts, txs=txs,
+                      state_root=after.commitment, proposer=proposer)
