@@ -62,7 +62,8 @@ class BlockHeader:
     def encoded(self) -> bytes:
         """Canonical encoding."""
         if self._encoded is None:
-            object.__setattr__(self, "_encoded", pack(TAG_HEADER, HEADER_VERSION, [*self._unsealed_fields(), self.seal]))
+            encoded = pack(TAG_HEADER, HEADER_VERSION, [*self._unsealed_fields(), self.seal])
+            object.__setattr__(self, "_encoded", encoded)
         assert self._encoded is not None
         return self._encoded
 

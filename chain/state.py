@@ -244,7 +244,9 @@ def decode_undo(data: object) -> Undo:
             if type(entry) is not list or len(entry) not in (1, 3):
                 raise ValueError("an undo entry is [address] or [address, balance, nonce]")
             address = check_bytes(entry[0], "address", size=20)
-            account = None if len(entry) == 1 else Account(check_uint(entry[1], "balance"), check_uint(entry[2], "nonce"))
+            account = None
+            if len(entry) == 3:
+                account = Account(check_uint(entry[1], "balance"), check_uint(entry[2], "nonce"))
             previous.append((address, account))
         return Undo(previous=tuple(previous), previous_accumulator=int.from_bytes(accumulator_bytes, "little"))
     except ValueError as exc:

@@ -8,21 +8,22 @@ A wallet named `alice` lives in `<wallet dir>/alice.json`:
             "cipher": "aes-256-gcm", "nonce": "<12 bytes hex>", "ciphertext": "<48 bytes hex>"}}
 ```
 
-The 32-byte secret key is sealed with AES-256-GCM under a key that scrypt derives from the passphrase (UTF-8 of
-its NFC form), with the 20 raw address bytes as associated data, so a file whose address was swapped does not
-open. The address and public key are stored in clear: listing wallets and funding one in a genesis need no
-passphrase. The file name is the wallet's name (rename a wallet by renaming its file); the `name` field records
-the name it was created with.
+The 32-byte secret key is sealed with AES-256-GCM under a key that scrypt derives from the passphrase (UTF-8
+of its NFC form), with the 20 raw address bytes as associated data, so a file whose address was swapped does
+not open. The address and public key are stored in clear: listing wallets and funding one in a genesis need no
+passphrase. The file name is the wallet's name (rename a wallet by renaming its file); the `name` field
+records the name it was created with.
 
 Files are written to a temporary file first (created with mode 0600), synced, and then published under their
-final name in one step that never replaces an existing wallet. This module does file I/O, which is why it lives
-in cli/ and not in the pure chain/ layer; it knows nothing about click.
+final name in one step that never replaces an existing wallet. This module does file I/O, which is why it
+lives in cli/ and not in the pure chain/ layer; it knows nothing about click.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -37,6 +38,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from chain import crypto
+
+_log = logging.getLogger(__name__)
 
 KEYSTORE_VERSION = 1
 WALLET_DIR_ENV = "CHAINLAB_WALLET_DIR"
@@ -56,7 +59,7 @@ _SALT_BYTES = 16
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _MAX_FILE_BYTES = 64 * 1024
-# Bounds on the scrypt cost a file may ask for, so a hostile or damaged file cannot make us allocate gigabytes.
+# Bounds on the scrypt cost a file may ask for, so a hostile or damaged file cannot make us allocate lots.
 _MAX_SCRYPT_MEMORY_BYTES = 1 << 30
 _MAX_SCRYPT_P = 16
 
@@ -175,7 +178,10 @@ class Wallet:
             "crypto": {
                 "kdf": KDF_NAME,
                 "kdfparams": {
-                    "n": self.scrypt.n, "r": self.scrypt.r, "p": self.scrypt.p, "salt": self.scrypt.salt.hex(),
+                    "n": self.scrypt.n,
+                    "r": self.scrypt.r,
+                    "p": self.scrypt.p,
+                    "salt": self.scrypt.salt.hex(),
                 },
                 "cipher": CIPHER_NAME,
                 "nonce": self.nonce.hex(),
@@ -203,7 +209,8 @@ class Wallet:
 
 def seal(key: crypto.PrivateKey, *, name: str, path: Path, passphrase: str, scrypt_n: int) -> Wallet:
     """Encrypt `key` under `passphrase` into a Wallet (fresh salt and nonce)."""
-    params = ScryptParams(n=scrypt_n, r=DEFAULT_SCRYPT_R, p=DEFAULT_SCRYPT_P, salt=secrets.token_bytes(_SALT_BYTES))
+    salt = secrets.token_bytes(_SALT_BYTES)
+    params = ScryptParams(n=scrypt_n, r=DEFAULT_SCRYPT_R, p=DEFAULT_SCRYPT_P, salt=salt)
     nonce = secrets.token_bytes(_NONCE_BYTES)
     ciphertext = AESGCM(params.derive_key(passphrase)).encrypt(nonce, key.secret, key.address)
     return Wallet(
@@ -384,14 +391,15 @@ def _write_new_file(path: Path, data: bytes) -> None:
 
 
 def _publish(temp: Path, path: Path) -> None:
-    # A hard link publishes the complete file under its name and fails if the name is taken, so two concurrent
-    # `wallet new` of one name cannot overwrite each other. Where links are unsupported, fall back to a checked
-    # os.replace (atomic, with a small race window on the existence check).
+    # A hard link publishes the complete file under its name and fails if the name is taken, so two
+    # concurrent `wallet new` of one name cannot overwrite each other. Where links are unsupported, fall back
+    # to a checked os.replace (atomic, with a small race window on the existence check).
     try:
         os.link(temp, path)
     except FileExistsError:
         raise
-    except OSError:
+    except OSError as exc:
+        _log.debug("hard link %s -> %s failed (%s); publishing with os.replace", temp, path, exc)
         if path.exists():
             raise FileExistsError(path) from None
         os.replace(temp, path)
@@ -400,11 +408,12 @@ def _publish(temp: Path, path: Path) -> None:
 def _fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # platforms that cannot open a directory: the rename is still atomic
+    except OSError as exc:  # platforms that cannot open a directory: the rename is still atomic
+        _log.debug("cannot open directory %s to fsync it: %s", directory, exc)
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory; durability is best effort there
+    except OSError as exc:  # some filesystems refuse fsync on a directory; durability is best effort there
+        _log.debug("fsync of directory %s failed: %s", directory, exc)
     finally:
         os.close(fd)

@@ -1,8 +1,8 @@
 """`chainlab wallet`: create, list and inspect passphrase-protected wallets.
 
-Also the helpers every command that touches wallets shares (`genesis new`, `tx build`): the `--wallet-dir` and
-`--password-file` options, passphrase reading, resolving a wallet name or an address, and turning keystore errors
-into one-line messages.
+Also the helpers shared by every command that touches wallets (`genesis new`, `tx build`): the `--wallet-dir`
+and `--password-file` options, passphrase reading, resolving a wallet name or an address, and turning keystore
+errors into one-line messages.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from cli.keystore import (
     KeystoreError,
     Wallet,
     default_wallet_dir,
-    is_wallet_name,
 )
 
 PASSWORD_ENV = "CHAINLAB_PASSWORD"
@@ -160,12 +159,11 @@ def new_wallet(name: str, password_file: Path | None, wallet_dir: Path | None, a
     keystore = open_keystore(wallet_dir)
     with user_errors():
         keystore.check_new(name)  # before asking for a passphrase
-        passphrase = read_passphrase(password_file, prompt=f"New passphrase for wallet {name!r}", confirm=True)
+        prompt = f"New passphrase for wallet {name!r}"
+        passphrase = read_passphrase(password_file, prompt=prompt, confirm=True)
         if not passphrase:
-            click.echo(
-                f"warning: wallet {name!r} has an empty passphrase; anyone who can read its file can spend from it",
-                err=True,
-            )
+            click.echo(f"warning: wallet {name!r} has an empty passphrase; anyone who can read its file can "
+                       "spend from it", err=True)
         wallet = keystore.create(name, passphrase)
     if as_json:
         emit_json(_wallet_view(wallet))
@@ -199,7 +197,8 @@ def list_wallets(wallet_dir: Path | None, as_json: bool) -> None:
 
 @command.command(name="show")
 @click.argument("name")
-@click.option("--show-secret", is_flag=True, help="Also print the secret key in hex (asks for the passphrase).")
+@click.option("--show-secret", is_flag=True,
+              help="Also print the secret key in hex (asks for the passphrase).")
 @password_file_option
 @wallet_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -208,8 +207,8 @@ def show_wallet(
 ) -> None:
     """Show wallet NAME: address, public key and keystore file.
 
-    With --show-secret the passphrase is required and the 32-byte secret key is printed in hex: anyone who sees
-    it can spend from the wallet.
+    With --show-secret the passphrase is required and the 32-byte secret key is printed in hex: anyone who
+    sees it can spend from the wallet.
     """
     keystore = open_keystore(wallet_dir)
     with user_errors():

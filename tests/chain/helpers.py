@@ -39,3 +39,33 @@ def build_block(
     after = apply_block(state, draft, reward=reward).state
     return make_block(parent=parent.header, height=parent.height + 1, timestamp_ms=ts, txs=txs,
                       state_root=after.commitment, proposer=proposer)
+
+
+class WorkSealPolicy:
+    """A test chain policy: the seal is 2 bytes giving the block's work directly, so tests can build branches of
+    chosen weight without grinding proof of work."""
+
+    def __init__(self, reward: int = 50) -> None:
+        self.reward = reward
+
+    def block_work(self, header) -> int:  # type: ignore[no-untyped-def]
+        return int.from_bytes(header.seal, "big") if len(header.seal) == 2 else 0
+
+    def check_header(self, header, parent, view, now_ms) -> None:  # type: ignore[no-untyped-def]
+        from chain.errors import RejectError
+
+        if len(header.seal) != 2 or header.seal == b"\x00\x00":
+            raise RejectError("bad-seal", "test seal is 2 bytes of non-zero work")
+
+    def block_reward(self, header) -> int:  # type: ignore[no-untyped-def]
+        return self.reward
+
+
+def sealed_block(state: State, parent: Block, txs: Sequence[Transaction], *, work: int = 1, reward: int = 50,
+                 timestamp_ms: int | None = None, proposer: bytes = PROPOSER) -> tuple[Block, State]:
+    """A block with a WorkSealPolicy seal of `work` on `parent`, and the state after it."""
+    from chain.devtools import block_on
+
+    ts = parent.header.timestamp_ms + 1000 if timestamp_ms is None else timestamp_ms
+    return block_on(state, parent, txs, reward=reward, proposer=proposer, timestamp_ms=ts,
+                    seal=work.to_bytes(2, "big"))

@@ -1,0 +1,1 @@
+"""Proof-of-work consensus: seal format, difficulty, mining, partition handler."""
