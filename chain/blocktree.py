@@ -458,6 +458,8 @@ class BlockTree:
         """
         side_leaves = [h for h in self._leaves if not self.is_on_best_chain(h)]
         for leaf in side_leaves:
+            if leaf not in self._metas:
+                continue  # went with a sibling's branch
             root = self._branch_root(leaf)
             if root.height - 1 < self.final_height:
                 self._forget_subtree(root.hash)
@@ -468,6 +470,8 @@ class BlockTree:
             for leaf in leaves:
                 if len(self._metas) - len(self._best_chain) <= self.max_side_blocks:
                     break
+                if leaf.hash not in self._metas:
+                    continue
                 self._forget_subtree(self._branch_root(leaf.hash).hash)
 
     def _forget_subtree(self, block_hash: bytes) -> None:

@@ -163,6 +163,7 @@ class Mempool:
         self.rbf_bump_percent = rbf_bump_percent
         self._by_hash: dict[bytes, _Entry] = {}
         self._senders: dict[bytes, dict[int, _Entry]] = {}  # address -> nonce -> entry
+        self._sender_costs: dict[bytes, int] = {}  # address -> total cost of its queued transactions
         self._size_bytes = 0
         # (rate, -hash, seq, hash): lowest rate first; among equal rates the larger hash goes first, the
         # reverse of the template's order, so eviction takes what a template would take last.
@@ -253,13 +254,17 @@ class Mempool:
             self._recheck_sender(address, account, dropped)
         queue = self._senders.get(address, {})
         replaced = self._check_nonce_and_replacement(tx, account, queue)
-        spent = sum(entry.cost for nonce, entry in queue.items() if nonce < tx.nonce) + tx.amount + tx.fee
-        if spent > account.balance:
-            raise RejectError(
-                "insufficient-funds",
-                f"balance {account.balance} cannot cover {spent} (this tx and the sender's lower nonces)",
-            )
-        unaffordable = _unaffordable_above(queue, tx.nonce, spent, account.balance)
+        cost = tx.amount + tx.fee
+        unaffordable: list[_Entry] = []
+        queue_cost_after = self._sender_costs.get(address, 0) + cost - (0 if replaced is None else replaced.cost)
+        if queue_cost_after > account.balance:  # otherwise the whole queue stays payable: skip the walk
+            spent = sum(entry.cost for nonce, entry in queue.items() if nonce < tx.nonce) + cost
+            if spent > account.balance:
+                raise RejectError(
+                    "insufficient-funds",
+                    f"balance {account.balance} cannot cover {spent} (this tx and the sender's lower nonces)",
+                )
+            unaffordable = _unaffordable_above(queue, tx.nonce, spent, account.balance)
         leaving = ([replaced] if replaced is not None else []) + unaffordable
         rate = fee_rate_key(tx.fee, tx.size)
         eviction_roots = self._plan_eviction(tx, address, rate, leaving)
@@ -271,9 +276,12 @@ class Mempool:
             self._remove(entry, DropReason.UNAFFORDABLE, dropped)
         for root in eviction_roots:
             self._remove_from(root.sender, root.tx.nonce, DropReason.EVICTED, dropped)
-        self._insert(_Entry(tx, address, tx.amount + tx.fee, rate, now, self._next_seq))
+        self._insert(_Entry(tx, address, cost, rate, now, self._next_seq))
+        # Ready when every nonce from the account nonce up to tx.nonce is queued; all queued nonces are at
+        # least the account nonce, so counting those below tx.nonce is enough (and appending is the common case).
         queue = self._senders[address]
-        ready = all(nonce in queue for nonce in range(account.nonce, tx.nonce))
+        below = len(queue) - 1 if max(queue) == tx.nonce else sum(1 for nonce in queue if nonce < tx.nonce)
+        ready = below == tx.nonce - account.nonce
         return AddResult(tx_hash=tx.hash, ready=ready, dropped=tuple(dropped))
 
     def _check_nonce_and_replacement(
@@ -464,6 +472,8 @@ class Mempool:
     def _recheck_sender(self, address: bytes, account: Account, dropped: list[Dropped]) -> None:
         """Bring one sender's queue in line with its account: no stale nonce, a payable running cost."""
         queue = self._senders[address]
+        if min(queue) >= account.nonce and self._sender_costs[address] <= account.balance:
+            return  # the common case, without sorting
         for nonce in sorted(queue):
             if nonce < account.nonce:
                 self._remove(queue[nonce], DropReason.STALE_NONCE, dropped)
@@ -479,6 +489,7 @@ class Mempool:
         self._next_seq += 1
         self._by_hash[tx_hash] = entry
         self._senders.setdefault(entry.sender, {})[entry.tx.nonce] = entry
+        self._sender_costs[entry.sender] = self._sender_costs.get(entry.sender, 0) + entry.cost
         self._size_bytes += entry.tx.size
         heapq.heappush(self._eviction_heap, (entry.rate, -int.from_bytes(tx_hash, "big"), entry.seq, tx_hash))
         heapq.heappush(self._age_heap, (entry.time_added, entry.seq, tx_hash))
@@ -488,8 +499,11 @@ class Mempool:
         del self._by_hash[tx_hash]
         queue = self._senders[entry.sender]
         del queue[entry.tx.nonce]
-        if not queue:
+        if queue:
+            self._sender_costs[entry.sender] -= entry.cost
+        else:
             del self._senders[entry.sender]
+            del self._sender_costs[entry.sender]
         self._size_bytes -= entry.tx.size
         self._count(reason.value)
         dropped.append(Dropped(tx_hash=tx_hash, reason=reason))
