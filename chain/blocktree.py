@@ -123,6 +123,7 @@ class BlockTree:
         self._metas: dict[bytes, BlockMeta] = {}
         self._children: dict[bytes, set[bytes]] = {}
         self._best_chain: list[bytes] = []  # height -> hash of the active chain
+        self._recent: dict[bytes, Block] = {}  # bodies stored by the current add_block: not read back from disk
         self._leaves: set[bytes] = set()  # non-invalid blocks without non-invalid children: the fork-choice candidates
         self._seq = 0
         self._open()
@@ -285,8 +286,11 @@ class BlockTree:
             return result
         self._store_new_block(block, parent, now_ms)
         result.status = "side-branch"
-        self._adopt_orphans(block.hash, now_ms, result)
-        self._update_best(result)
+        try:
+            self._adopt_orphans(block.hash, now_ms, result)
+            self._update_best(result)
+        finally:
+            self._recent.clear()
         if self.is_on_best_chain(block.hash):
             result.status = "connected"
         elif self._metas[block.hash].status is BlockStatus.INVALID:
@@ -314,6 +318,7 @@ class BlockTree:
         )
         self._seq += 1
         self.store.put_block(block, meta)
+        self._recent[block.hash] = block
         self._metas[block.hash] = meta
         self._children.setdefault(block.parent, set()).add(block.hash)
         self._leaves.discard(block.parent)
@@ -379,7 +384,7 @@ class BlockTree:
             branch.append(meta)
             meta = self._metas[meta.parent]
         for meta in reversed(branch):
-            block = self.store.get_block(meta.hash)
+            block = self._recent.get(meta.hash) or self.store.get_block(meta.hash)
             if block is None:
                 raise ChainStoreError(f"stored block {meta.hash.hex()} has no body")
             try:
@@ -394,7 +399,7 @@ class BlockTree:
     def _connect(self, block: Block, meta: BlockMeta) -> None:
         application = connect_block(
             self.state, block, self.rules, reward=self.policy.block_reward(block.header),
-            now_ms=block.header.timestamp_ms, signatures=self.signatures,
+            now_ms=block.header.timestamp_ms, signatures=self.signatures, cheap_checks_done=True,
         )
         valid = meta.with_status(BlockStatus.VALID)
         new_final = max(self.final_height, block.height - self.finality_threshold + 1)

@@ -118,7 +118,7 @@ class StoreAccounts:
         cache = self._cache
         if address in cache:
             return cache[address]
-        raw = self._store.get(keys.account_key(address))
+        raw = self._store.get(keys.ACCOUNT + address)
         account = None if raw is None else decode_account(raw)
         self._remember({address: account})
         return account
@@ -246,16 +246,16 @@ class ChainStore:
         }
         deletes = []
         changes = application.state.changes
-        account_key = keys.account_key
+        # Keys built inline (addresses and hashes are already checked values): thousands per block.
+        account_prefix, tx_prefix = keys.ACCOUNT, keys.TX_INDEX
         for address, account in changes.items():
             if account is None:
-                deletes.append(account_key(address))
+                deletes.append(account_prefix + address)
             else:
-                puts[account_key(address)] = account.encode()
+                puts[account_prefix + address] = account.encode()
         block_hash = block.hash
-        tx_index_key = keys.tx_index_key
         for index, tx in enumerate(block.txs):
-            puts[tx_index_key(tx.hash)] = block_hash + index.to_bytes(4, "big")
+            puts[tx_prefix + tx.hash] = block_hash + index.to_bytes(4, "big")
         self._write(puts, deletes, sync=sync, accounts=changes)
 
     def disconnect(self, block: Block, undo: Undo, parent_hash: bytes, final_height: int) -> None:

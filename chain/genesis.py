@@ -94,14 +94,14 @@ class Genesis:
         for key, value in params.items():
             params[key] = _coerce_param(key, value)
         object.__setattr__(self, "params", MappingProxyType(params))
-        if sum(self.balances.values()) > U64_MAX:
-            raise GenesisError("initial balances sum beyond u64")
         for label, table in (("balances", self.balances), ("validators", self.validators)):
             for address, amount in table.items():
                 if type(address) is not bytes or len(address) != crypto.ADDRESS_BYTES:
                     raise GenesisError(f"{label}: addresses are 20 bytes")
                 if type(amount) is not int or not 0 <= amount <= U64_MAX:
                     raise GenesisError(f"{label}: amounts are u64 integers")
+        if sum(self.balances.values()) > U64_MAX:
+            raise GenesisError("initial balances sum beyond u64")
         object.__setattr__(self, "balances", MappingProxyType(dict(self.balances)))
         object.__setattr__(self, "validators", MappingProxyType(dict(self.validators)))
 

@@ -196,14 +196,16 @@ def check_state_commitment(block: Block, state_after: State) -> None:
 
 
 def connect_block(
-    state: State, block: Block, rules: Rules, *, reward: int, now_ms: int, signatures: SignatureChecker
+    state: State, block: Block, rules: Rules, *, reward: int, now_ms: int, signatures: SignatureChecker,
+    cheap_checks_done: bool = False,
 ) -> Application:
     """Fully validate `block` on top of `state` and return the application (new state, undo, receipts).
 
     The reject code does not depend on the verifier: a bad signature is reported before any stateful error even
     when the signatures are still being checked in other processes while the state is applied.
     """
-    check_block_cheap(block, rules, now_ms=now_ms)
+    if not cheap_checks_done:  # the block tree ran them when it stored the block
+        check_block_cheap(block, rules, now_ms=now_ms)
     finish_signatures = signatures.begin(block.txs)
     try:
         application = apply_block(state, block, reward=reward)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,9 @@ import click
 import coincurve
 
 from chain.block import decode_block
-from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers
+from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers, generate_pow_chain
+from chain.genesis import Genesis
+from node.datadir import init_datadir, open_chain
 from chain.state import State
 from chain.validation import Rules, SignatureChecker, connect_block
 from cli.common import emit_json
@@ -103,3 +106,55 @@ def validate_command(tx_count: int, workers: int, repeats: int, as_json: bool) -
         f"bare verify {result['verify_only_s'] * 1e3:.1f} ms, ratio {result['ratio']:.3f}, "
         f"{result['tx_per_s']:.0f} tx/s"
     )
+
+
+def _dev_chain(blocks: int, txs: int, seed: bytes) -> tuple[Genesis, list[bytes]]:
+    """A dev PoW genesis and `blocks` encoded blocks of `txs` transfers each (senders reused across blocks)."""
+    senders = dev_keys(min(txs, 2000), seed=seed)
+    genesis = dev_genesis(senders, params={"block_interval_s": 1.0})
+    miner = dev_keys(1, seed=seed + b"/miner")[0].address
+    raws = [block.encoded for block in generate_pow_chain(genesis, senders, blocks=blocks, txs_per_block=txs,
+                                                             miner=miner)]
+    return genesis, raws
+
+
+def measure_store(blocks: int, txs: int) -> dict[str, float | int]:
+    """In-memory validate+apply of a chain against importing it into LevelDB through the block tree."""
+    genesis, raws = _dev_chain(blocks, txs, b"bench-store")
+    rules = Rules.from_genesis(genesis)
+
+    def validate() -> None:
+        state = genesis.initial_state()
+        checker = SignatureChecker()
+        for raw in raws:
+            state = connect_block(state, decode_block(raw), rules, reward=genesis.block_reward, now_ms=2**62,
+                                  signatures=checker).state
+
+    with tempfile.TemporaryDirectory(prefix="chainlab-bench-") as workdir:
+        def import_all() -> None:
+            init_datadir(workdir, genesis)
+            with open_chain(workdir) as chain:
+                now_ms = 2**62
+                for raw in raws:
+                    chain.tree.add_block(decode_block(raw), now_ms=now_ms, source="bench")
+                if chain.tree.height != blocks:
+                    raise AssertionError("bench import did not reach the tip")
+
+        validate_s = _timed(validate)
+        import_s = _timed(import_all)
+    return {"blocks": blocks, "txs": txs, "validate_s": round(validate_s, 4), "import_s": round(import_s, 4),
+            "store_overhead": round(import_s / validate_s - 1, 4)}
+
+
+@command.command(name="store")
+@click.option("--blocks", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option("--txs", type=click.IntRange(0, 20_000), default=1000, show_default=True, help="transactions per block")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def store_command(blocks: int, txs: int, as_json: bool) -> None:
+    """Import a generated chain into LevelDB against validating it in memory (store_overhead = import/validate - 1)."""
+    result = measure_store(blocks, txs)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{blocks} blocks x {txs} txs: validate {result['validate_s']:.2f} s, import {result['import_s']:.2f} s, "
+               f"store overhead {result['store_overhead']:.1%}")

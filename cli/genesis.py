@@ -120,6 +120,10 @@ def load_genesis_file(path: Path) -> Genesis:
         fail(f"{path}: not UTF-8 text")
     except GenesisError as exc:
         fail(f"{path}: invalid genesis: {exc}")
+    except TypeError as exc:
+        # parse_genesis sums [balances] before checking their types, so a text balance ends as a TypeError
+        # (reported to chain/ owners); still the file's fault, so still one line.
+        fail(f"{path}: invalid genesis: {exc}")
 
 
 _TOP_LEVEL_MEANINGS = {

@@ -234,7 +234,10 @@ def show_wallet(
 @click.argument("name")
 @wallet_dir_option
 def wallet_address(name: str, wallet_dir: Path | None) -> None:
-    """Print only the address of wallet NAME (handy in scripts: `to=$(chainlab wallet address bob)`)."""
+    """Print only the address of wallet NAME.
+
+    Handy in scripts: `to=$(chainlab wallet address bob)`.
+    """
     keystore = open_keystore(wallet_dir)
     with user_errors():
         wallet = keystore.load(name)

@@ -143,6 +143,7 @@ def test_show(invoke: Invoke, alice: str, tmp_path: Path) -> None:
         (b'chain_id = "x"\nconsensus = "pow"\n[params]\nblok = 1\n', "unknown genesis parameter"),
         (b'chain_id = "x"\nconsensus = "pow"\n[balances]\n"cl00" = 1\n', "balances"),
         (b"\xff\xfe", "not UTF-8"),
+        (f'chain_id = "x"\nconsensus = "pow"\n[balances]\n"{OTHER}" = "5"\n'.encode(), "invalid genesis"),
     ],
 )
 def test_show_bad_file(invoke: Invoke, tmp_path: Path, content: bytes, needle: str) -> None:
