@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chain import crypto
-from chain.encoding import TAG_BLOCK, TAG_HEADER, check_bytes, check_uint, pack, unpack
+from chain.encoding import TAG_BLOCK, TAG_HEADER, as_bytes, check_bytes, check_uint, pack, unpack
 from chain.errors import DecodeError
 from chain.merkle import merkle_root
 from chain.tx import MAX_TX_BYTES, Transaction, decode_tx
@@ -113,7 +113,7 @@ def decode_header(data: object) -> BlockHeader:
         )
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"header: {exc}") from exc
-    object.__setattr__(header, "_encoded", bytes(data))  # type: ignore[arg-type]
+    object.__setattr__(header, "_encoded", as_bytes(data))
     return header
 
 
@@ -190,7 +190,7 @@ def decode_block(data: object) -> Block:
         except DecodeError as exc:
             raise DecodeError(f"block: transaction {index}: {exc.message}") from exc
     block = Block(header=header, txs=tuple(txs))
-    object.__setattr__(block, "_encoded", bytes(data))  # type: ignore[arg-type]
+    object.__setattr__(block, "_encoded", as_bytes(data))
     return block
 
 

@@ -202,7 +202,7 @@ class BlockTree:
 
     def ancestors(self, block_hash: bytes, count: int) -> list[BlockMeta]:
         """`block_hash` and up to count-1 ancestors, newest first."""
-        out = []
+        out: list[BlockMeta] = []
         meta = self._metas.get(block_hash)
         while meta is not None and len(out) < count:
             out.append(meta)
@@ -470,14 +470,14 @@ class BlockTree:
                 self._forget_subtree(root.hash)
         side_count = len(self._metas) - len(self._best_chain)
         if side_count > self.max_side_blocks:
-            leaves = sorted((self._metas[h] for h in self._leaves if not self.is_on_best_chain(h)),
-                            key=lambda m: (m.cumulative_work, -m.seq))
-            for leaf in leaves:
+            lightest = sorted((self._metas[h] for h in self._leaves if not self.is_on_best_chain(h)),
+                              key=lambda m: (m.cumulative_work, -m.seq))
+            for leaf_meta in lightest:
                 if len(self._metas) - len(self._best_chain) <= self.max_side_blocks:
                     break
-                if leaf.hash not in self._metas:
+                if leaf_meta.hash not in self._metas:
                     continue
-                self._forget_subtree(self._branch_root(leaf.hash).hash)
+                self._forget_subtree(self._branch_root(leaf_meta.hash).hash)
 
     def _forget_subtree(self, block_hash: bytes) -> None:
         root = self._metas.get(block_hash)

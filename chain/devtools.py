@@ -61,6 +61,7 @@ def block_on(
 
 def generate_pow_chain(
     genesis: Genesis, senders: Sequence[PrivateKey], *, blocks: int, txs_per_block: int, miner: bytes,
+    tx_offset: int = 0,
 ) -> Iterator[Block]:
     """Valid PoW blocks on `genesis` at its initial (minimum) difficulty, each with `txs_per_block` fresh transfers
     from `senders` (which genesis must fund). Timestamps advance by exactly the block interval, so the retarget
@@ -73,7 +74,7 @@ def generate_pow_chain(
     nonces: dict[bytes, int] = {}
     for index in range(blocks):
         txs = fresh_transfers(senders, nonces, chain_id=genesis.chain_id, count=txs_per_block,
-                              first=index * txs_per_block)
+                              first=tx_offset + index * txs_per_block)
         draft, state = block_on(state, parent, txs, reward=genesis.block_reward, proposer=miner,
                                 timestamp_ms=parent.header.timestamp_ms + interval_ms)
         sealed = grind(draft.header, target)

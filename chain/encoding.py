@@ -33,7 +33,8 @@ _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 def pack(tag: int, version: int, fields: Sequence[Any]) -> bytes:
     """Encode `fields` under `tag`/`version` canonically."""
-    return _packb([tag, version, *fields])
+    packed: bytes = _packb([tag, version, *fields])
+    return packed
 
 
 def unpack(data: object, tag: int, version: int, field_count: int, max_bytes: int) -> list[Any]:
@@ -42,12 +43,7 @@ def unpack(data: object, tag: int, version: int, field_count: int, max_bytes: in
     Raises DecodeError for anything but the canonical encoding of a `tag`/`version` array of `field_count`
     fields no longer than `max_bytes`.
     """
-    if type(data) is bytes:
-        raw = data
-    elif isinstance(data, bytes | bytearray | memoryview):
-        raw = bytes(data)
-    else:
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    raw = as_bytes(data)
     if len(raw) > max_bytes:
         raise DecodeError(f"{len(raw)} bytes exceeds the limit of {max_bytes}", code="oversize")
     try:
@@ -73,6 +69,15 @@ def unpack(data: object, tag: int, version: int, field_count: int, max_bytes: in
         raise DecodeError("non-canonical encoding")
     del obj[:2]
     return obj
+
+
+def as_bytes(data: object) -> bytes:
+    """`data` as bytes (from bytes, bytearray or memoryview); DecodeError for anything else."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise DecodeError(f"expected bytes, got {type(data).__name__}")
 
 
 def check_uint(value: object, name: str, maximum: int = U64_MAX) -> int:

@@ -176,9 +176,9 @@ def _coerce_param(key: str, value: object) -> Any:
         value = float(value)
     if type(value) is not kind:
         raise GenesisError(f"parameter {key} must be {kind.__name__}, got {value!r}")
-    if kind is float and (not math.isfinite(value) or value < 0):  # type: ignore[arg-type]
+    if kind is float and (not math.isfinite(value) or value < 0):  # type: ignore[arg-type,operator]
         raise GenesisError(f"parameter {key} must be a finite non-negative number")
-    if kind is int and not 0 <= value <= U64_MAX:  # type: ignore[operator]
+    if kind is int and not 0 <= value <= U64_MAX:  # type: ignore[operator,unused-ignore]
         raise GenesisError(f"parameter {key} must be a u64 integer")
     if key == "initial_target":
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from chain import crypto
-from chain.encoding import TAG_TX, U64_MAX, check_bytes, check_text, check_uint, pack, unpack
+from chain.encoding import TAG_TX, U64_MAX, as_bytes, check_bytes, check_text, check_uint, pack, unpack
 from chain.errors import DecodeError
 
 TX_VERSION = 1
@@ -116,7 +116,7 @@ def _check_fields(
     # the helpers only run to build the error message.
     if type(chain_id) is not str or not 0 < len(chain_id) <= MAX_CHAIN_ID_CHARS or not chain_id.isascii():
         check_text(chain_id, "chain_id", min_size=1, max_size=MAX_CHAIN_ID_CHARS)
-    if not chain_id.isprintable():  # type: ignore[union-attr]
+    if not chain_id.isprintable():  # type: ignore[attr-defined]
         raise ValueError("chain_id must be printable ASCII")
     if type(sender) is not bytes or len(sender) != crypto.PUBKEY_BYTES:
         check_bytes(sender, "sender", size=crypto.PUBKEY_BYTES)
@@ -148,10 +148,10 @@ def decode_tx(data: object) -> Transaction:
     if not fields[7]:
         raise DecodeError("transaction: unsigned")
     # The fields were just checked by the same function __new__ runs, and `data` is their canonical encoding.
-    raw = bytes(data)  # type: ignore[arg-type]
+    raw = as_bytes(data)
     fields.append(raw)
     fields.append(_sha256(raw))
-    return _new_tuple(Transaction, fields)  # type: ignore[no-any-return]
+    return _new_tuple(Transaction, fields)
 
 
 def make_transfer(

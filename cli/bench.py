@@ -13,10 +13,10 @@ import coincurve
 from chain.block import decode_block
 from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers, generate_pow_chain
 from chain.genesis import Genesis
-from node.datadir import init_datadir, open_chain
 from chain.state import State
 from chain.validation import Rules, SignatureChecker, connect_block
 from cli.common import emit_json
+from node.datadir import init_datadir, open_chain
 
 
 @click.group(name="bench")
@@ -108,19 +108,24 @@ def validate_command(tx_count: int, workers: int, repeats: int, as_json: bool) -
     )
 
 
-def _dev_chain(blocks: int, txs: int, seed: bytes) -> tuple[Genesis, list[bytes]]:
-    """A dev PoW genesis and `blocks` encoded blocks of `txs` transfers each (senders reused across blocks)."""
-    senders = dev_keys(min(txs, 2000), seed=seed)
-    genesis = dev_genesis(senders, params={"block_interval_s": 1.0})
-    miner = dev_keys(1, seed=seed + b"/miner")[0].address
-    raws = [block.encoded for block in generate_pow_chain(genesis, senders, blocks=blocks, txs_per_block=txs,
-                                                             miner=miner)]
-    return genesis, raws
+def _dev_chain(blocks: int, txs: int, seed: bytes, *, finality_threshold: int = 6, branches: int = 1,
+               ) -> tuple[Genesis, list[list[bytes]]]:
+    """A dev PoW genesis and `branches` competing chains forking at genesis, each of `blocks` encoded blocks of
+    `txs` transfers (senders reused across blocks; every branch has its own transactions)."""
+    senders = dev_keys(max(1, min(txs, 2000)), seed=seed)
+    genesis = dev_genesis(senders, params={"block_interval_s": 1.0}, finality_threshold=finality_threshold)
+    chains = []
+    for branch in range(branches):
+        miner = dev_keys(1, seed=seed + b"/miner" + bytes([branch]))[0].address
+        generated = generate_pow_chain(genesis, senders, blocks=blocks + branch, txs_per_block=txs, miner=miner,
+                                       tx_offset=branch * 10**9)
+        chains.append([block.encoded for block in generated])
+    return genesis, chains
 
 
 def measure_store(blocks: int, txs: int) -> dict[str, float | int]:
     """In-memory validate+apply of a chain against importing it into LevelDB through the block tree."""
-    genesis, raws = _dev_chain(blocks, txs, b"bench-store")
+    genesis, (raws,) = _dev_chain(blocks, txs, b"bench-store")
     rules = Rules.from_genesis(genesis)
 
     def validate() -> None:
@@ -156,5 +161,49 @@ def store_command(blocks: int, txs: int, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"{blocks} blocks x {txs} txs: validate {result['validate_s']:.2f} s, import {result['import_s']:.2f} s, "
-               f"store overhead {result['store_overhead']:.1%}")
+    click.echo(f"{blocks} blocks x {txs} txs: validate {result['validate_s']:.2f} s, "
+               f"import {result['import_s']:.2f} s, store overhead {result['store_overhead']:.1%}")
+
+
+def measure_reorg(depth: int, txs: int) -> dict[str, float | int]:
+    """Connect a branch of `depth` blocks, then switch to a competing branch of depth + 1 forking at genesis."""
+    genesis, (main, rival) = _dev_chain(depth, txs, b"bench-reorg", finality_threshold=depth + 10, branches=2)
+    now_ms = 2**62
+    with tempfile.TemporaryDirectory(prefix="chainlab-bench-") as workdir:
+        init_datadir(workdir, genesis)
+        with open_chain(workdir) as chain:
+            tree = chain.tree
+            main_blocks = [decode_block(raw) for raw in main]
+            rival_blocks = [decode_block(raw) for raw in rival]
+
+            def connect_main() -> None:
+                for block in main_blocks:
+                    tree.add_block(block, now_ms=now_ms)
+
+            def switch() -> None:
+                for block in rival_blocks:
+                    tree.add_block(block, now_ms=now_ms)
+
+            connect_s = _timed(connect_main)
+            reorg_s = _timed(switch)
+            if tree.tip.hash != rival_blocks[-1].hash:
+                raise AssertionError("the rival branch did not win")
+    return {"depth": depth, "txs": txs, "connect_s": round(connect_s, 4), "reorg_s": round(reorg_s, 4),
+            "ratio": round(reorg_s / connect_s, 4)}
+
+
+@command.command(name="reorg")
+@click.option("--depth", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--txs", type=click.IntRange(0, 20_000), default=1000, show_default=True, help="transactions per block")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def reorg_command(depth: int, txs: int, as_json: bool) -> None:
+    """Time a reorg: disconnect DEPTH blocks and connect a rival branch of DEPTH + 1, against connecting DEPTH.
+
+    ratio = reorg_s / connect_s (the rival branch has one block more, which it needs to win on work).
+    """
+    result = measure_reorg(depth, txs)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"depth {depth} x {txs} txs: connect {result['connect_s']:.3f} s, reorg {result['reorg_s']:.3f} s, "
+               f"ratio {result['ratio']:.2f}")
