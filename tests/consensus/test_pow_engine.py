@@ -1,0 +1,155 @@
+"""PoW engine: presence heartbeats, failure detector, share estimation and the partition handler."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain.blocktree import BlockTree
+from chain.chainstore import ChainStore
+from chain.errors import RejectError
+from chain.genesis import Genesis
+from consensus.engine import EngineMessage
+from consensus.pow.engine import PowEngine
+from consensus.pow.presence import KIND, MAX_HOPS, decode_presence, make_presence
+from consensus.pow.shares import estimate_shares
+from storage.memory import MemoryStore
+from tests.conftest import key
+
+A, B, C, D = key(10), key(11), key(12), key(13)
+
+
+def genesis(weights: dict[int, int], **params: object) -> Genesis:
+    base = {"heartbeat_interval_s": 1.0, "heartbeat_timeout_multiple": 3.0, "partition_hysteresis": 0.1}
+    base.update(params)
+    return Genesis(chain_id="pow-test", consensus="pow", params=base,
+                   validators={key(i).address: w for i, w in weights.items()})
+
+
+def engine_for(g: Genesis, miner=A) -> tuple[PowEngine, BlockTree]:  # type: ignore[no-untyped-def]
+    tree = BlockTree(ChainStore(MemoryStore()), g, PowEngine(g, None).policy)
+    engine = PowEngine(g, miner)
+    engine.start(tree, now=0.0, now_ms=1_000, persisted={})
+    return engine, tree
+
+
+def heartbeat(g: Genesis, miner, seq: int, hops: int = 0) -> EngineMessage:  # type: ignore[no-untyped-def]
+    presence = make_presence(miner, genesis_hash=g.hash, seq=seq, time_ms=seq)
+    for _ in range(hops):
+        presence = presence.relayed()
+    return EngineMessage(kind=KIND, payload=presence.encode())
+
+
+def test_minority_pauses_until_it_hears_the_majority() -> None:
+    g = genesis({10: 1, 11: 1, 12: 1})
+    engine, _ = engine_for(g)
+    ready = engine.ready()
+    assert ready.mining is not None and not ready.mining.active  # alone: 1/3 of the hash power
+    assert "partition" in ready.mining.reason
+    assert any(m.message.kind == KIND for m in ready.messages)  # our own heartbeat went out
+    engine.on_message("peer-b", heartbeat(g, B, 1), now=0.5, now_ms=1_500)
+    assert engine.reachable_share(0.5) == pytest.approx(2 / 3)
+    decision = engine.ready().mining
+    assert decision is not None and decision.active and decision.job is not None
+    assert decision.job.miner == A.address
+    # B goes silent: after the timeout (3 x 1 s) A is a minority again.
+    engine.tick(now=3.6, now_ms=4_600)
+    decision = engine.ready().mining
+    assert decision is not None and not decision.active
+    assert engine.status(now=3.6)["paused_by_partition"] is True
+
+
+def test_two_exact_halves_both_pause() -> None:
+    g = genesis({10: 1, 11: 1})
+    engine_a, _ = engine_for(g, A)
+    engine_b, _ = engine_for(g, B)
+    for engine in (engine_a, engine_b):
+        engine.ready()
+        assert engine.reachable_share(0.0) == pytest.approx(0.5)
+        assert engine.status(now=0.0)["mining"] is False
+
+
+def test_hysteresis_on_resume() -> None:
+    g = genesis({10: 45, 11: 10, 12: 45}, partition_hysteresis=0.1)
+    engine, _ = engine_for(g)
+    engine.ready()
+    engine.on_message("b", heartbeat(g, B, 1), now=0.1, now_ms=1_100)
+    share = engine.reachable_share(0.1)
+    assert share == pytest.approx(0.55)  # above 0.5 but below 0.5 + 0.1: stays paused
+    assert engine.status(now=0.1)["mining"] is False
+    engine.on_message("c", heartbeat(g, C, 1), now=0.2, now_ms=1_200)
+    assert engine.status(now=0.2)["mining"] is True
+
+
+def test_heartbeats_are_relayed_once_and_bounded_in_hops() -> None:
+    g = genesis({10: 1, 11: 1, 12: 1})
+    engine, _ = engine_for(g)
+    engine.ready()
+    engine.on_message("b", heartbeat(g, B, 5), now=0.1, now_ms=1_100)
+    relays = [m for m in engine.ready().messages if m.message.kind == KIND]
+    assert len(relays) == 1 and relays[0].exclude == "b" and relays[0].to is None
+    assert decode_presence(relays[0].message.payload, g.hash).hops == 1
+    engine.on_message("c", heartbeat(g, B, 5), now=0.2, now_ms=1_200)  # same seq via another path
+    assert not engine.ready().messages
+    engine.on_message("c", heartbeat(g, B, 4), now=0.3, now_ms=1_300)  # older: a replay
+    assert not engine.ready().messages
+    engine.on_message("c", heartbeat(g, C, 9, hops=MAX_HOPS), now=0.3, now_ms=1_300)
+    assert not engine.ready().messages  # fresh, counted, but at the hop limit: not relayed
+    assert engine.detector.reachable(C.address, 0.3)
+
+
+def test_bad_heartbeats_are_rejected() -> None:
+    g = genesis({10: 1, 11: 1})
+    engine, _ = engine_for(g)
+    other = genesis({10: 1, 11: 1}, block_interval_s=3.0)
+    with pytest.raises(RejectError) as info:
+        engine.on_message("b", heartbeat(other, B, 1), now=0.1, now_ms=1)
+    assert info.value.code == "wrong-network"
+    good = make_presence(B, genesis_hash=g.hash, seq=3, time_ms=3)
+    forged = EngineMessage(kind=KIND, payload=good.encode()[:-64] + bytes(64))
+    with pytest.raises(RejectError) as info:
+        engine.on_message("b", forged, now=0.1, now_ms=1)
+    assert info.value.code == "bad-signature"
+    with pytest.raises(RejectError):
+        engine.on_message("b", EngineMessage(kind=KIND, payload=b"\x00garbage"), now=0.1, now_ms=1)
+    with pytest.raises(RejectError):
+        engine.on_message("b", EngineMessage(kind="pb/ack", payload=b""), now=0.1, now_ms=1)
+
+
+def test_share_estimate_mixes_blocks_and_declared_rates() -> None:
+    a, b = A.address, B.address
+    assert estimate_shares([], {}, prior_blocks=10) == {}
+    assert estimate_shares([a, a, b, a], {}, prior_blocks=10) == {a: 0.75, b: 0.25}
+    seeded = estimate_shares([], {a: 3, b: 1}, prior_blocks=10)
+    assert seeded == {a: 0.75, b: 0.25}
+    mixed = estimate_shares([b] * 10, {a: 1, b: 1}, prior_blocks=10)
+    assert mixed[b] == pytest.approx(0.75) and mixed[a] == pytest.approx(0.25)
+
+
+def test_single_miner_without_declarations_mines_at_once() -> None:
+    g = Genesis(chain_id="solo", consensus="pow")
+    engine, tree = engine_for(g)
+    decision = engine.ready().mining
+    assert decision is not None and decision.active
+    assert decision.job is not None and decision.job.parent_hash == tree.tip.hash
+
+
+def test_non_miner_never_mines_and_sends_no_heartbeat() -> None:
+    g = genesis({10: 1})
+    tree = BlockTree(ChainStore(MemoryStore()), g, PowEngine(g, None).policy)
+    engine = PowEngine(g, None)
+    engine.start(tree, now=0.0, now_ms=0, persisted={})
+    ready = engine.ready()
+    assert not ready.messages
+    assert ready.mining is not None and not ready.mining.active
+
+
+def test_admin_switch() -> None:
+    g = Genesis(chain_id="solo", consensus="pow")
+    engine, _ = engine_for(g)
+    engine.ready()
+    engine.set_mining_enabled(False, now=0.1)
+    decision = engine.ready().mining
+    assert decision is not None and not decision.active and decision.reason == "mining disabled"
+    engine.set_mining_enabled(True, now=0.2)
+    decision = engine.ready().mining
+    assert decision is not None and decision.active
