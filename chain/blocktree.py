@@ -109,7 +109,10 @@ class BlockTree:
     def __init__(
         self, store: ChainStore, genesis: Genesis, policy: ChainPolicy, *, signatures: SignatureChecker | None = None,
         orphan_limits: OrphanLimits | None = None, max_side_blocks: int = MAX_SIDE_BLOCKS,
+        confirmation_finality: bool = True,
     ) -> None:
+        """`confirmation_finality`: blocks become final at `finality_threshold` confirmations (PoW); engines with
+        their own finality (primary-backup acknowledgements) pass False and call `finalize`."""
         self.store = store
         self.genesis = genesis
         self.policy = policy
@@ -118,6 +121,7 @@ class BlockTree:
         self.orphans = OrphanPool(orphan_limits)
         self.max_side_blocks = max_side_blocks
         self.finality_threshold = genesis.finality_threshold
+        self.confirmation_finality = confirmation_finality
         self.safety_alarms = 0
         self.alarmed_tips: set[bytes] = set()
         self._metas: dict[bytes, BlockMeta] = {}
@@ -402,7 +406,7 @@ class BlockTree:
             now_ms=block.header.timestamp_ms, signatures=self.signatures, cheap_checks_done=True,
         )
         valid = meta.with_status(BlockStatus.VALID)
-        new_final = max(self.final_height, block.height - self.finality_threshold + 1)
+        new_final = self._confirmed_final(block.height)
         self.store.connect(block, application, valid, new_final, sync=new_final > self.final_height)
         self._metas[block.hash] = valid
         self._best_chain.append(block.hash)
@@ -442,12 +446,31 @@ class BlockTree:
         if meta is not None and meta.status is not BlockStatus.INVALID and not self._live_children(block_hash):
             self._leaves.add(block_hash)
 
+    def _confirmed_final(self, tip_height: int) -> int:
+        if not self.confirmation_finality:
+            return self.final_height
+        return max(self.final_height, tip_height - self.finality_threshold + 1)
+
     def _advance_finality(self, result: AddResult) -> None:
-        new_final = max(self.final_height, self.height - self.finality_threshold + 1)
-        if new_final != self.final_height:
-            self.final_height = new_final
+        self.final_height = self._confirmed_final(self.height)
         if self.final_height > result.final_height_before:
             self._prune()
+
+    def finalize(self, height: int) -> bool:
+        """Engine-driven finality: make the active chain final up to `height` (never beyond the tip, never
+        backwards); True when the final height advanced. The new final height is stored durably."""
+        height = min(height, self.height)
+        if height <= self.final_height:
+            return False
+        before = self.final_height
+        self.final_height = height
+        self.store.set_final_height(height)
+        self._advance_finality(AddResult(status="duplicate", block_hash=self.tip.hash, final_height_before=before))
+        return True
+
+    def block_bytes(self, block_hash: bytes) -> bytes | None:
+        """A stored block's canonical encoding, without decoding it (serving peers)."""
+        return self.store.get_block_bytes(block_hash)
 
     def _branch_root(self, leaf: bytes) -> BlockMeta:
         """The first block of `leaf`'s branch off the active chain."""

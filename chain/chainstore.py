@@ -164,6 +164,10 @@ class ChainStore:
         raw = self.store.get(keys.block_key(block_hash))
         return None if raw is None else decode_block(raw)
 
+    def get_block_bytes(self, block_hash: bytes) -> bytes | None:
+        """A stored block's encoding, undecoded."""
+        return self.store.get(keys.block_key(block_hash))
+
     def get_undo(self, block_hash: bytes) -> Undo:
         """The undo record of a connected block."""
         raw = self.store.get(keys.undo_key(block_hash))
@@ -273,6 +277,20 @@ class ChainStore:
                 puts[keys.account_key(address)] = account.encode()
         deletes.extend(keys.tx_index_key(tx.hash) for tx in block.txs)
         self._write(puts, deletes, accounts=restored)
+
+    def set_final_height(self, height: int) -> None:
+        """Record an engine-driven final height (synced: finality is a promise to clients)."""
+        self._write({keys.FINAL_KEY: height.to_bytes(8, "big")}, (), sync=True)
+
+    def put_engine_state(self, engine: str, values: Mapping[str, bytes]) -> None:
+        """Persist engine state (Ready.persist) in one synced batch, before the engine's messages go out."""
+        puts = {keys.engine_key(f"{engine}/{name}"): value for name, value in values.items()}
+        self._write(puts, (), sync=True)
+
+    def engine_state(self, engine: str) -> dict[str, bytes]:
+        """Everything an engine persisted."""
+        prefix = keys.engine_key(f"{engine}/")
+        return {key[len(prefix):].decode(): value for key, value in self.store.iterate(prefix=prefix)}
 
     def make_durable(self) -> None:
         """fsync what was written without sync (before announcing a block, on shutdown)."""

@@ -55,6 +55,7 @@ PARAMETERS: dict[str, tuple[type, Any, str]] = {
     "heartbeat_timeout_multiple": (float, 4.0, "a miner is unreachable after this many missed heartbeats"),
     "share_window_blocks": (int, 100, "blocks over which each miner's hash share is estimated"),
     # primary-backup
+    "primary": (str, "", "address of the primary (default: the first validator by address)"),
     "acks_required": (int, 0, "backup acknowledgements that make a block final (0 = final at once)"),
 }
 TOP_LEVEL = {"chain_id": str, "consensus": str, "timestamp_ms": int, "finality_threshold": int, "block_reward": int}
@@ -187,6 +188,11 @@ def _coerce_param(key: str, value: object) -> Any:
             raise GenesisError("initial_target must be hex") from exc
         if len(str(value)) != 64 or target == 0:
             raise GenesisError("initial_target must be 64 hex digits and not zero")
+    if key == "primary" and value:
+        try:
+            crypto.address_from_text(str(value))
+        except crypto.AddressError as exc:
+            raise GenesisError(f"primary: {exc}") from exc
     if key in ("partition_threshold",) and not 0 <= value < 1:  # type: ignore[operator]
         raise GenesisError(f"{key} must be in [0, 1)")
     return value

@@ -5,7 +5,7 @@ back from `ready()` as one `Ready` value, which the node handles in this order:
 
 1. **persist** `Ready.persist` (engine state, one atomic store batch) before anything else,
 2. **send** `Ready.messages` (P2P engine messages: broadcast, to one peer, or relayed excluding the sender),
-3. **apply** the decisions: `mining` (start/restart/stop the PoW workers), `propose` (build a block template on
+3. **apply** the decisions (and log `Ready.notes`): `mining` (start/restart/stop the PoW workers), `propose` (build a block template on
    the given parent, have the engine `seal` it, add it to the chain and announce it), `finalize` (mark a height
    final for engines whose finality is not confirmation depth).
 
@@ -90,10 +90,12 @@ class Ready:
     mining: MiningDecision | None = None  # None: no change
     propose: ProposeRequest | None = None
     finalize: int | None = None
+    notes: list[str] = field(default_factory=list)  # notable decisions, for the node's log
 
     def is_empty(self) -> bool:
         """True when there is nothing to do."""
-        return not (self.persist or self.messages or self.mining or self.propose or self.finalize is not None)
+        return not (self.persist or self.messages or self.mining or self.propose or self.finalize is not None
+                    or self.notes)
 
 
 class ChainView(Protocol):

@@ -51,7 +51,6 @@ class PowEngine:
         self._shares: dict[bytes, float] = {}
         self._paused_by_partition = False
         self._decision: MiningDecision | None = None
-        self.events: list[str] = []  # notable decisions for the node's log
 
     # -- inputs --------------------------------------------------------------------------------------------------
 
@@ -153,7 +152,7 @@ class PowEngine:
         else:
             allowed = share > self.threshold
         if allowed != (not self._paused_by_partition):
-            self.events.append(
+            self._ready.notes.append(
                 f"mining {'resumed' if allowed else 'paused'}: reachable hash share {share:.3f} "
                 f"{'>' if allowed else '<='} threshold {self.threshold:.3f}"
                 + ("" if not allowed else f" (+{self.hysteresis:.3f} hysteresis to resume)")

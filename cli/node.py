@@ -1,0 +1,108 @@
+"""`chainlab node ...`: create a data directory and run a node."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import click
+
+from chain import crypto
+from cli.common import emit_json, fail
+from node.config import ConfigError, NodeConfig, load_config, write_config
+from node.datadir import DatadirError, init_datadir, read_genesis_file
+from node.identity import IdentityError, load_or_create_key
+
+
+@click.group(name="node")
+def command() -> None:
+    """Create a node's data directory and run the node (P2P, RPC, mining)."""
+
+
+def _overrides(p2p_port: int | None, rpc_port: int | None, peers: tuple[str, ...], name: str | None,
+               admin_token: str | None, mining: bool | None, mining_processes: int | None,
+               hashrate_hps: float | None, workers: int | None, log_format: str | None) -> dict[str, Any]:
+    return {
+        "p2p.port": p2p_port, "rpc.port": rpc_port, "p2p.bootstrap": list(peers) if peers else None,
+        "node.name": name, "rpc.admin_token": admin_token, "mining.enabled": mining,
+        "mining.processes": mining_processes, "mining.hashrate_hps": hashrate_hps,
+        "validation.workers": workers, "node.log_format": log_format,
+    }
+
+
+def _shared_options(function: Any) -> Any:
+    options = [
+        click.option("--p2p-port", type=click.IntRange(0, 65535), help="P2P port (0: any free port)"),
+        click.option("--rpc-port", type=click.IntRange(0, 65535), help="RPC port (0: any free port)"),
+        click.option("--peer", "peers", multiple=True, metavar="URL", help="bootstrap peer ws://host:port/p2p"),
+        click.option("--name", help="node name shown in logs and status"),
+        click.option("--admin-token", help="bearer token for /v1/admin (empty: admin API off)"),
+        click.option("--mining/--no-mining", default=None, help="mine (PoW)"),
+        click.option("--mining-processes", type=click.IntRange(1, 64), help="mining worker processes"),
+        click.option("--hashrate-hps", type=click.FloatRange(0), help="cap on hashes per second (0: none)"),
+        click.option("--workers", type=click.IntRange(1, 64), help="signature-checking processes"),
+        click.option("--log-format", type=click.Choice(["text", "json"]), help="log lines as text or JSON"),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@command.command(name="init")
+@click.option("--datadir", required=True, type=click.Path(file_okay=False), help="data directory to create")
+@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False), help="genesis TOML")
+@click.option("--key-hex", help="node secret key as hex (default: a fresh random key)")
+@_shared_options
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def init_command(datadir: str, genesis_path: str, key_hex: str | None, as_json: bool, **options: Any) -> None:
+    """Create a data directory: genesis, config.toml and node.key."""
+    try:
+        genesis = read_genesis_file(genesis_path)
+        init_datadir(datadir, genesis)
+        config = load_config(datadir).with_overrides(_overrides(**options))
+        if not config.rpc.admin_token and options.get("admin_token") is None:
+            config = config.with_overrides({"rpc.admin_token": secrets.token_hex(16)})
+        write_config(datadir, config)
+        key = load_or_create_key(datadir, key_hex)
+    except (DatadirError, ConfigError, IdentityError, ValueError) as exc:
+        fail(str(exc))
+    info = {"datadir": datadir, "chain_id": genesis.chain_id, "genesis": genesis.hash.hex(),
+            "node_id": key.public_key.hex(), "address": crypto.address_to_text(key.address)}
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"initialized {datadir} for {genesis.chain_id} (genesis {genesis.hash.hex()[:16]}...)")
+        click.echo(f"node id {key.public_key.hex()}\naddress {info['address']}")
+
+
+@command.command(name="run")
+@click.option("--datadir", required=True, type=click.Path(file_okay=False, exists=True), help="data directory")
+@_shared_options
+def run_command(datadir: str, **options: Any) -> None:
+    """Run the node until SIGTERM or Ctrl-C (then stop mining, finish the current import, close the store)."""
+    from node.logs import setup_logging
+    from node.runtime import Node
+
+    try:
+        config = load_config(datadir).with_overrides(_overrides(**options))
+    except ConfigError as exc:
+        fail(str(exc))
+    setup_logging(config.node.log_format, config.node.log_level, config.node.name)
+
+    async def main(node_config: NodeConfig) -> None:
+        node = Node(datadir, node_config)
+        node.install_signal_handlers()
+        try:
+            await node.start()
+        except BaseException:
+            await node.stop()
+            raise
+        await node.wait_stopped()
+
+    try:
+        asyncio.run(main(config))
+    except (DatadirError, IdentityError, ConfigError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot start the node: {exc}")

@@ -1,0 +1,1 @@
+"""Primary-backup consensus: one signing primary proposes, backups check, apply and acknowledge."""
