@@ -109,10 +109,12 @@ class BlockTree:
     def __init__(
         self, store: ChainStore, genesis: Genesis, policy: ChainPolicy, *, signatures: SignatureChecker | None = None,
         orphan_limits: OrphanLimits | None = None, max_side_blocks: int = MAX_SIDE_BLOCKS,
-        confirmation_finality: bool = True,
+        confirmation_finality: bool = True, sync_every_blocks: int = 1,
     ) -> None:
         """`confirmation_finality`: blocks become final at `finality_threshold` confirmations (PoW); engines with
-        their own finality (primary-backup acknowledgements) pass False and call `finalize`."""
+        their own finality (primary-backup acknowledgements) pass False and call `finalize`. `sync_every_blocks`:
+        connect batches that advance finality are fsynced every this many blocks (1: each one, the node's policy;
+        a bulk import coalesces and calls `make_durable` at the end); any crash still leaves a consistent store."""
         self.store = store
         self.genesis = genesis
         self.policy = policy
@@ -122,6 +124,8 @@ class BlockTree:
         self.max_side_blocks = max_side_blocks
         self.finality_threshold = genesis.finality_threshold
         self.confirmation_finality = confirmation_finality
+        self.sync_every_blocks = max(1, sync_every_blocks)
+        self._unsynced_blocks = 0
         self.safety_alarms = 0
         self.alarmed_tips: set[bytes] = set()
         self._metas: dict[bytes, BlockMeta] = {}
@@ -135,12 +139,9 @@ class BlockTree:
     # -- start-up ------------------------------------------------------------------------------------------------
 
     def _open(self) -> None:
-        genesis_block = self.genesis.block()
         stored = self.store.genesis_hash()
         if stored is None:
-            meta = BlockMeta(header=genesis_block.header, cumulative_work=0, status=BlockStatus.VALID, seq=0,
-                             size=genesis_block.size, tx_count=0)
-            self.store.init_genesis(self.genesis, meta)
+            self.store.init_genesis(self.genesis)
         elif stored != self.genesis.hash:
             raise ChainStoreError(
                 f"this data directory belongs to the network with genesis {stored.hex()}, not {self.genesis.hash.hex()}"
@@ -243,8 +244,9 @@ class BlockTree:
             status = self._tip_status(meta)
             rows.append(TipInfo(hash=block_hash, height=meta.height, cumulative_work=meta.cumulative_work,
                                 status=status, branch_length=self._branch_length(meta)))
+        orphan_parents = {b.parent for b, _ in self.orphans.entries()}
         for block, _ in self.orphans.entries():
-            if block.hash not in {b.parent for b, _ in self.orphans.entries()}:
+            if block.hash not in orphan_parents:
                 rows.append(TipInfo(hash=block.hash, height=block.height, cumulative_work=0, status="orphan",
                                     branch_length=0))
         rows.sort(key=lambda r: (r.status != "active", -r.height))
@@ -407,7 +409,11 @@ class BlockTree:
         )
         valid = meta.with_status(BlockStatus.VALID)
         new_final = self._confirmed_final(block.height)
-        self.store.connect(block, application, valid, new_final, sync=new_final > self.final_height)
+        self._unsynced_blocks += 1
+        sync = new_final > self.final_height and self._unsynced_blocks >= self.sync_every_blocks
+        if sync:
+            self._unsynced_blocks = 0
+        self.store.connect(block, application, valid, new_final, sync=sync)
         self._metas[block.hash] = valid
         self._best_chain.append(block.hash)
         self.final_height = new_final

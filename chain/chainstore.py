@@ -210,9 +210,11 @@ class ChainStore:
 
     # -- writes: one batch per logical step ----------------------------------------------------------------------
 
-    def init_genesis(self, genesis: Genesis, meta: BlockMeta) -> None:
+    def init_genesis(self, genesis: Genesis) -> None:
         """Write genesis block, its accounts, tip and final height 0 (one batch, synced)."""
         block = genesis.block()
+        meta = BlockMeta(header=block.header, cumulative_work=0, status=BlockStatus.VALID, seq=0, size=block.size,
+                         tx_count=0)
         state = genesis.initial_state()
         puts = {
             GENESIS_KEY: genesis.hash,

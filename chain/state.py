@@ -190,6 +190,16 @@ class State:
             node = node._base
         for layer in reversed(layers):
             merged.update(layer)
+        if isinstance(node, AccountDict) and len(merged) > max(1024, len(node) // 4):
+            # Fold into a new base once the overlay is a sizeable fraction of it: the copy costs O(base) but
+            # happens only after O(base) changes, so a long in-memory chain stays linear overall.
+            base = AccountDict(node)
+            for address, account in merged.items():
+                if account is None:
+                    base.pop(address, None)
+                else:
+                    base[address] = account
+            return State(base, accumulator, {}, elements=self.elements, _depth=0)
         return State(node, accumulator, merged, elements=self.elements, _depth=1)
 
     def items(self) -> Iterator[tuple[bytes, Account]]:

@@ -140,7 +140,7 @@ def measure_store(blocks: int, txs: int) -> dict[str, float | int]:
     with tempfile.TemporaryDirectory(prefix="chainlab-bench-") as workdir:
         def import_all() -> None:
             init_datadir(workdir, genesis)
-            with open_chain(workdir) as chain:
+            with open_chain(workdir, create=True) as chain:
                 now_ms = 2**62
                 for raw in raws:
                     chain.tree.add_block(decode_block(raw), now_ms=now_ms, source="bench")
@@ -173,7 +173,7 @@ def measure_reorg(depth: int, txs: int) -> dict[str, float | int]:
     now_ms = 2**62
     with tempfile.TemporaryDirectory(prefix="chainlab-bench-") as workdir:
         init_datadir(workdir, genesis)
-        with open_chain(workdir) as chain:
+        with open_chain(workdir, create=True) as chain:
             tree = chain.tree
             main_blocks = [decode_block(raw) for raw in main]
             rival_blocks = [decode_block(raw) for raw in rival]

@@ -32,7 +32,7 @@ def command(blocks: int) -> None:
     click.echo(f"tx      {tx.hash.hex()}  alice -> bob 2500 (fee 10), {tx.size} bytes signed")
     with tempfile.TemporaryDirectory(prefix="chainlab-demo-") as datadir:
         init_datadir(datadir, genesis)
-        with open_chain(datadir) as chain:
+        with open_chain(datadir, create=True) as chain:
             tree = chain.tree
             mempool = Mempool.from_genesis(genesis, tree.signatures)
             mempool.add(tx, tree.state, now=time.monotonic())

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 # Command family modules; each exposes a click command or group named `command`.
-_FAMILIES = ("cli.wallet", "cli.genesis", "cli.tx", "cli.bench", "cli.demo")
+_FAMILIES = ("cli.wallet", "cli.genesis", "cli.tx", "cli.bench", "cli.demo", "cli.chain", "cli.node")
 
 
 def _version() -> str:
@@ -36,3 +36,7 @@ for _module_name in _FAMILIES:
             raise
         continue
     main.add_command(_module.command)
+
+
+if __name__ == "__main__":
+    main()

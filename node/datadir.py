@@ -50,8 +50,27 @@ def init_datadir(datadir: str | os.PathLike[str], genesis: Genesis) -> None:
             )
         return
     root.mkdir(parents=True, exist_ok=True)
+    # The store first, then genesis.toml: a directory with a genesis file always has its store, and a crash in
+    # between leaves a directory that init_datadir simply completes next time.
+    try:
+        store = open_store(str(root / STORE_DIR), create=True)
+    except StoreError as exc:
+        raise DatadirError(str(exc)) from exc
+    try:
+        chain_store = ChainStore(store)
+        stored = chain_store.genesis_hash()
+        if stored is None:
+            chain_store.init_genesis(genesis)
+        elif stored != genesis.hash:
+            raise DatadirError(f"{root / STORE_DIR} holds the network with genesis {stored.hex()[:16]}..., "
+                               f"not {genesis.chain_id} (genesis {genesis.hash.hex()[:16]}...)")
+    finally:
+        store.close()
     temporary = genesis_path.with_suffix(".tmp")
-    temporary.write_text(genesis.to_toml(), encoding="utf-8")
+    with open(temporary, "w", encoding="utf-8") as out:
+        out.write(genesis.to_toml())
+        out.flush()
+        os.fsync(out.fileno())
     os.replace(temporary, genesis_path)
 
 
@@ -67,8 +86,10 @@ class OpenChain:
     def close(self) -> None:
         """Make writes durable and release the store."""
         if not self.store.closed:
-            self.tree.make_durable()
-            self.store.close()
+            try:
+                self.tree.make_durable()
+            finally:
+                self.store.close()
 
     def __enter__(self) -> OpenChain:
         return self
@@ -78,20 +99,26 @@ class OpenChain:
 
 
 def open_chain(datadir: str | os.PathLike[str], *, signatures: SignatureChecker | None = None,
-               create: bool = False) -> OpenChain:
-    """Open the chain in `datadir` (which `init_datadir` prepared)."""
+               create: bool = False, sync_every_blocks: int = 1) -> OpenChain:
+    """Open the chain in `datadir` (which `init_datadir` prepared); `create` makes the store on first use (import,
+    node run), else a missing store is an error (status, verify, export). `sync_every_blocks` is the block
+    tree's durability batching (1 for a node; larger for a bulk import, which syncs at the end)."""
     root = Path(datadir)
     genesis_path = root / GENESIS_FILE
     if not genesis_path.exists():
         raise DatadirError(f"{root} is not a chainlab data directory (no {GENESIS_FILE}); run `chain import` "
                            "with --genesis or `node init` first")
     genesis = read_genesis_file(genesis_path)
+    if not create and not (root / STORE_DIR).exists():
+        raise DatadirError(f"{root} has no chain store ({root / STORE_DIR} is missing): nothing to read; "
+                           "import or sync a chain first")
     try:
         store = open_store(str(root / STORE_DIR), create=True)
     except StoreError as exc:
         raise DatadirError(str(exc)) from exc
     try:
-        tree = BlockTree(ChainStore(store), genesis, chain_policy(genesis), signatures=signatures)
+        tree = BlockTree(ChainStore(store), genesis, chain_policy(genesis), signatures=signatures,
+                         confirmation_finality=genesis.consensus == "pow", sync_every_blocks=sync_every_blocks)
     except (ChainStoreError, UnknownEngineError, StoreError) as exc:
         store.close()
         raise DatadirError(f"{root}: {exc}") from exc

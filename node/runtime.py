@@ -9,7 +9,9 @@ input the node takes `engine.ready()` and persists, then sends, then applies.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import random
 import signal
 import time
@@ -39,6 +41,7 @@ from node.mining import Miner
 
 log = logging.getLogger("chainlab.node")
 
+NODE_INFO_FILE = "node.json"
 TEMPLATE_REFRESH_S = 1.0  # rebuild a mining template for new transactions at most this often
 MEMPOOL_MAX_AGE_S = 3600.0
 
@@ -55,7 +58,7 @@ class Node:
         self.datadir = Path(datadir)
         self.config = config
         self.key = load_or_create_key(self.datadir)
-        self.chain: OpenChain = open_chain(self.datadir)
+        self.chain: OpenChain = open_chain(self.datadir, create=True)
         self.tree = self.chain.tree
         self.genesis = self.chain.genesis
         self.mempool = Mempool.from_genesis(self.genesis, self.tree.signatures)
@@ -111,8 +114,18 @@ class Node:
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="engine-tick"))
         self._tasks.append(asyncio.create_task(self._housekeeping_loop(), name="housekeeping"))
         self._update_metrics()
+        self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
                  self.p2p.url, self.rpc.url, self.key.public_key.hex()[:16])
+
+    def _write_node_info(self) -> None:
+        """`node.json` in the data directory: how tools find a running node (pid, bound URLs, node id)."""
+        info = {"pid": os.getpid(), "name": self.config.node.name, "p2p_url": self.p2p.url, "rpc_url": self.rpc.url,
+                "node_id": self.key.public_key.hex(), "address": crypto.address_to_text(self.key.address)}
+        path = self.datadir / NODE_INFO_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
 
     async def stop(self) -> None:
         """Graceful shutdown: stop mining, finish the current import, close P2P, RPC and the store."""
@@ -134,6 +147,7 @@ class Node:
             if self._verify_pool is not None:
                 self._verify_pool.shutdown(wait=True, cancel_futures=True)
             self.chain.close()
+        (self.datadir / NODE_INFO_FILE).unlink(missing_ok=True)
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
