@@ -1,9 +1,12 @@
-"""`chainlab tx`: build and sign a transfer from a wallet, and decode a transaction's hex."""
+"""`chainlab tx`: build and sign a transfer from a wallet, send one through a node, and decode a transaction's
+hex."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -14,6 +17,10 @@ from chain.tx import MAX_MEMO_BYTES, Transaction, decode_tx, make_transfer
 from cli.common import emit_json, fail
 from cli.genesis import load_genesis_file
 from cli.wallet import (
+    answer_field,
+    node_client,
+    node_errors,
+    node_option,
     open_keystore,
     password_file_option,
     read_passphrase,
@@ -21,15 +28,17 @@ from cli.wallet import (
     user_errors,
     wallet_dir_option,
 )
+from node.client import RpcClient, RpcError, RpcUnavailable
 
 _U64 = click.IntRange(0, U64_MAX)
 
 
 @click.group(name="tx")
 def command() -> None:
-    """Build signed transfers offline and decode transaction hex.
+    """Build signed transfers offline, send them through a node, and decode transaction hex.
 
-    `tx build` prints the hex a node accepts at POST /v1/transactions ({"tx": "<hex>"}).
+    `tx build` prints the hex a node accepts at POST /v1/transactions ({"tx": "<hex>"}); `tx send` asks the node
+    for the chain id and nonce, signs, submits and can wait until the transfer is included or final.
     """
 
 
@@ -55,11 +64,8 @@ def build_tx(
 
     Nothing is sent: submit the hex to a node. Replay protection is the genesis chain id plus --nonce.
     """
-    memo_bytes = memo.encode("utf-8")
-    if len(memo_bytes) > MAX_MEMO_BYTES:
-        fail(f"--memo is {len(memo_bytes)} bytes of UTF-8; the limit is {MAX_MEMO_BYTES}")
-    if amount + fee > U64_MAX:
-        fail("--amount plus --fee exceeds u64; no account can pay that")
+    memo_bytes = _memo_bytes(memo)
+    _check_total(amount, fee)
     genesis = load_genesis_file(genesis_file)
     min_fee = genesis.param("min_fee")
     if fee < min_fee:
@@ -79,6 +85,128 @@ def build_tx(
         emit_json({**tx.to_json(), "hex": tx.encoded.hex()})
         return
     click.echo(tx.encoded.hex())
+
+
+def _memo_bytes(memo: str) -> bytes:
+    memo_bytes = memo.encode("utf-8")
+    if len(memo_bytes) > MAX_MEMO_BYTES:
+        fail(f"--memo is {len(memo_bytes)} bytes of UTF-8; the limit is {MAX_MEMO_BYTES}")
+    return memo_bytes
+
+
+def _check_total(amount: int, fee: int) -> None:
+    if amount + fee > U64_MAX:
+        fail("--amount plus --fee exceeds u64; no account can pay that")
+
+
+_WAIT_STATES = {"included": ("included", "final"), "final": ("final",)}
+
+
+@command.command(name="send")
+@click.option("--from", "sender", required=True, metavar="WALLET", help="Wallet that signs and pays.")
+@click.option("--to", "recipient", required=True, metavar="ADDRESS",
+              help="Recipient: a cl... address (its checksum is checked) or a wallet name.")
+@click.option("--amount", required=True, type=_U64, metavar="N", help="Amount to transfer (u64).")
+@click.option("--fee", type=_U64, default=None, metavar="N",
+              help="Fee for the block proposer [default: the node's min_fee, else 1].")
+@click.option("--memo", default="", help=f"Optional memo, at most {MAX_MEMO_BYTES} bytes of UTF-8.")
+@node_option
+@click.option("--nonce", type=_U64, default=None, metavar="N",
+              help="Nonce to use [default: the node's pending nonce for the sender].")
+@click.option("--wait", type=click.Choice(["included", "final"]), default=None,
+              help="Wait until the transfer is in a block of the best chain (included) or in a final block.")
+@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              metavar="SECONDS", help="How long --wait waits.")
+@click.option("--poll-interval-s", type=click.FloatRange(min=0.01), default=0.5, hidden=True)
+@password_file_option
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: hash, status, height, block, index, ...")
+def send_tx(
+    sender: str, recipient: str, amount: int, fee: int | None, memo: str, node_url: str, nonce: int | None,
+    wait: str | None, timeout_s: float, poll_interval_s: float, password_file: Path | None,
+    wallet_dir: Path | None, as_json: bool,
+) -> None:
+    """Sign a transfer with wallet --from and submit it to the node at --node.
+
+    The chain id comes from the node's status, so the transfer cannot be replayed on another network. With --wait
+    the command polls the node (progress dots on stderr) until the transfer reaches that status, and fails if it
+    times out or the node forgets the transfer (e.g. it was replaced or evicted from the mempool).
+    """
+    memo_bytes = _memo_bytes(memo)
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        to_address = resolve_account(recipient, keystore)
+        wallet = keystore.load(sender)
+    client = node_client(node_url)
+    with node_errors("reading the node's status failed"):
+        status = client.status()
+    chain_id = answer_field(status, "chain_id", str)
+    if fee is None:
+        min_fee = status.get("min_fee")
+        fee = min_fee if type(min_fee) is int and 0 <= min_fee <= U64_MAX else 1
+    _check_total(amount, fee)
+    if nonce is None:
+        with node_errors("reading the sender's account failed"):
+            account = client.account(wallet.address_text, "latest")
+        nonce = answer_field(account, "pending_nonce", int)
+    with user_errors():
+        passphrase = read_passphrase(password_file, prompt=f"Passphrase for wallet {sender!r}")
+        key = wallet.unlock(passphrase)
+    try:
+        tx = make_transfer(key, chain_id=chain_id, recipient=to_address, amount=amount, fee=fee, nonce=nonce,
+                           memo=memo_bytes)
+    except ValueError as exc:  # a chain id no transaction can carry
+        fail(f"cannot build the transaction for the node's chain id {chain_id!r}: {exc}")
+    with node_errors("the node refused the transaction"):
+        client.submit_tx(tx.encoded)
+    result: dict[str, Any] = {
+        "hash": tx.hash.hex(), "status": "pending", "height": None, "block": None, "index": None,
+        "from": wallet.address_text, "to": crypto.address_to_text(to_address), "amount": amount, "fee": fee,
+        "nonce": nonce,
+    }
+    if wait is not None:
+        view = _wait_for(client, tx.hash.hex(), wait, timeout_s, poll_interval_s)
+        result.update({name: view.get(name) for name in ("status", "height", "block", "index")})
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"hash:   {result['hash']}")
+    click.echo(f"status: {result['status']}")
+    if result["block"] is not None:
+        click.echo(f"block:  {result['block']} (height {result['height']}, index {result['index']})")
+
+
+def _wait_for(client: RpcClient, tx_hash: str, wanted: str, timeout_s: float, poll_interval_s: float) -> dict[str, Any]:
+    """Poll the transaction's status until it is one of `wanted`'s states; one-line errors otherwise."""
+    deadline = time.monotonic() + timeout_s
+    dots = 0
+
+    def stop(message: str) -> NoReturn:
+        if dots:
+            click.echo("", err=True)  # end the line of progress dots before the error line
+        fail(message)
+
+    while True:
+        try:
+            view = client.tx_status(tx_hash)
+        except RpcUnavailable as exc:
+            stop(f"cannot reach the node at {exc.url} while waiting for {tx_hash}: {exc.reason}")
+        except RpcError as exc:
+            stop(f"asking for the status of {tx_hash} failed [{exc.code}]: {exc.message}")
+        status = answer_field(view, "status", str)
+        if status in _WAIT_STATES[wanted]:
+            if dots:
+                click.echo("", err=True)
+            return view
+        if status == "unknown":
+            stop(f"the node no longer knows transaction {tx_hash} (replaced or dropped from its mempool?)")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            stop(f"timed out after {timeout_s:g} s waiting for transaction {tx_hash} to be {wanted} "
+                 f"(last status: {status})")
+        click.echo(".", err=True, nl=False)
+        dots += 1
+        time.sleep(min(poll_interval_s, remaining))
 
 
 def _read_hex(text: str) -> bytes:

@@ -1,8 +1,8 @@
 """`chainlab wallet`: create, list and inspect passphrase-protected wallets.
 
-Also the helpers shared by every command that touches wallets (`genesis new`, `tx build`): the `--wallet-dir`
-and `--password-file` options, passphrase reading, resolving a wallet name or an address, and turning keystore
-errors into one-line messages.
+Also the helpers shared by every command that touches wallets (`genesis new`, `tx build`, `tx send`): the
+`--wallet-dir`, `--password-file` and `--node` options, passphrase reading, resolving a wallet name or an address,
+and turning keystore and node errors into one-line messages.
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ from cli.keystore import (
     Wallet,
     default_wallet_dir,
 )
+from node.client import RpcClient, RpcError, RpcUnavailable
 
 PASSWORD_ENV = "CHAINLAB_PASSWORD"
+NODE_ENV = "CHAINLAB_NODE"
 _WALLET_DIR_KEY = "chainlab.wallet_dir"
 # Text this long that starts with the address prefix is meant as an address, so a typo gets the address error.
 _ADDRESS_LIKE_CHARS = 40
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class AccountError(ValueError):
@@ -57,6 +60,46 @@ def password_file_option(func: F) -> F:
         metavar="FILE",
         help=f"Read the passphrase from the first line of FILE (else ${PASSWORD_ENV}, else a prompt).",
     )(func)
+
+
+def node_option(func: F) -> F:
+    """The `--node URL` option (else $CHAINLAB_NODE): the RPC address of the node to talk to."""
+    return click.option(
+        "--node",
+        "node_url",
+        required=True,
+        envvar=NODE_ENV,
+        metavar="URL",
+        help=f"RPC URL of the node, e.g. http://127.0.0.1:8545 [default: ${NODE_ENV}].",
+    )(func)
+
+
+def node_client(node_url: str) -> RpcClient:
+    """An RpcClient for `--node`; a malformed URL is a one-line error."""
+    try:
+        return RpcClient(node_url)
+    except ValueError as exc:
+        fail(f"--node: {exc}")
+
+
+@contextlib.contextmanager
+def node_errors(action: str) -> Iterator[None]:
+    """Turn RPC failures inside the block into `error: ...` and exit code 1: an unreachable node, or the node's
+    error answer as `<action> [<code>]: <message>`."""
+    try:
+        yield
+    except RpcUnavailable as exc:
+        fail(f"cannot reach the node at {exc.url}: {exc.reason}")
+    except RpcError as exc:
+        fail(f"{action} [{exc.code}]: {exc.message}")
+
+
+def answer_field(answer: object, name: str, kind: type[T]) -> T:
+    """Field `name` of a node's JSON answer, checked to be a `kind`; a one-line error when it is not."""
+    value = answer.get(name) if isinstance(answer, dict) else None
+    if type(value) is not kind:
+        fail(f"the node's answer has no valid {name!r} field: {str(answer)[:200]}")
+    return value
 
 
 def open_keystore(wallet_dir: Path | None) -> Keystore:
@@ -242,3 +285,37 @@ def wallet_address(name: str, wallet_dir: Path | None) -> None:
     with user_errors():
         wallet = keystore.load(name)
     click.echo(wallet.address_text)
+
+
+@command.command(name="balance")
+@click.argument("account", metavar="WALLET_OR_ADDRESS")
+@node_option
+@click.option("--at", "level", type=click.Choice(["latest", "final"]), default="latest", show_default=True,
+              help="Read at the node's tip (latest) or at its last final block (final).")
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the node's JSON answer.")
+def wallet_balance(account: str, node_url: str, level: str, wallet_dir: Path | None, as_json: bool) -> None:
+    """Ask a node for the balance and nonce of WALLET_OR_ADDRESS (a wallet name or a cl... address).
+
+    No passphrase is needed. `latest` also shows the pending nonce: the nonce the next transaction from this
+    account should carry, counting the ones waiting in the node's mempool.
+    """
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        address = resolve_account(account, keystore)
+    client = node_client(node_url)
+    with node_errors("reading the account failed"):
+        view = client.account(crypto.address_to_text(address), level)
+    if as_json:
+        emit_json(view)
+        return
+    height = answer_field(view, "height", int)
+    fields = [
+        ("address", crypto.address_to_text(address)),
+        ("balance", str(answer_field(view, "balance", int))),
+        ("nonce", str(answer_field(view, "nonce", int))),
+    ]
+    if level == "latest":
+        fields.append(("pending nonce", str(answer_field(view, "pending_nonce", int))))
+    fields.append(("height", f"{height} ({level})"))
+    _echo_fields(fields)

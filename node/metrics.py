@@ -1,0 +1,123 @@
+"""Every Prometheus metric a chainlab node exports, created in one registry.
+
+A `NodeMetrics` binds itself to its registry: `NodeMetrics.of(registry)` returns the one already created there
+(by `NodeMetrics(registry)` or an earlier `of`), creating it only on first use, so the node runtime and the RPC
+server (which both hold the registry) share the same metric objects instead of failing on a duplicate
+registration. Constructing a second `NodeMetrics` on one registry is an error (ValueError).
+
+The attributes are plain prometheus_client objects: `.inc()`, `.set()`, `.labels(...)`, `.observe()`. All names
+start with `chainlab_`; docs/RPC.md lists them.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BOUND: weakref.WeakKeyDictionary[CollectorRegistry, NodeMetrics] = weakref.WeakKeyDictionary()
+_RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_REORG_DEPTH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128)
+
+
+class NodeMetrics:
+    """The node's metrics in `registry` (one instance per registry; `NodeMetrics.of` finds it)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        if registry in _BOUND:
+            raise ValueError("this registry already has its NodeMetrics: use NodeMetrics.of(registry)")
+        self.registry = registry
+        # --- RPC (node/rpc.py updates these) -------------------------------------------------------------
+        self.rpc_requests = Counter(
+            "chainlab_rpc_requests", "RPC requests answered, by method, route template and HTTP status",
+            ["method", "route", "status"], registry=registry,
+        )
+        self.rpc_request_seconds = Histogram(
+            "chainlab_rpc_request_seconds", "Time to answer an RPC request (streams: until the stream starts)",
+            ["route"], buckets=_RPC_SECONDS_BUCKETS, registry=registry,
+        )
+        self.rpc_internal_errors = Counter(
+            "chainlab_rpc_internal_errors", "RPC requests that failed with a bug (HTTP 500)", registry=registry,
+        )
+        self.rpc_event_streams = Gauge(
+            "chainlab_rpc_event_streams", "Open /v1/events streams", registry=registry,
+        )
+        self.tx_submissions = Counter(
+            "chainlab_tx_submissions", "Transactions submitted over RPC, by result (accepted or the reject code)",
+            ["result"], registry=registry,
+        )
+        # --- chain -----------------------------------------------------------------------------------------
+        self.chain_height = Gauge("chainlab_chain_height", "Height of the best chain's tip", registry=registry)
+        self.final_height = Gauge("chainlab_final_height", "Height of the highest final block", registry=registry)
+        self.blocks_connected = Counter(
+            "chainlab_blocks_connected", "Blocks connected to the best chain", registry=registry,
+        )
+        self.blocks_disconnected = Counter(
+            "chainlab_blocks_disconnected", "Blocks disconnected from the best chain by reorgs", registry=registry,
+        )
+        self.blocks_rejected = Counter(
+            "chainlab_blocks_rejected", "Blocks refused, by reject code", ["code"], registry=registry,
+        )
+        self.orphans = Gauge("chainlab_orphans", "Blocks waiting in the orphan pool", registry=registry)
+        self.reorgs = Counter("chainlab_reorgs", "Reorganizations of the best chain", registry=registry)
+        self.reorg_depth = Histogram(
+            "chainlab_reorg_depth", "Blocks disconnected per reorganization", buckets=_REORG_DEPTH_BUCKETS,
+            registry=registry,
+        )
+        self.safety_alarms = Counter(
+            "chainlab_safety_alarms",
+            "Better branches refused because they fork below the final height (must stay 0)", registry=registry,
+        )
+        # --- mempool ---------------------------------------------------------------------------------------
+        self.mempool_size = Gauge("chainlab_mempool_size", "Transactions in the mempool", registry=registry)
+        self.mempool_bytes = Gauge(
+            "chainlab_mempool_bytes", "Encoded bytes of the mempool's transactions", registry=registry,
+        )
+        self.mempool_dropped = Counter(
+            "chainlab_mempool_dropped", "Transactions that left the mempool, by reason (docs/MEMPOOL.md)",
+            ["reason"], registry=registry,
+        )
+        # --- network and sync ------------------------------------------------------------------------------
+        self.peers = Gauge("chainlab_peers", "Connected peers", registry=registry)
+        self.syncing = Gauge("chainlab_syncing", "1 while the node is catching up with its peers", registry=registry)
+        self.sync_height = Gauge(
+            "chainlab_sync_height", "Best height announced by the node's peers", registry=registry,
+        )
+        # --- engine ----------------------------------------------------------------------------------------
+        self.mining = Gauge("chainlab_mining", "1 while this node mines (PoW)", registry=registry)
+        self.reachable_hash_share = Gauge(
+            "chainlab_reachable_hash_share",
+            "Share of the network's hash power this node can reach (PoW partition handler), 0..1",
+            registry=registry,
+        )
+        _BOUND[registry] = self
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> NodeMetrics:
+        """The NodeMetrics of `registry`, created (and its metrics registered) on the first call."""
+        bound = _BOUND.get(registry)
+        return bound if bound is not None else cls(registry)
+
+    def set_mining(self, enabled: bool, reachable_share: float | None = None) -> None:
+        """Record the PoW engine's mining switch and, when known, the reachable hash share."""
+        self.mining.set(1 if enabled else 0)
+        if reachable_share is not None:
+            self.reachable_hash_share.set(reachable_share)
+
+    def observe_reorg(self, disconnected: int, connected: int) -> None:
+        """Count one reorganization: its depth (blocks disconnected) and the disconnected blocks.
+
+        `blocks_connected` is left alone: the caller counts every connected block where it connects it, a reorg's
+        new branch included, so it would count twice here. `connected` is taken for symmetry and not recorded.
+        """
+        del connected
+        self.reorgs.inc()
+        self.reorg_depth.observe(disconnected)
+        self.blocks_disconnected.inc(disconnected)
+
+    def observe_mempool(self, size: int, size_bytes: int, dropped: dict[str, int] | None = None) -> None:
+        """Set the mempool gauges and count drops by reason (e.g. from PoolUpdate.counts())."""
+        self.mempool_size.set(size)
+        self.mempool_bytes.set(size_bytes)
+        for reason, count in (dropped or {}).items():
+            self.mempool_dropped.labels(reason=reason).inc(count)

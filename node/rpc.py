@@ -1,0 +1,526 @@
+"""The node's JSON-over-HTTP RPC server (aiohttp), versioned under /v1; docs/RPC.md is the reference.
+
+`RpcServer(config, api)` serves a `NodeAPI` (node/api.py). Every answer is JSON except /metrics (Prometheus
+text) and /v1/events (Server-Sent Events). Every error, including aiohttp's own 404/405, is
+`{"error": {"code": "<stable-code>", "message": "..."}}`: the client's fault is a 4xx with a code from the table
+in docs/RPC.md (a refused transaction is 422 with its chain reject code), and a 500 `internal` is a bug whose
+traceback is logged. Admin routes need `Authorization: Bearer <token>` and are off (403) without a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from chain import crypto
+from chain.block import Block
+from chain.encoding import U64_MAX
+from chain.errors import DecodeError, RejectError
+from chain.tx import decode_tx
+from node.api import READ_LEVELS, EventSubscription, NodeAPI, TxStatus
+from node.metrics import NodeMetrics
+
+log = logging.getLogger("chainlab.rpc")
+
+MIB = 1024 * 1024
+MAX_BLOCKS_PER_PAGE = 100
+DEFAULT_BLOCKS_PER_PAGE = 20
+MAX_MEMPOOL_PAGE = 10_000
+DEFAULT_MEMPOOL_PAGE = 1_000
+_HEIGHT_RE = re.compile(r"[0-9]{1,20}")
+_HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
+_HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_BODY_CHUNK_BYTES = 64 * 1024
+_ADMIN_PREFIX = "/v1/admin/"
+# Codes for HTTP errors that aiohttp raises itself (routing) or that a handler raises as an HTTPException.
+_HTTP_CODES = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+    413: "body-too-large",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RpcConfig:
+    """How the RPC server listens. `port=0` picks a free port (read it from `RpcServer.port` after start).
+
+    `admin_token=None` (or a blank string, as `[rpc] admin_token = ""` in config.toml) disables the admin routes
+    (403); `cors=True` lets browsers on any origin call the non-admin routes.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    admin_token: str | None = None
+    max_body_bytes: int = 1 * MIB
+    cors: bool = False
+    events_keepalive_s: float = 15.0
+    shutdown_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        if self.events_keepalive_s <= 0 or self.shutdown_timeout_s < 0:
+            raise ValueError("events_keepalive_s must be positive and shutdown_timeout_s not negative")
+
+
+class ApiError(Exception):
+    """A client's fault: answered with `status` and `{"error": {"code": code, "message": message}}`."""
+
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The JSON error answer."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------- input parsing
+
+
+def parse_block_ref(text: str) -> int | bytes:
+    """A decimal height or a 64-hex-digit block hash (64 characters that are all hex are always a hash)."""
+    if _HASH_RE.fullmatch(text):
+        return bytes.fromhex(text)
+    if _HEIGHT_RE.fullmatch(text):
+        return int(text)
+    raise ApiError(400, "bad-block-ref", "a block is named by its decimal height or its 64-hex-digit hash")
+
+
+def parse_hash(text: str, what: str) -> bytes:
+    """A 32-byte hash given as 64 hex digits."""
+    if not _HASH_RE.fullmatch(text):
+        raise ApiError(400, "bad-hex", f"a {what} hash is 64 hex digits")
+    return bytes.fromhex(text)
+
+
+def _query_uint(request: web.Request, name: str, default: int, *, least: int, most: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not _HEIGHT_RE.fullmatch(text) or not least <= int(text) <= most:
+        raise ApiError(400, "bad-query", f"{name} must be an integer in [{least}, {most}]")
+    return int(text)
+
+
+def _full_txs(request: web.Request) -> bool:
+    value = request.query.get("txs", "hashes")
+    if value not in ("hashes", "full"):
+        raise ApiError(400, "bad-query", "txs must be 'hashes' (the default) or 'full'")
+    return value == "full"
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: `bad-json` for anything that is not JSON, `bad-request` for a non-object."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
+        raise ApiError(400, "bad-json", f"the body is not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "bad-request", "the body must be a JSON object")
+    return document
+
+
+def _field(document: Mapping[str, Any], name: str, kind: type) -> Any:
+    if name not in document:
+        raise ApiError(400, "bad-request", f"missing field {name!r}")
+    value = document[name]
+    if type(value) is not kind:
+        raise ApiError(400, "bad-request", f"field {name!r} must be a {'string' if kind is str else kind.__name__}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- JSON views
+
+
+def block_view(block: Block, *, full_txs: bool, final: bool, on_best_chain: bool) -> dict[str, object]:
+    """Block JSON: Block.to_json plus where the block stands."""
+    view = block.to_json(full_txs=full_txs)
+    view["final"] = final
+    view["on_best_chain"] = on_best_chain
+    return view
+
+
+def tx_status_view(tx_hash: bytes, status: TxStatus) -> dict[str, object]:
+    """Transaction status JSON."""
+    return {
+        "hash": tx_hash.hex(),
+        "status": status.status,
+        "height": status.height,
+        "block": status.block_hash.hex() if status.block_hash is not None else None,
+        "index": status.index,
+        "tx": status.tx.to_json() if status.tx is not None else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------- server
+
+
+class RpcServer:
+    """Serves `api` over HTTP as configured; `await start()`, then read `port`/`url`; `await stop()` when done."""
+
+    def __init__(self, config: RpcConfig, api: NodeAPI, *, metrics: NodeMetrics | None = None) -> None:
+        self.config = config
+        self.api = api
+        self.metrics = metrics if metrics is not None else NodeMetrics.of(api.metrics)
+        token = (config.admin_token or "").strip()
+        self._token_digest = hashlib.sha256(token.encode("utf-8")).digest() if token else None
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._streams: set[EventSubscription] = set()
+        self.app = self._build_app()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=self.config.max_body_bytes)
+        get = [
+            ("/v1/status", self._status), ("/v1/blocks", self._blocks), ("/v1/blocks/{ref}", self._block),
+            ("/v1/tips", self._tips), ("/v1/transactions/{hash}", self._tx_status),
+            ("/v1/accounts/{address}", self._account), ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
+            ("/v1/events", self._events), ("/metrics", self._metrics),
+        ]
+        post = [
+            ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
+            ("/v1/admin/mining", self._admin_mining), ("/v1/admin/peers", self._admin_peers),
+        ]
+        for path, handler in get:
+            app.router.add_get(path, handler, allow_head=False)
+        for path, handler in post:
+            app.router.add_post(path, handler)
+        if self.config.cors:
+            app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
+        return app
+
+    async def start(self) -> None:
+        """Bind and start serving."""
+        if self._runner is not None:
+            raise RuntimeError("the RPC server is already started")
+        if self._token_digest is not None and not _is_loopback(self.config.host):
+            log.warning("RPC admin routes are reachable on %s, which is not a loopback address", self.config.host)
+        runner = web.AppRunner(self.app, shutdown_timeout=self.config.shutdown_timeout_s, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.config.host, self.config.port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        log.info("RPC listening on %s", self.url)
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        if self._port is None:
+            raise RuntimeError("the RPC server is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server, e.g. http://127.0.0.1:8545."""
+        host = self.config.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    async def stop(self) -> None:
+        """End event streams, stop listening and close connections; idempotent."""
+        for subscription in list(self._streams):
+            subscription.close()
+        runner, self._runner, self._port = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+
+    # -- middleware ------------------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.code, exc.message, exc.headers)
+        except web.HTTPException as exc:
+            response = self._http_exception_response(request, exc)
+        except Exception:
+            log.exception("RPC bug answering %s %s", request.method, request.path)
+            self.metrics.rpc_internal_errors.inc()
+            response = error_response(500, "internal", "internal error (a bug; the node logged it)")
+        if self.config.cors and not response.prepared and not request.path.startswith(_ADMIN_PREFIX):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        self.metrics.rpc_requests.labels(method=request.method, route=route, status=str(response.status)).inc()
+        if route != "/v1/events":
+            self.metrics.rpc_request_seconds.labels(route=route).observe(time.perf_counter() - started)
+        return response
+
+    @staticmethod
+    def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+        status = exc.status
+        if status < 400:
+            return error_response(500, "internal", f"unexpected HTTP {status} from a handler")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        if status == 404:
+            message = f"no route {request.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow', '')}"
+        else:
+            message = exc.reason
+        return error_response(status, _HTTP_CODES.get(status, f"http-{status}"), message, headers)
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        if request.path.startswith(_ADMIN_PREFIX):
+            raise ApiError(403, "forbidden", "admin routes do not allow cross-origin requests")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "600",
+        })
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.config.max_body_bytes
+        too_large = ApiError(413, "body-too-large", f"the body exceeds {limit} bytes")
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise too_large
+        body = bytearray()
+        try:
+            async for chunk in request.content.iter_chunked(_BODY_CHUNK_BYTES):
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+        except (ConnectionError, HttpProcessingError) as exc:  # a bad chunked encoding, a truncated body
+            raise ApiError(400, "bad-request", f"the body could not be read: {exc.__class__.__name__}") from None
+        return bytes(body)
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        return parse_json_object(await self._read_body(request))
+
+    def _require_admin(self, request: web.Request) -> None:
+        if self._token_digest is None:
+            raise ApiError(403, "admin-disabled", "admin routes are disabled: the node has no admin token")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        given = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).digest()
+        # Comparing digests in constant time hides both the token and its length from timing.
+        if not (hmac.compare_digest(given, self._token_digest) and scheme.lower() == "bearer"):
+            raise ApiError(401, "unauthorized", "missing or wrong admin token (Authorization: Bearer <token>)",
+                           headers={"WWW-Authenticate": 'Bearer realm="chainlab-admin"'})
+
+    def _block_json(self, block: Block, full_txs: bool) -> dict[str, object]:
+        position = self.api.block_height_info(block.hash)
+        return block_view(block, full_txs=full_txs, final=position.final, on_best_chain=position.on_best_chain)
+
+    # -- public routes ---------------------------------------------------------------------------------------
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return _json(self.api.status())
+
+    async def _block(self, request: web.Request) -> web.Response:
+        ref = parse_block_ref(request.match_info["ref"])
+        full_txs = _full_txs(request)
+        block = self.api.block(ref) if not isinstance(ref, int) or ref <= U64_MAX else None
+        if block is None:
+            shown = ref.hex() if isinstance(ref, bytes) else f"at height {ref}"
+            raise ApiError(404, "unknown-block", f"no block {shown}")
+        return _json(self._block_json(block, full_txs))
+
+    async def _blocks(self, request: web.Request) -> web.Response:
+        from_height = _query_uint(request, "from", 0, least=0, most=U64_MAX)
+        limit = _query_uint(request, "limit", DEFAULT_BLOCKS_PER_PAGE, least=1, most=MAX_BLOCKS_PER_PAGE)
+        full_txs = _full_txs(request)
+        blocks = self.api.blocks_range(from_height, limit)[:limit]
+        return _json({"blocks": [self._block_json(block, full_txs) for block in blocks]})
+
+    async def _tips(self, request: web.Request) -> web.Response:
+        rows = [
+            {"hash": tip.hash.hex(), "height": tip.height, "work": str(tip.cumulative_work), "status": tip.status,
+             "branch_length": tip.branch_length}
+            for tip in self.api.tips()
+        ]
+        return _json({"tips": rows})
+
+    async def _submit_tx(self, request: web.Request) -> web.Response:
+        text = _field(await self._json_body(request), "tx", str)
+        if not _HEX_RE.fullmatch(text):
+            raise ApiError(400, "bad-hex", "tx must be the hex of the transaction's canonical encoding")
+        try:
+            tx = decode_tx(bytes.fromhex(text))
+        except DecodeError as exc:
+            self.metrics.tx_submissions.labels(result=exc.code).inc()
+            raise ApiError(400, exc.code, exc.message) from None
+        try:
+            await self.api.submit_tx(tx)
+        except RejectError as exc:
+            self.metrics.tx_submissions.labels(result=exc.code).inc()
+            raise ApiError(422, exc.code, exc.message) from None
+        self.metrics.tx_submissions.labels(result="accepted").inc()
+        return _json({"hash": tx.hash.hex()}, status=202)
+
+    async def _tx_status(self, request: web.Request) -> web.Response:
+        tx_hash = parse_hash(request.match_info["hash"], "transaction")
+        return _json(tx_status_view(tx_hash, self.api.tx_status(tx_hash)))
+
+    async def _account(self, request: web.Request) -> web.Response:
+        try:
+            address = crypto.address_from_text(request.match_info["address"])
+        except crypto.AddressError as exc:
+            raise ApiError(400, "bad-address", str(exc)) from None
+        level = request.query.get("at", "latest")
+        if level not in READ_LEVELS:
+            raise ApiError(400, "unsupported-read-level",
+                           f"read level {level[:40]!r} is not supported; use one of {', '.join(READ_LEVELS)}")
+        view = self.api.account(address, "final" if level == "final" else "latest")
+        body: dict[str, object] = {
+            "address": crypto.address_to_text(address), "at": level, "balance": view.balance, "nonce": view.nonce,
+            "height": view.height,
+        }
+        if view.pending_nonce is not None:
+            body["pending_nonce"] = view.pending_nonce
+        return _json(body)
+
+    async def _mempool(self, request: web.Request) -> web.Response:
+        limit = _query_uint(request, "limit", DEFAULT_MEMPOOL_PAGE, least=1, most=MAX_MEMPOOL_PAGE)
+        entries = self.api.mempool()
+        return _json({
+            "size": len(entries), "bytes": sum(entry.size_bytes for entry in entries),
+            "txs": [entry.to_json() for entry in entries[:limit]],
+        })
+
+    async def _peers(self, request: web.Request) -> web.Response:
+        return _json({"peers": self.api.peers()})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        subscription = self.api.subscribe()
+        self._streams.add(subscription)
+        self.metrics.rpc_event_streams.inc()
+        try:
+            response = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+            })
+            if self.config.cors:
+                response.headers["Access-Control-Allow-Origin"] = "*"
+            await response.prepare(request)
+            await self._pump_events(subscription, response)
+            return response
+        finally:
+            subscription.close()
+            self._streams.discard(subscription)
+            self.metrics.rpc_event_streams.dec()
+
+    async def _pump_events(self, subscription: EventSubscription, response: web.StreamResponse) -> None:
+        """Write each event as one `data:` line until the subscription ends or the client goes away."""
+        iterator = aiter(subscription)
+        # The pending read survives keepalive timeouts (no cancellation), so a subscription need not be
+        # cancellation-safe to lose no event.
+        next_event: asyncio.Future[dict[str, object]] = asyncio.ensure_future(anext(iterator))
+        try:
+            await response.write(b"retry: 2000\n\n")
+            while True:
+                done, _ = await asyncio.wait({next_event}, timeout=self.config.events_keepalive_s)
+                if not done:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                try:
+                    event = next_event.result()
+                except StopAsyncIteration:
+                    return
+                await response.write(f"data: {_dumps(event)}\n\n".encode())
+                next_event = asyncio.ensure_future(anext(iterator))
+        except ConnectionError:
+            log.debug("event stream client went away")
+        except Exception:
+            # Headers are sent: a JSON error is impossible, so end the stream after logging the bug.
+            log.exception("RPC bug in the event stream")
+            self.metrics.rpc_internal_errors.inc()
+        finally:
+            next_event.cancel()
+
+    # -- admin routes ----------------------------------------------------------------------------------------
+
+    async def _admin_faults(self, request: web.Request) -> web.Response:
+        self._require_admin(request)
+        spec = await self._json_body(request)
+        try:
+            faults = self.api.set_faults(spec)
+        except ValueError as exc:
+            raise ApiError(400, "bad-fault-spec", str(exc)) from None
+        return _json(faults)
+
+    async def _admin_mining(self, request: web.Request) -> web.Response:
+        self._require_admin(request)
+        enabled = _field(await self._json_body(request), "enabled", bool)
+        try:
+            state = self.api.set_mining(enabled)
+        except ValueError as exc:
+            raise ApiError(400, "mining-unsupported", str(exc)) from None
+        return _json(state)
+
+    async def _admin_peers(self, request: web.Request) -> web.Response:
+        self._require_admin(request)
+        url = _field(await self._json_body(request), "url", str)
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("ws", "wss") and bool(parts.hostname) and parts.port is not None
+        except ValueError:  # e.g. a port that is not a number
+            valid = False
+        if not valid:
+            raise ApiError(400, "bad-peer-url", "a peer URL is ws://HOST:PORT or wss://HOST:PORT")
+        try:
+            self.api.connect_peer(url)
+        except ValueError as exc:
+            raise ApiError(400, "bad-peer-url", str(exc)) from None
+        return _json({"url": url, "status": "connecting"}, status=202)

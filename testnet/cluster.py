@@ -1,0 +1,131 @@
+"""A small local network of real node processes: genesis, data directories, start, stop (tests and the launcher).
+
+`Cluster.create(...)` makes deterministic node keys (so genesis can name the miners/validators), a genesis funding
+load accounts, and one data directory per node with config and key; `start()` launches every node (each later node
+bootstraps from the earlier ones, so the mesh forms without fixed ports); `stop()` always cleans up by pid.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import PrivateKey
+from chain.genesis import Genesis
+from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, write_config
+from node.datadir import init_datadir
+from node.identity import KEY_FILE
+from testnet.local import LocalNode, wait_until
+
+
+def node_key(seed: str, index: int) -> PrivateKey:
+    """Deterministic key of node `index` of the network `seed`."""
+    return PrivateKey.from_seed(f"chainlab-node/{seed}/{index}".encode())
+
+
+def load_key(seed: str, index: int) -> PrivateKey:
+    """Deterministic key of load account `index`."""
+    return PrivateKey.from_seed(f"chainlab-load/{seed}/{index}".encode())
+
+
+def pow_target_for(total_hashrate_hps: float, block_interval_s: float) -> str:
+    """Initial PoW target (64 hex digits) that yields `block_interval_s` at `total_hashrate_hps`."""
+    expected_hashes = max(1.0, total_hashrate_hps * block_interval_s)
+    target = min((1 << 256) - 1, int((1 << 256) / expected_hashes))
+    return f"{target:064x}"
+
+
+@dataclass
+class Cluster:
+    """Nodes of one local network."""
+
+    root: Path
+    genesis: Genesis
+    nodes: list[LocalNode]
+    keys: list[PrivateKey]
+    load_keys: list[PrivateKey] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls, root: Path, count: int, *, consensus: str = "pow", seed: str | None = None,
+        params: dict[str, Any] | None = None, finality_threshold: int = 6, hashrate_shares: Sequence[float] = (),
+        hashrate_hps: float = 2000.0, load_accounts: int = 8, balance: int = 10**12, mining: bool = True,
+        block_reward: int = 50, extra_args: Sequence[str] = (),
+    ) -> Cluster:
+        """Keys, genesis and data directories for `count` nodes under `root` (nothing is started)."""
+        seed = seed or secrets.token_hex(4)
+        root.mkdir(parents=True, exist_ok=True)
+        keys = [node_key(seed, i) for i in range(count)]
+        loads = [load_key(seed, i) for i in range(load_accounts)]
+        shares = list(hashrate_shares) or [1.0] * count
+        if len(shares) != count:
+            raise ValueError("give one hash-rate share per node")
+        total_share = sum(shares)
+        rates = [hashrate_hps * count * share / total_share for share in shares]
+        genesis_params: dict[str, Any] = {"block_interval_s": 1.0}
+        genesis_params.update(params or {})
+        validators: dict[bytes, int] = {}
+        if consensus == "pow":
+            genesis_params.setdefault("initial_target", pow_target_for(sum(rates),
+                                                                       float(genesis_params["block_interval_s"])))
+            validators = {k.address: max(1, round(1000 * s / total_share)) for k, s in zip(keys, shares, strict=True)}
+        else:
+            validators = {k.address: 1 for k in keys}
+            genesis_params.setdefault("primary", "")
+            if not genesis_params["primary"]:
+                from chain.crypto import address_to_text
+
+                genesis_params["primary"] = address_to_text(keys[0].address)
+        genesis = Genesis(chain_id=f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
+                          balances={k.address: balance for k in loads}, validators=validators,
+                          finality_threshold=finality_threshold, block_reward=block_reward)
+        nodes = []
+        for index, key in enumerate(keys):
+            datadir = root / f"node{index}"
+            init_datadir(datadir, genesis)
+            token = secrets.token_hex(16)
+            config = NodeConfig(
+                p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=token),
+                mining=MiningSection(enabled=mining and consensus == "pow", processes=1, hashrate_hps=rates[index]),
+            )
+            write_config(datadir, config)
+            key_path = datadir / KEY_FILE
+            if not key_path.exists():
+                key_path.write_text(key.secret.hex() + "\n")
+                key_path.chmod(0o600)
+            nodes.append(LocalNode(name=f"node{index}", datadir=datadir, log_path=root / f"node{index}.log",
+                                   admin_token=token, extra_args=list(extra_args)))
+        return cls(root=root, genesis=genesis, nodes=nodes, keys=keys, load_keys=loads)
+
+    def start(self, indices: Sequence[int] | None = None, wait_s: float = 30.0) -> None:
+        """Start nodes (all by default), each bootstrapping from every running node before it."""
+        for index in indices if indices is not None else range(len(self.nodes)):
+            peers = [n.p2p_url for n in self.nodes if n.running() and n.info]
+            self.nodes[index].start(peers=peers, wait_s=wait_s)
+
+    def stop(self) -> None:
+        """Stop every node (SIGTERM, then SIGKILL); never raises."""
+        for node in self.nodes:
+            try:
+                node.stop()
+            except Exception:  # noqa: BLE001 - teardown must reach every node
+                node.kill()
+
+    def wait_connected(self, min_peers: int = 1, timeout_s: float = 20.0) -> None:
+        """Until every running node has at least `min_peers` peers."""
+        running = [n for n in self.nodes if n.running()]
+        wait_until(lambda: all(int(n.client().status()["peers"]) >= min_peers for n in running), timeout_s,
+                   f"every node to have {min_peers} peer(s)")
+
+    def heights(self) -> list[int]:
+        """Tip height per running node."""
+        return [int(n.client().status()["height"]) for n in self.nodes if n.running()]
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
