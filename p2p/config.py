@@ -1,0 +1,119 @@
+"""What the P2P service is configured with and what it needs from the node: `P2PConfig`, the `ChainAccess`
+contract the node runtime implements, and the `BlockVerdict` it returns for a submitted block."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from chain.block import Block
+from chain.tx import Transaction
+from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
+from p2p.protocol.faults import FaultConfig
+from p2p.protocol.messages import check_peer_url
+
+__all__ = ["BLOCK_STATUSES", "BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig"]
+
+BLOCK_STATUSES = ("connected", "side-branch", "orphan", "duplicate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class P2PConfig:
+    """Settings of one node's P2P service (units in the names)."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0  # 0: the OS picks; P2PService.port tells which after start()
+    advertise_url: str = ""  # default ws://{listen_host}:{port}/p2p
+    bootstrap: tuple[str, ...] = ()  # ws:// URLs, always (re)dialed
+    target_peers: int = 8  # dial learnt addresses while fewer peers than this are connected
+    max_peers: int = 32
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ban_s: float = 600.0
+    ping_interval_s: float = 2.0
+    peer_timeout_s: float = 10.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    rate_messages_per_s: float = 500.0
+    rate_bytes_per_s: float = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.listen_port <= 65535:
+            raise ValueError("listen_port must be in 0..65535")
+        if self.advertise_url:
+            check_peer_url(self.advertise_url)
+        if type(self.bootstrap) is not tuple:
+            raise ValueError("bootstrap must be a tuple of ws:// URLs")
+        for url in self.bootstrap:
+            check_peer_url(url)
+        if not 0 <= self.target_peers <= self.max_peers or self.max_peers < 1:
+            raise ValueError("need 0 <= target_peers <= max_peers and max_peers >= 1")
+        if self.max_message_bytes < 1024:
+            raise ValueError("max_message_bytes must be at least 1024")
+        for name in ("ban_s", "ping_interval_s", "peer_timeout_s", "reconnect_min_s", "reconnect_max_s",
+                     "rate_messages_per_s", "rate_bytes_per_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        if self.peer_timeout_s <= self.ping_interval_s:
+            raise ValueError("peer_timeout_s must exceed ping_interval_s (pings keep a live peer from timing out)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockVerdict:
+    """What importing a block did."""
+
+    status: str  # connected | side-branch | orphan | duplicate
+    missing_parent: bytes | None = None  # for orphans: the ancestor to fetch (P2P then syncs from the sender)
+
+    def __post_init__(self) -> None:
+        if self.status not in BLOCK_STATUSES:
+            raise ValueError(f"status must be one of {BLOCK_STATUSES}, got {self.status!r}")
+
+
+class ChainAccess(Protocol):
+    """The node's chain as P2P sees it (implemented by the node runtime; tests use fakes).
+
+    Synchronous methods must be cheap (they run on the event loop); `submit_block` and `submit_tx` are awaited one
+    at a time, in arrival order, by the service's importer. Rejections raise `chain.errors.RejectError` with a
+    stable code, which decides the sender's penalty (docs/P2P.md).
+    """
+
+    chain_id: str
+    genesis_hash: bytes
+
+    def best_height(self) -> int:
+        """Height of our best chain's tip."""
+
+    def has_block(self, block_hash: bytes) -> bool:
+        """True when the block is stored (any branch) or waiting as an orphan."""
+
+    def block_bytes(self, block_hash: bytes) -> bytes | None:
+        """Canonical encoding of a stored block."""
+
+    def locator(self) -> list[bytes]:
+        """Block locator of our best chain, newest first, ending at genesis."""
+
+    def blocks_after(self, locator: list[bytes], limit: int) -> list[bytes]:
+        """Encoded best-chain blocks after the first `locator` hash on our best chain (genesis if none), oldest
+        first, at most `limit`."""
+
+    def has_tx(self, tx_hash: bytes) -> bool:
+        """True when the transaction is in the mempool or the chain."""
+
+    def tx_bytes(self, tx_hash: bytes) -> bytes | None:
+        """Canonical encoding of a mempool transaction."""
+
+    def precheck_block(self, block: Block) -> None:
+        """Raise RejectError unless header, seal/PoW and merkle root check out (cheap, before relaying)."""
+
+    async def submit_block(self, block: Block, peer: str) -> BlockVerdict:
+        """Validate and import a block from `peer` (hex node id); raise RejectError if it is invalid."""
+
+    async def submit_tx(self, tx: Transaction, peer: str) -> None:
+        """Admit a transaction from `peer` to the mempool; raise RejectError if refused."""
+
+    def on_engine_message(self, peer: str, kind: str, payload: bytes) -> None:
+        """Hand a consensus-engine payload from `peer` to the engine."""

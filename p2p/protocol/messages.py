@@ -1,0 +1,312 @@
+"""P2P messages: small frozen values that validate on construction.
+
+Every message travels as one canonical msgpack frame `[tag, version, field, ...]` (see `p2p.protocol.codec`),
+with its fields in the order they are declared here. Tags 32..63 belong to P2P (docs/FORMATS.md); a tag is never
+reused. Limits are part of the message definition, so a frame that decodes is also within bounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from chain import crypto
+from chain.block import MAX_BLOCK_BYTES
+from chain.encoding import check_bytes, check_text, check_uint
+from chain.tx import MAX_CHAIN_ID_CHARS, MAX_TX_BYTES
+
+PROTOCOL_VERSION = 1
+MESSAGE_VERSION = 1  # the encoding version of every message kind today
+
+MAX_INV_HASHES = 1_000
+MAX_LOCATOR_HASHES = 64
+MAX_BLOCKS_PER_BATCH = 500
+MAX_PEER_URLS = 100
+MAX_URL_CHARS = 256
+MAX_USER_AGENT_CHARS = 64
+MAX_ENGINE_KIND_CHARS = 32
+MAX_ENGINE_PAYLOAD_BYTES = 1024 * 1024
+MAX_DISCONNECT_CODE_CHARS = 64
+MAX_DISCONNECT_MESSAGE_CHARS = 256
+CHALLENGE_BYTES = 32
+U32_MAX = (1 << 32) - 1
+
+INVENTORY_KINDS = ("tx", "block")
+
+
+class Message:
+    """Base of every P2P message: its `TAG`, and conversion to and from the frame's field list."""
+
+    __slots__ = ()
+    TAG: ClassVar[int]
+    HANDSHAKE: ClassVar[bool] = False  # Hello, HelloAck and Disconnect: allowed before the session is ready
+
+    def fields(self) -> list[Any]:
+        """The values of this message in declaration order (tuples encode as msgpack arrays)."""
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    @classmethod
+    def field_count(cls) -> int:
+        """Number of fields after tag and version."""
+        return len(dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_fields(cls, values: Sequence[Any]) -> Self:
+        """Build (and so validate) a message from decoded field values; raises TypeError or ValueError."""
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        if len(values) != len(names):
+            raise ValueError(f"{cls.__name__} has {len(names)} fields, got {len(values)}")
+        # msgpack gives arrays back as lists; the messages hold tuples so that they stay immutable.
+        kwargs = {name: tuple(v) if type(v) is list else v for name, v in zip(names, values, strict=True)}
+        return cls(**kwargs)
+
+    @property
+    def name(self) -> str:
+        """Message kind for logs and metrics (the class name)."""
+        return type(self).__name__
+
+
+def _check_hashes(value: object, name: str, max_count: int) -> tuple[bytes, ...]:
+    if type(value) is not tuple:
+        raise ValueError(f"{name} must be a tuple of hashes")
+    if len(value) > max_count:
+        raise ValueError(f"{name} holds {len(value)} hashes, more than {max_count}")
+    for item in value:
+        check_bytes(item, name, size=crypto.HASH_BYTES)
+    return value
+
+
+def _check_kind(value: object) -> str:
+    if value not in INVENTORY_KINDS or type(value) is not str:
+        raise ValueError(f"inventory kind must be one of {INVENTORY_KINDS}, got {value!r}")
+    return value
+
+
+def check_peer_url(value: object) -> str:
+    """Return `value` if it is a ws:// or wss:// URL of printable ASCII within MAX_URL_CHARS; else ValueError."""
+    url = check_text(value, "url", min_size=1, max_size=MAX_URL_CHARS)
+    if not url.startswith(("ws://", "wss://")) or " " in url:
+        raise ValueError(f"peer url must be ws:// or wss://, got {url!r}")
+    return url
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(Message):
+    """First message of each side: who we are, which network, how far our chain goes."""
+
+    TAG: ClassVar[int] = 32
+    HANDSHAKE: ClassVar[bool] = True
+    protocol_version: int
+    chain_id: str
+    genesis_hash: bytes
+    node_id: bytes  # 33-byte compressed secp256k1 public key
+    challenge: bytes  # 32 random bytes the peer must sign in its HelloAck
+    listen_url: str = ""  # where the sender accepts connections ("" when it does not)
+    best_height: int = 0
+    user_agent: str = ""
+
+    def __post_init__(self) -> None:
+        check_uint(self.protocol_version, "protocol_version", U32_MAX)
+        check_text(self.chain_id, "chain_id", min_size=1, max_size=MAX_CHAIN_ID_CHARS)
+        check_bytes(self.genesis_hash, "genesis_hash", size=crypto.HASH_BYTES)
+        check_bytes(self.node_id, "node_id", size=crypto.PUBKEY_BYTES)
+        if not crypto.is_valid_public_key(self.node_id):
+            raise ValueError("node_id is not a compressed secp256k1 public key")
+        check_bytes(self.challenge, "challenge", size=CHALLENGE_BYTES)
+        if self.listen_url:
+            check_peer_url(self.listen_url)
+        elif type(self.listen_url) is not str:
+            raise ValueError("listen_url must be a string")
+        check_uint(self.best_height, "best_height")
+        check_text(self.user_agent, "user_agent", max_size=MAX_USER_AGENT_CHARS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HelloAck(Message):
+    """Proof that the sender owns its node id: a signature over the receiver's challenge (see handshake)."""
+
+    TAG: ClassVar[int] = 33
+    HANDSHAKE: ClassVar[bool] = True
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        check_bytes(self.signature, "signature", size=crypto.SIGNATURE_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping(Message):
+    """Heartbeat; the peer answers Pong with the same nonce."""
+
+    TAG: ClassVar[int] = 34
+    nonce: int
+    sent_ms: int
+
+    def __post_init__(self) -> None:
+        check_uint(self.nonce, "nonce")
+        check_uint(self.sent_ms, "sent_ms")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pong(Message):
+    """Answer to a Ping."""
+
+    TAG: ClassVar[int] = 35
+    nonce: int
+
+    def __post_init__(self) -> None:
+        check_uint(self.nonce, "nonce")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inv(Message):
+    """Announcement: the sender has these transactions or blocks."""
+
+    TAG: ClassVar[int] = 36
+    kind: str  # "tx" | "block"
+    hashes: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+        _check_hashes(self.hashes, "hashes", MAX_INV_HASHES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetData(Message):
+    """Request for the bodies of announced transactions or blocks."""
+
+    TAG: ClassVar[int] = 37
+    kind: str
+    hashes: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+        _check_hashes(self.hashes, "hashes", MAX_INV_HASHES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotFound(Message):
+    """Answer to GetData for what the sender does not have (any more)."""
+
+    TAG: ClassVar[int] = 38
+    kind: str
+    hashes: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+        _check_hashes(self.hashes, "hashes", MAX_INV_HASHES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TxMsg(Message):
+    """One transaction, as its canonical encoding (decode with chain.tx.decode_tx)."""
+
+    TAG: ClassVar[int] = 39
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        check_bytes(self.raw, "raw", max_size=MAX_TX_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockMsg(Message):
+    """One block, as its canonical encoding (decode with chain.block.decode_block)."""
+
+    TAG: ClassVar[int] = 40
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        check_bytes(self.raw, "raw", max_size=MAX_BLOCK_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetBlocks(Message):
+    """Sync request: blocks of the receiver's best chain after the first locator hash it has on that chain."""
+
+    TAG: ClassVar[int] = 41
+    locator: tuple[bytes, ...]
+    limit: int = MAX_BLOCKS_PER_BATCH
+
+    def __post_init__(self) -> None:
+        _check_hashes(self.locator, "locator", MAX_LOCATOR_HASHES)
+        check_uint(self.limit, "limit", MAX_BLOCKS_PER_BATCH)
+        if self.limit == 0:
+            raise ValueError("limit must be at least 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Blocks(Message):
+    """Sync answer: consecutive blocks of the sender's best chain after the fork point, oldest first."""
+
+    TAG: ClassVar[int] = 42
+    raws: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if type(self.raws) is not tuple or len(self.raws) > MAX_BLOCKS_PER_BATCH:
+            raise ValueError(f"raws must be a tuple of at most {MAX_BLOCKS_PER_BATCH} blocks")
+        for raw in self.raws:
+            check_bytes(raw, "raws", max_size=MAX_BLOCK_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetPeers(Message):
+    """Request for addresses of other nodes."""
+
+    TAG: ClassVar[int] = 43
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Peers(Message):
+    """Addresses (ws:// URLs) of other nodes."""
+
+    TAG: ClassVar[int] = 44
+    urls: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if type(self.urls) is not tuple or len(self.urls) > MAX_PEER_URLS:
+            raise ValueError(f"urls must be a tuple of at most {MAX_PEER_URLS} URLs")
+        for url in self.urls:
+            check_peer_url(url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineMsg(Message):
+    """An opaque consensus-engine payload; the engine decides what it means and whether to relay it."""
+
+    TAG: ClassVar[int] = 45
+    kind: str
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        check_text(self.kind, "kind", min_size=1, max_size=MAX_ENGINE_KIND_CHARS)
+        check_bytes(self.payload, "payload", max_size=MAX_ENGINE_PAYLOAD_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disconnect(Message):
+    """Last message before closing: a stable reason code and a human-readable message."""
+
+    TAG: ClassVar[int] = 46
+    HANDSHAKE: ClassVar[bool] = True
+    code: str
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        check_text(self.code, "code", min_size=1, max_size=MAX_DISCONNECT_CODE_CHARS)
+        check_text(self.message, "message", max_size=MAX_DISCONNECT_MESSAGE_CHARS)
+
+    @classmethod
+    def of(cls, code: str, message: str) -> Disconnect:
+        """A Disconnect whose message is `message` made printable ASCII and cut to the limit."""
+        printable = "".join(c if c.isascii() and c.isprintable() else "?" for c in message)
+        return cls(code=code, message=printable[:MAX_DISCONNECT_MESSAGE_CHARS])
+
+
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Hello, HelloAck, Ping, Pong, Inv, GetData, NotFound, TxMsg, BlockMsg, GetBlocks, Blocks, GetPeers, Peers,
+    EngineMsg, Disconnect,
+)
+MESSAGES_BY_TAG: dict[int, type[Message]] = {cls.TAG: cls for cls in MESSAGE_TYPES}
+assert len(MESSAGES_BY_TAG) == len(MESSAGE_TYPES), "duplicate P2P message tag"
+assert all(32 <= tag <= 63 for tag in MESSAGES_BY_TAG), "P2P tags are 32..63"

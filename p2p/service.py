@@ -1,0 +1,631 @@
+"""The P2P service: the protocol core of p2p/protocol driven over aiohttp websockets.
+
+One `P2PService` per node. It serves websockets on `/p2p`, dials bootstrap and learnt peers, and runs one reader
+per connection, one writer per connection (p2p/transport.py), one importer that awaits the chain's block and
+transaction admission in arrival order, and one maintenance timer (pings, timeouts, fetch retries, sync, dials).
+All bookkeeping lives in the pure objects of p2p/protocol; this module moves bytes, reads the clock and awaits.
+See docs/P2P.md for the protocol, the gossip and sync algorithms, the misbehaviour table and the fault hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from chain.block import Block, decode_block
+from chain.crypto import PrivateKey
+from chain.errors import DecodeError, RejectError
+from p2p.config import BlockVerdict, ChainAccess, P2PConfig
+from p2p.importer import BatchJob, Importer, ImportHooks, Job
+from p2p.protocol.codec import encode_frame
+from p2p.protocol.faults import NO_FAULTS, FaultConfig
+from p2p.protocol.inventory import Gossip
+from p2p.protocol.limits import (
+    BAN_SCORE,
+    Penalty,
+    RateLimiter,
+    Scoreboard,
+    block_penalty,
+    connection_penalty,
+)
+from p2p.protocol.messages import (
+    MAX_BLOCKS_PER_BATCH,
+    MAX_PEER_URLS,
+    BlockMsg,
+    Blocks,
+    EngineMsg,
+    GetBlocks,
+    GetData,
+    GetPeers,
+    Hello,
+    Inv,
+    Message,
+    NotFound,
+    Peers,
+    TxMsg,
+)
+from p2p.protocol.metrics import P2PMetrics
+from p2p.protocol.peers import AddressBook, PeerBook
+from p2p.protocol.session import (
+    Event,
+    HandshakeComplete,
+    HelloReceived,
+    MessageReceived,
+    PeerClosed,
+    PeerSession,
+    Reply,
+)
+from p2p.protocol.sync import SyncPlanner, fit_batch
+from p2p.relay import Relay, RelayHooks
+from p2p.transport import CLOSE_TIMEOUT_S, Connection, WebSocket
+
+__all__ = ["BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig", "P2PService"]
+
+log = logging.getLogger("chainlab.p2p")
+
+P2P_PATH = "/p2p"
+SEND_QUEUE_FRAMES = 4_096
+MAX_KNOWN_URLS = 1_000
+
+
+class P2PService:
+    """A node's P2P endpoint: handshakes, gossip, sync, peer exchange, limits, bans and fault injection.
+
+    Pass `rng=random.SystemRandom()` in production: handshake challenges come from it and must be unpredictable;
+    tests and the simulator pass a seeded `random.Random`.
+    """
+
+    def __init__(
+        self, config: P2PConfig, identity: PrivateKey, chain: ChainAccess, *, rng: random.Random,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.chain = chain
+        self.node_id = identity.public_key.hex()
+        self.metrics = P2PMetrics()
+        self.faults: FaultConfig = NO_FAULTS
+        self.port = 0
+        self.url = ""
+        self._rng = rng
+        self._now = now
+        self._book = PeerBook(our_id=self.node_id, max_peers=config.max_peers)
+        self._addresses = AddressBook(backoff_min_s=config.reconnect_min_s, backoff_max_s=config.reconnect_max_s)
+        self._scores = Scoreboard(ban_s=config.ban_s)
+        self._gossip = Gossip(request_timeout_s=max(1.0, config.peer_timeout_s / 2))
+        self._sync = SyncPlanner(timeout_s=config.peer_timeout_s)
+        self._connections: dict[int, Connection] = {}
+        self._ready: dict[str, Connection] = {}  # peer (hex node id) -> its READY connection
+        self._dialing: set[str] = set()
+        self._node_of_url: OrderedDict[str, str] = OrderedDict()  # the node id last met at a URL (bounded)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._importer: Importer | None = None
+        self._relay = Relay(chain, self._gossip, self._sync, RelayHooks(
+            send=self._send_to, ready_peers=lambda: list(self._ready), submit=self._import,
+            punish=lambda peer, penalty, code, message: self._punish(None, peer, penalty, code, message),
+            call_soon=self._call_soon,
+        ))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._running = False
+        self._tick_s = min(0.1, config.ping_interval_s / 4, config.reconnect_min_s / 2)
+        # aiohttp's own cap (it refuses sizes >= its limit) sits a little above ours, which the decoder checks
+        # exactly; frames beyond both are cut off by aiohttp and count as oversize all the same.
+        self._ws_limit = config.max_message_bytes + 1024
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the listening socket (then `port` and `url` are set), start dialing and the timers."""
+        if self._running:
+            raise RuntimeError("P2PService already started")
+        self._loop = asyncio.get_running_loop()
+        self._importer = Importer(self.chain, self._gossip, self._sync, self.metrics, ImportHooks(
+            punish=lambda peer, penalty, code, message: self._punish(None, peer, penalty, code, message),
+            announce_tx=self.announce_tx, announce_block=self.announce_block,
+            poll_sync=lambda: self._poll_sync(self._now()),
+            is_banned=lambda peer: self._scores.is_banned(peer, self._now()),
+        ))
+        app = web.Application()
+        app.router.add_get(P2P_PATH, self._accept)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self.url = self.config.advertise_url or f"ws://{self.config.listen_host}:{self.port}{P2P_PATH}"
+        self._addresses.forget(self.url, forever=True)
+        now = self._now()
+        for url in self.config.bootstrap:
+            self._addresses.add(url, now, persistent=True)
+        self._client = aiohttp.ClientSession()
+        self._running = True
+        self._spawn(self._importer.run(), "p2p-importer")
+        self._spawn(self._maintain_loop(), "p2p-maintenance")
+        log.info("p2p listening on %s as %s", self.url, self.node_id[:16])
+
+    async def stop(self) -> None:
+        """Say goodbye to every peer, close every connection and task, release the port."""
+        if not self._running:
+            return
+        self._running = False
+        for conn in list(self._connections.values()):
+            self._disconnect(conn, "shutdown", "node stopping")
+        for task in list(self._tasks):
+            if task.get_name() in ("p2p-importer", "p2p-maintenance") or task.get_name().startswith("p2p-dial"):
+                task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+        self._connections.clear()
+        self._ready.clear()
+        log.info("p2p stopped (%s)", self.url)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        assert self._loop is not None, "the service is not started"
+        task = self._loop.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("p2p task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- public API ----------------------------------------------------------------------------------------------
+
+    def announce_tx(self, tx_hash: bytes, exclude: str | None = None) -> None:
+        """Announce a transaction (by hash) to every ready peer not known to have it, except `exclude`."""
+        self._relay.announce_tx(tx_hash, exclude)
+
+    def announce_block(self, block: Block, exclude: str | None = None) -> None:
+        """Announce a block (Inv) to every ready peer not known to have it, except `exclude`."""
+        self._relay.announce_block(block, exclude)
+
+    def send_engine(self, kind: str, payload: bytes, to: str | None = None, exclude: str | None = None) -> None:
+        """Send a consensus-engine payload to peer `to`, or to every ready peer but `exclude`."""
+        frame = encode_frame(EngineMsg(kind=kind, payload=payload))
+        if to is not None:
+            conn = self._ready.get(to)
+            if conn is None:
+                self.metrics.frames_dropped["no-such-peer"] += 1
+                return
+            self._send(conn, frame, "EngineMsg")
+            return
+        for peer, conn in list(self._ready.items()):
+            if peer != exclude:
+                self._send(conn, frame, "EngineMsg")
+
+    def connect(self, url: str) -> None:
+        """Add a peer address to keep connected to (admin API); dialed at the next timer tick."""
+        if not self._addresses.add(url, self._now(), persistent=True) and url not in self._addresses:
+            raise ValueError(f"not a peer URL we can dial: {url!r}")
+        self._addresses.reset_backoff(self._now())
+
+    def peers(self) -> list[dict[str, object]]:
+        """Ready peers: node id, url, direction, rtt_ms, best_height, score, connected_s."""
+        now = self._now()
+        rows: list[dict[str, object]] = []
+        for peer, conn in sorted(self._ready.items()):
+            session = conn.session
+            rows.append({
+                "node_id": peer,
+                "url": conn.url,
+                "direction": conn.direction,
+                "rtt_ms": round(session.rtt_s * 1000, 3) if session.rtt_s is not None else None,
+                "best_height": self._sync.peer_height(peer),
+                "score": self._scores.score(peer),
+                "connected_s": round(now - (session.ready_at or now), 3),
+                "user_agent": session.peer_hello.user_agent if session.peer_hello else "",
+            })
+        return rows
+
+    def is_banned(self, key: str) -> bool:
+        """True while a node id (hex) or URL is banned."""
+        return self._scores.is_banned(key, self._now())
+
+    @property
+    def syncing(self) -> bool:
+        """True while a batch is in flight or a peer is ahead of us."""
+        return self._sync.active(self.chain.best_height())
+
+    @property
+    def sync_progress(self) -> tuple[int, int]:
+        """(our height, the best height a peer claims)."""
+        height = self.chain.best_height()
+        return height, max(height, self._sync.target_height())
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Apply fault injection (see FaultConfig); blocked peers are disconnected now, unblocked ones redialed."""
+        previous, self.faults = self.faults, faults
+        for conn in list(self._connections.values()):
+            if faults.blocks(conn.peer or conn.session.peer_id, conn.url):
+                self._disconnect(conn, "blocked", "blocked by fault injection", send=False)
+        if previous.blocked_peers - faults.blocked_peers:
+            self._addresses.reset_backoff(self._now())
+
+    # -- connections ---------------------------------------------------------------------------------------------
+
+    async def _accept(self, request: web.Request) -> web.StreamResponse:
+        if not self._running:
+            return web.Response(status=503, text="stopping")
+        if len(self._connections) >= 2 * self.config.max_peers:
+            # Connections still in their handshake count too, so a flood of idle sockets cannot pile up.
+            return web.Response(status=503, text="too many connections")
+        ws = web.WebSocketResponse(max_msg_size=self._ws_limit, compress=False, timeout=CLOSE_TIMEOUT_S)
+        await ws.prepare(request)
+        await self._serve(ws, outbound=False, url="")
+        return ws
+
+    def _start_dial(self, url: str) -> None:
+        self._dialing.add(url)
+        self._addresses.dial_started(url)
+        self._spawn(self._dial(url), f"p2p-dial {url}")
+
+    async def _dial(self, url: str) -> None:
+        assert self._client is not None
+        self.metrics.dials += 1
+        try:
+            try:
+                ws = await asyncio.wait_for(
+                    self._client.ws_connect(url, max_msg_size=self._ws_limit, autoping=True,
+                                            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S)),
+                    self.config.peer_timeout_s,
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                self.metrics.dial_failures += 1
+                delay = self._addresses.failed(url, self._now(), self._rng)
+                log.debug("dial %s failed (%s); next try in %.2fs", url, exc, delay)
+                return
+            handshaken = await self._serve(ws, outbound=True, url=url)
+            if handshaken:
+                self._addresses.disconnected(url, self._now(), self._rng)
+            else:
+                self.metrics.dial_failures += 1
+                self._addresses.failed(url, self._now(), self._rng)
+        finally:
+            self._dialing.discard(url)
+
+    async def _serve(self, ws: WebSocket, *, outbound: bool, url: str) -> bool:
+        """Run one connection until it closes; True when its handshake completed."""
+        now = self._now()
+        session = PeerSession(
+            identity=self.identity, chain_id=self.chain.chain_id, genesis_hash=self.chain.genesis_hash,
+            outbound=outbound, rng=self._rng, now=now, best_height=self.chain.best_height(), listen_url=self.url,
+            max_message_bytes=self.config.max_message_bytes,
+        )
+        limiter = RateLimiter(messages_per_s=self.config.rate_messages_per_s, bytes_per_s=self.config.rate_bytes_per_s,
+                              max_message_bytes=self.config.max_message_bytes, now=now)
+        conn = Connection(ws, session=session, limiter=limiter, outbound=outbound, url=url,
+                          max_queue_frames=SEND_QUEUE_FRAMES, max_queue_bytes=4 * self.config.max_message_bytes)
+        self._connections[conn.id] = conn
+        conn.start()
+        if outbound:
+            self._send(conn, session.start(), "Hello", handshake=True)
+        try:
+            await self._read_loop(conn)
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            log.debug("%s: connection lost: %s", conn.label(), exc)
+        finally:
+            if not conn.closing:
+                self._disconnect(conn, "closed", "connection closed", send=False)
+            await conn.close()
+        return session.ready_at is not None
+
+    async def _read_loop(self, conn: Connection) -> None:
+        while not conn.closing:
+            msg = await conn.ws.receive()
+            if msg.type is WSMsgType.BINARY:
+                self._on_frame(conn, msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                self._fault(conn, "malformed", "text frame")
+            elif msg.type is WSMsgType.ERROR:
+                error = msg.data
+                if isinstance(error, aiohttp.WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+                    self._fault(conn, "oversize", str(error))
+                else:
+                    log.debug("%s: websocket error: %s", conn.label(), error)
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                return
+
+    def _disconnect(self, conn: Connection, code: str, message: str, *, send: bool = True) -> None:
+        """End `conn` now: bookkeeping at once, the goodbye (unless `send` is False) and the close in a task."""
+        if conn.closing:
+            return
+        conn.closing = True
+        self.metrics.disconnects[code] += 1
+        log.info("disconnect %s: %s %s", conn.label(), code, message)
+        frame = conn.session.close(code, message) if send else None
+        self._forget(conn)
+        closer = conn.close_soon(frame)
+        self._tasks.add(closer)
+        closer.add_done_callback(self._task_done)
+
+    def _forget(self, conn: Connection) -> None:
+        if conn.forgotten:
+            return
+        conn.forgotten = True
+        self._connections.pop(conn.id, None)
+        self._book.remove(conn.id)
+        if conn.url and conn.url in self._addresses and conn.session.ready_at is not None and not conn.outbound:
+            self._addresses.disconnected(conn.url, self._now(), self._rng)
+        peer = conn.peer
+        if peer is not None and self._ready.get(peer) is conn:
+            del self._ready[peer]
+            self._sync.remove_peer(peer)
+            self._relay.peer_gone(peer, self._now())
+
+    # -- sending -------------------------------------------------------------------------------------------------
+
+    def _send(self, conn: Connection, frame: bytes, kind: str, *, handshake: bool = False) -> None:
+        if conn.closing:
+            return
+        if handshake:
+            delays: tuple[float, ...] = (0.0,)
+        elif self.faults.blocks(conn.peer, conn.url):
+            self.metrics.frames_dropped["blocked"] += 1
+            return
+        else:
+            delays = self.faults.plan(self._rng)
+            if not delays:
+                self.metrics.frames_dropped["loss"] += 1
+                return
+        if not conn.enqueue(frame, delays):
+            self._disconnect(conn, "send-queue-full", "peer does not read fast enough")
+            return
+        self.metrics.messages_out[kind] += len(delays)
+        self.metrics.bytes_out += len(frame) * len(delays)
+
+    def _send_message(self, conn: Connection, message: Message) -> None:
+        if not conn.closing:
+            self._send(conn, conn.session.send(message), message.name)
+
+    def _send_to(self, peer: str, message: Message) -> None:
+        conn = self._ready.get(peer)
+        if conn is not None:
+            self._send_message(conn, message)
+
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(callback)
+
+    # -- receiving -----------------------------------------------------------------------------------------------
+
+    def _on_frame(self, conn: Connection, data: bytes) -> None:
+        now = self._now()
+        self.metrics.bytes_in += len(data)
+        if self.faults.blocks(conn.peer, conn.url):
+            self.metrics.frames_dropped["blocked"] += 1
+            return
+        if not conn.limiter.allow(len(data), now):
+            self.metrics.frames_dropped["rate-limited"] += 1
+            self._fault(conn, "rate-limited", f"over {self.config.rate_messages_per_s} msg/s or the byte rate")
+            return
+        try:
+            events = conn.session.receive(data, now)
+        except RejectError as error:  # FrameError, ProtocolViolation, HandshakeRefused: the peer's fault
+            self._fault(conn, error.code, error.message)
+            return
+        for event in events:
+            if conn.closing:
+                return
+            self._on_event(conn, event, now)
+
+    def _on_event(self, conn: Connection, event: Event, now: float) -> None:
+        if isinstance(event, MessageReceived):
+            self.metrics.messages_in[event.message.name] += 1
+            self._on_message(conn, event.message, now)
+        elif isinstance(event, Reply):
+            self._send(conn, event.frame, event.message.name, handshake=event.message.HANDSHAKE)
+        elif isinstance(event, HelloReceived):
+            self.metrics.messages_in["Hello"] += 1
+            self._admit(conn, event.hello, now)
+        elif isinstance(event, HandshakeComplete):
+            self.metrics.messages_in["HelloAck"] += 1
+            self._on_ready(conn, event.hello, now)
+        elif isinstance(event, PeerClosed):
+            self.metrics.messages_in["Disconnect"] += 1
+            self.metrics.refusals_received[event.code] += 1
+            log.info("%s said goodbye: %s %s", conn.label(), event.code, event.message)
+            if event.code == "self-connection" and conn.outbound:
+                self._addresses.forget(conn.url, forever=True)
+            self._disconnect(conn, event.code, f"by peer: {event.message}", send=False)
+        # PongReceived: the session already recorded the round trip.
+
+    def _admit(self, conn: Connection, hello: Hello, now: float) -> None:
+        peer = hello.node_id.hex()
+        url = conn.url if conn.outbound else hello.listen_url
+        if self.faults.blocks(peer, url):
+            self._disconnect(conn, "blocked", "blocked by fault injection", send=False)
+            return
+        ban = self._scores.ban_of(peer, now) or (self._scores.ban_of(url, now) if url else None)
+        if ban is not None:
+            self._disconnect(conn, "banned", f"banned for {ban.until - now:.0f}s more ({ban.reason})")
+            return
+        admission = self._book.admit(conn.id, peer, outbound=conn.outbound)
+        if not admission.accepted:
+            self._disconnect(conn, admission.code, f"refused {peer[:16]}")
+            return
+        conn.peer = peer
+        if url:
+            self._node_of_url[url] = peer
+            self._node_of_url.move_to_end(url)
+            while len(self._node_of_url) > MAX_KNOWN_URLS:
+                self._node_of_url.popitem(last=False)
+        if admission.replaces is not None and admission.replaces in self._connections:
+            self._disconnect(self._connections[admission.replaces], "duplicate-peer", "replaced by another connection")
+        if not conn.outbound and hello.listen_url:
+            conn.url = hello.listen_url
+            self._addresses.add(hello.listen_url, now)
+
+    def _on_ready(self, conn: Connection, hello: Hello, now: float) -> None:
+        peer = conn.peer
+        assert peer is not None, "a session becomes ready only after admission"
+        old = self._ready.get(peer)
+        if old is not None and old is not conn:
+            self._disconnect(old, "duplicate-peer", "replaced by another connection")
+        self._ready[peer] = conn
+        self._gossip.add_peer(peer)
+        self._sync.add_peer(peer, hello.best_height)
+        if conn.url:
+            self._addresses.connected(conn.url)
+        log.info("peer %s ready (%s, height %d, %s)", peer[:16], conn.direction, hello.best_height, conn.url)
+        self._send_message(conn, GetPeers())
+        self._poll_sync(now)
+
+    def _on_message(self, conn: Connection, message: Message, now: float) -> None:
+        peer = conn.peer
+        assert peer is not None
+        if isinstance(message, Inv):
+            self._relay.on_inv(peer, message, now)
+        elif isinstance(message, GetData):
+            self._relay.on_get_data(peer, message)
+        elif isinstance(message, NotFound):
+            self._relay.on_not_found(peer, message, now)
+        elif isinstance(message, TxMsg):
+            self._relay.on_tx(peer, message.raw)
+        elif isinstance(message, BlockMsg):
+            self._relay.on_block(peer, message.raw)
+        elif isinstance(message, GetBlocks):
+            self._on_get_blocks(conn, message)
+        elif isinstance(message, Blocks):
+            self._on_blocks(conn, peer, message.raws, now)
+        elif isinstance(message, GetPeers):
+            urls = self._addresses.sample(self._rng, MAX_PEER_URLS, exclude={conn.url})
+            self._send_message(conn, Peers(urls=tuple(urls)))
+        elif isinstance(message, Peers):
+            for url in message.urls:
+                self._addresses.add(url, now)
+        elif isinstance(message, EngineMsg):
+            try:
+                self.chain.on_engine_message(peer, message.kind, message.payload)
+            except Exception:  # the engine's bug must not take the connection down with it
+                log.exception("engine failed on %s message from %s", message.kind, peer[:16])
+
+    def _on_get_blocks(self, conn: Connection, message: GetBlocks) -> None:
+        raws = self.chain.blocks_after(list(message.locator), min(message.limit, MAX_BLOCKS_PER_BATCH))
+        self._send_message(conn, Blocks(raws=fit_batch(raws, self.config.max_message_bytes)))
+
+    def _on_blocks(self, conn: Connection, peer: str, raws: tuple[bytes, ...], now: float) -> None:
+        if self._sync.in_flight_peer() != peer:
+            log.debug("%s: ignoring a Blocks batch we are not waiting for", conn.label())
+            return  # unsolicited, or late after a timeout: not worth decoding
+        blocks = []
+        for raw in raws:
+            try:
+                blocks.append(decode_block(raw))
+            except DecodeError as error:
+                self._punish(conn, peer, block_penalty(error.code), error.code, f"sync block: {error.message}")
+                return
+        accepted = self._sync.on_blocks(peer, [(b.hash, b.height) for b in blocks], self.chain.best_height())
+        assert accepted, "the in-flight peer's answer is always taken"
+        for block in blocks:
+            self._gossip.on_received(peer, block.hash)
+        if blocks:
+            self._import(BatchJob(peer=peer, blocks=tuple(blocks)))
+        self._poll_sync(now)  # ask for the next batch while this one imports
+
+    # -- misbehaviour --------------------------------------------------------------------------------------------
+
+    def _fault(self, conn: Connection, code: str, message: str) -> None:
+        """A connection-level fault (frame, protocol, handshake, rate)."""
+        self._punish(conn, conn.peer or conn.session.peer_id, connection_penalty(code), code, message)
+
+    def _punish(self, conn: Connection | None, peer: str | None, penalty: Penalty, code: str, message: str) -> None:
+        now = self._now()
+        banned = False
+        if penalty.points and peer is not None:
+            # Only a URL we dialed is known to be the peer's; an inbound peer's advertised URL is just a claim.
+            also = (conn.url,) if conn is not None and conn.outbound and conn.url else ()
+            banned = self._scores.penalize(peer, penalty.points, code, now, also=also)
+        elif penalty.points >= BAN_SCORE and conn is not None and conn.outbound and conn.url:
+            self._scores.ban([conn.url], code, now)
+            banned = True
+        if banned:
+            self.metrics.bans += 1
+            log.warning("banned %s for %.0fs: %s %s", peer or (conn.url if conn else "?"), self.config.ban_s, code,
+                        message)
+        elif penalty.points:
+            log.info("misbehaviour by %s (+%d): %s %s", peer, penalty.points, code, message)
+        if conn is None and peer is not None:
+            conn = self._ready.get(peer)
+        if conn is not None and (banned or penalty.disconnect):
+            self._disconnect(conn, code, message)
+
+    # -- sync --------------------------------------------------------------------------------------------------------
+
+    def _import(self, job: Job) -> None:
+        assert self._importer is not None, "the service is not started"
+        self._importer.submit(job)
+
+    def _poll_sync(self, now: float) -> None:
+        if not self._running:
+            return
+        request = self._sync.poll(now, self.chain.best_height(), self.chain.locator)
+        if request is None:
+            return
+        conn = self._ready.get(request.peer)
+        if conn is None:
+            self._sync.remove_peer(request.peer)
+            return
+        self._send_message(conn, request.message)
+
+    # -- timers --------------------------------------------------------------------------------------------------
+
+    async def _maintain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            try:
+                self._tick(self._now())
+            except Exception:  # keep the timer alive whatever one tick hit; the log says what
+                log.exception("p2p maintenance tick failed")
+
+    def _tick(self, now: float) -> None:
+        for conn in list(self._connections.values()):
+            if conn.closing:
+                continue
+            if conn.session.expired(now, self.config.peer_timeout_s):
+                self._disconnect(conn, "timeout", f"silent for more than {self.config.peer_timeout_s}s")
+                continue
+            ping = conn.session.ping_due(now, self.config.ping_interval_s)
+            if ping is not None:
+                self._send(conn, ping, "Ping")
+        self._relay.expire(now)
+        self._poll_sync(now)
+        self._scores.expire(now)
+        self._dial_more(now)
+
+    def _dial_more(self, now: float) -> None:
+        if not self._running:
+            return
+        busy = {c.url for c in self._connections.values() if c.url} | self._dialing
+        for url in self._addresses.due(now, persistent=True, exclude=busy):
+            if self._may_dial(url, now):
+                self._start_dial(url)
+        wanted = self.config.target_peers - len(self._ready) - len(self._dialing)
+        for url in self._addresses.due(now, persistent=False, exclude=busy):
+            if wanted <= 0:
+                break
+            if self._may_dial(url, now):
+                self._start_dial(url)
+                wanted -= 1
+
+    def _may_dial(self, url: str, now: float) -> bool:
+        """Not blocked or banned, by URL or by the node id last met there (no frame goes to a blocked node)."""
+        node = self._node_of_url.get(url)
+        if self.faults.blocks(url, node):
+            return False
+        return not self._scores.is_banned(url, now) and not (node is not None and self._scores.is_banned(node, now))

@@ -1,0 +1,158 @@
+"""Sync planning: ask peers that are ahead, one batch in flight, round-robin, timeouts, orphans."""
+
+from __future__ import annotations
+
+from p2p.protocol.sync import SyncPlanner, fit_batch
+
+
+def h(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+LOCATOR = [h(100), h(0)]
+
+
+def our_locator() -> list[bytes]:
+    return LOCATOR
+
+
+def blocks(first: int, last: int) -> list[tuple[bytes, int]]:
+    return [(h(n), n) for n in range(first, last + 1)]
+
+
+def test_nobody_ahead_means_no_sync() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 10)
+    assert planner.poll(0.0, 10, our_locator) is None
+    assert not planner.active(10)
+    assert planner.target_height() == 10
+
+
+def test_picks_only_peers_ahead_and_one_batch_at_a_time() -> None:
+    planner = SyncPlanner(batch_limit=100)
+    planner.add_peer("behind", 5)
+    planner.add_peer("ahead", 300)
+    request = planner.poll(0.0, 10, our_locator)
+    assert request is not None and request.peer == "ahead"
+    assert request.message.locator == tuple(LOCATOR) and request.message.limit == 100
+    assert planner.poll(0.1, 10, our_locator) is None  # one in flight
+    assert planner.active(10) and planner.in_flight_peer() == "ahead"
+
+
+def test_batches_rotate_over_peers_ahead_and_continue_from_the_frontier() -> None:
+    planner = SyncPlanner(batch_limit=100)
+    for peer in "abc":
+        planner.add_peer(peer, 300)
+    first = planner.poll(0.0, 0, our_locator)
+    assert first is not None and first.peer == "a"
+    assert planner.on_blocks("a", blocks(1, 100), local_height=0)
+    second = planner.poll(0.1, 0, our_locator)  # batch 1 is still importing
+    assert second is not None and second.peer == "b"
+    assert second.message.locator[0] == h(100)  # the frontier leads the locator
+    assert planner.on_blocks("b", blocks(101, 200), local_height=50)
+    assert planner.poll(0.2, 50, our_locator) is None  # two batches wait for import
+    planner.batch_done(imported=True)
+    third = planner.poll(0.3, 100, our_locator)
+    assert third is not None and third.peer == "c" and third.message.locator[0] == h(200)
+
+
+def test_the_sender_of_a_short_batch_is_asked_until_it_sends_nothing() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 10)  # a stale claim: a has grown since its Hello
+    request = planner.poll(0.0, 0, our_locator)
+    assert request is not None
+    planner.on_blocks("a", blocks(1, 10), local_height=0)
+    planner.batch_done(imported=True)
+    again = planner.poll(0.1, 10, our_locator)
+    assert again is not None and again.peer == "a"
+    planner.on_blocks("a", blocks(11, 12), local_height=10)
+    planner.batch_done(imported=True)
+    third = planner.poll(0.2, 12, our_locator)
+    assert third is not None
+    assert planner.on_blocks("a", [], local_height=12)
+    assert planner.poll(0.3, 12, our_locator) is None
+    assert not planner.active(12)
+
+
+def test_timeout_moves_the_batch_to_the_next_peer() -> None:
+    planner = SyncPlanner(timeout_s=5.0)
+    planner.add_peer("a", 50)
+    planner.add_peer("b", 50)
+    first = planner.poll(0.0, 0, our_locator)
+    assert first is not None and first.peer == "a"
+    assert planner.poll(4.0, 0, our_locator) is None
+    retry = planner.poll(5.0, 0, our_locator)
+    assert retry is not None and retry.peer == "b"
+    assert not planner.on_blocks("a", blocks(1, 5), local_height=0)  # late answer: ignored
+
+
+def test_a_peer_that_never_answers_stops_being_asked_beyond_its_claim() -> None:
+    planner = SyncPlanner(timeout_s=1.0)
+    planner.add_peer("a", 10)
+    planner.poll(0.0, 0, our_locator)
+    planner.on_blocks("a", blocks(1, 10), local_height=0)
+    planner.batch_done(imported=True)
+    assert planner.poll(0.1, 10, our_locator) is not None  # asked again: it may have more
+    assert planner.poll(1.1, 10, our_locator) is None  # it did not answer, and it claimed only 10
+    assert not planner.active(10)
+
+
+def test_a_departed_peer_releases_its_batch() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 50)
+    planner.add_peer("b", 50)
+    planner.poll(0.0, 0, our_locator)
+    planner.remove_peer("a")
+    retry = planner.poll(0.1, 0, our_locator)
+    assert retry is not None and retry.peer == "b"
+
+
+def test_unsolicited_batches_are_refused() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 50)
+    assert not planner.on_blocks("a", blocks(1, 3), local_height=0)
+
+
+def test_an_orphan_makes_its_sender_the_next_to_ask() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 5)
+    planner.add_peer("b", 5)
+    planner.request_from("b", 9)
+    assert planner.peer_height("b") == 9
+    request = planner.poll(0.0, 5, our_locator)
+    assert request is not None and request.peer == "b"
+
+
+def test_a_failed_import_restarts_from_our_own_locator() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 500)
+    planner.poll(0.0, 0, our_locator)
+    planner.on_blocks("a", blocks(1, 100), local_height=0)
+    planner.batch_done(imported=False)
+    request = planner.poll(0.1, 0, our_locator)
+    assert request is not None and request.message.locator == tuple(LOCATOR)
+
+
+def test_fit_batch_keeps_the_frame_within_the_limit() -> None:
+    from p2p.protocol.codec import encode_frame
+    from p2p.protocol.messages import Blocks
+
+    raws = [bytes([n]) * 1000 for n in range(50)]
+    for limit in (1024, 5000, 20_000, 10**6):
+        batch = fit_batch(raws, limit)
+        assert raws[: len(batch)] == list(batch)
+        assert len(encode_frame(Blocks(raws=batch))) <= limit
+        assert len(batch) == 50 or len(encode_frame(Blocks(raws=(*batch, raws[len(batch)])))) > limit - 16
+    assert len(fit_batch([b"x"] * 600, 10**6)) == 500
+
+
+def test_locator_stays_within_the_message_limit() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("a", 500)
+    planner.poll(0.0, 0, lambda: [h(0)])
+    planner.on_blocks("a", blocks(1, 10), local_height=0)
+    long_locator = [h(n) for n in range(1000, 936, -1)]  # 64 entries, ending with "genesis"
+    request = planner.poll(0.1, 0, lambda: long_locator)
+    assert request is not None
+    assert len(request.message.locator) == 64
+    assert request.message.locator[0] == h(10) and request.message.locator[-1] == long_locator[-1]
