@@ -13,7 +13,6 @@ from chain.devtools import block_on
 from chain.genesis import Genesis
 from chain.mempool import Mempool
 from chain.tx import make_transfer
-from chain.validation import SignatureChecker
 from consensus.pow.seal import grind
 from node.datadir import init_datadir, open_chain
 
@@ -53,7 +52,8 @@ def command(blocks: int) -> None:
                            f"{result.status}, final height {tree.final_height}")
             bob_account = tree.state.get(bob.address)
             alice_account = tree.state.get(alice.address)
-            click.echo(f"state   alice {alice_account.balance if alice_account else 0} (nonce "
-                       f"{alice_account.nonce if alice_account else 0}), bob {bob_account.balance if bob_account else 0}")
+            alice_balance, alice_nonce = (alice_account.balance, alice_account.nonce) if alice_account else (0, 0)
+            bob_balance = bob_account.balance if bob_account else 0
+            click.echo(f"state   alice {alice_balance} (nonce {alice_nonce}), bob {bob_balance}")
             click.echo(f"commit  {tree.state.commitment.hex()}")
     click.echo("next: `chainlab --help`; the full node and local testnet come with the next milestones")

@@ -5,9 +5,9 @@ back from `ready()` as one `Ready` value, which the node handles in this order:
 
 1. **persist** `Ready.persist` (engine state, one atomic store batch) before anything else,
 2. **send** `Ready.messages` (P2P engine messages: broadcast, to one peer, or relayed excluding the sender),
-3. **apply** the decisions (and log `Ready.notes`): `mining` (start/restart/stop the PoW workers), `propose` (build a block template on
-   the given parent, have the engine `seal` it, add it to the chain and announce it), `finalize` (mark a height
-   final for engines whose finality is not confirmation depth).
+3. **apply** the decisions (and log `Ready.notes`): `mining` (start/restart/stop the PoW workers), `propose`
+   (build a block template on the given parent, have the engine `seal` it, add it to the chain and announce it),
+   `finalize` (mark a height final for engines whose finality is not confirmation depth).
 
 The node calls `ready()` after every input. Engines never do I/O, never read a clock (time arrives as `now`,
 monotonic seconds, and `now_ms`, wall-clock milliseconds for block timestamps) and never use global randomness;
@@ -15,7 +15,8 @@ they never validate transactions or blocks and never gossip or store by themselv
 API). So the same engine object runs inside the asyncio node and inside the simulator.
 
 Inputs: `start`, `tick`, `on_message`, `on_chain_changed` (blocks connected/disconnected after validation),
-`on_peer`, `on_transactions_available`, and the admin switch `set_mining_enabled`.
+`on_peer`, `on_transactions_available`,
+and the admin switch `set_mining_enabled`.
 """
 
 from __future__ import annotations
@@ -127,8 +128,11 @@ class Engine(Protocol):
     """A consensus engine (see the module docstring for the contract)."""
 
     name: str
-    policy: ChainPolicy
     engine_finality: bool  # True: finality comes from `Ready.finalize`, not from confirmation depth
+
+    @property
+    def policy(self) -> ChainPolicy:
+        """Fork-choice work and header rules for the block tree."""
 
     def start(self, chain: ChainView, *, now: float, now_ms: int, persisted: dict[str, bytes]) -> None:
         """Begin, with the engine state persisted earlier (empty on first start)."""

@@ -10,6 +10,7 @@ pipe the event loop watches (`loop.add_reader`), so no thread is involved. `hash
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import multiprocessing
 import time
@@ -52,19 +53,24 @@ def _worker_main(index: int, processes: int, jobs: Connection, results: Connecti
         nonce = first_nonce + index
         started = time.monotonic()
         done_here = 0
+        # With a cap, chunks hold ~10 ms of capped work and each waits for its turn *before* it runs, so no job
+        # (a new one starts at every block) begins with an uncapped burst.
+        chunk = CHUNK if rate_cap_hps <= 0 else max(1, min(CHUNK, int(rate_cap_hps * 0.01)))
         while generation.value == job_generation:
-            found, done = grind_range(prefix, target, nonce, nonce + CHUNK * processes, processes)
-            nonce += CHUNK * processes
+            if rate_cap_hps > 0:
+                wait_s = (done_here + chunk) / rate_cap_hps - (time.monotonic() - started)
+                if wait_s > 0:
+                    time.sleep(min(wait_s, 0.5))
+                    if generation.value != job_generation or jobs.poll():
+                        break
+            found, done = grind_range(prefix, target, nonce, nonce + chunk * processes, processes)
+            nonce += chunk * processes
             done_here += done
             with hashes.get_lock():
                 hashes.value += done
             if found is not None:
                 results.send((job_generation, found))
                 break
-            if rate_cap_hps > 0:  # sleep off any lead over the capped rate
-                ahead_s = done_here / rate_cap_hps - (time.monotonic() - started)
-                if ahead_s > 0:
-                    time.sleep(min(ahead_s, 0.5))
             if jobs.poll():  # a newer job (or stop) is waiting
                 break
 
@@ -78,8 +84,8 @@ class Miner:
         context = multiprocessing.get_context("spawn")
         self.processes = processes
         self.hashrate_hps = hashrate_hps
-        self._generation: Synchronized[int] = context.Value("Q", 0)  # type: ignore[assignment]
-        self._hashes: Synchronized[int] = context.Value("Q", 0)  # type: ignore[assignment]
+        self._generation: Synchronized[int] = context.Value("Q", 0)
+        self._hashes: Synchronized[int] = context.Value("Q", 0)
         self._job_pipes: list[Connection] = []
         self._result_pipes: list[Connection] = []
         self._workers = []
@@ -153,10 +159,8 @@ class Miner:
             for pipe in self._result_pipes:
                 loop.remove_reader(pipe.fileno())
         for pipe in self._job_pipes:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 pipe.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         for worker in self._workers:
             worker.join(timeout=2)
             if worker.is_alive():

@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from chain.tx import Transaction
 from chain.validation import check_block_cheap, verify_in_process
 from consensus.engine import Engine, EngineMessage, MiningDecision, ProposeRequest, Ready
 from consensus.registry import engine_for
-from node.api import AccountView, BlockPosition, EventBroker, EventSubscription, TxStatus
+from node.api import AccountView, BlockPosition, EventBroker, EventSubscription, TxState, TxStatus
 from node.config import NodeConfig
 from node.datadir import OpenChain, open_chain
 from node.identity import load_or_create_key
@@ -73,6 +73,7 @@ class Node:
         self._verify_pool: ProcessPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
         self._stopped = asyncio.Event()
         self._mining_job: tuple[int, BlockHeader, Block] | None = None  # generation, unsealed header, draft
         self._mining_decision: MiningDecision | None = None
@@ -161,9 +162,18 @@ class Node:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.stop()))
 
     async def _tick_loop(self) -> None:
+        known_peers: set[str] = set()
         while True:
             await asyncio.sleep(self.engine.tick_interval_s)
-            self.engine.tick(now=time.monotonic(), now_ms=wall_ms())
+            now = time.monotonic()
+            if self.p2p is not None:
+                peers = {str(p["node_id"]) for p in self.p2p.peers()}
+                for peer in peers - known_peers:
+                    self.engine.on_peer(peer, True, now=now)
+                for peer in known_peers - peers:
+                    self.engine.on_peer(peer, False, now=now)
+                known_peers = peers
+            self.engine.tick(now=now, now_ms=wall_ms())
             self._drive_engine()
 
     async def _housekeeping_loop(self) -> None:
@@ -216,9 +226,9 @@ class Node:
             except RejectError as error:
                 self.node_metrics.blocks_rejected.labels(code=error.code).inc()
                 raise
-            for rejected_hash, error in result.rejected:
-                log.warning("block %s rejected: %s", rejected_hash.hex()[:16], error)
-                self.node_metrics.blocks_rejected.labels(code=error.code).inc()
+            for rejected_hash, rejection in result.rejected:
+                log.warning("block %s rejected: %s", rejected_hash.hex()[:16], rejection)
+                self.node_metrics.blocks_rejected.labels(code=rejection.code).inc()
             if result.alarms:
                 self.node_metrics.safety_alarms.inc(len(result.alarms))
             if result.tip_changed:
@@ -330,7 +340,7 @@ class Node:
         target, _ = decode_seal(header.seal)
         block = Block(header=header.with_seal(encode_seal(target, nonce)), txs=draft.txs)
         self._mining_job = None
-        asyncio.ensure_future(self._publish_own_block(block))
+        self._spawn(self._publish_own_block(block))
 
     async def _publish_own_block(self, block: Block) -> None:
         try:
@@ -349,7 +359,13 @@ class Node:
             return
         draft = self._template(request.parent_hash, request.proposer, request.timestamp_ms)
         sealed = self.engine.seal(draft.header)
-        asyncio.ensure_future(self._publish_own_block(Block(header=sealed, txs=draft.txs)))
+        self._spawn(self._publish_own_block(Block(header=sealed, txs=draft.txs)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task the node keeps a reference to until it is done."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _reachable_share(self) -> float | None:
         status = self.engine.status(now=time.monotonic())
@@ -460,6 +476,14 @@ class ChainAccessAdapter:
 
     def precheck_block(self, block: Block) -> None:
         """Header, seal/PoW and merkle root: what must hold before we relay a block."""
+        try:
+            self._precheck(block)
+        except RejectError as error:
+            self.node.node_metrics.blocks_rejected.labels(code=error.code).inc()
+            log.warning("block %s from a peer failed precheck: %s", block.hash.hex()[:16], error)
+            raise
+
+    def _precheck(self, block: Block) -> None:
         tree = self.node.tree
         parent = tree.meta(block.parent)
         if parent is not None:
@@ -512,7 +536,8 @@ class NodeApiAdapter:
         if meta is None:
             raise KeyError(block_hash.hex())
         on_best = tree.is_on_best_chain(block_hash)
-        return BlockPosition(height=meta.height, on_best_chain=on_best, final=on_best and meta.height <= tree.final_height)
+        final = on_best and meta.height <= tree.final_height
+        return BlockPosition(height=meta.height, on_best_chain=on_best, final=final)
 
     def blocks_range(self, from_height: int, limit: int) -> list[Block]:
         """Consecutive best-chain blocks."""
@@ -547,7 +572,7 @@ class NodeApiAdapter:
             return TxStatus(status="unknown")
         block = node.tree.get_block(block_hash)
         tx = block.txs[index] if block is not None and index < len(block.txs) else None
-        status = "final" if meta.height <= node.tree.final_height else "included"
+        status: TxState = "final" if meta.height <= node.tree.final_height else "included"
         return TxStatus(status=status, height=meta.height, block_hash=block_hash, index=index, tx=tx)
 
     def account(self, address: bytes, at: str) -> AccountView:

@@ -111,7 +111,7 @@ class Cluster:
         for node in self.nodes:
             try:
                 node.stop()
-            except Exception:  # noqa: BLE001 - teardown must reach every node
+            except Exception:
                 node.kill()
 
     def wait_connected(self, min_peers: int = 1, timeout_s: float = 20.0) -> None:

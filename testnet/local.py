@@ -7,6 +7,7 @@ is started in its own session and tracked by pid; `stop()` sends SIGTERM, then S
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -117,10 +118,8 @@ class LocalNode:
         if self.process is None:
             return
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=10)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
@@ -137,10 +136,8 @@ class LocalNode:
             except ProcessLookupError:
                 pass
         # mining worker processes are in the node's session: make sure none outlive it
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         return self.process.returncode
 
     def tail_log(self, lines: int = 40) -> str:

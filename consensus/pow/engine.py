@@ -51,6 +51,8 @@ class PowEngine:
         self._shares: dict[bytes, float] = {}
         self._paused_by_partition = False
         self._decision: MiningDecision | None = None
+        self._peers: set[str] = set()
+        self._peers_known = False  # until the node reports peers, heartbeats alone decide
 
     # -- inputs --------------------------------------------------------------------------------------------------
 
@@ -97,7 +99,14 @@ class PowEngine:
         self._decide(now, tip_changed=True)
 
     def on_peer(self, peer: str, up: bool, *, now: float) -> None:
-        """Peers matter through heartbeats only."""
+        """With no peer at all nobody is reachable, whatever the last heartbeats said: decide at once instead of
+        waiting out the heartbeat timeout (an isolated miner stops within one tick)."""
+        self._peers_known = True
+        if up:
+            self._peers.add(peer)
+        else:
+            self._peers.discard(peer)
+        self._decide(now, tip_changed=False)
 
     def on_transactions_available(self, *, now: float) -> None:
         """New transactions: refresh the template so they get mined (the job is rebuilt on the same tip)."""
@@ -132,7 +141,10 @@ class PowEngine:
 
     def reachable_miners(self, now: float) -> set[bytes]:
         """Miners whose heartbeats are arriving, and ourselves."""
-        reachable = {a for a in self._shares if self.detector.reachable(a, now)}
+        if self._peers_known and not self._peers:
+            reachable: set[bytes] = set()
+        else:
+            reachable = {a for a in self._shares if self.detector.reachable(a, now)}
         if self.address is not None:
             reachable.add(self.address)
         return reachable

@@ -109,8 +109,8 @@ class PrimaryBackupEngine:
         if self.role != "primary" or self._chain is None or now < self._next_proposal:
             return
         tip = self._chain.tip
-        self._ready.propose = ProposeRequest(parent_hash=tip.hash, timestamp_ms=max(now_ms, tip.header.timestamp_ms + 1),
-                                             proposer=self.primary)
+        timestamp_ms = max(now_ms, tip.header.timestamp_ms + 1)
+        self._ready.propose = ProposeRequest(parent_hash=tip.hash, timestamp_ms=timestamp_ms, proposer=self.primary)
         self._next_proposal = now + self.interval_s
 
     def on_message(self, peer: str, message: EngineMessage, *, now: float, now_ms: int) -> None:

@@ -84,8 +84,16 @@ RELAY_ACCOUNTABLE_CODES = frozenset({
 
 
 def relayed_block_penalty(code: str) -> Penalty:
-    """Penalty for relaying a gossiped block (it passed our precheck) that full validation rejected with `code`."""
-    return block_penalty(code) if code in RELAY_ACCOUNTABLE_CODES else NO_PENALTY
+    """Penalty for a gossiped block (it passed our precheck) that full validation rejected with `code`.
+
+    Every invalid block bans its sender, as the node's contract says (invalid signature or block -> ban), not only
+    the RELAY_ACCOUNTABLE_CODES a relay could have checked itself. The price, documented in docs/P2P.md: because
+    blocks are relayed after the cheap checks and before full validation, an honest node that relayed a
+    well-formed but invalid block (valid PoW, bad signature or state) is banned by its next hop for `ban_s`.
+    Producing such a block costs its author a full proof of work, and the ban ends; BIP 152 makes the other
+    choice for high-bandwidth compact blocks. `RELAY_ACCOUNTABLE_CODES` stays as the list of what a relay checks.
+    """
+    return block_penalty(code)
 
 
 def tx_penalty(code: str) -> Penalty:

@@ -56,7 +56,9 @@ def test_penalty_tables() -> None:
     assert block_penalty("bad-pow") is BAN and block_penalty("bad-signature") is BAN
     assert block_penalty("time-too-new") is NO_PENALTY and block_penalty("fork-below-final") is NO_PENALTY
     assert relayed_block_penalty("bad-pow") is BAN
-    assert relayed_block_penalty("bad-signature") is NO_PENALTY  # found only by full validation
+    assert relayed_block_penalty("bad-signature") is BAN  # found only by full validation, still banned
+    assert relayed_block_penalty("bad-state-commitment") is BAN
+    assert relayed_block_penalty("time-too-new") is NO_PENALTY
     assert tx_penalty("bad-signature") is BAN and tx_penalty("malformed") is BAN
     for code in ("already-known", "fee-too-low", "nonce-too-low", "mempool-full", "insufficient-funds"):
         assert tx_penalty(code) is NO_PENALTY
