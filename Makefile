@@ -15,7 +15,7 @@ $(STAMP): $(PY) pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/chainlab demo
+	$(VENV)/bin/chainlab devnet
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -271,8 +271,12 @@ class BlockTree:
 
     # -- adding blocks -------------------------------------------------------------------------------------------
 
-    def add_block(self, block: Block, *, now_ms: int, source: str = "local") -> AddResult:
-        """Accept a block from `source`; raise RejectError (with its code) if the block itself is invalid."""
+    def add_block(self, block: Block, *, now_ms: int, source: str = "local", prechecked: bool = False) -> AddResult:
+        """Accept a block from `source`; raise RejectError (with its code) if the block itself is invalid.
+
+        `prechecked`: the caller already ran the policy's header check and `check_block_cheap` on this block with
+        its parent known (the P2P relay precheck), so storing it skips repeating them.
+        """
         result = AddResult(status="duplicate", block_hash=block.hash, final_height_before=self.final_height,
                            final_height=self.final_height)
         known = self._metas.get(block.hash)
@@ -290,7 +294,7 @@ class BlockTree:
             result.status = "orphan"
             result.missing_parent = self.orphans.root_of(block.hash) if block.hash in self.orphans else block.parent
             return result
-        self._store_new_block(block, parent, now_ms)
+        self._store_new_block(block, parent, now_ms, prechecked=prechecked)
         result.status = "side-branch"
         try:
             self._adopt_orphans(block.hash, now_ms, result)
@@ -307,15 +311,16 @@ class BlockTree:
             raise RejectError(meta.reason or "invalid", f"block {block.hash.hex()} descends from an invalid block")
         return result
 
-    def _store_new_block(self, block: Block, parent: BlockMeta, now_ms: int) -> BlockMeta:
+    def _store_new_block(self, block: Block, parent: BlockMeta, now_ms: int, prechecked: bool = False) -> BlockMeta:
         if parent.status is BlockStatus.INVALID:
             raise RejectError("bad-prevblk", f"parent {parent.hash.hex()} is invalid")
         if block.height != parent.height + 1:
             raise RejectError("bad-height", f"height {block.height} on a parent at height {parent.height}")
-        self.policy.check_header(block.header, parent, self, now_ms)
-        # A body that does not match its header (merkle root, sizes) says nothing about the header: the hash is
-        # not marked invalid, so the real block can still arrive.
-        check_block_cheap(block, self.rules, now_ms=now_ms)
+        if not prechecked:
+            self.policy.check_header(block.header, parent, self, now_ms)
+            # A body that does not match its header (merkle root, sizes) says nothing about the header: the hash is
+            # not marked invalid, so the real block can still arrive.
+            check_block_cheap(block, self.rules, now_ms=now_ms)
         if parent.height < self.final_height and not self.is_on_best_chain(parent.hash):
             raise RejectError("fork-below-final", f"parent {parent.hash.hex()} is on a branch below the final height")
         meta = BlockMeta(

@@ -264,3 +264,50 @@ def mine_command(seconds: float, as_json: bool) -> None:
         return
     click.echo(f"mining {result['hashes_per_s']:,.0f} H/s, raw double-SHA-256 {result['raw_hashes_per_s']:,.0f} H/s, "
                f"ratio {result['ratio']:.2f}")
+
+
+@command.command(name="sync")
+@click.option("--blocks", type=click.IntRange(1, 100_000), default=2000, show_default=True)
+@click.option("--txs", type=click.IntRange(0, 5_000), default=100, show_default=True, help="transactions per block")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def sync_command(blocks: int, txs: int, as_json: bool) -> None:
+    """A fresh node process syncing from a peer over loopback, against importing the same blocks from a file."""
+    from testnet.bench_network import measure_sync
+
+    result = measure_sync(blocks, txs)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"sync {result['sync_blocks_per_s']} blocks/s, file import {result['import_blocks_per_s']} blocks/s, "
+               f"ratio {result['ratio']:.2f}")
+
+
+@command.command(name="rpc")
+@click.option("--txs", "tx_count", type=click.IntRange(1, 1_000_000), default=20_000, show_default=True)
+@click.option("--clients", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def rpc_command(tx_count: int, clients: int, as_json: bool) -> None:
+    """Signed transfers POSTed over HTTP by concurrent clients to one node process."""
+    from testnet.bench_network import measure_rpc
+
+    result = measure_rpc(tx_count, clients)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{result['accepted']} accepted in {result['seconds']} s: {result['accepted_per_s']}/s, "
+               f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+
+
+@command.command(name="propagation")
+@click.option("--txs", "tx_count", type=click.IntRange(1, 5000), default=1000, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def propagation_command(tx_count: int, rounds: int, as_json: bool) -> None:
+    """A block of already-gossiped transactions from its miner to the far end of a 4-node line (3 hops)."""
+    from testnet.bench_network import measure_propagation
+
+    result = measure_propagation(tx_count, rounds)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{tx_count}-tx block over 3 hops: p50 {result['p50_ms']} ms, max {result['max_ms']} ms")

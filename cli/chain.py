@@ -32,6 +32,7 @@ from chain.genesis import PARAMETERS, GenesisError
 from chain.state import Account, AccountDict, ElementCache, State, accumulate, apply_block, commitment_of
 from cli.common import emit_json, fail
 from node.chainfile import ChainFileError, iter_blocks, read_header, write_chain_file
+from node.client import RpcClient, RpcError, RpcUnavailable
 from node.datadir import DatadirError, OpenChain, init_datadir, open_chain, read_genesis_file
 from storage import StoreError
 
@@ -48,7 +49,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print one JS
 
 @click.group(name="chain")
 def command() -> None:
-    """Make, import, export, verify and inspect a chain in a data directory (offline: no node needs to run).
+    """Make, import, export, verify and inspect a chain: offline in a data directory, or (status, tips, block)
+    from a running node with --node URL.
 
     A data directory is locked while a command (or a node) uses it. Interrupted imports resume where they stopped:
     run the same command again.
@@ -547,27 +549,91 @@ def _from_datadir(view: Callable[[OpenChain], dict[str, Any]], datadir: Path) ->
         return view(opened)
 
 
+def _from_node(url: str, call: Callable[[RpcClient], Any]) -> Any:
+    try:
+        return call(RpcClient(url))
+    except RpcUnavailable as exc:
+        fail(f"node at {url} is not reachable: {exc.reason}")
+    except RpcError as exc:
+        fail(f"{url}: [{exc.code}] {exc}")
+
+
+def _source(datadir: Path | None, node_url: str | None) -> None:
+    if (datadir is None) == (node_url is None):
+        fail("give exactly one of --datadir (a stopped node's data) or --node URL (a running node)")
+
+
+optional_datadir_option = click.option(
+    "--datadir", "-d", type=click.Path(file_okay=False, path_type=Path),
+    help="read a stopped node's data directory",
+)
+node_option = click.option("--node", "node_url", metavar="URL", envvar="CHAINLAB_NODE",
+                           help="ask a running node over RPC (default $CHAINLAB_NODE)")
+
+
 @command.command(name="status", short_help="Height, head, finality and state commitment.")
-@datadir_option
+@optional_datadir_option
+@node_option
 @json_option
-def status_command(datadir: Path, as_json: bool) -> None:
-    """Height, head, finality and state commitment of the chain in a data directory."""
-    status = _from_datadir(chain_status, datadir)
+def status_command(datadir: Path | None, node_url: str | None, as_json: bool) -> None:
+    """Height, head and finality of a chain: from a data directory, or from a running node (--node URL), which
+    also shows peers, mempool, sync progress and the engine's state (mining, reachable hash share)."""
+    if node_url is not None and datadir is None:
+        status = _from_node(node_url, lambda client: client.status())
+    else:
+        _source(datadir, node_url)
+        assert datadir is not None
+        status = _from_datadir(chain_status, datadir)
     if as_json:
         emit_json(status)
         return
     for label, key in (("chain id", "chain_id"), ("consensus", "consensus"), ("genesis", "genesis"),
                        ("height", "height"), ("head", "head"), ("final height", "final_height"),
-                       ("final hash", "final_hash"), ("state commitment", "state_commitment")):
-        click.echo(f"{label + ':':<18}{status[key]}")
+                       ("final hash", "final_hash"), ("state commitment", "state_commitment"), ("peers", "peers"),
+                       ("mempool", "mempool_size"), ("syncing", "syncing")):
+        if key in status:
+            click.echo(f"{label + ':':<18}{status[key]}")
+    engine = status.get("engine")
+    if isinstance(engine, dict):
+        for key, value in engine.items():
+            if key != "miners":
+                click.echo(f"{('engine ' + key + ':'):<18}{value}")
+
+
+@command.command(name="block", short_help="One block of a running node, by height or hash.")
+@click.argument("ref")
+@node_option
+@click.option("--txs", "full_txs", is_flag=True, help="include full transactions")
+@json_option
+def block_command(ref: str, node_url: str | None, full_txs: bool, as_json: bool) -> None:
+    """Show block REF (a height on the best chain, or a block hash) of a running node."""
+    if node_url is None:
+        fail("give --node URL (or set CHAINLAB_NODE)")
+    block = _from_node(node_url, lambda client: client.block(int(ref) if ref.isdigit() else ref, full_txs=full_txs))
+    if as_json:
+        emit_json(block)
+        return
+    for key in ("height", "hash", "parent", "timestamp_ms", "proposer", "tx_count", "size", "final",
+                "on_best_chain", "state_root", "tx_root"):
+        if key in block:
+            click.echo(f"{key + ':':<15}{block[key]}")
+    for tx in block.get("txs", []):
+        click.echo(f"  tx {tx if isinstance(tx, str) else tx.get('hash')}")
 
 
 @command.command(name="tips", short_help="Known branch tips, the active one first.")
-@datadir_option
+@optional_datadir_option
+@node_option
 @json_option
-def tips_command(datadir: Path, as_json: bool) -> None:
+def tips_command(datadir: Path | None, node_url: str | None, as_json: bool) -> None:
     """Known branch tips: the active one first, then forks, newest first."""
-    tips = _from_datadir(chain_tips, datadir)
+    if node_url is not None and datadir is None:
+        rows = _from_node(node_url, lambda client: client.tips())
+        tips = {"tips": [{**row, "work": f"{int(row['work']):064x}"} for row in rows]}
+    else:
+        _source(datadir, node_url)
+        assert datadir is not None
+        tips = _from_datadir(chain_tips, datadir)
     if as_json:
         emit_json(tips)
         return

@@ -216,13 +216,14 @@ class Node:
 
     # -- blocks --------------------------------------------------------------------------------------------------
 
-    async def import_block(self, block: Block, source: str) -> AddResult:
+    async def import_block(self, block: Block, source: str, *, prechecked: bool = False) -> AddResult:
         """Validate and import a block (from a peer, or our own), then tell engine, mempool and subscribers."""
+        await asyncio.sleep(0)  # let the writers flush what was just relayed before the loop is busy importing
         await self._preverify_signatures(block.txs)
         async with self._import_lock:
             before_tip = self.tree.tip
             try:
-                result = self.tree.add_block(block, now_ms=wall_ms(), source=source)
+                result = self.tree.add_block(block, now_ms=wall_ms(), source=source, prechecked=prechecked)
             except RejectError as error:
                 self.node_metrics.blocks_rejected.labels(code=error.code).inc()
                 raise
@@ -272,7 +273,8 @@ class Node:
         for block in result.connected:
             self.node_metrics.blocks_connected.inc()
             self.events.publish({"type": "block", "height": block.height, "hash": block.hash.hex(),
-                                 "txs": len(block.txs), "proposer": crypto.address_to_text(block.header.proposer)})
+                                 "txs": len(block.txs), "proposer": crypto.address_to_text(block.header.proposer),
+                                 "time_ms": wall_ms()})
         if result.connected:
             tip = result.connected[-1]
             log.info("block %d %s  %d tx  final %d", tip.height, tip.hash.hex()[:16], len(tip.txs),
@@ -435,6 +437,7 @@ class ChainAccessAdapter:
         self.node = node
         self.chain_id = node.genesis.chain_id
         self.genesis_hash = node.genesis.hash
+        self._prechecked: dict[bytes, None] = {}  # blocks that passed precheck_block, not yet submitted
 
     def best_height(self) -> int:
         """Our tip height."""
@@ -482,6 +485,10 @@ class ChainAccessAdapter:
             self.node.node_metrics.blocks_rejected.labels(code=error.code).inc()
             log.warning("block %s from a peer failed precheck: %s", block.hash.hex()[:16], error)
             raise
+        if self.node.tree.meta(block.parent) is not None:  # the full header check ran: import need not repeat it
+            self._prechecked[block.hash] = None
+            while len(self._prechecked) > 64:
+                del self._prechecked[next(iter(self._prechecked))]
 
     def _precheck(self, block: Block) -> None:
         tree = self.node.tree
@@ -500,7 +507,8 @@ class ChainAccessAdapter:
         """Full validation and import."""
         from p2p.service import BlockVerdict
 
-        result = await self.node.import_block(block, source=peer)
+        prechecked = self._prechecked.pop(block.hash, 0) is None
+        result = await self.node.import_block(block, source=peer, prechecked=prechecked)
         return BlockVerdict(status=result.status, missing_parent=result.missing_parent)
 
     async def submit_tx(self, tx: Transaction, peer: str) -> None:

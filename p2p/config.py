@@ -34,7 +34,7 @@ class P2PConfig:
     peer_timeout_s: float = 10.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
-    rate_messages_per_s: float = 500.0
+    rate_messages_per_s: float = 5000.0
     rate_bytes_per_s: float = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:

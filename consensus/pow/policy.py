@@ -37,6 +37,9 @@ class PowPolicy:
 
     def expected_target(self, parent: BlockMeta, view: HeaderView) -> int:
         """Target a child of `parent` must carry."""
+        child_height = parent.height + 1
+        if child_height < self.retarget_window or child_height % self.retarget_window != 0:
+            return self.target_of(parent)  # no retarget here: walking the window would cost O(window) per block
         window = view.ancestors(parent.hash, self.retarget_window)
         return next_target(
             parent_target=self.target_of(parent), parent_height=parent.height,

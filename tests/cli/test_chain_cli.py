@@ -159,7 +159,7 @@ def test_help_reads_well(invoke: Invoke) -> None:
     result = invoke("chain", "--help")
     assert_ok(result)
     listing = {line.split()[0]: line for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert set(listing) == {"generate", "import", "export", "verify", "status", "tips"}
+    assert set(listing) == {"generate", "import", "export", "verify", "status", "tips", "block"}
     assert not [line for line in listing.values() if line.endswith("...")]  # every short help fits
 
 

@@ -3,13 +3,16 @@ primary-backup. Every test bounds its time and stops what it started (by pid) in
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from chain.crypto import address_to_text
 from chain.tx import make_transfer
+from cli.main import main
 from testnet.cluster import Cluster
 from testnet.local import wait_until
 
@@ -54,6 +57,18 @@ def test_three_pow_nodes_converge_and_a_transaction_becomes_final_everywhere(tmp
         finals = [final_hashes(cluster, i) for i in range(3)]
         common = set(finals[0]) & set(finals[1]) & set(finals[2])
         assert common and all(finals[0][h] == finals[1][h] == finals[2][h] for h in common)
+        # The CLI reads a running node.
+        runner = CliRunner()
+        url = cluster.nodes[2].rpc_url
+        status = runner.invoke(main, ["chain", "status", "--node", url, "--json"])
+        assert status.exit_code == 0, status.output
+        assert json.loads(status.stdout)["chain_id"] == cluster.genesis.chain_id
+        block = runner.invoke(main, ["chain", "block", "1", "--node", url, "--json"])
+        assert block.exit_code == 0 and json.loads(block.stdout)["height"] == 1
+        tips = runner.invoke(main, ["chain", "tips", "--node", url])
+        assert tips.exit_code == 0 and "active" in tips.stdout
+        down = runner.invoke(main, ["chain", "status", "--node", "http://127.0.0.1:9"])
+        assert down.exit_code == 1 and "not reachable" in down.output
     finally:
         cluster.stop()
 

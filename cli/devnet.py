@@ -1,0 +1,83 @@
+"""`chainlab devnet`: a single-node PoW network in the foreground, mining, with a line per block."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from chain.crypto import PrivateKey, address_to_text
+from chain.genesis import Genesis
+from cli.common import fail
+from node.config import MiningSection, NodeConfig, NodeSection, RpcSection, write_config
+from node.datadir import DatadirError, init_datadir
+from node.identity import KEY_FILE, load_or_create_key
+from testnet.cluster import pow_target_for
+
+DEV_SEED = b"chainlab-devnet/dev-account"
+
+
+@click.command(name="devnet")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path(".devnet"),
+              show_default=True, help="data directory of the devnet node (kept between runs)")
+@click.option("--block-interval-s", type=click.FloatRange(0.1, 600), default=2.0, show_default=True)
+@click.option("--hashrate-hps", type=click.FloatRange(100), default=20_000.0, show_default=True,
+              help="mining speed cap; the genesis difficulty is set for it")
+@click.option("--rpc-port", type=click.IntRange(0, 65535), default=8645, show_default=True)
+@click.option("--p2p-port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@click.option("--fresh", is_flag=True, help="delete the directory first and start a new chain")
+def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_port: int, p2p_port: int,
+            fresh: bool) -> None:
+    """Run a one-node PoW devnet in the foreground until Ctrl-C: it mines a block every ~BLOCK_INTERVAL_S and
+    logs a line per block. A dev account (its key is derived from a public seed: never use it for real funds) is
+    funded in genesis; the RPC listens on 127.0.0.1:RPC_PORT for `chainlab tx send`, `wallet balance`, curl."""
+    import shutil
+
+    from node.logs import setup_logging
+    from node.runtime import Node
+
+    if fresh and directory.exists():
+        shutil.rmtree(directory)
+    dev = PrivateKey.from_seed(DEV_SEED)
+    try:
+        if not (directory / "genesis.toml").exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            miner = load_or_create_key(directory)
+            genesis = Genesis(
+                chain_id="chainlab-devnet", consensus="pow", finality_threshold=3,
+                balances={dev.address: 10**15}, validators={miner.address: 1},
+                params={"block_interval_s": block_interval_s,
+                        "initial_target": pow_target_for(hashrate_hps, block_interval_s)},
+            )
+            init_datadir(directory, genesis)
+            config = NodeConfig(node=NodeSection(name="devnet"), rpc=RpcSection(port=rpc_port),
+                                mining=MiningSection(enabled=True, processes=1, hashrate_hps=hashrate_hps))
+            write_config(directory, config)
+        elif not (directory / KEY_FILE).exists():
+            fail(f"{directory} has a genesis but no node key; use --fresh to start over")
+    except (DatadirError, OSError) as exc:
+        fail(str(exc))
+    from node.config import load_config
+
+    config = load_config(directory).with_overrides({"rpc.port": rpc_port, "p2p.port": p2p_port})
+    setup_logging("text", "info", "devnet")
+    click.echo(f"devnet in {directory}: RPC http://127.0.0.1:{config.rpc.port}  dev account "
+               f"{address_to_text(dev.address)} (secret {dev.secret.hex()})  Ctrl-C stops", err=True)
+
+    async def main() -> None:
+        node = Node(directory, config)
+        node.install_signal_handlers()
+        try:
+            await node.start()
+        except BaseException:
+            await node.stop()
+            raise
+        await node.wait_stopped()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except (DatadirError, OSError) as exc:
+        fail(f"devnet: {exc}")
