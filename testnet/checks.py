@@ -1,0 +1,190 @@
+"""Safety and liveness checks over what nodes report: shared by the testnet (`chainlab testnet check`, from RPC or
+from stopped nodes' stores) and the simulator (from in-memory block trees).
+
+The checks are pure functions over small snapshots, so each one can be shown to fail on a hand-made bad input
+(tests/testnet/test_checks.py). Builders turn a `BlockTree` into snapshots (`snapshot_of_tree`,
+`ledger_of_tree`); testnet/collect.py builds the same values from RPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chain.blocktree import BlockTree
+from chain.crypto import address_to_text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """One check's verdict; `detail` says what was seen (and, on failure, the first violation)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"name", "ok", "detail"}`."""
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainSnapshot:
+    """What one node says about its best chain."""
+
+    node: str
+    height: int
+    head: str  # hex
+    final_height: int
+    hashes: Mapping[int, str]  # best-chain block hash (hex) by height; at least the final prefix
+    safety_alarms: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerView:
+    """What the ledger invariants need of one node's chain."""
+
+    node: str
+    genesis_supply: int
+    minted: int  # block rewards on the best chain
+    balances: Mapping[str, int]  # text address -> balance (every account)
+    nonces: Mapping[str, int]  # text address -> account nonce
+    sent_nonces: Mapping[str, Sequence[int]] = field(default_factory=dict)  # sender -> tx nonces in chain order
+
+
+def check_final_prefix(snapshots: Sequence[ChainSnapshot]) -> CheckResult:
+    """No two nodes have different final blocks at the same height."""
+    seen: dict[int, tuple[str, str]] = {}
+    compared = 0
+    for snapshot in snapshots:
+        for height in range(snapshot.final_height + 1):
+            block_hash = snapshot.hashes.get(height)
+            if block_hash is None:
+                continue
+            compared += 1
+            first = seen.setdefault(height, (snapshot.node, block_hash))
+            if first[1] != block_hash:
+                return CheckResult(name="final-prefix-agreement", ok=False,
+                                   detail=f"height {height}: {first[0]} has final {first[1][:16]}, {snapshot.node} "
+                                          f"has final {block_hash[:16]}")
+    return CheckResult(name="final-prefix-agreement", ok=True,
+                       detail=f"{len(snapshots)} nodes agree on {len(seen)} final heights ({compared} entries)")
+
+
+def check_convergence(snapshots: Sequence[ChainSnapshot]) -> CheckResult:
+    """Every node is on the same chain: same block at the lowest tip height (tips may differ by blocks in
+    flight), and no node's final height is ahead of what the others have."""
+    if not snapshots:
+        return CheckResult(name="convergence", ok=False, detail="no node to compare")
+    lowest = min(s.height for s in snapshots)
+    at_lowest = {s.node: s.hashes.get(lowest) for s in snapshots}
+    distinct = {h for h in at_lowest.values()}
+    if len(distinct) != 1 or None in distinct:
+        listing = ", ".join(f"{node} {(h or '?')[:12]}" for node, h in at_lowest.items())
+        return CheckResult(name="convergence", ok=False, detail=f"at height {lowest} nodes differ: {listing}")
+    spread = max(s.height for s in snapshots) - lowest
+    return CheckResult(name="convergence", ok=True,
+                       detail=f"{len(snapshots)} nodes share block {next(iter(distinct))[:16]} at height {lowest} "
+                              f"(tips within {spread} blocks)")
+
+
+def check_ledger(ledger: LedgerView) -> CheckResult:
+    """Total supply = genesis + rewards; no negative balance; each sender's nonces 0, 1, 2, ... with no gap and
+    account nonces that match."""
+    name = "ledger-invariants"
+    total = sum(ledger.balances.values())
+    expected = ledger.genesis_supply + ledger.minted
+    if total != expected:
+        return CheckResult(name=name, ok=False, detail=f"{ledger.node}: total supply {total}, expected "
+                                                       f"{expected} (genesis {ledger.genesis_supply} + minted "
+                                                       f"{ledger.minted})")
+    negative = [address for address, balance in ledger.balances.items() if balance < 0]
+    if negative:
+        return CheckResult(name=name, ok=False, detail=f"{ledger.node}: negative balance at {negative[0]}")
+    for sender, nonces in ledger.sent_nonces.items():
+        for position, nonce in enumerate(nonces):
+            if nonce != position:
+                return CheckResult(name=name, ok=False,
+                                   detail=f"{ledger.node}: {sender} sent nonce {nonce} as its transaction "
+                                          f"#{position} (gap or repeat)")
+        if ledger.nonces.get(sender, 0) != len(nonces):
+            return CheckResult(name=name, ok=False,
+                               detail=f"{ledger.node}: {sender} has account nonce {ledger.nonces.get(sender, 0)} "
+                                      f"after {len(nonces)} transactions")
+    return CheckResult(name=name, ok=True,
+                       detail=f"{ledger.node}: supply {total} = genesis + {ledger.minted} minted, "
+                              f"{len(ledger.balances)} accounts, {len(ledger.sent_nonces)} senders gapless")
+
+
+def check_no_safety_alarm(snapshots: Sequence[ChainSnapshot], log_alarms: Mapping[str, int] | None = None,
+                          ) -> CheckResult:
+    """No node raised a safety alarm (refused a reorg below its final block), by metrics/status or log lines."""
+    alarmed = {s.node: s.safety_alarms for s in snapshots if s.safety_alarms}
+    for node, count in (log_alarms or {}).items():
+        if count:
+            alarmed[node] = max(alarmed.get(node, 0), count)
+    if alarmed:
+        listing = ", ".join(f"{node}: {count}" for node, count in sorted(alarmed.items()))
+        return CheckResult(name="no-safety-alarm", ok=False, detail=f"safety alarms raised ({listing})")
+    return CheckResult(name="no-safety-alarm", ok=True, detail=f"{len(snapshots)} nodes, no alarm")
+
+
+def check_acknowledged_final(acknowledged: Iterable[str], final_txs: Mapping[str, set[str]]) -> CheckResult:
+    """Every transaction a client saw final is in every node's final chain (none lost)."""
+    acked = set(acknowledged)
+    for node, txs in final_txs.items():
+        missing = acked - txs
+        if missing:
+            return CheckResult(name="no-lost-acknowledged-tx", ok=False,
+                               detail=f"{node} lacks {len(missing)} transaction(s) a client saw final, e.g. "
+                                      f"{sorted(missing)[0][:16]}")
+    return CheckResult(name="no-lost-acknowledged-tx", ok=True,
+                       detail=f"{len(acked)} acknowledged-final transactions on {len(final_txs)} nodes")
+
+
+def check_liveness(heights_before: Mapping[str, int], heights_after: Mapping[str, int], *, min_progress: int = 1,
+                   ) -> CheckResult:
+    """Height advanced (by at least `min_progress`) on every node while the network was connected."""
+    stalled = {node: (heights_before.get(node, 0), after) for node, after in heights_after.items()
+               if after - heights_before.get(node, 0) < min_progress}
+    if stalled:
+        node, (before, after) = next(iter(sorted(stalled.items())))
+        return CheckResult(name="liveness", ok=False,
+                           detail=f"{node} went from height {before} to {after} (needs +{min_progress})")
+    progress = [after - heights_before.get(node, 0) for node, after in heights_after.items()]
+    return CheckResult(name="liveness", ok=True,
+                       detail=f"{len(heights_after)} nodes advanced by {min(progress, default=0)}.."
+                              f"{max(progress, default=0)} blocks")
+
+
+# -- builders from a block tree (the simulator, and stopped nodes' stores) -------------------------------------
+
+
+def snapshot_of_tree(node: str, tree: BlockTree) -> ChainSnapshot:
+    """A ChainSnapshot of a block tree's active chain."""
+    hashes = {height: tree.hash_at(height).hex() for height in range(tree.height + 1)}  # type: ignore[union-attr]
+    return ChainSnapshot(node=node, height=tree.height, head=tree.tip.hash.hex(), final_height=tree.final_height,
+                         hashes=hashes, safety_alarms=tree.safety_alarms)
+
+
+def ledger_of_tree(node: str, tree: BlockTree) -> LedgerView:
+    """The LedgerView of a block tree's tip state (accounts read from its store)."""
+    balances: dict[str, int] = {}
+    nonces: dict[str, int] = {}
+    for address, account in tree.store.iter_accounts():
+        text = address_to_text(address)
+        balances[text] = account.balance
+        nonces[text] = account.nonce
+    sent: dict[str, list[int]] = {}
+    minted = 0
+    for height in range(1, tree.height + 1):
+        block_hash = tree.hash_at(height)
+        block = tree.get_block(block_hash) if block_hash is not None else None
+        if block is None:
+            continue
+        minted += tree.policy.block_reward(block.header)
+        for tx in block.txs:
+            sent.setdefault(address_to_text(tx.sender_address), []).append(tx.nonce)
+    return LedgerView(node=node, genesis_supply=sum(tree.genesis.balances.values()), minted=minted,
+                      balances=balances, nonces=nonces, sent_nonces=sent)
