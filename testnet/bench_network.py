@@ -21,7 +21,7 @@ from chain.block import decode_block
 from chain.devtools import dev_keys, generate_pow_chain
 from chain.tx import make_transfer
 from node.chainfile import write_chain_file
-from node.config import NodeConfig, P2PSection, RpcSection, ValidationSection, MiningSection, write_config
+from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, ValidationSection, write_config
 from node.datadir import init_datadir, open_chain
 from testnet.cluster import Cluster
 from testnet.local import LocalNode, wait_until

@@ -84,8 +84,9 @@ def check_convergence(snapshots: Sequence[ChainSnapshot]) -> CheckResult:
         listing = ", ".join(f"{node} {(h or '?')[:12]}" for node, h in at_lowest.items())
         return CheckResult(name="convergence", ok=False, detail=f"at height {lowest} nodes differ: {listing}")
     spread = max(s.height for s in snapshots) - lowest
+    shared = next(iter(distinct)) or "?"
     return CheckResult(name="convergence", ok=True,
-                       detail=f"{len(snapshots)} nodes share block {next(iter(distinct))[:16]} at height {lowest} "
+                       detail=f"{len(snapshots)} nodes share block {shared[:16]} at height {lowest} "
                               f"(tips within {spread} blocks)")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE_DIRS = ["chain", "consensus", "p2p/protocol", "testnet/sim"]
-PURE_FILES = ["p2p/protocol.py"]
+PURE_FILES = ["p2p/protocol.py", "node/core.py", "testnet/checks.py"]
 FORBIDDEN_MODULES = {
     "asyncio", "socket", "aiohttp", "plyvel", "subprocess", "threading", "multiprocessing", "concurrent",
     "selectors", "signal", "os", "shutil", "tempfile", "io", "pathlib", "urllib", "http", "requests", "time",

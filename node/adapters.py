@@ -1,0 +1,233 @@
+"""The node's two faces: what P2P may ask of it (`ChainAccessAdapter`, p2p.service.ChainAccess) and what the RPC
+server may ask of it (`NodeApiAdapter`, node.api.NodeAPI). Thin: every decision is the node core's."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from chain.block import Block
+from chain.blocktree import TipInfo
+from chain.errors import RejectError
+from chain.mempool import PoolEntryView
+from chain.tx import Transaction
+from node.api import AccountView, BlockPosition, EventSubscription, TxState, TxStatus
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+log = logging.getLogger("chainlab.node")
+
+
+def wall_ms() -> int:
+    """Wall-clock milliseconds."""
+    return int(time.time() * 1000)
+
+
+class ChainAccessAdapter:
+    """What P2P may ask of the node (p2p.service.ChainAccess)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.chain_id = node.genesis.chain_id
+        self.genesis_hash = node.genesis.hash
+        self._prechecked: dict[bytes, None] = {}  # blocks that passed precheck_block, not yet submitted
+
+    def best_height(self) -> int:
+        """Our tip height."""
+        return self.node.tree.height
+
+    def has_block(self, block_hash: bytes) -> bool:
+        """Known in the tree or waiting as an orphan."""
+        return self.node.tree.meta(block_hash) is not None or block_hash in self.node.tree.orphans
+
+    def block_bytes(self, block_hash: bytes) -> bytes | None:
+        """A stored block's encoding."""
+        return self.node.tree.block_bytes(block_hash)
+
+    def locator(self) -> list[bytes]:
+        """Our best chain's locator."""
+        return self.node.tree.locator()
+
+    def blocks_after(self, locator: list[bytes], limit: int) -> list[bytes]:
+        """Encoded best-chain blocks after the first locator entry we share."""
+        tree = self.node.tree
+        start = tree.fork_point(locator) + 1
+        out = []
+        for height in range(start, min(tree.height, start + limit - 1) + 1):
+            block_hash = tree.hash_at(height)
+            raw = tree.block_bytes(block_hash) if block_hash else None
+            if raw is None:
+                break
+            out.append(raw)
+        return out
+
+    def has_tx(self, tx_hash: bytes) -> bool:
+        """In the mempool or on the best chain."""
+        return tx_hash in self.node.mempool or self.node.tree.store.tx_location(tx_hash) is not None
+
+    def tx_bytes(self, tx_hash: bytes) -> bytes | None:
+        """A pooled transaction's encoding."""
+        tx = self.node.mempool.get(tx_hash)
+        return tx.encoded if tx is not None else None
+
+    def precheck_block(self, block: Block) -> None:
+        """Header, seal/PoW and merkle root: what must hold before we relay a block."""
+        try:
+            header_checked = self.node.core.precheck_block(block, now_ms=wall_ms())
+        except RejectError as error:
+            self.node.node_metrics.blocks_rejected.labels(code=error.code).inc()
+            log.warning("block %s from a peer failed precheck: %s", block.hash.hex()[:16], error)
+            raise
+        if header_checked:  # the full header check ran: the import need not repeat it
+            self._prechecked[block.hash] = None
+            while len(self._prechecked) > 64:
+                del self._prechecked[next(iter(self._prechecked))]
+
+    async def submit_block(self, block: Block, peer: str) -> Any:
+        """Full validation and import."""
+        from p2p.service import BlockVerdict
+
+        prechecked = self._prechecked.pop(block.hash, 0) is None
+        result = await self.node.import_block(block, source=peer, prechecked=prechecked)
+        return BlockVerdict(status=result.status, missing_parent=result.missing_parent)
+
+    async def submit_tx(self, tx: Transaction, peer: str) -> None:
+        """Mempool admission of a gossiped transaction."""
+        await self.node.submit_tx(tx, source=peer)
+
+    def on_engine_message(self, peer: str, kind: str, payload: bytes) -> None:
+        """Hand an engine payload to the engine."""
+        self.node.on_engine_message(peer, kind, payload)
+
+
+class NodeApiAdapter:
+    """What the RPC server may ask of the node (node.api.NodeAPI)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.metrics = node.metrics
+
+    def status(self) -> dict[str, object]:
+        """The status document."""
+        return self.node.status()
+
+    def block(self, ref: int | bytes) -> Block | None:
+        """By best-chain height or by hash."""
+        tree = self.node.tree
+        block_hash = tree.hash_at(ref) if isinstance(ref, int) else ref
+        return tree.get_block(block_hash) if block_hash is not None else None
+
+    def block_height_info(self, block_hash: bytes) -> BlockPosition:
+        """Height, best-chain membership and finality of a known block."""
+        tree = self.node.tree
+        meta = tree.meta(block_hash)
+        if meta is None:
+            raise KeyError(block_hash.hex())
+        on_best = tree.is_on_best_chain(block_hash)
+        final = on_best and meta.height <= tree.final_height
+        return BlockPosition(height=meta.height, on_best_chain=on_best, final=final)
+
+    def blocks_range(self, from_height: int, limit: int) -> list[Block]:
+        """Consecutive best-chain blocks."""
+        tree = self.node.tree
+        out = []
+        for height in range(from_height, min(tree.height, from_height + limit - 1) + 1):
+            block = self.block(height)
+            if block is not None:
+                out.append(block)
+        return out
+
+    def tips(self) -> list[TipInfo]:
+        """Branch tips."""
+        return self.node.tree.tips()
+
+    async def submit_tx(self, tx: Transaction) -> None:
+        """Admission and relay."""
+        await self.node.submit_tx(tx, source=None)
+
+    def tx_status(self, tx_hash: bytes) -> TxStatus:
+        """pending | included | final | unknown."""
+        node = self.node
+        pooled = node.mempool.get(tx_hash)
+        if pooled is not None:
+            return TxStatus(status="pending", tx=pooled)
+        location = node.tree.store.tx_location(tx_hash)
+        if location is None:
+            return TxStatus(status="unknown")
+        block_hash, index = location
+        meta = node.tree.meta(block_hash)
+        if meta is None or not node.tree.is_on_best_chain(block_hash):
+            return TxStatus(status="unknown")
+        block = node.tree.get_block(block_hash)
+        tx = block.txs[index] if block is not None and index < len(block.txs) else None
+        status: TxState = "final" if meta.height <= node.tree.final_height else "included"
+        return TxStatus(status=status, height=meta.height, block_hash=block_hash, index=index, tx=tx)
+
+    def account(self, address: bytes, at: str) -> AccountView:
+        """As of the tip, or of the final block (the tip state with the non-final blocks' undo applied)."""
+        tree = self.node.tree
+        if at == "latest":
+            account = tree.state.get(address)
+            balance, nonce = (account.balance, account.nonce) if account else (0, 0)
+            pending = self.node.mempool.pending_nonce(address, tree.state)
+            return AccountView(balance=balance, nonce=nonce, height=tree.height, pending_nonce=pending)
+        account = None
+        found = False
+        for height in range(tree.height, tree.final_height, -1):  # newest first: the oldest undo wins
+            block_hash = tree.hash_at(height)
+            assert block_hash is not None
+            for changed, previous in tree.store.get_undo(block_hash).previous:
+                if changed == address:
+                    account, found = previous, True
+        if not found:
+            account = tree.state.get(address)
+        balance, nonce = (account.balance, account.nonce) if account else (0, 0)
+        return AccountView(balance=balance, nonce=nonce, height=tree.final_height)
+
+    def mempool(self) -> list[PoolEntryView]:
+        """The pool, best fee rate first."""
+        return self.node.mempool.snapshot()
+
+    def peers(self) -> list[dict[str, object]]:
+        """Connected peers."""
+        return self.node.p2p.peers() if self.node.p2p is not None else []
+
+    def subscribe(self) -> EventSubscription:
+        """A new event stream."""
+        return self.node.events.subscribe()
+
+    def set_faults(self, spec: dict[str, object]) -> dict[str, object]:
+        """Fault injection in the P2P transport (testnet nemesis)."""
+        from p2p.service import FaultConfig
+
+        allowed = {"blocked_peers", "delay_ms", "jitter_ms", "loss", "duplicate"}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
+        blocked = spec.get("blocked_peers", [])
+        if not isinstance(blocked, list) or not all(isinstance(p, str) for p in blocked):
+            raise ValueError("blocked_peers must be a list of node ids or urls")
+        numbers: dict[str, float] = {}
+        for name in ("delay_ms", "jitter_ms", "loss", "duplicate"):
+            value = spec.get(name, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number")
+            numbers[name] = float(value)
+        for name in ("loss", "duplicate"):
+            if numbers[name] > 1:
+                raise ValueError(f"{name} is a probability in [0, 1]")
+        faults = FaultConfig(blocked_peers=frozenset(blocked), **numbers)
+        self.node.p2p.set_faults(faults)
+        log.warning("faults set: %s", spec)
+        return {"blocked_peers": sorted(blocked), **numbers}
+
+    def set_mining(self, enabled: bool) -> dict[str, object]:
+        """Admin mining switch."""
+        self.node.set_mining(enabled)
+        return {"mining_enabled": enabled}
+
+    def connect_peer(self, url: str) -> None:
+        """Dial a peer."""
+        self.node.p2p.connect(url)
