@@ -587,17 +587,17 @@ def status_command(datadir: Path | None, node_url: str | None, as_json: bool) ->
     if as_json:
         emit_json(status)
         return
-    for label, key in (("chain id", "chain_id"), ("consensus", "consensus"), ("genesis", "genesis"),
-                       ("height", "height"), ("head", "head"), ("final height", "final_height"),
-                       ("final hash", "final_hash"), ("state commitment", "state_commitment"), ("peers", "peers"),
-                       ("mempool", "mempool_size"), ("syncing", "syncing")):
-        if key in status:
-            click.echo(f"{label + ':':<18}{status[key]}")
+    rows = [(label, status[key]) for label, key in (
+        ("chain id", "chain_id"), ("consensus", "consensus"), ("genesis", "genesis"), ("height", "height"),
+        ("head", "head"), ("final height", "final_height"), ("final hash", "final_hash"),
+        ("state commitment", "state_commitment"), ("peers", "peers"), ("mempool", "mempool_size"),
+        ("syncing", "syncing"), ("safety alarms", "safety_alarms")) if key in status]
     engine = status.get("engine")
     if isinstance(engine, dict):
-        for key, value in engine.items():
-            if key != "miners":
-                click.echo(f"{('engine ' + key + ':'):<18}{value}")
+        rows.extend((f"engine {key.replace('_', ' ')}", value) for key, value in engine.items() if key != "miners")
+    width = max(18, *(len(label) + 2 for label, _ in rows))
+    for label, value in rows:
+        click.echo(f"{label + ':':<{width}}{value}")
 
 
 @command.command(name="block", short_help="One block of a running node, by height or hash.")

@@ -16,6 +16,7 @@ from node.identity import KEY_FILE, load_or_create_key
 from testnet.cluster import pow_target_for
 
 DEV_SEED = b"chainlab-devnet/dev-account"
+DEV_SECRET_FILE = "dev-account.secret"
 
 
 @click.command(name="devnet")
@@ -31,7 +32,7 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
             fresh: bool) -> None:
     """Run a one-node PoW devnet in the foreground until Ctrl-C: it mines a block every ~BLOCK_INTERVAL_S and
     logs a line per block. A dev account (its key is derived from a public seed: never use it for real funds) is
-    funded in genesis; the RPC listens on 127.0.0.1:RPC_PORT for `chainlab tx send`, `wallet balance`, curl."""
+    funded in genesis (its secret is in DIR/dev-account.secret); the RPC listens on 127.0.0.1:RPC_PORT for `chainlab tx send`, `wallet balance`, curl."""
     import shutil
 
     from node.logs import setup_logging
@@ -54,6 +55,9 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
             config = NodeConfig(node=NodeSection(name="devnet"), rpc=RpcSection(port=rpc_port),
                                 mining=MiningSection(enabled=True, processes=1, hashrate_hps=hashrate_hps))
             write_config(directory, config)
+            secret_path = directory / DEV_SECRET_FILE
+            secret_path.write_text(dev.secret.hex() + "\n", encoding="ascii")
+            secret_path.chmod(0o600)
         elif not (directory / KEY_FILE).exists():
             fail(f"{directory} has a genesis but no node key; use --fresh to start over")
     except (DatadirError, OSError) as exc:
@@ -62,8 +66,9 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
 
     config = load_config(directory).with_overrides({"rpc.port": rpc_port, "p2p.port": p2p_port})
     setup_logging("text", "info", "devnet")
-    click.echo(f"devnet in {directory}: RPC http://127.0.0.1:{config.rpc.port}  dev account "
-               f"{address_to_text(dev.address)} (secret {dev.secret.hex()})  Ctrl-C stops", err=True)
+    click.echo(f"devnet in {directory}: RPC http://127.0.0.1:{config.rpc.port}, dev account "
+               f"{address_to_text(dev.address)} (import it: chainlab wallet import dev --secret-file "
+               f"{directory / DEV_SECRET_FILE}); Ctrl-C stops", err=True)
 
     async def main() -> None:
         node = Node(directory, config)

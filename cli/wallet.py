@@ -188,6 +188,31 @@ def command(ctx: click.Context, wallet_dir: Path | None) -> None:
         ctx.meta[_WALLET_DIR_KEY] = wallet_dir
 
 
+@command.command(name="import")
+@click.argument("name")
+@click.option("--secret-file", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="file holding the 32-byte secret key as hex (e.g. the devnet's dev account)")
+@password_file_option
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def import_wallet(name: str, secret_file: Path, password_file: Path | None, wallet_dir: Path | None,
+                  as_json: bool) -> None:
+    """Seal an existing secret key (hex, read from a file, never from the command line) as wallet NAME."""
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        keystore.check_new(name)
+        try:
+            key = crypto.PrivateKey(bytes.fromhex(secret_file.read_text(encoding="ascii").strip()))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise KeystoreError(f"{secret_file}: not a 32-byte hex secret key ({exc})") from exc
+        passphrase = read_passphrase(password_file, prompt=f"New passphrase for wallet {name!r}", confirm=True)
+        wallet = keystore.create(name, passphrase, key=key)
+    if as_json:
+        emit_json(_wallet_view(wallet))
+        return
+    _echo_fields([("name", wallet.name), ("address", wallet.address_text), ("keystore", str(wallet.path))])
+
+
 @command.command(name="new")
 @click.argument("name")
 @password_file_option
