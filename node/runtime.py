@@ -173,7 +173,7 @@ class Node:
     async def _housekeeping_loop(self) -> None:
         while True:
             await asyncio.sleep(5.0)
-            self.tree.orphans.expire(time.monotonic())
+            self.tree.orphans.expire(wall_ms() / 1000)  # orphans are timed by the block tree in wall-clock seconds
             update = self.mempool.expire(time.monotonic(), MEMPOOL_MAX_AGE_S)
             if update.dropped:
                 log.info("expired %d mempool transactions", len(update.dropped))
