@@ -11,6 +11,7 @@ either branch; on restart fork choice simply resumes the reorg.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -108,9 +109,10 @@ class StoreAccounts:
     reads LevelDB only for accounts untouched for a while.
     """
 
-    def __init__(self, store: Store, cache_entries: int = 500_000) -> None:
+    def __init__(self, store: Store, cache_entries: int = 200_000) -> None:
         self._store = store
-        self._cache: dict[bytes, Account | None] = {}
+        # OrderedDict: evicting the oldest entry is O(1) (a plain dict's next(iter()) degrades after many deletes)
+        self._cache: OrderedDict[bytes, Account | None] = OrderedDict()
         self._cache_entries = cache_entries
 
     def get_account(self, address: bytes) -> Account | None:
@@ -126,9 +128,8 @@ class StoreAccounts:
     def _remember(self, accounts: Mapping[bytes, Account | None]) -> None:
         cache = self._cache
         cache.update(accounts)
-        if len(cache) > self._cache_entries:
-            for address in list(cache)[: len(cache) - self._cache_entries]:
-                del cache[address]
+        for _ in range(len(cache) - self._cache_entries):
+            cache.popitem(last=False)
 
     def written(self, changes: Mapping[bytes, Account | None]) -> None:
         """Tell the cache what a batch just wrote."""

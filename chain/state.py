@@ -17,8 +17,8 @@ docs/FORMATS.md).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import struct
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -104,9 +104,9 @@ class ElementCache:
 
     __slots__ = ("_entries", "capacity")
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
-        self._entries: dict[bytes, tuple[Account, int]] = {}
+        self._entries: OrderedDict[bytes, tuple[Account, int]] = OrderedDict()  # O(1) eviction of the oldest
 
     def element(self, address: bytes, account: Account) -> int:
         """The element of `account` at `address`, from the memo when it holds this exact account."""
@@ -123,10 +123,8 @@ class ElementCache:
         """Memoize many elements at once (a block's worth); the oldest entries go when full."""
         entries = self._entries
         entries.update(elements)
-        excess = len(entries) - self.capacity
-        if excess > 0:
-            for address in list(itertools.islice(entries, excess)):
-                del entries[address]
+        for _ in range(len(entries) - self.capacity):
+            entries.popitem(last=False)
 
 
 class State:

@@ -12,6 +12,7 @@ runs in worker processes (node/workers.py); results are identical either way.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -74,7 +75,7 @@ class SignatureCache:
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
-        self._entries: dict[bytes, None] = {}
+        self._entries: OrderedDict[bytes, None] = OrderedDict()  # O(1) eviction of the oldest
 
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._entries
@@ -87,7 +88,7 @@ class SignatureCache:
         entries = self._entries
         entries[tx_hash] = None
         if len(entries) > self.capacity:
-            del entries[next(iter(entries))]
+            entries.popitem(last=False)
 
 
 class SignatureChecker:
