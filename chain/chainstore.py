@@ -109,7 +109,7 @@ class StoreAccounts:
     reads LevelDB only for accounts untouched for a while.
     """
 
-    def __init__(self, store: Store, cache_entries: int = 200_000) -> None:
+    def __init__(self, store: Store, cache_entries: int = 100_000) -> None:
         self._store = store
         # OrderedDict: evicting the oldest entry is O(1) (a plain dict's next(iter()) degrades after many deletes)
         self._cache: OrderedDict[bytes, Account | None] = OrderedDict()

@@ -71,7 +71,7 @@ class SignatureCache:
 
     __slots__ = ("_entries", "capacity")
 
-    def __init__(self, capacity: int = 200_000) -> None:
+    def __init__(self, capacity: int = 100_000) -> None:
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
