@@ -591,7 +591,8 @@ def status_command(datadir: Path | None, node_url: str | None, as_json: bool) ->
         ("chain id", "chain_id"), ("consensus", "consensus"), ("genesis", "genesis"), ("height", "height"),
         ("head", "head"), ("final height", "final_height"), ("final hash", "final_hash"),
         ("state commitment", "state_commitment"), ("peers", "peers"), ("mempool", "mempool_size"),
-        ("syncing", "syncing"), ("safety alarms", "safety_alarms")) if key in status]
+        ("syncing", "syncing"), ("sync target height", "sync_target_height"),
+        ("safety alarms", "safety_alarms")) if key in status]
     engine = status.get("engine")
     if isinstance(engine, dict):
         rows.extend((f"engine {key.replace('_', ' ')}", value) for key, value in engine.items() if key != "miners")
