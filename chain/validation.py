@@ -85,9 +85,13 @@ class SignatureCache:
 
     def add(self, tx_hash: bytes) -> None:
         """Remember that `tx_hash`'s signature verified."""
+        self.add_many((tx_hash,))
+
+    def add_many(self, tx_hashes: Sequence[bytes]) -> None:
+        """Remember a batch of verified ids (one block's worth in one update)."""
         entries = self._entries
-        entries[tx_hash] = None
-        if len(entries) > self.capacity:
+        entries.update(dict.fromkeys(tx_hashes))
+        for _ in range(len(entries) - self.capacity):
             entries.popitem(last=False)
 
 
@@ -133,11 +137,10 @@ class SignatureChecker:
             outcome = wait()
             if len(outcome) != len(pending):
                 raise RuntimeError("signature verifier returned the wrong number of results")
-            for (index, tx), ok in zip(pending, outcome, strict=True):
-                if not ok:
-                    raise RejectError("bad-signature", f"tx {index} {tx.hash.hex()}")
-            for _, tx in pending:
-                cache.add(tx.hash)
+            if not all(outcome):
+                index, tx = pending[outcome.index(False)]
+                raise RejectError("bad-signature", f"tx {index} {tx.hash.hex()}")
+            cache.add_many([tx.hash for _, tx in pending])
 
         return finish
 
