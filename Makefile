@@ -15,7 +15,7 @@ $(STAMP): $(PY) pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/chainlab devnet
+	$(VENV)/bin/chainlab testnet up --nodes 4 --foreground --load-tps 5
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -53,9 +53,13 @@ class Cluster:
         cls, root: Path, count: int, *, consensus: str = "pow", seed: str | None = None,
         params: dict[str, Any] | None = None, finality_threshold: int = 6, hashrate_shares: Sequence[float] = (),
         hashrate_hps: float = 2000.0, load_accounts: int = 8, balance: int = 10**12, mining: bool = True,
-        block_reward: int = 50, extra_args: Sequence[str] = (),
+        block_reward: int = 50, extra_args: Sequence[str] = (), mining_nice: int = 0, chain_id: str | None = None,
     ) -> Cluster:
-        """Keys, genesis and data directories for `count` nodes under `root` (nothing is started)."""
+        """Keys, genesis and data directories for `count` nodes under `root` (nothing is started).
+
+        `hashrate_hps` is the average capped rate per miner; `hashrate_shares` split the total between the nodes (a
+        share of 0 makes a node that does not mine and is not a declared miner). `mining_nice` is the nice value of
+        the mining workers."""
         seed = seed or secrets.token_hex(4)
         root.mkdir(parents=True, exist_ok=True)
         keys = [node_key(seed, i) for i in range(count)]
@@ -63,6 +67,8 @@ class Cluster:
         shares = list(hashrate_shares) or [1.0] * count
         if len(shares) != count:
             raise ValueError("give one hash-rate share per node")
+        if any(share < 0 for share in shares) or sum(shares) <= 0:
+            raise ValueError("hash-rate shares must be non-negative, and at least one positive")
         total_share = sum(shares)
         rates = [hashrate_hps * count * share / total_share for share in shares]
         genesis_params: dict[str, Any] = {"block_interval_s": 1.0}
@@ -71,7 +77,8 @@ class Cluster:
         if consensus == "pow":
             genesis_params.setdefault("initial_target", pow_target_for(sum(rates),
                                                                        float(genesis_params["block_interval_s"])))
-            validators = {k.address: max(1, round(1000 * s / total_share)) for k, s in zip(keys, shares, strict=True)}
+            validators = {k.address: max(1, round(1000 * s / total_share))
+                          for k, s in zip(keys, shares, strict=True) if s > 0}
         else:
             validators = {k.address: 1 for k in keys}
             genesis_params.setdefault("primary", "")
@@ -79,7 +86,7 @@ class Cluster:
                 from chain.crypto import address_to_text
 
                 genesis_params["primary"] = address_to_text(keys[0].address)
-        genesis = Genesis(chain_id=f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
+        genesis = Genesis(chain_id=chain_id or f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
                           balances={k.address: balance for k in loads}, validators=validators,
                           finality_threshold=finality_threshold, block_reward=block_reward)
         nodes = []
@@ -89,7 +96,9 @@ class Cluster:
             token = secrets.token_hex(16)
             config = NodeConfig(
                 p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=token),
-                mining=MiningSection(enabled=mining and consensus == "pow", processes=1, hashrate_hps=rates[index]),
+                # a zero share must not mine: hashrate_hps 0 would mean "no cap"
+                mining=MiningSection(enabled=mining and consensus == "pow" and rates[index] > 0, processes=1,
+                                     hashrate_hps=rates[index], nice=mining_nice),
             )
             write_config(datadir, config)
             key_path = datadir / KEY_FILE

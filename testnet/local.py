@@ -71,10 +71,15 @@ class LocalNode:
 
     def start(self, peers: Sequence[str] = (), wait_s: float = 30.0, env: dict[str, str] | None = None) -> None:
         """Start `chainlab node run` and wait until it publishes its URLs and answers RPC."""
+        self.launch(peers, env=env)
+        self.wait_started(wait_s)
+
+    def launch(self, peers: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        """Start the process (in its own session, output appended to the log) without waiting for it."""
         if self.process is not None and self.process.poll() is None:
             raise LocalNodeError(f"{self.name} is already running (pid {self.process.pid})")
-        info_path = self.datadir / NODE_INFO_FILE
-        info_path.unlink(missing_ok=True)
+        (self.datadir / NODE_INFO_FILE).unlink(missing_ok=True)
+        self.info = {}
         args = [*chainlab_command(), "node", "run", "--datadir", str(self.datadir), "--name", self.name,
                 *[a for p in peers for a in ("--peer", p)], *self.extra_args]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns the descriptor from here on
@@ -83,6 +88,13 @@ class LocalNode:
                                             start_new_session=True, env={**os.environ, **(env or {})})
         finally:
             log.close()
+
+    def wait_started(self, wait_s: float = 30.0) -> None:
+        """Wait until the launched process publishes `node.json` and answers RPC; kill it and raise
+        LocalNodeError (with the log's tail) when it exits or does not come up in time."""
+        if self.process is None:
+            raise LocalNodeError(f"{self.name} was not launched")
+        info_path = self.datadir / NODE_INFO_FILE
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

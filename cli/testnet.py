@@ -1,0 +1,473 @@
+"""`chainlab testnet ...`: local networks of real node processes: up, status, down, logs; the nemesis (kill,
+stop, start, restart, pause, resume, partition, heal, netem); load; check; scenarios (docs/TESTNET.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from chain.genesis import GenesisError, parse_param_value
+from cli.common import emit_json, fail
+from testnet import launcher, live
+from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
+from testnet.history import HistoryWriter
+from testnet.live import engine_cell, engine_column, format_rows
+from testnet.load import LoadGenerator, LoadOptions, exclusive_load
+from testnet.nemesis import Nemesis
+from testnet.scenario import ManifestError, Scenario, load_manifest, plan
+from testnet.state import HISTORY_FILE, TestnetError, load_testnet
+from testnet.topology import TOPOLOGIES, TopologyError, parse_groups
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def user_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn the toolkit's user-facing errors into one `error: ...` line and exit 1."""
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except (TestnetError, ManifestError, TopologyError, GenesisError) as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--dir: which testnet (default $CHAINLAB_TESTNET, else ./testnets/latest)."""
+    return click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+                        help="testnet directory (default: $CHAINLAB_TESTNET, else ./testnets/latest)")(function)
+
+
+def json_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--json."""
+    return click.option("--json", "as_json", is_flag=True, help="print JSON")(function)
+
+
+def progress_to_stderr(message: str) -> None:
+    """Progress lines go to stderr, so stdout carries only the result."""
+    click.echo(message, err=True)
+
+
+@click.group(name="testnet")
+def command() -> None:
+    """Local testnets of real node processes: bring one up, break it, load it, check it, run scenarios.
+
+    Commands other than `up` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
+    (the last testnet `up` made in its default place). NODE is a node name (node2) or index (2).
+    """
+
+
+def _shares(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise TestnetError(f"--hashrate-shares {text!r}: give numbers separated by commas, e.g. 3,1,1") from None
+
+
+def _genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise TestnetError(f"--genesis-param {entry!r}: use KEY=VALUE")
+        params[key.strip()] = parse_param_value(key.strip(), value.strip())
+    return params
+
+
+@command.command(name="up")
+@click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True, help="number of nodes")
+@click.option("--consensus", type=click.Choice(["pow", "primary-backup"]), default="pow", show_default=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="testnet directory to create (default: a new one under ./testnets)")
+@click.option("--topology", type=click.Choice(TOPOLOGIES), default="full", show_default=True,
+              help="who dials whom")
+@click.option("--hashrate-shares", metavar="S0,S1,...", help="relative hash power per node, e.g. 3,1,1 (PoW)")
+@click.option("--hashrate-hps", type=click.FloatRange(1), help="total capped hash rate [default: 4000 per miner]")
+@click.option("--genesis-param", "genesis_params", multiple=True, metavar="KEY=VALUE",
+              help="genesis parameter, e.g. block_interval_s=1 or finality_threshold=3 (repeatable)")
+@click.option("--seed", help="seed of the node and load keys (default: random)")
+@click.option("--load-accounts", type=click.IntRange(1, 100_000), default=256, show_default=True,
+              help="funded load accounts in genesis")
+@click.option("--foreground", is_flag=True, help="show a live table until Ctrl-C, then take the testnet down")
+@click.option("--load-tps", type=click.FloatRange(0, min_open=True), help="with --foreground: a light load")
+@json_option
+@user_errors
+def up_command(nodes: int, consensus: str, directory: Path | None, topology: str, hashrate_shares: str | None,
+               hashrate_hps: float | None, genesis_params: tuple[str, ...], seed: str | None, load_accounts: int,
+               foreground: bool, load_tps: float | None, as_json: bool) -> None:
+    """Create and start a testnet; waits until every node answers and has its topology's peers.
+
+    Ports are chosen by the OS, so testnets never collide. Miners run niced with capped hash rates (the genesis
+    difficulty matches the total). Prints the directory; --json prints testnet.json.
+    """
+    if load_tps and not foreground:
+        raise TestnetError("--load-tps goes with --foreground (otherwise use `chainlab testnet load`)")
+    options = launcher.UpOptions(nodes=nodes, consensus=consensus, directory=directory, topology=topology,
+                                 hashrate_shares=_shares(hashrate_shares), hashrate_hps=hashrate_hps,
+                                 genesis_params=_genesis_params(genesis_params), seed=seed,
+                                 load_accounts=load_accounts)
+    started = time.monotonic()
+    testnet = launcher.up(options, progress_to_stderr)
+    if not foreground:
+        if as_json:
+            emit_json(testnet.to_json())
+        else:
+            click.echo(testnet.dir)
+            click.echo(f"{len(testnet.nodes)} nodes up in {time.monotonic() - started:.1f} s; "
+                       f"`chainlab testnet status --dir {testnet.dir}`", err=True)
+        return
+    summary = None
+    try:
+        with exclusive_load(testnet.path):
+            summary = asyncio.run(live.foreground(testnet.path, load_tps=load_tps))
+    finally:
+        click.echo("stopping the testnet...", err=True)
+        result = launcher.down(testnet.path)
+    if summary is not None:
+        click.echo(f"load: {summary['accepted']} accepted, {summary['final']} final", err=True)
+    if not result["ok"]:
+        fail(f"processes left after down: {result['left']}")
+    click.echo(f"testnet down ({testnet.dir})", err=True)
+
+
+@command.command(name="status")
+@dir_option
+@json_option
+@user_errors
+def status_command(directory: Path | None, as_json: bool) -> None:
+    """Each node's process state and, when it answers, height, head, final height, peers, mempool and mining."""
+    path = launcher.resolve_directory(directory)
+    view = launcher.status(path)
+    if as_json:
+        emit_json(view)
+        return
+    testnet = load_testnet(path)
+    rows = [("NODE", "STATE", "PID", "HEIGHT", "HEAD", "FINAL", "PEERS", "MEMPOOL", engine_column(testnet.consensus),
+             "RPC")]
+    for entry in view["nodes"]:
+        status = entry["status"]
+        cells = ((str(status["height"]), str(status["head"])[:12], str(status["final_height"]), str(status["peers"]),
+                  str(status["mempool_size"])) if status else ("-",) * 5)
+        rows.append((entry["name"], entry["state"], str(entry["pid"] or "-"), *cells,
+                     engine_cell(testnet.consensus, status), entry["rpc_url"]))
+    click.echo(f"testnet {view['dir']}  chain {view['chain_id']}  {view['consensus']}  {view['topology']}")
+    for line in format_rows(rows, left={0, 1, 4, 8, 9}):
+        click.echo(line)
+
+
+@command.command(name="down")
+@dir_option
+@click.option("--timeout-s", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="seconds to wait after SIGTERM before SIGKILL")
+@json_option
+@user_errors
+def down_command(directory: Path | None, timeout_s: float, as_json: bool) -> None:
+    """Stop every node: SIGTERM, SIGKILL after the timeout; fails if any process of a node is left."""
+    result = launcher.down(launcher.resolve_directory(directory), timeout_s)
+    if as_json:
+        emit_json(result)
+    else:
+        for entry in result["nodes"]:
+            click.echo(f"{entry['node']}: {entry['outcome']}" + (f" (pid {entry['pid']})" if entry["pid"] else ""))
+    if not result["ok"]:
+        fail(f"processes left: {result['left']}")
+
+
+@command.command(name="logs")
+@click.argument("node")
+@dir_option
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines until Ctrl-C")
+@click.option("-n", "--lines", type=click.IntRange(0), default=50, show_default=True, help="last lines to show")
+@user_errors
+def logs_command(node: str, directory: Path | None, follow: bool, lines: int) -> None:
+    """Print a node's log (its last lines; -f follows it)."""
+    record = load_testnet(launcher.resolve_directory(directory)).node(node)
+    path = Path(record.log)
+    if not path.exists():
+        raise TestnetError(f"{record.name} has no log yet ({path})")
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for line in stream.readlines()[-lines:] if lines else []:
+            click.echo(line, nl=False)
+        try:
+            while follow:
+                line = stream.readline()
+                if line:
+                    click.echo(line, nl=False)
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+def _emit_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(event)
+        return
+    detail = {k: v for k, v in event["detail"].items() if v not in (None, {}, [], False)}
+    click.echo(f"{event['time']} {event['action']} {' '.join(event['nodes'])}"
+               + (f" {json.dumps(detail, sort_keys=True)}" if detail else ""))
+    failures = event["detail"].get("failures")
+    if failures:
+        fail(f"could not reach {', '.join(failures)}: {'; '.join(failures.values())}")
+
+
+def _node_action(name: str, help_text: str) -> None:
+    @command.command(name=name, help=help_text)
+    @click.argument("node")
+    @dir_option
+    @json_option
+    @user_errors
+    def action(node: str, directory: Path | None, as_json: bool) -> None:
+        nemesis = Nemesis(launcher.resolve_directory(directory))
+        _emit_event(getattr(nemesis, name)(node), as_json)
+
+
+_node_action("kill", "SIGKILL a node and its workers (a crash).")
+_node_action("stop", "Stop a node gracefully (SIGTERM; SIGKILL after 10 s).")
+_node_action("start", "Start a stopped or killed node again (same ports, same neighbours, its recorded faults).")
+_node_action("pause", "SIGSTOP a node's processes: it freezes, its peers time it out.")
+_node_action("resume", "SIGCONT a paused node.")
+
+
+@command.command(name="restart")
+@click.argument("node")
+@dir_option
+@click.option("--hard", is_flag=True, help="SIGKILL instead of a graceful stop")
+@json_option
+@user_errors
+def restart_command(node: str, directory: Path | None, hard: bool, as_json: bool) -> None:
+    """Stop (or --hard: kill) a node and start it again."""
+    _emit_event(Nemesis(launcher.resolve_directory(directory)).restart(node, hard=hard), as_json)
+
+
+@command.command(name="partition")
+@click.argument("groups", nargs=-1)
+@click.option("--shape", help="halves | isolate:NODE | bridge | majorities-ring | minority-third")
+@dir_option
+@json_option
+@user_errors
+def partition_command(groups: tuple[str, ...], shape: str | None, directory: Path | None, as_json: bool) -> None:
+    """Cut the network: GROUPS like `0,1 2,3,4` (each node blocks every node outside its group), or --shape.
+
+    Replaces any current partition; netem settings stay.
+    """
+    path = launcher.resolve_directory(directory)
+    if bool(groups) == bool(shape):
+        raise TestnetError("give either groups (e.g. `0,1 2,3,4`) or --shape")
+    nemesis = Nemesis(path)
+    if shape:
+        if shape.startswith("isolate:"):
+            shape = f"isolate:{load_testnet(path).index_of(shape.split(':', 1)[1])}"
+        event = nemesis.partition(shape=shape)
+    else:
+        testnet = load_testnet(path)
+        event = nemesis.partition(groups=parse_groups(groups, testnet.index_of))
+    _emit_event(event, as_json)
+
+
+@command.command(name="heal")
+@dir_option
+@click.option("--partition-only", is_flag=True, help="clear the partition, keep netem")
+@click.option("--netem-only", is_flag=True, help="clear netem, keep the partition")
+@json_option
+@user_errors
+def heal_command(directory: Path | None, partition_only: bool, netem_only: bool, as_json: bool) -> None:
+    """Clear the partition and netem on every node."""
+    if partition_only and netem_only:
+        raise TestnetError("--partition-only and --netem-only exclude each other")
+    event = Nemesis(launcher.resolve_directory(directory)).heal(partition=not netem_only, netem=not partition_only)
+    _emit_event(event, as_json)
+
+
+@command.command(name="netem")
+@dir_option
+@click.option("--nodes", help="nodes to affect, e.g. 0,2 (default: all)")
+@click.option("--delay-ms", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--jitter-ms", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--loss", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="drop probability")
+@click.option("--duplicate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="duplication probability")
+@json_option
+@user_errors
+def netem_command(directory: Path | None, nodes: str | None, delay_ms: float, jitter_ms: float, loss: float,
+                  duplicate: float, as_json: bool) -> None:
+    """Delay (+- jitter), drop and duplicate the nodes' outgoing P2P frames; all zeros clears. Keeps partitions."""
+    refs = [part.strip() for part in nodes.split(",") if part.strip()] if nodes else None
+    event = Nemesis(launcher.resolve_directory(directory)).netem(refs, delay_ms=delay_ms, jitter_ms=jitter_ms,
+                                                                   loss=loss, duplicate=duplicate)
+    _emit_event(event, as_json)
+
+
+@command.command(name="load")
+@dir_option
+@click.option("--tps", type=click.FloatRange(0, min_open=True), required=True, help="target transactions/s")
+@click.option("--duration", "duration_s", type=click.FloatRange(0, min_open=True), required=True,
+              help="seconds of sending")
+@click.option("--accounts", type=click.IntRange(1), help="load accounts to send from (default: all)")
+@click.option("--nodes", help="nodes to send to, e.g. 0,1 (default: all, round-robin)")
+@click.option("--settle-timeout-s", type=click.FloatRange(0), help="max wait for finality after sending")
+@click.option("--seed", type=int, help="seed of recipients and amounts")
+@json_option
+@user_errors
+def load_command(directory: Path | None, tps: float, duration_s: float, accounts: int | None, nodes: str | None,
+                 settle_timeout_s: float | None, seed: int | None, as_json: bool) -> None:
+    """Send signed transfers at TPS for DURATION seconds, record every operation in history.jsonl, wait for
+    finality, and report counts and latencies to inclusion and finality."""
+    path = launcher.resolve_directory(directory)
+    testnet = load_testnet(path)
+    options = LoadOptions(tps=tps, duration_s=duration_s, accounts=accounts, seed=seed,
+                          nodes=[p.strip() for p in nodes.split(",") if p.strip()] if nodes else None,
+                          settle_timeout_s=settle_timeout_s)
+    with exclusive_load(path):
+        history = HistoryWriter(path / HISTORY_FILE)
+        try:
+            generator = LoadGenerator(testnet, options, history)
+            summary = asyncio.run(_load_with_progress(generator, interactive=sys.stderr.isatty() and not as_json))
+        finally:
+            history.close()
+    if as_json:
+        emit_json(summary)
+        return
+    latency = summary["latency_ms"]
+    click.echo(f"sent {summary['submitted']} in {summary['duration_s']:.1f} s: {summary['accepted']} accepted "
+               f"({summary['accepted_tps']} tx/s), {summary['rejected']} rejected, {summary['unknown']} unknown")
+    click.echo(f"included {summary['included']}, final {summary['final']}, accepted but not final "
+               f"{summary['accepted_not_final']}")
+    click.echo(f"latency to inclusion p50 {latency['inclusion_p50']} ms p99 {latency['inclusion_p99']} ms; "
+               f"to finality p50 {latency['final_p50']} ms p99 {latency['final_p99']} ms")
+    if summary["rejections"]:
+        click.echo("rejections: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["rejections"].items())))
+
+
+async def _load_with_progress(generator: LoadGenerator, *, interactive: bool) -> dict[str, Any]:
+    task = asyncio.ensure_future(generator.run())
+    while interactive and not task.done():
+        await asyncio.wait({task}, timeout=1.0)
+        counts = generator.counts
+        click.echo(f"\rsent {counts.submitted}  accepted {counts.accepted}  rejected {counts.failed}  included "
+                   f"{counts.included}  final {counts.final}   ", err=True, nl=False)
+    result = await task
+    if interactive:
+        click.echo("", err=True)
+    return result
+
+
+@command.command(name="check")
+@dir_option
+@click.option("--converge-timeout-s", type=click.FloatRange(0), default=30.0, show_default=True,
+              help="how long tips may take to converge")
+@click.option("--source", type=click.Choice(SOURCES), default="auto", show_default=True,
+              help="auto: RPC of running nodes, stores of stopped ones")
+@click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES), help="run only these checks")
+@json_option
+@user_errors
+def check_command(directory: Path | None, converge_timeout_s: float, source: str, only: tuple[str, ...],
+                  as_json: bool) -> None:
+    """Safety and liveness checks; exit 1 if any fails. Works on a running testnet and after `down`."""
+    result = run_checks(launcher.resolve_directory(directory),
+                        CheckOptions(checks=list(only) or CHECK_NAMES, source=source,
+                                     converge_timeout_s=converge_timeout_s))
+    if as_json:
+        emit_json(result)
+    else:
+        for check in result["checks"]:
+            click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+        unread = {k: v for k, v in result["sources"].items() if v not in ("rpc", "store")}
+        for name, why in unread.items():
+            click.echo(f"note  {name}: {why}", err=True)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+def shipped_scenarios() -> dict[str, Path]:
+    """The scenarios shipped in testnet/scenarios, by name."""
+    folder = resources.files("testnet").joinpath("scenarios")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
+def _find_scenario(text: str) -> Scenario:
+    path = Path(text)
+    if not path.exists():
+        shipped = shipped_scenarios()
+        if text not in shipped:
+            raise ManifestError(f"no scenario file {text!r} and no shipped scenario of that name (shipped: "
+                                f"{', '.join(sorted(shipped))})")
+        path = shipped[text]
+    return load_manifest(path)
+
+
+@command.command(name="scenarios")
+@json_option
+def scenarios_command(as_json: bool) -> None:
+    """List the shipped scenarios (run one with `chainlab testnet run NAME`)."""
+    entries = []
+    for name, path in sorted(shipped_scenarios().items()):
+        try:
+            description = load_manifest(path).description
+        except ManifestError as exc:
+            description = f"(invalid: {exc})"
+        entries.append({"name": name, "path": str(path), "description": description})
+    if as_json:
+        emit_json(entries)
+    else:
+        for entry in entries:
+            click.echo(f"{entry['name']:28} {entry['description']}")
+
+
+@command.command(name="run")
+@click.argument("scenario")
+@click.option("--seed", type=click.IntRange(0), help="seed of every random choice (default: the manifest's, else "
+                                                     "random; printed)")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="testnet directory (default: a new one under ./testnets)")
+@click.option("--dry-run", is_flag=True, help="print the plan (random steps drawn) without running it")
+@json_option
+@user_errors
+def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Run a scenario manifest (a file, or a shipped scenario's name) end to end and write <dir>/report.json;
+    exit 1 if a step or check failed. The testnet is always taken down."""
+    from testnet.runner import choose_seed, run_scenario
+
+    manifest = _find_scenario(scenario)
+    chosen = choose_seed(manifest, seed)
+    if dry_run:
+        steps = [step.to_json() for step in plan(manifest, chosen)]
+        if as_json:
+            emit_json({"scenario": manifest.name, "seed": chosen, "plan": steps})
+        else:
+            click.echo(f"SEED={chosen}")
+            for step in steps:
+                click.echo(json.dumps(step, sort_keys=True))
+        return
+    click.echo(f"scenario {manifest.name}  SEED={chosen}", err=True)
+    run = run_scenario(manifest, chosen, directory, progress_to_stderr)
+    report = run.report()
+    if as_json:
+        emit_json(report)
+    else:
+        for source, result in report["checks"].items():
+            for check in result["checks"]:
+                click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  [{source}] {check['name']}: {check['detail']}")
+        failed_steps = [s for s in report["steps"] if not s["ok"]]
+        for step in failed_steps:
+            click.echo(f"FAIL  step {step['index']} {json.dumps(step['step'], sort_keys=True)}: {step['detail']}")
+        verdict = "PASS" if report["ok"] else "FAIL"
+        click.echo(f"{verdict}  {manifest.name} SEED={chosen} in {report['duration_s']:.0f} s; "
+                   f"report {report['dir']}/report.json")
+    if report["error"]:
+        fail(f"scenario {manifest.name} (SEED={chosen}): {report['error']}")
+    if not report["ok"]:
+        sys.exit(1)

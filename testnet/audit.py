@@ -1,0 +1,291 @@
+"""`chainlab testnet check`: run the safety and liveness checks of testnet/checks.py on a testnet, from the RPC of
+its running nodes and the stores of its stopped ones, with the client history and the nemesis event log.
+
+Liveness rule (docs/TESTNET.md): events.jsonl gives the network's state after every action, hence the periods
+during which a quorum was connected: for PoW, nodes holding more than the partition threshold of the declared hash
+power, up and mutually reachable over topology edges that neither end blocks; for primary-backup, the primary up.
+For every such period long enough to judge (a grace for reconnection and the partition handler, plus a window of
+at least ten block intervals), the network's best chain (the longest one read) must have grown: a block timestamped
+inside the period after the grace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import address_to_text
+from chain.genesis import Genesis
+from node.client import RpcClient, RpcError, RpcUnavailable
+from node.datadir import GENESIS_FILE, DatadirError, read_genesis_file
+from testnet import procs
+from testnet.checks import (
+    CheckResult,
+    check_acknowledged_final,
+    check_convergence,
+    check_final_prefix,
+    check_ledger,
+    check_liveness,
+    check_no_safety_alarm,
+)
+from testnet.collect import CollectError, NodeView, count_log_alarms, rpc_view, store_view, tip_snapshots
+from testnet.history import acknowledged_final, read_history
+from testnet.nemesis import refresh
+from testnet.state import HISTORY_FILE, Testnet, TestnetError, load_testnet, read_events
+from testnet.topology import components
+
+CHECK_NAMES = ("final-prefix-agreement", "convergence", "ledger-invariants", "no-lost-acknowledged-tx", "liveness",
+               "no-safety-alarm")
+SOURCES = ("auto", "rpc", "stores")
+
+
+@dataclass(kw_only=True)
+class CheckOptions:
+    """How to check: which checks, where from, and the time bounds."""
+
+    checks: Sequence[str] = CHECK_NAMES
+    source: str = "auto"
+    converge_timeout_s: float = 30.0
+    liveness_window_s: float | None = None  # default max(10 s, 10 block intervals)
+    liveness_grace_s: float | None = None  # default 5 s (+ the PoW heartbeat timeout)
+
+
+def testnet_genesis(testnet: Testnet) -> Genesis:
+    """The genesis of the testnet (from its first node's data directory)."""
+    try:
+        return read_genesis_file(Path(testnet.nodes[0].datadir) / GENESIS_FILE)
+    except DatadirError as exc:
+        raise TestnetError(str(exc)) from None
+
+
+def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str, Any]:
+    """Every requested check on the testnet in `directory`: `{"ok", "checks": [...], "sources": {...}}`."""
+    options = options or CheckOptions()
+    unknown = [name for name in options.checks if name not in CHECK_NAMES]
+    if unknown or options.source not in SOURCES:
+        raise TestnetError(f"unknown check(s) {', '.join(unknown)} (known: {', '.join(CHECK_NAMES)})" if unknown
+                           else f"source must be one of {', '.join(SOURCES)}")
+    testnet = load_testnet(directory)
+    refresh(testnet)
+    genesis = testnet_genesis(testnet)
+    running = [r for r in testnet.nodes if r.state == "running" and procs.owned(r.pid, r.datadir)]
+    clients = [(r.name, RpcClient(r.rpc_url, timeout_s=10.0)) for r in running]
+    use_rpc = options.source != "stores"
+    results: dict[str, CheckResult] = {}
+    if "convergence" in options.checks and use_rpc and clients:
+        results["convergence"] = _converge(clients, options.converge_timeout_s)
+    views, sources = _collect(testnet, genesis, options.source, "ledger-invariants" in options.checks)
+    snapshots = [view.snapshot for view in views]
+    if "convergence" in options.checks and "convergence" not in results:
+        results["convergence"] = (check_convergence(snapshots) if snapshots
+                                  else _fail("convergence", "no node could be read"))
+    if not snapshots:
+        for name in options.checks:
+            results.setdefault(name, _fail(name, "no node could be read: " + "; ".join(sources.values())))
+    else:
+        results.update(_checks_on_views(testnet, genesis, views, options))
+    ordered = [results[name] for name in CHECK_NAMES if name in options.checks and name in results]
+    return {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": [r.to_json() for r in ordered],
+            "sources": sources}
+
+
+def _fail(name: str, detail: str) -> CheckResult:
+    return CheckResult(name=name, ok=False, detail=detail)
+
+
+def _converge(clients: Sequence[tuple[str, RpcClient]], timeout_s: float) -> CheckResult:
+    """Poll the running nodes until their tips are on one chain, or the timeout."""
+    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    result = _fail("convergence", "not polled")
+    while True:
+        try:
+            result = check_convergence(tip_snapshots(clients))
+        except (RpcError, RpcUnavailable, KeyError, ValueError) as exc:
+            result = _fail("convergence", f"cannot read a node: {exc}")
+        if result.ok or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    waited = time.monotonic() - started
+    suffix = f" after {waited:.1f} s" if result.ok else f" (gave up after {timeout_s:g} s)"
+    return CheckResult(name=result.name, ok=result.ok, detail=result.detail + suffix)
+
+
+def _collect(testnet: Testnet, genesis: Genesis, source: str, with_ledger: bool,
+             ) -> tuple[list[NodeView], dict[str, str]]:
+    views: list[NodeView] = []
+    sources: dict[str, str] = {}
+    for record in testnet.nodes:
+        up = procs.owned(record.pid, record.datadir)
+        try:
+            if up and record.state == "running" and source != "stores":
+                client = RpcClient(record.rpc_url, timeout_s=10.0)
+                views.append(rpc_view(record.name, client, genesis, with_ledger=with_ledger))
+                sources[record.name] = "rpc"
+            elif not up and source != "rpc":
+                views.append(store_view(record.name, record.datadir))
+                sources[record.name] = "store"
+            else:
+                sources[record.name] = f"unavailable ({'paused' if record.state == 'paused' else record.state}" + (
+                    ", its store is in use)" if up else ")")
+        except CollectError as exc:
+            sources[record.name] = f"unavailable: {exc}"
+    return views, sources
+
+
+def _checks_on_views(testnet: Testnet, genesis: Genesis, views: Sequence[NodeView], options: CheckOptions,
+                     ) -> dict[str, CheckResult]:
+    results: dict[str, CheckResult] = {}
+    snapshots = [view.snapshot for view in views]
+    wanted = set(options.checks)
+    if "final-prefix-agreement" in wanted:
+        results["final-prefix-agreement"] = check_final_prefix(snapshots)
+    if "ledger-invariants" in wanted:
+        results["ledger-invariants"] = merge("ledger-invariants",
+                                             [check_ledger(v.ledger) for v in views if v.ledger is not None])
+    if "no-lost-acknowledged-tx" in wanted:
+        acked = acknowledged_final(read_history(testnet.path / HISTORY_FILE))
+        results["no-lost-acknowledged-tx"] = check_acknowledged_per_node(acked, views)
+    if "liveness" in wanted:
+        results["liveness"] = check_liveness_periods(testnet, genesis, views, options)
+    if "no-safety-alarm" in wanted:
+        log_alarms = {record.name: count_log_alarms(record.log) for record in testnet.nodes}
+        results["no-safety-alarm"] = check_no_safety_alarm(snapshots, log_alarms)
+    return results
+
+
+def merge(name: str, results: Sequence[CheckResult]) -> CheckResult:
+    """One verdict from per-node verdicts: the first failure, or every node's detail."""
+    if not results:
+        return _fail(name, "no node could be checked")
+    for result in results:
+        if not result.ok:
+            return CheckResult(name=name, ok=False, detail=result.detail)
+    return CheckResult(name=name, ok=True, detail="; ".join(r.detail for r in results))
+
+
+def check_acknowledged_per_node(acked: Mapping[str, int], views: Sequence[NodeView]) -> CheckResult:
+    """Every transaction a client saw final at height h is in the final chain of every node whose final height
+    reached h (a node that was down, and stayed behind, is only held to what it finalized)."""
+    per_node = []
+    behind = []
+    for view in views:
+        reached = {tx for tx, height in acked.items() if height <= view.snapshot.final_height}
+        if len(reached) < len(acked):
+            behind.append(view.node)
+        per_node.append(check_acknowledged_final(reached, {view.node: view.final_txs}))
+    result = merge("no-lost-acknowledged-tx", per_node)
+    if result.ok:
+        detail = f"{len(acked)} acknowledged-final transactions, none missing on {len(views)} nodes"
+        if behind:
+            detail += f" ({', '.join(behind)} not final that far yet)"
+        return CheckResult(name=result.name, ok=True, detail=detail)
+    return result
+
+
+def quorum_predicate(testnet: Testnet, genesis: Genesis) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a network state (an event's `network`) has a quorum connected, by the engine's rule."""
+    names = [r.name for r in testnet.nodes]
+    edges = [(int(a), int(b)) for a, b in testnet.edges]
+    if testnet.consensus == "pow":
+        weights = {address_to_text(a): w for a, w in genesis.validators.items()}
+        total = sum(weights.values()) or 1
+        share = {r.index: weights.get(r.address, 0) / total for r in testnet.nodes}
+        threshold = float(genesis.param("partition_threshold"))
+
+        def pow_quorum(state: Mapping[str, Any]) -> bool:
+            return any(sum(share[i] for i in component) > threshold
+                       for component in _components(state, names, edges))
+
+        return pow_quorum
+    primary = str(genesis.param("primary"))
+    primary_index = next((r.index for r in testnet.nodes if r.address == primary), 0)
+
+    def primary_up(state: Mapping[str, Any]) -> bool:
+        return names[primary_index] in state.get("running", [])
+
+    return primary_up
+
+
+def _components(state: Mapping[str, Any], names: list[str], edges: list[tuple[int, int]]) -> list[set[int]]:
+    index = {name: i for i, name in enumerate(names)}
+    up = [index[n] for n in state.get("running", []) if n in index]
+    blocked = {index[n]: {index[b] for b in blocks if b in index}
+               for n, blocks in state.get("blocked", {}).items() if n in index}
+    return components(len(names), edges, blocked, up)
+
+
+def quorum_periods(events: Sequence[Mapping[str, Any]], has_quorum: Callable[[Mapping[str, Any]], bool],
+                   end_ns: int) -> list[tuple[int, int]]:
+    """[start_ns, end_ns) intervals during which the network state (after each event) had a quorum; the last
+    state lasts until `end_ns`."""
+    periods: list[tuple[int, int]] = []
+    for position, event in enumerate(events):
+        start = int(event["time_ns"])
+        stop = int(events[position + 1]["time_ns"]) if position + 1 < len(events) else end_ns
+        if stop <= start or not has_quorum(event.get("network", {})):
+            continue
+        if periods and periods[-1][1] == start:
+            periods[-1] = (periods[-1][0], stop)  # one connected stretch across actions that kept the quorum
+        else:
+            periods.append((start, stop))
+    return periods
+
+
+def liveness_bounds(testnet: Testnet, genesis: Genesis, options: CheckOptions) -> tuple[float, float]:
+    """(grace_s, window_s) of the liveness rule."""
+    grace = options.liveness_grace_s
+    if grace is None:
+        grace = 5.0
+        if testnet.consensus == "pow":
+            grace += float(genesis.param("heartbeat_interval_s")) * float(genesis.param("heartbeat_timeout_multiple"))
+    window = options.liveness_window_s
+    if window is None:
+        window = max(10.0, 10 * testnet.block_interval_s)
+    return grace, window
+
+
+def check_liveness_periods(testnet: Testnet, genesis: Genesis, views: Sequence[NodeView], options: CheckOptions,
+                           *, now_ns: int | None = None) -> CheckResult:
+    """The liveness rule of this module's docstring, judged with `check_liveness` per period."""
+    events = read_events(testnet.path)
+    end_ns = now_ns or time.time_ns()
+    periods = quorum_periods(events, quorum_predicate(testnet, genesis), end_ns)
+    grace_s, window_s = liveness_bounds(testnet, genesis, options)
+    return judge_periods(periods, views, grace_s, window_s)
+
+
+def judge_periods(periods: Sequence[tuple[int, int]], views: Sequence[NodeView], grace_s: float, window_s: float,
+                  ) -> CheckResult:
+    """For each period of at least grace + window: the longest chain grew between start + grace and the end."""
+    if not views:
+        return _fail("liveness", "no node could be read")
+    chain = max(views, key=lambda v: v.snapshot.height)
+    times = sorted(chain.block_times_ms.items())
+    judged = 0
+    for start_ns, stop_ns in periods:
+        if (stop_ns - start_ns) / 1e9 < grace_s + window_s:
+            continue
+        judged += 1
+        from_ms, to_ms = start_ns // 1_000_000 + int(grace_s * 1000), stop_ns // 1_000_000
+        before = max((h for h, t in times if t <= from_ms), default=0)
+        after = max((h for h, t in times if t <= to_ms), default=0)
+        verdict = check_liveness({chain.node: before}, {chain.node: after})
+        if not verdict.ok:
+            return _fail("liveness", f"quorum connected for {(stop_ns - start_ns) / 1e9:.1f} s from "
+                                     f"{_clock(start_ns)}, but {verdict.detail} after a {grace_s:g} s grace")
+    if not judged:
+        return CheckResult(name="liveness", ok=True,
+                           detail=f"no quorum-connected period of {grace_s + window_s:g} s or more to judge "
+                                  f"({len(periods)} shorter)")
+    return CheckResult(name="liveness", ok=True,
+                       detail=f"the chain grew in each of {judged} quorum-connected period(s) "
+                              f"(longest chain: {chain.node}, height {chain.snapshot.height})")
+
+
+def _clock(time_ns: int) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(time_ns / 1e9))
+

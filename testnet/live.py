@@ -1,0 +1,133 @@
+"""The live table of `chainlab testnet up --foreground`: every node's height, head, final height, peers, mempool
+and mining state (or role), refreshed about twice a second, with an optional light load, until Ctrl-C or SIGTERM.
+
+The table re-reads testnet.json at each refresh, so nemesis actions taken from another terminal show at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from testnet.history import HistoryWriter
+from testnet.load import LoadGenerator, LoadOptions
+from testnet.state import HISTORY_FILE, NodeRecord, Testnet, load_testnet
+
+CLEAR = "\x1b[H\x1b[J"
+COLUMNS = ("NODE", "STATE", "HEIGHT", "HEAD", "FINAL", "PEERS", "MEMPOOL")
+
+
+def engine_column(consensus: str) -> str:
+    """The header of the engine column: MINING for PoW, ROLE otherwise."""
+    return "MINING" if consensus == "pow" else "ROLE"
+
+
+def engine_cell(consensus: str, status: dict[str, Any] | None) -> str:
+    """Mining on/off with the reachable hash share (PoW), or the role (primary-backup)."""
+    if status is None:
+        return "-"
+    engine = status.get("engine", {})
+    if consensus == "pow":
+        share = engine.get("reachable_share")
+        state = "on" if engine.get("mining") else "off"
+        return f"{state} {share:.2f}" if isinstance(share, int | float) else state
+    role = str(engine.get("role", "?"))
+    return role + (" stalled" if engine.get("stalled") else "")
+
+
+def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
+           load: LoadGenerator | None) -> str:
+    """The table as text."""
+    rows = [(*COLUMNS, engine_column(testnet.consensus))]
+    for record, status in zip(testnet.nodes, statuses, strict=True):
+        if status is None:
+            rows.append((record.name, record.state, "-", "-", "-", "-", "-", "-"))
+            continue
+        rows.append((record.name, record.state, str(status["height"]), str(status["head"])[:12],
+                     str(status["final_height"]), str(status["peers"]), str(status["mempool_size"]),
+                     engine_cell(testnet.consensus, status)))
+    lines = [f"testnet {testnet.dir}  chain {testnet.chain_id}  {testnet.consensus}  {testnet.topology}  "
+             f"up {int(uptime_s) // 60:02d}:{int(uptime_s) % 60:02d}"]
+    lines += format_rows(rows, left={0, 1, 3, 7})
+    if load is not None:
+        counts = load.counts
+        lines.append(f"load {load.options.tps:g} tx/s: {counts.submitted} sent, {counts.accepted} accepted, "
+                     f"{counts.failed} rejected, {counts.unknown} unknown, {counts.included} included, "
+                     f"{counts.final} final ({load.current_tps():.1f} tx/s accepted now)")
+    lines.append("Ctrl-C stops the testnet")
+    return "\n".join(lines)
+
+
+def format_rows(rows: Sequence[Sequence[str]], left: set[int]) -> list[str]:
+    """Rows as aligned text: columns in `left` are left-aligned, the others (numbers) right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) if i in left else cell.rjust(width)
+                      for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
+
+
+async def _status(session: aiohttp.ClientSession, record: NodeRecord) -> dict[str, Any] | None:
+    if record.state != "running":
+        return None
+    try:
+        async with session.get(record.rpc_url + "/v1/status", timeout=aiohttp.ClientTimeout(total=1.0)) as reply:
+            if reply.status != 200:
+                return None
+            result: dict[str, Any] = json.loads(await reply.read())
+            return result
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
+async def foreground(directory: Path, *, load_tps: float | None = None, refresh_s: float = 0.5,
+                     out: TextIO | None = None) -> dict[str, Any] | None:
+    """Show the live table (and run the load) until SIGINT/SIGTERM; returns the load summary, if any."""
+    stream = out or sys.stdout
+    interactive = stream.isatty()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    testnet = load_testnet(directory)
+    started = time.monotonic()
+    generator: LoadGenerator | None = None
+    history: HistoryWriter | None = None
+    load_task: asyncio.Task[dict[str, Any]] | None = None
+    if load_tps:
+        history = HistoryWriter(directory / HISTORY_FILE)
+        generator = LoadGenerator(testnet, LoadOptions(tps=load_tps, duration_s=None, settle_timeout_s=0.0),
+                                  history)
+        load_task = asyncio.ensure_future(generator.run(stop))
+    frame = 0
+    try:
+        async with aiohttp.ClientSession(trust_env=False) as session:
+            while not stop.is_set():
+                testnet = load_testnet(directory)
+                statuses = await asyncio.gather(*(_status(session, r) for r in testnet.nodes))
+                table = render(testnet, statuses, uptime_s=time.monotonic() - started, load=generator)
+                if interactive:
+                    stream.write(CLEAR + table + "\n")
+                elif frame % 10 == 0:
+                    stream.write(table + "\n\n")
+                stream.flush()
+                frame += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), refresh_s)
+        return await load_task if load_task is not None else None
+    finally:
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if load_task is not None and not load_task.done():
+            load_task.cancel()
+            await asyncio.gather(load_task, return_exceptions=True)
+        if history is not None:
+            history.close()

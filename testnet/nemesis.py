@@ -1,0 +1,209 @@
+"""The nemesis: break a running testnet on purpose and put it back (docs/TESTNET.md, "Nemesis").
+
+Process faults signal the node's process group (kill: SIGKILL, pause/resume: SIGSTOP/SIGCONT, stop: SIGTERM then
+SIGKILL). Network faults go through each node's fault-injection hook (`POST /v1/admin/faults`, which replaces the
+node's whole fault configuration), so the nemesis keeps the wanted configuration of every node in testnet.json:
+setting netem keeps the node's blocked set and a partition keeps its netem. A node that is paused or down when its
+faults change gets them when it is resumed or started again. Every action is appended to events.jsonl.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from node.client import RpcClient, RpcError, RpcUnavailable
+from testnet import launcher, procs
+from testnet.state import NodeRecord, Testnet, TestnetError, append_event, load_testnet, locked, save_testnet
+from testnet.topology import Blocked, TopologyError, blocked_from_groups, shape_blocked
+
+RPC_TIMEOUT_S = 5.0
+
+
+def fault_spec(testnet: Testnet, record: NodeRecord) -> dict[str, Any]:
+    """The body of the node's `set_faults` call: the node ids it blocks plus its netem settings."""
+    spec: dict[str, Any] = dict(record.faults.netem())
+    if record.faults.blocked:
+        spec["blocked_peers"] = sorted(testnet.by_name(name).node_id for name in record.faults.blocked)
+    return spec
+
+
+class Nemesis:
+    """Fault actions on the testnet in `directory`; each returns the event it appended to events.jsonl."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @contextmanager
+    def _testnet(self) -> Iterator[Testnet]:
+        with locked(self.directory):
+            testnet = load_testnet(self.directory)
+            refresh(testnet)
+            yield testnet
+            save_testnet(testnet)
+
+    # -- processes -----------------------------------------------------------------------------------------------
+
+    def kill(self, ref: str | int) -> dict[str, Any]:
+        """SIGKILL the node and its workers (a crash: nothing is flushed, no goodbye to peers)."""
+        with self._testnet() as testnet:
+            record = _running(testnet, ref, allow_paused=True)
+            assert record.pid is not None
+            left = procs.kill_group(record.pid)
+            if left:
+                raise TestnetError(f"{record.name}: processes {left} survived SIGKILL")
+            record.state, record.faults_applied = "killed", False
+            return append_event(testnet, "kill", nodes=[record.name], pid=record.pid)
+
+    def stop(self, ref: str | int, timeout_s: float = 10.0) -> dict[str, Any]:
+        """SIGTERM (graceful shutdown), SIGKILL after `timeout_s`."""
+        with self._testnet() as testnet:
+            record = _running(testnet, ref, allow_paused=True)
+            [result] = launcher.stop_nodes([record], timeout_s)
+            record.state, record.faults_applied = "stopped", False
+            return append_event(testnet, "stop", nodes=[record.name], pid=record.pid, outcome=result["outcome"])
+
+    def start(self, ref: str | int) -> dict[str, Any]:
+        """Start a stopped or killed node again; it gets its recorded faults back."""
+        with self._testnet() as testnet:
+            record = testnet.node(ref)
+            if record.state in ("running", "paused"):
+                raise TestnetError(f"{record.name} is {record.state}")
+            launcher.start_node(testnet, record)
+            _push(testnet, [record])
+            return append_event(testnet, "start", nodes=[record.name], pid=record.pid)
+
+    def restart(self, ref: str | int, *, hard: bool = False, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Stop (or with `hard`, kill) and start again."""
+        with self._testnet() as testnet:
+            record = _running(testnet, ref, allow_paused=True)
+            old_pid = record.pid
+            launcher.stop_nodes([record], timeout_s, hard=hard)
+            record.state = "stopped"
+            launcher.start_node(testnet, record)
+            _push(testnet, [record])
+            return append_event(testnet, "restart", nodes=[record.name], old_pid=old_pid, pid=record.pid, hard=hard)
+
+    def pause(self, ref: str | int) -> dict[str, Any]:
+        """SIGSTOP the node's process group: it neither computes nor answers, and its peers time it out."""
+        with self._testnet() as testnet:
+            record = _running(testnet, ref)
+            assert record.pid is not None
+            launcher.pause_signal(record.pid, True)
+            record.state = "paused"
+            return append_event(testnet, "pause", nodes=[record.name], pid=record.pid)
+
+    def resume(self, ref: str | int) -> dict[str, Any]:
+        """SIGCONT a paused node (it gets the faults decided while it was paused)."""
+        with self._testnet() as testnet:
+            record = testnet.node(ref)
+            if record.state != "paused" or record.pid is None:
+                raise TestnetError(f"{record.name} is not paused (it is {record.state})")
+            launcher.pause_signal(record.pid, False)
+            record.state = "running"
+            if not record.faults_applied:
+                _push(testnet, [record])
+            return append_event(testnet, "resume", nodes=[record.name], pid=record.pid)
+
+    # -- network -------------------------------------------------------------------------------------------------
+
+    def partition(self, *, groups: Sequence[Sequence[int]] | None = None, shape: str | None = None,
+                  order: Sequence[int] | None = None) -> dict[str, Any]:
+        """Cut the network into `groups` (each node blocks every node outside its group) or a named `shape`;
+        replaces any current partition and keeps netem settings."""
+        with self._testnet() as testnet:
+            count = len(testnet.nodes)
+            try:
+                if shape is not None:
+                    blocked: Blocked = shape_blocked(shape, count, order)
+                elif groups is not None:
+                    blocked = blocked_from_groups(groups, count)
+                else:
+                    raise TestnetError("give groups or a shape")
+            except TopologyError as exc:
+                raise TestnetError(str(exc)) from None
+            for record in testnet.nodes:
+                record.faults.blocked = sorted(testnet.nodes[i].name for i in blocked.get(record.index, set()))
+            failures = _push(testnet, testnet.nodes)
+            detail: dict[str, Any] = {"shape": shape} if shape else {"groups": [list(g) for g in groups or []]}
+            if order is not None:
+                detail["order"] = list(order)
+            return append_event(testnet, "partition", nodes=[r.name for r in testnet.nodes], failures=failures,
+                                **detail)
+
+    def heal(self, *, partition: bool = True, netem: bool = True) -> dict[str, Any]:
+        """Clear the partition and/or the netem settings on every node."""
+        with self._testnet() as testnet:
+            for record in testnet.nodes:
+                if partition:
+                    record.faults.blocked = []
+                if netem:
+                    record.faults.delay_ms = record.faults.jitter_ms = 0.0
+                    record.faults.loss = record.faults.duplicate = 0.0
+            failures = _push(testnet, testnet.nodes, force=True)
+            return append_event(testnet, "heal", nodes=[r.name for r in testnet.nodes], partition=partition,
+                                netem=netem, failures=failures)
+
+    def netem(self, refs: Sequence[str | int] | None, *, delay_ms: float = 0.0, jitter_ms: float = 0.0,
+              loss: float = 0.0, duplicate: float = 0.0) -> dict[str, Any]:
+        """Delay (+- jitter), loss and duplication of every outgoing frame of the given nodes (all by default);
+        keeps their blocked sets. All zeros clears netem on those nodes."""
+        for name, value in (("delay_ms", delay_ms), ("jitter_ms", jitter_ms), ("loss", loss),
+                            ("duplicate", duplicate)):
+            if value < 0:
+                raise TestnetError(f"{name} must not be negative")
+        for name, value in (("loss", loss), ("duplicate", duplicate)):
+            if value > 1:
+                raise TestnetError(f"{name} is a probability in [0, 1]")
+        with self._testnet() as testnet:
+            records = [testnet.node(ref) for ref in refs] if refs else list(testnet.nodes)
+            for record in records:
+                record.faults.delay_ms, record.faults.jitter_ms = float(delay_ms), float(jitter_ms)
+                record.faults.loss, record.faults.duplicate = float(loss), float(duplicate)
+            failures = _push(testnet, records, force=True)
+            return append_event(testnet, "netem", nodes=[r.name for r in records], delay_ms=delay_ms,
+                                jitter_ms=jitter_ms, loss=loss, duplicate=duplicate, failures=failures)
+
+
+def refresh(testnet: Testnet) -> None:
+    """Mark nodes whose process is gone (exited or killed outside the nemesis) as stopped."""
+    for record in testnet.nodes:
+        if record.state in ("running", "paused") and not procs.owned(record.pid, record.datadir):
+            record.state, record.faults_applied = "stopped", False
+
+
+def _running(testnet: Testnet, ref: str | int, *, allow_paused: bool = False) -> NodeRecord:
+    record = testnet.node(ref)
+    states = ("running", "paused") if allow_paused else ("running",)
+    if record.state not in states or not procs.owned(record.pid, record.datadir):
+        raise TestnetError(f"{record.name} is not running (it is {record.state})")
+    return record
+
+
+def _push(testnet: Testnet, records: Sequence[NodeRecord], *, force: bool = False) -> dict[str, str]:
+    """Send each running node its fault configuration (in parallel, so a partition cuts at once); paused and
+    stopped nodes are marked to receive theirs later. Returns the nodes that could not be reached."""
+    def one(record: NodeRecord) -> tuple[str, str | None]:
+        if record.state != "running":
+            record.faults_applied = False
+            return record.name, None
+        if record.faults.is_clear() and record.faults_applied and not force:
+            return record.name, None
+        client = RpcClient(record.rpc_url, admin_token=record.admin_token or None, timeout_s=RPC_TIMEOUT_S)
+        try:
+            client.set_faults(fault_spec(testnet, record))
+        except (RpcError, RpcUnavailable) as exc:
+            record.faults_applied = False
+            return record.name, str(exc)
+        record.faults_applied = True
+        return record.name, None
+
+    if not records:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(records)) as pool:
+        results = list(pool.map(one, records))
+    return {name: error for name, error in results if error is not None}
+

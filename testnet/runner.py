@@ -1,0 +1,284 @@
+"""`chainlab testnet run SCENARIO.toml`: setup -> start -> load -> perturb -> heal -> wait -> check -> down.
+
+The timeline, the waits and the nemesis run in worker threads (they block on RPC and processes); the load runs on
+the event loop beside them, so perturbations land while transactions flow. Whatever happens (a failed step, an
+exception, Ctrl-C), the testnet is taken down in a `finally`, and a report is written to `<dir>/report.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testnet import launcher
+from testnet.audit import CheckOptions, run_checks
+from testnet.history import HistoryWriter
+from testnet.load import LoadGenerator, LoadOptions, exclusive_load
+from testnet.nemesis import Nemesis
+from testnet.scenario import Scenario, Step, parse_wait, plan
+from testnet.state import HISTORY_FILE, REPORT_FILE, STATE_FILE, TestnetError, iso_now, load_testnet
+from testnet.waits import expect, wait_for
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StepResult:
+    """What one step did."""
+
+    index: int
+    step: dict[str, Any]
+    started_s: float
+    duration_s: float = 0.0
+    ok: bool = True
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """For the report."""
+        return {"index": self.index, "step": self.step, "started_s": round(self.started_s, 3),
+                "duration_s": round(self.duration_s, 3), "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Run:
+    """The state of one scenario run (what goes into the report)."""
+
+    scenario: Scenario
+    seed: int
+    directory: Path | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    load: dict[str, Any] | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    down: dict[str, Any] | None = None
+    started: str = field(default_factory=iso_now)
+    started_at: float = field(default_factory=time.monotonic)
+
+    def ok(self) -> bool:
+        """Every step held, every check passed, nothing went wrong, no process left behind."""
+        return (self.error is None and all(s.ok for s in self.steps)
+                and all(c.get("ok", False) for c in self.checks.values())
+                and bool(self.down and self.down.get("ok")))
+
+    def report(self) -> dict[str, Any]:
+        """The report document."""
+        return {
+            "scenario": self.scenario.name, "manifest": self.scenario.path, "seed": self.seed, "ok": self.ok(),
+            "dir": str(self.directory) if self.directory else None, "started": self.started,
+            "duration_s": round(time.monotonic() - self.started_at, 3), "error": self.error,
+            "plan": [s.to_json() for s in plan(self.scenario, self.seed)],
+            "steps": [s.to_json() for s in self.steps], "load": self.load, "checks": self.checks,
+            "down": self.down,
+        }
+
+
+def choose_seed(scenario: Scenario, seed: int | None) -> int:
+    """--seed, else the manifest's seed, else a fresh random one."""
+    if seed is not None:
+        return seed
+    if scenario.seed is not None:
+        return scenario.seed
+    return secrets.randbelow(2**31)
+
+
+def run_scenario(scenario: Scenario, seed: int, directory: Path | None, progress: Progress) -> Run:
+    """Run the scenario end to end; never leaves a process behind; the report is in `<dir>/report.json`."""
+    run = Run(scenario=scenario, seed=seed)
+    network = scenario.network
+    if directory is None:
+        directory = launcher.default_directory(f"{scenario.name}-{seed}")
+    run.directory = directory
+    options = launcher.UpOptions(nodes=network.nodes, consensus=network.consensus, directory=directory,
+                                 topology=network.topology, hashrate_shares=network.hashrate_shares,
+                                 hashrate_hps=network.hashrate_hps, genesis_params=dict(network.params),
+                                 seed=f"s{seed}", load_accounts=network.load_accounts)
+    try:
+        launcher.up(options, progress)
+        with exclusive_load(directory):
+            asyncio.run(_drive(run, directory, progress))
+        progress("checks (from RPC)")
+        run.checks["rpc"] = run_checks(directory, CheckOptions(
+            checks=scenario.checks, converge_timeout_s=scenario.converge_timeout_s))
+    except (TestnetError, OSError) as exc:
+        run.error = str(exc)
+    except KeyboardInterrupt:
+        run.error = "interrupted"
+    finally:
+        _teardown(run, directory, progress)
+    return run
+
+
+def _teardown(run: Run, directory: Path, progress: Progress) -> None:
+    """Down (always), the store checks (unless the run broke), and the report."""
+    if (directory / STATE_FILE).exists():
+        progress("down")
+        try:
+            run.down = launcher.down(directory)
+        except TestnetError as exc:
+            run.error = run.error or str(exc)
+        if run.down is not None and not run.down["ok"]:
+            run.error = run.error or f"processes left after down: {run.down['left']}"
+        if run.scenario.check_stores and run.error is None:
+            progress("checks (from the stores)")
+            try:
+                run.checks["stores"] = run_checks(directory, CheckOptions(checks=run.scenario.checks,
+                                                                          source="stores"))
+            except TestnetError as exc:
+                run.error = str(exc)
+    if directory.exists():
+        (directory / REPORT_FILE).write_text(json.dumps(run.report(), indent=2) + "\n", encoding="utf-8")
+
+
+async def _drive(run: Run, directory: Path, progress: Progress) -> None:
+    scenario = run.scenario
+    steps = plan(scenario, run.seed)
+    t0 = time.monotonic()
+    generator: LoadGenerator | None = None
+    load_task: asyncio.Task[dict[str, Any]] | None = None
+    stop_load = asyncio.Event()
+    history: HistoryWriter | None = None
+    if scenario.load is not None:
+        spec = scenario.load
+        testnet = load_testnet(directory)
+        history = HistoryWriter(directory / HISTORY_FILE)
+        generator = LoadGenerator(testnet, LoadOptions(tps=spec.tps, duration_s=spec.duration_s,
+                                                       accounts=spec.accounts, settle_timeout_s=spec.settle_timeout_s,
+                                                       seed=run.seed), history)
+
+        async def delayed_load() -> dict[str, Any]:
+            assert generator is not None
+            await asyncio.sleep(spec.start_at_s)
+            progress(f"load: {spec.tps:g} tx/s for {spec.duration_s:g} s")
+            return await generator.run(stop_load)
+
+        load_task = asyncio.ensure_future(delayed_load())
+    all_final = _all_final(generator) if generator is not None else None
+    try:
+        for index, step in enumerate(steps):
+            await _sleep_until(step, t0)
+            result = StepResult(index=index, step=step.to_json(), started_s=time.monotonic() - t0)
+            try:
+                result.ok, result.detail = await asyncio.to_thread(_execute, step, directory, all_final)
+            except TestnetError as exc:
+                result.ok, result.detail = False, str(exc)
+            result.duration_s = time.monotonic() - t0 - result.started_s
+            run.steps.append(result)
+            progress(f"[{result.started_s:6.1f}s] {_describe(step)}: {'ok' if result.ok else 'FAILED'}"
+                     f"{' - ' + result.detail if result.detail and not result.ok else ''}")
+        if generator is not None and load_task is not None:
+            progress(f"[{time.monotonic() - t0:6.1f}s] timeline done; waiting for the load to finish sending")
+            await asyncio.wait({load_task, asyncio.ensure_future(generator.sent.wait())},
+                               return_when=asyncio.FIRST_COMPLETED)
+        await _finish(run, directory, progress, all_final, t0)
+        if load_task is not None:
+            run.load = await load_task
+            progress(f"load: {run.load['accepted']} accepted, {run.load['final']} final, "
+                     f"{run.load['accepted_not_final']} accepted but not final")
+    finally:
+        stop_load.set()
+        if load_task is not None and not load_task.done():
+            load_task.cancel()
+            await asyncio.gather(load_task, return_exceptions=True)
+        if history is not None:
+            history.close()
+
+
+async def _sleep_until(step: Step, t0: float) -> None:
+    if step.at_s is not None:
+        await asyncio.sleep(max(0.0, t0 + step.at_s - time.monotonic()))
+    elif step.after_s:
+        await asyncio.sleep(step.after_s)
+
+
+async def _finish(run: Run, directory: Path, progress: Progress, all_final: Callable[[], tuple[bool, str]] | None,
+                  t0: float) -> None:
+    """The end phase: put everything back (heal, resume, start), then the end waits."""
+    scenario = run.scenario
+    if scenario.end_heal:
+        started = time.monotonic() - t0
+        detail = await asyncio.to_thread(_restore, directory)
+        run.steps.append(StepResult(index=len(run.steps), step={"kind": "end", "action": "restore"},
+                                    started_s=started, duration_s=time.monotonic() - t0 - started, detail=detail))
+        progress(f"[{started:6.1f}s] end: {detail}")
+    deadline = time.monotonic() + scenario.end_timeout_s
+    for condition in scenario.end_wait:
+        started = time.monotonic() - t0
+        left = max(1.0, deadline - time.monotonic())
+        ok, detail = await asyncio.to_thread(wait_for, directory, condition, timeout_s=left, all_final=all_final)
+        run.steps.append(StepResult(index=len(run.steps), step={"kind": "end", "wait": condition},
+                                    started_s=started, duration_s=time.monotonic() - t0 - started, ok=ok,
+                                    detail=detail))
+        progress(f"[{started:6.1f}s] end: wait {condition}: {'ok' if ok else 'FAILED - ' + detail}")
+
+
+def _restore(directory: Path) -> str:
+    """Heal every fault, resume paused nodes, start stopped ones."""
+    nemesis = Nemesis(directory)
+    nemesis.heal()
+    done = ["healed"]
+    for record in load_testnet(directory).nodes:
+        if record.state == "paused":
+            nemesis.resume(record.name)
+            done.append(f"resumed {record.name}")
+        elif record.state in ("stopped", "killed"):
+            nemesis.start(record.name)
+            done.append(f"started {record.name}")
+    return ", ".join(done)
+
+
+def _all_final(generator: LoadGenerator) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        accepted = [t for t in generator.tracked.values() if t.accepted_ns is not None]
+        waiting = sum(1 for t in accepted if t.final_ns is None)
+        return waiting == 0, f"{len(accepted) - waiting}/{len(accepted)} accepted transactions final"
+
+    return check
+
+
+def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, str]] | None) -> tuple[bool, str]:
+    spec = step.spec
+    if step.kind == "wait":
+        condition = str(spec["wait"])
+        parse_wait(condition, step.origin)
+        return wait_for(directory, condition, timeout_s=float(spec.get("timeout_s", 60.0)), nodes=spec.get("nodes"),
+                        all_final=all_final)
+    if step.kind == "expect":
+        return expect(directory, str(spec["expect"]), spec["nodes"], within_s=spec.get("within_s"),
+                      for_s=spec.get("for_s"))
+    nemesis = Nemesis(directory)
+    action = spec["action"]
+    if action in ("kill", "stop", "start", "pause", "resume"):
+        event = getattr(nemesis, action)(spec["node"])
+    elif action == "restart":
+        event = nemesis.restart(spec["node"], hard=bool(spec.get("hard", False)))
+    elif action == "partition":
+        event = nemesis.partition(groups=spec.get("groups"), shape=spec.get("shape"), order=spec.get("order"))
+    elif action == "heal":
+        event = nemesis.heal(partition=bool(spec.get("partition", True)), netem=bool(spec.get("netem", True)))
+    elif action == "netem":
+        event = nemesis.netem(spec.get("nodes"), delay_ms=float(spec.get("delay_ms", 0)),
+                              jitter_ms=float(spec.get("jitter_ms", 0)), loss=float(spec.get("loss", 0)),
+                              duplicate=float(spec.get("duplicate", 0)))
+    else:
+        raise TestnetError(f"unknown action {action!r}")
+    failures = event["detail"].get("failures")
+    return (not failures), (f"could not reach {failures}" if failures else "")
+
+
+def _describe(step: Step) -> str:
+    spec = step.spec
+    if step.kind == "wait":
+        return f"wait {spec['wait']}"
+    if step.kind == "expect":
+        return f"expect {spec['expect']} on {spec['nodes']}"
+    words = [str(spec["action"])]
+    for key in ("node", "groups", "shape", "nodes", "delay_ms", "jitter_ms", "loss", "hard"):
+        if spec.get(key) is not None and spec[key] is not False:
+            words.append(f"{key}={spec[key]}")
+    return " ".join(words)

@@ -1,0 +1,240 @@
+"""A testnet's record on disk: `<dir>/testnet.json` (the network and each node's process and faults) and
+`<dir>/events.jsonl` (every launcher and nemesis action, timestamped). docs/TESTNET.md describes both formats.
+
+Every command that changes the record holds an exclusive lock on `<dir>/.lock` while it reads, acts and writes,
+so two nemesis commands in two terminals do not lose each other's updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "testnet.json"
+EVENTS_FILE = "events.jsonl"
+HISTORY_FILE = "history.jsonl"
+REPORT_FILE = "report.json"
+LOCK_FILE = ".lock"
+FORMAT_VERSION = 1
+NODE_STATES = ("running", "paused", "stopped", "killed")
+NETEM_FIELDS = ("delay_ms", "jitter_ms", "loss", "duplicate")
+
+
+class TestnetError(Exception):
+    """A testnet directory that is missing or unreadable, a node that does not exist, or an action that cannot be
+    done; the message says which and is meant for the user."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+@dataclass(kw_only=True)
+class Faults:
+    """The fault configuration the nemesis wants on one node: who it blocks (node names) and netem settings."""
+
+    blocked: list[str] = field(default_factory=list)
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss: float = 0.0
+    duplicate: float = 0.0
+
+    def netem(self) -> dict[str, float]:
+        """The non-zero netem settings."""
+        return {name: getattr(self, name) for name in NETEM_FIELDS if getattr(self, name)}
+
+    def is_clear(self) -> bool:
+        """No block and no netem."""
+        return not self.blocked and not self.netem()
+
+
+@dataclass(kw_only=True)
+class NodeRecord:
+    """One node of the testnet: where it lives, how to reach it, its process and the faults it should have."""
+
+    index: int
+    name: str
+    datadir: str
+    log: str
+    admin_token: str
+    rpc_url: str = ""
+    p2p_url: str = ""
+    node_id: str = ""
+    address: str = ""
+    pid: int | None = None
+    state: str = "stopped"
+    mining: bool = False
+    hashrate_hps: float = 0.0
+    faults: Faults = field(default_factory=Faults)
+    faults_applied: bool = True  # False while a paused or stopped node still has to receive `faults`
+
+    def to_json(self) -> dict[str, Any]:
+        """The node's entry in testnet.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeRecord:
+        """Parse a node entry; TestnetError when a field is missing or of the wrong type."""
+        try:
+            faults = Faults(**data.get("faults", {}))
+            fields = {k: v for k, v in data.items() if k != "faults"}
+            record = cls(faults=faults, **fields)
+        except TypeError as exc:
+            raise TestnetError(f"bad node entry in {STATE_FILE}: {exc}") from None
+        if record.state not in NODE_STATES:
+            raise TestnetError(f"bad node state {record.state!r} in {STATE_FILE}")
+        return record
+
+
+@dataclass(kw_only=True)
+class Testnet:
+    """The whole record of one testnet (`testnet.json`)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    dir: str
+    seed: str
+    chain_id: str
+    genesis: str
+    consensus: str
+    topology: str
+    edges: list[list[int]]
+    nodes: list[NodeRecord]
+    load_accounts: int
+    block_interval_s: float
+    finality_threshold: int
+    created: str = ""
+    version: int = FORMAT_VERSION
+
+    @property
+    def path(self) -> Path:
+        """The testnet directory."""
+        return Path(self.dir)
+
+    def to_json(self) -> dict[str, Any]:
+        """The testnet.json document."""
+        data = asdict(self)
+        data["nodes"] = [node.to_json() for node in self.nodes]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Testnet:
+        """Parse testnet.json; TestnetError naming what is wrong."""
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise TestnetError(f"{STATE_FILE} is not a version-{FORMAT_VERSION} testnet record")
+        try:
+            nodes = [NodeRecord.from_json(node) for node in data["nodes"]]
+            fields = {k: v for k, v in data.items() if k != "nodes"}
+            return cls(nodes=nodes, **fields)
+        except (KeyError, TypeError) as exc:
+            raise TestnetError(f"bad {STATE_FILE}: {exc}") from None
+
+    def node(self, ref: str | int) -> NodeRecord:
+        """A node by name (`node2`) or index (`2`); TestnetError listing the nodes otherwise."""
+        text = str(ref).strip()
+        for node in self.nodes:
+            if text in (node.name, str(node.index)):
+                return node
+        names = ", ".join(n.name for n in self.nodes)
+        raise TestnetError(f"no node {text!r} in this testnet (nodes: {names}, or their indices "
+                           f"0..{len(self.nodes) - 1})")
+
+    def index_of(self, ref: str | int) -> int:
+        """The index of a node given by name or index."""
+        return self.node(ref).index
+
+    def by_name(self, name: str) -> NodeRecord:
+        """A node by its exact name."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise TestnetError(f"no node named {name!r}")
+
+
+def load_testnet(directory: str | os.PathLike[str]) -> Testnet:
+    """Read `<directory>/testnet.json`."""
+    path = Path(directory) / STATE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TestnetError(f"{directory} is not a testnet directory (no {STATE_FILE}); start one with "
+                           "`chainlab testnet up`") from None
+    except OSError as exc:
+        raise TestnetError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise TestnetError(f"{path} is not JSON: {exc}") from None
+    testnet = Testnet.from_json(data)
+    testnet.dir = str(Path(directory).resolve())
+    return testnet
+
+
+def save_testnet(testnet: Testnet) -> None:
+    """Write testnet.json atomically."""
+    path = testnet.path / STATE_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(testnet.to_json(), indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def locked(directory: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the testnet's lock (blocking) for a read-modify-write of its record."""
+    path = Path(directory) / LOCK_FILE
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def network_state(testnet: Testnet) -> dict[str, Any]:
+    """What events.jsonl records after each action: which nodes are up, paused, and who blocks whom."""
+    return {
+        "running": [n.name for n in testnet.nodes if n.state == "running"],
+        "paused": [n.name for n in testnet.nodes if n.state == "paused"],
+        "down": [n.name for n in testnet.nodes if n.state in ("stopped", "killed")],
+        "blocked": {n.name: sorted(n.faults.blocked) for n in testnet.nodes if n.faults.blocked},
+        "netem": {n.name: n.faults.netem() for n in testnet.nodes if n.faults.netem()},
+    }
+
+
+def append_event(testnet: Testnet, action: str, *, nodes: list[str] | None = None, **detail: Any) -> dict[str, Any]:
+    """Append one action to events.jsonl with a wall-clock timestamp and the resulting network state."""
+    now_ns = time.time_ns()
+    event = {"time_ns": now_ns, "time": _iso(now_ns), "action": action, "nodes": nodes or [], "detail": detail,
+             "network": network_state(testnet)}
+    with open(testnet.path / EVENTS_FILE, "a", encoding="utf-8") as out:
+        out.write(json.dumps(event, sort_keys=True) + "\n")
+    return event
+
+
+def read_events(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every event of events.jsonl in order (a torn last line, from a crash mid-write, is skipped)."""
+    path = Path(directory) / EVENTS_FILE
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def _iso(time_ns: int) -> str:
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1_000_000:03d}Z"
+
+
+def iso_now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return _iso(time.time_ns())

@@ -1,0 +1,128 @@
+"""`chainlab testnet` user errors: one `error: ...` line and exit 1, never a traceback; and the offline
+commands (scenarios, run --dry-run, check on a testnet that never ran)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from testnet.state import NodeRecord, Testnet, save_testnet
+
+
+@pytest.fixture
+def fake_testnet(tmp_path: Path) -> Path:
+    """A testnet record whose nodes never ran (no process, no store)."""
+    nodes = [NodeRecord(index=i, name=f"node{i}", datadir=str(tmp_path / f"node{i}"), log=str(tmp_path / f"n{i}.log"),
+                        admin_token="t", node_id=f"{i:02x}" * 33, state="stopped") for i in range(3)]
+    save_testnet(Testnet(dir=str(tmp_path), seed="s", chain_id="c", genesis="g", consensus="pow", topology="full",
+                         edges=[[0, 1], [0, 2], [1, 2]], nodes=nodes, load_accounts=8, block_interval_s=1.0,
+                         finality_threshold=3))
+    return tmp_path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["testnet", *args], env=env)
+    assert "Traceback" not in result.output + result.stderr
+    return result.exit_code, result.stdout, result.stderr
+
+
+def one_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["up", "--load-tps", "5"], "--load-tps goes with --foreground"),
+    (["up", "--nodes", "3", "--hashrate-shares", "1,x"], "give numbers separated by commas"),
+    (["up", "--nodes", "3", "--hashrate-shares", "1,1"], "gives 2 shares for 3 nodes"),
+    (["up", "--nodes", "2", "--hashrate-shares", "0,0"], "at least one positive"),
+    (["up", "--genesis-param", "blok_interval_s=1"], "unknown genesis parameter 'blok_interval_s'"),
+    (["up", "--genesis-param", "block_interval_s"], "use KEY=VALUE"),
+    (["up", "--genesis-param", "block_interval_s=fast"], "must be float"),
+    (["up", "--seed", "my seed"], "--seed 'my seed': use 1 to 40 letters"),
+    (["run", "no-such-scenario"], "no scenario file 'no-such-scenario'"),
+])
+def test_up_and_run_refuse_bad_input_before_starting_anything(args: list[str], message: str,
+                                                              tmp_path: Path) -> None:
+    code, stdout, stderr = run(*args, "--dir", str(tmp_path / "t")) if args[0] == "up" else run(*args)
+    assert code == 1 and stdout == ""
+    assert message in one_error(stderr)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_bad_manifest_names_the_key(tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.toml"
+    manifest.write_text("[network]\nnodes = 3\n[[timeline]]\naction = 'kill'\nnode = 7\n")
+    code, _, stderr = run("run", str(manifest))
+    assert code == 1 and "timeline[0].node: 7 is not a node of this network" in one_error(stderr)
+
+
+def test_commands_without_a_testnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHAINLAB_TESTNET", raising=False)
+    code, _, stderr = run("status")
+    assert code == 1 and "which testnet?" in one_error(stderr)
+    code, _, stderr = run("status", "--dir", str(tmp_path / "nothing"))
+    assert code == 1 and "not a testnet directory" in one_error(stderr)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["kill", "node1"], "node1 is not running (it is stopped)"),
+    (["pause", "2"], "node2 is not running"),
+    (["resume", "node0"], "node0 is not paused"),
+    (["logs", "node9"], "no node 'node9'"),
+    (["logs", "node0"], "node0 has no log yet"),
+    (["partition"], "give either groups"),
+    (["partition", "0,1"], "node(s) 2 in no group"),
+    (["partition", "0,1", "1,2"], "node 1 is in two groups"),
+    (["partition", "--shape", "majorities-ring"], "at least 4 nodes"),
+    (["partition", "--shape", "isolate:node7"], "no node 'node7'"),
+    (["heal", "--partition-only", "--netem-only"], "exclude each other"),
+    (["load", "--tps", "10", "--duration", "1", "--accounts", "99"], "--accounts must be 1..8"),
+])
+def test_nemesis_and_load_errors(fake_testnet: Path, args: list[str], message: str) -> None:
+    code, stdout, stderr = run(*args, "--dir", str(fake_testnet))
+    assert code == 1 and stdout == ""
+    assert message in one_error(stderr)
+
+
+def test_env_variable_selects_the_testnet(fake_testnet: Path) -> None:
+    code, _, stderr = run("kill", "0", env={"CHAINLAB_TESTNET": str(fake_testnet)})
+    assert code == 1 and "node0 is not running" in stderr
+
+
+def test_partition_of_stopped_nodes_is_recorded_for_later(fake_testnet: Path) -> None:
+    code, stdout, _ = run("partition", "0", "1,2", "--dir", str(fake_testnet), "--json")
+    assert code == 0
+    event = json.loads(stdout)
+    assert event["action"] == "partition" and event["network"]["blocked"] == {
+        "node0": ["node1", "node2"], "node1": ["node0"], "node2": ["node0"]}
+    code, stdout, _ = run("netem", "--nodes", "0", "--delay-ms", "40", "--dir", str(fake_testnet), "--json")
+    record = json.loads((fake_testnet / "testnet.json").read_text())["nodes"][0]
+    assert record["faults"]["blocked"] == ["node1", "node2"] and record["faults"]["delay_ms"] == 40.0
+    assert record["faults_applied"] is False
+    run("heal", "--netem-only", "--dir", str(fake_testnet))
+    record = json.loads((fake_testnet / "testnet.json").read_text())["nodes"][0]
+    assert record["faults"]["blocked"] == ["node1", "node2"] and record["faults"]["delay_ms"] == 0.0
+
+
+def test_check_on_a_testnet_without_data_fails_cleanly(fake_testnet: Path) -> None:
+    code, _, stderr = run("check", "--dir", str(fake_testnet), "--json")
+    assert code == 1 and "cannot read genesis" in one_error(stderr)
+
+
+def test_scenarios_and_dry_run() -> None:
+    code, stdout, _ = run("scenarios", "--json")
+    assert code == 0 and "pow-partition-heal" in {s["name"] for s in json.loads(stdout)}
+    code, stdout, _ = run("run", "pow-random-faults", "--dry-run", "--seed", "5", "--json")
+    assert code == 0
+    first = json.loads(stdout)
+    assert first["seed"] == 5 and len(first["plan"]) >= 10
+    assert json.loads(run("run", "pow-random-faults", "--dry-run", "--seed", "5", "--json")[1]) == first
+    code, stdout, _ = run("run", "ci-pow-partition-heal", "--dry-run")
+    assert code == 0 and stdout.startswith("SEED=")
