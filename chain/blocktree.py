@@ -127,6 +127,7 @@ class BlockTree:
         self.sync_every_blocks = max(1, sync_every_blocks)
         self._unsynced_blocks = 0
         self.safety_alarms = 0
+        self.pending_alarms: list[SafetyAlarm] = []  # alarms not yet taken by the node (metrics): take_alarms()
         self.alarmed_tips: set[bytes] = set()
         self._metas: dict[bytes, BlockMeta] = {}
         self._children: dict[bytes, set[bytes]] = {}
@@ -322,6 +323,14 @@ class BlockTree:
             # not marked invalid, so the real block can still arrive.
             check_block_cheap(block, self.rules, now_ms=now_ms)
         if parent.height < self.final_height and not self.is_on_best_chain(parent.hash):
+            work = parent.cumulative_work + self.policy.block_work(block.header)
+            if work > self.tip.cumulative_work:
+                # A heavier branch that conflicts with our final blocks: the evidence a safety alarm exists for,
+                # even though the block is not stored.
+                self._count_alarm(SafetyAlarm(
+                    final_height=self.final_height, final_hash=self._best_chain[self.final_height],
+                    candidate_tip=block.hash, candidate_height=block.height,
+                    fork_height=self._fork_height(parent.hash)))
             raise RejectError("fork-below-final", f"parent {parent.hash.hex()} is on a branch below the final height")
         meta = BlockMeta(
             header=block.header, cumulative_work=parent.cumulative_work + self.policy.block_work(block.header),
@@ -381,8 +390,12 @@ class BlockTree:
         alarm = SafetyAlarm(final_height=self.final_height, final_hash=self._best_chain[self.final_height],
                             candidate_tip=best.hash, candidate_height=best.height, fork_height=fork)
         self.alarmed_tips.add(best.hash)
-        self.safety_alarms += 1
         result.alarms.append(alarm)
+        self._count_alarm(alarm)
+
+    def _count_alarm(self, alarm: SafetyAlarm) -> None:
+        self.safety_alarms += 1
+        self.pending_alarms.append(alarm)
         log.error(alarm.describe())
 
     def _reorg_to(self, best: BlockMeta, fork: int, result: AddResult) -> bool:
@@ -530,6 +543,11 @@ class BlockTree:
             self.store.forget_block(current)
         if root is not None:
             self._relink_leaf(root.parent)
+
+    def take_alarms(self) -> list[SafetyAlarm]:
+        """Alarms raised since the last call (including those of refused blocks, which have no AddResult)."""
+        alarms, self.pending_alarms = self.pending_alarms, []
+        return alarms
 
     def make_durable(self) -> None:
         """Make everything connected so far survive a power loss (call before announcing a block)."""

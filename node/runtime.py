@@ -187,6 +187,7 @@ class Node:
             log.info("%s", note)
         for result in out.results:
             self._count(result)
+        self._count_alarms()
         if self.p2p is not None:
             for message in out.engine_messages:
                 self.p2p.send_engine(message.message.kind, message.message.payload, to=message.to,
@@ -217,11 +218,14 @@ class Node:
         metrics = self.node_metrics
         for _, rejection in result.rejected:
             metrics.blocks_rejected.labels(code=rejection.code).inc()
-        if result.alarms:
-            metrics.safety_alarms.inc(len(result.alarms))
         if result.disconnected:
             metrics.observe_reorg(len(result.disconnected), len(result.connected))
         metrics.blocks_connected.inc(len(result.connected))
+
+    def _count_alarms(self) -> None:
+        alarms = self.tree.take_alarms()
+        if alarms:
+            self.node_metrics.safety_alarms.inc(len(alarms))
 
     def _spawn(self, work: Any) -> None:
         """Run `work` as a task the node keeps a reference to until it is done."""
@@ -245,6 +249,7 @@ class Node:
                                               prechecked=prechecked)
             except RejectError as error:
                 self.node_metrics.blocks_rejected.labels(code=error.code).inc()
+                self._count_alarms()  # a refused block can still be evidence of conflicting finality
                 raise
             self.apply(out)
             return out.results[0]

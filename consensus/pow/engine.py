@@ -135,8 +135,12 @@ class PowEngine:
     # -- the partition handler -----------------------------------------------------------------------------------
 
     def _recount_shares(self) -> None:
+        # The window ends at the final block, which every side of a partition agrees on: counted from each side's
+        # own tip, the blocks a side mines after a cut would raise its own share estimate and could lift both
+        # halves of an even split above the threshold.
         assert self._chain is not None
-        recent = [m.header.proposer for m in self._chain.ancestors(self._chain.tip.hash, self.window) if m.height > 0]
+        final_hash = self._chain.hash_at(self._chain.final_height) or self._chain.tip.hash
+        recent = [m.header.proposer for m in self._chain.ancestors(final_hash, self.window) if m.height > 0]
         self._shares = estimate_shares(recent, self.declared, prior_blocks=float(self.window))
 
     def reachable_miners(self, now: float) -> set[bytes]:
