@@ -67,6 +67,10 @@ class ChainAccessAdapter:
         """In the mempool or on the best chain."""
         return tx_hash in self.node.mempool or self.node.tree.store.tx_location(tx_hash) is not None
 
+    def pending_tx_hashes(self, limit: int) -> list[bytes]:
+        """The pool's best transactions (announced to a peer that just connected)."""
+        return [entry.tx_hash for entry in self.node.mempool.snapshot()[:limit]]
+
     def tx_bytes(self, tx_hash: bytes) -> bytes | None:
         """A pooled transaction's encoding."""
         tx = self.node.mempool.get(tx_hash)

@@ -106,6 +106,10 @@ class ChainAccess(Protocol):
     def tx_bytes(self, tx_hash: bytes) -> bytes | None:
         """Canonical encoding of a mempool transaction."""
 
+    def pending_tx_hashes(self, limit: int) -> list[bytes]:
+        """Ids of up to `limit` pooled transactions, best first: announced to every peer that becomes ready, so a
+        node that was down or cut off catches up on what was admitted while it was away."""
+
     def precheck_block(self, block: Block) -> None:
         """Raise RejectError unless header, seal/PoW and merkle root check out (cheap, before relaying)."""
 

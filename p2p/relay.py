@@ -75,6 +75,12 @@ class Relay:
             self.gossip.mark_known(peer, block.hash)
             self.hooks.send(peer, BlockMsg(raw=raw))
 
+    def announce_pool_to(self, peer: str, tx_hashes: list[bytes]) -> None:
+        """Announce pooled transactions to one peer that just became ready (batched into Inv messages)."""
+        for tx_hash in tx_hashes:
+            self.gossip.mark_known(peer, tx_hash)
+            self._queue_inv(peer, "tx", tx_hash)
+
     def _queue_inv(self, peer: str, kind: str, item_hash: bytes) -> None:
         self._pending_inv.setdefault(peer, {}).setdefault(kind, []).append(item_hash)
         if not self._flush_scheduled:

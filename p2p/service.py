@@ -69,6 +69,8 @@ from p2p.transport import CLOSE_TIMEOUT_S, Connection, WebSocket
 
 __all__ = ["BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig", "P2PService"]
 
+POOL_ANNOUNCE_LIMIT = 5000  # pooled transactions announced to a peer when it becomes ready
+
 log = logging.getLogger("chainlab.p2p")
 
 P2P_PATH = "/p2p"
@@ -484,6 +486,7 @@ class P2PService:
             self._addresses.connected(conn.url)
         log.info("peer %s ready (%s, height %d, %s)", peer[:16], conn.direction, hello.best_height, conn.url)
         self._send_message(conn, GetPeers())
+        self._relay.announce_pool_to(peer, self.chain.pending_tx_hashes(POOL_ANNOUNCE_LIMIT))
         self._poll_sync(now)
 
     def _on_message(self, conn: Connection, message: Message, now: float) -> None:

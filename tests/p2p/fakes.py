@@ -101,6 +101,9 @@ class TreeChain:
         tx = self.mempool.get(tx_hash)
         return tx.encoded if tx is not None else None
 
+    def pending_tx_hashes(self, limit: int) -> list[bytes]:
+        return list(self.mempool)[:limit]
+
     def precheck_block(self, block: Block) -> None:
         check_pow(block.header)
         if block.computed_tx_root() != block.header.tx_root:

@@ -538,3 +538,22 @@ def test_a_fetch_that_goes_unanswered_is_retried_from_another_announcer() -> Non
             await net.close()
 
     run(scenario)
+
+
+def test_a_peer_that_connects_later_gets_the_pool() -> None:
+    async def scenario() -> None:
+        net = Network()
+        try:
+            a = await net.add()
+            a_chain = a.chain
+            assert isinstance(a_chain, TreeChain)
+            waiting = transfer(0)
+            a_chain.mempool[waiting.hash] = waiting  # admitted before anyone was connected
+            b = await net.add(bootstrap=(a,))
+            b_chain = b.chain
+            assert isinstance(b_chain, TreeChain)
+            await wait_until(lambda: waiting.hash in b_chain.mempool, what="the pool to reach the new peer")
+        finally:
+            await net.close()
+
+    run(scenario)
