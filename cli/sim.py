@@ -1,0 +1,203 @@
+"""`chainlab sim`: the deterministic simulator (testnet/sim) from the command line, one seed or a swarm.
+
+This shell does what the pure simulator may not: it picks a random seed when none is given, times the run on
+the wall clock, samples the process's memory, prints, and builds each node's core from node.core (docs/SIMULATOR.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from cli.common import emit_json, fail
+from node.core import NodeCore
+from testnet.sim.config import CONSENSUS, SEED_MAX, ConfigError, SimConfig, parse_faults
+from testnet.sim.core import CoreSpec, SimCore
+from testnet.sim.network import MODELS
+from testnet.sim.simulator import SimResult, Simulator
+from testnet.sim.swarm import swarm_configs
+
+
+def node_core_factory(spec: CoreSpec) -> SimCore:
+    """The real node core over the spec's in-memory store: what every simulated node runs."""
+    return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
+                               mining=spec.mining)
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    """How long a run took on this machine."""
+
+    wall_s: float
+    cpu_s: float  # this process's CPU time: the figure that other load on the machine does not inflate
+    memory: tuple[dict[str, Any], ...] = ()  # {"virtual_s", "rss_mib", "store_mib", "max_height"} samples
+
+
+def run_timed(config: SimConfig, *, memory_every_s: float = 0.0) -> tuple[SimResult, Timing]:
+    """Run `config` with the real node cores, timing it and (if asked) sampling RSS every `memory_every_s`."""
+    samples: list[dict[str, Any]] = []
+
+    def observe(t: float, simulator: Simulator) -> None:
+        stored = sum(len(key) + len(value) for node in simulator.nodes for key, value in node.store.iterate())
+        heights = [node.core.tree.height for node in simulator.nodes if node.core is not None]
+        samples.append({"virtual_s": round(t, 1), "rss_mib": round(rss_bytes() / 2**20, 1),
+                        "store_mib": round(stored / 2**20, 1), "max_height": max(heights, default=0)})
+
+    simulator = Simulator(config, node_core_factory, observer=observe if memory_every_s > 0 else None,
+                          observe_every_s=memory_every_s)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    result = simulator.run()
+    timing = Timing(wall_s=time.perf_counter() - started, cpu_s=time.process_time() - started_cpu,
+                    memory=tuple(samples))
+    return result, timing
+
+
+def _quiet_logs(verbose: bool) -> None:
+    """The cores log through `chainlab.*` loggers; a simulation shows them only with --verbose."""
+    logger = logging.getLogger("chainlab")
+    if verbose:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    else:
+        logger.setLevel(logging.CRITICAL + 1)
+
+
+@click.command(name="sim")
+@click.option("--consensus", type=click.Choice(CONSENSUS), default="pow", show_default=True)
+@click.option("--nodes", type=click.IntRange(1, 64), default=5, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="64-bit seed (default: random)")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="virtual seconds of the safety phase (faults on); the liveness phase follows")
+@click.option("--faults", default="partition,crash,loss,dup,drift", show_default=True,
+              help="comma-separated: partition, crash, loss, dup, drift; or all, none")
+@click.option("--model", type=click.Choice(MODELS), default="partial-sync", show_default=True)
+@click.option("--block-interval", "block_interval_s", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True)
+@click.option("--finality", "finality_threshold", type=click.IntRange(1), default=6, show_default=True,
+              help="PoW confirmations that make a block final")
+@click.option("--max-delay", "max_delay_s", type=click.FloatRange(min=0.001), default=0.5, show_default=True,
+              help="D: the delay bound of the synchronous regime")
+@click.option("--async-scale", "async_scale_s", type=click.FloatRange(min=0.0001), default=0.1, show_default=True,
+              help="scale of the asynchronous regime's Pareto delays")
+@click.option("--tx-rate", "tx_rate_per_s", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="client transfers per virtual second")
+@click.option("--heartbeat", "heartbeat_interval_s", type=click.FloatRange(min=0.01), default=1.0,
+              show_default=True, help="PoW presence heartbeat interval")
+@click.option("--acks", "acks_required", type=click.IntRange(-1), default=-1, show_default=True,
+              help="primary-backup acknowledgements for finality (-1: a majority of the backups)")
+@click.option("--liveness-budget", "liveness_budget_s", type=click.FloatRange(min=0), default=0.0,
+              help="virtual seconds the healed network gets (default: from the interval and finality)")
+@click.option("--swarm", is_flag=True, help="run --runs seeds with options drawn at random")
+@click.option("--runs", type=click.IntRange(1), default=20, show_default=True, help="swarm runs")
+@click.option("--swarm-seed", type=click.IntRange(0, SEED_MAX), default=None, help="swarm seed (default: random)")
+@click.option("--memory-every", "memory_every_s", type=click.FloatRange(min=0), default=0.0,
+              help="sample the process's RSS every this many virtual seconds (reported with --json)")
+@click.option("--verbose", is_flag=True, help="show the nodes' warnings and errors on stderr")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document (SEED=... goes to stderr)")
+def command(consensus: str, nodes: int, seed: int | None, duration_s: float, faults: str, model: str,
+            block_interval_s: float, finality_threshold: int, max_delay_s: float, async_scale_s: float,
+            tx_rate_per_s: float, heartbeat_interval_s: float, acks_required: int, liveness_budget_s: float,
+            swarm: bool, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
+            as_json: bool) -> None:
+    """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
+    chosen faults, then a liveness phase after healing, judged by the testnet's checks. One 64-bit seed draws
+    every delay, loss, partition, crash, clock drift and block time, so `--seed S` with the same options replays a
+    run exactly (same trace_hash). With --swarm, runs many seeds with random options and lists the failing ones
+    with the command that replays each. Exit status 1 when a check fails."""
+    _quiet_logs(verbose)
+    if swarm:
+        _swarm(runs, swarm_seed if swarm_seed is not None else secrets.randbits(64), as_json)
+        return
+    if seed is None:
+        seed = secrets.randbits(64)
+    try:
+        config = SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration_s,
+                           faults=parse_faults(faults), model=model, block_interval_s=block_interval_s,
+                           finality_threshold=finality_threshold, max_delay_s=max_delay_s,
+                           async_scale_s=async_scale_s, tx_rate_per_s=tx_rate_per_s,
+                           heartbeat_interval_s=heartbeat_interval_s, acks_required=acks_required,
+                           liveness_budget_s=liveness_budget_s)
+    except ConfigError as exc:
+        fail(str(exc))
+    click.echo(f"SEED={seed}", err=as_json)
+    if as_json:
+        sys.stderr.flush()
+    result, timing = run_timed(config, memory_every_s=memory_every_s)
+    if as_json:
+        document = result.to_json()
+        document.update(wall_s=round(timing.wall_s, 3), cpu_s=round(timing.cpu_s, 3),
+                        speedup=round(result.virtual_s / max(timing.wall_s, 1e-9), 1),
+                        cpu_speedup=round(result.virtual_s / max(timing.cpu_s, 1e-9), 1))
+        if timing.memory:
+            document["memory"] = list(timing.memory)
+        emit_json(document)
+    else:
+        _print_result(result, timing)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _print_result(result: SimResult, timing: Timing) -> None:
+    config = result.config
+    click.echo(f"{config.consensus}, {config.nodes} nodes, model {config.model}, faults "
+               f"{','.join(sorted(config.faults)) or 'none'}, safety phase {config.duration_s:g} s")
+    click.echo(f"virtual {result.virtual_s:.1f} s in {timing.wall_s:.2f} s wall "
+               f"({result.virtual_s / max(timing.wall_s, 1e-9):.1f}x; CPU {timing.cpu_s:.2f} s), "
+               f"{result.trace_events} trace events")
+    click.echo(f"trace_hash {result.trace_hash}")
+    for check in result.checks:
+        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    if result.first_violation:
+        click.echo(f"first violation: {result.first_violation}")
+    for sample in timing.memory:
+        click.echo(f"  memory at {sample['virtual_s']:g} s: RSS {sample['rss_mib']} MiB, stores "
+                   f"{sample['store_mib']} MiB, height {sample['max_height']}")
+    click.echo(f"result: {'OK' if result.ok else 'FAILED'}")
+    click.echo(f"replay: {config.command()}")
+
+
+def _swarm(runs: int, swarm_seed: int, as_json: bool) -> None:
+    click.echo(f"SWARM_SEED={swarm_seed}", err=as_json)
+    rows: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for number, config in enumerate(itertools.islice(swarm_configs(swarm_seed), runs), start=1):
+        result, timing = run_timed(config)
+        wall_s = timing.wall_s
+        row = {"seed": config.seed, "ok": result.ok, "virtual_s": round(result.virtual_s, 1),
+               "wall_s": round(wall_s, 2), "trace_hash": result.trace_hash, "command": config.command()}
+        rows.append(row)
+        if not result.ok:
+            failures.append({"seed": config.seed, "failed": result.failed_checks(),
+                             "first_violation": result.first_violation, "command": config.command()})
+        if not as_json:
+            click.echo(f"run {number}/{runs} seed={config.seed} {'ok  ' if result.ok else 'FAIL'} "
+                       f"{result.virtual_s:7.1f} s virtual in {wall_s:5.2f} s  {config.command()}")
+    if as_json:
+        emit_json({"swarm_seed": swarm_seed, "runs": runs, "ok": not failures,
+                   "wall_s": round(time.perf_counter() - started, 2), "failures": failures, "results": rows})
+    else:
+        click.echo(f"{runs - len(failures)}/{runs} runs ok")
+        for failure in failures:
+            click.echo(f"FAILED seed={failure['seed']}: {', '.join(failure['failed'])}")
+            click.echo(f"  replay: {failure['command']}")
+    if failures:
+        sys.exit(1)

@@ -1,0 +1,159 @@
+"""Options of one simulated run, the network they describe, and the command line that replays them (pure).
+
+A `SimConfig` plus its seed determine a run completely: the genesis, keys and hash rates come from the options,
+and every random choice (delays, losses, partitions, crashes, drift, block times, load) from `Random(seed)`.
+`SimConfig.command()` prints the exact `chainlab sim` invocation that replays it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chain.crypto import PrivateKey, address_to_text
+from chain.devtools import dev_keys
+from chain.genesis import Genesis
+from testnet.sim.network import MODELS
+
+FAULTS = ("partition", "crash", "loss", "dup", "drift")
+CONSENSUS = ("pow", "primary-backup")
+MAX_TARGET_HEX = "f" * 64  # every nonce meets it: block times are drawn, never ground
+NEVER_RETARGET = 10**12  # blocks per retarget window: the target never moves, fork choice is longest chain
+SEED_MAX = (1 << 64) - 1
+LOAD_ACCOUNTS = 4
+LOAD_BALANCE = 10**12
+
+
+class ConfigError(ValueError):
+    """Options that do not describe a valid run; the message names the option."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimConfig:
+    """Everything that, with the seed, decides a run."""
+
+    seed: int
+    consensus: str = "pow"
+    nodes: int = 5
+    duration_s: float = 600.0  # the safety phase (faults on); the liveness phase follows
+    faults: frozenset[str] = field(default_factory=lambda: frozenset(FAULTS))
+    model: str = "partial-sync"
+    block_interval_s: float = 10.0
+    finality_threshold: int = 6
+    max_delay_s: float = 0.5  # D: the bound of the synchronous regime
+    async_scale_s: float = 0.1  # scale of the asynchronous regime's Pareto tail
+    tx_rate_per_s: float = 0.2  # client transfers per virtual second, over all nodes
+    heartbeat_interval_s: float = 1.0  # PoW presence heartbeats (the genesis default)
+    acks_required: int = -1  # primary-backup: acknowledgements for finality (-1: a majority of the backups)
+    liveness_budget_s: float = 0.0  # 0: derived from the block interval and finality depth
+
+    def __post_init__(self) -> None:
+        if type(self.seed) is not int or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError("seed must be an integer in [0, 2^64)")
+        if self.consensus not in CONSENSUS:
+            raise ConfigError(f"consensus must be one of {', '.join(CONSENSUS)}")
+        if not 1 <= self.nodes <= 64:
+            raise ConfigError("nodes must be within 1..64")
+        unknown = set(self.faults) - set(FAULTS)
+        if unknown:
+            raise ConfigError(f"unknown fault(s) {', '.join(sorted(unknown))} (known: {', '.join(FAULTS)})")
+        if "partition" in self.faults and self.nodes < 2:
+            raise ConfigError("a partition needs at least two nodes")
+        if self.model not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}")
+        for name in ("duration_s", "block_interval_s", "max_delay_s", "async_scale_s", "heartbeat_interval_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.tx_rate_per_s < 0 or self.liveness_budget_s < 0:
+            raise ConfigError("tx_rate_per_s and liveness_budget_s must not be negative")
+        if self.finality_threshold < 1:
+            raise ConfigError("finality_threshold must be at least 1")
+        if self.acks_required >= self.nodes:
+            raise ConfigError("acks_required must be below the number of nodes (the backups)")
+
+    # -- derived -------------------------------------------------------------------------------------------------
+
+    @property
+    def effective_acks(self) -> int:
+        """Primary-backup acknowledgements that make a block final."""
+        backups = self.nodes - 1
+        return backups // 2 + 1 if self.acks_required < 0 and backups else max(0, self.acks_required)
+
+    @property
+    def effective_liveness_budget_s(self) -> float:
+        """Virtual seconds the healed network gets to converge and progress."""
+        if self.liveness_budget_s:
+            return self.liveness_budget_s
+        depth = self.finality_threshold + 1 if self.consensus == "pow" else 3
+        return max(120.0, 8.0 * depth * self.block_interval_s)
+
+    @property
+    def min_progress_blocks(self) -> int:
+        """Blocks every node must gain in the liveness phase: PoW needs k+1 so a post-heal block goes final."""
+        return self.finality_threshold + 1 if self.consensus == "pow" else 3
+
+    def node_keys(self) -> list[PrivateKey]:
+        """Deterministic node keys (the same for every run of this size)."""
+        return dev_keys(self.nodes, seed=b"chainlab-sim-node")
+
+    def load_keys(self) -> list[PrivateKey]:
+        """The funded client accounts that send the load."""
+        return dev_keys(LOAD_ACCOUNTS, seed=b"chainlab-sim-load")
+
+    def genesis(self, hashrate_shares: list[float]) -> Genesis:
+        """The network: PoW at the maximum target with no retarget, or primary-backup with node 0 as primary."""
+        keys = self.node_keys()
+        params: dict[str, object] = {"block_interval_s": float(self.block_interval_s)}
+        if self.consensus == "pow":
+            params.update(initial_target=MAX_TARGET_HEX, retarget_window=NEVER_RETARGET,
+                          heartbeat_interval_s=float(self.heartbeat_interval_s))
+            total = sum(hashrate_shares) or 1.0
+            validators = {k.address: max(1, round(1000 * s / total)) for k, s in zip(keys, hashrate_shares,
+                                                                                       strict=True)}
+        else:
+            params.update(primary=address_to_text(keys[0].address), acks_required=self.effective_acks)
+            validators = {k.address: 1 for k in keys}
+        return Genesis(chain_id="chainlab-sim", consensus=self.consensus, params=params,
+                       balances={k.address: LOAD_BALANCE for k in self.load_keys()}, validators=validators,
+                       finality_threshold=self.finality_threshold)
+
+    def command(self) -> str:
+        """The `chainlab sim` command line that replays this run exactly."""
+        parts = [
+            "chainlab sim", f"--consensus {self.consensus}", f"--nodes {self.nodes}", f"--seed {self.seed}",
+            f"--duration {self.duration_s:g}", f"--faults {','.join(sorted(self.faults)) or 'none'}",
+            f"--model {self.model}", f"--block-interval {self.block_interval_s:g}",
+            f"--finality {self.finality_threshold}", f"--max-delay {self.max_delay_s:g}",
+            f"--async-scale {self.async_scale_s:g}", f"--tx-rate {self.tx_rate_per_s:g}",
+        ]
+        if self.heartbeat_interval_s != 1.0:
+            parts.append(f"--heartbeat {self.heartbeat_interval_s:g}")
+        if self.acks_required >= 0:
+            parts.append(f"--acks {self.acks_required}")
+        if self.liveness_budget_s:
+            parts.append(f"--liveness-budget {self.liveness_budget_s:g}")
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, object]:
+        """The options as JSON values."""
+        return {
+            "seed": self.seed, "consensus": self.consensus, "nodes": self.nodes, "duration_s": self.duration_s,
+            "faults": sorted(self.faults), "model": self.model, "block_interval_s": self.block_interval_s,
+            "finality_threshold": self.finality_threshold, "max_delay_s": self.max_delay_s,
+            "async_scale_s": self.async_scale_s, "tx_rate_per_s": self.tx_rate_per_s,
+            "heartbeat_interval_s": self.heartbeat_interval_s, "acks_required": self.effective_acks,
+            "liveness_budget_s": self.effective_liveness_budget_s,
+        }
+
+
+def parse_faults(text: str) -> frozenset[str]:
+    """`partition,crash,loss` -> the fault set; `none` or empty -> no faults; `all` -> every fault."""
+    text = text.strip()
+    if text in ("", "none"):
+        return frozenset()
+    if text == "all":
+        return frozenset(FAULTS)
+    names = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = names - set(FAULTS)
+    if unknown:
+        raise ConfigError(f"unknown fault(s) {', '.join(sorted(unknown))} (known: {', '.join(FAULTS)})")
+    return names

@@ -1,0 +1,126 @@
+"""What the simulator needs of a node core, as a Protocol, and the spec it builds each core from.
+
+The real implementation is `node.core.NodeCore` (the same object the asyncio node drives); the simulator takes
+a `CoreFactory` so that this pure package does not import the node package, and so that tests can plug in a core
+built around a different engine (a planted bug) without touching consensus/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from chain.block import Block
+from chain.blocktree import AddResult, BlockTree
+from chain.crypto import PrivateKey
+from chain.genesis import Genesis
+from chain.mempool import Mempool
+from chain.tx import Transaction
+from consensus.engine import Engine, Outgoing
+from storage.base import Store
+
+
+class MiningWorkView(Protocol):
+    """What the miners should do (node.core.MiningWork)."""
+
+    @property
+    def active(self) -> bool:
+        """False: stop mining."""
+
+    @property
+    def job_id(self) -> int:
+        """Job to report a nonce for."""
+
+    @property
+    def target(self) -> int:
+        """Target the nonce must meet."""
+
+
+class OutputView(Protocol):
+    """What a core asks its driver to do after one input (node.core.Output)."""
+
+    @property
+    def announce_blocks(self) -> Sequence[Block]:
+        """Our own new blocks, to push to every peer."""
+
+    @property
+    def announce_txs(self) -> Sequence[tuple[Transaction, str | None]]:
+        """Transactions to announce, each with a peer to skip."""
+
+    @property
+    def engine_messages(self) -> Sequence[Outgoing]:
+        """Engine messages to send."""
+
+    @property
+    def mining(self) -> MiningWorkView | None:
+        """New mining work, or None for no change."""
+
+    @property
+    def events(self) -> Sequence[dict[str, object]]:
+        """block / final / reorg events."""
+
+    @property
+    def notes(self) -> Sequence[str]:
+        """Log lines."""
+
+    @property
+    def results(self) -> Sequence[AddResult]:
+        """Every block import's result."""
+
+
+class SimCore(Protocol):
+    """The inputs the simulator drives (node.core.NodeCore satisfies this)."""
+
+    @property
+    def tree(self) -> BlockTree:
+        """The node's block tree."""
+
+    @property
+    def mempool(self) -> Mempool:
+        """The node's mempool."""
+
+    @property
+    def engine(self) -> Engine:
+        """The node's consensus engine."""
+
+    def start(self, *, now: float, now_ms: int) -> OutputView:
+        """Start (after creation or a restart)."""
+
+    def tick(self, *, now: float, now_ms: int) -> OutputView:
+        """Time passed."""
+
+    def peers_changed(self, peers: set[str], previous: set[str], *, now: float, now_ms: int) -> OutputView:
+        """The connected peers changed."""
+
+    def receive_engine_message(self, peer: str, kind: str, payload: bytes, *, now: float, now_ms: int,
+                               ) -> OutputView:
+        """An engine message (RejectError if malformed)."""
+
+    def precheck_block(self, block: Block, *, now_ms: int) -> bool:
+        """Cheap checks before relaying (RejectError); True when the header was checked against its parent."""
+
+    def receive_block(self, block: Block, *, source: str, now: float, now_ms: int, prechecked: bool = False,
+                      ) -> OutputView:
+        """Import a block (RejectError if invalid)."""
+
+    def receive_tx(self, tx: Transaction, *, source: str | None, now: float, now_ms: int) -> OutputView:
+        """Mempool admission (RejectError if refused)."""
+
+    def mined(self, job_id: int, nonce: int, *, now: float, now_ms: int) -> OutputView:
+        """A nonce for the current mining job."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreSpec:
+    """Everything a factory needs to build (or rebuild, after a crash) one node's core."""
+
+    name: str
+    index: int
+    genesis: Genesis
+    store: Store  # kept across crashes: a restart is a new core over the same store
+    key: PrivateKey
+    mining: bool = True
+
+
+CoreFactory = Callable[[CoreSpec], SimCore]

@@ -1,0 +1,503 @@
+"""The deterministic simulator (pure): N real node cores in one process, one virtual clock, one seed.
+
+`Simulator(config, core_factory).run()` builds the network the config describes (one in-memory store per node),
+then pops events off one queue until the run is over:
+
+1. **Safety phase** (`config.duration_s` virtual seconds): the nemesis partitions and crashes, links lose and
+   duplicate messages, clocks drift, the network model draws every delay; clients send transfers.
+2. **Liveness phase**: everything heals at once (faults.py). Every `probe_s` the simulator asks whether every pair
+   of nodes is connected again, the nodes agree on their chain, and every node has gained
+   `config.min_progress_blocks` blocks and some finality since the heal. It stops as soon as they have, or fails
+   when `config.effective_liveness_budget_s` runs out.
+
+Then the testnet's own checks (testnet/checks.py) judge the final state of every node: final-prefix agreement,
+no safety alarm, convergence, ledger invariants and liveness; plus two of the simulator's: finality progressed
+after the heal, and no honest node was punished as misbehaving.
+
+Every random draw comes from one `Random(config.seed)`, in event order; events at the same instant pop in the
+order they were pushed; nodes iterate their peers sorted. So the trace (trace.py) of a seed is the same on every
+re-run, and so is its digest, `SimResult.trace_hash`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from random import Random
+from typing import Any
+
+from chain.crypto import sha256
+from chain.tx import make_transfer
+from consensus.pow.seal import MAX_TARGET, work_of_target
+from storage.memory import MemoryStore
+from testnet.checks import (
+    CheckResult,
+    check_convergence,
+    check_final_prefix,
+    check_ledger,
+    check_liveness,
+    check_no_safety_alarm,
+    ledger_of_tree,
+    snapshot_of_tree,
+)
+from testnet.sim.clock import EventQueue
+from testnet.sim.config import SimConfig
+from testnet.sim.core import CoreFactory, CoreSpec, MiningWorkView
+from testnet.sim.events import (
+    BlockFound,
+    Deliver,
+    EndSafety,
+    Event,
+    HealPartition,
+    Housekeeping,
+    LinkTimeout,
+    LinkUp,
+    NemesisStep,
+    Observe,
+    Probe,
+    Restart,
+    Submit,
+    Tick,
+)
+from testnet.sim.faults import CrashNode, Nemesis, draw_clocks, draw_link_faults, draw_shares
+from testnet.sim.links import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S, Links
+from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_model
+from testnet.sim.node import HOUSEKEEPING_S, SimNode
+from testnet.sim.shapes import Topology, full_mesh
+from testnet.sim.trace import Trace
+from testnet.sim.wire import Wire
+
+PROBE_S = 1.0
+FINAL_WATCH_HEIGHTS = 4096  # final heights remembered for spotting the first conflict as it happens
+MAX_FEE = 5
+Observer = Callable[[float, "Simulator"], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimResult:
+    """The outcome of one run."""
+
+    config: SimConfig
+    virtual_s: float
+    trace_hash: str
+    trace_events: int
+    ok: bool
+    checks: tuple[CheckResult, ...]
+    params: Mapping[str, object]  # what the seed drew for the run as a whole
+    stats: Mapping[str, object]
+    first_violation: str | None  # when and where safety first broke, if it did
+
+    def failed_checks(self) -> list[str]:
+        """Names of the checks that failed."""
+        return [check.name for check in self.checks if not check.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON values (the CLI adds wall_s and speedup)."""
+        return {
+            "seed": self.config.seed, "virtual_s": round(self.virtual_s, 3), "trace_hash": self.trace_hash,
+            "trace_events": self.trace_events, "ok": self.ok, "checks": [c.to_json() for c in self.checks],
+            "first_violation": self.first_violation, "config": self.config.to_json(), "params": dict(self.params),
+            "stats": dict(self.stats), "replay": self.config.command(),
+        }
+
+
+class Simulator:
+    """One run of `config`, with cores built by `core_factory` (node.core.NodeCore.over_store, or a test's)."""
+
+    def __init__(self, config: SimConfig, core_factory: CoreFactory, *, observer: Observer | None = None,
+                 observe_every_s: float = 0.0) -> None:
+        self.config = config
+        self.core_factory = core_factory
+        self.observer = observer
+        self.observe_every_s = observe_every_s
+        self.rng = Random(config.seed)
+        self.queue: EventQueue[Event] = EventQueue()
+        self.trace = Trace()
+        self.t = 0.0
+        self.phase = "safety"
+        self._stopped = False
+        self._horizon = config.duration_s + config.effective_liveness_budget_s
+        self.stats: dict[str, int] = {"sent": 0, "delivered": 0, "lost": 0, "duplicated": 0, "cut": 0,
+                                      "stale": 0, "partitions": 0, "crashes": 0, "txs_submitted": 0,
+                                      "txs_refused": 0}
+        self._final_seen: dict[int, tuple[str, bytes]] = {}
+        self.first_violation: str | None = None
+        self._liveness_met = False
+        self._heal_heights: dict[str, int] = {}
+        self._heal_finals: dict[str, int] = {}
+        self._partition_serial = 0
+        rng = self.rng
+        n = config.nodes
+        # The run-wide draws, always in this order (docs/SIMULATOR.md).
+        self.shares = draw_shares(rng, n) if config.consensus == "pow" else [1.0 / n] * n
+        self.clocks = draw_clocks(rng, n, "drift" in config.faults)
+        self.safety_link_faults = draw_link_faults(rng, loss="loss" in config.faults, duplicate="dup" in config.faults)
+        self.gst_s = rng.uniform(0.0, config.duration_s) if config.model == "partial-sync" else 0.0
+        self.model: NetworkModel = make_model(config.model, max_delay_s=config.max_delay_s, gst_s=self.gst_s,
+                                              async_scale_s=config.async_scale_s)
+        self.link_faults: LinkFaults = self.safety_link_faults
+        self.topology: Topology = full_mesh(n)
+        self._partitioned = False  # fast path: with no partition on, every established link carries messages
+        self.links = Links(n)
+        self.genesis = config.genesis(self.shares)
+        target = int(self.genesis.param("initial_target"), 16) if config.consensus == "pow" else MAX_TARGET
+        if target != MAX_TARGET:
+            raise AssertionError("the simulator draws block times; it needs a genesis at the maximum target")
+        self.nemesis = Nemesis(nodes=n, partition="partition" in config.faults, crash="crash" in config.faults,
+                               interval_s=3.0 * config.block_interval_s, block_interval_s=config.block_interval_s,
+                               finality_threshold=config.finality_threshold)
+        self.load_keys = config.load_keys()
+        keys = config.node_keys()
+        self.nodes = [
+            SimNode(index=i, name=f"node{i}", key=keys[i], store=MemoryStore(), clock=self.clocks[i],
+                    hashrate_hps=self.shares[i] / config.block_interval_s * work_of_target(MAX_TARGET), hooks=self)
+            for i in range(n)
+        ]
+        self._index = {node.name: node.index for node in self.nodes}
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Deliver: self._on_deliver, Tick: self._on_tick, Housekeeping: self._on_housekeeping,
+            BlockFound: self._on_block_found, LinkUp: self._on_link_up, LinkTimeout: self._on_link_timeout,
+            NemesisStep: self._on_nemesis, HealPartition: self._on_heal_partition, Restart: self._on_restart,
+            Submit: self._on_submit, EndSafety: self._on_end_safety, Probe: self._on_probe, Observe: self._on_observe,
+        }
+
+    # -- running -------------------------------------------------------------------------------------------------
+
+    def run(self) -> SimResult:
+        """Run both phases and judge the outcome."""
+        for node in self.nodes:
+            self._boot(node)
+        self._reconcile_links()
+        config = self.config
+        if self.nemesis.enabled:
+            self.queue.push(self.nemesis.next_delay(self.rng), NemesisStep())
+        if config.tx_rate_per_s > 0:
+            self.queue.push(self.rng.expovariate(config.tx_rate_per_s), Submit())
+        if self.observer is not None and self.observe_every_s > 0:
+            self.queue.push(0.0, Observe())
+        self.queue.push(config.duration_s, EndSafety())
+        handlers, queue = self._handlers, self.queue
+        while queue and not self._stopped:
+            t, event = queue.pop()
+            if t > self._horizon:
+                break
+            self.t = t
+            handlers[type(event)](event)
+        return self._verdict()
+
+    def _boot(self, node: SimNode) -> None:
+        spec = CoreSpec(name=node.name, index=node.index, genesis=self.genesis, store=node.store, key=node.key)
+        node.boot(self.core_factory(spec), self.t)
+        core = node.core
+        assert core is not None
+        phase = self.rng.uniform(0.0, core.engine.tick_interval_s)  # nodes do not tick in lockstep
+        self.queue.push(self.t + node.clock.virtual_interval(phase), Tick(node=node.index,
+                                                                        incarnation=node.incarnation))
+        self.queue.push(self.t + node.clock.virtual_interval(HOUSEKEEPING_S),
+                        Housekeeping(node=node.index, incarnation=node.incarnation))
+
+    # -- node hooks ----------------------------------------------------------------------------------------------
+
+    def send(self, node: SimNode, peer: str, message: Wire, t: float) -> None:
+        """Put a message on the wire: partition, loss, duplication and the model's delay apply."""
+        dst = self._index[peer]
+        state = self.links.state(node.index, dst)
+        if not state.up:
+            return
+        self.stats["sent"] += 1
+        if self._partitioned and not self.topology.connected(node.index, dst):
+            self.stats["cut"] += 1
+            return
+        copies = self.link_faults.copies(self.rng)
+        if copies == 0:
+            self.stats["lost"] += 1
+            return
+        if copies == 2:
+            self.stats["duplicated"] += 1
+        for _ in range(copies):
+            arrival = t + self.model.delay(self.rng, t)
+            if arrival <= self._horizon:
+                self.queue.push(arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message))
+
+    def mining(self, node: SimNode, work: MiningWorkView, t: float) -> None:
+        """Draw when the node's miners find a block: exponential with rate hash rate / expected hashes."""
+        if not work.active:
+            return
+        rate = node.hashrate_hps / work_of_target(work.target)
+        if rate <= 0:
+            return
+        self.queue.push(t + self.rng.expovariate(rate), BlockFound(node=node.index, generation=node.mining_generation,
+                                                                   job_id=work.job_id))
+
+    def note_event(self, node: SimNode, kind: str, ident: bytes, height: int, t: float) -> None:
+        """Trace what the core reported; watch finality for the first conflict between nodes."""
+        self.trace.record(t, node.name, kind, ident)
+        if kind != "final" or height < 0:
+            return
+        first = self._final_seen.setdefault(height, (node.name, ident))
+        if len(self._final_seen) > FINAL_WATCH_HEIGHTS:
+            del self._final_seen[next(iter(self._final_seen))]  # oldest first: memory stays flat on long runs
+        if first[1] != ident and self.first_violation is None:
+            self.first_violation = (f"t={t:.3f}s: {node.name} finalized {ident.hex()[:16]} at height {height}, "
+                                    f"{first[0]} finalized {first[1].hex()[:16]}")
+
+    # -- events --------------------------------------------------------------------------------------------------
+
+    def _on_deliver(self, event: Deliver) -> None:
+        dst = self.nodes[event.dst]
+        state = self.links.state(event.src, event.dst)
+        if dst.core is None or not state.up or state.epoch != event.epoch or (
+                self._partitioned and not self.topology.connected(event.src, event.dst)):
+            self.stats["stale"] += 1
+            return
+        message = event.message
+        self.stats["delivered"] += 1
+        self.trace.record(self.t, dst.name, message.kind, message.ident())
+        alarms = dst.core.tree.safety_alarms
+        dst.receive(self.nodes[event.src].name, message, self.t)
+        if dst.core is not None and dst.core.tree.safety_alarms > alarms:
+            self._violation(dst, "raised a safety alarm")
+
+    def _violation(self, node: SimNode, what: str) -> None:
+        if self.first_violation is None:
+            self.first_violation = f"t={self.t:.3f}s: {node.name} {what}"
+
+    def _on_tick(self, event: Tick) -> None:
+        node = self.nodes[event.node]
+        if node.core is None or node.incarnation != event.incarnation:
+            return
+        node.tick(self.t)
+        core = node.core
+        if core is not None:
+            self.queue.push(self.t + node.clock.virtual_interval(core.engine.tick_interval_s), event)
+
+    def _on_housekeeping(self, event: Housekeeping) -> None:
+        node = self.nodes[event.node]
+        if node.core is None or node.incarnation != event.incarnation:
+            return
+        node.housekeeping(self.t)
+        self.queue.push(self.t + node.clock.virtual_interval(HOUSEKEEPING_S), event)
+
+    def _on_block_found(self, event: BlockFound) -> None:
+        node = self.nodes[event.node]
+        if node.core is None or event.generation != node.mining_generation:
+            return
+        self.trace.record(self.t, node.name, "mined", event.job_id.to_bytes(8, "big"))
+        alarms = node.core.tree.safety_alarms
+        node.block_found(event.generation, event.job_id, self.t)
+        if node.core is not None and node.core.tree.safety_alarms > alarms:
+            self._violation(node, "raised a safety alarm")
+
+    def _on_link_up(self, event: LinkUp) -> None:
+        state = self.links.state(event.a, event.b)
+        state.dialing = False
+        a, b = self.nodes[event.a], self.nodes[event.b]
+        if state.up or a.core is None or b.core is None or not self.topology.connected(event.a, event.b):
+            return
+        state.up = True
+        state.epoch += 1
+        self.trace.record(self.t, a.name, "link-up", b.name.encode())
+        height_a, height_b = a.core.tree.height, b.core.tree.height
+        a.link_up(b.name, height_b, self.t)
+        if b.core is not None:
+            b.link_up(a.name, height_a, self.t)
+
+    def _on_link_timeout(self, event: LinkTimeout) -> None:
+        state = self.links.state(event.a, event.b)
+        state.timing_out = False
+        if state.up and not self.topology.connected(event.a, event.b):
+            self._close_link(event.a, event.b)
+
+    def _close_link(self, a: int, b: int) -> None:
+        state = self.links.state(a, b)
+        state.up = False
+        state.epoch += 1
+        self.trace.record(self.t, self.nodes[a].name, "link-down", self.nodes[b].name.encode())
+        for here, there in ((a, b), (b, a)):
+            node = self.nodes[here]
+            if node.core is not None:
+                node.link_down(self.nodes[there].name, self.t)
+
+    def _reconcile_links(self) -> None:
+        """Dial every allowed link that is down; time out every established link the topology cuts."""
+        for a, b in self.links.pairs():
+            state = self.links.state(a, b)
+            allowed = self.topology.connected(a, b)
+            if allowed and not state.up and not state.dialing and self.nodes[a].alive and self.nodes[b].alive:
+                state.dialing = True
+                self.queue.push(self.t + self.rng.uniform(RECONNECT_MIN_S, RECONNECT_MAX_S), LinkUp(a=a, b=b))
+            elif state.up and not allowed and not state.timing_out:
+                state.timing_out = True
+                delay = PEER_TIMEOUT_S + self.rng.uniform(0.0, PING_INTERVAL_S)
+                self.queue.push(self.t + delay, LinkTimeout(a=a, b=b))
+
+    def _on_nemesis(self, event: NemesisStep) -> None:
+        if self.phase != "safety":
+            return
+        down = [node.index for node in self.nodes if not node.alive]
+        action = self.nemesis.next_action(self.rng, partitioned=self.topology.shape != "healed", down=down)
+        if isinstance(action, CrashNode):
+            self._crash(self.nodes[action.node])
+            self.queue.push(self.t + action.downtime_s, Restart(node=action.node,
+                                                                incarnation=self.nodes[action.node].incarnation))
+        elif action is not None:
+            self._partition_serial += 1
+            self.stats["partitions"] += 1
+            self.topology = action.topology
+            self._partitioned = True
+            self.trace.record(self.t, "nemesis", "partition", sha256(action.topology.describe().encode()))
+            self._reconcile_links()
+            self.queue.push(self.t + action.duration_s, HealPartition(serial=self._partition_serial))
+        self.queue.push(self.t + self.nemesis.next_delay(self.rng), event)
+
+    def _on_heal_partition(self, event: HealPartition) -> None:
+        if event.serial != self._partition_serial or self.topology.shape == "healed":
+            return
+        self._heal_topology()
+
+    def _heal_topology(self) -> None:
+        self.topology = full_mesh(self.config.nodes)
+        self._partitioned = False
+        self.trace.record(self.t, "nemesis", "heal", b"")
+        self._reconcile_links()
+
+    def _crash(self, node: SimNode) -> None:
+        self.stats["crashes"] += 1
+        self.trace.record(self.t, node.name, "crash", b"")
+        node.crash()
+        for a, b in self.links.pairs():
+            if node.index in (a, b) and self.links.state(a, b).up:
+                self._close_link(a, b)
+
+    def _on_restart(self, event: Restart) -> None:
+        node = self.nodes[event.node]
+        if node.alive or node.incarnation != event.incarnation:
+            return
+        self._restart(node)
+
+    def _restart(self, node: SimNode) -> None:
+        self.trace.record(self.t, node.name, "restart", b"")
+        self._boot(node)
+        self._reconcile_links()
+
+    def _on_submit(self, event: Submit) -> None:
+        running = [node for node in self.nodes if node.core is not None]
+        rng = self.rng
+        if running:
+            node = rng.choice(running)
+            core = node.core
+            assert core is not None
+            sender = rng.choice(self.load_keys)
+            recipient = rng.choice([k for k in self.load_keys if k is not sender]).address
+            nonce = core.mempool.pending_nonce(sender.address, core.tree.state)
+            tx = make_transfer(sender, chain_id=self.genesis.chain_id, recipient=recipient,
+                               amount=rng.randint(1, 1000), fee=rng.randint(1, MAX_FEE), nonce=nonce)
+            self.trace.record(self.t, node.name, "submit", tx.hash)
+            self.stats["txs_submitted"] += 1
+            if node.submit_tx(tx, self.t) is not None:
+                self.stats["txs_refused"] += 1
+        self.queue.push(self.t + rng.expovariate(self.config.tx_rate_per_s), event)
+
+    def _on_end_safety(self, event: EndSafety) -> None:
+        """Heal everything: partitions, loss and duplication, crashed nodes; delays become bounded."""
+        self.phase = "liveness"
+        self.trace.record(self.t, "nemesis", "end-safety", b"")
+        self.link_faults = NO_LINK_FAULTS
+        self.model = self.model.healed()
+        self.topology = full_mesh(self.config.nodes)
+        self._partitioned = False
+        for node in self.nodes:
+            if not node.alive:
+                self._restart(node)
+        self._reconcile_links()
+        for node in self.nodes:
+            assert node.core is not None
+            self._heal_heights[node.name] = node.core.tree.height
+            self._heal_finals[node.name] = node.core.tree.final_height
+        self._horizon = self.t + self.config.effective_liveness_budget_s
+        self.queue.push(self.t + PROBE_S, Probe())
+
+    def _on_probe(self, event: Probe) -> None:
+        if self._liveness_reached():
+            self._liveness_met = True
+            self._stopped = True
+            return
+        self.queue.push(self.t + PROBE_S, event)
+
+    def _liveness_reached(self) -> bool:
+        if not self.links.all_up():
+            return False
+        trees = [(node.name, node.core.tree) for node in self.nodes if node.core is not None]
+        if len(trees) != len(self.nodes):
+            return False
+        progress = self.config.min_progress_blocks
+        for name, tree in trees:
+            if tree.height - self._heal_heights[name] < progress or tree.final_height <= self._heal_finals[name]:
+                return False
+        return check_convergence([snapshot_of_tree(name, tree) for name, tree in trees]).ok
+
+    def _on_observe(self, event: Observe) -> None:
+        assert self.observer is not None
+        self.observer(self.t, self)
+        self.queue.push(self.t + self.observe_every_s, event)
+
+    # -- the verdict ---------------------------------------------------------------------------------------------
+
+    def _verdict(self) -> SimResult:
+        trees = [(node.name, node.core.tree) for node in self.nodes if node.core is not None]
+        snapshots = [snapshot_of_tree(name, tree) for name, tree in trees]
+        checks = [check_final_prefix(snapshots), check_no_safety_alarm(snapshots), check_convergence(snapshots),
+                  self._ledger_check(trees)]
+        if self.phase == "liveness":
+            heights = {name: tree.height for name, tree in trees}
+            finals = {name: tree.final_height for name, tree in trees}
+            checks.append(check_liveness(self._heal_heights, heights, min_progress=self.config.min_progress_blocks))
+            checks.append(replace(check_liveness(self._heal_finals, finals, min_progress=1),
+                                  name="finality-progress"))
+        else:
+            checks.append(CheckResult(name="liveness", ok=False, detail="the run ended before the liveness phase"))
+        checks.append(self._misbehaviour_check())
+        ok = all(check.ok for check in checks)
+        return SimResult(config=self.config, virtual_s=self.t, trace_hash=self.trace.hexdigest(),
+                         trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),
+                         stats=self._stats(trees), first_violation=self.first_violation)
+
+    @staticmethod
+    def _ledger_check(trees: list[tuple[str, Any]]) -> CheckResult:
+        results = [check_ledger(ledger_of_tree(name, tree)) for name, tree in trees]
+        for result in results:
+            if not result.ok:
+                return result
+        return CheckResult(name="ledger-invariants", ok=True, detail=f"{len(results)} nodes: " + (
+            results[0].detail.split(": ", 1)[1] if results else "no node"))
+
+    def _misbehaviour_check(self) -> CheckResult:
+        count = sum(node.stats.punishment_count for node in self.nodes)
+        if count:
+            first = next(p for node in self.nodes for p in node.stats.punishments)
+            return CheckResult(name="no-misbehaviour", ok=False,
+                               detail=f"{count} penalties between honest nodes, first: {first}")
+        return CheckResult(name="no-misbehaviour", ok=True, detail="no honest node was punished")
+
+    def _params(self) -> dict[str, object]:
+        return {
+            "hashrate_shares": [round(s, 4) for s in self.shares],
+            "clock_rates": [round(c.rate, 5) for c in self.clocks],
+            "clock_offsets_ms": [c.offset_ms for c in self.clocks],
+            "loss": round(self.safety_link_faults.loss, 4), "duplicate": round(self.safety_link_faults.duplicate, 4),
+            "gst_s": round(self.gst_s, 3) if self.config.model == "partial-sync" else None,
+        }
+
+    def _stats(self, trees: list[tuple[str, Any]]) -> dict[str, object]:
+        stats: dict[str, object] = dict(self.stats)
+        stats["blocks_mined"] = sum(node.stats.blocks_mined for node in self.nodes)
+        stats["reorgs"] = sum(node.stats.reorgs for node in self.nodes)
+        stats["heights"] = {name: tree.height for name, tree in trees}
+        stats["final_heights"] = {name: tree.final_height for name, tree in trees}
+        stats["liveness_reached"] = self._liveness_met
+        rejected: dict[str, int] = {}
+        for node in self.nodes:
+            for code, count in node.stats.rejected.items():
+                rejected[code] = rejected.get(code, 0) + count
+        stats["rejected"] = dict(sorted(rejected.items()))
+        return stats

@@ -1,0 +1,68 @@
+"""Swarm testing (pure): many runs, each with its own seed and options drawn at random.
+
+One swarm seed gives a reproducible sequence of run configurations (`swarm_configs`); each run is then replayed
+by its own `chainlab sim ...` command, which spells out every option the swarm drew (`SimConfig.command`). The
+option space (`SwarmSpace`) keeps runs where the design promises safety: network delays well below the block
+interval and finality depths of at least five blocks, so a failure is a bug, not bad luck of PoW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from random import Random
+
+from testnet.sim.config import FAULTS, SimConfig
+from testnet.sim.network import MODELS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwarmSpace:
+    """The option ranges a swarm draws from."""
+
+    consensus: tuple[str, ...] = ("pow", "pow", "pow", "primary-backup")  # PoW three times in four
+    min_nodes: int = 3
+    max_nodes: int = 7
+    models: tuple[str, ...] = MODELS
+    fault_probability: float = 0.6  # each fault is on with this probability
+    block_intervals_s: tuple[float, ...] = (2.0, 5.0, 10.0)
+    min_finality: int = 5
+    max_finality: int = 8
+    delay_fractions: tuple[float, ...] = (0.01, 0.03, 0.1)  # D as a fraction of the block interval
+    durations_blocks: tuple[int, ...] = (20, 40, 60)  # safety phase, in block intervals
+    tx_rates_per_s: tuple[float, ...] = (0.0, 0.2, 1.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_nodes <= self.max_nodes:
+            raise ValueError("need 1 <= min_nodes <= max_nodes")
+        if not 1 <= self.min_finality <= self.max_finality:
+            raise ValueError("need 1 <= min_finality <= max_finality")
+
+
+def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
+    """One run's options and seed."""
+    seed = rng.getrandbits(64)
+    consensus = rng.choice(space.consensus)
+    nodes = rng.randint(space.min_nodes, space.max_nodes)
+    model = rng.choice(space.models)
+    faults = frozenset(f for f in FAULTS if rng.random() < space.fault_probability)
+    interval = rng.choice(space.block_intervals_s)
+    finality = rng.randint(space.min_finality, space.max_finality)
+    max_delay = round(interval * rng.choice(space.delay_fractions), 4)
+    async_scale = round(max_delay * rng.choice((0.2, 0.5)), 4)
+    duration = interval * rng.choice(space.durations_blocks)
+    tx_rate = rng.choice(space.tx_rates_per_s)
+    acks = rng.randint(0, nodes - 1) if consensus == "primary-backup" and rng.random() < 0.5 else -1
+    if nodes < 2:
+        faults -= {"partition"}
+    return SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration, faults=faults, model=model,
+                     block_interval_s=interval, finality_threshold=finality, max_delay_s=max_delay,
+                     async_scale_s=async_scale, tx_rate_per_s=tx_rate, acks_required=acks)
+
+
+def swarm_configs(swarm_seed: int, space: SwarmSpace | None = None) -> Iterator[SimConfig]:
+    """An endless, reproducible sequence of run configurations for `swarm_seed` (take as many as wanted)."""
+    rng = Random(swarm_seed)
+    space = space or SwarmSpace()
+    while True:
+        yield draw_config(rng, space)

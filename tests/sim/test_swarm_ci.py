@@ -1,0 +1,53 @@
+"""CI swarm: seeds derived from the commit under test, run for a bounded wall-clock time; any failure lists the
+exact command that replays it.
+
+The swarm seed is `CHAINLAB_SIM_SWARM_SEED` if set, else the first 64 bits of `git rev-parse HEAD`, else a
+constant; the budget is `CHAINLAB_SIM_SWARM_BUDGET_S` (default 60 s; the run in flight finishes, so the test
+ends within one run of it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from testnet.sim.simulator import Simulator
+from testnet.sim.swarm import swarm_configs
+from tests.sim.helpers import node_core_factory
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BUDGET_S = 60.0
+FALLBACK_SEED = 0x636861696E6C6162  # "chainlab"
+
+
+def swarm_seed() -> int:
+    """From the environment, else from the commit hash."""
+    configured = os.environ.get("CHAINLAB_SIM_SWARM_SEED")
+    if configured:
+        return int(configured, 0)
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+        return int(head[:16], 16)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return FALLBACK_SEED
+
+
+def test_commit_swarm_finds_no_failure() -> None:
+    budget_s = float(os.environ.get("CHAINLAB_SIM_SWARM_BUDGET_S", DEFAULT_BUDGET_S))
+    seed = swarm_seed()
+    started = time.monotonic()
+    runs, failures = 0, []
+    for config in swarm_configs(seed):
+        if runs and time.monotonic() - started >= budget_s:
+            break
+        result = Simulator(config, node_core_factory).run()
+        runs += 1
+        if not result.ok:
+            failures.append(f"seed {config.seed}: {', '.join(result.failed_checks())} "
+                            f"({result.first_violation}); replay: {config.command()}")
+    print(f"SWARM_SEED={seed}: {runs} runs in {time.monotonic() - started:.1f} s")
+    assert runs >= 1
+    assert not failures, f"swarm {seed} ({runs} runs) failed:\n" + "\n".join(failures)
