@@ -72,12 +72,13 @@ def check_final_prefix(snapshots: Sequence[ChainSnapshot]) -> CheckResult:
                        detail=f"{len(snapshots)} nodes agree on {len(seen)} final heights ({compared} entries)")
 
 
-def check_convergence(snapshots: Sequence[ChainSnapshot]) -> CheckResult:
+def check_convergence(snapshots: Sequence[ChainSnapshot], *, at_final: bool = False) -> CheckResult:
     """Every node is on the same chain: same block at the lowest tip height (tips may differ by blocks in
-    flight), and no node's final height is ahead of what the others have."""
+    flight). `at_final`: compare at the lowest final height instead, for nodes that were stopped (their last,
+    unfinal blocks may be a race that shutdown froze, which running nodes would have resolved)."""
     if not snapshots:
         return CheckResult(name="convergence", ok=False, detail="no node to compare")
-    lowest = min(s.height for s in snapshots)
+    lowest = min(s.final_height if at_final else s.height for s in snapshots)
     at_lowest = {s.node: s.hashes.get(lowest) for s in snapshots}
     distinct = {h for h in at_lowest.values()}
     if len(distinct) != 1 or None in distinct:

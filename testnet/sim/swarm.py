@@ -55,9 +55,15 @@ def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
     acks = rng.randint(0, nodes - 1) if consensus == "primary-backup" and rng.random() < 0.5 else -1
     if nodes < 2:
         faults -= {"partition"}
+    # Presence heartbeats scale with the block interval: the partition handler's safety argument needs the
+    # detection window (4 heartbeats) to be a small fraction of the k block intervals a minority would need to
+    # finalize its own branch (docs/ENGINES.md). With 1 s heartbeats and 2 s blocks (a 4 s window, two block
+    # intervals) the swarm finds final-prefix violations at k = 5..6: the engine's known limit, not bad luck.
+    heartbeat = round(interval / 10, 4)
     return SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration, faults=faults, model=model,
                      block_interval_s=interval, finality_threshold=finality, max_delay_s=max_delay,
-                     async_scale_s=async_scale, tx_rate_per_s=tx_rate, acks_required=acks)
+                     async_scale_s=async_scale, tx_rate_per_s=tx_rate, acks_required=acks,
+                     heartbeat_interval_s=heartbeat)
 
 
 def swarm_configs(swarm_seed: int, space: SwarmSpace | None = None) -> Iterator[SimConfig]:
