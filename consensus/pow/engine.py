@@ -18,7 +18,14 @@ from chain.errors import RejectError
 from chain.genesis import Genesis
 from consensus.engine import ChainView, EngineMessage, MiningDecision, MiningJob, Outgoing, Ready
 from consensus.pow.policy import PowPolicy
-from consensus.pow.presence import KIND, MAX_HOPS, FailureDetector, decode_presence, make_presence
+from consensus.pow.presence import (
+    KIND,
+    MAX_HOPS,
+    FailureDetector,
+    decode_presence,
+    make_presence,
+    verify_presence,
+)
 from consensus.pow.shares import estimate_shares, reachable_share
 
 _SEQ_KEY = "presence_seq"
@@ -79,11 +86,16 @@ class PowEngine:
         """Presence from a peer: verify, record, relay once; anything else is a protocol violation."""
         if message.kind != KIND:
             raise RejectError("unknown-engine-message", f"the pow engine has no message kind {message.kind!r}")
-        presence = decode_presence(message.payload, self.genesis_hash)
+        # A heartbeat reaches a node over many paths: check freshness (a dictionary lookup) before the signature
+        # (a libsecp256k1 verification), so only the first copy of each is verified; nothing is recorded until
+        # the signature checks out.
+        presence = decode_presence(message.payload, self.genesis_hash, verify=False)
         if presence.miner_address == self.address:
             return  # our own heartbeat came back around
-        if not self.detector.observe(presence.miner_address, presence.seq, now):
+        if not self.detector.is_fresh(presence.miner_address, presence.seq):
             return  # seen already (or stale): do not relay again
+        verify_presence(presence)
+        self.detector.observe(presence.miner_address, presence.seq, now)
         if presence.hops < MAX_HOPS:
             relayed = EngineMessage(kind=KIND, payload=presence.relayed().encode())
             self._ready.messages.append(Outgoing(message=relayed, exclude=peer))

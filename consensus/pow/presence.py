@@ -70,9 +70,10 @@ def make_presence(key: crypto.PrivateKey, *, genesis_hash: bytes, seq: int, time
                     signature=key.sign(unsigned.signing_hash()))
 
 
-def decode_presence(data: object, genesis_hash: bytes) -> Presence:
-    """Decode and verify a heartbeat for this network; RejectError (`malformed`, `wrong-network`,
-    `bad-signature`) otherwise."""
+def decode_presence(data: object, genesis_hash: bytes, *, verify: bool = True) -> Presence:
+    """Decode (and, unless `verify` is False, verify) a heartbeat for this network; RejectError (`malformed`,
+    `wrong-network`, `bad-signature`) otherwise. Callers that skip verification must call `verify_presence`
+    before trusting the heartbeat."""
     fields = unpack(data, TAG_PRESENCE, 1, _FIELDS, _MAX_BYTES)
     try:
         presence = Presence(genesis_hash=fields[0], miner=fields[1], seq=fields[2], time_ms=fields[3], hops=fields[4],
@@ -81,9 +82,15 @@ def decode_presence(data: object, genesis_hash: bytes) -> Presence:
         raise DecodeError(f"presence: {exc}") from exc
     if presence.genesis_hash != genesis_hash:
         raise RejectError("wrong-network", "heartbeat for another genesis")
+    if verify:
+        verify_presence(presence)
+    return presence
+
+
+def verify_presence(presence: Presence) -> None:
+    """RejectError('bad-signature') unless the miner signed this heartbeat."""
     if not crypto.verify(presence.miner, presence.signature, presence.signing_hash()):
         raise RejectError("bad-signature", "heartbeat signature does not verify")
-    return presence
 
 
 @dataclass(slots=True)
@@ -98,6 +105,11 @@ class FailureDetector:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._heard: dict[bytes, _Heard] = {}
+
+    def is_fresh(self, address: bytes, seq: int) -> bool:
+        """True when `seq` is newer than anything seen from this miner (nothing is recorded)."""
+        heard = self._heard.get(address)
+        return heard is None or seq > heard.seq
 
     def observe(self, address: bytes, seq: int, now: float) -> bool:
         """Record a heartbeat; True when it is fresh (a higher seq than any seen from this miner)."""
