@@ -181,17 +181,25 @@ def decode_block(data: object) -> Block:
         raise DecodeError("block: transactions must be an array")
     if len(tx_list) > MAX_BLOCK_TXS:
         raise DecodeError(f"block: {len(tx_list)} transactions exceed the limit of {MAX_BLOCK_TXS}", code="oversize")
-    txs = []
+    try:
+        txs = tuple(map(decode_tx, tx_list))  # decode_tx refuses non-bytes and oversize items itself
+    except DecodeError:
+        _raise_first_bad_tx(tx_list)
+        raise
+    block = Block(header=header, txs=txs)
+    object.__setattr__(block, "_encoded", as_bytes(data))
+    return block
+
+
+def _raise_first_bad_tx(tx_list: list[object]) -> None:
+    """Raise the DecodeError of the first undecodable transaction, naming its index."""
     for index, tx_bytes in enumerate(tx_list):
         if type(tx_bytes) is not bytes or len(tx_bytes) > MAX_TX_BYTES:
             raise DecodeError(f"block: transaction {index} is not bytes of at most {MAX_TX_BYTES}")
         try:
-            txs.append(decode_tx(tx_bytes))
+            decode_tx(tx_bytes)
         except DecodeError as exc:
             raise DecodeError(f"block: transaction {index}: {exc.message}") from exc
-    block = Block(header=header, txs=tuple(txs))
-    object.__setattr__(block, "_encoded", as_bytes(data))
-    return block
 
 
 def make_block(

@@ -11,7 +11,6 @@ either branch; on restart fork choice simply resumes the reorg.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -19,6 +18,7 @@ from enum import IntEnum
 from chain.block import Block, BlockHeader, decode_block, decode_header
 from chain.encoding import TAG_BLOCK_META, check_uint, pack, unpack
 from chain.errors import DecodeError
+from chain.fifo import trimmed
 from chain.genesis import Genesis
 from chain.state import (
     ACCUMULATOR_BYTES,
@@ -111,8 +111,7 @@ class StoreAccounts:
 
     def __init__(self, store: Store, cache_entries: int = 100_000) -> None:
         self._store = store
-        # OrderedDict: evicting the oldest entry is O(1) (a plain dict's next(iter()) degrades after many deletes)
-        self._cache: OrderedDict[bytes, Account | None] = OrderedDict()
+        self._cache: dict[bytes, Account | None] = {}  # bounded by chain.fifo.trimmed
         self._cache_entries = cache_entries
 
     def get_account(self, address: bytes) -> Account | None:
@@ -128,8 +127,8 @@ class StoreAccounts:
     def _remember(self, accounts: Mapping[bytes, Account | None]) -> None:
         cache = self._cache
         cache.update(accounts)
-        for _ in range(len(cache) - self._cache_entries):
-            cache.popitem(last=False)
+        if len(cache) > self._cache_entries:
+            self._cache = trimmed(cache, self._cache_entries)
 
     def written(self, changes: Mapping[bytes, Account | None]) -> None:
         """Tell the cache what a batch just wrote."""

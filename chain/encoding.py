@@ -29,6 +29,11 @@ U64_MAX = (1 << 64) - 1
 
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+# msgpack >= 1.0 defaults: str as str, arrays as lists, map keys only str/bytes (strict_map_key), no ext hooks.
+_unpackb = msgpack.unpackb
+# For decoders that inline `unpack`'s accepted path (chain.tx); they must re-encode with this and compare.
+packb_canonical = _packb
+unpackb_raw = _unpackb
 
 
 def pack(tag: int, version: int, fields: Sequence[Any]) -> bytes:
@@ -43,19 +48,15 @@ def unpack(data: object, tag: int, version: int, field_count: int, max_bytes: in
     Raises DecodeError for anything but the canonical encoding of a `tag`/`version` array of `field_count`
     fields no longer than `max_bytes`.
     """
-    raw = as_bytes(data)
+    # Every transaction of every block passes here: the accepted path is one parse, one re-encode, one compare.
+    raw = data if type(data) is bytes else as_bytes(data)
     if len(raw) > max_bytes:
         raise DecodeError(f"{len(raw)} bytes exceeds the limit of {max_bytes}", code="oversize")
     try:
-        obj = msgpack.unpackb(
-            raw,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-        )
+        obj = _unpackb(raw)
     except Exception as exc:  # msgpack raises a zoo of types (ExtraData, ValueError, UnicodeDecodeError, ...)
         raise DecodeError(f"not msgpack: {exc.__class__.__name__}: {exc}") from exc
-    if not isinstance(obj, list) or len(obj) != field_count + 2:
+    if type(obj) is not list or len(obj) != field_count + 2:
         raise DecodeError(f"expected an array of {field_count + 2} items")
     if obj[0] != tag or type(obj[0]) is not int:
         raise DecodeError(f"expected type tag {tag}, got {obj[0]!r}")

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chain.block import Block
 from chain.encoding import TAG_ACCOUNT, TAG_UNDO, U64_MAX, check_bytes, check_uint, pack, unpack
 from chain.errors import DecodeError, RejectError
+from chain.fifo import trimmed
 
 ACCUMULATOR_BITS = 2048
 ACCUMULATOR_BYTES = ACCUMULATOR_BITS // 8
@@ -106,7 +106,7 @@ class ElementCache:
 
     def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[bytes, tuple[Account, int]] = OrderedDict()  # O(1) eviction of the oldest
+        self._entries: dict[bytes, tuple[Account, int]] = {}
 
     def element(self, address: bytes, account: Account) -> int:
         """The element of `account` at `address`, from the memo when it holds this exact account."""
@@ -123,8 +123,8 @@ class ElementCache:
         """Memoize many elements at once (a block's worth); the oldest entries go when full."""
         entries = self._entries
         entries.update(elements)
-        for _ in range(len(entries) - self.capacity):
-            entries.popitem(last=False)
+        if len(entries) > self.capacity:
+            self._entries = trimmed(entries, self.capacity)
 
 
 class State:
@@ -297,66 +297,73 @@ def apply_block(state: State, block: Block, *, reward: int = 0) -> Application:
     commitment are `validation`'s job. `state` is never changed.
     """
     # Hot path (runs for every transaction of every block): locals only, no helper calls per transaction.
-    working: dict[bytes, list[int]] = {}  # address -> [balance, nonce]
-    original: dict[bytes, Account | None] = {}
-    get = state.get
+    # touched: address -> [balance, nonce, account before the block or None]
+    touched: dict[bytes, list[Any]] = {}
+    overlay, base_get = state._changes, state._base.get_account  # State.get, inlined
     sha256 = hashlib.sha256
+    txs = block.txs
     fees = 0
-    for index, tx in enumerate(block.txs):
+    for tx in txs:
         address = sha256(tx.sender).digest()[:20]
-        sender = working.get(address)
+        sender = touched.get(address)
         if sender is None:
-            account = original[address] = get(address)
-            sender = working[address] = [0, 0] if account is None else [account.balance, account.nonce]
-        if tx.nonce != sender[1]:
-            raise RejectError("bad-nonce", f"tx {index} {tx.hash.hex()}: nonce {tx.nonce}, expected {sender[1]}")
+            account = overlay[address] if address in overlay else base_get(address)
+            sender = touched[address] = [0, 0, None] if account is None else [account[0], account[1], account]
+        nonce = tx.nonce
+        if nonce != sender[1]:
+            raise RejectError("bad-nonce", f"tx {txs.index(tx)} {tx.hash.hex()}: nonce {nonce}, expected {sender[1]}")
         amount = tx.amount
-        cost = amount + tx.fee
+        fee = tx.fee
+        cost = amount + fee
         if cost > sender[0]:
-            raise RejectError("insufficient-funds", f"tx {index} {tx.hash.hex()}: needs {cost}, balance {sender[0]}")
+            raise RejectError("insufficient-funds",
+                              f"tx {txs.index(tx)} {tx.hash.hex()}: needs {cost}, balance {sender[0]}")
         sender[0] -= cost
-        sender[1] += 1
+        sender[1] = nonce + 1
         address = tx.recipient
-        recipient = working.get(address)
+        recipient = touched.get(address)
         if recipient is None:
-            account = original[address] = get(address)
-            recipient = working[address] = [0, 0] if account is None else [account.balance, account.nonce]
-        if recipient[0] + amount > U64_MAX:
-            raise RejectError("overflow", f"tx {index} {tx.hash.hex()}: recipient balance would exceed u64")
-        recipient[0] += amount
-        fees += tx.fee
+            account = overlay[address] if address in overlay else base_get(address)
+            recipient = touched[address] = [0, 0, None] if account is None else [account[0], account[1], account]
+        balance = recipient[0] + amount
+        if balance > U64_MAX:
+            raise RejectError("overflow", f"tx {txs.index(tx)} {tx.hash.hex()}: recipient balance would exceed u64")
+        recipient[0] = balance
+        fees += fee
     if fees or reward:
         address = block.header.proposer
-        proposer = working.get(address)
+        proposer = touched.get(address)
         if proposer is None:
-            account = original[address] = get(address)
-            proposer = working[address] = [0, 0] if account is None else [account.balance, account.nonce]
-        if proposer[0] + fees + reward > U64_MAX:
+            account = overlay[address] if address in overlay else base_get(address)
+            proposer = touched[address] = [0, 0, None] if account is None else [account[0], account[1], account]
+        balance = proposer[0] + fees + reward
+        if balance > U64_MAX:
             raise RejectError("overflow", "proposer balance would exceed u64")
-        proposer[0] += fees + reward
+        proposer[0] = balance
 
     accumulator = state.accumulator
-    cached_element = state.elements.element
+    elements = state.elements
+    cached = elements._entries.get  # trimmed only by remember_all below, so this lookup stays current
     shake, domain, pack_balance_nonce = hashlib.shake_256, _ELEMENT_DOMAIN, _pack_balance_nonce
     from_bytes = int.from_bytes
     new_elements = {}
     changes: dict[bytes, Account | None] = {}
     previous: list[tuple[bytes, Account | None]] = []
-    for address, balance_nonce in working.items():
-        before = original[address]
-        after = _new_account(Account, balance_nonce)  # tuple.__new__: the NamedTuple __new__ costs 1 us
-        if after == before:
-            continue
+    for address, (balance, nonce, before) in touched.items():
         if before is not None:
-            accumulator -= cached_element(address, before)
+            if before[0] == balance and before[1] == nonce:
+                continue
+            hit = cached(address)
+            accumulator -= hit[1] if hit is not None and hit[0] == before else account_element(address, before)
+        after = _new_account(Account, (balance, nonce))  # tuple.__new__: the NamedTuple __new__ costs 1 us
         # account_element, inlined: this runs for every account every block touches
-        element = from_bytes(shake(domain + address + pack_balance_nonce(*balance_nonce)).digest(ACCUMULATOR_BYTES),
+        element = from_bytes(shake(domain + address + pack_balance_nonce(balance, nonce)).digest(ACCUMULATOR_BYTES),
                              "little")
         new_elements[address] = (after, element)
         accumulator += element
         changes[address] = after
         previous.append((address, before))
-    state.elements.remember_all(new_elements)
+    elements.remember_all(new_elements)
     undo = Undo(previous=tuple(previous), previous_accumulator=state.accumulator)
     return Application(state=state.layered(changes, accumulator & _MASK), undo=undo, block=block)
 

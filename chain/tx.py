@@ -12,10 +12,22 @@ dataclass contract: keyword construction that validates every field, no mutation
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 from chain import crypto
-from chain.encoding import TAG_TX, U64_MAX, as_bytes, check_bytes, check_text, check_uint, pack, unpack
+from chain.encoding import (
+    TAG_TX,
+    U64_MAX,
+    as_bytes,
+    check_bytes,
+    check_text,
+    check_uint,
+    pack,
+    packb_canonical,
+    unpack,
+    unpackb_raw,
+)
 from chain.errors import DecodeError
 
 TX_VERSION = 1
@@ -23,6 +35,7 @@ MAX_MEMO_BYTES = 256
 MAX_CHAIN_ID_CHARS = 64
 MAX_TX_BYTES = 512
 _TX_FIELDS = 8
+_TX_ARRAY_ITEMS = 2 + _TX_FIELDS
 _U64_LIMIT = U64_MAX + 1
 _UNSIGNED_ARRAY_HEADER = bytes([0x90 + 2 + _TX_FIELDS - 1])  # msgpack fixarray of the unsigned fields
 _SIGNATURE_BIN_BYTES = 2 + crypto.SIGNATURE_BYTES  # bin8 header + compact signature
@@ -135,23 +148,52 @@ def _check_fields(
 
 
 _new_tuple = tuple.__new__
-_sha256 = crypto.sha256
+_packb = packb_canonical
+_unpackb = unpackb_raw
+_sha256 = hashlib.sha256
 
 
 def decode_tx(data: object) -> Transaction:
     """Decode a canonical, signed transaction; raise DecodeError for anything else."""
-    fields = unpack(data, TAG_TX, TX_VERSION, _TX_FIELDS, MAX_TX_BYTES)
+    raw = data if type(data) is bytes else as_bytes(data)
+    # The accepted path, inlined (every transaction of every block comes here): one parse, one re-encode to prove
+    # the bytes canonical, the same field checks __new__ runs, one hash. Anything off takes the general path,
+    # which raises the precise DecodeError.
+    try:
+        obj = _unpackb(raw) if len(raw) <= MAX_TX_BYTES else None
+    except Exception:  # msgpack's zoo of errors; the general path below reports it
+        obj = None
+    if type(obj) is list and len(obj) == _TX_ARRAY_ITEMS and obj[0] == TAG_TX and obj[1] == TX_VERSION:
+        _, _, chain_id, sender, recipient, amount, fee, nonce, memo, signature = obj
+        if (
+            type(chain_id) is str and 0 < len(chain_id) <= MAX_CHAIN_ID_CHARS and chain_id.isascii()
+            and chain_id.isprintable()
+            and type(sender) is bytes and len(sender) == crypto.PUBKEY_BYTES
+            and type(recipient) is bytes and len(recipient) == crypto.ADDRESS_BYTES
+            and type(amount) is int and 0 <= amount < _U64_LIMIT
+            and type(fee) is int and 0 <= fee < _U64_LIMIT
+            and type(nonce) is int and 0 <= nonce < _U64_LIMIT
+            and type(memo) is bytes and len(memo) <= MAX_MEMO_BYTES
+            and type(signature) is bytes and len(signature) == crypto.SIGNATURE_BYTES
+            and type(obj[0]) is int and type(obj[1]) is int
+            and _packb(obj) == raw
+        ):
+            return _new_tuple(Transaction, (chain_id, sender, recipient, amount, fee, nonce, memo, signature, raw,
+                                            _sha256(raw).digest()))
+    return _decode_tx_checked(raw)
+
+
+def _decode_tx_checked(raw: bytes) -> Transaction:
+    """The general path of `decode_tx`: every check with its own message."""
+    fields = unpack(raw, TAG_TX, TX_VERSION, _TX_FIELDS, MAX_TX_BYTES)
     try:
         _check_fields(*fields)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"transaction: {exc}") from exc
     if not fields[7]:
         raise DecodeError("transaction: unsigned")
-    # The fields were just checked by the same function __new__ runs, and `data` is their canonical encoding.
-    raw = as_bytes(data)
-    fields.append(raw)
-    fields.append(_sha256(raw))
-    return _new_tuple(Transaction, fields)
+    # Checked by the same function __new__ runs, and canonical: the fast path refused it for no reason we know.
+    raise DecodeError("transaction: refused")
 
 
 def make_transfer(

@@ -1,64 +1,161 @@
 """Signature verification in worker processes (the `workers` setting).
 
-`workers = 1` verifies in the calling process. `workers = W > 1` uses W cores: W-1 pool processes and the caller.
-The caller also decodes, applies state and hashes the commitment while the pool verifies, so it takes a smaller
-share of the signatures: with the other work costing about a quarter of the signature work (docs/PERFORMANCE.md),
-an even finish needs the caller's share to be `1.25/W - 0.25` of the signatures.
+`workers = 1` verifies in the calling process. `workers = W > 1` uses W cores: W-1 worker processes and the caller.
+The caller applies the state while the workers verify, so it takes a smaller share of the signatures (`_share`).
+
+Each worker is a spawned process on a pipe of its own, not a `ProcessPoolExecutor`: the pool hands work to the pipe
+through helper threads that need the GIL, which the caller holds while it applies the block, so a worker could sit
+idle for a switch interval or more, and it pickles every (key, signature, digest) tuple. Here the caller writes one
+blob per worker itself (all public keys, then all signatures, then all digests: fixed sizes, so no framing) and
+reads back one byte per signature. A worker that dies has its share verified by the caller and is replaced on
+the next block, so a crash costs time, never a wrong result.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
-from chain.validation import SignatureItems, verify_in_process
+from chain import crypto
+from chain.validation import SignatureItems
 
-# Non-signature work of block validation relative to signature work (measured; see docs/PERFORMANCE.md).
-_OTHER_WORK_RATIO = 0.25
+_KEY, _SIG, _DIGEST = crypto.PUBKEY_BYTES, crypto.SIGNATURE_BYTES, crypto.HASH_BYTES
+_RECORD = _KEY + _SIG + _DIGEST
+# Work the caller does on its own between handing out signatures and checking its share (applying the state),
+# relative to checking the same transactions' signatures (measured; see docs/PERFORMANCE.md).
+_CALLER_WORK_RATIO = 0.15
+_JOIN_TIMEOUT_S = 5.0
+
+
+def serve(conn: Connection) -> None:
+    """A worker's loop: verify each blob of records the caller sends and answer one byte (1 valid, 0 not) each."""
+    verify_many = crypto.verify_many
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):  # the caller closed its end or went away
+            return
+        count = len(data) // _RECORD
+        keys_end, sigs_end = count * _KEY, count * (_KEY + _SIG)
+        items = [
+            (data[i * _KEY : (i + 1) * _KEY], data[keys_end + i * _SIG : keys_end + (i + 1) * _SIG],
+             data[sigs_end + i * _DIGEST : sigs_end + (i + 1) * _DIGEST])
+            for i in range(count)
+        ]
+        conn.send_bytes(bytes(verify_many(items)))
+
+
+def _share(workers: int) -> float:
+    """The caller's fraction of the signatures so that it and every worker finish together: with the caller's
+    other work costing r of its signatures' work, caller r + s = worker (1 - s) / (W - 1)."""
+    return max(0.0, 1 / workers - _CALLER_WORK_RATIO * (workers - 1) / workers)
+
+
+def _pack(items: SignatureItems) -> bytes | None:
+    """Keys, then signatures, then digests, concatenated; None unless every field has its fixed size."""
+    keys, signatures, digests = zip(*items, strict=True)
+    if {len(k) for k in keys} != {_KEY} or {len(s) for s in signatures} != {_SIG} or {len(d) for d in digests} != {
+        _DIGEST
+    }:
+        return None
+    return b"".join(keys) + b"".join(signatures) + b"".join(digests)
+
+
+class _Worker:
+    """One spawned verification process and the caller's end of its pipe."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # not fork: the node runs asyncio with threads
+        self.conn, child = context.Pipe(duplex=True)
+        self.process: BaseProcess = context.Process(target=serve, args=(child,), daemon=True,
+                                                    name="chainlab-verifier")
+        self.process.start()
+        child.close()
+
+    def send(self, blob: bytes) -> bool:
+        try:
+            self.conn.send_bytes(blob)
+            return True
+        except OSError:
+            return False
+
+    def receive(self, count: int) -> list[bool] | None:
+        try:
+            data = self.conn.recv_bytes()
+        except (EOFError, OSError):
+            data = None
+        if data is None or len(data) != count:
+            self.conn.close()  # out of step or gone: replaced before the next block
+            return None
+        return [byte == 1 for byte in data]
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive() and not self.conn.closed
+
+    def stop(self) -> None:
+        self.conn.close()  # the worker reads EOF and returns
+        self.process.join(_JOIN_TIMEOUT_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(_JOIN_TIMEOUT_S)
 
 
 class ProcessVerifier:
-    """A ParallelVerifier over a pool of `workers - 1` spawned processes plus the caller."""
+    """A ParallelVerifier over `workers - 1` spawned processes plus the caller.
+
+    One block at a time: `submit` and its `wait` must not interleave with another submission (the block tree
+    validates blocks one after another).
+    """
 
     def __init__(self, workers: int) -> None:
         if workers < 2:
             raise ValueError("a process verifier needs at least 2 workers (1 means in-process)")
         self.workers = workers
-        # spawn, not fork: the node forks from an asyncio process with threads, which fork does not survive well.
-        self._pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = [_Worker() for _ in range(workers - 1)]
         self.warm_up()
 
     def warm_up(self) -> None:
-        """Start every pool process now, so the first block does not pay for interpreter start-up."""
-        futures = [self._pool.submit(verify_in_process, []) for _ in range(self.workers - 1)]
-        for future in futures:
-            future.result()
+        """Wait until every worker has started, so the first block does not pay for interpreter start-up."""
+        for worker in self._pool:
+            if worker.send(b""):
+                worker.receive(0)
+
+    def _replace_dead(self) -> None:
+        for index, worker in enumerate(self._pool):
+            if not worker.alive:
+                worker.stop()
+                self._pool[index] = _Worker()
 
     def submit(self, items: SignatureItems) -> Callable[[], list[bool]]:
-        """Send most of `items` to the pool; the caller's share is verified when it waits."""
-        share = max(0.0, 1.25 / self.workers - _OTHER_WORK_RATIO)
-        local_count = int(len(items) * share)
-        remote = list(items[local_count:])
-        pool_processes = self.workers - 1
-        chunk = -(-len(remote) // pool_processes) if remote else 0
-        futures: list[Future[list[bool]]] = [
-            self._pool.submit(verify_in_process, remote[start : start + chunk])
-            for start in range(0, len(remote), chunk or 1)
-        ]
-        local_items = items[:local_count]
+        """Send most of `items` to the workers; the caller's share is verified when it waits."""
+        self._replace_dead()
+        local_count = int(len(items) * _share(self.workers))
+        remote = items[local_count:]
+        chunk = -(-len(remote) // len(self._pool)) if remote else 0
+        sent: list[tuple[_Worker | None, SignatureItems]] = []
+        for start in range(0, len(remote), chunk or 1):
+            part = remote[start : start + chunk]
+            blob = _pack(part)
+            worker = self._pool[len(sent)]
+            sent.append((worker if blob is not None and worker.send(blob) else None, part))
 
         def wait() -> list[bool]:
-            results = verify_in_process(local_items)
-            for future in futures:
-                results.extend(future.result())
+            results = crypto.verify_many(items[:local_count])  # read now: a lazy view builds them in parallel
+            for worker, part in sent:
+                answer = worker.receive(len(part)) if worker is not None else None
+                results.extend(answer if answer is not None else crypto.verify_many(part))
             return results
 
         return wait
 
     def close(self) -> None:
-        """Stop the pool processes."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker processes."""
+        for worker in self._pool:
+            worker.stop()
+        self._pool = []
 
     def __enter__(self) -> ProcessVerifier:
         return self

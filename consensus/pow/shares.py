@@ -22,7 +22,9 @@ def estimate_shares(
     if total <= 0:
         return {}
     shares: dict[bytes, float] = {}
-    for address in set(counts) | {a for a, w in declared.items() if w > 0}:
+    # Sorted: the float sums over these shares must not depend on set order (PYTHONHASHSEED), or two runs of one
+    # simulator seed could decide a threshold comparison differently.
+    for address in sorted(set(counts) | {a for a, w in declared.items() if w > 0}):
         declared_fraction = declared.get(address, 0) / declared_total if declared_total else 0.0
         shares[address] = (counts.get(address, 0) + prior * declared_fraction) / total
     return shares

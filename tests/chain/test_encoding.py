@@ -6,13 +6,13 @@ import contextlib
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chain.block import decode_block, decode_header
 from chain.errors import DecodeError
 from chain.state import decode_account, decode_undo
-from chain.tx import MAX_MEMO_BYTES, Transaction, decode_tx
+from chain.tx import MAX_MEMO_BYTES, Transaction, _decode_tx_checked, decode_tx
 from tests.chain.helpers import CHAIN_ID, build_block, genesis, transfer
 from tests.conftest import key
 
@@ -38,6 +38,34 @@ def test_tx_round_trip_and_canonical(amount: int, fee: int, nonce: int, memo: by
     assert decoded.encoded == tx.encoded
     assert decoded.hash == tx.hash
     assert decoded.signing_hash == tx.signing_hash
+
+
+@given(
+    chain_id=st.one_of(st.text(max_size=70), st.binary(max_size=8), st.integers(0, 9)),
+    sender=st.binary(min_size=31, max_size=35), recipient=st.binary(min_size=18, max_size=22),
+    ints=st.lists(st.integers(min_value=-(2**63), max_value=2**64 - 1), min_size=3, max_size=3),
+    memo=st.one_of(st.binary(max_size=MAX_MEMO_BYTES + 4), st.text(max_size=4)),
+    signature=st.binary(max_size=66), tag=st.sampled_from([1, 1, 1, 2, True]),
+)
+@example(chain_id=CHAIN_ID, sender=bytes(33), recipient=bytes(20), ints=[1, 300, 2**40], memo=b"m",
+         signature=bytes(64), tag=1)  # accepted: both paths agree on a good one too
+@example(chain_id=CHAIN_ID, sender=bytes(33), recipient=bytes(20), ints=[1, -1, 0], memo=b"", signature=bytes(64),
+         tag=1)
+def test_tx_fast_path_agrees_with_the_field_checks(  # type: ignore[no-untyped-def]
+    chain_id, sender, recipient, ints, memo, signature, tag
+) -> None:
+    """decode_tx inlines its accepted path; it must accept exactly what the general checks accept."""
+    raw = msgpack.packb([tag, 1, chain_id, sender, recipient, *ints, memo, signature], use_bin_type=True)
+    try:
+        _decode_tx_checked(raw)
+    except DecodeError as exc:
+        general_accepts = exc.message == "transaction: refused"
+    try:
+        tx = decode_tx(raw)
+    except DecodeError as exc:
+        assert not general_accepts and exc.message != "transaction: refused"
+    else:
+        assert general_accepts and tx.encoded == raw
 
 
 def test_block_round_trip() -> None:

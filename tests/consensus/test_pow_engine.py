@@ -123,6 +123,9 @@ def test_share_estimate_mixes_blocks_and_declared_rates() -> None:
     assert seeded == {a: 0.75, b: 0.25}
     mixed = estimate_shares([b] * 10, {a: 1, b: 1}, prior_blocks=10)
     assert mixed[b] == pytest.approx(0.75) and mixed[a] == pytest.approx(0.25)
+    many = [key(100 + i).address for i in range(20)]
+    shares = estimate_shares(many[::-1] + many[:5], {m: 1 for m in many[3:9]}, prior_blocks=7)
+    assert list(shares) == sorted(many)  # a fixed order, so float sums over it never depend on hash seeds
 
 
 def test_single_miner_without_declarations_mines_at_once() -> None:
