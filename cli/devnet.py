@@ -32,7 +32,8 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
             fresh: bool) -> None:
     """Run a one-node PoW devnet in the foreground until Ctrl-C: it mines a block every ~BLOCK_INTERVAL_S and
     logs a line per block. A dev account (its key is derived from a public seed: never use it for real funds) is
-    funded in genesis (its secret is in DIR/dev-account.secret); the RPC listens on 127.0.0.1:RPC_PORT for `chainlab tx send`, `wallet balance`, curl."""
+    funded in genesis (its secret is in DIR/dev-account.secret); the RPC listens on 127.0.0.1:RPC_PORT for
+    `chainlab tx send`, `wallet balance`, curl."""
     import shutil
 
     from node.logs import setup_logging
