@@ -58,8 +58,9 @@ class Ack:
                                  self.signature])
 
 
-def decode_ack(data: object, genesis_hash: bytes) -> Ack:
-    """Decode and verify an acknowledgement; RejectError otherwise."""
+def decode_ack(data: object, genesis_hash: bytes, *, verify: bool = True) -> Ack:
+    """Decode and (unless `verify` is false: the caller then runs `verify_ack`) verify an acknowledgement;
+    RejectError otherwise."""
     fields = unpack(data, TAG_ACK, 1, 6, 512)
     try:
         ack = Ack(genesis_hash=fields[0], block_hash=fields[1], height=fields[2], backup=fields[3], hops=fields[4],
@@ -68,9 +69,15 @@ def decode_ack(data: object, genesis_hash: bytes) -> Ack:
         raise DecodeError(f"ack: {exc}") from exc
     if ack.genesis_hash != genesis_hash:
         raise RejectError("wrong-network", "acknowledgement for another genesis")
+    if verify:
+        verify_ack(ack)
+    return ack
+
+
+def verify_ack(ack: Ack) -> None:
+    """RejectError('bad-signature') unless the backup signed this acknowledgement."""
     if not crypto.verify(ack.backup, ack.signature, ack.signing_hash()):
         raise RejectError("bad-signature", "acknowledgement signature does not verify")
-    return ack
 
 
 class PrimaryBackupEngine:
@@ -117,10 +124,16 @@ class PrimaryBackupEngine:
         """An acknowledgement: verify, count, relay once."""
         if message.kind != ACK_KIND:
             raise RejectError("unknown-engine-message", f"primary-backup has no message kind {message.kind!r}")
-        ack = decode_ack(message.payload, self.genesis_hash)
+        # Every backup's acknowledgement reaches a node over many paths: look it up (a dictionary) before checking
+        # its signature (a libsecp256k1 verification), so only the first copy is verified; nothing is counted
+        # until the signature checks out.
+        ack = decode_ack(message.payload, self.genesis_hash, verify=False)
         backup = crypto.address_of(ack.backup)
         if backup not in self.backups:
             raise RejectError("not-a-backup", "acknowledgement from a key that is not a backup")
+        if backup in self._acks.get(ack.block_hash, ()):
+            return  # counted already: do not verify or relay again
+        verify_ack(ack)
         if not self._count(ack.block_hash, backup):
             return
         if ack.hops < MAX_HOPS:
