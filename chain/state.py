@@ -121,10 +121,13 @@ class ElementCache:
 
     def remember_all(self, elements: Mapping[bytes, tuple[Account, int]]) -> None:
         """Memoize many elements at once (a block's worth); the oldest entries go when full."""
-        entries = self._entries
-        entries.update(elements)
-        if len(entries) > self.capacity:
-            self._entries = trimmed(entries, self.capacity)
+        self._entries.update(elements)
+        self.trim()
+
+    def trim(self) -> None:
+        """Drop the oldest entries beyond capacity (after writes made directly, as apply_block does)."""
+        if len(self._entries) > self.capacity:
+            self._entries = trimmed(self._entries, self.capacity)
 
 
 class State:
@@ -343,10 +346,10 @@ def apply_block(state: State, block: Block, *, reward: int = 0) -> Application:
 
     accumulator = state.accumulator
     elements = state.elements
-    cached = elements._entries.get  # trimmed only by remember_all below, so this lookup stays current
+    entries = elements._entries  # written in place (no per-block temporary dict), trimmed once at the end
+    cached = entries.get
     shake, domain, pack_balance_nonce = hashlib.shake_256, _ELEMENT_DOMAIN, _pack_balance_nonce
     from_bytes = int.from_bytes
-    new_elements = {}
     changes: dict[bytes, Account | None] = {}
     previous: list[tuple[bytes, Account | None]] = []
     for address, (balance, nonce, before) in touched.items():
@@ -355,15 +358,14 @@ def apply_block(state: State, block: Block, *, reward: int = 0) -> Application:
                 continue
             hit = cached(address)
             accumulator -= hit[1] if hit is not None and hit[0] == before else account_element(address, before)
-        after = _new_account(Account, (balance, nonce))  # tuple.__new__: the NamedTuple __new__ costs 1 us
+        changes[address] = after = _new_account(Account, (balance, nonce))  # tuple.__new__: NamedTuple's costs 1 us
         # account_element, inlined: this runs for every account every block touches
         element = from_bytes(shake(domain + address + pack_balance_nonce(balance, nonce)).digest(ACCUMULATOR_BYTES),
                              "little")
-        new_elements[address] = (after, element)
+        entries[address] = (after, element)
         accumulator += element
-        changes[address] = after
         previous.append((address, before))
-    elements.remember_all(new_elements)
+    elements.trim()
     undo = Undo(previous=tuple(previous), previous_accumulator=state.accumulator)
     return Application(state=state.layered(changes, accumulator & _MASK), undo=undo, block=block)
 

@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from chain.block import make_block
 from chain.errors import RejectError
+from chain.fifo import trimmed
 from chain.state import (
     Account,
+    ElementCache,
     State,
     accumulate,
     apply_block,
@@ -128,3 +130,28 @@ def test_commitment_is_order_independent_and_sensitive() -> None:
 
 def test_account_decoding() -> None:
     assert decode_account(Account(5, 6).encode()) == Account(5, 6)
+
+
+def test_a_small_element_cache_stays_bounded_and_never_changes_the_commitment() -> None:
+    g = genesis(accounts=ACCOUNTS)
+    small = State.from_balances(g.balances)
+    small.elements = ElementCache(capacity=3)
+    roomy = g.initial_state()
+    state_small, state_roomy, parent = small, roomy, g.block()
+    for height in range(4):
+        txs = [transfer(i, ACCOUNTS + 10 * height + i, 5, 1, height) for i in range(ACCOUNTS)]
+        block = build_block(state_roomy, parent, txs)
+        state_small = apply_block(state_small, block, reward=50).state
+        state_roomy = apply_block(state_roomy, block, reward=50).state
+        assert len(state_small.elements._entries) <= 3
+        assert state_small.commitment == state_roomy.commitment == block.header.state_root
+        parent = block
+    assert state_small.accumulator == accumulate(state_small.items())
+
+
+def test_trimmed_drops_the_oldest_with_headroom() -> None:
+    entries = {i: str(i) for i in range(20)}
+    assert trimmed(entries, 20) is entries
+    entries[20] = "20"
+    kept = trimmed(entries, 16)  # 21 keys, capacity 16: down to 16 - 16 // 8 = 14, the newest ones
+    assert list(kept) == list(range(7, 21))
