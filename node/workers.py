@@ -123,6 +123,11 @@ class ProcessVerifier:
             if worker.send(b""):
                 worker.receive(0)
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the worker processes (to watch, pin or kill them)."""
+        return [worker.process.pid for worker in self._pool if worker.process.pid is not None]
+
     def _replace_dead(self) -> None:
         for index, worker in enumerate(self._pool):
             if not worker.alive:
