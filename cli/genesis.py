@@ -26,6 +26,7 @@ from chain.genesis import (
 from cli.common import emit_json, fail
 from cli.keystore import Keystore
 from cli.wallet import open_keystore, resolve_account, user_errors, wallet_dir_option
+from consensus.pow.shares import partition_finality_risk, partition_risk_warning
 
 DEFAULT_CHAIN_ID = "chainlab-dev"
 _MAX_GENESIS_BYTES = 16 * 1024 * 1024
@@ -211,11 +212,14 @@ def new_genesis(
         _write_atomically(out, text)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
+    warning = partition_risk_warning(genesis)
     if as_json:
         emit_json({"path": str(out), "hash": genesis.hash.hex(), "chain_id": genesis.chain_id,
-                   "consensus": genesis.consensus})
+                   "consensus": genesis.consensus, "warnings": [warning] if warning else []})
         return
     click.echo(f"wrote {out} (chain {genesis.chain_id}, consensus {genesis.consensus})", err=True)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(genesis.hash.hex())
 
 
@@ -237,6 +241,9 @@ def summary(genesis: Genesis, path: Path) -> dict[str, Any]:
         "balances": {crypto.address_to_text(a): v for a, v in sorted(genesis.balances.items())},
         "total_supply": sum(genesis.balances.values()),
         "validators": {crypto.address_to_text(a): v for a, v in sorted(genesis.validators.items())},
+        "partition_finality_risk": float(f"{partition_finality_risk(genesis):.2g}") if genesis.consensus == "pow"
+        else None,
+        "warnings": [w for w in (partition_risk_warning(genesis),) if w],
     }
 
 
@@ -247,7 +254,8 @@ def show_genesis(file: Path, as_json: bool) -> None:
     """Check genesis FILE and summarise it.
 
     Prints the genesis hash, the hash of block 0, the engine, every parameter (defaults filled in and marked),
-    the initial balances and the validators.
+    the initial balances and the validators; for PoW, the chance per partition that a minority finalizes its own
+    branch before its heartbeats time out, with a warning above one in a million.
     """
     view = summary(load_genesis_file(file), file)
     if as_json:
@@ -267,3 +275,7 @@ def show_genesis(file: Path, as_json: bool) -> None:
     click.echo(f"validators: {len(view['validators'])}")
     for address, weight in view["validators"].items():
         click.echo(f"  {address}  {weight}")
+    if view["partition_finality_risk"] is not None:
+        click.echo(f"partition finality risk: {view['partition_finality_risk']:g} per partition (docs/ENGINES.md)")
+    for warning in view["warnings"]:
+        click.echo(f"warning: {warning}", err=True)

@@ -29,6 +29,7 @@ from chain.blocktree import AddResult
 from chain.errors import RejectError
 from chain.tx import Transaction
 from chain.validation import verify_in_process
+from consensus.pow.shares import partition_risk_warning
 from node.api import EventBroker
 from node.config import NodeConfig
 from node.core import NodeCore, Output
@@ -116,6 +117,9 @@ class Node:
         self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
                  self.p2p.url, self.rpc.url, self.key.public_key.hex()[:16])
+        warning = partition_risk_warning(self.genesis)
+        if warning is not None:
+            log.warning("genesis: %s", warning)
 
     def _write_node_info(self) -> None:
         """`node.json` in the data directory: how tools find a running node (pid, bound URLs, node id)."""

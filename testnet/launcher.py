@@ -128,6 +128,11 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     total_hps = options.hashrate_hps or DEFAULT_HASHRATE_PER_MINER_HPS * max(1, miners)
     top, params = _split_params(dict(options.genesis_params))
     params.setdefault("block_interval_s", 2.0)
+    if options.consensus == "pow":
+        # Heartbeats at a tenth of the block interval (between 0.1 s and the 1 s default): the partition handler's
+        # detection window then stays far below k intervals (docs/ENGINES.md); the genesis default would make a
+        # 2 s-block testnet's minority finalize its own branch about once in 1,700 partitions.
+        params.setdefault("heartbeat_interval_s", min(1.0, max(0.1, float(params["block_interval_s"]) / 10)))
     if options.directory and (Path(options.directory) / STATE_FILE).exists():
         raise TestnetError(f"{options.directory} already holds a testnet (take it down and delete it, or use "
                            "another --dir)")

@@ -26,7 +26,7 @@ from consensus.pow.presence import (
     make_presence,
     verify_presence,
 )
-from consensus.pow.shares import estimate_shares, reachable_share
+from consensus.pow.shares import estimate_shares, partition_finality_risk, reachable_share
 
 _SEQ_KEY = "presence_seq"
 
@@ -50,6 +50,8 @@ class PowEngine:
         self.heartbeat_interval_s = float(genesis.param("heartbeat_interval_s"))
         self.detector = FailureDetector(self.heartbeat_interval_s * float(genesis.param("heartbeat_timeout_multiple")))
         self.window = int(genesis.param("share_window_blocks"))
+        # Chance per partition that a minority finalizes its own branch before the detector notices (2 digits).
+        self.partition_finality_risk = float(f"{partition_finality_risk(genesis):.2g}")
         self.declared = dict(genesis.validators)
         self._chain: ChainView | None = None
         self._ready = Ready()
@@ -222,6 +224,7 @@ class PowEngine:
             "reason": self._decision.reason if self._decision else "starting",
             "reachable_share": round(self.reachable_share(now), 4),
             "partition_threshold": self.threshold,
+            "partition_finality_risk": self.partition_finality_risk,
             "paused_by_partition": self._paused_by_partition,
             "miner": crypto.address_to_text(self.address) if self.address else None,
             "miners": miners,

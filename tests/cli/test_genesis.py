@@ -46,8 +46,22 @@ def test_new_json_and_defaults(invoke: Invoke, tmp_path: Path) -> None:
                           "--validator", OTHER, "--json"))
     genesis = parse_genesis(out.read_text())
     assert view == {"path": str(out), "hash": genesis.hash.hex(), "chain_id": "chainlab-dev",
-                    "consensus": "primary-backup"}
+                    "consensus": "primary-backup", "warnings": []}
     assert dict(genesis.balances) == {} and dict(genesis.params) == {}
+
+
+def test_pow_partition_risk_warns_and_names_a_safe_heartbeat(invoke: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "g.toml"
+    risky = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", "block_interval_s=2")
+    assert_ok(risky)  # a warning, not a refusal: fast test networks choose this on purpose
+    assert "warning: partition handler" in risky.stderr and "probability 5.9e-04" in risky.stderr
+    assert "heartbeat_interval_s <= 0.313" in risky.stderr
+    view = ok_json(invoke("genesis", "show", str(out), "--json"))
+    assert view["partition_finality_risk"] == 0.00059 and len(view["warnings"]) == 1
+    safe = invoke("genesis", "new", "--out", str(out), "--force", "--consensus", "pow", "--param",
+                  "block_interval_s=2", "--param", "heartbeat_interval_s=0.3", "--json")
+    assert ok_json(safe)["warnings"] == []
+    assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] < 1e-6
 
 
 def test_every_parameter_is_accepted(invoke: Invoke, tmp_path: Path) -> None:

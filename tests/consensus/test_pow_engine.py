@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from chain.blocktree import BlockTree
@@ -11,7 +13,7 @@ from chain.genesis import Genesis
 from consensus.engine import EngineMessage
 from consensus.pow.engine import PowEngine
 from consensus.pow.presence import KIND, MAX_HOPS, decode_presence, make_presence
-from consensus.pow.shares import estimate_shares
+from consensus.pow.shares import estimate_shares, minority_finality_risk, partition_risk_warning
 from storage.memory import MemoryStore
 from tests.conftest import key
 
@@ -156,3 +158,28 @@ def test_admin_switch() -> None:
     engine.set_mining_enabled(True, now=0.2)
     decision = engine.ready().mining
     assert decision is not None and decision.active
+
+
+def test_minority_finality_risk_is_the_poisson_tail() -> None:
+    def tail(mean: float, k: int) -> float:  # 1 - P(N < k), fine at these sizes
+        return 1 - sum(math.exp(-mean) * mean**i / math.factorial(i) for i in range(k))
+
+    assert minority_finality_risk(share=0.5, detection_window_s=4, block_interval_s=2, finality_threshold=6) == (
+        pytest.approx(tail(1.0, 6), rel=1e-9))
+    assert minority_finality_risk(share=0.4, detection_window_s=4, block_interval_s=10, finality_threshold=6) == (
+        pytest.approx(tail(0.16, 6), rel=1e-6))
+    assert minority_finality_risk(share=0.4, detection_window_s=4, block_interval_s=10, finality_threshold=6) < 1e-7
+    assert minority_finality_risk(share=0.5, detection_window_s=0, block_interval_s=2, finality_threshold=1) == 0.0
+    assert minority_finality_risk(share=0.5, detection_window_s=1e6, block_interval_s=1, finality_threshold=6) == 1.0
+    tiny = minority_finality_risk(share=0.5, detection_window_s=0.1, block_interval_s=10, finality_threshold=12)
+    assert tiny == pytest.approx(0.005**12 * math.exp(-0.005) / math.factorial(12), rel=1e-3)  # no cancellation
+
+
+def test_partition_risk_warning_and_status() -> None:
+    fast = genesis({10: 1, 11: 1}, block_interval_s=2.0, heartbeat_interval_s=1.0, heartbeat_timeout_multiple=4.0)
+    warning = partition_risk_warning(fast)
+    assert warning is not None and "5.9e-04" in warning and "heartbeat_interval_s <= 0.313" in warning
+    engine, _ = engine_for(fast)
+    assert engine.status(now=0.0)["partition_finality_risk"] == 0.00059
+    assert partition_risk_warning(Genesis(chain_id="solo", consensus="pow")) is None  # the defaults are safe
+    assert partition_risk_warning(Genesis(chain_id="pb", consensus="primary-backup", validators={A.address: 1})) is None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.genesis import load_genesis_file
 from cli.main import main
 from testnet import launcher, procs
 from testnet.history import check_well_formed, read_history
@@ -50,6 +51,8 @@ def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
         assert record["edges"] == [[0, 1], [1, 2]] and record["topology"] == "line"
         assert all(n["state"] == "running" and n["pid"] for n in record["nodes"])
         assert peers(directory) == {"node0": 1, "node1": 2, "node2": 1}  # a line stays a line
+        genesis = load_genesis_file(Path(load_testnet(directory).node("node0").datadir) / "genesis.toml")
+        assert genesis.param("heartbeat_interval_s") == 0.1  # scaled to the 0.5 s blocks, at the 0.1 s floor
         # isolate the middle node: the ends lose their only peer
         cli("partition", "--shape", "isolate:node1", "--dir", d)
         cli("netem", "--nodes", "0", "--delay-ms", "20", "--dir", d)
