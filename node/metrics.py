@@ -64,6 +64,11 @@ class NodeMetrics:
             "chainlab_reorg_depth", "Blocks disconnected per reorganization", buckets=_REORG_DEPTH_BUCKETS,
             registry=registry,
         )
+        self.signatures_preverified = Counter(
+            "chainlab_signatures_preverified",
+            "Block transaction signatures verified in the worker pool ahead of validation (`validation.workers` > 1)",
+            registry=registry,
+        )
         self.safety_alarms = Counter(
             "chainlab_safety_alarms",
             "Better branches refused because they fork below the final height (must stay 0)", registry=registry,

@@ -107,9 +107,7 @@ class Node:
                              NodeApiAdapter(self))
         await self.rpc.start()
         if self.genesis.consensus == "pow" and self.config.mining.enabled:
-            self.miner = Miner(self.config.mining.processes, self.config.mining.hashrate_hps,
-                               nice=self.config.mining.nice)
-            self.miner.watch(self._loop, self._on_nonce_found)
+            self._start_miner()
         self.apply(self.core.start(now=time.monotonic(), now_ms=wall_ms()))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="engine-tick"))
         self._tasks.append(asyncio.create_task(self._housekeeping_loop(), name="housekeeping"))
@@ -273,10 +271,11 @@ class Node:
         futures = [self._loop.run_in_executor(self._verify_pool, verify_in_process,
                                               [(t.sender, t.signature, t.signing_hash) for t in part])
                    for part in parts]
+        verified: list[bytes] = []
         for part, results in zip(parts, await asyncio.gather(*futures), strict=True):
-            for tx, ok in zip(part, results, strict=True):
-                if ok:
-                    cache.add(tx.hash)
+            verified.extend(tx.hash for tx, ok in zip(part, results, strict=True) if ok)
+        cache.add_many(verified)
+        self.node_metrics.signatures_preverified.inc(len(verified))
 
     def _on_nonce_found(self, generation: int, nonce: int) -> None:
         if self._mining_job is None or self._mining_job[0] != generation:
@@ -289,8 +288,17 @@ class Node:
         """Mempool admission (RejectError with its code), then relay and refresh the mining template."""
         self.apply(self.core.receive_tx(tx, source=source, now=time.monotonic(), now_ms=wall_ms()))
 
+    def _start_miner(self) -> None:
+        assert self._loop is not None
+        self.miner = Miner(self.config.mining.processes, self.config.mining.hashrate_hps,
+                           nice=self.config.mining.nice)
+        self.miner.watch(self._loop, self._on_nonce_found)
+
     def set_mining(self, enabled: bool) -> None:
-        """Admin mining switch."""
+        """Admin mining switch. A PoW node started without mining gets its mining workers on the first switch-on
+        (before, the engine said it mined while no worker ground a nonce)."""
+        if enabled and self.miner is None and self.genesis.consensus == "pow" and self._loop is not None:
+            self._start_miner()
         self.apply(self.core.set_mining(enabled, now=time.monotonic(), now_ms=wall_ms()))
 
     # -- views ---------------------------------------------------------------------------------------------------

@@ -91,6 +91,39 @@ def test_a_late_node_syncs_hundreds_of_blocks(tmp_path: Path) -> None:
         cluster.stop()
 
 
+def test_a_node_with_signature_workers_syncs_a_large_block_it_never_saw(tmp_path: Path) -> None:
+    # Node 0 gathers transactions with mining off, then mines them (node 2 is its peer: an isolated miner pauses);
+    # node 1 (two signature workers, mining off) starts afterwards and has never seen them, so it checks their
+    # signatures in its worker pool ahead of validation while it syncs.
+    senders = 120
+    cluster = Cluster.create(tmp_path, 3, params={"block_interval_s": 0.5}, hashrate_shares=[1, 0, 0],
+                             load_accounts=senders, finality_threshold=3)
+    try:
+        cluster.nodes[0].extra_args = ["--no-mining"]
+        cluster.nodes[1].extra_args = ["--no-mining", "--workers", "2"]
+        cluster.start([0, 2])
+        recipient = cluster.load_keys[0].address
+        for sender in range(1, senders):
+            send(cluster, 0, sender, recipient, 1, 0)
+        miner = cluster.nodes[0].client()
+        miner.set_mining(True)
+        wait_until(lambda: miner.status()["mempool_size"] == 0 and int(miner.status()["height"]) >= 1, 60,
+                   "node 0 to mine the transactions")
+        miner.set_mining(False)
+        blocks = miner.blocks(1, 100)
+        assert max(len(b["txs"]) for b in blocks) >= 64  # at least one block takes the worker path
+        head = miner.status()["head"]
+        cluster.start([1])
+        follower = cluster.nodes[1].client()
+        wait_until(lambda: follower.status()["head"] == head, 60, "node 1 to sync")
+        preverified = [line for line in follower.metrics_text().splitlines()
+                       if line.startswith("chainlab_signatures_preverified_total ")]
+        assert preverified and float(preverified[0].split()[1]) >= 64
+        assert follower.block(head)["hash"] == head
+    finally:
+        cluster.stop()
+
+
 def test_partition_minority_pauses_majority_continues_and_all_converge(tmp_path: Path) -> None:
     cluster = Cluster.create(tmp_path, 3, finality_threshold=3,
                              params={"block_interval_s": 0.5, "heartbeat_interval_s": 0.25,
