@@ -206,13 +206,13 @@ def new_genesis(
             )
     except GenesisError as exc:
         fail(str(exc))
+    warning = partition_risk_warning(genesis)  # before writing: nothing after the write may fail
     text = genesis.to_toml()
     assert parse_genesis(text).hash == genesis.hash, "genesis TOML does not round-trip"
     try:
         _write_atomically(out, text)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    warning = partition_risk_warning(genesis)
     if as_json:
         emit_json({"path": str(out), "hash": genesis.hash.hex(), "chain_id": genesis.chain_id,
                    "consensus": genesis.consensus, "warnings": [warning] if warning else []})

@@ -182,6 +182,10 @@ def load_config(datadir: str | os.PathLike[str]) -> NodeConfig:
         config = replace(config, **{section_name: section})
     if config.node.log_format not in ("text", "json"):
         raise ConfigError(f"{path}: log_format must be text or json")
+    if config.mining.processes < 1:
+        raise ConfigError(f"{path}: [mining] processes must be at least 1 (enabled = false turns mining off)")
+    if config.validation.workers < 1:
+        raise ConfigError(f"{path}: [validation] workers must be at least 1 (1 checks signatures in the node)")
     return config
 
 

@@ -69,6 +69,7 @@ class Node:
         self.p2p: Any = None
         self.rpc: Any = None
         self.miner: Miner | None = None
+        self._stopping = False
         self._verify_pool: ProcessPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -132,6 +133,7 @@ class Node:
         """Graceful shutdown: stop mining, finish the current import, close P2P, RPC and the store."""
         if self._stopped.is_set():
             return
+        self._stopping = True  # from here the admin switch no longer starts mining workers
         log.info("shutting down")
         if self.miner is not None:
             self.miner.close(self._loop)
@@ -297,6 +299,8 @@ class Node:
     def set_mining(self, enabled: bool) -> None:
         """Admin mining switch. A PoW node started without mining gets its mining workers on the first switch-on
         (before, the engine said it mined while no worker ground a nonce)."""
+        if self._stopping:
+            return
         if enabled and self.miner is None and self.genesis.consensus == "pow" and self._loop is not None:
             self._start_miner()
         self.apply(self.core.set_mining(enabled, now=time.monotonic(), now_ms=wall_ms()))

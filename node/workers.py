@@ -7,8 +7,9 @@ Each worker is a spawned process on a pipe of its own, not a `ProcessPoolExecuto
 through helper threads that need the GIL, which the caller holds while it applies the block, so a worker could sit
 idle for a switch interval or more, and it pickles every (key, signature, digest) tuple. Here the caller writes one
 blob per worker itself (all public keys, then all signatures, then all digests: fixed sizes, so no framing) and
-reads back one byte per signature. A worker that dies has its share verified by the caller and is replaced on
-the next block, so a crash costs time, never a wrong result.
+reads back one byte per signature. A worker that dies, hangs past `_REPLY_TIMEOUT_S` or still owes the reply of
+a submission nobody waited for is replaced before the next block, and the caller verifies any share it did not
+get an answer for, so a failure costs time, never a wrong result.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ _RECORD = _KEY + _SIG + _DIGEST
 # relative to checking the same transactions' signatures (measured; see docs/PERFORMANCE.md).
 _CALLER_WORK_RATIO = 0.15
 _JOIN_TIMEOUT_S = 5.0
+# A reply later than this means a stuck worker: the caller checks that share itself and replaces the worker. The
+# largest block (20,000 signatures) takes a worker about a second.
+_REPLY_TIMEOUT_S = 60.0
 
 
 def serve(conn: Connection) -> None:
@@ -44,7 +48,10 @@ def serve(conn: Connection) -> None:
              data[sigs_end + i * _DIGEST : sigs_end + (i + 1) * _DIGEST])
             for i in range(count)
         ]
-        conn.send_bytes(bytes(verify_many(items)))
+        try:
+            conn.send_bytes(bytes(verify_many(items)))
+        except OSError:  # the caller closed its end while this blob was being checked
+            return
 
 
 def _share(workers: int) -> float:
@@ -73,34 +80,49 @@ class _Worker:
                                                     name="chainlab-verifier")
         self.process.start()
         child.close()
+        self.owed = False  # a blob was sent whose reply has not been read
 
     def send(self, blob: bytes) -> bool:
         try:
             self.conn.send_bytes(blob)
-            return True
         except OSError:
             return False
+        self.owed = True
+        return True
 
     def receive(self, count: int) -> list[bool] | None:
+        data = None
         try:
-            data = self.conn.recv_bytes()
+            if self.conn.poll(_REPLY_TIMEOUT_S):
+                data = self.conn.recv_bytes()
         except (EOFError, OSError):
-            data = None
+            pass
+        self.owed = False
         if data is None or len(data) != count:
-            self.conn.close()  # out of step or gone: replaced before the next block
+            self.kill()  # stuck, gone or out of step: replaced before the next block
             return None
         return [byte == 1 for byte in data]
 
     @property
-    def alive(self) -> bool:
-        return self.process.is_alive() and not self.conn.closed
+    def usable(self) -> bool:
+        """Alive, with nothing unread in its pipe (a reply left over from a submission nobody waited for would
+        otherwise be read as the next one's)."""
+        return self.process.is_alive() and not self.conn.closed and not self.owed
+
+    def kill(self) -> None:
+        self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(_JOIN_TIMEOUT_S)
 
     def stop(self) -> None:
+        if self.owed:  # busy with work nobody will read: do not wait for it
+            self.kill()
+            return
         self.conn.close()  # the worker reads EOF and returns
         self.process.join(_JOIN_TIMEOUT_S)
         if self.process.is_alive():
-            self.process.kill()
-            self.process.join(_JOIN_TIMEOUT_S)
+            self.kill()
 
 
 class ProcessVerifier:
@@ -128,15 +150,15 @@ class ProcessVerifier:
         """Process ids of the worker processes (to watch, pin or kill them)."""
         return [worker.process.pid for worker in self._pool if worker.process.pid is not None]
 
-    def _replace_dead(self) -> None:
+    def _replace_unusable(self) -> None:
         for index, worker in enumerate(self._pool):
-            if not worker.alive:
-                worker.stop()
+            if not worker.usable:
+                worker.kill()
                 self._pool[index] = _Worker()
 
     def submit(self, items: SignatureItems) -> Callable[[], list[bool]]:
         """Send most of `items` to the workers; the caller's share is verified when it waits."""
-        self._replace_dead()
+        self._replace_unusable()
         local_count = int(len(items) * _share(self.workers))
         remote = items[local_count:]
         chunk = -(-len(remote) // len(self._pool)) if remote else 0

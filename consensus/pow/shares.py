@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from chain.encoding import U64_MAX
 from chain.genesis import Genesis
 
 # Above this chance per partition, genesis tools and the node warn (one conflicting finalization in a million cuts).
@@ -49,21 +50,58 @@ def minority_finality_risk(
 ) -> float:
     """P(a side holding `share` of the hash power mines `finality_threshold` blocks within `detection_window_s`):
     block arrivals are Poisson at share / block_interval_s, so this is the upper tail P(N >= k) of
-    N ~ Poisson(share x window / interval), summed from the tail (no 1 - x cancellation for tiny values)."""
+    N ~ Poisson(share x window / interval). A block interval of 0 (blocks as fast as the target allows) has no
+    bound: risk 1."""
     if finality_threshold < 1:
         raise ValueError("finality_threshold must be at least 1")
-    mean = max(0.0, share) * max(0.0, detection_window_s) / block_interval_s
-    if mean == 0.0:
-        return 0.0
-    if mean > 10 * finality_threshold + 100:  # P(N < k) is below e^-100 here; do not walk a huge tail
+    if block_interval_s <= 0:
         return 1.0
-    term = math.exp(-mean + finality_threshold * math.log(mean) - math.lgamma(finality_threshold + 1))
-    total, count = 0.0, finality_threshold
-    while term > 1e-18 * total or count < mean:  # past the mode the terms shrink geometrically
-        total += term
-        count += 1
-        term *= mean / count
-    return min(1.0, total)
+    mean = max(0.0, share) * max(0.0, detection_window_s) / block_interval_s
+    if not math.isfinite(mean):
+        return 1.0
+    return _regularized_lower_gamma(float(finality_threshold), mean)
+
+
+def _regularized_lower_gamma(a: float, x: float) -> float:
+    """P(a, x) = gamma(a, x) / Gamma(a), which is P(N >= a) for N ~ Poisson(x) and integer a >= 1.
+
+    The series where x < a + 1 (it computes P itself, so tiny tails keep their precision), the continued fraction
+    for Q = 1 - P elsewhere (modified Lentz), both in log space against under- and overflow. Iterations are
+    bounded; past the bound (only for absurd parameters, a or x beyond ~1e9) the normal approximation answers.
+    """
+    if x <= 0.0:
+        return 0.0
+    log_prefix = -x + a * math.log(x) - math.lgamma(a)
+    limit = 1000 + int(20 * math.sqrt(a + x))
+    if limit <= 200_000:
+        if x < a + 1:
+            term = total = 1.0 / a
+            denominator = a
+            for _ in range(limit):
+                denominator += 1.0
+                term *= x / denominator
+                total += term
+                if term < total * 1e-16:
+                    return min(1.0, total * math.exp(log_prefix))
+        else:
+            tiny = 1e-300
+            b = x + 1.0 - a
+            c, d = 1.0 / tiny, 1.0 / b
+            h = d
+            for i in range(1, limit):
+                an = -i * (i - a)
+                b += 2.0
+                d = an * d + b
+                d = tiny if abs(d) < tiny else d
+                c = b + an / c
+                c = tiny if abs(c) < tiny else c
+                d = 1.0 / d
+                delta = d * c
+                h *= delta
+                if abs(delta - 1.0) < 1e-15:
+                    return max(0.0, 1.0 - math.exp(log_prefix) * h)
+    # Normal approximation with continuity correction: P(N >= a) for N ~ Poisson(x).
+    return 0.5 * math.erfc((a - 0.5 - x) / math.sqrt(2.0 * x))
 
 
 def partition_finality_risk(genesis: Genesis) -> float:
@@ -86,6 +124,9 @@ def partition_risk_warning(genesis: Genesis) -> str | None:
     risk = partition_finality_risk(genesis)
     if risk <= RISK_WARNING_LEVEL:
         return None
+    if float(genesis.param("block_interval_s")) <= 0:
+        return ("partition handler: block_interval_s = 0 sets no pace for blocks, so nothing bounds how many a "
+                "minority mines before it notices a cut")
     share = float(genesis.param("partition_threshold"))
     multiple = float(genesis.param("heartbeat_timeout_multiple"))
     interval = float(genesis.param("block_interval_s"))
@@ -96,14 +137,30 @@ def partition_risk_warning(genesis: Genesis) -> str | None:
                                       finality_threshold=genesis.finality_threshold) <= RISK_WARNING_LEVEL
         low, high = (middle, high) if safe else (low, middle)
     window = float(genesis.param("heartbeat_interval_s")) * multiple
-    depth = genesis.finality_threshold
-    while depth < 10_000 and minority_finality_risk(share=share, detection_window_s=window, block_interval_s=interval,
-                                                     finality_threshold=depth) > RISK_WARNING_LEVEL:
-        depth += 1
+
+    def risky(depth: int) -> bool:
+        return minority_finality_risk(share=share, detection_window_s=window, block_interval_s=interval,
+                                      finality_threshold=depth) > RISK_WARNING_LEVEL
+
+    # The risk falls as the threshold grows: double until safe, then bisect for the smallest safe threshold.
+    low_depth, depth = genesis.finality_threshold, genesis.finality_threshold
+    while risky(depth) and depth < U64_MAX:
+        low_depth, depth = depth, min(U64_MAX, depth * 2)
+    while low_depth + 1 < depth:
+        middle = (low_depth + depth) // 2
+        low_depth, depth = (middle, depth) if risky(middle) else (low_depth, middle)
     return (
         f"partition handler: a minority with {share:.0%} of the hash power mines {genesis.finality_threshold} "
         f"blocks of its own before it notices a cut ({multiple:g} heartbeats of "
         f"{float(genesis.param('heartbeat_interval_s')):g} s) with probability {risk:.1e} per partition; "
-        f"heartbeat_interval_s <= {math.floor(low * 1000) / 1000:g} or finality_threshold >= {depth} keeps it "
+        f"heartbeat_interval_s <= {_floor_significant(low):g} or finality_threshold >= {depth} keeps it "
         f"below {RISK_WARNING_LEVEL:g}"
     )
+
+
+def _floor_significant(value: float, digits: int = 3) -> float:
+    """`value` rounded down to `digits` significant digits (a bound quoted as safe must not round up)."""
+    if value <= 0 or not math.isfinite(value):
+        return 0.0
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.floor(value * scale) / scale

@@ -64,6 +64,14 @@ def test_pow_partition_risk_warns_and_names_a_safe_heartbeat(invoke: Invoke, tmp
     assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] < 1e-6
 
 
+def test_a_zero_block_interval_is_written_with_a_warning_not_a_crash(invoke: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "g.toml"
+    result = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", "block_interval_s=0")
+    assert_ok(result)
+    assert "no pace" in result.stderr
+    assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] == 1.0
+
+
 def test_every_parameter_is_accepted(invoke: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "g.toml"
     params = [arg for name, (_, default, _) in PARAMETERS.items() for arg in ("--param", f"{name}={default}")]

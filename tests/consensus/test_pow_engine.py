@@ -171,6 +171,13 @@ def test_minority_finality_risk_is_the_poisson_tail() -> None:
     assert minority_finality_risk(share=0.4, detection_window_s=4, block_interval_s=10, finality_threshold=6) < 1e-7
     assert minority_finality_risk(share=0.5, detection_window_s=0, block_interval_s=2, finality_threshold=1) == 0.0
     assert minority_finality_risk(share=0.5, detection_window_s=1e6, block_interval_s=1, finality_threshold=6) == 1.0
+    # far above the threshold the tail is 1, not an underflow to 0; huge arguments stay fast and bounded
+    assert minority_finality_risk(share=1.0, detection_window_s=1100, block_interval_s=1, finality_threshold=100) == 1.0
+    assert minority_finality_risk(share=0.5, detection_window_s=4, block_interval_s=0, finality_threshold=6) == 1.0
+    assert minority_finality_risk(share=0.5, detection_window_s=4, block_interval_s=10,
+                                  finality_threshold=2**64 - 1) == 0.0
+    assert minority_finality_risk(share=1.0, detection_window_s=1e7, block_interval_s=1,
+                                  finality_threshold=10**7) == pytest.approx(0.5, abs=1e-3)
     tiny = minority_finality_risk(share=0.5, detection_window_s=0.1, block_interval_s=10, finality_threshold=12)
     assert tiny == pytest.approx(0.005**12 * math.exp(-0.005) / math.factorial(12), rel=1e-3)  # no cancellation
 
@@ -182,4 +189,9 @@ def test_partition_risk_warning_and_status() -> None:
     engine, _ = engine_for(fast)
     assert engine.status(now=0.0)["partition_finality_risk"] == 0.00059
     assert partition_risk_warning(Genesis(chain_id="solo", consensus="pow")) is None  # the defaults are safe
+    unpaced = Genesis(chain_id="zero", consensus="pow", params={"block_interval_s": 0.0})
+    assert "no pace" in (partition_risk_warning(unpaced) or "")
+    assert PowEngine(unpaced, None).partition_finality_risk == 1.0  # a legal genesis: the engine still starts
+    fast = Genesis(chain_id="fast", consensus="pow", params={"block_interval_s": 0.001})
+    assert "heartbeat_interval_s <= 0.000156 or finality_threshold >= 2217" in (partition_risk_warning(fast) or "")
     assert partition_risk_warning(Genesis(chain_id="pb", consensus="primary-backup", validators={A.address: 1})) is None

@@ -72,6 +72,15 @@ def test_a_killed_worker_costs_time_not_correctness() -> None:
         assert wait() == expected
 
 
+def test_a_submission_nobody_waited_for_never_answers_the_next_one() -> None:
+    good = _items(40)
+    forged = [(public_key, signature, bytes(32)) for public_key, signature, _ in good]
+    with ProcessVerifier(2) as pool:
+        pool.submit(good)  # e.g. block application raised something other than a RejectError: never waited on
+        assert pool.submit(forged)() == verify_in_process(forged)  # not the left-over answers for `good`
+        assert pool.submit(good)() == verify_in_process(good)
+
+
 def test_close_stops_every_worker() -> None:
     pool = ProcessVerifier(3)
     processes = [worker.process for worker in pool._pool]
