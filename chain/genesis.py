@@ -195,7 +195,23 @@ def _coerce_param(key: str, value: object) -> Any:
             raise GenesisError(f"primary: {exc}") from exc
     if key in ("partition_threshold",) and not 0 <= value < 1:  # type: ignore[operator]
         raise GenesisError(f"{key} must be in [0, 1)")
+    problem = _PARAMETER_FLOORS.get(key, lambda _: None)(value)
+    if problem is not None:
+        raise GenesisError(f"parameter {key} {problem}")
     return value
+
+
+# Values the engines cannot run with (each found crashing or stalling a testnet): parameter -> check giving the
+# reason, or None when the value is fine.
+_PARAMETER_FLOORS: dict[str, Any] = {
+    "retarget_window": lambda v: "must be at least 1 (blocks per retarget)" if v < 1 else None,
+    "share_window_blocks": lambda v: "must be at least 1 (no window, no share estimate, no mining)" if v < 1 else None,
+    "max_block_bytes": lambda v: "must be at least 8192 (a header with its seal, and room for transactions)"
+    if v < 8192 else None,
+    "heartbeat_interval_s": lambda v: "must be above 0" if v <= 0 else None,
+    "heartbeat_timeout_multiple": lambda v: "must be above 1 (a miner would time out between its own heartbeats)"
+    if v <= 1 else None,
+}
 
 
 def parse_param_value(key: str, text: str) -> Any:

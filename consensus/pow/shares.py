@@ -106,7 +106,10 @@ def _regularized_lower_gamma(a: float, x: float) -> float:
 
 def partition_finality_risk(genesis: Genesis) -> float:
     """`minority_finality_risk` for a PoW genesis: a minority as large as the pause threshold allows, a detection
-    window of one heartbeat timeout."""
+    window of one heartbeat timeout. A threshold below one half never pauses a side holding between it and half the
+    hash power, which then finalizes its own branch for certain: risk 1."""
+    if float(genesis.param("partition_threshold")) < 0.5:
+        return 1.0
     return minority_finality_risk(
         share=float(genesis.param("partition_threshold")),
         detection_window_s=float(genesis.param("heartbeat_interval_s"))
@@ -124,6 +127,11 @@ def partition_risk_warning(genesis: Genesis) -> str | None:
     risk = partition_finality_risk(genesis)
     if risk <= RISK_WARNING_LEVEL:
         return None
+    if float(genesis.param("partition_threshold")) < 0.5:
+        threshold = float(genesis.param("partition_threshold"))
+        return (f"partition handler: partition_threshold {threshold:g} never pauses a side holding between "
+                f"{threshold:.0%} and 50% of the hash power, so a partition lets it finalize its own branch; "
+                "use 0.5 or more")
     if float(genesis.param("block_interval_s")) <= 0:
         return ("partition handler: block_interval_s = 0 sets no pace for blocks, so nothing bounds how many a "
                 "minority mines before it notices a cut")

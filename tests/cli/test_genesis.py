@@ -64,6 +64,14 @@ def test_pow_partition_risk_warns_and_names_a_safe_heartbeat(invoke: Invoke, tmp
     assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] < 1e-6
 
 
+def test_a_threshold_below_one_half_is_certain_risk(invoke: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "g.toml"
+    result = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", "partition_threshold=0.2")
+    assert_ok(result)
+    assert "never pauses a side holding between 20% and 50%" in result.stderr
+    assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] == 1.0
+
+
 def test_a_zero_block_interval_is_written_with_a_warning_not_a_crash(invoke: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "g.toml"
     result = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", "block_interval_s=0")
@@ -107,6 +115,12 @@ def test_refuses_to_overwrite_without_force(invoke: Invoke, tmp_path: Path) -> N
         (["--param", "min_fee=cheap"], "min_fee must be int"),
         (["--param", "block_interval_s=nan"], "finite"),
         (["--param", "partition_threshold=1.5"], "partition_threshold"),
+        # values the engine cannot run with (each crashed or stalled a testnet before it was refused here)
+        (["--param", "retarget_window=0"], "retarget_window must be at least 1"),
+        (["--param", "share_window_blocks=0"], "share_window_blocks must be at least 1"),
+        (["--param", "max_block_bytes=100"], "max_block_bytes must be at least 8192"),
+        (["--param", "heartbeat_interval_s=0"], "heartbeat_interval_s must be above 0"),
+        (["--param", "heartbeat_timeout_multiple=1"], "heartbeat_timeout_multiple must be above 1"),
         (["--param", "initial_target=00"], "initial_target"),
         (["--param", "finality_threshold=0"], "finality_threshold"),
         (["--param", "timestamp_ms=-1"], "timestamp_ms"),
