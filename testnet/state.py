@@ -185,7 +185,10 @@ def save_testnet(testnet: Testnet) -> None:
 
 @contextlib.contextmanager
 def locked(directory: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the testnet's lock (blocking) for a read-modify-write of its record."""
+    """Hold the testnet's lock (blocking) for a read-modify-write of its record. A directory without a record is
+    refused before anything is created in it (a missing one gave a traceback, a foreign one a stray lock file)."""
+    if not (Path(directory) / STATE_FILE).is_file():
+        load_testnet(directory)  # raises the one-line TestnetError naming the directory
     path = Path(directory) / LOCK_FILE
     with open(path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -126,3 +126,14 @@ def test_scenarios_and_dry_run() -> None:
     assert json.loads(run("run", "pow-random-faults", "--dry-run", "--seed", "5", "--json")[1]) == first
     code, stdout, _ = run("run", "ci-pow-partition-heal", "--dry-run")
     assert code == 0 and stdout.startswith("SEED=")
+
+
+@pytest.mark.parametrize("command", [["down"], ["kill", "0"], ["stop", "0"], ["start", "0"], ["restart", "0"],
+                                     ["heal"], ["pause", "0"], ["resume", "0"], ["netem", "--delay-ms", "5"]])
+def test_commands_on_a_directory_that_is_no_testnet_are_one_line_errors(tmp_path: Path, command: list[str]) -> None:
+    missing, foreign = tmp_path / "missing", tmp_path / "foreign"
+    foreign.mkdir()
+    for directory in (missing, foreign):
+        code, _, stderr = run(*command, "--dir", str(directory))
+        assert code == 1 and "is not a testnet directory" in one_error(stderr)
+    assert not missing.exists() and list(foreign.iterdir()) == []  # nothing created, not even a lock file
