@@ -555,7 +555,7 @@ def _from_node(url: str, call: Callable[[RpcClient], Any]) -> Any:
     except RpcUnavailable as exc:
         fail(f"node at {url} is not reachable: {exc.reason}")
     except RpcError as exc:
-        fail(f"{url}: [{exc.code}] {exc}")
+        fail(f"{url}: [{exc.code}] {exc.message}")
 
 
 def _source(datadir: Path | None, node_url: str | None) -> None:

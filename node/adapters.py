@@ -228,9 +228,13 @@ class NodeApiAdapter:
         return {"blocked_peers": sorted(blocked), **numbers}
 
     def set_mining(self, enabled: bool) -> dict[str, object]:
-        """Admin mining switch."""
+        """Admin mining switch; answers the engine's decision after the switch (the partition handler may still
+        keep a switched-on miner paused, and says why)."""
+        if self.node.genesis.consensus != "pow":
+            raise ValueError(f"the {self.node.genesis.consensus} engine does not mine")
         self.node.set_mining(enabled)
-        return {"mining_enabled": enabled}
+        status = self.node.engine.status(now=time.monotonic())
+        return {"mining_enabled": enabled, "mining": bool(status.get("mining")), "reason": status.get("reason")}
 
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""

@@ -77,11 +77,13 @@ class Nemesis:
             return append_event(testnet, "start", nodes=[record.name], pid=record.pid)
 
     def restart(self, ref: str | int, *, hard: bool = False, timeout_s: float = 10.0) -> dict[str, Any]:
-        """Stop (or with `hard`, kill) and start again."""
+        """Stop (or with `hard`, kill) and start again; a node that is already down is just started (as systemd's
+        restart does)."""
         with self._testnet() as testnet:
-            record = _running(testnet, ref, allow_paused=True)
-            old_pid = record.pid
-            launcher.stop_nodes([record], timeout_s, hard=hard)
+            record = testnet.node(ref)
+            old_pid = record.pid if record.state in ("running", "paused") else None
+            if old_pid is not None:
+                launcher.stop_nodes([record], timeout_s, hard=hard)
             record.state = "stopped"
             launcher.start_node(testnet, record)
             _push(testnet, [record])

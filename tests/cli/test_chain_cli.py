@@ -332,3 +332,15 @@ def test_missing_paths_are_clear_errors(invoke: Invoke, generated: Generated, tm
     assert_one_line_error(invoke("chain", "generate", "--blocks", "1", "--txs", "1", "--out",
                                  str(missing / "c.bin"), "--genesis-out", str(tmp_path / "g.toml")),
                           f"{missing} is not a directory")
+
+
+def test_a_node_error_names_its_code_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.chain import _from_node
+    from node.client import RpcError
+
+    def refuse(_client: object) -> None:
+        raise RpcError("unknown-block", "no block at height 999", 404)
+
+    with pytest.raises(SystemExit):
+        _from_node("http://127.0.0.1:1", refuse)
+    assert capsys.readouterr().err == "error: http://127.0.0.1:1: [unknown-block] no block at height 999\n"

@@ -184,11 +184,11 @@ class FakeNode:
             if name not in allowed or type(value) is not allowed[name]:
                 raise ValueError(f"unknown fault or wrong type: {name}")
         self.faults = dict(spec)
-        return {"faults": self.faults}
+        return dict(self.faults)  # the real node answers the faults in force, flat
 
     def set_mining(self, enabled: bool) -> dict[str, object]:
         self.mining_enabled = enabled
-        return {"mining": enabled, "reason": "admin"}
+        return {"mining_enabled": enabled, "mining": enabled, "reason": "admin"}
 
     def connect_peer(self, url: str) -> None:
         if "refused" in url:

@@ -76,6 +76,10 @@ def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
         cli("pause", "node0", "--dir", d)
         assert cli("status", "--dir", d, "--json")["nodes"][0]["state"] == "paused"
         cli("resume", "node0", "--dir", d)
+        cli("stop", "node0", "--dir", d)
+        cli("restart", "node0", "--dir", d)  # a node that is down is just started
+        assert cli("status", "--dir", d, "--json")["nodes"][0]["state"] == "running"
+        wait_for(lambda: peers(directory)["node0"] == 1, 20, "node0 to rejoin its neighbour")
         assert "node node0 up" in cli("logs", "node0", "--dir", d, "-n", "500")
         summary = cli("load", "--dir", d, "--tps", "20", "--duration", "3", "--json")
         assert summary["accepted"] > 30 and summary["accepted_not_final"] == 0
@@ -90,7 +94,8 @@ def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
         after_down = cli("check", "--dir", d, "--json")
         assert after_down["ok"] and set(after_down["sources"].values()) == {"store"}
         events = [json.loads(line)["action"] for line in (directory / "events.jsonl").read_text().splitlines()]
-        assert events == ["up", "partition", "netem", "heal", "heal", "kill", "start", "pause", "resume", "down"]
+        assert events == ["up", "partition", "netem", "heal", "heal", "kill", "start", "pause", "resume", "stop",
+                          "restart", "down"]
     finally:
         if (directory / "testnet.json").exists():
             launcher.down(directory, timeout_s=5)
