@@ -340,7 +340,16 @@ def load_command(directory: Path | None, tps: float, duration_s: float, accounts
             history.close()
     if as_json:
         emit_json(summary)
-        return
+    else:
+        _print_load_summary(summary)
+    # The summary is printed either way; the exit status tells a script whether the load did its job.
+    if summary["submitted"] and not summary["accepted"]:
+        fail("no transaction was accepted (see rejections: is any node running and reachable?)")
+    if summary["accepted_not_final"]:
+        fail(f"{summary['accepted_not_final']} accepted transactions did not become final within the settle timeout")
+
+
+def _print_load_summary(summary: dict[str, Any]) -> None:
     latency = summary["latency_ms"]
     click.echo(f"sent {summary['submitted']} in {summary['duration_s']:.1f} s: {summary['accepted']} accepted "
                f"({summary['accepted_tps']} tx/s), {summary['rejected']} rejected, {summary['unknown']} unknown")

@@ -137,3 +137,10 @@ def test_commands_on_a_directory_that_is_no_testnet_are_one_line_errors(tmp_path
         code, _, stderr = run(*command, "--dir", str(directory))
         assert code == 1 and "is not a testnet directory" in one_error(stderr)
     assert not missing.exists() and list(foreign.iterdir()) == []  # nothing created, not even a lock file
+
+
+def test_a_load_nothing_accepts_exits_non_zero_after_its_summary(fake_testnet: Path) -> None:
+    code, stdout, stderr = run("load", "--dir", str(fake_testnet), "--tps", "5", "--duration", "1", "--json")
+    assert code == 1 and "no transaction was accepted" in one_error(stderr)
+    summary = json.loads(stdout)  # the summary still comes first, for the record
+    assert summary["accepted"] == 0
