@@ -123,9 +123,18 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
     run exactly (same trace_hash). With --swarm, runs many seeds with random options and lists the failing ones
     with the command that replays each. Exit status 1 when a check fails."""
     _quiet_logs(verbose)
+    context = click.get_current_context()
     if swarm:
+        drawn = [_flag(context, name) for name in _PER_RUN_PARAMETERS
+                 if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+        if drawn:  # they would be silently ignored: the swarm draws every run's options from its seed
+            fail(f"{', '.join(drawn)} cannot go with --swarm, which draws each run's options (use --runs and "
+                 "--swarm-seed; replay one run with the command the swarm prints)")
         _swarm(runs, swarm_seed if swarm_seed is not None else secrets.randbits(64), as_json)
         return
+    for name in ("runs", "swarm_seed"):
+        if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            fail(f"{_flag(context, name)} goes with --swarm")
     if seed is None:
         seed = secrets.randbits(64)
     try:
@@ -172,6 +181,17 @@ def _print_result(result: SimResult, timing: Timing) -> None:
                    f"{sample['store_mib']} MiB, height {sample['max_height']}")
     click.echo(f"result: {'OK' if result.ok else 'FAILED'}")
     click.echo(f"replay: {config.command()}")
+
+
+# The options of one run; with --swarm they are drawn from the swarm seed instead.
+_PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "model", "block_interval_s",
+                       "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "heartbeat_interval_s",
+                       "acks_required", "liveness_budget_s")
+
+
+def _flag(context: click.Context, name: str) -> str:
+    """The option a parameter is given with on the command line (`duration_s` -> `--duration`)."""
+    return next((p.opts[0] for p in context.command.params if p.name == name), name)
 
 
 def _swarm(runs: int, swarm_seed: int, as_json: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import main
@@ -49,3 +50,14 @@ def test_swarm_lists_each_run_with_its_replay_command() -> None:
     assert document["swarm_seed"] == 9 and document["ok"] is True and document["failures"] == []
     assert len(document["results"]) == 2
     assert all(row["command"].startswith("chainlab sim ") for row in document["results"])
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--swarm", "--duration", "30", "--block-interval", "2"], "--duration, --block-interval cannot go with --swarm"),
+    (["--swarm", "--seed", "5"], "--seed cannot go with --swarm"),
+    (["--runs", "3"], "--runs goes with --swarm"),
+    (["--swarm-seed", "3"], "--swarm-seed goes with --swarm"),
+])
+def test_options_the_swarm_would_ignore_are_refused(args: list[str], needle: str) -> None:
+    result = CliRunner().invoke(main, ["sim", *args])
+    assert result.exit_code == 1 and needle in result.output and "Traceback" not in result.output
