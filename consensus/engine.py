@@ -155,6 +155,11 @@ class Engine(Protocol):
     def on_transactions_available(self, *, now: float) -> None:
         """The mempool has transactions waiting."""
 
+    def on_sync_gap(self, blocks_behind: int, *, now: float) -> None:
+        """How many blocks the best chain the peers have shown us is ahead of ours (0: in step). Mining engines
+        pause while behind: a block mined on a chain the node knows to be stale only forks it, and enough of them
+        would let it finalize that fork."""
+
     def set_mining_enabled(self, enabled: bool, *, now: float) -> None:
         """Admin switch (mining engines; others ignore it)."""
 

@@ -78,6 +78,7 @@ class NodeCore:
         self._job_ids = 0
         self._mining_decision: MiningDecision | None = None
         self._template_refreshed_at = float("-inf")
+        self._sync_gap = 0  # blocks the peers' best chain is ahead of ours, as last told to the engine
 
     @classmethod
     def over_store(cls, *, name: str, genesis: Genesis, store: Store, key: crypto.PrivateKey, mining: bool = True,
@@ -111,6 +112,19 @@ class NodeCore:
         for peer in previous - peers:
             self.engine.on_peer(peer, False, now=now)
         self._drive_engine(out, now=now, now_ms=now_ms)
+        return out
+
+    def sync_gap(self, peers_best_height: int, *, now: float, now_ms: int) -> Output:
+        """The best height the peers claim (the P2P sync planner's view); with the orphan pool's highest block it
+        says how far behind the network this node is, which the engine acts on (PoW pauses mining)."""
+        tree = self.tree
+        best_seen = max(peers_best_height, max((block.height for block, _ in tree.orphans.entries()), default=0))
+        gap = max(0, best_seen - tree.height)
+        out = Output()
+        if gap != self._sync_gap:
+            self._sync_gap = gap
+            self.engine.on_sync_gap(gap, now=now)
+            self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
     def receive_engine_message(self, peer: str, kind: str, payload: bytes, *, now: float, now_ms: int) -> Output:

@@ -31,6 +31,11 @@ from consensus.pow.shares import estimate_shares, partition_finality_risk, reach
 _SEQ_KEY = "presence_seq"
 
 
+# Mining pauses while the peers' best chain is this many blocks ahead of ours (one block ahead is a block still
+# propagating; two is a chain we are missing).
+SYNC_PAUSE_BLOCKS = 2
+
+
 class PowEngine:
     """Proof of work with most-work fork choice and the hash-power partition handler."""
 
@@ -60,6 +65,7 @@ class PowEngine:
         self._shares: dict[bytes, float] = {}
         self._paused_by_partition = False
         self._decision: MiningDecision | None = None
+        self._blocks_behind = 0
         self._peers: set[str] = set()
         self._peers_known = False  # until the node reports peers, heartbeats alone decide
 
@@ -111,6 +117,14 @@ class PowEngine:
         self._chain = chain
         self._recount_shares()
         self._decide(now, tip_changed=True)
+
+    def on_sync_gap(self, blocks_behind: int, *, now: float) -> None:
+        """Pause while the peers have shown a chain SYNC_PAUSE_BLOCKS or more ahead of ours (a restarted or
+        lagging node that mined on its stale tip forked itself, and under message loss could finalize the fork
+        before sync caught up: found by the simulator's swarm, docs/ENGINES.md)."""
+        if blocks_behind != self._blocks_behind:
+            self._blocks_behind = blocks_behind
+            self._decide(now, tip_changed=False)
 
     def on_peer(self, peer: str, up: bool, *, now: float) -> None:
         """With no peer at all nobody is reachable, whatever the last heartbeats said: decide at once instead of
@@ -195,6 +209,8 @@ class PowEngine:
         elif not allowed:
             decision = MiningDecision(active=False, reason=f"partition: reachable share {share:.3f} <= "
                                                           f"threshold {self.threshold:.3f}")
+        elif self._blocks_behind >= SYNC_PAUSE_BLOCKS:
+            decision = MiningDecision(active=False, reason=f"syncing: peers are {self._blocks_behind} blocks ahead")
         else:
             tip = self._chain.tip
             assert self.address is not None

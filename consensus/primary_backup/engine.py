@@ -167,6 +167,9 @@ class PrimaryBackupEngine:
     def on_transactions_available(self, *, now: float) -> None:
         """Blocks come on the interval, whatever the mempool holds."""
 
+    def on_sync_gap(self, blocks_behind: int, *, now: float) -> None:
+        """Only the primary proposes, on the chain it made; a backup behind it syncs and acknowledges."""
+
     def set_mining_enabled(self, enabled: bool, *, now: float) -> None:
         """Nothing to mine."""
 

@@ -133,9 +133,13 @@ class SyncPlanner:
         if self._in_flight is not None:
             if now - self._in_flight.sent_at < self.timeout_s:
                 return None
-            # Timed out: the next peer in the rotation gets the batch, and the silent one counts as ahead only by
-            # the height it claims.
-            self._more.discard(self._in_flight.peer)
+            # Timed out: the next peer in the rotation gets the batch, and the silent one no longer counts as ahead
+            # until it shows a block again (note_height): an unanswered claim must not keep us "behind", which
+            # pauses mining.
+            silent = self._in_flight.peer
+            self._more.discard(silent)
+            if silent in self._heights:
+                self._heights[silent] = min(self._heights[silent], self._frontier_height(local_height))
             self._in_flight = None
         if self._queued_batches >= self.max_queued_batches:
             return None  # let the import catch up

@@ -93,6 +93,9 @@ class SimCore(Protocol):
     def peers_changed(self, peers: set[str], previous: set[str], *, now: float, now_ms: int) -> OutputView:
         """The connected peers changed."""
 
+    def sync_gap(self, peers_best_height: int, *, now: float, now_ms: int) -> OutputView:
+        """The best height the peers claim; the core works out how far behind it is and tells its engine."""
+
     def receive_engine_message(self, peer: str, kind: str, payload: bytes, *, now: float, now_ms: int,
                                ) -> OutputView:
         """An engine message (RejectError if malformed)."""

@@ -147,6 +147,8 @@ class SimNode:
         self._apply(core.tick(now=now, now_ms=self.clock.now_ms(t)), t)
         self._send_fetches(self.gossip.expire(now), t)
         self._poll_sync(t)
+        if self.core is not None:
+            self._apply(self.core.sync_gap(self.sync.target_height(), now=now, now_ms=self.clock.now_ms(t)), t)
 
     def housekeeping(self, t: float) -> None:
         """Expire old orphans and mempool entries (as the node's housekeeping loop does)."""

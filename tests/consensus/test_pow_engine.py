@@ -195,3 +195,17 @@ def test_partition_risk_warning_and_status() -> None:
     fast = Genesis(chain_id="fast", consensus="pow", params={"block_interval_s": 0.001})
     assert "heartbeat_interval_s <= 0.000156 or finality_threshold >= 2217" in (partition_risk_warning(fast) or "")
     assert partition_risk_warning(Genesis(chain_id="pb", consensus="primary-backup", validators={A.address: 1})) is None
+
+
+def test_mining_pauses_while_the_peers_have_shown_a_longer_chain() -> None:
+    g = Genesis(chain_id="solo", consensus="pow")
+    engine, _ = engine_for(g)
+    assert engine.ready().mining.active  # type: ignore[union-attr]
+    engine.on_sync_gap(1, now=0.1)  # a block still propagating: keep mining
+    assert engine.ready().mining is None and engine.status(now=0.1)["mining"]
+    engine.on_sync_gap(3, now=0.2)
+    decision = engine.ready().mining
+    assert decision is not None and not decision.active and decision.reason == "syncing: peers are 3 blocks ahead"
+    engine.on_sync_gap(0, now=0.3)  # caught up
+    decision = engine.ready().mining
+    assert decision is not None and decision.active

@@ -156,3 +156,14 @@ def test_locator_stays_within_the_message_limit() -> None:
     assert request is not None
     assert len(request.message.locator) == 64
     assert request.message.locator[0] == h(10) and request.message.locator[-1] == long_locator[-1]
+
+
+def test_a_silent_peer_stops_counting_as_ahead_until_it_shows_a_block() -> None:
+    planner = SyncPlanner(timeout_s=1.0)
+    planner.add_peer("liar", 10**9)  # claims a chain, never sends it
+    assert planner.poll(0.0, 5, our_locator) is not None
+    assert planner.target_height() == 10**9
+    assert planner.poll(1.0, 5, our_locator) is None  # timed out: nobody else is ahead
+    assert planner.target_height() == 5 and not planner.active(5)
+    planner.note_height("liar", 7)  # it sent a real block at height 7: ahead again
+    assert planner.target_height() == 7

@@ -1,0 +1,44 @@
+"""Seeds the swarm once failed on, kept as regression tests: each replays its run with the real node core (which
+must pass) and with the bug it exposed planted back (which must still fail, so the test keeps its teeth)."""
+
+from __future__ import annotations
+
+from chain.crypto import PrivateKey
+from chain.genesis import Genesis
+from consensus.pow.engine import PowEngine
+from node.core import NodeCore
+from testnet.sim.config import SimConfig, parse_faults
+from testnet.sim.core import CoreSpec, SimCore
+from testnet.sim.simulator import Simulator
+from tests.sim.helpers import node_core_factory
+
+
+class MinesWhileBehindPowEngine(PowEngine):
+    """The bug: mining ignores how far behind the peers the node is."""
+
+    def __init__(self, genesis: Genesis, key: PrivateKey) -> None:
+        super().__init__(genesis, key)
+
+    def on_sync_gap(self, blocks_behind: int, *, now: float) -> None:
+        """Ignored: the bug."""
+
+
+def mines_while_behind_factory(spec: CoreSpec) -> SimCore:
+    return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
+                               engine=MinesWhileBehindPowEngine(spec.genesis, spec.key))
+
+
+# The CI swarm of commit 3cf02ef7f6 (2026-11-26): a node restarted after a crash, found its peers 3 blocks ahead,
+# and with 22% message loss timed out three sync requests in a row while it mined on its stale tip; it finalized
+# its own block at height 33 (node4 had finalized another). No partition was involved.
+RESTARTED_NODE_MINES_ON_STALE_TIP = SimConfig(
+    seed=17067996136098684804, consensus="pow", nodes=7, duration_s=120.0, faults=parse_faults("crash,drift,loss"),
+    model="partial-sync", block_interval_s=2.0, finality_threshold=5, max_delay_s=0.2, async_scale_s=0.04,
+    tx_rate_per_s=1.0, heartbeat_interval_s=0.2,
+)
+
+
+def test_a_restarted_node_does_not_mine_until_it_caught_up() -> None:
+    assert Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, node_core_factory).run().ok
+    planted = Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, mines_while_behind_factory).run()
+    assert not planted.ok and "final-prefix-agreement" in planted.failed_checks()
