@@ -77,8 +77,8 @@ def test_submit_and_follow_a_transaction(client: RpcClient, served: ServerThread
 
 
 def test_admin_routes(client: RpcClient, node: FakeNode) -> None:
-    assert client.set_mining(False) == {"mining": False, "reason": "admin"}
-    assert client.set_faults({"loss": 0.5}) == {"faults": {"loss": 0.5}}
+    assert client.set_mining(False) == {"mining_enabled": False, "mining": False, "reason": "admin"}
+    assert client.set_faults({"loss": 0.5}) == {"loss": 0.5}
     client.connect_peer("ws://127.0.0.1:30301/p2p")
     assert node.connected_peers == ["ws://127.0.0.1:30301/p2p"] and node.faults == {"loss": 0.5}
 
