@@ -83,6 +83,10 @@ class OrphanPool:
             current = self._orphans[current].block.parent
         return current
 
+    def max_height(self) -> int:
+        """The height of the highest orphan (0 with none): how far ahead blocks we cannot attach yet reach."""
+        return max((orphan.block.height for orphan in self._orphans.values()), default=0)
+
     def entries(self) -> list[tuple[Block, str]]:
         """Every orphan with its source (for tips listings)."""
         return [(o.block, o.source) for o in self._orphans.values()]

@@ -163,14 +163,15 @@ class SignatureChecker:
         pending = cache.missing(txs)
         if not pending:
             return _nothing_to_wait_for
+        items = TxSignatureItems(pending)
         wait: Callable[[], list[bool]]
         if self.parallel is not None and len(pending) > 1:
-            wait = self.parallel.submit(TxSignatureItems(pending))
+            wait = self.parallel.submit(items)
         else:
             verify_batch = self.verify_batch
 
             def wait() -> list[bool]:
-                return verify_batch([(tx.sender, tx.signature, tx.signing_hash) for tx in pending])
+                return verify_batch(items[:])
 
         def finish() -> None:
             outcome = wait()

@@ -10,7 +10,7 @@ import click
 
 from chain import crypto
 from cli.common import emit_json, fail
-from node.config import ConfigError, NodeConfig, load_config, write_config
+from node.config import MAX_PROCESSES, ConfigError, NodeConfig, load_config, write_config
 from node.datadir import DatadirError, init_datadir, read_genesis_file
 from node.identity import IdentityError, load_or_create_key
 
@@ -39,9 +39,9 @@ def _shared_options(function: Any) -> Any:
         click.option("--name", help="node name shown in logs and status"),
         click.option("--admin-token", help="bearer token for /v1/admin (empty: admin API off)"),
         click.option("--mining/--no-mining", default=None, help="mine (PoW)"),
-        click.option("--mining-processes", type=click.IntRange(1, 64), help="mining worker processes"),
+        click.option("--mining-processes", type=click.IntRange(1, MAX_PROCESSES), help="mining worker processes"),
         click.option("--hashrate-hps", type=click.FloatRange(0), help="cap on hashes per second (0: none)"),
-        click.option("--workers", type=click.IntRange(1, 64), help="signature-checking processes"),
+        click.option("--workers", type=click.IntRange(1, MAX_PROCESSES), help="signature-checking processes"),
         click.option("--log-format", type=click.Choice(["text", "json"]), help="log lines as text or JSON"),
     ]
     for option in reversed(options):

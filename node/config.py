@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_FILE = "config.toml"
+MAX_PROCESSES = 64  # mining processes and signature workers, as the command-line options allow
 
 
 class ConfigError(ValueError):
@@ -186,6 +187,10 @@ def load_config(datadir: str | os.PathLike[str]) -> NodeConfig:
         raise ConfigError(f"{path}: [mining] processes must be at least 1 (enabled = false turns mining off)")
     if config.validation.workers < 1:
         raise ConfigError(f"{path}: [validation] workers must be at least 1 (1 checks signatures in the node)")
+    for name, value in (("[mining] processes", config.mining.processes),
+                        ("[validation] workers", config.validation.workers)):
+        if value > MAX_PROCESSES:
+            raise ConfigError(f"{path}: {name} must be at most {MAX_PROCESSES}")
     return config
 
 

@@ -118,8 +118,7 @@ class NodeCore:
         """The best height the peers claim (the P2P sync planner's view); with the orphan pool's highest block it
         says how far behind the network this node is, which the engine acts on (PoW pauses mining)."""
         tree = self.tree
-        best_seen = max(peers_best_height, max((block.height for block, _ in tree.orphans.entries()), default=0))
-        gap = max(0, best_seen - tree.height)
+        gap = max(0, max(peers_best_height, tree.orphans.max_height()) - tree.height)
         out = Output()
         if gap != self._sync_gap:
             self._sync_gap = gap

@@ -28,7 +28,7 @@ from chain.block import Block
 from chain.blocktree import AddResult
 from chain.errors import RejectError
 from chain.tx import Transaction
-from chain.validation import verify_in_process
+from chain.validation import TxSignatureItems, verify_in_process
 from consensus.pow.shares import partition_risk_warning
 from node.api import EventBroker
 from node.config import NodeConfig
@@ -271,8 +271,7 @@ class Node:
         chunks = self.config.validation.workers
         size = -(-len(pending) // chunks)
         parts = [pending[i:i + size] for i in range(0, len(pending), size)]
-        futures = [self._loop.run_in_executor(self._verify_pool, verify_in_process,
-                                              [(t.sender, t.signature, t.signing_hash) for t in part])
+        futures = [self._loop.run_in_executor(self._verify_pool, verify_in_process, TxSignatureItems(part)[:])
                    for part in parts]
         verified: list[bytes] = []
         for part, results in zip(parts, await asyncio.gather(*futures), strict=True):

@@ -62,12 +62,10 @@ def _share(workers: int) -> float:
 
 def _pack(items: SignatureItems) -> bytes | None:
     """Keys, then signatures, then digests, concatenated; None unless every field has its fixed size."""
-    keys, signatures, digests = zip(*items, strict=True)
-    if {len(k) for k in keys} != {_KEY} or {len(s) for s in signatures} != {_SIG} or {len(d) for d in digests} != {
-        _DIGEST
-    }:
+    columns = tuple(zip(*items, strict=True))  # keys, signatures, digests
+    if any(set(map(len, column)) != {size} for column, size in zip(columns, (_KEY, _SIG, _DIGEST), strict=True)):
         return None
-    return b"".join(keys) + b"".join(signatures) + b"".join(digests)
+    return b"".join(columns[0] + columns[1] + columns[2])
 
 
 class _Worker:

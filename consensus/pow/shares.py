@@ -127,41 +127,38 @@ def partition_risk_warning(genesis: Genesis) -> str | None:
     risk = partition_finality_risk(genesis)
     if risk <= RISK_WARNING_LEVEL:
         return None
-    if float(genesis.param("partition_threshold")) < 0.5:
-        threshold = float(genesis.param("partition_threshold"))
-        return (f"partition handler: partition_threshold {threshold:g} never pauses a side holding between "
-                f"{threshold:.0%} and 50% of the hash power, so a partition lets it finalize its own branch; "
+    share = float(genesis.param("partition_threshold"))
+    interval = float(genesis.param("block_interval_s"))
+    heartbeat = float(genesis.param("heartbeat_interval_s"))
+    multiple = float(genesis.param("heartbeat_timeout_multiple"))
+    finality = genesis.finality_threshold
+    if share < 0.5:
+        return (f"partition handler: partition_threshold {share:g} never pauses a side holding between "
+                f"{share:.0%} and 50% of the hash power, so a partition lets it finalize its own branch; "
                 "use 0.5 or more")
-    if float(genesis.param("block_interval_s")) <= 0:
+    if interval <= 0:
         return ("partition handler: block_interval_s = 0 sets no pace for blocks, so nothing bounds how many a "
                 "minority mines before it notices a cut")
-    share = float(genesis.param("partition_threshold"))
-    multiple = float(genesis.param("heartbeat_timeout_multiple"))
-    interval = float(genesis.param("block_interval_s"))
-    low, high = 0.0, float(genesis.param("heartbeat_interval_s"))
+
+    def risky(heartbeat_s: float, depth: int) -> bool:
+        return minority_finality_risk(share=share, detection_window_s=heartbeat_s * multiple,
+                                      block_interval_s=interval, finality_threshold=depth) > RISK_WARNING_LEVEL
+
+    low, high = 0.0, heartbeat
     for _ in range(60):  # the risk grows with the heartbeat interval: bisect for the largest safe one
         middle = (low + high) / 2
-        safe = minority_finality_risk(share=share, detection_window_s=middle * multiple, block_interval_s=interval,
-                                      finality_threshold=genesis.finality_threshold) <= RISK_WARNING_LEVEL
-        low, high = (middle, high) if safe else (low, middle)
-    window = float(genesis.param("heartbeat_interval_s")) * multiple
-
-    def risky(depth: int) -> bool:
-        return minority_finality_risk(share=share, detection_window_s=window, block_interval_s=interval,
-                                      finality_threshold=depth) > RISK_WARNING_LEVEL
-
+        low, high = (low, middle) if risky(middle, finality) else (middle, high)
     # The risk falls as the threshold grows: double until safe, then bisect for the smallest safe threshold.
-    low_depth, depth = genesis.finality_threshold, genesis.finality_threshold
-    while risky(depth) and depth < U64_MAX:
+    low_depth, depth = finality, finality
+    while risky(heartbeat, depth) and depth < U64_MAX:
         low_depth, depth = depth, min(U64_MAX, depth * 2)
     while low_depth + 1 < depth:
-        middle = (low_depth + depth) // 2
-        low_depth, depth = (middle, depth) if risky(middle) else (low_depth, middle)
+        middle_depth = (low_depth + depth) // 2
+        low_depth, depth = (middle_depth, depth) if risky(heartbeat, middle_depth) else (low_depth, middle_depth)
     return (
-        f"partition handler: a minority with {share:.0%} of the hash power mines {genesis.finality_threshold} "
-        f"blocks of its own before it notices a cut ({multiple:g} heartbeats of "
-        f"{float(genesis.param('heartbeat_interval_s')):g} s) with probability {risk:.1e} per partition; "
-        f"heartbeat_interval_s <= {_floor_significant(low):g} or finality_threshold >= {depth} keeps it "
+        f"partition handler: a minority with {share:.0%} of the hash power mines {finality} blocks of its own "
+        f"before it notices a cut ({multiple:g} heartbeats of {heartbeat:g} s) with probability {risk:.1e} per "
+        f"partition; heartbeat_interval_s <= {_floor_significant(low):g} or finality_threshold >= {depth} keeps it "
         f"below {RISK_WARNING_LEVEL:g}"
     )
 

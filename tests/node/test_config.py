@@ -23,6 +23,7 @@ def test_round_trip_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "needle"), [
     ("[mining]\nprocesses = 0\n", "processes must be at least 1"),
     ("[validation]\nworkers = 0\n", "workers must be at least 1"),
+    ("[validation]\nworkers = 100000\n", "[validation] workers must be at most 64"),  # as --workers allows
     ("[mining]\nprocesses = -1\n", "non-negative integer"),
     ("[mining]\nenabled = 1\n", "true or false"),
     ("[minig]\nenabled = true\n", "unknown section [minig]"),
