@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from chain.block import Block, BlockHeader
@@ -40,8 +41,31 @@ class HeaderView(Protocol):
         """`block_hash` and up to count-1 of its ancestors, newest first."""
 
 
+class ForkChoice(Enum):
+    """Who moves the active chain. MOST_WORK: the tree, to the valid tip with the most cumulative work (first seen
+    on a tie) whenever a block arrives (PoW; primary-backup, where every block weighs 1). ENGINE: only the engine,
+    through `set_head` (its fork choice: the leader's log) and `commit` (its finality); arriving blocks are stored
+    and wait (Raft, PBFT)."""
+
+    MOST_WORK = "most-work"
+    ENGINE = "engine"
+
+
 class ChainPolicy(Protocol):
     """What the consensus engine decides about blocks, for the tree (PoW: consensus/pow/policy.py)."""
+
+    @property
+    def fork_choice(self) -> ForkChoice:
+        """Who moves the active chain."""
+
+    @property
+    def confirmation_finality(self) -> bool:
+        """True: a block is final at `finality_threshold` confirmations (PoW). False: final when the engine
+        commits it."""
+
+    def check_detached_header(self, header: BlockHeader) -> None:
+        """What can be checked of a header whose parent is unknown (PoW: its own work; signed seals: the
+        signature); RejectError otherwise."""
 
     def block_work(self, header: BlockHeader) -> int:
         """Work this block adds to its branch (fork choice sums it)."""
@@ -76,13 +100,15 @@ class SafetyAlarm:
 class AddResult:
     """Outcome of add_block."""
 
-    status: str  # connected | side-branch | orphan | duplicate
+    status: str  # connected | side-branch | stored (engine fork choice) | orphan | duplicate; commit/set_head:
+    # committed | connected | unknown | conflict
     block_hash: bytes
     missing_parent: bytes | None = None
     connected: list[Block] = field(default_factory=list)
     disconnected: list[Block] = field(default_factory=list)
     rejected: list[tuple[bytes, RejectError]] = field(default_factory=list)  # other blocks that failed on the way
     alarms: list[SafetyAlarm] = field(default_factory=list)
+    stored: list[bytes] = field(default_factory=list)  # blocks newly stored by this call (the block, adopted orphans)
     final_height_before: int = 0
     final_height: int = 0
 
@@ -109,12 +135,13 @@ class BlockTree:
     def __init__(
         self, store: ChainStore, genesis: Genesis, policy: ChainPolicy, *, signatures: SignatureChecker | None = None,
         orphan_limits: OrphanLimits | None = None, max_side_blocks: int = MAX_SIDE_BLOCKS,
-        confirmation_finality: bool = True, sync_every_blocks: int = 1,
+        sync_every_blocks: int = 1,
     ) -> None:
-        """`confirmation_finality`: blocks become final at `finality_threshold` confirmations (PoW); engines with
-        their own finality (primary-backup acknowledgements) pass False and call `finalize`. `sync_every_blocks`:
-        connect batches that advance finality are fsynced every this many blocks (1: each one, the node's policy;
-        a bulk import coalesces and calls `make_durable` at the end); any crash still leaves a consistent store."""
+        """Fork choice and finality come from `policy` (`fork_choice`, `confirmation_finality`; engines with their
+        own finality call `commit`). `sync_every_blocks`: connect batches that advance finality are fsynced every
+        this many blocks (1: each one, the node's policy; a bulk import coalesces and calls `make_durable` at the
+        end); any crash still leaves a consistent store, and an engine that acknowledges blocks asks the node to
+        sync before its acknowledgement leaves (the durability request of consensus/engine.py)."""
         self.store = store
         self.genesis = genesis
         self.policy = policy
@@ -123,7 +150,8 @@ class BlockTree:
         self.orphans = OrphanPool(orphan_limits)
         self.max_side_blocks = max_side_blocks
         self.finality_threshold = genesis.finality_threshold
-        self.confirmation_finality = confirmation_finality
+        self.confirmation_finality = policy.confirmation_finality
+        self.engine_fork_choice = policy.fork_choice is ForkChoice.ENGINE
         self.sync_every_blocks = max(1, sync_every_blocks)
         self._unsynced_blocks = 0
         self.safety_alarms = 0
@@ -296,7 +324,8 @@ class BlockTree:
             result.missing_parent = self.orphans.root_of(block.hash) if block.hash in self.orphans else block.parent
             return result
         self._store_new_block(block, parent, now_ms, prechecked=prechecked)
-        result.status = "side-branch"
+        result.stored.append(block.hash)
+        result.status = "stored" if self.engine_fork_choice else "side-branch"
         try:
             self._adopt_orphans(block.hash, now_ms, result)
             self._update_best(result)
@@ -355,6 +384,7 @@ class BlockTree:
                 except RejectError as error:
                     result.rejected.append((child.hash, error))
                     continue
+                result.stored.append(child.hash)
                 pending.append(child.hash)
 
     # -- fork choice and reorg -----------------------------------------------------------------------------------
@@ -365,8 +395,9 @@ class BlockTree:
         return max(candidates, key=lambda m: (m.cumulative_work, -m.seq), default=self.tip)
 
     def _update_best(self, result: AddResult) -> None:
-        """Move the active chain to the best candidate, marking blocks invalid on the way when they fail."""
-        while True:
+        """Move the active chain to the best candidate, marking blocks invalid on the way when they fail (only with
+        most-work fork choice: under engine fork choice the engine moves it)."""
+        while not self.engine_fork_choice:
             best = self._best_candidate()
             current = self.tip
             if (best.cumulative_work, -best.seq) <= (current.cumulative_work, -current.seq):
@@ -491,6 +522,112 @@ class BlockTree:
         self.store.set_final_height(height)
         self._advance_finality(AddResult(status="duplicate", block_hash=self.tip.hash, final_height_before=before))
         return True
+
+    def commit(self, block_hash: bytes) -> AddResult:
+        """Engine finality: `block_hash` and its ancestors are final. The active chain moves onto it if it was
+        elsewhere (disconnecting non-final blocks, connecting and validating the committed branch), then the final
+        height becomes its height; with most-work fork choice the tree may go on along its descendants.
+
+        The result's status: `committed`; `unknown` (the block is not here yet: the caller retries when it comes);
+        `conflict` (it does not extend the final chain, or a block on the way to it is invalid: a safety alarm is
+        raised, nothing moves)."""
+        result = AddResult(status="committed", block_hash=block_hash, final_height_before=self.final_height,
+                           final_height=self.final_height)
+        meta = self._metas.get(block_hash)
+        if meta is None:
+            result.status = "unknown"
+            return result
+        if meta.height <= self.final_height:
+            if self.hash_at(meta.height) != block_hash:
+                self._conflict(meta, result)
+            return result  # final already
+        if not self._move_to(meta, result):
+            return result
+        before = self.final_height
+        self.final_height = meta.height
+        self.store.set_final_height(meta.height)
+        self._update_best(result)
+        if self.final_height > before:
+            self._prune()
+        result.final_height = self.final_height
+        return result
+
+    def set_head(self, block_hash: bytes) -> AddResult:
+        """Engine fork choice: make `block_hash` the active tip (a reorg when it is on another branch; blocks are
+        validated as they connect). Status `connected`, `unknown`, or `conflict` (it forks below the final
+        height, or a block on the way is invalid)."""
+        result = AddResult(status="connected", block_hash=block_hash, final_height_before=self.final_height,
+                           final_height=self.final_height)
+        meta = self._metas.get(block_hash)
+        if meta is None:
+            result.status = "unknown"
+            return result
+        self._move_to(meta, result)
+        return result
+
+    def _move_to(self, meta: BlockMeta, result: AddResult) -> bool:
+        """Make `meta` the active tip; False (and result.status `conflict`) when that is not allowed or fails."""
+        if meta.status is BlockStatus.INVALID:
+            result.status = "conflict"
+            result.rejected.append((meta.hash, RejectError(meta.reason or "invalid", "the block is invalid")))
+            return False
+        if self.is_on_best_chain(meta.hash):
+            if meta.height < self.final_height:
+                self._conflict(meta, result)
+                return False
+            while self.height > meta.height:
+                result.disconnected.append(self._disconnect_tip())
+            return True
+        fork = self._fork_height(meta.hash)
+        if fork < self.final_height:
+            self._conflict(meta, result)
+            return False
+        try:
+            ok = self._reorg_to(meta, fork, result)
+        finally:
+            self._recent.clear()
+        if not ok:
+            result.status = "conflict"
+        return ok
+
+    def _conflict(self, meta: BlockMeta, result: AddResult) -> None:
+        result.status = "conflict"
+        fork = self._fork_height(meta.hash) if meta.hash in self._metas else 0
+        self._raise_alarm(meta, fork, result)
+
+    def validate(self, block_hash: bytes) -> RejectError | None:
+        """Validate-before-connect: check `block_hash` fully (signatures, state transition, state commitment) on
+        its parent's state without connecting it. The parent must be the active tip or a stored descendant of it
+        (those blocks are applied in memory first). None when valid; the RejectError otherwise; `not-ready` when
+        the block is unknown or its parent state is not at hand (a branch off the active chain)."""
+        meta = self._metas.get(block_hash)
+        if meta is None:
+            return RejectError("not-ready", "block not known yet")
+        if meta.status is BlockStatus.INVALID:
+            return RejectError(meta.reason or "invalid", "block is known to be invalid")
+        if self.is_on_best_chain(block_hash):
+            return None  # connected: validated already
+        path = []
+        current: BlockMeta | None = meta
+        while current is not None and not self.is_on_best_chain(current.hash):
+            path.append(current)
+            current = self._metas.get(current.parent)
+        if current is None or current.hash != self.tip.hash:
+            return RejectError("not-ready", "the block's parent state is not at hand (not on the active tip)")
+        state = self.state
+        for step in reversed(path):
+            block = self.store.get_block(step.hash)
+            if block is None:
+                return RejectError("not-ready", f"block {step.hash.hex()} has no body")
+            try:
+                application = connect_block(
+                    state, block, self.rules, reward=self.policy.block_reward(block.header),
+                    now_ms=block.header.timestamp_ms, signatures=self.signatures, cheap_checks_done=True)
+            except RejectError as error:
+                self._mark_invalid(step.hash, error.code)
+                return error if step.hash == block_hash else RejectError("bad-prevblk", f"ancestor invalid: {error}")
+            state = application.state
+        return None
 
     def block_bytes(self, block_hash: bytes) -> bytes | None:
         """A stored block's canonical encoding, without decoding it (serving peers)."""

@@ -11,7 +11,7 @@ either branch; on restart fork choice simply resumes the reorg.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -284,15 +284,31 @@ class ChainStore:
         """Record an engine-driven final height (synced: finality is a promise to clients)."""
         self._write({keys.FINAL_KEY: height.to_bytes(8, "big")}, (), sync=True)
 
-    def put_engine_state(self, engine: str, values: Mapping[str, bytes]) -> None:
-        """Persist engine state (Ready.persist) in one synced batch, before the engine's messages go out."""
-        puts = {keys.engine_key(f"{engine}/{name}"): value for name, value in values.items()}
-        self._write(puts, (), sync=True)
-
-    def engine_state(self, engine: str) -> dict[str, bytes]:
-        """Everything an engine persisted."""
+    def write_engine_state(self, engine: str, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (),
+                           delete_ranges: Iterable[tuple[bytes, bytes]] = (), *, sync: bool = True) -> None:
+        """Engine state changes (Ready.persist) in one atomic batch under the engine's prefix: the ranges
+        `[start, stop)` are deleted first, then `deletes`, then `puts`. Synced by default: the engine writes
+        before the messages that depend on it go out."""
         prefix = keys.engine_key(f"{engine}/")
-        return {key[len(prefix):].decode(): value for key, value in self.store.iterate(prefix=prefix)}
+        doomed = [prefix + key for key in deletes]
+        for start, stop in delete_ranges:
+            doomed.extend(key for key, _ in self.store.iterate(prefix=prefix, start=prefix + start,
+                                                               stop=prefix + stop))
+        staged = {prefix + key: value for key, value in puts.items()}
+        self._write(staged, [key for key in doomed if key not in staged], sync=sync)
+
+    def engine_value(self, engine: str, key: bytes) -> bytes | None:
+        """One value the engine persisted."""
+        return self.store.get(keys.engine_key(f"{engine}/") + key)
+
+    def engine_range(self, engine: str, start: bytes = b"", stop: bytes | None = None,
+                     ) -> Iterator[tuple[bytes, bytes]]:
+        """The engine's keys in `[start, stop)` in order, without its prefix."""
+        prefix = keys.engine_key(f"{engine}/")
+        cut = len(prefix)
+        for key, value in self.store.iterate(prefix=prefix, start=prefix + start if start else None,
+                                             stop=prefix + stop if stop is not None else None):
+            yield key[cut:], value
 
     def make_durable(self) -> None:
         """fsync what was written without sync (before announcing a block, on shutdown)."""

@@ -66,9 +66,10 @@ def generate_pow_chain(
     """Valid PoW blocks on `genesis` at its initial (minimum) difficulty, each with `txs_per_block` fresh transfers
     from `senders` (which genesis must fund). Timestamps advance by exactly the block interval, so the retarget
     keeps the initial target and grinding stays cheap."""
+    from consensus.pow.params import PowParams
     from consensus.pow.seal import grind
 
-    target = int(genesis.param("initial_target"), 16)
+    target = PowParams.of(genesis).initial_target
     interval_ms = max(1, int(float(genesis.param("block_interval_s")) * 1000))
     state, parent = genesis.initial_state(), genesis.block()
     nonces: dict[bytes, int] = {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -37,26 +37,34 @@ from chain.encoding import TAG_GENESIS, U64_MAX, check_text, pack
 from chain.state import State
 from chain.tx import MAX_CHAIN_ID_CHARS
 
-ENGINES = ("pow", "primary-backup")
-# Parameter name -> (type, default, what it means). One table, so `genesis new --param` can reject typos and
-# docs/FORMATS.md can list them. Engines read theirs from Genesis.params.
-PARAMETERS: dict[str, tuple[type, Any, str]] = {
-    "block_interval_s": (float, 10.0, "target seconds between blocks"),
-    "max_future_block_ms": (int, 15_000, "a block timestamp further ahead of local time is rejected (time-too-new)"),
-    "max_block_txs": (int, 5_000, "transactions per block"),
-    "max_block_bytes": (int, 2_000_000, "encoded bytes per block"),
-    "min_fee": (int, 1, "smallest fee the mempool relays"),
-    # PoW
-    "initial_target": (str, "00" + "f" * 62, "PoW target of the first blocks, 64 hex digits"),
-    "retarget_window": (int, 20, "blocks per difficulty retarget window"),
-    "partition_threshold": (float, 0.5, "mine only while the reachable hash share is strictly above this"),
-    "partition_hysteresis": (float, 0.05, "once paused, resume only at threshold + hysteresis"),
-    "heartbeat_interval_s": (float, 1.0, "miner presence heartbeat period"),
-    "heartbeat_timeout_multiple": (float, 4.0, "a miner is unreachable after this many missed heartbeats"),
-    "share_window_blocks": (int, 100, "blocks over which each miner's hash share is estimated"),
-    # primary-backup
-    "primary": (str, "", "address of the primary (default: the first validator by address)"),
-    "acks_required": (int, 0, "backup acknowledgements that make a block final (0 = final at once)"),
+MAX_ENGINE_NAME_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamSpec:
+    """One genesis parameter: its type, default, meaning, and a check naming what is wrong with a value (or
+    None). Chain-level parameters are below; each engine declares its own (consensus/registry.py)."""
+
+    kind: type
+    default: Any
+    meaning: str
+    check: Callable[[Any], str | None] | None = None
+
+
+def _at_least(floor: int, why: str) -> Callable[[Any], str | None]:
+    return lambda value: f"must be at least {floor} ({why})" if value < floor else None
+
+
+# Parameters every network has, whatever its engine. One table, so `genesis new --param` can reject typos and
+# docs/FORMATS.md can list them.
+CHAIN_PARAMETERS: dict[str, ParamSpec] = {
+    "block_interval_s": ParamSpec(kind=float, default=10.0, meaning="target seconds between blocks"),
+    "max_future_block_ms": ParamSpec(kind=int, default=15_000, meaning="a block timestamp further ahead of local "
+                                     "time is rejected (time-too-new)"),
+    "max_block_txs": ParamSpec(kind=int, default=5_000, meaning="transactions per block"),
+    "max_block_bytes": ParamSpec(kind=int, default=2_000_000, meaning="encoded bytes per block",
+                                 check=_at_least(8192, "a header with its seal, and room for transactions")),
+    "min_fee": ParamSpec(kind=int, default=1, meaning="smallest fee the mempool relays"),
 }
 TOP_LEVEL = {"chain_id": str, "consensus": str, "timestamp_ms": int, "finality_threshold": int, "block_reward": int}
 
@@ -83,8 +91,8 @@ class Genesis:
             check_text(self.chain_id, "chain_id", min_size=1, max_size=MAX_CHAIN_ID_CHARS)
         except ValueError as exc:
             raise GenesisError(str(exc)) from exc
-        if self.consensus not in ENGINES:
-            raise GenesisError(f"consensus must be one of {', '.join(ENGINES)}, got {self.consensus!r}")
+        if type(self.consensus) is not str or not 0 < len(self.consensus) <= MAX_ENGINE_NAME_CHARS:
+            raise GenesisError(f"consensus must name an engine (1..{MAX_ENGINE_NAME_CHARS} characters)")
         for name in ("timestamp_ms", "finality_threshold", "block_reward"):
             value = getattr(self, name)
             if type(value) is not int or not 0 <= value <= U64_MAX:
@@ -93,7 +101,10 @@ class Genesis:
             raise GenesisError("finality_threshold must be at least 1")
         params = dict(self.params)
         for key, value in params.items():
-            params[key] = _coerce_param(key, value)
+            if key in CHAIN_PARAMETERS:
+                params[key] = coerce_param(key, value, CHAIN_PARAMETERS)
+            elif type(key) is not str or type(value) not in (bool, int, float, str):
+                raise GenesisError(f"parameter {key!r} must be a name with a boolean, number or string value")
         object.__setattr__(self, "params", MappingProxyType(params))
         for label, table in (("balances", self.balances), ("validators", self.validators)):
             for address, amount in table.items():
@@ -107,10 +118,13 @@ class Genesis:
         object.__setattr__(self, "validators", MappingProxyType(dict(self.validators)))
 
     def param(self, name: str) -> Any:
-        """An engine parameter, or its default."""
-        if name not in PARAMETERS:
-            raise KeyError(f"unknown genesis parameter {name!r}")
-        return self.params.get(name, PARAMETERS[name][1])
+        """A chain-level parameter (or its default), or an engine parameter this genesis sets. Engine parameters
+        with their defaults are read through the engine's own table (consensus.registry: `EngineSpec.param`)."""
+        if name in CHAIN_PARAMETERS:
+            return self.params.get(name, CHAIN_PARAMETERS[name].default)
+        if name in self.params:
+            return self.params[name]
+        raise KeyError(f"{name!r} is not a chain-level genesis parameter, and this genesis does not set it")
 
     def encode(self) -> bytes:
         """Canonical encoding of every field (sorted maps), the preimage of the genesis hash."""
@@ -169,10 +183,13 @@ def _toml_value(value: object) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def _coerce_param(key: str, value: object) -> Any:
-    if key not in PARAMETERS:
-        raise GenesisError(f"unknown genesis parameter {key!r} (known: {', '.join(sorted(PARAMETERS))})")
-    kind = PARAMETERS[key][0]
+def coerce_param(key: str, value: object, specs: Mapping[str, ParamSpec]) -> Any:
+    """`value` as parameter `key` of `specs` demands (an int where a float is due becomes a float); GenesisError
+    naming the problem otherwise."""
+    if key not in specs:
+        raise GenesisError(f"unknown genesis parameter {key!r} (known: {', '.join(sorted(specs))})")
+    spec = specs[key]
+    kind = spec.kind
     if kind is float and type(value) is int:
         value = float(value)
     if type(value) is not kind:
@@ -181,46 +198,23 @@ def _coerce_param(key: str, value: object) -> Any:
         raise GenesisError(f"parameter {key} must be a finite non-negative number")
     if kind is int and not 0 <= value <= U64_MAX:  # type: ignore[operator,unused-ignore]
         raise GenesisError(f"parameter {key} must be a u64 integer")
-    if key == "initial_target":
-        try:
-            target = int(str(value), 16)
-        except ValueError as exc:
-            raise GenesisError("initial_target must be hex") from exc
-        if len(str(value)) != 64 or target == 0:
-            raise GenesisError("initial_target must be 64 hex digits and not zero")
-    if key == "primary" and value:
-        try:
-            crypto.address_from_text(str(value))
-        except crypto.AddressError as exc:
-            raise GenesisError(f"primary: {exc}") from exc
-    if key in ("partition_threshold",) and not 0 <= value < 1:  # type: ignore[operator]
-        raise GenesisError(f"{key} must be in [0, 1)")
-    problem = _PARAMETER_FLOORS.get(key, lambda _: None)(value)
+    problem = spec.check(value) if spec.check is not None else None
     if problem is not None:
         raise GenesisError(f"parameter {key} {problem}")
     return value
 
 
-# Values the engines cannot run with (each found crashing or stalling a testnet): parameter -> check giving the
-# reason, or None when the value is fine.
-_PARAMETER_FLOORS: dict[str, Any] = {
-    "retarget_window": lambda v: "must be at least 1 (blocks per retarget)" if v < 1 else None,
-    "share_window_blocks": lambda v: "must be at least 1 (no window, no share estimate, no mining)" if v < 1 else None,
-    "max_block_bytes": lambda v: "must be at least 8192 (a header with its seal, and room for transactions)"
-    if v < 8192 else None,
-    "heartbeat_interval_s": lambda v: "must be above 0" if v <= 0 else None,
-    "heartbeat_timeout_multiple": lambda v: "must be above 1 (a miner would time out between its own heartbeats)"
-    if v <= 1 else None,
-}
-
-
-def parse_param_value(key: str, text: str) -> Any:
-    """Parse a `--param KEY=VALUE` value by the parameter's (or top-level field's) type."""
-    kind = PARAMETERS[key][0] if key in PARAMETERS else TOP_LEVEL.get(key)
+def parse_param_value(key: str, text: str, specs: Mapping[str, ParamSpec]) -> Any:
+    """Parse a `--param KEY=VALUE` value by the parameter's (from `specs`) or top-level field's type."""
+    kind = specs[key].kind if key in specs else TOP_LEVEL.get(key)
     if kind is None:
         raise GenesisError(
-            f"unknown genesis parameter {key!r} (known: {', '.join(sorted([*TOP_LEVEL, *PARAMETERS]))})"
+            f"unknown genesis parameter {key!r} (known: {', '.join(sorted([*TOP_LEVEL, *specs]))})"
         )
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise GenesisError(f"parameter {key} must be true or false, got {text!r}")
+        return text.lower() == "true"
     try:
         return kind(text) if kind is not str else text
     except ValueError as exc:

@@ -28,7 +28,7 @@ from chain.chainstore import BlockMeta, BlockStatus, ChainStoreError
 from chain.crypto import PrivateKey
 from chain.devtools import dev_genesis, dev_keys, generate_pow_chain
 from chain.errors import DecodeError, RejectError
-from chain.genesis import PARAMETERS, GenesisError
+from chain.genesis import CHAIN_PARAMETERS, GenesisError
 from chain.state import Account, AccountDict, ElementCache, State, accumulate, apply_block, commitment_of
 from cli.common import emit_json, fail
 from node.chainfile import ChainFileError, iter_blocks, read_header, write_chain_file
@@ -36,7 +36,7 @@ from node.client import RpcClient, RpcError, RpcUnavailable
 from node.datadir import DatadirError, OpenChain, init_datadir, open_chain, read_genesis_file
 from storage import StoreError
 
-MAX_GENERATED_TXS = int(PARAMETERS["max_block_txs"][1])  # what a dev genesis accepts per block
+MAX_GENERATED_TXS = int(CHAIN_PARAMETERS["max_block_txs"].default)  # what a dev genesis accepts per block
 DEFAULT_MAX_ACCOUNTS = 1000
 SHORT_HASH_CHARS = 16
 

@@ -13,6 +13,7 @@ from chain.devtools import block_on
 from chain.genesis import Genesis
 from chain.mempool import Mempool
 from chain.tx import make_transfer
+from consensus.pow.params import PowParams
 from consensus.pow.seal import grind
 from node.datadir import init_datadir, open_chain
 
@@ -36,7 +37,7 @@ def command(blocks: int) -> None:
             mempool = Mempool.from_genesis(genesis, tree.signatures)
             mempool.add(tx, tree.state, now=time.monotonic())
             click.echo(f"mempool {len(mempool)} transaction(s) waiting")
-            target = int(genesis.param("initial_target"), 16)
+            target = PowParams.of(genesis).initial_target
             for _ in range(blocks):
                 parent = tree.get_block(tree.tip.hash)
                 assert parent is not None

@@ -10,10 +10,10 @@ import click
 from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
 from cli.common import fail
+from consensus.pow.spec import initial_target_for
 from node.config import MiningSection, NodeConfig, NodeSection, RpcSection, write_config
 from node.datadir import DatadirError, init_datadir
 from node.identity import KEY_FILE, load_or_create_key
-from testnet.cluster import pow_target_for
 
 DEV_SEED = b"chainlab-devnet/dev-account"
 DEV_SECRET_FILE = "dev-account.secret"
@@ -50,7 +50,7 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
                 chain_id="chainlab-devnet", consensus="pow", finality_threshold=3,
                 balances={dev.address: 10**15}, validators={miner.address: 1},
                 params={"block_interval_s": block_interval_s,
-                        "initial_target": pow_target_for(hashrate_hps, block_interval_s)},
+                        "initial_target": initial_target_for(hashrate_hps, block_interval_s)},
             )
             init_datadir(directory, genesis)
             config = NodeConfig(node=NodeSection(name="devnet"), rpc=RpcSection(port=rpc_port),

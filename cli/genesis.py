@@ -15,8 +15,6 @@ import click
 from chain import crypto
 from chain.encoding import U64_MAX
 from chain.genesis import (
-    ENGINES,
-    PARAMETERS,
     TOP_LEVEL,
     Genesis,
     GenesisError,
@@ -26,7 +24,7 @@ from chain.genesis import (
 from cli.common import emit_json, fail
 from cli.keystore import Keystore
 from cli.wallet import open_keystore, resolve_account, user_errors, wallet_dir_option
-from consensus.pow.shares import partition_finality_risk, partition_risk_warning
+from consensus.registry import all_parameters, check_genesis, engine_names, spec_of
 
 DEFAULT_CHAIN_ID = "chainlab-dev"
 _MAX_GENESIS_BYTES = 16 * 1024 * 1024
@@ -83,7 +81,8 @@ def _params(entries: tuple[str, ...], chain_id: str | None) -> tuple[dict[str, A
         target = top if key in _TOP_LEVEL_PARAMS else params
         if key in target:
             raise GenesisError(f"--param {key} is given twice")
-        target[key] = parse_param_value(key, value_text)  # GenesisError names an unknown key or a bad value
+        # GenesisError names an unknown key or a bad value; the engine's own table judges its keys later.
+        target[key] = parse_param_value(key, value_text, all_parameters())
     if chain_id is not None:
         if top.get("chain_id", chain_id) != chain_id:
             raise GenesisError("--chain-id and --param chain_id disagree")
@@ -116,7 +115,9 @@ def load_genesis_file(path: Path) -> Genesis:
     if len(raw) > _MAX_GENESIS_BYTES:
         fail(f"{path}: larger than {_MAX_GENESIS_BYTES} bytes; not a genesis file")
     try:
-        return parse_genesis(raw.decode("utf-8"))
+        genesis = parse_genesis(raw.decode("utf-8"))
+        check_genesis(genesis)
+        return genesis
     except UnicodeDecodeError:
         fail(f"{path}: not UTF-8 text")
     except GenesisError as exc:
@@ -142,11 +143,11 @@ def _top_level_default(name: str) -> object:
 
 
 class _GenesisNewCommand(click.Command):
-    """`genesis new` lists every --param key after its options, built from chain.genesis.PARAMETERS."""
+    """`genesis new` lists every --param key after its options, from the chain's and every engine's tables."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(f"{name} ({kind.__name__})", f"{meaning} [default: {default}]")
-                for name, (kind, default, meaning) in sorted(PARAMETERS.items())]
+        rows = [(f"{name} ({spec.kind.__name__})", f"{spec.meaning} [default: {spec.default}]")
+                for name, spec in sorted(all_parameters().items())]
         rows += [(f"{name} ({TOP_LEVEL[name].__name__})",
                   f"{_TOP_LEVEL_MEANINGS.get(name, 'top-level field')} [default: {_top_level_default(name)}]")
                  for name in _TOP_LEVEL_PARAMS]
@@ -166,7 +167,7 @@ def command() -> None:
 @command.command(name="new", cls=_GenesisNewCommand)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Genesis file to write.")
-@click.option("--consensus", required=True, type=click.Choice(ENGINES),
+@click.option("--consensus", required=True, type=click.Choice(engine_names()),
               help="Consensus engine of the network.")
 @click.option("--chain-id", default=None, metavar="ID", help=f"Chain id [default: {DEFAULT_CHAIN_ID}].")
 @click.option("--fund", multiple=True, metavar="WALLET_OR_ADDRESS=AMOUNT",
@@ -204,9 +205,10 @@ def new_genesis(
                 validators=_accounts(validator, "--validator", keystore, default=1),
                 **top,
             )
+            spec = check_genesis(genesis)
     except GenesisError as exc:
         fail(str(exc))
-    warning = partition_risk_warning(genesis)  # before writing: nothing after the write may fail
+    warnings = spec.warnings(genesis)  # before writing: nothing after the write may fail
     text = genesis.to_toml()
     assert parse_genesis(text).hash == genesis.hash, "genesis TOML does not round-trip"
     try:
@@ -215,10 +217,10 @@ def new_genesis(
         fail(f"cannot write {out}: {exc.strerror or exc}")
     if as_json:
         emit_json({"path": str(out), "hash": genesis.hash.hex(), "chain_id": genesis.chain_id,
-                   "consensus": genesis.consensus, "warnings": [warning] if warning else []})
+                   "consensus": genesis.consensus, "warnings": warnings})
         return
     click.echo(f"wrote {out} (chain {genesis.chain_id}, consensus {genesis.consensus})", err=True)
-    if warning:
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(genesis.hash.hex())
 
@@ -226,7 +228,9 @@ def new_genesis(
 
 
 def summary(genesis: Genesis, path: Path) -> dict[str, Any]:
-    """JSON view of a genesis with every parameter (defaults filled in)."""
+    """JSON view of a genesis with every parameter of its engine (defaults filled in)."""
+    spec = spec_of(genesis)
+    names = sorted(spec.all_parameters())
     return {
         "path": str(path),
         "hash": genesis.hash.hex(),
@@ -236,14 +240,14 @@ def summary(genesis: Genesis, path: Path) -> dict[str, Any]:
         "timestamp_ms": genesis.timestamp_ms,
         "finality_threshold": genesis.finality_threshold,
         "block_reward": genesis.block_reward,
-        "params": {name: genesis.param(name) for name in sorted(PARAMETERS)},
-        "defaults": sorted(name for name in PARAMETERS if name not in genesis.params),
+        "params": {name: genesis.params.get(name, spec.all_parameters()[name].default) for name in names},
+        "defaults": [name for name in names if name not in genesis.params],
         "balances": {crypto.address_to_text(a): v for a, v in sorted(genesis.balances.items())},
         "total_supply": sum(genesis.balances.values()),
         "validators": {crypto.address_to_text(a): v for a, v in sorted(genesis.validators.items())},
-        "partition_finality_risk": float(f"{partition_finality_risk(genesis):.2g}") if genesis.consensus == "pow"
-        else None,
-        "warnings": [w for w in (partition_risk_warning(genesis),) if w],
+        "partition_finality_risk": None,
+        **spec.facts(genesis),
+        "warnings": spec.warnings(genesis),
     }
 
 

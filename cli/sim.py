@@ -13,6 +13,7 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass
+from random import Random
 from typing import Any
 
 import click
@@ -29,7 +30,7 @@ from testnet.sim.swarm import swarm_configs
 def node_core_factory(spec: CoreSpec) -> SimCore:
     """The real node core over the spec's in-memory store: what every simulated node runs."""
     return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
-                               mining=spec.mining)
+                               mining=spec.mining, rng=Random(spec.rng_seed))
 
 
 def rss_bytes() -> int:

@@ -17,6 +17,7 @@ import click
 
 from chain.genesis import GenesisError, parse_param_value
 from cli.common import emit_json, fail
+from consensus.registry import all_parameters, engine_names
 from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
 from testnet.history import HistoryWriter
@@ -83,13 +84,13 @@ def _genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = entry.partition("=")
         if not sep or not key:
             raise TestnetError(f"--genesis-param {entry!r}: use KEY=VALUE")
-        params[key.strip()] = parse_param_value(key.strip(), value.strip())
+        params[key.strip()] = parse_param_value(key.strip(), value.strip(), all_parameters())
     return params
 
 
 @command.command(name="up")
 @click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True, help="number of nodes")
-@click.option("--consensus", type=click.Choice(["pow", "primary-backup"]), default="pow", show_default=True)
+@click.option("--consensus", type=click.Choice(engine_names()), default="pow", show_default=True)
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="testnet directory to create (default: a new one under ./testnets)")
 @click.option("--topology", type=click.Choice(TOPOLOGIES), default="full", show_default=True,

@@ -12,6 +12,7 @@ from chain.blocktree import TipInfo
 from chain.errors import RejectError
 from chain.mempool import PoolEntryView
 from chain.tx import Transaction
+from consensus.engine import UnsupportedAdmin
 from node.api import AccountView, BlockPosition, EventSubscription, TxState, TxStatus
 
 if TYPE_CHECKING:
@@ -230,11 +231,10 @@ class NodeApiAdapter:
     def set_mining(self, enabled: bool) -> dict[str, object]:
         """Admin mining switch; answers the engine's decision after the switch (the partition handler may still
         keep a switched-on miner paused, and says why)."""
-        if self.node.genesis.consensus != "pow":
-            raise ValueError(f"the {self.node.genesis.consensus} engine does not mine")
-        self.node.set_mining(enabled)
-        status = self.node.engine.status(now=time.monotonic())
-        return {"mining_enabled": enabled, "mining": bool(status.get("mining")), "reason": status.get("reason")}
+        try:
+            return self.node.admin("mining", enabled)
+        except UnsupportedAdmin as error:
+            raise ValueError(error.message) from None
 
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""

@@ -1,9 +1,12 @@
 """The node core (pure): block tree + mempool + consensus engine, driven by the asyncio node and by the simulator.
 
 Everything a node decides lives here; the drivers only do I/O. Each input (`start`, `tick`, `receive_block`,
-`receive_tx`, `receive_engine_message`, `peers_changed`, `mined`, `set_mining`) returns an `Output` telling the
-driver what to send, what to mine, what to publish and what to log. The engine is driven as consensus/engine.py
-documents (persist, then send, then apply) inside the core, so both drivers follow the same order.
+`receive_tx`, `receive_engine_message`, `peers_changed`, `sync_gap`, `mined`, `admin`) returns an `Output` telling
+the driver what to send, what to seal in its workers, what to publish and what to log. The engine is driven as
+consensus/engine.py documents (persist with its durability request, then send, then apply) inside the core, so
+both drivers follow the same order; engine messages leave in the signed, flooded envelope (consensus/envelope.py)
+and arriving ones are routed by it. The core never asks which engine runs: the engine's spec
+(consensus/registry.py) and its outputs say everything.
 
 No clocks and no randomness here: `now` (monotonic seconds) and `now_ms` (wall-clock milliseconds for block
 timestamps) come from the driver, which for the simulator is a virtual clock.
@@ -11,10 +14,12 @@ timestamps) come from the driver, which for the simulator is a virtual clock.
 
 from __future__ import annotations
 
+from random import Random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chain import crypto
-from chain.block import Block, BlockHeader, make_block
+from chain.block import Block, make_block
 from chain.blocktree import AddResult, BlockTree
 from chain.chainstore import ChainStore
 from chain.errors import RejectError
@@ -23,12 +28,41 @@ from chain.mempool import Mempool
 from chain.state import apply_block
 from chain.tx import Transaction
 from chain.validation import SignatureChecker, check_block_cheap
-from consensus.engine import Engine, EngineMessage, MiningDecision, Outgoing, ProposeRequest
-from consensus.registry import chain_policy, engine_for
+from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, Ready, Sealed
+from consensus.envelope import ENVELOPE_KIND, EnvelopeRouter
+from consensus.registry import check_genesis, engine_for
 from storage.base import Store
 
 TEMPLATE_REFRESH_S = 1.0  # rebuild a mining template for new transactions at most this often
 MAX_ENGINE_ROUNDS = 16
+_CORE_STATE = "node"  # the core's own persisted state (the envelope sequence reservation), beside the engine's
+_ENVELOPE_SEQ_KEY = b"envelope_seq"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerBroadcast:
+    """An engine envelope for the P2P layer: to every ready peer except `exclude` (the peer it came from).
+    `to` is always None (kept for drivers that once addressed peers): addressing is the envelope's business."""
+
+    message: EngineMessage
+    exclude: str | None = None
+    to: str | None = None
+
+
+class StoreEngineState:
+    """The engine's persisted state, read from the node's store (consensus.engine.EngineState)."""
+
+    def __init__(self, store: ChainStore, engine: str) -> None:
+        self._store = store
+        self._engine = engine
+
+    def get(self, key: bytes) -> bytes | None:
+        """One value, or None."""
+        return self._store.engine_value(self._engine, key)
+
+    def range(self, start: bytes = b"", stop: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Keys in `[start, stop)` in order."""
+        return self._store.engine_range(self._engine, start, stop)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +83,7 @@ class Output:
 
     announce_blocks: list[Block] = field(default_factory=list)  # push to peers (our own new blocks)
     announce_txs: list[tuple[Transaction, str | None]] = field(default_factory=list)  # (tx, peer to skip)
-    engine_messages: list[Outgoing] = field(default_factory=list)
+    engine_messages: list[PeerBroadcast] = field(default_factory=list)
     mining: MiningWork | None = None  # None: no change
     events: list[dict[str, object]] = field(default_factory=list)  # block / final / reorg, for subscribers
     notes: list[str] = field(default_factory=list)  # log lines
@@ -59,7 +93,7 @@ class Output:
 @dataclass(slots=True)
 class _Job:
     job_id: int
-    header: BlockHeader  # unsealed: seal carries the target and nonce 0
+    puzzle: Puzzle
     draft: Block
 
 
@@ -67,33 +101,45 @@ class NodeCore:
     """One node's decisions over its block tree, mempool and engine."""
 
     def __init__(self, *, name: str, tree: BlockTree, key: crypto.PrivateKey, mining: bool = True,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, rng: Random | None = None) -> None:
+        """`mining` False: the engine starts with proposing switched off (`node run --no-mining`). `rng`: the
+        engine's randomness (default: seeded from the node key, so a node's draws are its own but repeatable)."""
         self.name = name
         self.tree = tree
         self.genesis = tree.genesis
         self.key = key
+        self.spec = check_genesis(self.genesis)
         self.mempool = Mempool.from_genesis(self.genesis, tree.signatures)
-        self.engine: Engine = engine if engine is not None else engine_for(self.genesis, key, mining=mining)
+        self.rng = rng if rng is not None else Random(crypto.sha256(b"engine-rng" + key.public_key))
+        self.engine: Engine = engine if engine is not None else engine_for(
+            self.genesis, key, rng=self.rng, proposing_allowed=mining)
+        self.envelopes = EnvelopeRouter(self.genesis.hash, key)
         self._job: _Job | None = None
         self._job_ids = 0
-        self._mining_decision: MiningDecision | None = None
+        self._proposing_reason = "starting"
+        self._proposing_active: bool | None = None
+        self._pending_commit: bytes | None = None  # committed by the engine before the block arrived
         self._template_refreshed_at = float("-inf")
         self._sync_gap = 0  # blocks the peers' best chain is ahead of ours, as last told to the engine
 
     @classmethod
     def over_store(cls, *, name: str, genesis: Genesis, store: Store, key: crypto.PrivateKey, mining: bool = True,
-                   signatures: SignatureChecker | None = None, engine: Engine | None = None) -> NodeCore:
+                   signatures: SignatureChecker | None = None, engine: Engine | None = None,
+                   rng: Random | None = None) -> NodeCore:
         """A core over `store` (created for `genesis` if empty): what the simulator builds for each node."""
-        tree = BlockTree(ChainStore(store), genesis, chain_policy(genesis), signatures=signatures,
-                         confirmation_finality=genesis.consensus == "pow")
-        return cls(name=name, tree=tree, key=key, mining=mining, engine=engine)
+        policy = engine.policy if engine is not None else check_genesis(genesis).policy(genesis)
+        tree = BlockTree(ChainStore(store), genesis, policy, signatures=signatures)
+        return cls(name=name, tree=tree, key=key, mining=mining, engine=engine, rng=rng)
 
     # -- inputs --------------------------------------------------------------------------------------------------
 
     def start(self, *, now: float, now_ms: int) -> Output:
         """Start the engine with what it persisted before."""
         out = Output()
-        self.engine.start(self.tree, now=now, now_ms=now_ms, persisted=self.tree.store.engine_state(self.engine.name))
+        stored = self.tree.store.engine_value(_CORE_STATE, _ENVELOPE_SEQ_KEY)
+        reservation = self.envelopes.start(int.from_bytes(stored, "big") if stored else 0, now_ms)
+        self._reserve(reservation)
+        self.engine.start(self.tree, StoreEngineState(self.tree.store, self.engine.name), now=now, now_ms=now_ms)
         self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
@@ -107,11 +153,9 @@ class NodeCore:
     def peers_changed(self, peers: set[str], previous: set[str], *, now: float, now_ms: int) -> Output:
         """The connected peers are now `peers` (they were `previous`)."""
         out = Output()
-        for peer in peers - previous:
-            self.engine.on_peer(peer, True, now=now)
-        for peer in previous - peers:
-            self.engine.on_peer(peer, False, now=now)
-        self._drive_engine(out, now=now, now_ms=now_ms)
+        if len(peers) != len(previous) or peers != previous:
+            self.engine.on_peers(len(peers), now=now)
+            self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
     def sync_gap(self, peers_best_height: int, *, now: float, now_ms: int) -> Output:
@@ -122,14 +166,24 @@ class NodeCore:
         out = Output()
         if gap != self._sync_gap:
             self._sync_gap = gap
-            self.engine.on_sync_gap(gap, now=now)
+            self.engine.on_sync_status(gap, now=now)
             self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
     def receive_engine_message(self, peer: str, kind: str, payload: bytes, *, now: float, now_ms: int) -> Output:
-        """An engine message from a peer; RejectError for a malformed or forged one."""
+        """An engine envelope from a peer: relayed once (unless the engine refuses what it carries) and handed to
+        the engine when it is addressed to us; RejectError for a malformed or forged one."""
         out = Output()
-        self.engine.on_message(peer, EngineMessage(kind=kind, payload=payload), now=now, now_ms=now_ms)
+        if kind != ENVELOPE_KIND:
+            raise RejectError("unknown-engine-message", f"engine messages travel as {ENVELOPE_KIND!r}, not {kind!r}")
+        received = self.envelopes.receive(payload)
+        if received is None:
+            return out  # a copy seen before
+        if received.deliver is not None:
+            self.engine.on_message(received.sender, received.deliver, now=now, now_ms=now_ms)
+        if received.relay is not None:
+            out.engine_messages.append(PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=received.relay),
+                                                     exclude=peer))
         self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
@@ -142,10 +196,8 @@ class NodeCore:
             if block.height != parent.height + 1:
                 raise RejectError("bad-height", f"height {block.height} on a parent at {parent.height}")
             tree.policy.check_header(block.header, parent, tree, now_ms)
-        elif self.genesis.consensus == "pow":
-            from consensus.pow.seal import check_pow
-
-            check_pow(block.header)  # without the parent, at least its own target must be met
+        else:
+            tree.policy.check_detached_header(block.header)  # without the parent, what the seal alone proves
         check_block_cheap(block, tree.rules, now_ms=now_ms)
         return parent is not None
 
@@ -168,24 +220,22 @@ class NodeCore:
             self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
-    def set_mining(self, enabled: bool, *, now: float, now_ms: int) -> Output:
-        """Admin switch."""
+    def admin(self, action: str, value: object, *, now: float, now_ms: int) -> tuple[Output, dict[str, object]]:
+        """An admin action for the engine (consensus.engine.UnsupportedAdmin if it has none by that name)."""
         out = Output()
-        self.engine.set_mining_enabled(enabled, now=now)
+        answer = self.engine.admin(action, value, now=now)
         self._drive_engine(out, now=now, now_ms=now_ms)
-        return out
+        return out, answer
 
     def mined(self, job_id: int, nonce: int, *, now: float, now_ms: int) -> Output:
-        """A miner found `nonce` for job `job_id`: seal, import and announce the block (stale jobs are ignored)."""
+        """A worker solved the puzzle of job `job_id` with `nonce`: seal, import and announce the block (stale jobs
+        are ignored)."""
         out = Output()
         job = self._job
         if job is None or job.job_id != job_id:
             return out
-        from consensus.pow.seal import decode_seal, encode_seal
-
         self._job = None
-        target, _ = decode_seal(job.header.seal)
-        block = Block(header=job.header.with_seal(encode_seal(target, nonce)), txs=job.draft.txs)
+        block = Block(header=self.engine.solved(job.puzzle, nonce), txs=job.draft.txs)
         self._publish_own(block, now=now, now_ms=now_ms, out=out)
         return out
 
@@ -199,6 +249,14 @@ class NodeCore:
             out.notes.append(f"block {rejected_hash.hex()[:16]} rejected: {rejection}")
         if result.tip_changed:
             self._after_tip_change(result, out, now=now, now_ms=now_ms)
+        if result.stored:
+            for stored_hash in result.stored:
+                meta = self.tree.meta(stored_hash)
+                if meta is not None:
+                    self.engine.on_block_stored(self.tree, meta, now=now, now_ms=now_ms)
+            if self._pending_commit is not None and self._pending_commit in result.stored:
+                self._commit(self._pending_commit, out, now=now, now_ms=now_ms)
+            self._drive_engine(out, now=now, now_ms=now_ms)
         return result
 
     def _after_tip_change(self, result: AddResult, out: Output, *, now: float, now_ms: int) -> None:
@@ -238,55 +296,99 @@ class NodeCore:
         except RejectError as error:
             out.notes.append(f"our own block {block.hash.hex()[:16]} was rejected: {error}")
             return
-        if result.status == "connected":
+        if result.status in ("connected", "stored"):
             self.tree.make_durable()  # an announced block survives a power loss
             out.announce_blocks.append(block)
 
     # -- the engine ----------------------------------------------------------------------------------------------
 
     def _drive_engine(self, out: Output, *, now: float, now_ms: int) -> None:
-        """Take engine outputs until none are left: persist, then send, then apply."""
+        """Take engine outputs until none are left: persist (durably when asked), then send, then apply."""
         for _ in range(MAX_ENGINE_ROUNDS):
             ready = self.engine.ready()
             if ready.is_empty():
                 return
             out.notes.extend(ready.notes)
-            if ready.persist:
-                self.tree.store.put_engine_state(self.engine.name, ready.persist)
-            out.engine_messages.extend(ready.messages)
-            if ready.mining is not None:
-                out.mining = self._mining_work(ready.mining, now_ms=now_ms)
-            if ready.propose is not None:
-                self._propose(ready.propose, now=now, now_ms=now_ms, out=out)
-            if ready.finalize is not None and self.tree.finalize(ready.finalize):
-                out.events.append(self._final_event())
+            self._persist(ready)
+            for outgoing in ready.messages:
+                out.engine_messages.append(self._seal_envelope(outgoing))
+            self._apply(ready, out, now=now, now_ms=now_ms)
+        out.notes.append(f"engine {self.engine.name} still had outputs after {MAX_ENGINE_ROUNDS} rounds; "
+                         "the rest waits for the next input")
 
-    def _mining_work(self, decision: MiningDecision, *, now_ms: int) -> MiningWork:
-        self._mining_decision = decision
-        if not decision.active or decision.job is None:
-            self._job = None
-            return MiningWork(active=False, reason=decision.reason)
-        from consensus.pow.policy import PowPolicy
-        from consensus.pow.seal import encode_seal, mining_prefix
+    def _persist(self, ready: Ready) -> None:
+        """Step 1: the engine's batch, synced; with `durable`, every block written before it is synced too (a
+        LevelDB sync write syncs the log that holds the earlier writes), so the messages of this Ready
+        acknowledge only what is on disk."""
+        writes = ready.persist
+        if writes:
+            self.tree.store.write_engine_state(self.engine.name, writes.puts, writes.deletes, writes.delete_ranges,
+                                               sync=True)
+        elif ready.durable:
+            self.tree.make_durable()
 
-        job = decision.job
-        policy = self.tree.policy
-        if not isinstance(policy, PowPolicy):
-            raise AssertionError("mining decisions come from the PoW engine only")
-        timestamp_ms = max(now_ms, policy.median_time_past_ms(self.tree.tip, self.tree) + 1)
-        draft = self.template(job.parent_hash, job.miner, timestamp_ms)
-        header = draft.header.with_seal(encode_seal(job.target, 0))
-        self._job_ids += 1
-        self._job = _Job(job_id=self._job_ids, header=header, draft=draft)
-        return MiningWork(active=True, reason=decision.reason, job_id=self._job_ids, target=job.target,
-                          prefix=mining_prefix(header.seal_hash, job.target))
+    def _seal_envelope(self, outgoing: Outgoing) -> PeerBroadcast:
+        payload, reservation = self.envelopes.seal(outgoing)
+        self._reserve(reservation)
+        return PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=payload))
+
+    def _reserve(self, reservation: int | None) -> None:
+        if reservation is not None:  # before any envelope of the new block of sequence numbers leaves
+            self.tree.store.write_engine_state(_CORE_STATE, {_ENVELOPE_SEQ_KEY: reservation.to_bytes(8, "big")},
+                                               sync=True)
+
+    def _apply(self, ready: Ready, out: Output, *, now: float, now_ms: int) -> None:
+        """Step 3: proposals, validation requests, fork choice and commits."""
+        if ready.proposing is not None:
+            self._proposing_reason = ready.proposing.reason
+            self._proposing_active = ready.proposing.active
+            if not ready.proposing.active:
+                self._job = None
+                out.mining = MiningWork(active=False, reason=ready.proposing.reason)
+        if ready.propose is not None:
+            self._propose(ready.propose, now=now, now_ms=now_ms, out=out)
+        for block_hash in ready.validate:
+            error = self.tree.validate(block_hash)
+            self.engine.on_validated(block_hash, error, now=now, now_ms=now_ms)
+        if ready.head is not None:
+            result = self.tree.set_head(ready.head)
+            self._after_engine_move(result, out, now=now, now_ms=now_ms)
+        if ready.commit is not None:
+            self._commit(ready.commit, out, now=now, now_ms=now_ms)
+
+    def _commit(self, block_hash: bytes, out: Output, *, now: float, now_ms: int) -> None:
+        result = self.tree.commit(block_hash)
+        if result.status == "unknown":
+            self._pending_commit = block_hash  # applied when the block arrives
+            return
+        if self._pending_commit == block_hash or result.status == "committed":
+            self._pending_commit = None
+        self._after_engine_move(result, out, now=now, now_ms=now_ms)
+
+    def _after_engine_move(self, result: AddResult, out: Output, *, now: float, now_ms: int) -> None:
+        out.results.append(result)
+        for rejected_hash, rejection in result.rejected:
+            out.notes.append(f"block {rejected_hash.hex()[:16]} rejected: {rejection}")
+        if result.status == "conflict":
+            out.notes.append(f"engine {self.engine.name} chose block {result.block_hash.hex()[:16]}, which "
+                             "conflicts with the final chain or is invalid; staying put")
+        if result.tip_changed:
+            self._after_tip_change(result, out, now=now, now_ms=now_ms)
+        elif self.tree.final_height > result.final_height_before:
+            out.events.append(self._final_event())
 
     def _propose(self, request: ProposeRequest, *, now: float, now_ms: int, out: Output) -> None:
         if request.parent_hash != self.tree.tip.hash:
             return
-        draft = self.template(request.parent_hash, request.proposer, request.timestamp_ms)
-        sealed = self.engine.seal(draft.header)
-        self._publish_own(Block(header=sealed, txs=draft.txs), now=now, now_ms=now_ms, out=out)
+        draft = self.template(request.parent_hash, request.proposer, max(now_ms, request.min_timestamp_ms))
+        outcome = self.engine.seal(draft.header)
+        if isinstance(outcome, Sealed):
+            self._publish_own(Block(header=outcome.header, txs=draft.txs), now=now, now_ms=now_ms, out=out)
+            return
+        self._job_ids += 1
+        self._job = _Job(job_id=self._job_ids, puzzle=outcome, draft=draft)
+        out.mining = MiningWork(active=True, reason=self._proposing_reason, job_id=self._job_ids,
+                                target=outcome.target, prefix=outcome.prefix)
 
     def template(self, parent_hash: bytes, proposer: bytes, timestamp_ms: int) -> Block:
         """A block on the tip with the mempool's best transactions, committing to its resulting state."""
@@ -305,9 +407,9 @@ class NodeCore:
     # -- views ---------------------------------------------------------------------------------------------------
 
     @property
-    def mining_decision(self) -> MiningDecision | None:
-        """The engine's last mining decision."""
-        return self._mining_decision
+    def proposing(self) -> tuple[bool | None, str]:
+        """The engine's standing decision to propose (None: not said yet) and its reason."""
+        return self._proposing_active, self._proposing_reason
 
     def status(self, *, now: float) -> dict[str, object]:
         """Chain, mempool and engine fields of /v1/status (the driver adds its transport's)."""

@@ -11,7 +11,7 @@ from chain.blocktree import BlockTree
 from chain.chainstore import ChainStore, ChainStoreError
 from chain.genesis import Genesis, GenesisError, parse_genesis
 from chain.validation import SignatureChecker
-from consensus.registry import UnknownEngineError, chain_policy
+from consensus.registry import chain_policy, check_genesis
 from storage import StoreError, open_store
 from storage.base import Store
 
@@ -32,7 +32,9 @@ def read_genesis_file(path: str | os.PathLike[str]) -> Genesis:
     except UnicodeDecodeError as exc:
         raise DatadirError(f"genesis {path} is not UTF-8 text") from exc
     try:
-        return parse_genesis(text)
+        genesis = parse_genesis(text)
+        check_genesis(genesis)  # the engine's own parameters and rules
+        return genesis
     except GenesisError as exc:
         raise DatadirError(f"genesis {path}: {exc}") from exc
 
@@ -118,8 +120,8 @@ def open_chain(datadir: str | os.PathLike[str], *, signatures: SignatureChecker 
         raise DatadirError(str(exc)) from exc
     try:
         tree = BlockTree(ChainStore(store), genesis, chain_policy(genesis), signatures=signatures,
-                         confirmation_finality=genesis.consensus == "pow", sync_every_blocks=sync_every_blocks)
-    except (ChainStoreError, UnknownEngineError, StoreError) as exc:
+                         sync_every_blocks=sync_every_blocks)
+    except (ChainStoreError, GenesisError, StoreError) as exc:
         store.close()
         raise DatadirError(f"{root}: {exc}") from exc
     except BaseException:

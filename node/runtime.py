@@ -29,7 +29,6 @@ from chain.blocktree import AddResult
 from chain.errors import RejectError
 from chain.tx import Transaction
 from chain.validation import TxSignatureItems, verify_in_process
-from consensus.pow.shares import partition_risk_warning
 from node.api import EventBroker
 from node.config import NodeConfig
 from node.core import NodeCore, Output
@@ -107,7 +106,7 @@ class Node:
         self.rpc = RpcServer(RpcConfig(host=rpc.host, port=rpc.port, admin_token=rpc.admin_token or None),
                              NodeApiAdapter(self))
         await self.rpc.start()
-        if self.genesis.consensus == "pow" and self.config.mining.enabled:
+        if self.core.spec.seals_with_workers and self.config.mining.enabled:
             self._start_miner()
         self.apply(self.core.start(now=time.monotonic(), now_ms=wall_ms()))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="engine-tick"))
@@ -116,8 +115,7 @@ class Node:
         self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
                  self.p2p.url, self.rpc.url, self.key.public_key.hex()[:16])
-        warning = partition_risk_warning(self.genesis)
-        if warning is not None:
+        for warning in self.core.spec.warnings(self.genesis):
             log.warning("genesis: %s", warning)
 
     def _write_node_info(self) -> None:
@@ -207,6 +205,8 @@ class Node:
                 log.info("mining %s: %s", "on" if work.active else "off", work.reason)
                 self._mining_active = work.active
             self.node_metrics.set_mining(work.active, self._reachable_share())
+            if work.active and self.miner is None and not self._stopping and self._loop is not None:
+                self._start_miner()
             if self.miner is not None:
                 if work.active:
                     generation = self.miner.start_job(work.prefix, work.target, first_nonce=random.getrandbits(40))
@@ -296,14 +296,15 @@ class Node:
                            nice=self.config.mining.nice)
         self.miner.watch(self._loop, self._on_nonce_found)
 
-    def set_mining(self, enabled: bool) -> None:
-        """Admin mining switch. A PoW node started without mining gets its mining workers on the first switch-on
-        (before, the engine said it mined while no worker ground a nonce)."""
+    def admin(self, action: str, value: object) -> dict[str, object]:
+        """An admin action for the engine (consensus.engine.UnsupportedAdmin when it has none by that name). A
+        node whose engine seals with workers and was started without them gets them when its engine first asks
+        for work (before, a switched-on PoW engine said it mined while nothing ground a nonce)."""
         if self._stopping:
-            return
-        if enabled and self.miner is None and self.genesis.consensus == "pow" and self._loop is not None:
-            self._start_miner()
-        self.apply(self.core.set_mining(enabled, now=time.monotonic(), now_ms=wall_ms()))
+            return {"stopping": True}
+        out, answer = self.core.admin(action, value, now=time.monotonic(), now_ms=wall_ms())
+        self.apply(out)
+        return answer
 
     # -- views ---------------------------------------------------------------------------------------------------
 

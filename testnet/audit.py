@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import address_to_text
+from chain.crypto import address_from_text
 from chain.genesis import Genesis
+from consensus.registry import spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.datadir import GENESIS_FILE, DatadirError, read_genesis_file
 from testnet import procs
@@ -191,24 +192,14 @@ def quorum_predicate(testnet: Testnet, genesis: Genesis) -> Callable[[Mapping[st
     """Whether a network state (an event's `network`) has a quorum connected, by the engine's rule."""
     names = [r.name for r in testnet.nodes]
     edges = [(int(a), int(b)) for a, b in testnet.edges]
-    if testnet.consensus == "pow":
-        weights = {address_to_text(a): w for a, w in genesis.validators.items()}
-        total = sum(weights.values()) or 1
-        share = {r.index: weights.get(r.address, 0) / total for r in testnet.nodes}
-        threshold = float(genesis.param("partition_threshold"))
+    spec = spec_named(testnet.consensus)
+    address_of = {r.index: address_from_text(r.address) for r in testnet.nodes}
 
-        def pow_quorum(state: Mapping[str, Any]) -> bool:
-            return any(sum(share[i] for i in component) > threshold
-                       for component in _components(state, names, edges))
+    def has_quorum(state: Mapping[str, Any]) -> bool:
+        return any(spec.has_quorum(genesis, {address_of[i] for i in component})
+                   for component in _components(state, names, edges))
 
-        return pow_quorum
-    primary = str(genesis.param("primary"))
-    primary_index = next((r.index for r in testnet.nodes if r.address == primary), 0)
-
-    def primary_up(state: Mapping[str, Any]) -> bool:
-        return names[primary_index] in state.get("running", [])
-
-    return primary_up
+    return has_quorum
 
 
 def _components(state: Mapping[str, Any], names: list[str], edges: list[tuple[int, int]]) -> list[set[int]]:
@@ -241,8 +232,7 @@ def liveness_bounds(testnet: Testnet, genesis: Genesis, options: CheckOptions) -
     grace = options.liveness_grace_s
     if grace is None:
         grace = 5.0
-        if testnet.consensus == "pow":
-            grace += float(genesis.param("heartbeat_interval_s")) * float(genesis.param("heartbeat_timeout_multiple"))
+        grace += spec_named(testnet.consensus).detection_delay_s(genesis)
     window = options.liveness_window_s
     if window is None:
         window = max(10.0, 10 * testnet.block_interval_s)

@@ -15,6 +15,7 @@ from typing import Any
 
 from chain.crypto import PrivateKey
 from chain.genesis import Genesis
+from consensus.registry import spec_named
 from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, write_config
 from node.datadir import init_datadir
 from node.identity import KEY_FILE
@@ -29,13 +30,6 @@ def node_key(seed: str, index: int) -> PrivateKey:
 def load_key(seed: str, index: int) -> PrivateKey:
     """Deterministic key of load account `index`."""
     return PrivateKey.from_seed(f"chainlab-load/{seed}/{index}".encode())
-
-
-def pow_target_for(total_hashrate_hps: float, block_interval_s: float) -> str:
-    """Initial PoW target (64 hex digits) that yields `block_interval_s` at `total_hashrate_hps`."""
-    expected_hashes = max(1.0, total_hashrate_hps * block_interval_s)
-    target = min((1 << 256) - 1, int((1 << 256) / expected_hashes))
-    return f"{target:064x}"
 
 
 @dataclass
@@ -73,19 +67,10 @@ class Cluster:
         rates = [hashrate_hps * count * share / total_share for share in shares]
         genesis_params: dict[str, Any] = {"block_interval_s": 1.0}
         genesis_params.update(params or {})
-        validators: dict[bytes, int] = {}
-        if consensus == "pow":
-            genesis_params.setdefault("initial_target", pow_target_for(sum(rates),
-                                                                       float(genesis_params["block_interval_s"])))
-            validators = {k.address: max(1, round(1000 * s / total_share))
-                          for k, s in zip(keys, shares, strict=True) if s > 0}
-        else:
-            validators = {k.address: 1 for k in keys}
-            genesis_params.setdefault("primary", "")
-            if not genesis_params["primary"]:
-                from chain.crypto import address_to_text
-
-                genesis_params["primary"] = address_to_text(keys[0].address)
+        spec = spec_named(consensus)
+        genesis_params, validators = spec.testnet_network([k.address for k in keys],
+                                                          [s / total_share for s in shares], sum(rates),
+                                                          genesis_params)
         genesis = Genesis(chain_id=chain_id or f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
                           balances={k.address: balance for k in loads}, validators=validators,
                           finality_threshold=finality_threshold, block_reward=block_reward)
@@ -97,7 +82,7 @@ class Cluster:
             config = NodeConfig(
                 p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=token),
                 # a zero share must not mine: hashrate_hps 0 would mean "no cap"
-                mining=MiningSection(enabled=mining and consensus == "pow" and rates[index] > 0, processes=1,
+                mining=MiningSection(enabled=mining and spec.seals_with_workers and rates[index] > 0, processes=1,
                                      hashrate_hps=rates[index], nice=mining_nice),
             )
             write_config(datadir, config)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.genesis import TOP_LEVEL, GenesisError
+from consensus.registry import spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import ConfigError, load_config, write_config
 from node.datadir import DatadirError
@@ -128,11 +129,8 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     total_hps = options.hashrate_hps or DEFAULT_HASHRATE_PER_MINER_HPS * max(1, miners)
     top, params = _split_params(dict(options.genesis_params))
     params.setdefault("block_interval_s", 2.0)
-    if options.consensus == "pow":
-        # Heartbeats at a tenth of the block interval (between 0.1 s and the 1 s default): the partition handler's
-        # detection window then stays far below k intervals (docs/ENGINES.md); the genesis default would make a
-        # 2 s-block testnet's minority finalize its own branch about once in 1,700 partitions.
-        params.setdefault("heartbeat_interval_s", min(1.0, max(0.1, float(params["block_interval_s"]) / 10)))
+    for key, value in spec_named(options.consensus).testnet_defaults(params).items():
+        params.setdefault(key, value)
     if options.directory and (Path(options.directory) / STATE_FILE).exists():
         raise TestnetError(f"{options.directory} already holds a testnet (take it down and delete it, or use "
                            "another --dir)")

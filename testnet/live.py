@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from consensus.registry import spec_named
 from testnet.history import HistoryWriter
 from testnet.load import LoadGenerator, LoadOptions
 from testnet.state import HISTORY_FILE, NodeRecord, Testnet, load_testnet
@@ -27,21 +28,16 @@ COLUMNS = ("NODE", "STATE", "HEIGHT", "HEAD", "FINAL", "PEERS", "MEMPOOL")
 
 
 def engine_column(consensus: str) -> str:
-    """The header of the engine column: MINING for PoW, ROLE otherwise."""
-    return "MINING" if consensus == "pow" else "ROLE"
+    """The header of the engine column, as the engine's spec names it (PoW: MINING; others: ROLE)."""
+    return spec_named(consensus).status_column
 
 
 def engine_cell(consensus: str, status: dict[str, Any] | None) -> str:
-    """Mining on/off with the reachable hash share (PoW), or the role (primary-backup)."""
+    """The engine's cell: mining on/off with the reachable hash share (PoW), or the role (primary-backup)."""
     if status is None:
         return "-"
     engine = status.get("engine", {})
-    if consensus == "pow":
-        share = engine.get("reachable_share")
-        state = "on" if engine.get("mining") else "off"
-        return f"{state} {share:.2f}" if isinstance(share, int | float) else state
-    role = str(engine.get("role", "?"))
-    return role + (" stalled" if engine.get("stalled") else "")
+    return spec_named(consensus).status_cell(engine if isinstance(engine, dict) else {})
 
 
 def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,

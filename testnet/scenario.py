@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.genesis import ENGINES, PARAMETERS, TOP_LEVEL, GenesisError, parse_param_value
+from chain.genesis import TOP_LEVEL, GenesisError, parse_param_value
+from consensus.registry import all_parameters, engine_names
 from testnet.audit import CHECK_NAMES
 from testnet.topology import TOPOLOGIES, TopologyError, blocked_from_groups, shape_blocked
 
@@ -196,7 +197,7 @@ def _network(table: dict[str, Any]) -> NetworkSpec:
     if "nodes" not in table:
         raise ManifestError("network.nodes: missing (how many nodes?)")
     spec = NetworkSpec(nodes=int(_number(table["nodes"], "network.nodes", minimum=1, integer=True, maximum=64)))
-    spec.consensus = _text(table.get("consensus", "pow"), "network.consensus", ENGINES)
+    spec.consensus = _text(table.get("consensus", "pow"), "network.consensus", tuple(engine_names()))
     spec.topology = _text(table.get("topology", "full"), "network.topology", TOPOLOGIES)
     if "hashrate_shares" in table:
         shares = table["hashrate_shares"]
@@ -213,13 +214,13 @@ def _network(table: dict[str, Any]) -> NetworkSpec:
     if not isinstance(params, dict):
         raise ManifestError("network.params: must be a table of genesis parameters")
     for key, value in params.items():
-        if key not in PARAMETERS and key not in TOP_LEVEL:
+        if key not in all_parameters() and key not in TOP_LEVEL:
             raise ManifestError(f"network.params.{key}: unknown genesis parameter (known: "
-                                f"{', '.join(sorted([*TOP_LEVEL, *PARAMETERS]))})")
+                                f"{', '.join(sorted([*TOP_LEVEL, *all_parameters()]))})")
         if key in ("consensus", "timestamp_ms"):
             raise ManifestError(f"network.params.{key}: not settable here (use network.consensus)")
         try:
-            spec.params[key] = parse_param_value(key, str(value))
+            spec.params[key] = parse_param_value(key, str(value), all_parameters())
         except GenesisError as exc:
             raise ManifestError(f"network.params.{key}: {exc}") from None
     return spec

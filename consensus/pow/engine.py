@@ -1,247 +1,210 @@
-"""The PoW engine: mining decisions, miner presence and the partition handler (pure; see consensus/engine.py).
+"""The PoW engine (pure; see consensus/engine.py): mining decisions through the partition handler, presence
+heartbeats, and sealing by puzzle.
 
-The partition handler: every miner broadcasts signed presence heartbeats; a failure detector marks each miner
-reachable while its heartbeats keep arriving (timeout = `heartbeat_timeout_multiple` x `heartbeat_interval_s`).
-Each miner's share of the hash power is estimated from the blocks it mined among the last `share_window_blocks`
-blocks, seeded by declared rates from genesis. The node mines only while the reachable share (its own included)
-is strictly above `partition_threshold`; once paused it resumes only when the share reaches threshold +
-`partition_hysteresis`. So at most one side of a partition extends its chain, and a minority (or an exact half)
-cannot bury its own blocks under `finality_threshold` confirmations.
+Proposing is mining: while the partition handler (consensus/pow/partition.py) says mine, the engine asks the node
+for a block on the tip (`Ready.propose`, again on every new tip and when transactions arrive) and answers the
+node's `seal` with a `Puzzle` (the header's midstate and target) that the node's workers grind; a found nonce
+comes back through `solved`. `Ready.proposing` carries the standing decision and its reason (status, logs, and
+stopping the workers). Fork choice is most cumulative work and finality k confirmations (consensus/pow/policy.py).
 """
 
 from __future__ import annotations
 
 from chain import crypto
 from chain.block import BlockHeader
+from chain.blocktree import ChainPolicy
 from chain.chainstore import BlockMeta
 from chain.errors import RejectError
-from chain.genesis import Genesis
-from consensus.engine import ChainView, EngineMessage, MiningDecision, MiningJob, Outgoing, Ready
-from consensus.pow.policy import PowPolicy
-from consensus.pow.presence import (
-    KIND,
-    MAX_HOPS,
-    FailureDetector,
-    decode_presence,
-    make_presence,
-    verify_presence,
+from consensus.engine import (
+    ChainView,
+    EngineBase,
+    EngineContext,
+    EngineMessage,
+    EngineState,
+    Outgoing,
+    ProposeRequest,
+    Proposing,
+    Puzzle,
+    SealOutcome,
 )
-from consensus.pow.shares import estimate_shares, partition_finality_risk, reachable_share
-
-_SEQ_KEY = "presence_seq"
-
-
-# Mining pauses while the peers' best chain is this many blocks ahead of ours (one block ahead is a block still
-# propagating; two is a chain we are missing).
-SYNC_PAUSE_BLOCKS = 2
+from consensus.pow.params import PowParams
+from consensus.pow.partition import Decision, MiningState, PartitionHandler
+from consensus.pow.policy import PowPolicy
+from consensus.pow.presence import KIND, decode_presence, encode_presence
+from consensus.pow.seal import decode_seal, encode_seal, mining_prefix
+from consensus.pow.shares import partition_finality_risk
 
 
-class PowEngine:
+class PowEngine(EngineBase):
     """Proof of work with most-work fork choice and the hash-power partition handler."""
 
     name = "pow"
-    engine_finality = False
 
-    def __init__(self, genesis: Genesis, key: crypto.PrivateKey | None, *, mining: bool = True) -> None:
-        """`key` is the miner's key (its address receives rewards and signs presence); None for a non-miner."""
+    def __init__(self, context: EngineContext) -> None:
+        """`context.key` is the miner's key (its address receives rewards and signs presence); None for a
+        non-miner; `proposing_allowed` False starts with mining switched off."""
+        super().__init__()
+        genesis = context.genesis
         self.genesis = genesis
-        self.genesis_hash = genesis.hash
-        self.policy = PowPolicy(genesis)
-        self.key = key
-        self.address = key.address if key is not None else None
-        self.mining_enabled = mining and key is not None
-        self.threshold = float(genesis.param("partition_threshold"))
-        self.hysteresis = float(genesis.param("partition_hysteresis"))
-        self.heartbeat_interval_s = float(genesis.param("heartbeat_interval_s"))
-        self.detector = FailureDetector(self.heartbeat_interval_s * float(genesis.param("heartbeat_timeout_multiple")))
-        self.window = int(genesis.param("share_window_blocks"))
+        self.params = PowParams.of(genesis)
+        self._policy = PowPolicy(genesis)
+        self.key = context.key
+        self.address = self.key.address if self.key is not None else None
+        self.mining_enabled = context.proposing_allowed and self.key is not None
+        self.handler = PartitionHandler(self.params, genesis.validators, self.address)
         # Chance per partition that a minority finalizes its own branch before the detector notices (2 digits).
         self.partition_finality_risk = float(f"{partition_finality_risk(genesis):.2g}")
-        self.declared = dict(genesis.validators)
         self._chain: ChainView | None = None
-        self._ready = Ready()
-        self._seq = 0
         self._next_heartbeat = 0.0
-        self._shares: dict[bytes, float] = {}
-        self._paused_by_partition = False
-        self._decision: MiningDecision | None = None
-        self._blocks_behind = 0
-        self._peers: set[str] = set()
-        self._peers_known = False  # until the node reports peers, heartbeats alone decide
+        self._decision: Decision | None = None
+
+    @property
+    def policy(self) -> ChainPolicy:
+        """PoW header rules, most-work fork choice, confirmation finality."""
+        return self._policy
+
+    @property
+    def tick_interval_s(self) -> float:
+        """A quarter heartbeat: reachability is re-judged well within one timeout."""
+        return max(0.05, self.params.heartbeat_interval_s / 4)
 
     # -- inputs --------------------------------------------------------------------------------------------------
 
-    def start(self, chain: ChainView, *, now: float, now_ms: int, persisted: dict[str, bytes]) -> None:
-        """Begin mining decisions on `chain`; the presence sequence resumes above the persisted one."""
+    def start(self, chain: ChainView, state: EngineState, *, now: float, now_ms: int) -> None:
+        """Begin mining decisions on `chain` (PoW persists nothing of its own)."""
         self._chain = chain
-        stored = persisted.get(_SEQ_KEY)
-        self._seq = max(int.from_bytes(stored, "big") if stored else 0, now_ms)
-        self._recount_shares()
+        self.handler.recount(chain)
         self._next_heartbeat = now
         self.tick(now=now, now_ms=now_ms)
 
     def tick(self, *, now: float, now_ms: int) -> None:
-        """Send a heartbeat when due and re-evaluate the mining decision (reachability changes with time)."""
+        """Send a heartbeat when due and re-evaluate the decision (reachability changes with time)."""
         if self.key is not None and now >= self._next_heartbeat:
-            self._seq = max(self._seq + 1, now_ms)
-            heartbeat = make_presence(self.key, genesis_hash=self.genesis_hash, seq=self._seq, time_ms=now_ms)
-            self._ready.messages.append(Outgoing(message=EngineMessage(kind=KIND, payload=heartbeat.encode())))
-            self._ready.persist[_SEQ_KEY] = self._seq.to_bytes(8, "big")
-            self._next_heartbeat = now + self.heartbeat_interval_s
+            self._ready.messages.append(Outgoing(message=EngineMessage(kind=KIND, payload=encode_presence(now_ms))))
+            self._next_heartbeat = now + self.params.heartbeat_interval_s
         self._decide(now, tip_changed=False)
 
-    def on_message(self, peer: str, message: EngineMessage, *, now: float, now_ms: int) -> None:
-        """Presence from a peer: verify, record, relay once; anything else is a protocol violation."""
+    def on_message(self, sender: bytes, message: EngineMessage, *, now: float, now_ms: int) -> None:
+        """A presence heartbeat (the envelope authenticated the sender and relays it); anything else is a
+        protocol violation."""
         if message.kind != KIND:
             raise RejectError("unknown-engine-message", f"the pow engine has no message kind {message.kind!r}")
-        # A heartbeat reaches a node over many paths: check freshness (a dictionary lookup) before the signature
-        # (a libsecp256k1 verification), so only the first copy of each is verified; nothing is recorded until
-        # the signature checks out.
-        presence = decode_presence(message.payload, self.genesis_hash, verify=False)
-        if presence.miner_address == self.address:
-            return  # our own heartbeat came back around
-        if not self.detector.is_fresh(presence.miner_address, presence.seq):
-            return  # seen already (or stale): do not relay again
-        verify_presence(presence)
-        self.detector.observe(presence.miner_address, presence.seq, now)
-        if presence.hops < MAX_HOPS:
-            relayed = EngineMessage(kind=KIND, payload=presence.relayed().encode())
-            self._ready.messages.append(Outgoing(message=relayed, exclude=peer))
+        decode_presence(message.payload)
+        if sender == self.address:
+            return
+        self.handler.heard(sender, now)
         self._decide(now, tip_changed=False)
 
     def on_chain_changed(
         self, chain: ChainView, connected: list[BlockMeta], disconnected: list[BlockMeta], *, now: float,
         now_ms: int,
     ) -> None:
-        """The tip moved: re-estimate shares and restart mining on the new tip."""
+        """The tip moved: re-estimate shares and mine on the new tip."""
         self._chain = chain
-        self._recount_shares()
+        self.handler.recount(chain)
         self._decide(now, tip_changed=True)
 
-    def on_sync_gap(self, blocks_behind: int, *, now: float) -> None:
+    def on_sync_status(self, blocks_behind: int, *, now: float) -> None:
         """Pause while the peers have shown a chain SYNC_PAUSE_BLOCKS or more ahead of ours (a restarted or
         lagging node that mined on its stale tip forked itself, and under message loss could finalize the fork
         before sync caught up: found by the simulator's swarm, docs/ENGINES.md)."""
-        if blocks_behind != self._blocks_behind:
-            self._blocks_behind = blocks_behind
+        if blocks_behind != self.handler.blocks_behind:
+            self.handler.blocks_behind = blocks_behind
             self._decide(now, tip_changed=False)
 
-    def on_peer(self, peer: str, up: bool, *, now: float) -> None:
+    def on_peers(self, count: int, *, now: float) -> None:
         """With no peer at all nobody is reachable, whatever the last heartbeats said: decide at once instead of
         waiting out the heartbeat timeout (an isolated miner stops within one tick)."""
-        self._peers_known = True
-        if up:
-            self._peers.add(peer)
-        else:
-            self._peers.discard(peer)
+        self.handler.peers(count)
         self._decide(now, tip_changed=False)
 
     def on_transactions_available(self, *, now: float) -> None:
-        """New transactions: refresh the template so they get mined (the job is rebuilt on the same tip)."""
-        if self._decision is not None and self._decision.active:
-            self._ready.mining = self._decision
+        """New transactions: a fresh template on the same tip, so they get mined."""
+        if self._decision is not None and self._decision.mining:
+            self._ready.propose = self._request()
 
-    def set_mining_enabled(self, enabled: bool, *, now: float) -> None:
-        """Admin switch."""
-        self.mining_enabled = enabled and self.key is not None
+    def admin(self, action: str, value: object, *, now: float) -> dict[str, object]:
+        """`mining`: switch mining on or off; answers the decision after the switch (the partition handler may
+        still keep a switched-on miner paused, and says why)."""
+        if action != "mining":
+            return super().admin(action, value, now=now)
+        if not isinstance(value, bool):
+            raise RejectError("bad-request", "mining takes true or false")
+        self.mining_enabled = value and self.key is not None
         self._decide(now, tip_changed=True)
+        decision = self._decision
+        return {"mining_enabled": value, "mining": bool(decision and decision.mining),
+                "reason": decision.reason if decision else "starting"}
 
-    def seal(self, header: BlockHeader) -> BlockHeader:
-        """PoW headers are sealed by the mining workers, never here."""
-        raise RuntimeError("the pow engine seals in its mining workers")
+    def seal(self, header: BlockHeader) -> SealOutcome:
+        """A puzzle: the header with the expected target and nonce 0, its midstate prefix, and the target."""
+        chain = self._chain
+        assert chain is not None, "the engine seals only after start"
+        parent = chain.meta(header.parent)
+        if parent is None:
+            raise AssertionError("a template's parent is known")
+        target = self._policy.expected_target(parent, chain)
+        unsealed = header.with_seal(encode_seal(target, 0))
+        return Puzzle(header=unsealed, prefix=mining_prefix(unsealed.seal_hash, target), target=target)
 
-    def ready(self) -> Ready:
-        """Take the pending outputs."""
-        ready, self._ready = self._ready, Ready()
-        return ready
+    def solved(self, puzzle: Puzzle, nonce: int) -> BlockHeader:
+        """The puzzle's header sealed with `nonce`."""
+        target, _ = decode_seal(puzzle.header.seal)
+        return puzzle.header.with_seal(encode_seal(target, nonce))
 
-    @property
-    def tick_interval_s(self) -> float:
-        """A quarter heartbeat: reachability is re-judged well within one timeout."""
-        return max(0.05, self.heartbeat_interval_s / 4)
+    # -- the decision ----------------------------------------------------------------------------------------------
 
-    # -- the partition handler -----------------------------------------------------------------------------------
-
-    def _recount_shares(self) -> None:
-        # The window ends at the final block, which every side of a partition agrees on: counted from each side's
-        # own tip, the blocks a side mines after a cut would raise its own share estimate and could lift both
-        # halves of an even split above the threshold.
-        assert self._chain is not None
-        final_hash = self._chain.hash_at(self._chain.final_height) or self._chain.tip.hash
-        recent = [m.header.proposer for m in self._chain.ancestors(final_hash, self.window) if m.height > 0]
-        self._shares = estimate_shares(recent, self.declared, prior_blocks=float(self.window))
-
-    def reachable_miners(self, now: float) -> set[bytes]:
-        """Miners whose heartbeats are arriving, and ourselves."""
-        if self._peers_known and not self._peers:
-            reachable: set[bytes] = set()
-        else:
-            reachable = {a for a in self._shares if self.detector.reachable(a, now)}
-        if self.address is not None:
-            reachable.add(self.address)
-        return reachable
-
-    def reachable_share(self, now: float) -> float:
-        """Share of the estimated hash power this node can reach (1.0 while nothing is known yet)."""
-        if not self._shares:
-            return 1.0
-        return reachable_share(self._shares, self.reachable_miners(now))
+    def _request(self) -> ProposeRequest:
+        chain = self._chain
+        assert chain is not None and self.address is not None
+        tip = chain.tip
+        return ProposeRequest(parent_hash=tip.hash, proposer=self.address,
+                              min_timestamp_ms=self._policy.median_time_past_ms(tip, chain) + 1)
 
     def _decide(self, now: float, *, tip_changed: bool) -> None:
         if self._chain is None:
             return
-        share = self.reachable_share(now)
-        if self._paused_by_partition:
-            allowed = share > self.threshold and share >= self.threshold + self.hysteresis
-        else:
-            allowed = share > self.threshold
-        if allowed != (not self._paused_by_partition):
-            self._ready.notes.append(
-                f"mining {'resumed' if allowed else 'paused'}: reachable hash share {share:.3f} "
-                f"{'>' if allowed else '<='} threshold {self.threshold:.3f}"
-                + ("" if not allowed else f" (+{self.hysteresis:.3f} hysteresis to resume)")
-            )
-        self._paused_by_partition = not allowed
-        if self.key is None:
-            decision = MiningDecision(active=False, reason="not a miner (no key)")
-        elif not self.mining_enabled:
-            decision = MiningDecision(active=False, reason="mining disabled")
-        elif not allowed:
-            decision = MiningDecision(active=False, reason=f"partition: reachable share {share:.3f} <= "
-                                                          f"threshold {self.threshold:.3f}")
-        elif self._blocks_behind >= SYNC_PAUSE_BLOCKS:
-            decision = MiningDecision(active=False, reason=f"syncing: peers are {self._blocks_behind} blocks ahead")
-        else:
-            tip = self._chain.tip
-            assert self.address is not None
-            job = MiningJob(parent_hash=tip.hash, target=self.policy.expected_target(tip, self._chain),
-                            miner=self.address)
-            decision = MiningDecision(active=True, reason=f"reachable share {share:.3f}", job=job)
-        if decision != self._decision or (tip_changed and decision.active):
-            self._ready.mining = decision
+        decision, note = self.handler.decide(now=now, has_key=self.key is not None, enabled=self.mining_enabled)
+        if note is not None:
+            self._ready.notes.append(note)
+        changed = decision != self._decision
+        if changed:
+            self._ready.proposing = Proposing(active=decision.mining, reason=decision.reason)
+        if decision.mining and (tip_changed or changed):
+            self._ready.propose = self._request()
         self._decision = decision
+
+    def reachable_share(self, now: float) -> float:
+        """Share of the estimated hash power this node can reach."""
+        return self.handler.reachable_share(now)
 
     def status(self, *, now: float) -> dict[str, object]:
         """Mining state, the decision and its reason, the reachable share, and every known miner."""
-        reachable = self.reachable_miners(now)
+        handler = self.handler
+        reachable = handler.reachable_miners(now)
         miners = []
-        for address in sorted(set(self._shares) | set(self.detector.known())):
-            last = self.detector.last_heard_s(address, now)
+        for address in sorted(set(handler.shares) | set(handler.detector.known())):
+            last = handler.detector.last_heard_s(address, now)
             miners.append({
                 "address": crypto.address_to_text(address),
-                "share": round(self._shares.get(address, 0.0), 4),
+                "share": round(handler.shares.get(address, 0.0), 4),
                 "reachable": address in reachable,
                 "last_heard_s": None if last is None else round(last, 3),
                 "self": address == self.address,
             })
+        decision = self._decision
         return {
-            "mining": bool(self._decision and self._decision.active),
+            "mining": bool(decision and decision.mining),
             "mining_enabled": self.mining_enabled,
-            "reason": self._decision.reason if self._decision else "starting",
+            "state": decision.state.value if decision else "starting",
+            "reason": decision.reason if decision else "starting",
             "reachable_share": round(self.reachable_share(now), 4),
-            "partition_threshold": self.threshold,
+            "partition_threshold": handler.threshold,
             "partition_finality_risk": self.partition_finality_risk,
-            "paused_by_partition": self._paused_by_partition,
+            "paused_by_partition": handler.partition_paused,
             "miner": crypto.address_to_text(self.address) if self.address else None,
             "miners": miners,
         }
+
+
+__all__ = ["MiningState", "PowEngine"]

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from chain.block import BlockHeader
-from chain.blocktree import HeaderView
+from chain.blocktree import ForkChoice, HeaderView
 from chain.chainstore import BlockMeta
 from chain.errors import RejectError
 from chain.genesis import Genesis
+from consensus.pow.params import PowParams
 from consensus.pow.seal import check_pow, decode_seal, header_work, next_target
 
 MEDIAN_TIME_SPAN = 11  # blocks whose median timestamp a new block must exceed (as Bitcoin)
 
 
 class PowPolicy:
-    """Most-work fork choice inputs and PoW header rules for one genesis."""
+    """Most-work fork choice, k-confirmation finality and PoW header rules for one genesis."""
+
+    fork_choice = ForkChoice.MOST_WORK
+    confirmation_finality = True
 
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
-        self.initial_target = int(genesis.param("initial_target"), 16)
-        self.block_interval_s = float(genesis.param("block_interval_s"))
-        self.retarget_window = int(genesis.param("retarget_window"))
+        params = PowParams.of(genesis)
+        self.initial_target = params.initial_target
+        self.block_interval_s = params.block_interval_s
+        self.retarget_window = params.retarget_window
 
     def block_work(self, header: BlockHeader) -> int:
         """2^256 // (target + 1) of the header's sealed target."""
@@ -28,6 +33,10 @@ class PowPolicy:
     def block_reward(self, header: BlockHeader) -> int:
         """The genesis block reward, to every block's miner."""
         return self.genesis.block_reward
+
+    def check_detached_header(self, header: BlockHeader) -> None:
+        """Without the parent, at least the header's own target must be met (a relayed orphan costs work)."""
+        check_pow(header)
 
     def target_of(self, meta: BlockMeta) -> int:
         """Target carried by a block (genesis has no seal: the initial target)."""

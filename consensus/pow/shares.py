@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from chain.encoding import U64_MAX
 from chain.genesis import Genesis
+from consensus.pow.params import PowParams
 
 # Above this chance per partition, genesis tools and the node warn (one conflicting finalization in a million cuts).
 RISK_WARNING_LEVEL = 1e-6
@@ -108,13 +109,13 @@ def partition_finality_risk(genesis: Genesis) -> float:
     """`minority_finality_risk` for a PoW genesis: a minority as large as the pause threshold allows, a detection
     window of one heartbeat timeout. A threshold below one half never pauses a side holding between it and half the
     hash power, which then finalizes its own branch for certain: risk 1."""
-    if float(genesis.param("partition_threshold")) < 0.5:
+    params = PowParams.of(genesis)
+    if params.partition_threshold < 0.5:
         return 1.0
     return minority_finality_risk(
-        share=float(genesis.param("partition_threshold")),
-        detection_window_s=float(genesis.param("heartbeat_interval_s"))
-        * float(genesis.param("heartbeat_timeout_multiple")),
-        block_interval_s=float(genesis.param("block_interval_s")),
+        share=params.partition_threshold,
+        detection_window_s=params.detection_window_s,
+        block_interval_s=params.block_interval_s,
         finality_threshold=genesis.finality_threshold,
     )
 
@@ -127,10 +128,11 @@ def partition_risk_warning(genesis: Genesis) -> str | None:
     risk = partition_finality_risk(genesis)
     if risk <= RISK_WARNING_LEVEL:
         return None
-    share = float(genesis.param("partition_threshold"))
-    interval = float(genesis.param("block_interval_s"))
-    heartbeat = float(genesis.param("heartbeat_interval_s"))
-    multiple = float(genesis.param("heartbeat_timeout_multiple"))
+    params = PowParams.of(genesis)
+    share = params.partition_threshold
+    interval = params.block_interval_s
+    heartbeat = params.heartbeat_interval_s
+    multiple = params.heartbeat_timeout_multiple
     finality = genesis.finality_threshold
     if share < 0.5:
         return (f"partition handler: partition_threshold {share:g} never pauses a side holding between "

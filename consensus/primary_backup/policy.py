@@ -8,17 +8,48 @@ from __future__ import annotations
 
 from chain import crypto
 from chain.block import BlockHeader
-from chain.blocktree import HeaderView
+from chain.blocktree import ForkChoice, HeaderView
 from chain.chainstore import BlockMeta
 from chain.errors import RejectError
-from chain.genesis import Genesis
+from chain.genesis import Genesis, GenesisError, ParamSpec
+from consensus.params import engine_param
 
 SEAL_BYTES = crypto.PUBKEY_BYTES + crypto.SIGNATURE_BYTES
 
 
+def _address_or_empty(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        crypto.address_from_text(value)
+    except crypto.AddressError as exc:
+        return f"is not an address: {exc}"
+    return None
+
+
+PB_PARAMETERS: dict[str, ParamSpec] = {
+    "primary": ParamSpec(kind=str, default="", meaning="address of the primary (default: the first validator by "
+                         "address)", check=_address_or_empty),
+    "acks_required": ParamSpec(kind=int, default=0, meaning="backup acknowledgements that make a block final "
+                               "(0 = final at once)"),
+}
+
+
+def check_primary_backup_genesis(genesis: Genesis) -> None:
+    """GenesisError unless the network names a primary (parameter or validators) and can reach acks_required."""
+    try:
+        primary = primary_address(genesis)
+    except ValueError as exc:
+        raise GenesisError(str(exc)) from exc
+    backups = [a for a in genesis.validators if a != primary]
+    required = int(engine_param(genesis, PB_PARAMETERS, "acks_required"))
+    if required > len(backups):
+        raise GenesisError(f"acks_required = {required}, but the genesis names only {len(backups)} backups")
+
+
 def primary_address(genesis: Genesis) -> bytes:
     """The primary named in genesis (`primary` parameter, else the first validator by address)."""
-    named = str(genesis.param("primary"))
+    named = str(engine_param(genesis, PB_PARAMETERS, "primary"))
     if named:
         return crypto.address_from_text(named)
     if not genesis.validators:
@@ -34,9 +65,16 @@ def make_seal(key: crypto.PrivateKey, header: BlockHeader) -> bytes:
 class PrimaryBackupPolicy:
     """Header rules of primary-backup: signed by the primary, time moves forward."""
 
+    fork_choice = ForkChoice.MOST_WORK  # every block weighs 1: the longest chain
+    confirmation_finality = False  # blocks become final when the engine commits them (acknowledgements)
+
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
         self.primary = primary_address(genesis)
+
+    def check_detached_header(self, header: BlockHeader) -> None:
+        """Without the parent, the primary's signature can still be checked."""
+        self._check_seal(header)
 
     def block_work(self, header: BlockHeader) -> int:
         """Every block weighs the same: longest chain."""
@@ -48,6 +86,11 @@ class PrimaryBackupPolicy:
 
     def check_header(self, header: BlockHeader, parent: BlockMeta, view: HeaderView, now_ms: int) -> None:
         """The seal must be the primary's signature over the seal hash; timestamps strictly increase."""
+        self._check_seal(header)
+        if header.timestamp_ms <= parent.header.timestamp_ms:
+            raise RejectError("time-too-old", "timestamp not after the parent's")
+
+    def _check_seal(self, header: BlockHeader) -> None:
         seal = header.seal
         if len(seal) != SEAL_BYTES:
             raise RejectError("bad-seal", f"a primary-backup seal is {SEAL_BYTES} bytes, got {len(seal)}")
@@ -56,5 +99,3 @@ class PrimaryBackupPolicy:
             raise RejectError("bad-seal", "block not sealed by the primary")
         if not crypto.verify(public_key, signature, header.seal_hash):
             raise RejectError("bad-signature", "primary seal signature does not verify")
-        if header.timestamp_ms <= parent.header.timestamp_ms:
-            raise RejectError("time-too-old", "timestamp not after the parent's")

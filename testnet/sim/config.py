@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chain.crypto import PrivateKey, address_to_text
+from chain.crypto import PrivateKey
 from chain.devtools import dev_keys
 from chain.genesis import Genesis
+from consensus.registry import engine_names, spec_named
 from testnet.sim.network import MODELS
 
 FAULTS = ("partition", "crash", "loss", "dup", "drift")
-CONSENSUS = ("pow", "primary-backup")
-MAX_TARGET_HEX = "f" * 64  # every nonce meets it: block times are drawn, never ground
-NEVER_RETARGET = 10**12  # blocks per retarget window: the target never moves, fork choice is longest chain
+CONSENSUS = tuple(engine_names())
 SEED_MAX = (1 << 64) - 1
 LOAD_ACCOUNTS = 4
 LOAD_BALANCE = 10**12
@@ -83,13 +82,13 @@ class SimConfig:
         """Virtual seconds the healed network gets to converge and progress."""
         if self.liveness_budget_s:
             return self.liveness_budget_s
-        depth = self.finality_threshold + 1 if self.consensus == "pow" else 3
+        depth = self.min_progress_blocks
         return max(120.0, 8.0 * depth * self.block_interval_s)
 
     @property
     def min_progress_blocks(self) -> int:
         """Blocks every node must gain in the liveness phase: PoW needs k+1 so a post-heal block goes final."""
-        return self.finality_threshold + 1 if self.consensus == "pow" else 3
+        return self.finality_threshold + 1 if spec_named(self.consensus).confirmation_finality else 3
 
     def node_keys(self) -> list[PrivateKey]:
         """Deterministic node keys (the same for every run of this size)."""
@@ -100,18 +99,13 @@ class SimConfig:
         return dev_keys(LOAD_ACCOUNTS, seed=b"chainlab-sim-load")
 
     def genesis(self, hashrate_shares: list[float]) -> Genesis:
-        """The network: PoW at the maximum target with no retarget, or primary-backup with node 0 as primary."""
+        """The network, as the engine's spec sets up a simulation (PoW at the maximum target with no retarget;
+        primary-backup with node 0 as primary)."""
         keys = self.node_keys()
-        params: dict[str, object] = {"block_interval_s": float(self.block_interval_s)}
-        if self.consensus == "pow":
-            params.update(initial_target=MAX_TARGET_HEX, retarget_window=NEVER_RETARGET,
-                          heartbeat_interval_s=float(self.heartbeat_interval_s))
-            total = sum(hashrate_shares) or 1.0
-            validators = {k.address: max(1, round(1000 * s / total)) for k, s in zip(keys, hashrate_shares,
-                                                                                       strict=True)}
-        else:
-            params.update(primary=address_to_text(keys[0].address), acks_required=self.effective_acks)
-            validators = {k.address: 1 for k in keys}
+        params, validators = spec_named(self.consensus).simulation_network(
+            [k.address for k in keys], hashrate_shares,
+            {"block_interval_s": self.block_interval_s, "heartbeat_interval_s": self.heartbeat_interval_s,
+             "acks_required": self.effective_acks})
         return Genesis(chain_id="chainlab-sim", consensus=self.consensus, params=params,
                        balances={k.address: LOAD_BALANCE for k in self.load_keys()}, validators=validators,
                        finality_threshold=self.finality_threshold)

@@ -17,7 +17,7 @@ from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.mempool import Mempool
 from chain.tx import Transaction
-from consensus.engine import Engine, Outgoing
+from consensus.engine import Engine, EngineMessage
 from storage.base import Store
 
 
@@ -37,6 +37,22 @@ class MiningWorkView(Protocol):
         """Target the nonce must meet."""
 
 
+class EngineSendView(Protocol):
+    """An engine envelope to broadcast (node.core.PeerBroadcast)."""
+
+    @property
+    def message(self) -> EngineMessage:
+        """The P2P engine message."""
+
+    @property
+    def to(self) -> str | None:
+        """Always None: envelopes are flooded."""
+
+    @property
+    def exclude(self) -> str | None:
+        """The peer it came from (not sent back)."""
+
+
 class OutputView(Protocol):
     """What a core asks its driver to do after one input (node.core.Output)."""
 
@@ -49,7 +65,7 @@ class OutputView(Protocol):
         """Transactions to announce, each with a peer to skip."""
 
     @property
-    def engine_messages(self) -> Sequence[Outgoing]:
+    def engine_messages(self) -> Sequence[EngineSendView]:
         """Engine messages to send."""
 
     @property
@@ -124,6 +140,7 @@ class CoreSpec:
     store: Store  # kept across crashes: a restart is a new core over the same store
     key: PrivateKey
     mining: bool = True
+    rng_seed: int = 0  # the engine's random.Random seed, derived from the run seed (no draw from the run's Random)
 
 
 CoreFactory = Callable[[CoreSpec], SimCore]

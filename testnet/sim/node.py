@@ -332,10 +332,6 @@ class SimNode:
                 self.hooks.send(self, peer, TxInv(hashes=(tx.hash,)), t)
         for outgoing in out.engine_messages:
             message = EngineCarrier.of(outgoing.message.kind, outgoing.message.payload)
-            if outgoing.to is not None:
-                if outgoing.to in self.peers:
-                    self.hooks.send(self, outgoing.to, message, t)
-                continue
             for peer in peers:
                 if peer != outgoing.exclude:
                     self.hooks.send(self, peer, message, t)

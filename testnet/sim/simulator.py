@@ -29,6 +29,7 @@ from typing import Any
 from chain.crypto import sha256
 from chain.tx import make_transfer
 from consensus.pow.seal import MAX_TARGET, work_of_target
+from consensus.registry import spec_named
 from storage.memory import MemoryStore
 from testnet.checks import (
     CheckResult,
@@ -129,7 +130,9 @@ class Simulator:
         rng = self.rng
         n = config.nodes
         # The run-wide draws, always in this order (docs/SIMULATOR.md).
-        self.shares = draw_shares(rng, n) if config.consensus == "pow" else [1.0 / n] * n
+        # Hash-rate shares matter to engines that seal with workers (PoW); the others propose by turn or role.
+        self.spec = spec_named(config.consensus)
+        self.shares = draw_shares(rng, n) if self.spec.seals_with_workers else [1.0 / n] * n
         self.clocks = draw_clocks(rng, n, "drift" in config.faults)
         self.safety_link_faults = draw_link_faults(rng, loss="loss" in config.faults, duplicate="dup" in config.faults)
         self.gst_s = rng.uniform(0.0, config.duration_s) if config.model == "partial-sync" else 0.0
@@ -140,7 +143,7 @@ class Simulator:
         self._partitioned = False  # fast path: with no partition on, every established link carries messages
         self.links = Links(n)
         self.genesis = config.genesis(self.shares)
-        target = int(self.genesis.param("initial_target"), 16) if config.consensus == "pow" else MAX_TARGET
+        target = int(str(self.genesis.param("initial_target")), 16) if self.spec.seals_with_workers else MAX_TARGET
         if target != MAX_TARGET:
             raise AssertionError("the simulator draws block times; it needs a genesis at the maximum target")
         self.nemesis = Nemesis(nodes=n, partition="partition" in config.faults, crash="crash" in config.faults,
@@ -186,7 +189,8 @@ class Simulator:
         return self._verdict()
 
     def _boot(self, node: SimNode) -> None:
-        spec = CoreSpec(name=node.name, index=node.index, genesis=self.genesis, store=node.store, key=node.key)
+        spec = CoreSpec(name=node.name, index=node.index, genesis=self.genesis, store=node.store, key=node.key,
+                        rng_seed=(self.config.seed * 1_000_003 + node.index * 7_919 + node.incarnation) % (1 << 64))
         node.boot(self.core_factory(spec), self.t)
         core = node.core
         assert core is not None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from random import Random
 
+from consensus.registry import spec_named
 from testnet.sim.config import FAULTS, SimConfig
 from testnet.sim.network import MODELS
 
@@ -52,7 +53,9 @@ def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
     async_scale = round(max_delay * rng.choice((0.2, 0.5)), 4)
     duration = interval * rng.choice(space.durations_blocks)
     tx_rate = rng.choice(space.tx_rates_per_s)
-    acks = rng.randint(0, nodes - 1) if consensus == "primary-backup" and rng.random() < 0.5 else -1
+    # Engines that count acknowledgements get a random quorum half the time (-1: the engine's default).
+    counts_acks = "acks_required" in spec_named(consensus).parameters
+    acks = rng.randint(0, nodes - 1) if counts_acks and rng.random() < 0.5 else -1
     if nodes < 2:
         faults -= {"partition"}
     # Presence heartbeats scale with the block interval: the partition handler's safety argument needs the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chain.blocktree import ForkChoice
 from chain.block import Block, make_block
 from chain.genesis import Genesis
 from chain.state import State, apply_block
@@ -45,8 +46,15 @@ class WorkSealPolicy:
     """A test chain policy: the seal is 2 bytes giving the block's work directly, so tests can build branches of
     chosen weight without grinding proof of work."""
 
-    def __init__(self, reward: int = 50) -> None:
+    fork_choice = ForkChoice.MOST_WORK
+    confirmation_finality = True
+
+    def __init__(self, reward: int = 50, *, confirmation_finality: bool = True) -> None:
         self.reward = reward
+        self.confirmation_finality = confirmation_finality
+
+    def check_detached_header(self, header) -> None:  # type: ignore[no-untyped-def]
+        pass
 
     def block_work(self, header) -> int:  # type: ignore[no-untyped-def]
         return int.from_bytes(header.seal, "big") if len(header.seal) == 2 else 0

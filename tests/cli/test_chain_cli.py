@@ -18,6 +18,7 @@ from chain.devtools import block_on, dev_genesis, dev_keys, generate_pow_chain
 from chain.state import Account, apply_block, decode_account
 from cli.chain import best_chain_blocks
 from cli.main import main
+from consensus.pow.params import PowParams
 from consensus.pow.seal import grind
 from node.chainfile import iter_blocks, read_header, write_chain_file
 from node.datadir import open_chain, read_genesis_file
@@ -176,7 +177,7 @@ def test_a_side_branch_is_stored_and_listed_in_tips(
     parent = blocks[BLOCKS - 3]  # a sibling of the block at height BLOCKS - 1, above the final height
     draft, _ = block_on(state, parent, [], reward=genesis.block_reward, proposer=parent.header.proposer,
                         timestamp_ms=parent.header.timestamp_ms + 1500)
-    sealed = grind(draft.header, int(genesis.param("initial_target"), 16))
+    sealed = grind(draft.header, PowParams.of(genesis).initial_target)
     assert sealed is not None
     fork = Block(header=sealed, txs=())
     fork_file = tmp_path / "fork.bin"
@@ -245,7 +246,7 @@ def test_an_invalid_block_stops_the_import_with_its_reject_code(invoke: Invoke, 
     first, second, _ = generate_pow_chain(genesis, keys_, blocks=3, txs_per_block=2, miner=keys_[0].address)
     lying = make_block(parent=first.header, height=2, timestamp_ms=second.header.timestamp_ms, txs=second.txs,
                        state_root=bytes(32), proposer=second.header.proposer)
-    sealed = grind(lying.header, int(genesis.param("initial_target"), 16))
+    sealed = grind(lying.header, PowParams.of(genesis).initial_target)
     assert sealed is not None
     bad = Block(header=sealed, txs=lying.txs)
     path = tmp_path / "bad.bin"

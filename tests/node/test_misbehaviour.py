@@ -13,6 +13,7 @@ from chain.crypto import PrivateKey
 from chain.devtools import block_on
 from chain.genesis import Genesis
 from chain.tx import Transaction, make_transfer
+from consensus.pow.params import PowParams
 from consensus.pow.seal import encode_seal, grind, mining_prefix, pow_hash_from_prefix
 from p2p.protocol.messages import BlockMsg
 from testnet.cluster import Cluster
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def sealed(genesis: Genesis, draft: Block) -> Block:
-    header = grind(draft.header, int(genesis.param("initial_target"), 16))
+    header = grind(draft.header, PowParams.of(genesis).initial_target)
     assert header is not None
     return Block(header=header, txs=draft.txs)
 
@@ -31,7 +32,7 @@ def bad_pow(cluster: Cluster) -> Block:
     genesis = cluster.genesis
     draft, _ = block_on(genesis.initial_state(), genesis.block(), [], reward=genesis.block_reward,
                         proposer=cluster.keys[0].address, timestamp_ms=genesis.timestamp_ms + 1000)
-    target = int(genesis.param("initial_target"), 16)
+    target = PowParams.of(genesis).initial_target
     prefix = mining_prefix(draft.header.seal_hash, target)
     nonce = next(n for n in range(10**6) if int.from_bytes(pow_hash_from_prefix(prefix, n), "big") > target)
     return Block(header=draft.header.with_seal(encode_seal(target, nonce)), txs=draft.txs)

@@ -216,7 +216,7 @@ def test_merge_reports_the_first_failure() -> None:
 def small_tree() -> BlockTree:
     keys = dev_keys(4, seed=b"checks-test")
     genesis = dev_genesis(keys, params={"block_interval_s": 1.0}, finality_threshold=2)
-    tree = BlockTree(ChainStore(MemoryStore()), genesis, chain_policy(genesis), confirmation_finality=True)
+    tree = BlockTree(ChainStore(MemoryStore()), genesis, chain_policy(genesis))
     for block in generate_pow_chain(genesis, keys, blocks=6, txs_per_block=3, miner=keys[0].address):
         tree.add_block(block, now_ms=10**13)
     return tree

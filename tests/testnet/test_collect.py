@@ -21,7 +21,7 @@ from testnet.collect import CollectError, header_of, rpc_view
 
 
 def build(blocks: list[Block], genesis: Genesis) -> BlockTree:
-    tree = BlockTree(ChainStore(MemoryStore()), genesis, chain_policy(genesis), confirmation_finality=True)
+    tree = BlockTree(ChainStore(MemoryStore()), genesis, chain_policy(genesis))
     for block in blocks:
         tree.add_block(block, now_ms=10**13)
     return tree

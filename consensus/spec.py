@@ -1,0 +1,81 @@
+"""An engine's registration record (pure): what the node, the toolkit and the CLI may know about it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chain.blocktree import ChainPolicy
+from chain.genesis import CHAIN_PARAMETERS, Genesis, ParamSpec
+from consensus.engine import Engine, EngineContext
+from consensus.params import engine_param
+
+
+def _no_warnings(genesis: Genesis) -> list[str]:
+    return []
+
+
+def _no_check(genesis: Genesis) -> None:
+    return None
+
+
+def _sim_equal_validators(addresses: Sequence[bytes], shares: Sequence[float], knobs: Mapping[str, Any],
+                          ) -> tuple[dict[str, Any], dict[bytes, int]]:
+    return {"block_interval_s": float(knobs["block_interval_s"])}, {address: 1 for address in addresses}
+
+
+def _equal_validators(addresses: Sequence[bytes], shares: Sequence[float], total_hps: float,
+                      params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[bytes, int]]:
+    return dict(params), {address: 1 for address in addresses}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSpec:
+    """What the node, the toolkit and the CLI may know about an engine."""
+
+    name: str
+    summary: str
+    parameters: Mapping[str, ParamSpec]
+    build: Callable[[EngineContext], Engine]
+    policy: Callable[[Genesis], ChainPolicy]
+    # Sealing needs the node's worker processes (PoW puzzles): the node starts them, the testnet gives hash rates.
+    seals_with_workers: bool = False
+    # Extra genesis checks beyond each parameter's own (e.g. primary-backup needs a primary).
+    check: Callable[[Genesis], None] = _no_check
+    # Warnings about a valid but risky genesis (PoW: the partition handler's detection window).
+    warnings: Callable[[Genesis], list[str]] = _no_warnings
+    # Computed facts about a genesis that `genesis show` prints (PoW: the partition finality risk).
+    facts: Callable[[Genesis], dict[str, Any]] = lambda genesis: {}
+    # Seconds a fault can go unnoticed by the engine (liveness checks wait this long on top of their grace).
+    detection_delay_s: Callable[[Genesis], float] = lambda genesis: 0.0
+    # Whether a group of validators (addresses) that can talk to each other can make progress.
+    has_quorum: Callable[[Genesis, Collection[bytes]], bool] = lambda genesis, group: bool(group)
+    # A local testnet's genesis: (params, validators) from the node addresses, their hash-rate shares (fractions
+    # summing to 1), the total hash rate, and the params given (block_interval_s among them).
+    testnet_network: Callable[[Sequence[bytes], Sequence[float], float, Mapping[str, Any]],
+                              tuple[dict[str, Any], dict[bytes, int]]] = field(default=_equal_validators)
+    # The simulator's genesis: (params, validators) from the node addresses, their hash-rate shares, and its knobs
+    # (block_interval_s, heartbeat_interval_s, acks_required, ...; each engine takes what applies to it).
+    simulation_network: Callable[[Sequence[bytes], Sequence[float], Mapping[str, Any]],
+                                 tuple[dict[str, Any], dict[bytes, int]]] = field(default=_sim_equal_validators)
+    # Finality by confirmations (PoW): a liveness phase needs k+1 blocks for a post-heal block to go final.
+    confirmation_finality: bool = False
+    # Genesis parameters `testnet up` sets unless given (from the params given, block_interval_s among them).
+    testnet_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda params: {}
+    # The live table's engine column: its title and a cell from /v1/status's `engine` document.
+    status_column: str = "ROLE"
+    status_cell: Callable[[Mapping[str, Any]], str] = field(
+        default=lambda engine: str(engine.get("role", "?")) + (" stalled" if engine.get("stalled") else ""))
+    # Admin actions the engine answers (`POST /v1/admin/<action>`).
+    admin_actions: tuple[str, ...] = ()
+
+    def param(self, genesis: Genesis, name: str) -> Any:
+        """Engine parameter `name` of `genesis` (its default when unset)."""
+        return engine_param(genesis, self.parameters, name)
+
+    def all_parameters(self) -> dict[str, ParamSpec]:
+        """Chain-level parameters and the engine's own."""
+        return {**CHAIN_PARAMETERS, **self.parameters}
+
+
