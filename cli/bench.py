@@ -14,10 +14,11 @@ import click
 import coincurve
 
 from chain.block import decode_block
-from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers, generate_pow_chain
+from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers
 from chain.genesis import Genesis
 from chain.validation import Rules, SignatureChecker, connect_block
 from cli.common import emit_json
+from consensus.pow.devtools import generate_pow_chain
 from node.datadir import init_datadir, open_chain
 from node.mining import grind_range
 

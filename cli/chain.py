@@ -26,11 +26,12 @@ from chain.block import Block
 from chain.blocktree import BlockTree
 from chain.chainstore import BlockMeta, BlockStatus, ChainStoreError
 from chain.crypto import PrivateKey
-from chain.devtools import dev_genesis, dev_keys, generate_pow_chain
+from chain.devtools import dev_genesis, dev_keys
 from chain.errors import DecodeError, RejectError
 from chain.genesis import CHAIN_PARAMETERS, GenesisError
 from chain.state import Account, AccountDict, ElementCache, State, accumulate, apply_block, commitment_of
 from cli.common import emit_json, fail
+from consensus.pow.devtools import generate_pow_chain
 from node.chainfile import ChainFileError, iter_blocks, read_header, write_chain_file
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.datadir import DatadirError, OpenChain, init_datadir, open_chain, read_genesis_file

@@ -27,9 +27,9 @@ Nothing outside consensus/ asks which engine runs.
 
 from __future__ import annotations
 
-from random import Random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from random import Random
 from typing import Protocol
 
 from chain import crypto

@@ -1,22 +1,32 @@
 """The node's two faces: what P2P may ask of it (`ChainAccessAdapter`, p2p.service.ChainAccess) and what the RPC
-server may ask of it (`NodeApiAdapter`, node.api.NodeAPI). Thin: every decision is the node core's."""
+server may ask of it (`NodeApiAdapter`, node.api.NodeAPI). Thin: every decision is the node core's.
+
+The adapters see the node through `RunningNode`, a Protocol of what they use, not through node.runtime.Node: the
+runtime builds the adapters, so importing it back would make a cycle."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from chain.block import Block
-from chain.blocktree import TipInfo
+from chain.blocktree import AddResult, BlockTree, TipInfo
 from chain.errors import RejectError
-from chain.mempool import PoolEntryView
+from chain.genesis import Genesis
+from chain.mempool import Mempool, PoolEntryView
 from chain.tx import Transaction
-from consensus.engine import UnsupportedAdmin
-from node.api import AccountView, BlockPosition, EventSubscription, TxState, TxStatus
+from consensus.engine import Engine, UnsupportedAdmin
+from node.api import AccountView, BlockPosition, EventBroker, EventSubscription, TxState, TxStatus
+from node.core import NodeCore
+from node.metrics import NodeMetrics
+from p2p.config import BlockVerdict
+from p2p.protocol.faults import FaultConfig
 
-if TYPE_CHECKING:
-    from node.runtime import Node
+if TYPE_CHECKING:  # annotations only: the adapters themselves never touch the transport's module
+    import prometheus_client
+
+    from p2p.service import P2PService
 
 log = logging.getLogger("chainlab.node")
 
@@ -26,10 +36,65 @@ def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+class RunningNode(Protocol):
+    """What the adapters use of the running node (node.runtime.Node implements it)."""
+
+    @property
+    def genesis(self) -> Genesis:
+        """The network's genesis."""
+
+    @property
+    def tree(self) -> BlockTree:
+        """The block tree (chain, store, orphans)."""
+
+    @property
+    def mempool(self) -> Mempool:
+        """The transaction pool."""
+
+    @property
+    def core(self) -> NodeCore:
+        """The node core (its cheap block precheck)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The consensus engine (its status)."""
+
+    @property
+    def metrics(self) -> prometheus_client.CollectorRegistry:
+        """The registry the RPC server exports."""
+
+    @property
+    def node_metrics(self) -> NodeMetrics:
+        """The node's counters and gauges."""
+
+    @property
+    def events(self) -> EventBroker:
+        """The event stream's broker."""
+
+    @property
+    def p2p(self) -> P2PService | None:
+        """The P2P service once started."""
+
+    def status(self) -> dict[str, object]:
+        """The /v1/status document."""
+
+    async def import_block(self, block: Block, source: str, *, prechecked: bool = False) -> AddResult:
+        """Validate and import a block from a peer."""
+
+    async def submit_tx(self, tx: Transaction, source: str | None = None) -> None:
+        """Mempool admission, relay and a refreshed mining template (RejectError with its code)."""
+
+    def on_engine_message(self, peer: str, kind: str, payload: bytes) -> None:
+        """An engine message from P2P (RejectError propagates)."""
+
+    def admin(self, action: str, value: object) -> dict[str, object]:
+        """An admin action for the engine."""
+
+
 class ChainAccessAdapter:
     """What P2P may ask of the node (p2p.service.ChainAccess)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: RunningNode) -> None:
         self.node = node
         self.chain_id = node.genesis.chain_id
         self.genesis_hash = node.genesis.hash
@@ -90,10 +155,8 @@ class ChainAccessAdapter:
             while len(self._prechecked) > 64:
                 del self._prechecked[next(iter(self._prechecked))]
 
-    async def submit_block(self, block: Block, peer: str) -> Any:
+    async def submit_block(self, block: Block, peer: str) -> BlockVerdict:
         """Full validation and import."""
-        from p2p.service import BlockVerdict
-
         prechecked = self._prechecked.pop(block.hash, 0) is None
         result = await self.node.import_block(block, source=peer, prechecked=prechecked)
         return BlockVerdict(status=result.status, missing_parent=result.missing_parent)
@@ -110,7 +173,7 @@ class ChainAccessAdapter:
 class NodeApiAdapter:
     """What the RPC server may ask of the node (node.api.NodeAPI)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: RunningNode) -> None:
         self.node = node
         self.metrics = node.metrics
 
@@ -205,8 +268,6 @@ class NodeApiAdapter:
 
     def set_faults(self, spec: dict[str, object]) -> dict[str, object]:
         """Fault injection in the P2P transport (testnet nemesis)."""
-        from p2p.service import FaultConfig
-
         allowed = {"blocked_peers", "delay_ms", "jitter_ms", "loss", "duplicate"}
         unknown = set(spec) - allowed
         if unknown:
@@ -224,7 +285,7 @@ class NodeApiAdapter:
             if numbers[name] > 1:
                 raise ValueError(f"{name} is a probability in [0, 1]")
         faults = FaultConfig(blocked_peers=frozenset(blocked), **numbers)
-        self.node.p2p.set_faults(faults)
+        self._p2p().set_faults(faults)
         log.warning("faults set: %s", spec)
         return {"blocked_peers": sorted(blocked), **numbers}
 
@@ -238,4 +299,9 @@ class NodeApiAdapter:
 
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""
-        self.node.p2p.connect(url)
+        self._p2p().connect(url)
+
+    def _p2p(self) -> P2PService:
+        service = self.node.p2p
+        assert service is not None, "the node starts P2P before the RPC server that calls this"
+        return service

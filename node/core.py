@@ -14,9 +14,9 @@ timestamps) come from the driver, which for the simulator is a virtual clock.
 
 from __future__ import annotations
 
-from random import Random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from random import Random
 
 from chain import crypto
 from chain.block import Block, make_block

@@ -16,10 +16,9 @@ import os
 import random
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import prometheus_client
 
@@ -29,6 +28,7 @@ from chain.blocktree import AddResult
 from chain.errors import RejectError
 from chain.tx import Transaction
 from chain.validation import TxSignatureItems, verify_in_process
+from node.adapters import ChainAccessAdapter, NodeApiAdapter
 from node.api import EventBroker
 from node.config import NodeConfig
 from node.core import NodeCore, Output
@@ -36,6 +36,8 @@ from node.datadir import OpenChain, open_chain
 from node.identity import load_or_create_key
 from node.metrics import NodeMetrics
 from node.mining import Miner
+from node.rpc import RpcConfig, RpcServer
+from p2p.service import P2PConfig, P2PService
 
 log = logging.getLogger("chainlab.node")
 
@@ -65,8 +67,8 @@ class Node:
         self.metrics = prometheus_client.CollectorRegistry()
         self.node_metrics = NodeMetrics(self.metrics)
         self.events = EventBroker()
-        self.p2p: Any = None
-        self.rpc: Any = None
+        self.p2p: P2PService | None = None
+        self.rpc: RpcServer | None = None
         self.miner: Miner | None = None
         self._stopping = False
         self._verify_pool: ProcessPoolExecutor | None = None
@@ -84,10 +86,6 @@ class Node:
 
     async def start(self) -> None:
         """Bind P2P and RPC, start the engine, miners and timers."""
-        from node.adapters import ChainAccessAdapter, NodeApiAdapter
-        from node.rpc import RpcConfig, RpcServer
-        from p2p.service import P2PConfig, P2PService
-
         self._loop = asyncio.get_running_loop()
         if self.config.validation.workers > 1:
             import multiprocessing
@@ -95,17 +93,17 @@ class Node:
             self._verify_pool = ProcessPoolExecutor(self.config.validation.workers,
                                                     mp_context=multiprocessing.get_context("spawn"))
         p2p = self.config.p2p
-        self.p2p = P2PService(
+        self.p2p = service = P2PService(
             P2PConfig(listen_host=p2p.host, listen_port=p2p.port, bootstrap=tuple(p2p.bootstrap),
                       target_peers=p2p.target_peers, max_peers=p2p.max_peers, advertise_url=p2p.advertise_url),
             # Handshake challenges must be unpredictable: the system's randomness, not a seeded generator.
             self.key, ChainAccessAdapter(self), rng=random.SystemRandom(),
         )
-        await self.p2p.start()
+        await service.start()
         rpc = self.config.rpc
-        self.rpc = RpcServer(RpcConfig(host=rpc.host, port=rpc.port, admin_token=rpc.admin_token or None),
-                             NodeApiAdapter(self))
-        await self.rpc.start()
+        self.rpc = server = RpcServer(RpcConfig(host=rpc.host, port=rpc.port, admin_token=rpc.admin_token or None),
+                                      NodeApiAdapter(self))
+        await server.start()
         if self.core.spec.seals_with_workers and self.config.mining.enabled:
             self._start_miner()
         self.apply(self.core.start(now=time.monotonic(), now_ms=wall_ms()))
@@ -114,12 +112,13 @@ class Node:
         self._update_metrics()
         self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
-                 self.p2p.url, self.rpc.url, self.key.public_key.hex()[:16])
+                 service.url, server.url, self.key.public_key.hex()[:16])
         for warning in self.core.spec.warnings(self.genesis):
             log.warning("genesis: %s", warning)
 
     def _write_node_info(self) -> None:
         """`node.json` in the data directory: how tools find a running node (pid, bound URLs, node id)."""
+        assert self.p2p is not None and self.rpc is not None, "written once both servers are bound"
         info = {"pid": os.getpid(), "name": self.config.node.name, "p2p_url": self.p2p.url, "rpc_url": self.rpc.url,
                 "node_id": self.key.public_key.hex(), "address": crypto.address_to_text(self.key.address)}
         path = self.datadir / NODE_INFO_FILE
@@ -232,7 +231,7 @@ class Node:
         if alarms:
             self.node_metrics.safety_alarms.inc(len(alarms))
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Awaitable[None]) -> None:
         """Run `work` as a task the node keeps a reference to until it is done."""
         task = asyncio.ensure_future(work)
         self._background.add(task)

@@ -18,8 +18,9 @@ from typing import Any
 import aiohttp
 
 from chain.block import decode_block
-from chain.devtools import dev_keys, generate_pow_chain
+from chain.devtools import dev_keys
 from chain.tx import make_transfer
+from consensus.pow.devtools import generate_pow_chain
 from node.chainfile import write_chain_file
 from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, ValidationSection, write_config
 from node.datadir import init_datadir, open_chain

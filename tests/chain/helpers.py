@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chain.blocktree import ForkChoice
 from chain.block import Block, make_block
+from chain.blocktree import ForkChoice
 from chain.genesis import Genesis
 from chain.state import State, apply_block
 from chain.tx import Transaction, make_transfer

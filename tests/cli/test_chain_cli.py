@@ -14,10 +14,11 @@ from click.testing import CliRunner
 
 from chain import crypto
 from chain.block import Block, make_block
-from chain.devtools import block_on, dev_genesis, dev_keys, generate_pow_chain
+from chain.devtools import block_on, dev_genesis, dev_keys
 from chain.state import Account, apply_block, decode_account
 from cli.chain import best_chain_blocks
 from cli.main import main
+from consensus.pow.devtools import generate_pow_chain
 from consensus.pow.params import PowParams
 from consensus.pow.seal import grind
 from node.chainfile import iter_blocks, read_header, write_chain_file

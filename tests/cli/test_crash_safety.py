@@ -27,8 +27,9 @@ import pytest
 
 from chain.block import Block
 from chain.crypto import PrivateKey
-from chain.devtools import dev_genesis, dev_keys, generate_pow_chain
+from chain.devtools import dev_genesis, dev_keys
 from chain.genesis import Genesis
+from consensus.pow.devtools import generate_pow_chain
 from node.chainfile import iter_blocks, read_header, write_chain_file
 from node.datadir import init_datadir, open_chain
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from random import Random
 
 import pytest
 
@@ -10,8 +11,6 @@ from chain.blocktree import BlockTree
 from chain.chainstore import ChainStore
 from chain.errors import RejectError
 from chain.genesis import Genesis
-from random import Random
-
 from consensus.engine import EngineContext, EngineMessage, MemoryEngineState
 from consensus.pow.engine import PowEngine
 from consensus.pow.partition import Inputs, MiningState, next_state

@@ -16,10 +16,11 @@ from chain import crypto
 from chain.block import Block
 from chain.blocktree import BlockTree
 from chain.chainstore import ChainStore
-from chain.devtools import dev_genesis, dev_keys, generate_pow_chain
+from chain.devtools import dev_genesis, dev_keys
 from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.tx import Transaction, make_transfer
+from consensus.pow.devtools import generate_pow_chain
 from consensus.pow.seal import check_pow
 from p2p.config import BlockVerdict, P2PConfig
 from p2p.protocol.codec import encode_frame

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from chain.blocktree import BlockTree
 from chain.chainstore import ChainStore
-from chain.devtools import dev_genesis, dev_keys, generate_pow_chain
+from chain.devtools import dev_genesis, dev_keys
+from consensus.pow.devtools import generate_pow_chain
 from consensus.registry import chain_policy
 from storage.memory import MemoryStore
 from testnet.audit import check_acknowledged_per_node, judge_periods, merge, quorum_periods

@@ -12,8 +12,9 @@ from chain.block import Block
 from chain.blocktree import BlockTree
 from chain.chainstore import ChainStore
 from chain.crypto import address_from_text, address_to_text
-from chain.devtools import dev_genesis, dev_keys, generate_pow_chain
+from chain.devtools import dev_genesis, dev_keys
 from chain.genesis import Genesis
+from consensus.pow.devtools import generate_pow_chain
 from consensus.registry import chain_policy
 from storage.memory import MemoryStore
 from testnet.checks import check_final_prefix, check_ledger
