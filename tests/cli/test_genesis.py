@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from chain import crypto
-from chain.genesis import PARAMETERS, parse_genesis
+from chain.genesis import parse_genesis
+from consensus.registry import all_parameters, engine_names, spec_named
 from tests.cli.helpers import Invoke, assert_ok, assert_one_line_error, assert_usage_error, ok_json
 from tests.conftest import key
 
@@ -77,11 +78,21 @@ def test_certain_partition_risk_is_written_with_a_warning(invoke: Invoke, tmp_pa
     assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] == 1.0
 
 
-def test_every_parameter_is_accepted(invoke: Invoke, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", engine_names())
+def test_every_parameter_is_accepted(invoke: Invoke, tmp_path: Path, engine: str) -> None:
     out = tmp_path / "g.toml"
-    params = [arg for name, (_, default, _) in PARAMETERS.items() for arg in ("--param", f"{name}={default}")]
-    assert_ok(invoke("genesis", "new", "--out", str(out), "--consensus", "pow", *params))
-    assert set(parse_genesis(out.read_text()).params) == set(PARAMETERS)
+    table = spec_named(engine).all_parameters()
+    params = [arg for name, spec in table.items() for arg in ("--param", f"{name}={spec.default}")]
+    validator = ["--validator", crypto.address_to_text(key(3).address)]
+    assert_ok(invoke("genesis", "new", "--out", str(out), "--consensus", engine, *validator, *params))
+    assert set(parse_genesis(out.read_text()).params) == set(table)
+
+
+def test_another_engines_parameter_is_refused(invoke: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "g.toml"
+    assert_one_line_error(invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param",
+                                 "acks_required=1"), "acks_required")
+    assert not out.exists()
 
 
 def test_refuses_to_overwrite_without_force(invoke: Invoke, tmp_path: Path) -> None:
@@ -159,7 +170,8 @@ def test_show(invoke: Invoke, alice: str, tmp_path: Path) -> None:
     view = ok_json(invoke("genesis", "show", str(out), "--json"))
     assert view["hash"] == genesis.hash.hex()
     assert view["block_hash"] == genesis.block().hash.hex()
-    assert view["params"] == {name: genesis.param(name) for name in PARAMETERS}
+    table = spec_named(genesis.consensus).all_parameters()
+    assert view["params"] == {name: genesis.params.get(name, spec.default) for name, spec in table.items()}
     assert "min_fee" not in view["defaults"] and "block_interval_s" in view["defaults"]
     assert view["balances"] == {alice: 10} and view["validators"] == {alice: 2} and view["total_supply"] == 10
     result = invoke("genesis", "show", str(out))
@@ -192,5 +204,5 @@ def test_show_missing_file(invoke: Invoke, tmp_path: Path) -> None:
 def test_help_lists_every_parameter(invoke: Invoke) -> None:
     result = invoke("genesis", "new", "--help")
     assert_ok(result)
-    for name in PARAMETERS:
+    for name in all_parameters():
         assert name in result.stdout

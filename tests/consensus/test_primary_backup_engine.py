@@ -1,14 +1,20 @@
-"""Primary-backup acknowledgements: verified once, counted once, relayed once; forgeries and strangers refused."""
+"""Primary-backup: acknowledgements counted once per backup, strangers refused, backups acknowledge only durable
+blocks, and a block is committed by hash once enough backups acknowledged it."""
 
 from __future__ import annotations
+
+from random import Random
 
 import pytest
 
 from chain import crypto
+from chain.blocktree import BlockTree
+from chain.chainstore import ChainStore
 from chain.errors import RejectError
 from chain.genesis import Genesis
-from consensus.engine import EngineMessage
+from consensus.engine import EngineContext, EngineMessage, MemoryEngineState
 from consensus.primary_backup import engine as pb
+from storage.memory import MemoryStore
 from tests.conftest import key
 
 PRIMARY, BACKUP_1, BACKUP_2, STRANGER = key(40), key(41), key(42), key(43)
@@ -21,64 +27,72 @@ def genesis() -> Genesis:
                    validators={k.address: 1 for k in (PRIMARY, BACKUP_1, BACKUP_2)})
 
 
-def ack_message(g: Genesis, signer: crypto.PrivateKey, *, hops: int = 0, genesis_hash: bytes | None = None,
-                forged: bool = False) -> EngineMessage:
-    unsigned = pb.Ack(genesis_hash=genesis_hash or g.hash, block_hash=BLOCK, height=1, backup=signer.public_key)
-    digest = bytes(32) if forged else unsigned.signing_hash()
-    ack = pb.Ack(genesis_hash=unsigned.genesis_hash, block_hash=BLOCK, height=1, backup=signer.public_key, hops=hops,
-                 signature=signer.sign(digest))
-    return EngineMessage(kind=pb.ACK_KIND, payload=ack.encode())
-
-
-@pytest.fixture
-def verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The public keys whose acknowledgement signatures the engine checked."""
-    checked: list[bytes] = []
-    real = crypto.verify
-
-    def counting(public_key: bytes, signature: bytes, digest: bytes) -> bool:
-        checked.append(public_key)
-        return real(public_key, signature, digest)
-
-    monkeypatch.setattr(pb.crypto, "verify", counting)
-    return checked
-
-
-def test_each_acknowledgement_is_verified_counted_and_relayed_once(verifications: list[bytes]) -> None:
+def started(k: crypto.PrivateKey) -> tuple[pb.PrimaryBackupEngine, BlockTree]:
     g = genesis()
-    observer = pb.PrimaryBackupEngine(g, PRIMARY)
-    observer.on_message("peer-a", ack_message(g, BACKUP_1), now=0.0, now_ms=0)
-    relayed = observer.ready().messages
-    assert len(relayed) == 1 and relayed[0].exclude == "peer-a"
-    assert pb.decode_ack(relayed[0].message.payload, g.hash, verify=False).hops == 1
-    for peer, hops in (("peer-b", 0), ("peer-c", 3)):  # the same acknowledgement over other paths
-        observer.on_message(peer, ack_message(g, BACKUP_1, hops=hops), now=0.0, now_ms=0)
-    assert observer.ready().messages == []
-    assert verifications == [BACKUP_1.public_key]  # copies are recognised before any signature check
+    engine = pb.PrimaryBackupEngine(EngineContext(genesis=g, key=k, rng=Random(1)))
+    tree = BlockTree(ChainStore(MemoryStore()), g, engine.policy)
+    engine.start(tree, MemoryEngineState(), now=0.0, now_ms=1_000)
+    engine.ready()
+    return engine, tree
+
+
+def ack(block_hash: bytes = BLOCK) -> EngineMessage:
+    return EngineMessage(kind=pb.ACK_KIND, payload=pb.encode_ack(block_hash, 1))
+
+
+def test_each_backup_counts_once() -> None:
+    observer, _ = started(PRIMARY)
+    for _ in range(3):
+        observer.on_message(BACKUP_1.address, ack(), now=0.0, now_ms=0)
     assert observer._acks[BLOCK] == {BACKUP_1.address}
 
 
-def test_a_forged_copy_neither_counts_nor_blocks_the_genuine_one(verifications: list[bytes]) -> None:
-    g = genesis()
-    observer = pb.PrimaryBackupEngine(g, PRIMARY)
-    with pytest.raises(RejectError) as info:
-        observer.on_message("attacker", ack_message(g, BACKUP_2, forged=True), now=0.0, now_ms=0)
-    assert info.value.code == "bad-signature"
-    assert BLOCK not in observer._acks
-    observer.on_message("honest", ack_message(g, BACKUP_2), now=0.0, now_ms=0)
-    assert observer._acks[BLOCK] == {BACKUP_2.address}
-    assert len(observer.ready().messages) == 1
-
-
-@pytest.mark.parametrize(("message", "code"), [
-    (lambda g: ack_message(g, STRANGER), "not-a-backup"),
-    (lambda g: ack_message(g, BACKUP_1, genesis_hash=bytes(32)), "wrong-network"),
-    (lambda g: EngineMessage(kind="pb/vote", payload=b""), "unknown-engine-message"),
+@pytest.mark.parametrize(("sender", "message", "code"), [
+    (STRANGER.address, ack(), "not-a-backup"),
+    (PRIMARY.address, ack(), "not-a-backup"),
+    (BACKUP_1.address, EngineMessage(kind="pb/vote", payload=b""), "unknown-engine-message"),
+    (BACKUP_1.address, EngineMessage(kind=pb.ACK_KIND, payload=b"\x00"), "malformed"),
 ])
-def test_refusals_carry_their_code(message, code: str) -> None:  # type: ignore[no-untyped-def]
-    g = genesis()
-    observer = pb.PrimaryBackupEngine(g, PRIMARY)
+def test_refusals_carry_their_code(sender: bytes, message: EngineMessage, code: str) -> None:
+    observer, _ = started(PRIMARY)
     with pytest.raises(RejectError) as info:
-        observer.on_message("peer", message(g), now=0.0, now_ms=0)
+        observer.on_message(sender, message, now=0.0, now_ms=0)
     assert info.value.code == code
-    assert observer.ready().messages == []
+    assert observer.ready().is_empty()
+
+
+def test_primary_proposes_and_seals() -> None:
+    primary, tree = started(PRIMARY)
+    primary.tick(now=primary.interval_s, now_ms=20_000)
+    request = primary.ready().propose
+    assert request is not None and request.parent_hash == tree.tip.hash and request.proposer == PRIMARY.address
+    backup, _ = started(BACKUP_1)
+    backup.tick(now=100.0, now_ms=200_000)
+    assert backup.ready().propose is None  # only the primary proposes
+
+
+def test_backup_acknowledges_durably_and_commits_by_hash_at_the_quorum() -> None:
+    from chain.devtools import block_on
+
+    backup, tree = started(BACKUP_1)
+    g = genesis()
+    state, parent = g.initial_state(), g.block()
+    draft, _ = block_on(state, parent, [], reward=g.block_reward, proposer=PRIMARY.address,
+                        timestamp_ms=parent.header.timestamp_ms + 1)
+    from chain.block import Block
+    from consensus.primary_backup.policy import make_seal
+
+    block = Block(header=draft.header.with_seal(make_seal(PRIMARY, draft.header)), txs=draft.txs)
+    result = tree.add_block(block, now_ms=2_000)
+    assert result.status == "connected"
+    meta = tree.meta(block.hash)
+    assert meta is not None
+    backup.on_chain_changed(tree, [meta], [], now=1.0, now_ms=2_000)
+    ready = backup.ready()
+    assert ready.durable  # the acknowledgement leaves only after the block is on disk
+    assert [pb.decode_ack(m.message.payload) for m in ready.messages] == [(block.hash, 1)]
+    assert ready.commit is None  # our own acknowledgement is one of two
+    backup.on_message(BACKUP_2.address, ack(block.hash), now=1.1, now_ms=2_100)
+    assert backup.ready().commit == block.hash
+    backup.on_message(BACKUP_2.address, ack(block.hash), now=1.2, now_ms=2_200)
+    assert backup.ready().commit is None  # said once

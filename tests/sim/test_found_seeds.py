@@ -3,8 +3,9 @@ must pass) and with the bug it exposed planted back (which must still fail, so t
 
 from __future__ import annotations
 
-from chain.crypto import PrivateKey
-from chain.genesis import Genesis
+from random import Random
+
+from consensus.engine import EngineContext
 from consensus.pow.engine import PowEngine
 from node.core import NodeCore
 from testnet.sim.config import SimConfig, parse_faults
@@ -16,16 +17,15 @@ from tests.sim.helpers import node_core_factory
 class MinesWhileBehindPowEngine(PowEngine):
     """The bug: mining ignores how far behind the peers the node is."""
 
-    def __init__(self, genesis: Genesis, key: PrivateKey) -> None:
-        super().__init__(genesis, key)
-
-    def on_sync_gap(self, blocks_behind: int, *, now: float) -> None:
+    def on_sync_status(self, blocks_behind: int, *, now: float) -> None:
         """Ignored: the bug."""
 
 
 def mines_while_behind_factory(spec: CoreSpec) -> SimCore:
     return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
-                               engine=MinesWhileBehindPowEngine(spec.genesis, spec.key))
+                               engine=MinesWhileBehindPowEngine(EngineContext(
+                                   genesis=spec.genesis, key=spec.key, rng=Random(spec.rng_seed))),
+                               rng=Random(spec.rng_seed))
 
 
 # The CI swarm of commit 3cf02ef7f6 (2026-11-26): a node restarted after a crash, found its peers 3 blocks ahead,

@@ -1,0 +1,1 @@
+"""Round-robin: the contract's reference engine (see engine.py)."""
