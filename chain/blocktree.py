@@ -234,6 +234,11 @@ class BlockTree:
         """A stored block body."""
         return self.store.get_block(block_hash)
 
+    def children(self, block_hash: bytes) -> list[BlockMeta]:
+        """Known blocks whose parent is `block_hash` (any status), first seen first."""
+        metas = [self._metas[h] for h in self._children.get(block_hash, ()) if h in self._metas]
+        return sorted(metas, key=lambda m: m.seq)
+
     def ancestors(self, block_hash: bytes, count: int) -> list[BlockMeta]:
         """`block_hash` and up to count-1 ancestors, newest first."""
         out: list[BlockMeta] = []

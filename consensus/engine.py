@@ -235,6 +235,9 @@ class ChainView(Protocol):
     def ancestors(self, block_hash: bytes, count: int) -> list[BlockMeta]:
         """`block_hash` and up to count-1 ancestors, newest first."""
 
+    def children(self, block_hash: bytes) -> list[BlockMeta]:
+        """Known blocks whose parent is `block_hash`, first seen first."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineContext:

@@ -139,6 +139,7 @@ class RoundRobinEngine(EngineBase):
         self._proposed_height = 0
         self._next_proposal = 0.0
         self._retry_at = 0.0
+        self._recommit_at = 0.0
         self._commits = 0
 
     @property
@@ -155,6 +156,8 @@ class RoundRobinEngine(EngineBase):
         """Begin at the committed tip (the engine keeps nothing of its own: the chain is the log)."""
         self._chain = chain
         self._next_proposal = now
+        for child in chain.children(chain.tip.hash):  # stored before a restart, never committed
+            self.on_block_stored(chain, child, now=now, now_ms=now_ms)
         self.tick(now=now, now_ms=now_ms)
 
     def tick(self, *, now: float, now_ms: int) -> None:
@@ -162,7 +165,14 @@ class RoundRobinEngine(EngineBase):
         chain = self._chain
         if chain is None or self.address is None or not self.proposing_allowed:
             return
-        height = chain.tip.height + 1
+        tip = chain.tip
+        if tip.height > 0 and tip.header.proposer == self.address and now >= self._recommit_at:
+            # Our last commit is the tip: say it again now and then, for validators that missed it (a lost
+            # message, a partition, a restart); the next proposer cannot build on a block it has not committed.
+            self._recommit_at = now + RETRY_INTERVALS * self.interval_s
+            self._ready.messages.append(Outgoing(message=EngineMessage(
+                kind=COMMIT_KIND, payload=encode_vote(tip.hash, tip.height))))
+        height = tip.height + 1
         if self._policy.proposer_of(height) != self.address or now < self._next_proposal:
             return
         if self._proposed_height < height or now >= self._retry_at:
@@ -238,6 +248,8 @@ class RoundRobinEngine(EngineBase):
             self._ready.messages.append(Outgoing(message=EngineMessage(kind=COMMIT_KIND,
                                                                        payload=encode_vote(block_hash, height))))
             self._ready.commit = block_hash
+            # The first rebroadcast waits an interval: the commit just went out.
+            self._recommit_at = self._next_proposal + RETRY_INTERVALS * self.interval_s
 
     def on_chain_changed(self, chain: ChainView, connected: list[BlockMeta], disconnected: list[BlockMeta], *,
                          now: float, now_ms: int) -> None:
@@ -248,6 +260,8 @@ class RoundRobinEngine(EngineBase):
         self._acks = {h: a for h, a in self._acks.items() if (m := chain.meta(h)) is not None
                       and m.height > chain.height}
         self._next_proposal = now + self.interval_s  # the next height's proposer waits one interval too
+        for child in chain.children(chain.tip.hash):  # the next block may have arrived before this commit
+            self.on_block_stored(chain, child, now=now, now_ms=now_ms)
         self.tick(now=now, now_ms=now_ms)
 
     def status(self, *, now: float) -> dict[str, object]:
