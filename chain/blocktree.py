@@ -595,6 +595,15 @@ class BlockTree:
             result.status = "conflict"
         return ok
 
+    def alarm_conflicting_commit(self, block_hash: bytes, height: int) -> SafetyAlarm:
+        """The engine committed a block the final chain excludes (it forks below the final height, and may have
+        been pruned or refused as `fork-below-final`): count and log the safety alarm; nothing moves."""
+        fork = self._fork_height(block_hash) if block_hash in self._metas else 0
+        alarm = SafetyAlarm(final_height=self.final_height, final_hash=self._best_chain[self.final_height],
+                            candidate_tip=block_hash, candidate_height=height, fork_height=fork)
+        self._count_alarm(alarm)
+        return alarm
+
     def _conflict(self, meta: BlockMeta, result: AddResult) -> None:
         result.status = "conflict"
         fork = self._fork_height(meta.hash) if meta.hash in self._metas else 0

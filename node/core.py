@@ -243,7 +243,14 @@ class NodeCore:
 
     def _import(self, block: Block, *, source: str, now: float, now_ms: int, prechecked: bool, out: Output,
                 ) -> AddResult:
-        result = self.tree.add_block(block, now_ms=now_ms, source=source, prechecked=prechecked)
+        try:
+            result = self.tree.add_block(block, now_ms=now_ms, source=source, prechecked=prechecked)
+        except RejectError as error:
+            if block.hash == self._pending_commit and error.code in ("fork-below-final", "bad-prevblk"):
+                # The engine committed a block our final chain excludes: that is what the safety alarm is for.
+                self.tree.alarm_conflicting_commit(block.hash, block.height)
+                self._pending_commit = None
+            raise
         out.results.append(result)
         for rejected_hash, rejection in result.rejected:
             out.notes.append(f"block {rejected_hash.hex()[:16]} rejected: {rejection}")

@@ -82,7 +82,7 @@ class Cluster:
             config = NodeConfig(
                 p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=token),
                 # a zero share must not mine: hashrate_hps 0 would mean "no cap"
-                mining=MiningSection(enabled=mining and spec.seals_with_workers and rates[index] > 0, processes=1,
+                mining=MiningSection(enabled=mining and (rates[index] > 0 or not spec.seals_with_workers), processes=1,
                                      hashrate_hps=rates[index], nice=mining_nice),
             )
             write_config(datadir, config)

@@ -49,9 +49,11 @@ class WorkSealPolicy:
     fork_choice = ForkChoice.MOST_WORK
     confirmation_finality = True
 
-    def __init__(self, reward: int = 50, *, confirmation_finality: bool = True) -> None:
+    def __init__(self, reward: int = 50, *, confirmation_finality: bool = True,
+                 fork_choice: ForkChoice = ForkChoice.MOST_WORK) -> None:
         self.reward = reward
         self.confirmation_finality = confirmation_finality
+        self.fork_choice = fork_choice
 
     def check_detached_header(self, header) -> None:  # type: ignore[no-untyped-def]
         pass
