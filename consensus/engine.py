@@ -41,8 +41,9 @@ from chain.genesis import Genesis
 
 MAX_ENGINE_KIND_CHARS = 32
 # A block travels by the block path, never inside an engine message; the largest engine payloads are certificates
-# and view-change proofs (2f+1 signed votes with their prepared certificates), well below this.
-MAX_ENGINE_PAYLOAD_BYTES = 1024 * 1024
+# and view-change proofs (2f+1 signed votes with their prepared certificates), well below this. The envelope around
+# a message (consensus/envelope.py) must still fit the P2P layer's 1 MiB EngineMsg payload.
+MAX_ENGINE_PAYLOAD_BYTES = 1024 * 1024 - 1024
 MAX_ENGINE_KEY_BYTES = 256
 
 

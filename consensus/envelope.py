@@ -30,7 +30,7 @@ SEEN_CAPACITY = 65_536
 # whatever its clock did; within a run they start at the wall clock in microseconds.
 SEQ_RESERVATION = 1 << 16
 _FIELDS = 8
-_MAX_BYTES = MAX_ENGINE_PAYLOAD_BYTES + 512
+_MAX_BYTES = MAX_ENGINE_PAYLOAD_BYTES + 1024  # the P2P EngineMsg payload limit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

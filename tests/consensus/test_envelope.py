@@ -118,3 +118,13 @@ def test_seen_set_is_bounded() -> None:
         payload, _ = a.seal(Outgoing(message=EngineMessage(kind="k", payload=bytes([body]))))
         assert b.receive(payload) is not None
     assert len(b._seen) <= 8
+
+
+def test_the_largest_engine_message_fits_the_p2p_frame() -> None:
+    from consensus.engine import MAX_ENGINE_PAYLOAD_BYTES
+    from p2p.protocol.messages import MAX_ENGINE_PAYLOAD_BYTES as P2P_LIMIT
+
+    payload, _ = router(A).seal(Outgoing(message=EngineMessage(kind="k" * 32, payload=bytes(MAX_ENGINE_PAYLOAD_BYTES)),
+                                         to=B.address))
+    assert len(payload) <= P2P_LIMIT
+    assert router(B).receive(payload) is not None
