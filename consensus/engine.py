@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from random import Random
 from typing import Protocol
 
@@ -252,6 +253,25 @@ class EngineContext:
     proposing_allowed: bool = True
 
 
+class EngineStatus(Protocol):
+    """An engine's typed status (a frozen dataclass of its own); `/v1/status` shows `to_json()` as `engine`."""
+
+    def to_json(self) -> dict[str, object]:
+        """JSON values, field by field."""
+
+
+class StatusBase:
+    """`to_json` for a frozen status dataclass: its fields, enums by value."""
+
+    def to_json(self) -> dict[str, object]:
+        """JSON values, field by field."""
+        out: dict[str, object] = {}
+        for name in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            out[name] = value.value if isinstance(value, Enum) else value
+        return out
+
+
 class UnsupportedAdmin(RejectError):
     """An admin action the running engine does not have (the RPC answers 400 with code `unsupported`)."""
 
@@ -318,8 +338,8 @@ class Engine(Protocol):
     def ready(self) -> Ready:
         """Take the pending outputs (clears them)."""
 
-    def status(self, *, now: float) -> dict[str, object]:
-        """Engine fields for /v1/status (the engine's typed status, as JSON values)."""
+    def status(self, *, now: float) -> EngineStatus:
+        """The engine's typed status (/v1/status shows it as `engine`)."""
 
 
 class EngineBase:

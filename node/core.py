@@ -438,5 +438,5 @@ class NodeCore:
             "safety_alarms": tree.safety_alarms,
             "orphans": len(tree.orphans),
             "min_fee": int(self.genesis.param("min_fee")),
-            "engine": self.engine.status(now=now),
+            "engine": self.engine.status(now=now).to_json(),
         }

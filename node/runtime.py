@@ -308,7 +308,7 @@ class Node:
     # -- views ---------------------------------------------------------------------------------------------------
 
     def _reachable_share(self) -> float | None:
-        share = self.engine.status(now=time.monotonic()).get("reachable_share")
+        share = self.engine.status(now=time.monotonic()).to_json().get("reachable_share")
         return float(share) if isinstance(share, int | float) else None
 
     def status(self) -> dict[str, object]:

@@ -10,6 +10,8 @@ stopping the workers). Fork choice is most cumulative work and finality k confir
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chain import crypto
 from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy
@@ -26,6 +28,7 @@ from consensus.engine import (
     Proposing,
     Puzzle,
     SealOutcome,
+    StatusBase,
 )
 from consensus.pow.params import PowParams
 from consensus.pow.partition import Decision, MiningState, PartitionHandler
@@ -33,6 +36,28 @@ from consensus.pow.policy import PowPolicy
 from consensus.pow.presence import KIND, decode_presence, encode_presence
 from consensus.pow.seal import decode_seal, encode_seal, mining_prefix
 from consensus.pow.shares import partition_finality_risk
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowStatus(StatusBase):
+    """PoW's status: the mining decision and the partition handler's view."""
+
+    mining: bool
+    mining_enabled: bool
+    state: str  # a MiningState value, or "starting"
+    reason: str
+    reachable_share: float
+    partition_threshold: float
+    partition_finality_risk: float
+    paused_by_partition: bool
+    miner: str | None
+    miners: tuple[dict[str, object], ...]
+
+    def to_json(self) -> dict[str, object]:
+        """JSON values (miners as a list)."""
+        out = StatusBase.to_json(self)
+        out["miners"] = list(self.miners)
+        return out
 
 
 class PowEngine(EngineBase):
@@ -178,7 +203,7 @@ class PowEngine(EngineBase):
         """Share of the estimated hash power this node can reach."""
         return self.handler.reachable_share(now)
 
-    def status(self, *, now: float) -> dict[str, object]:
+    def status(self, *, now: float) -> PowStatus:
         """Mining state, the decision and its reason, the reachable share, and every known miner."""
         handler = self.handler
         reachable = handler.reachable_miners(now)
@@ -193,18 +218,14 @@ class PowEngine(EngineBase):
                 "self": address == self.address,
             })
         decision = self._decision
-        return {
-            "mining": bool(decision and decision.mining),
-            "mining_enabled": self.mining_enabled,
-            "state": decision.state.value if decision else "starting",
-            "reason": decision.reason if decision else "starting",
-            "reachable_share": round(self.reachable_share(now), 4),
-            "partition_threshold": handler.threshold,
-            "partition_finality_risk": self.partition_finality_risk,
-            "paused_by_partition": handler.partition_paused,
-            "miner": crypto.address_to_text(self.address) if self.address else None,
-            "miners": miners,
-        }
+        return PowStatus(
+            mining=bool(decision and decision.mining), mining_enabled=self.mining_enabled,
+            state=decision.state.value if decision else "starting",
+            reason=decision.reason if decision else "starting",
+            reachable_share=round(self.reachable_share(now), 4), partition_threshold=handler.threshold,
+            partition_finality_risk=self.partition_finality_risk, paused_by_partition=handler.partition_paused,
+            miner=crypto.address_to_text(self.address) if self.address else None, miners=tuple(miners),
+        )
 
 
 __all__ = ["MiningState", "PowEngine"]

@@ -12,6 +12,7 @@ visibly stalls.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from enum import Enum
 
 from chain import crypto
@@ -30,6 +31,7 @@ from consensus.engine import (
     ProposeRequest,
     Sealed,
     SealOutcome,
+    StatusBase,
 )
 from consensus.params import engine_param
 from consensus.primary_backup.policy import PB_PARAMETERS, PrimaryBackupPolicy, make_seal
@@ -60,6 +62,19 @@ def decode_ack(data: object) -> tuple[bytes, int]:
         return check_bytes(fields[0], "block_hash", size=32), check_uint(fields[1], "height")
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"ack: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrimaryBackupStatus(StatusBase):
+    """Primary-backup's status: the role, and whether blocks keep coming from the primary."""
+
+    role: Role
+    primary: str
+    primary_reachable: bool
+    last_block_s: float | None
+    acks_required: int
+    backups: int
+    stalled: bool
 
 
 class PrimaryBackupEngine(EngineBase):
@@ -168,7 +183,7 @@ class PrimaryBackupEngine(EngineBase):
                     self._ready.commit = block_hash
                 return
 
-    def status(self, *, now: float) -> dict[str, object]:
+    def status(self, *, now: float) -> PrimaryBackupStatus:
         """Role, the primary and whether it is reachable (blocks keep arriving), acknowledgement settings."""
         since = None if self._last_primary_block is None else now - self._last_primary_block
         waited = now - self._started_at
@@ -176,12 +191,7 @@ class PrimaryBackupEngine(EngineBase):
             since is None and waited < _UNREACHABLE_INTERVALS * self.interval_s)
         if self.role is Role.PRIMARY:
             reachable = True
-        return {
-            "role": self.role.value,
-            "primary": crypto.address_to_text(self.primary),
-            "primary_reachable": reachable,
-            "last_block_s": None if since is None else round(since, 3),
-            "acks_required": self.acks_required,
-            "backups": len(self.backups),
-            "stalled": not reachable,
-        }
+        return PrimaryBackupStatus(
+            role=self.role, primary=crypto.address_to_text(self.primary), primary_reachable=reachable,
+            last_block_s=None if since is None else round(since, 3), acks_required=self.acks_required,
+            backups=len(self.backups), stalled=not reachable)

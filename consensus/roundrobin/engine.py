@@ -19,6 +19,7 @@ a stopped proposer stalls the network (no view change), and a Byzantine validato
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 from chain import crypto
@@ -38,6 +39,7 @@ from consensus.engine import (
     ProposeRequest,
     Sealed,
     SealOutcome,
+    StatusBase,
 )
 
 TAG_VOTE = 19
@@ -115,6 +117,17 @@ class Phase(Enum):
     WAITING = "waiting"  # for the proposer's block
     VALIDATING = "validating"  # asked for the verdict
     ACKNOWLEDGED = "acknowledged"  # sent our acknowledgement, waiting for the commit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundRobinStatus(StatusBase):
+    """Round-robin's status."""
+
+    role: str
+    next_proposer: str
+    phase: Phase
+    quorum: int
+    validators: int
 
 
 class RoundRobinEngine(EngineBase):
@@ -264,14 +277,10 @@ class RoundRobinEngine(EngineBase):
             self.on_block_stored(chain, child, now=now, now_ms=now_ms)
         self.tick(now=now, now_ms=now_ms)
 
-    def status(self, *, now: float) -> dict[str, object]:
+    def status(self, *, now: float) -> RoundRobinStatus:
         """The next proposer, our phase, the quorum."""
         chain = self._chain
         next_height = chain.tip.height + 1 if chain is not None else 1
-        return {
-            "role": "validator" if self.address in self.validators else "observer",
-            "next_proposer": crypto.address_to_text(self._policy.proposer_of(next_height)),
-            "phase": self._phase.value,
-            "quorum": self.quorum,
-            "validators": len(self.validators),
-        }
+        return RoundRobinStatus(role="validator" if self.address in self.validators else "observer",
+                                next_proposer=crypto.address_to_text(self._policy.proposer_of(next_height)),
+                                phase=self._phase, quorum=self.quorum, validators=len(self.validators))

@@ -61,7 +61,7 @@ def test_minority_pauses_until_it_hears_the_majority() -> None:
     engine.tick(now=3.6, now_ms=4_600)
     decision = engine.ready().proposing
     assert decision is not None and not decision.active
-    assert engine.status(now=3.6)["paused_by_partition"] is True
+    assert engine.status(now=3.6).to_json()["paused_by_partition"] is True
 
 
 def test_two_exact_halves_both_pause() -> None:
@@ -71,7 +71,7 @@ def test_two_exact_halves_both_pause() -> None:
     for engine in (engine_a, engine_b):
         engine.ready()
         assert engine.reachable_share(0.0) == pytest.approx(0.5)
-        assert engine.status(now=0.0)["mining"] is False
+        assert engine.status(now=0.0).to_json()["mining"] is False
 
 
 def test_hysteresis_on_resume() -> None:
@@ -81,9 +81,9 @@ def test_hysteresis_on_resume() -> None:
     engine.on_message(B.address, heartbeat(1), now=0.1, now_ms=1_100)
     share = engine.reachable_share(0.1)
     assert share == pytest.approx(0.55)  # above 0.5 but below 0.5 + 0.1: stays paused
-    assert engine.status(now=0.1)["mining"] is False
+    assert engine.status(now=0.1).to_json()["mining"] is False
     engine.on_message(C.address, heartbeat(1), now=0.2, now_ms=1_200)
-    assert engine.status(now=0.2)["mining"] is True
+    assert engine.status(now=0.2).to_json()["mining"] is True
 
 
 def test_bad_heartbeats_are_rejected() -> None:
@@ -186,7 +186,7 @@ def test_partition_risk_warning_and_status() -> None:
     warning = partition_risk_warning(fast)
     assert warning is not None and "5.9e-04" in warning and "heartbeat_interval_s <= 0.313" in warning
     engine, _ = engine_for(fast)
-    assert engine.status(now=0.0)["partition_finality_risk"] == 0.00059
+    assert engine.status(now=0.0).to_json()["partition_finality_risk"] == 0.00059
     assert partition_risk_warning(Genesis(chain_id="solo", consensus="pow")) is None  # the defaults are safe
     unpaced = Genesis(chain_id="zero", consensus="pow", params={"block_interval_s": 0.0})
     assert "no pace" in (partition_risk_warning(unpaced) or "")
@@ -201,7 +201,7 @@ def test_mining_pauses_while_the_peers_have_shown_a_longer_chain() -> None:
     engine, _ = engine_for(g)
     assert engine.ready().proposing.active  # type: ignore[union-attr]
     engine.on_sync_status(1, now=0.1)  # a block still propagating: keep mining
-    assert engine.ready().proposing is None and engine.status(now=0.1)["mining"]
+    assert engine.ready().proposing is None and engine.status(now=0.1).to_json()["mining"]
     engine.on_sync_status(3, now=0.2)
     decision = engine.ready().proposing
     assert decision is not None and not decision.active and decision.reason == "syncing: peers are 3 blocks ahead"

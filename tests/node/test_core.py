@@ -20,6 +20,7 @@ from consensus.engine import (
     EngineState,
     MemoryEngineState,
     Outgoing,
+    StatusBase,
 )
 from consensus.primary_backup.engine import PrimaryBackupEngine
 from consensus.primary_backup.policy import make_seal
@@ -84,8 +85,8 @@ class ScriptedEngine(EngineBase):
     def seal(self, header):  # type: ignore[no-untyped-def]
         raise AssertionError("never proposes")
 
-    def status(self, *, now: float) -> dict[str, object]:
-        return {}
+    def status(self, *, now: float):  # type: ignore[no-untyped-def]
+        return StatusBase()
 
 
 def scripted_core(store: MemoryStore, k: crypto.PrivateKey = PRIMARY, g: Genesis | None = None,
