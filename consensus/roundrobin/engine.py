@@ -153,6 +153,7 @@ class RoundRobinEngine(EngineBase):
         self._next_proposal = 0.0
         self._retry_at = 0.0
         self._recommit_at = 0.0
+        self._peer_count = 0
         self._commits = 0
 
     @property
@@ -195,6 +196,12 @@ class RoundRobinEngine(EngineBase):
             self._retry_at = now + RETRY_INTERVALS * self.interval_s
             self._ready.propose = ProposeRequest(parent_hash=chain.tip.hash, proposer=self.address,
                                                  min_timestamp_ms=chain.tip.header.timestamp_ms + 1)
+
+    def on_peers(self, count: int, *, now: float) -> None:
+        """A new peer: a proposal made before it was connected never reached it; make it again at the next tick."""
+        if count > self._peer_count:
+            self._retry_at = min(self._retry_at, now)
+        self._peer_count = count
 
     def seal(self, header: BlockHeader) -> SealOutcome:
         """Our signature over the header."""
