@@ -27,6 +27,7 @@ from chain import crypto
 from chain.block import Block
 from chain.blocktree import AddResult
 from chain.errors import RejectError
+from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import Transaction
 from chain.validation import TxSignatureItems, verify_in_process
 from consensus.pow.shares import partition_risk_warning
@@ -41,7 +42,6 @@ from node.mining import Miner
 log = logging.getLogger("chainlab.node")
 
 NODE_INFO_FILE = "node.json"
-MEMPOOL_MAX_AGE_S = 3600.0
 
 
 def wall_ms() -> int:
@@ -177,11 +177,8 @@ class Node:
 
     async def _housekeeping_loop(self) -> None:
         while True:
-            await asyncio.sleep(5.0)
-            self.tree.orphans.expire(wall_ms() / 1000)  # orphans are timed by the block tree in wall-clock seconds
-            update = self.mempool.expire(time.monotonic(), MEMPOOL_MAX_AGE_S)
-            if update.dropped:
-                log.info("expired %d mempool transactions", len(update.dropped))
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.apply(self.core.housekeeping(now=time.monotonic(), now_ms=wall_ms()))
             self._update_metrics()
 
     # -- carrying out the core's decisions -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from chain.tx import Transaction
 from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
 from p2p.protocol.faults import FaultConfig
 from p2p.protocol.messages import check_peer_url
+from p2p.protocol.timing import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S
 
 __all__ = ["BLOCK_STATUSES", "BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig"]
 
@@ -30,10 +31,10 @@ class P2PConfig:
     max_peers: int = 32
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ban_s: float = 600.0
-    ping_interval_s: float = 2.0
-    peer_timeout_s: float = 10.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
+    ping_interval_s: float = PING_INTERVAL_S
+    peer_timeout_s: float = PEER_TIMEOUT_S
+    reconnect_min_s: float = RECONNECT_MIN_S
+    reconnect_max_s: float = RECONNECT_MAX_S
     rate_messages_per_s: float = 5000.0
     rate_bytes_per_s: float = 64 * 1024 * 1024
 

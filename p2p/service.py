@@ -64,6 +64,7 @@ from p2p.protocol.session import (
     Reply,
 )
 from p2p.protocol.sync import SyncPlanner, fit_batch
+from p2p.protocol.timing import fetch_timeout_s
 from p2p.relay import Relay, RelayHooks
 from p2p.transport import CLOSE_TIMEOUT_S, Connection, WebSocket
 
@@ -102,7 +103,7 @@ class P2PService:
         self._book = PeerBook(our_id=self.node_id, max_peers=config.max_peers)
         self._addresses = AddressBook(backoff_min_s=config.reconnect_min_s, backoff_max_s=config.reconnect_max_s)
         self._scores = Scoreboard(ban_s=config.ban_s)
-        self._gossip = Gossip(request_timeout_s=max(1.0, config.peer_timeout_s / 2))
+        self._gossip = Gossip(request_timeout_s=fetch_timeout_s(config.peer_timeout_s))
         self._sync = SyncPlanner(timeout_s=config.peer_timeout_s)
         self._connections: dict[int, Connection] = {}
         self._ready: dict[str, Connection] = {}  # peer (hex node id) -> its READY connection

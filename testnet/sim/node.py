@@ -24,16 +24,12 @@ from p2p.protocol.inventory import Fetch, Gossip
 from p2p.protocol.limits import Penalty, block_penalty, relayed_block_penalty, tx_penalty
 from p2p.protocol.messages import MAX_BLOCKS_PER_BATCH
 from p2p.protocol.sync import SyncPlanner
+from p2p.protocol.timing import FETCH_TIMEOUT_S, PEER_TIMEOUT_S
 from storage.base import Store
 from testnet.sim.clock import NodeClock
 from testnet.sim.core import MiningWorkView, OutputView, SimCore
 from testnet.sim.wire import BlockPush, EngineCarrier, SyncAsk, SyncBatch, TxBody, TxGet, TxInv, TxNotFound, Wire
 
-# The asyncio node's P2P defaults (p2p/config.py P2PConfig and P2PService), so sync and fetch retries time out alike.
-PEER_TIMEOUT_S = 10.0
-FETCH_TIMEOUT_S = 5.0
-HOUSEKEEPING_S = 5.0  # node/runtime.py expires orphans and old mempool entries this often
-MEMPOOL_MAX_AGE_S = 3600.0
 _MAX_RECORDED_FAULTS = 20
 
 
@@ -152,10 +148,7 @@ class SimNode:
 
     def housekeeping(self, t: float) -> None:
         """Expire old orphans and mempool entries (as the node's housekeeping loop does)."""
-        core = self._core()
-        now = self.clock.now(t)
-        core.tree.orphans.expire(now)
-        core.mempool.expire(now, MEMPOOL_MAX_AGE_S)
+        self._apply(self._core().housekeeping(now=self.clock.now(t), now_ms=self.clock.now_ms(t)), t)
 
     def block_found(self, generation: int, job_id: int, t: float) -> None:
         """The exponential draw for our current mining work came due: hand the core a nonce."""

@@ -27,6 +27,7 @@ from random import Random
 from typing import Any
 
 from chain.crypto import sha256
+from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import make_transfer
 from consensus.pow.seal import MAX_TARGET, work_of_target
 from storage.memory import MemoryStore
@@ -62,7 +63,7 @@ from testnet.sim.events import (
 from testnet.sim.faults import CrashNode, Nemesis, draw_clocks, draw_link_faults, draw_shares
 from testnet.sim.links import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S, Links
 from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_model
-from testnet.sim.node import HOUSEKEEPING_S, SimNode
+from testnet.sim.node import SimNode
 from testnet.sim.shapes import Topology, full_mesh
 from testnet.sim.trace import Trace
 from testnet.sim.wire import Wire
