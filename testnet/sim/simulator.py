@@ -66,7 +66,7 @@ from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_m
 from testnet.sim.node import SimNode
 from testnet.sim.shapes import Topology, full_mesh
 from testnet.sim.trace import Trace
-from testnet.sim.wire import Wire
+from testnet.sim.wire import SimCodec, Wire
 
 PROBE_S = 1.0
 FINAL_WATCH_HEIGHTS = 4096  # final heights remembered for spotting the first conflict as it happens
@@ -147,11 +147,13 @@ class Simulator:
         self.nemesis = Nemesis(nodes=n, partition="partition" in config.faults, crash="crash" in config.faults,
                                interval_s=3.0 * config.block_interval_s, block_interval_s=config.block_interval_s,
                                finality_threshold=config.finality_threshold)
+        self.codec = SimCodec()  # one for the whole network: a block relayed to every node is decoded once
         self.load_keys = config.load_keys()
         keys = config.node_keys()
         self.nodes = [
             SimNode(index=i, name=f"node{i}", key=keys[i], store=MemoryStore(), clock=self.clocks[i],
-                    hashrate_hps=self.shares[i] / config.block_interval_s * work_of_target(MAX_TARGET), hooks=self)
+                    hashrate_hps=self.shares[i] / config.block_interval_s * work_of_target(MAX_TARGET), hooks=self,
+                    codec=self.codec)
             for i in range(n)
         ]
         self._index = {node.name: node.index for node in self.nodes}
@@ -253,7 +255,8 @@ class Simulator:
             return
         message = event.message
         self.stats["delivered"] += 1
-        self.trace.record(self.t, dst.name, message.kind, message.ident())
+        kind, ident = self.codec.label(message)
+        self.trace.record(self.t, dst.name, kind, ident)
         alarms = dst.core.tree.safety_alarms
         dst.receive(self.nodes[event.src].name, message, self.t)
         if dst.core is not None and dst.core.tree.safety_alarms > alarms:
