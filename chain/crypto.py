@@ -9,6 +9,7 @@ burning funds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -122,8 +123,11 @@ def is_valid_public_key(public_key: bytes) -> bool:
     return bool(lib.secp256k1_ec_pubkey_parse(_CONTEXT, pubkey, public_key, PUBKEY_BYTES))
 
 
+@functools.lru_cache(maxsize=4096)
 def address_of(public_key: bytes) -> bytes:
     """20-byte address of a compressed public key."""
+    # Remembered: the PoW engine asks for the miner address of every heartbeat it hears (hundreds of thousands per
+    # simulated hour) and a network has few keys; the result is a pure function of the key.
     return hashlib.sha256(public_key).digest()[:ADDRESS_BYTES]
 
 

@@ -142,8 +142,9 @@ class ChainAccessAdapter:
         tx = self.node.mempool.get(tx_hash)
         return tx.encoded if tx is not None else None
 
-    def precheck_block(self, block: Block) -> None:
-        """Header, seal/PoW and merkle root: what must hold before we relay a block."""
+    def precheck_block(self, block: Block) -> bool:
+        """Header, seal/PoW and merkle root: what must hold before we relay a block; True when the header was
+        checked against its parent."""
         try:
             header_checked = self.node.core.precheck_block(block, now_ms=wall_ms())
         except RejectError as error:
@@ -154,6 +155,7 @@ class ChainAccessAdapter:
             self._prechecked[block.hash] = None
             while len(self._prechecked) > 64:
                 del self._prechecked[next(iter(self._prechecked))]
+        return header_checked
 
     async def submit_block(self, block: Block, peer: str) -> BlockVerdict:
         """Full validation and import."""

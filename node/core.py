@@ -24,6 +24,7 @@ from chain.blocktree import AddResult, BlockTree
 from chain.chainstore import ChainStore
 from chain.errors import RejectError
 from chain.genesis import Genesis
+from chain.housekeeping import MEMPOOL_MAX_AGE_S
 from chain.mempool import Mempool
 from chain.state import apply_block
 from chain.tx import Transaction
@@ -237,6 +238,19 @@ class NodeCore:
         self._job = None
         block = Block(header=self.engine.solved(job.puzzle, nonce), txs=job.draft.txs)
         self._publish_own(block, now=now, now_ms=now_ms, out=out)
+        return out
+
+    def housekeeping(self, *, now: float, now_ms: int) -> Output:
+        """Expire orphans older than the pool's age limit and mempool entries older than `MEMPOOL_MAX_AGE_S` (call
+        every `chain.housekeeping.HOUSEKEEPING_S`). The block tree stamps orphans with the wall clock (`now_ms`),
+        the mempool its entries with the monotonic one (`now`): each is expired on its own clock."""
+        out = Output()
+        orphans = self.tree.orphans.expire(now_ms / 1000)
+        if orphans:
+            out.notes.append(f"expired {orphans} orphan blocks")
+        update = self.mempool.expire(now, MEMPOOL_MAX_AGE_S)
+        if update.dropped:
+            out.notes.append(f"expired {len(update.dropped)} mempool transactions")
         return out
 
     # -- blocks --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from chain import crypto
 from chain.block import Block
 from chain.blocktree import AddResult
 from chain.errors import RejectError
+from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import Transaction
 from chain.validation import TxSignatureItems, verify_in_process
 from node.adapters import ChainAccessAdapter, NodeApiAdapter
@@ -42,7 +43,6 @@ from p2p.service import P2PConfig, P2PService
 log = logging.getLogger("chainlab.node")
 
 NODE_INFO_FILE = "node.json"
-MEMPOOL_MAX_AGE_S = 3600.0
 
 
 def wall_ms() -> int:
@@ -174,11 +174,8 @@ class Node:
 
     async def _housekeeping_loop(self) -> None:
         while True:
-            await asyncio.sleep(5.0)
-            self.tree.orphans.expire(wall_ms() / 1000)  # orphans are timed by the block tree in wall-clock seconds
-            update = self.mempool.expire(time.monotonic(), MEMPOOL_MAX_AGE_S)
-            if update.dropped:
-                log.info("expired %d mempool transactions", len(update.dropped))
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.apply(self.core.housekeeping(now=time.monotonic(), now_ms=wall_ms()))
             self._update_metrics()
 
     # -- carrying out the core's decisions -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What the P2P service is configured with and what it needs from the node: `P2PConfig`, the `ChainAccess`
-contract the node runtime implements, and the `BlockVerdict` it returns for a submitted block."""
+contract the node runtime implements, and (re-exported from the relay core) the `BlockVerdict` it returns for a
+submitted block."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from chain.tx import Transaction
 from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
 from p2p.protocol.faults import FaultConfig
 from p2p.protocol.messages import check_peer_url
+from p2p.protocol.relay import BLOCK_STATUSES, BlockVerdict, ChainView
+from p2p.protocol.timing import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S
 
-__all__ = ["BLOCK_STATUSES", "BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig"]
-
-BLOCK_STATUSES = ("connected", "side-branch", "orphan", "duplicate")
+__all__ = ["BLOCK_STATUSES", "BlockVerdict", "ChainAccess", "ChainView", "FaultConfig", "P2PConfig"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,10 +31,10 @@ class P2PConfig:
     max_peers: int = 32
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ban_s: float = 600.0
-    ping_interval_s: float = 2.0
-    peer_timeout_s: float = 10.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
+    ping_interval_s: float = PING_INTERVAL_S
+    peer_timeout_s: float = PEER_TIMEOUT_S
+    reconnect_min_s: float = RECONNECT_MIN_S
+    reconnect_max_s: float = RECONNECT_MAX_S
     rate_messages_per_s: float = 5000.0
     rate_bytes_per_s: float = 64 * 1024 * 1024
 
@@ -61,20 +62,9 @@ class P2PConfig:
             raise ValueError("peer_timeout_s must exceed ping_interval_s (pings keep a live peer from timing out)")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockVerdict:
-    """What importing a block did."""
-
-    status: str  # connected | side-branch | orphan | duplicate
-    missing_parent: bytes | None = None  # for orphans: the ancestor to fetch (P2P then syncs from the sender)
-
-    def __post_init__(self) -> None:
-        if self.status not in BLOCK_STATUSES:
-            raise ValueError(f"status must be one of {BLOCK_STATUSES}, got {self.status!r}")
-
-
-class ChainAccess(Protocol):
-    """The node's chain as P2P sees it (implemented by the node runtime; tests use fakes).
+class ChainAccess(ChainView, Protocol):
+    """The node's chain as P2P sees it (implemented by the node runtime; tests use fakes): the relay's synchronous
+    `ChainView` (p2p/protocol/relay.py), plus what the service awaits or hands on.
 
     Synchronous methods must be cheap (they run on the event loop); `submit_block` and `submit_tx` are awaited one
     at a time, in arrival order, by the service's importer. Rejections raise `chain.errors.RejectError` with a
@@ -83,35 +73,6 @@ class ChainAccess(Protocol):
 
     chain_id: str
     genesis_hash: bytes
-
-    def best_height(self) -> int:
-        """Height of our best chain's tip."""
-
-    def has_block(self, block_hash: bytes) -> bool:
-        """True when the block is stored (any branch) or waiting as an orphan."""
-
-    def block_bytes(self, block_hash: bytes) -> bytes | None:
-        """Canonical encoding of a stored block."""
-
-    def locator(self) -> list[bytes]:
-        """Block locator of our best chain, newest first, ending at genesis."""
-
-    def blocks_after(self, locator: list[bytes], limit: int) -> list[bytes]:
-        """Encoded best-chain blocks after the first `locator` hash on our best chain (genesis if none), oldest
-        first, at most `limit`."""
-
-    def has_tx(self, tx_hash: bytes) -> bool:
-        """True when the transaction is in the mempool or the chain."""
-
-    def tx_bytes(self, tx_hash: bytes) -> bytes | None:
-        """Canonical encoding of a mempool transaction."""
-
-    def pending_tx_hashes(self, limit: int) -> list[bytes]:
-        """Ids of up to `limit` pooled transactions, best first: announced to every peer that becomes ready, so a
-        node that was down or cut off catches up on what was admitted while it was away."""
-
-    def precheck_block(self, block: Block) -> None:
-        """Raise RejectError unless header, seal/PoW and merkle root check out (cheap, before relaying)."""
 
     async def submit_block(self, block: Block, peer: str) -> BlockVerdict:
         """Validate and import a block from `peer` (hex node id); raise RejectError if it is invalid."""

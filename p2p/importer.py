@@ -1,26 +1,35 @@
-"""The importer: hands received transactions and blocks to the chain one at a time, in arrival order, and turns
-the verdicts into penalties, announcements and sync steps.
+"""The importer: the one task that hands received transactions and blocks to the chain, one at a time, in arrival
+order, and feeds each verdict back to the pure relay core (p2p/protocol/relay.py), which decides what follows.
 
 One task awaits `ChainAccess.submit_tx` / `submit_block`, so imports never run concurrently (the chain need not be
-re-entrant) and sync batches are imported in the order they were downloaded. The queue is bounded: when it is full
-the item is dropped and forgotten by the seen-cache (or the sync batch is abandoned), so it can be fetched again.
+re-entrant; the node checks signatures off the loop while it awaits) and sync batches are imported in the order
+they were downloaded. The queue is bounded: when it is full the job is dropped and the relay told
+(`Relay.job_dropped`), so its items can be fetched again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chain.block import Block
 from chain.errors import RejectError
-from chain.tx import Transaction
 from p2p.config import ChainAccess
-from p2p.protocol.inventory import Gossip
-from p2p.protocol.limits import Penalty, block_penalty, relayed_block_penalty, tx_penalty
 from p2p.protocol.metrics import P2PMetrics
-from p2p.protocol.sync import SyncPlanner
+from p2p.protocol.relay import (
+    Action,
+    BatchJob,
+    BatchProgress,
+    BlockJob,
+    ImportOutcome,
+    Job,
+    Relay,
+    TxJob,
+)
+
+__all__ = ["IMPORT_QUEUE_JOBS", "BatchJob", "BlockJob", "ImportHooks", "Importer", "Job", "TxJob"]
 
 log = logging.getLogger("chainlab.p2p")
 
@@ -28,40 +37,10 @@ IMPORT_QUEUE_JOBS = 1_024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TxJob:
-    """A transaction from `peer`."""
-
-    peer: str
-    tx: Transaction
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockJob:
-    """A gossiped block from `peer` (it passed precheck and was relayed already)."""
-
-    peer: str
-    block: Block
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchJob:
-    """A sync batch from `peer`, oldest block first."""
-
-    peer: str
-    blocks: tuple[Block, ...]
-
-
-Job = TxJob | BlockJob | BatchJob
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ImportHooks:
     """What the importer asks of the service."""
 
-    punish: Callable[[str, Penalty, str, str], None]  # peer, penalty, code, message
-    announce_tx: Callable[[bytes, str | None], None]  # hash, exclude
-    announce_block: Callable[[Block, str | None], None]  # block, exclude
-    poll_sync: Callable[[], None]
+    act: Callable[[list[Action]], None]  # carry out the relay's actions
     is_banned: Callable[[str], bool]
 
 
@@ -69,14 +48,14 @@ class Importer:
     """A bounded queue of jobs and the task that imports them."""
 
     def __init__(
-        self, chain: ChainAccess, gossip: Gossip, sync: SyncPlanner, metrics: P2PMetrics, hooks: ImportHooks,
-        max_jobs: int = IMPORT_QUEUE_JOBS,
+        self, chain: ChainAccess, relay: Relay, metrics: P2PMetrics, hooks: ImportHooks,
+        max_jobs: int = IMPORT_QUEUE_JOBS, now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.chain = chain
-        self.gossip = gossip
-        self.sync = sync
+        self.relay = relay
         self.metrics = metrics
         self.hooks = hooks
+        self._now = now
         self._queue: asyncio.Queue[Job] = asyncio.Queue(max_jobs)
 
     def submit(self, job: Job) -> None:
@@ -86,12 +65,7 @@ class Importer:
         except asyncio.QueueFull:
             self.metrics.frames_dropped["import-queue-full"] += 1
             log.warning("import queue full: dropping a %s from %s", type(job).__name__, job.peer[:16])
-            if isinstance(job, TxJob):
-                self.gossip.forget(job.tx.hash)
-            elif isinstance(job, BlockJob):
-                self.gossip.forget(job.block.hash)
-            else:
-                self.sync.batch_done(imported=False)
+            self.relay.job_dropped(job)
 
     async def run(self) -> None:
         """Import jobs until cancelled."""
@@ -99,8 +73,7 @@ class Importer:
             job = await self._queue.get()
             if self.hooks.is_banned(job.peer):
                 # The rest of what a banned peer sent is not worth validating.
-                if isinstance(job, BatchJob):
-                    self.sync.batch_done(imported=False)
+                self.relay.job_dropped(job)
                 continue
             try:
                 if isinstance(job, TxJob):
@@ -113,48 +86,32 @@ class Importer:
                 raise
             except Exception:  # a bug in the chain layer: log it and keep serving the other peers
                 log.exception("importing a %s from %s failed", type(job).__name__, job.peer[:16])
+                self.relay.job_dropped(job)
 
     async def _import_tx(self, job: TxJob) -> None:
         try:
             await self.chain.submit_tx(job.tx, job.peer)
         except RejectError as error:
-            self.hooks.punish(job.peer, tx_penalty(error.code), error.code, f"tx {job.tx.hash.hex()[:16]}")
+            self.hooks.act(self.relay.tx_imported(job, error))
             return
-        self.hooks.announce_tx(job.tx.hash, job.peer)
+        self.hooks.act(self.relay.tx_imported(job, None))
 
     async def _import_block(self, job: BlockJob) -> None:
+        outcome: ImportOutcome
         try:
-            verdict = await self.chain.submit_block(job.block, job.peer)
+            outcome = await self.chain.submit_block(job.block, job.peer)
         except RejectError as error:
-            # The block passed our precheck and was relayed before full validation, by its sender as by us: only a
-            # fault the sender could have caught cheaply is held against it (docs/P2P.md, misbehaviour).
-            self.hooks.punish(job.peer, relayed_block_penalty(error.code), error.code,
-                              f"block {job.block.hash.hex()[:16]} is invalid")
-            return
-        if verdict.status == "orphan":
-            self.sync.request_from(job.peer, job.block.height)
-            self.hooks.poll_sync()
+            outcome = error
+        self.hooks.act(self.relay.block_imported(job, outcome, self._now()))
 
     async def _import_batch(self, job: BatchJob) -> None:
-        last_connected: Block | None = None
-        imported = True
-        try:
-            for block in job.blocks:
-                try:
-                    verdict = await self.chain.submit_block(block, job.peer)
-                except RejectError as error:
-                    # Sync serves the sender's validated best chain: every invalid block counts against it.
-                    imported = False
-                    self.hooks.punish(job.peer, block_penalty(error.code), error.code,
-                                      f"sync block {block.hash.hex()[:16]} at height {block.height} is invalid")
-                    break
-                if verdict.status == "orphan":
-                    imported = False  # the batch does not attach where we thought: start from our locator
-                    break
-                if verdict.status == "connected":
-                    last_connected = block
-        finally:
-            self.sync.batch_done(imported=imported)
-        if last_connected is not None and last_connected.height == self.chain.best_height():
-            self.hooks.announce_block(last_connected, job.peer)  # peers further behind learn to sync from us
-        self.hooks.poll_sync()
+        progress = BatchProgress()
+        for block in job.blocks:
+            outcome: ImportOutcome
+            try:
+                outcome = await self.chain.submit_block(block, job.peer)
+            except RejectError as error:
+                outcome = error
+            if not progress.record(block, outcome):
+                break
+        self.hooks.act(self.relay.batch_imported(job, progress, self._now()))

@@ -20,40 +20,31 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from chain.block import Block, decode_block
+from chain.block import Block
 from chain.crypto import PrivateKey
-from chain.errors import DecodeError, RejectError
+from chain.errors import RejectError
 from p2p.config import BlockVerdict, ChainAccess, P2PConfig
-from p2p.importer import BatchJob, Importer, ImportHooks, Job
+from p2p.importer import Importer, ImportHooks
 from p2p.protocol.codec import encode_frame
 from p2p.protocol.faults import NO_FAULTS, FaultConfig
-from p2p.protocol.inventory import Gossip
 from p2p.protocol.limits import (
     BAN_SCORE,
     Penalty,
     RateLimiter,
     Scoreboard,
-    block_penalty,
     connection_penalty,
 )
 from p2p.protocol.messages import (
-    MAX_BLOCKS_PER_BATCH,
     MAX_PEER_URLS,
-    BlockMsg,
-    Blocks,
     EngineMsg,
-    GetBlocks,
-    GetData,
     GetPeers,
     Hello,
-    Inv,
     Message,
-    NotFound,
     Peers,
-    TxMsg,
 )
 from p2p.protocol.metrics import P2PMetrics
 from p2p.protocol.peers import AddressBook, PeerBook
+from p2p.protocol.relay import RELAY_MESSAGES, Action, Job, Punish, Relay, Send
 from p2p.protocol.session import (
     Event,
     HandshakeComplete,
@@ -63,13 +54,9 @@ from p2p.protocol.session import (
     PeerSession,
     Reply,
 )
-from p2p.protocol.sync import SyncPlanner, fit_batch
-from p2p.relay import Relay, RelayHooks
 from p2p.transport import CLOSE_TIMEOUT_S, Connection, WebSocket
 
 __all__ = ["BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig", "P2PService"]
-
-POOL_ANNOUNCE_LIMIT = 5000  # pooled transactions announced to a peer when it becomes ready
 
 log = logging.getLogger("chainlab.p2p")
 
@@ -102,19 +89,17 @@ class P2PService:
         self._book = PeerBook(our_id=self.node_id, max_peers=config.max_peers)
         self._addresses = AddressBook(backoff_min_s=config.reconnect_min_s, backoff_max_s=config.reconnect_max_s)
         self._scores = Scoreboard(ban_s=config.ban_s)
-        self._gossip = Gossip(request_timeout_s=max(1.0, config.peer_timeout_s / 2))
-        self._sync = SyncPlanner(timeout_s=config.peer_timeout_s)
+        # Every relay, sync and import decision is the pure core's (p2p/protocol/relay.py, shared with the
+        # simulator); this service carries out its actions.
+        self._relay = Relay(chain, peer_timeout_s=config.peer_timeout_s, max_message_bytes=config.max_message_bytes)
+        self._sync = self._relay.sync
+        self._flush_scheduled = False
         self._connections: dict[int, Connection] = {}
         self._ready: dict[str, Connection] = {}  # peer (hex node id) -> its READY connection
         self._dialing: set[str] = set()
         self._node_of_url: OrderedDict[str, str] = OrderedDict()  # the node id last met at a URL (bounded)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._importer: Importer | None = None
-        self._relay = Relay(chain, self._gossip, self._sync, RelayHooks(
-            send=self._send_to, ready_peers=lambda: list(self._ready), submit=self._import,
-            punish=lambda peer, penalty, code, message: self._punish(None, peer, penalty, code, message),
-            call_soon=self._call_soon,
-        ))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -131,12 +116,9 @@ class P2PService:
         if self._running:
             raise RuntimeError("P2PService already started")
         self._loop = asyncio.get_running_loop()
-        self._importer = Importer(self.chain, self._gossip, self._sync, self.metrics, ImportHooks(
-            punish=lambda peer, penalty, code, message: self._punish(None, peer, penalty, code, message),
-            announce_tx=self.announce_tx, announce_block=self.announce_block,
-            poll_sync=lambda: self._poll_sync(self._now()),
-            is_banned=lambda peer: self._scores.is_banned(peer, self._now()),
-        ))
+        self._importer = Importer(self.chain, self._relay, self.metrics, ImportHooks(
+            act=self._act, is_banned=lambda peer: self._scores.is_banned(peer, self._now()),
+        ), now=self._now)
         app = web.Application()
         app.router.add_get(P2P_PATH, self._accept)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
@@ -189,12 +171,14 @@ class P2PService:
     # -- public API ----------------------------------------------------------------------------------------------
 
     def announce_tx(self, tx_hash: bytes, exclude: str | None = None) -> None:
-        """Announce a transaction (by hash) to every ready peer not known to have it, except `exclude`."""
+        """Announce a transaction (by hash) to every ready peer not known to have it, except `exclude` (announcements
+        made during one event-loop iteration leave together, one Inv per peer)."""
         self._relay.announce_tx(tx_hash, exclude)
+        self._schedule_flush()
 
     def announce_block(self, block: Block, exclude: str | None = None) -> None:
-        """Announce a block (Inv) to every ready peer not known to have it, except `exclude`."""
-        self._relay.announce_block(block, exclude)
+        """Push a block to every ready peer not known to have it, except `exclude`."""
+        self._act(self._relay.announce_block(block, exclude))
 
     def send_engine(self, kind: str, payload: bytes, to: str | None = None, exclude: str | None = None) -> None:
         """Send a consensus-engine payload to peer `to`, or to every ready peer but `exclude`."""
@@ -367,8 +351,7 @@ class P2PService:
         peer = conn.peer
         if peer is not None and self._ready.get(peer) is conn:
             del self._ready[peer]
-            self._sync.remove_peer(peer)
-            self._relay.peer_gone(peer, self._now())
+            self._act(self._relay.peer_down(peer, self._now()))
 
     # -- sending -------------------------------------------------------------------------------------------------
 
@@ -400,9 +383,28 @@ class P2PService:
         if conn is not None:
             self._send_message(conn, message)
 
-    def _call_soon(self, callback: Callable[[], None]) -> None:
-        if self._loop is not None:
-            self._loop.call_soon(callback)
+    def _act(self, actions: list[Action]) -> None:
+        """Carry out the relay core's actions, in order."""
+        for action in actions:
+            if isinstance(action, Send):
+                self._send_to(action.peer, action.message)
+            elif isinstance(action, Punish):
+                self._punish(None, action.peer, action.penalty, action.code, action.reason)
+            else:
+                self._import(action.job)
+        if self._relay.announcements_pending:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_announcements)
+
+    def _flush_announcements(self) -> None:
+        self._flush_scheduled = False
+        for action in self._relay.take_announcements():
+            if isinstance(action, Send):
+                self._send_to(action.peer, action.message)
 
     # -- receiving -----------------------------------------------------------------------------------------------
 
@@ -480,32 +482,19 @@ class P2PService:
         if old is not None and old is not conn:
             self._disconnect(old, "duplicate-peer", "replaced by another connection")
         self._ready[peer] = conn
-        self._gossip.add_peer(peer)
-        self._sync.add_peer(peer, hello.best_height)
         if conn.url:
             self._addresses.connected(conn.url)
         log.info("peer %s ready (%s, height %d, %s)", peer[:16], conn.direction, hello.best_height, conn.url)
         self._send_message(conn, GetPeers())
-        self._relay.announce_pool_to(peer, self.chain.pending_tx_hashes(POOL_ANNOUNCE_LIMIT))
-        self._poll_sync(now)
+        actions = self._relay.peer_up(peer, hello.best_height, now)
+        if self._running:
+            self._act(actions)
 
     def _on_message(self, conn: Connection, message: Message, now: float) -> None:
         peer = conn.peer
         assert peer is not None
-        if isinstance(message, Inv):
-            self._relay.on_inv(peer, message, now)
-        elif isinstance(message, GetData):
-            self._relay.on_get_data(peer, message)
-        elif isinstance(message, NotFound):
-            self._relay.on_not_found(peer, message, now)
-        elif isinstance(message, TxMsg):
-            self._relay.on_tx(peer, message.raw)
-        elif isinstance(message, BlockMsg):
-            self._relay.on_block(peer, message.raw)
-        elif isinstance(message, GetBlocks):
-            self._on_get_blocks(conn, message)
-        elif isinstance(message, Blocks):
-            self._on_blocks(conn, peer, message.raws, now)
+        if isinstance(message, RELAY_MESSAGES):
+            self._act(self._relay.on_message(peer, message, now))
         elif isinstance(message, GetPeers):
             urls = self._addresses.sample(self._rng, MAX_PEER_URLS, exclude={conn.url})
             self._send_message(conn, Peers(urls=tuple(urls)))
@@ -517,29 +506,6 @@ class P2PService:
                 self.chain.on_engine_message(peer, message.kind, message.payload)
             except Exception:  # the engine's bug must not take the connection down with it
                 log.exception("engine failed on %s message from %s", message.kind, peer[:16])
-
-    def _on_get_blocks(self, conn: Connection, message: GetBlocks) -> None:
-        raws = self.chain.blocks_after(list(message.locator), min(message.limit, MAX_BLOCKS_PER_BATCH))
-        self._send_message(conn, Blocks(raws=fit_batch(raws, self.config.max_message_bytes)))
-
-    def _on_blocks(self, conn: Connection, peer: str, raws: tuple[bytes, ...], now: float) -> None:
-        if self._sync.in_flight_peer() != peer:
-            log.debug("%s: ignoring a Blocks batch we are not waiting for", conn.label())
-            return  # unsolicited, or late after a timeout: not worth decoding
-        blocks = []
-        for raw in raws:
-            try:
-                blocks.append(decode_block(raw))
-            except DecodeError as error:
-                self._punish(conn, peer, block_penalty(error.code), error.code, f"sync block: {error.message}")
-                return
-        accepted = self._sync.on_blocks(peer, [(b.hash, b.height) for b in blocks], self.chain.best_height())
-        assert accepted, "the in-flight peer's answer is always taken"
-        for block in blocks:
-            self._gossip.on_received(peer, block.hash)
-        if blocks:
-            self._import(BatchJob(peer=peer, blocks=tuple(blocks)))
-        self._poll_sync(now)  # ask for the next batch while this one imports
 
     # -- misbehaviour --------------------------------------------------------------------------------------------
 
@@ -574,18 +540,6 @@ class P2PService:
         assert self._importer is not None, "the service is not started"
         self._importer.submit(job)
 
-    def _poll_sync(self, now: float) -> None:
-        if not self._running:
-            return
-        request = self._sync.poll(now, self.chain.best_height(), self.chain.locator)
-        if request is None:
-            return
-        conn = self._ready.get(request.peer)
-        if conn is None:
-            self._sync.remove_peer(request.peer)
-            return
-        self._send_message(conn, request.message)
-
     # -- timers --------------------------------------------------------------------------------------------------
 
     async def _maintain_loop(self) -> None:
@@ -606,8 +560,8 @@ class P2PService:
             ping = conn.session.ping_due(now, self.config.ping_interval_s)
             if ping is not None:
                 self._send(conn, ping, "Ping")
-        self._relay.expire(now)
-        self._poll_sync(now)
+        if self._running:
+            self._act(self._relay.tick(now))
         self._scores.expire(now)
         self._dial_more(now)
 

@@ -5,15 +5,8 @@ higher index dial the lower one and configures nodes to dial only those neighbou
 a map `blocked[i] = {j, ...}`: node i refuses every frame to and from j (the node's `blocked_peers` fault). The
 partitions the nemesis makes are symmetric: i blocks j exactly when j blocks i.
 
-Shapes (n nodes, taken in `order`, by default 0..n-1):
-
-- `halves`: the first floor(n/2) nodes | the rest.
-- `isolate:K`: node K alone | everyone else.
-- `bridge`: the nodes before the middle one | the nodes after it; the middle node (position floor(n/2)) sees both
-  sides, so each side plus the bridge is a majority, and the two majorities intersect only in the bridge.
-- `majorities-ring`: the nodes sit on a ring; each sees itself and the nodes within ring distance d, the smallest
-  d with 2d + 1 >= floor(n/2) + 1: every node sees a majority, and no two nodes see the same one (n >= 4).
-- `minority-third`: the last max(1, floor(n/3)) nodes | the rest.
+Shapes: `halves`, `isolate:K`, `bridge` (n >= 3), `majorities-ring` (n >= 4), `minority-third`, one implementation
+shared with the simulator (testnet/sim/shapes.py, which documents them).
 """
 
 from __future__ import annotations
@@ -21,8 +14,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from testnet.sim.shapes import SHAPES, ShapeError, shape_links
+
+__all__ = ["SHAPES", "TOPOLOGIES", "Blocked", "Edge", "TopologyError", "blocked_from_groups", "components",
+           "neighbours", "parse_groups", "shape_blocked", "topology_edges", "visible"]
+
 TOPOLOGIES = ("full", "line", "ring", "random")
-SHAPES = ("halves", "isolate", "bridge", "majorities-ring", "minority-third")
 
 Edge = tuple[int, int]
 Blocked = dict[int, set[int]]
@@ -95,62 +92,15 @@ def shape_blocked(shape: str, count: int, order: Sequence[int] | None = None) ->
     """The blocked sets of a named shape (`halves`, `isolate:K`, `bridge`, `majorities-ring`, `minority-third`).
 
     `order` arranges the nodes before the shape is cut (a permutation of 0..n-1; a random schedule draws one);
-    `isolate:K` names its node directly and ignores it.
+    `isolate:K` names its node directly and ignores it. The shapes themselves are the simulator's
+    (testnet/sim/shapes.py `shape_links`): node i blocks j exactly when the shape leaves their link down.
     """
-    nodes = list(order) if order is not None else list(range(count))
-    if sorted(nodes) != list(range(count)):
-        raise TopologyError(f"order must be a permutation of 0..{count - 1}")
-    if count < 2:
-        raise TopologyError("a partition needs at least two nodes")
-    name, _, argument = shape.partition(":")
-    if name == "isolate":
-        if not argument:
-            raise TopologyError("isolate needs a node: isolate:K")
-        try:
-            alone = int(argument)
-        except ValueError:
-            raise TopologyError(f"isolate:{argument}: not a node index") from None
-        if not 0 <= alone < count:
-            raise TopologyError(f"isolate:{alone}: no such node (nodes 0..{count - 1})")
-        return blocked_from_groups([[alone], [n for n in range(count) if n != alone]], count)
-    if argument:
-        raise TopologyError(f"shape {name!r} takes no argument")
-    if name == "halves":
-        half = count // 2
-        return blocked_from_groups([nodes[:half], nodes[half:]], count)
-    if name == "minority-third":
-        cut = max(1, count // 3)
-        return blocked_from_groups([nodes[:count - cut], nodes[count - cut:]], count)
-    if name == "bridge":
-        if count < 3:
-            raise TopologyError("bridge needs at least 3 nodes")
-        middle = count // 2
-        left, bridge, right = nodes[:middle], nodes[middle], nodes[middle + 1:]
-        blocked: Blocked = {node: set() for node in range(count)}
-        for a in left:
-            for b in right:
-                blocked[a].add(b)
-                blocked[b].add(a)
-        blocked[bridge] = set()
-        return blocked
-    if name == "majorities-ring":
-        if count < 4:
-            raise TopologyError("majorities-ring needs at least 4 nodes (with 3, every node sees everyone)")
-        majority = count // 2 + 1
-        reach = majority // 2  # the smallest d with 2d + 1 >= majority
-        position = {node: place for place, node in enumerate(nodes)}
-        blocked = {}
-        for node in range(count):
-            blocked[node] = {other for other in range(count)
-                             if _ring_distance(position[node], position[other], count) > reach}
-        return blocked
-    raise TopologyError(f"unknown shape {shape!r} (choose one of halves, isolate:K, bridge, majorities-ring, "
-                        "minority-third)")
-
-
-def _ring_distance(a: int, b: int, count: int) -> int:
-    step = abs(a - b) % count
-    return min(step, count - step)
+    try:
+        links = shape_links(shape, count, order)
+    except ShapeError as exc:
+        raise TopologyError(str(exc)) from None
+    return {node: {other for other in range(count) if other != node and _edge(node, other) not in links}
+            for node in range(count)}
 
 
 def parse_groups(texts: Sequence[str], resolve: Callable[[str], int]) -> list[list[int]]:

@@ -123,7 +123,12 @@ class SyncPlanner:
 
     def _candidates(self, local_height: int) -> list[str]:
         floor = self._frontier_height(local_height)
-        return sorted(peer for peer, height in self._heights.items() if height > floor or peer in self._more)
+        more = self._more
+        # Polled on every timer tick, when usually no peer is ahead: no sort for an empty or one-peer list.
+        found = [peer for peer, height in self._heights.items() if height > floor or peer in more]
+        if len(found) > 1:
+            found.sort()
+        return found
 
     # -- planning ------------------------------------------------------------------------------------------------
 

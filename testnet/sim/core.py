@@ -129,6 +129,9 @@ class SimCore(Protocol):
     def mined(self, job_id: int, nonce: int, *, now: float, now_ms: int) -> OutputView:
         """A nonce for the current mining job."""
 
+    def housekeeping(self, *, now: float, now_ms: int) -> OutputView:
+        """Expire old orphans and mempool entries (every chain.housekeeping.HOUSEKEEPING_S)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoreSpec:

@@ -23,7 +23,7 @@ from random import Random
 
 from testnet.sim.clock import NodeClock
 from testnet.sim.network import LinkFaults
-from testnet.sim.shapes import SHAPES, Topology, make_topology
+from testnet.sim.shapes import Topology, make_topology, shapes_for
 
 MAX_RATE_DRIFT = 0.02
 MAX_OFFSET_MS = 2_000
@@ -109,7 +109,7 @@ class Nemesis:
         if not choices:
             return None
         if rng.choice(choices) == "partition":
-            shape = rng.choice(SHAPES)
+            shape = rng.choice(shapes_for(self.nodes))  # only shapes that really cut n nodes
             topology = make_topology(shape, self.nodes, rng)
             burial_s = self.finality_threshold * self.block_interval_s
             return StartPartition(topology=topology, duration_s=rng.uniform(0.5, 3.0) * burial_s)

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RECONNECT_MIN_S = 0.5  # p2p.config.P2PConfig.reconnect_min_s
-RECONNECT_MAX_S = 5.0  # the modelled dialer reaches a healed peer within this (backoff grows to 30 s in reality)
-PEER_TIMEOUT_S = 10.0  # p2p.config.P2PConfig.peer_timeout_s
-PING_INTERVAL_S = 2.0  # p2p.config.P2PConfig.ping_interval_s
+from p2p.protocol.timing import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MIN_S
+
+__all__ = ["PEER_TIMEOUT_S", "PING_INTERVAL_S", "RECONNECT_MAX_S", "RECONNECT_MIN_S", "LinkState", "Links"]
+
+# The modelled dialer reaches a healed peer within this; the real backoff grows to p2p.protocol.timing's
+# RECONNECT_MAX_S (30 s), which a run of a few virtual minutes would mostly spend waiting.
+RECONNECT_MAX_S = 5.0
 
 
 @dataclass(slots=True)

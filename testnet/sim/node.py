@@ -1,13 +1,12 @@
-"""One simulated node: a real node core with the P2P layer's gossip and sync decisions around it (pure).
+"""One simulated node: a real node core with the real P2P relay core around it (pure).
 
-The core (`node.core.NodeCore`: block tree, mempool, consensus engine) and the pure P2P bookkeeping
-(`p2p.protocol.inventory.Gossip`: seen-cache, per-peer known inventory, pending fetches;
-`p2p.protocol.sync.SyncPlanner`: locator sync) are the real objects. What this module does by hand is what
-`p2p.relay.Relay`, `p2p.importer.Importer` and `p2p.service.P2PService` do around them in the asyncio node, in the
-same order: a pushed block is marked seen, prechecked, relayed onward, then imported, and an orphan makes the node
-sync from its sender; transactions go announce -> fetch -> admit -> announce onward; a sync batch is imported in
-order and its last connected block re-announced. Imports happen at once (no import queue), and misbehaviour is
-recorded, not acted upon (an honest network should produce none).
+The node core (`node.core.NodeCore`: block tree, mempool, consensus engine) and the P2P relay core
+(`p2p.protocol.relay.Relay`: gossip, sync, import decisions and penalties, the very object `p2p.service.P2PService`
+drives) are the production code. What this module adds is what the asyncio node does with I/O: it feeds the relay
+the messages the simulated network delivers, carries out its actions (send through the network model, import
+through the core at once and feed the verdict back, record a penalty), and drives the core's timers. Imports
+happen at once (no import queue, so never dropped for a full queue), and misbehaviour is recorded, not acted upon
+(an honest network should produce none).
 """
 
 from __future__ import annotations
@@ -19,22 +18,26 @@ from chain.block import Block
 from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from chain.tx import Transaction
-from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
-from p2p.protocol.inventory import Fetch, Gossip
-from p2p.protocol.limits import Penalty, block_penalty, relayed_block_penalty, tx_penalty
-from p2p.protocol.messages import MAX_BLOCKS_PER_BATCH
-from p2p.protocol.sync import SyncPlanner
+from p2p.protocol.relay import (
+    Action,
+    BatchJob,
+    BatchProgress,
+    BlockJob,
+    BlockVerdict,
+    ImportOutcome,
+    Job,
+    Punish,
+    Relay,
+    Send,
+    TxJob,
+)
 from storage.base import Store
 from testnet.sim.clock import NodeClock
 from testnet.sim.core import MiningWorkView, OutputView, SimCore
-from testnet.sim.wire import BlockPush, EngineCarrier, SyncAsk, SyncBatch, TxBody, TxGet, TxInv, TxNotFound, Wire
+from testnet.sim.wire import EngineCarrier, SimCodec, Wire
 
-# The asyncio node's P2P defaults (p2p/config.py P2PConfig and P2PService), so sync and fetch retries time out alike.
-PEER_TIMEOUT_S = 10.0
-FETCH_TIMEOUT_S = 5.0
-HOUSEKEEPING_S = 5.0  # node/runtime.py expires orphans and old mempool entries this often
-MEMPOOL_MAX_AGE_S = 3600.0
 _MAX_RECORDED_FAULTS = 20
+_VERDICTS = {status: BlockVerdict(status=status) for status in ("connected", "side-branch", "orphan", "duplicate")}
 
 
 class NodeHooks(Protocol):
@@ -65,11 +68,67 @@ class NodeStats:
         self.rejected[code] = self.rejected.get(code, 0) + 1
 
 
+class SimChain:
+    """The relay core's `ChainView` over a simulated node's core, read at the node's current virtual time."""
+
+    def __init__(self, node: SimNode, core: SimCore) -> None:
+        self.node = node
+        self.core = core
+        self.tree = core.tree
+        self.mempool = core.mempool
+
+    def best_height(self) -> int:
+        """Our tip height."""
+        return self.tree.height
+
+    def has_block(self, block_hash: bytes) -> bool:
+        """Known in the tree or waiting as an orphan."""
+        return self.tree.meta(block_hash) is not None or block_hash in self.tree.orphans
+
+    def block_bytes(self, block_hash: bytes) -> bytes | None:
+        """A stored block's encoding."""
+        return self.tree.block_bytes(block_hash)
+
+    def locator(self) -> list[bytes]:
+        """Our best chain's locator."""
+        return self.tree.locator()
+
+    def blocks_after(self, locator: list[bytes], limit: int) -> list[bytes]:
+        """Encoded best-chain blocks after the first locator entry we share (as node/adapters.py serves them)."""
+        tree = self.tree
+        start = tree.fork_point(locator) + 1
+        out = []
+        for height in range(start, min(tree.height, start + limit - 1) + 1):
+            block_hash = tree.hash_at(height)
+            raw = tree.block_bytes(block_hash) if block_hash is not None else None
+            if raw is None:
+                break
+            out.append(raw)
+        return out
+
+    def has_tx(self, tx_hash: bytes) -> bool:
+        """In the mempool or on the best chain."""
+        return tx_hash in self.mempool or self.tree.store.tx_location(tx_hash) is not None
+
+    def tx_bytes(self, tx_hash: bytes) -> bytes | None:
+        """A pooled transaction's encoding."""
+        tx = self.mempool.get(tx_hash)
+        return tx.encoded if tx is not None else None
+
+    def pending_tx_hashes(self, limit: int) -> list[bytes]:
+        """The pool's best transactions (announced to a peer that just connected)."""
+        return [entry.tx_hash for entry in self.mempool.snapshot()[:limit]]
+
+    def precheck_block(self, block: Block) -> bool:
+        """The core's precheck at the node's wall clock now."""
+        return self.core.precheck_block(block, now_ms=self.node.clock.now_ms(self.node.t))
+
+
 class SimNode:
     """A node of the simulation: name, key, store and clock survive crashes; the core and P2P state do not."""
 
     def __init__(self, *, index: int, name: str, key: PrivateKey, store: Store, clock: NodeClock, hashrate_hps: float,
-                 hooks: NodeHooks) -> None:
+                 hooks: NodeHooks, codec: SimCodec | None = None) -> None:
         self.index = index
         self.name = name
         self.key = key
@@ -77,12 +136,12 @@ class SimNode:
         self.clock = clock
         self.hashrate_hps = hashrate_hps
         self.hooks = hooks
+        self.codec = codec if codec is not None else SimCodec()
         self.core: SimCore | None = None
+        self.relay: Relay | None = None
+        self.t = 0.0  # virtual time of the input being handled
         self.incarnation = 0  # bumped by every crash: stale timers of a dead incarnation are ignored
         self.mining_generation = 0  # bumped by every new mining work: stale block-found draws are ignored
-        self.peers: set[str] = set()
-        self.gossip = Gossip(request_timeout_s=FETCH_TIMEOUT_S)
-        self.sync = SyncPlanner(timeout_s=PEER_TIMEOUT_S)
         self.stats = NodeStats()
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -92,18 +151,24 @@ class SimNode:
         """True while the node runs."""
         return self.core is not None
 
+    @property
+    def peers(self) -> list[str]:
+        """Connected peers, sorted (none while down)."""
+        return self.relay.peers if self.relay is not None else []
+
     def boot(self, core: SimCore, t: float) -> None:
         """Run `core` (new, or rebuilt over the old store after a crash) with fresh P2P state."""
+        self.t = t
         self.core = core
-        self.peers = set()
-        self.gossip = Gossip(request_timeout_s=FETCH_TIMEOUT_S)
-        self.sync = SyncPlanner(timeout_s=PEER_TIMEOUT_S)
-        self._apply(core.start(now=self.clock.now(t), now_ms=self.clock.now_ms(t)), t)
+        self.relay = Relay(SimChain(self, core), decode_block=self.codec.decode_block,
+                           decode_tx=self.codec.decode_tx)
+        self._apply(core.start(now=self.clock.now(t), now_ms=self.clock.now_ms(t)))
+        self._flush()
 
     def crash(self) -> None:
         """Lose every volatile thing: core, mempool, engine state not persisted, peers, mining."""
         self.core = None
-        self.peers = set()
+        self.relay = None
         self.incarnation += 1
         self.mining_generation += 1
 
@@ -113,96 +178,93 @@ class SimNode:
             raise AssertionError(f"{self.name} is down: the simulator must not drive it")
         return core
 
+    def _relay(self) -> Relay:
+        relay = self.relay
+        if relay is None:
+            raise AssertionError(f"{self.name} is down: the simulator must not drive it")
+        return relay
+
     # -- links ---------------------------------------------------------------------------------------------------
 
     def link_up(self, peer: str, peer_height: int, t: float) -> None:
         """A connection to `peer` became ready (the handshake told us its height)."""
-        core = self._core()
-        previous = set(self.peers)
-        self.peers.add(peer)
-        self.gossip.add_peer(peer)
-        self.sync.add_peer(peer, peer_height)
-        self._apply(core.peers_changed(set(self.peers), previous, now=self.clock.now(t),
-                                       now_ms=self.clock.now_ms(t)), t)
-        self._poll_sync(t)
+        self.t = t
+        core, relay = self._core(), self._relay()
+        previous = set(relay.peers)
+        now = self.clock.now(t)
+        self._act(relay.peer_up(peer, peer_height, now))
+        if self.core is not None:
+            self._apply(core.peers_changed(set(relay.peers), previous, now=now, now_ms=self.clock.now_ms(t)))
+        self._flush()
 
     def link_down(self, peer: str, t: float) -> None:
         """The connection to `peer` closed (the peer crashed, or timed out behind a partition)."""
-        core = self._core()
-        if peer not in self.peers:
+        self.t = t
+        core, relay = self._core(), self._relay()
+        if peer not in relay.peers:
             return
-        previous = set(self.peers)
-        self.peers.discard(peer)
+        previous = set(relay.peers)
         now = self.clock.now(t)
-        self._send_fetches(self.gossip.remove_peer(peer, now), t)
-        self.sync.remove_peer(peer)
-        self._apply(core.peers_changed(set(self.peers), previous, now=now, now_ms=self.clock.now_ms(t)), t)
+        self._act(relay.peer_down(peer, now))
+        self._apply(core.peers_changed(set(relay.peers), previous, now=now, now_ms=self.clock.now_ms(t)))
+        self._flush()
 
     # -- timers --------------------------------------------------------------------------------------------------
 
     def tick(self, t: float) -> None:
         """Engine tick, then the P2P maintenance the service runs on its timer (fetch retries, sync)."""
-        core = self._core()
-        now = self.clock.now(t)
-        self._apply(core.tick(now=now, now_ms=self.clock.now_ms(t)), t)
-        self._send_fetches(self.gossip.expire(now), t)
-        self._poll_sync(t)
-        if self.core is not None:
-            self._apply(self.core.sync_gap(self.sync.target_height(), now=now, now_ms=self.clock.now_ms(t)), t)
+        self.t = t
+        core, relay = self._core(), self._relay()
+        now, now_ms = self.clock.now(t), self.clock.now_ms(t)
+        self._apply(core.tick(now=now, now_ms=now_ms))
+        self._act(relay.tick(now))
+        self._apply(core.sync_gap(relay.sync.target_height(), now=now, now_ms=now_ms))
+        self._flush()
 
     def housekeeping(self, t: float) -> None:
         """Expire old orphans and mempool entries (as the node's housekeeping loop does)."""
-        core = self._core()
-        now = self.clock.now(t)
-        core.tree.orphans.expire(now)
-        core.mempool.expire(now, MEMPOOL_MAX_AGE_S)
+        self.t = t
+        self._apply(self._core().housekeeping(now=self.clock.now(t), now_ms=self.clock.now_ms(t)))
+        self._flush()
 
     def block_found(self, generation: int, job_id: int, t: float) -> None:
         """The exponential draw for our current mining work came due: hand the core a nonce."""
         if generation != self.mining_generation or self.core is None:
             return
+        self.t = t
         self.stats.blocks_mined += 1
         # The simulated network runs at the maximum target, which every nonce meets.
-        self._apply(self.core.mined(job_id, 0, now=self.clock.now(t), now_ms=self.clock.now_ms(t)), t)
+        self._apply(self.core.mined(job_id, 0, now=self.clock.now(t), now_ms=self.clock.now_ms(t)))
+        self._flush()
 
     # -- client --------------------------------------------------------------------------------------------------
 
     def submit_tx(self, tx: Transaction, t: float) -> str | None:
         """A client submits `tx` here (as over RPC); the reject code, or None when admitted."""
+        self.t = t
         core = self._core()
         try:
             out = core.receive_tx(tx, source=None, now=self.clock.now(t), now_ms=self.clock.now_ms(t))
         except RejectError as error:
             return error.code
-        self._apply(out, t)
+        self._apply(out)
+        self._flush()
         return None
 
     # -- messages ------------------------------------------------------------------------------------------------
 
     def receive(self, peer: str, message: Wire, t: float) -> None:
         """A message from `peer` arrived."""
+        self.t = t
         if isinstance(message, EngineCarrier):
-            self._on_engine(peer, message, t)
-        elif isinstance(message, BlockPush):
-            self._on_block(peer, message.block, t)
-        elif isinstance(message, TxInv):
-            wanted = self.gossip.on_inv(peer, "tx", message.hashes, self.clock.now(t), self._has_tx)
-            if wanted:
-                self.hooks.send(self, peer, TxGet(hashes=tuple(wanted)), t)
-        elif isinstance(message, TxGet):
-            self._on_tx_get(peer, message, t)
-        elif isinstance(message, TxBody):
-            self._on_tx(peer, message.tx, t)
-        elif isinstance(message, TxNotFound):
-            self._send_fetches(self.gossip.on_not_found(peer, message.hashes, self.clock.now(t)), t)
-        elif isinstance(message, SyncAsk):
-            self.hooks.send(self, peer, SyncBatch(blocks=self._blocks_after(list(message.request.locator),
-                                                                            message.request.limit)), t)
+            self._on_engine(peer, message)
         else:
-            self._on_batch(peer, message, t)
+            self._act(self._relay().on_message(peer, message, self.clock.now(t)))
+        self._flush()
 
-    def _on_engine(self, peer: str, message: EngineCarrier, t: float) -> None:
+    def _on_engine(self, peer: str, message: EngineCarrier) -> None:
         core = self._core()
+        t = self.t
         try:
             out = core.receive_engine_message(peer, message.engine_kind, message.payload, now=self.clock.now(t),
                                               now_ms=self.clock.now_ms(t))
@@ -211,125 +273,80 @@ class SimNode:
             self.stats.rejection(f"engine:{error.code}")
             self._record_fault(peer, f"engine message {message.engine_kind}: {error.code}")
             return
-        self._apply(out, t)
+        self._apply(out)
 
-    def _on_block(self, peer: str, block: Block, t: float) -> None:
-        """Relay.on_block, then Importer._import_block."""
-        core = self._core()
-        self.sync.note_height(peer, block.height)
-        if not self.gossip.on_received(peer, block.hash) or self._has_block(block.hash):
-            return
-        now_ms = self.clock.now_ms(t)
-        try:
-            prechecked = core.precheck_block(block, now_ms=now_ms)
-        except RejectError as error:
-            penalty = block_penalty(error.code)
-            if penalty.points == 0:
-                self.gossip.forget(block.hash)  # not provably invalid (our clock, say): may come again
-            self._punish(peer, penalty, error.code, f"block {block.hash.hex()[:16]} failed precheck")
-            return
-        self._push_block(block, exclude=peer, t=t)
-        try:
-            out = core.receive_block(block, source=peer, now=self.clock.now(t), now_ms=now_ms, prechecked=prechecked)
-        except RejectError as error:
-            self._punish(peer, relayed_block_penalty(error.code), error.code, f"block {block.hash.hex()[:16]}")
-            return
-        self._apply(out, t)
-        if out.results and out.results[0].status == "orphan":
-            self.sync.request_from(peer, block.height)
-            self._poll_sync(t)
+    # -- the relay core's actions --------------------------------------------------------------------------------
 
-    def _on_tx_get(self, peer: str, message: TxGet, t: float) -> None:
-        core = self._core()
-        missing = []
-        for tx_hash in message.hashes:
-            tx = core.mempool.get(tx_hash)
-            if tx is None:
-                missing.append(tx_hash)
-                continue
-            self.gossip.mark_known(peer, tx_hash)
-            self.hooks.send(self, peer, TxBody(tx=tx), t)
-        if missing:
-            self.hooks.send(self, peer, TxNotFound(hashes=tuple(missing)), t)
+    def _act(self, actions: list[Action]) -> None:
+        """Carry out the relay's actions in order: send, import at once (feeding the verdict back), punish."""
+        for action in actions:
+            if isinstance(action, Send):
+                if self.relay is not None and action.peer in self.relay.peers:
+                    self.hooks.send(self, action.peer, action.message, self.t)
+            elif isinstance(action, Punish):
+                self.stats.rejection(action.code)
+                if action.penalty.points:
+                    self._record_fault(action.peer, f"{action.reason}: {action.code} (+{action.penalty.points})")
+            elif self.core is not None:
+                self._import(action.job)
 
-    def _on_tx(self, peer: str, tx: Transaction, t: float) -> None:
-        """Relay.on_tx, then Importer._import_tx (the core's output announces it onward)."""
-        core = self._core()
-        if not self.gossip.on_received(peer, tx.hash) or self._has_tx(tx.hash):
-            return
-        try:
-            out = core.receive_tx(tx, source=peer, now=self.clock.now(t), now_ms=self.clock.now_ms(t))
-        except RejectError as error:
-            self._punish(peer, tx_penalty(error.code), error.code, f"tx {tx.hash.hex()[:16]}")
-            return
-        self._apply(out, t)
-
-    def _blocks_after(self, locator: list[bytes], limit: int) -> tuple[Block, ...]:
-        """Best-chain blocks after the first locator entry we share (ChainAccess.blocks_after + fit_batch)."""
-        tree = self._core().tree
-        start = tree.fork_point(locator) + 1
-        budget = DEFAULT_MAX_MESSAGE_BYTES - 16
-        out: list[Block] = []
-        for height in range(start, min(tree.height, start + min(limit, MAX_BLOCKS_PER_BATCH) - 1) + 1):
-            block_hash = tree.hash_at(height)
-            block = tree.get_block(block_hash) if block_hash is not None else None
-            if block is None:
-                break
-            budget -= block.size + 5
-            if budget < 0:
-                break
-            out.append(block)
-        return tuple(out)
-
-    def _on_batch(self, peer: str, message: SyncBatch, t: float) -> None:
-        """P2PService._on_blocks, then Importer._import_batch."""
-        core = self._core()
-        if self.sync.in_flight_peer() != peer:
-            return  # unsolicited, or late after a timeout
-        blocks = message.blocks
-        self.sync.on_blocks(peer, [(b.hash, b.height) for b in blocks], core.tree.height)
-        for block in blocks:
-            self.gossip.on_received(peer, block.hash)
-        if blocks:
-            self._poll_sync(t)
-            self._import_batch(peer, blocks, t)
-        self._poll_sync(t)
-
-    def _import_batch(self, peer: str, blocks: tuple[Block, ...], t: float) -> None:
-        core = self._core()
-        last_connected: Block | None = None
-        imported = True
-        for block in blocks:
+    def _import(self, job: Job) -> None:
+        """What the asyncio node's importer does with a job, synchronously."""
+        core, relay = self._core(), self._relay()
+        t = self.t
+        now, now_ms = self.clock.now(t), self.clock.now_ms(t)
+        if isinstance(job, TxJob):
             try:
-                out = core.receive_block(block, source=peer, now=self.clock.now(t), now_ms=self.clock.now_ms(t))
+                out = core.receive_tx(job.tx, source=job.peer, now=now, now_ms=now_ms)
             except RejectError as error:
-                imported = False
-                self._punish(peer, block_penalty(error.code), error.code, f"sync block at height {block.height}")
-                break
-            self._apply(out, t)
-            status = out.results[0].status if out.results else "duplicate"
-            if status == "orphan":
-                imported = False
-                break
-            if status == "connected":
-                last_connected = block
-        self.sync.batch_done(imported=imported)
-        if self.core is not None and last_connected is not None and last_connected.height == core.tree.height:
-            self._push_block(last_connected, exclude=peer, t=t)
+                self._act(relay.tx_imported(job, error))
+                return
+            self._apply(out)
+            self._act(relay.tx_imported(job, None))
+        elif isinstance(job, BlockJob):
+            self._act(relay.block_imported(job, self._import_block(job.block, job.peer, job.prechecked), now))
+        else:
+            self._import_batch(job)
 
-    # -- output --------------------------------------------------------------------------------------------------
+    def _import_block(self, block: Block, peer: str, prechecked: bool) -> ImportOutcome:
+        core = self._core()
+        t = self.t
+        try:
+            out = core.receive_block(block, source=peer, now=self.clock.now(t), now_ms=self.clock.now_ms(t),
+                                     prechecked=prechecked)
+        except RejectError as error:
+            return error
+        self._apply(out)
+        return _VERDICTS[out.results[0].status if out.results else "duplicate"]
 
-    def _apply(self, out: OutputView, t: float) -> None:
+    def _import_batch(self, job: BatchJob) -> None:
+        progress = BatchProgress()
+        for block in job.blocks:
+            if not progress.record(block, self._import_block(block, job.peer, False)):
+                break
+        if self.relay is not None:
+            self._act(self.relay.batch_imported(job, progress, self.clock.now(self.t)))
+
+    def _flush(self) -> None:
+        """Send the transaction announcements the input queued (the service sends them once per loop iteration)."""
+        relay = self.relay
+        if relay is not None and relay.announcements_pending:
+            self._act(relay.take_announcements())
+
+    # -- the node core's output ----------------------------------------------------------------------------------
+
+    def _apply(self, out: OutputView) -> None:
         """Do what the core asked: push blocks, announce transactions, send engine messages, mine, trace."""
         if not (out.announce_blocks or out.announce_txs or out.engine_messages or out.events
                 or out.mining is not None):
             return  # most inputs (a relayed heartbeat seen before, say) ask for nothing
+        relay = self._relay()
+        t = self.t
         for block in out.announce_blocks:
-            self._push_block(block, exclude=None, t=t)
-        peers = sorted(self.peers)
+            self._act(relay.announce_block(block))
         for tx, exclude in out.announce_txs:
-            for peer in self.gossip.announce_to(tx.hash, peers, exclude):
-                self.hooks.send(self, peer, TxInv(hashes=(tx.hash,)), t)
+            relay.announce_tx(tx.hash, exclude)
+        peers = relay.peers
         for outgoing in out.engine_messages:
             message = EngineCarrier.of(outgoing.message.kind, outgoing.message.payload)
             for peer in peers:
@@ -352,43 +369,6 @@ class SimNode:
         value, height = event.get("hash"), event.get("height")
         self.hooks.note_event(self, kind, bytes.fromhex(value) if isinstance(value, str) else b"",
                               height if isinstance(height, int) else -1, t)
-
-    def _push_block(self, block: Block, *, exclude: str | None, t: float) -> None:
-        """Relay.announce_block: the whole block to every peer not known to have it."""
-        for peer in self.gossip.announce_to(block.hash, sorted(self.peers), exclude):
-            self.hooks.send(self, peer, BlockPush(block=block), t)
-
-    def _send_fetches(self, fetches: list[Fetch], t: float) -> None:
-        for fetch in fetches:
-            if fetch.peer in self.peers:
-                self.hooks.send(self, fetch.peer, TxGet(hashes=fetch.hashes), t)
-
-    def _poll_sync(self, t: float) -> None:
-        core = self.core
-        if core is None:
-            return
-        request = self.sync.poll(self.clock.now(t), core.tree.height, core.tree.locator)
-        if request is None:
-            return
-        if request.peer not in self.peers:
-            self.sync.remove_peer(request.peer)
-            return
-        self.hooks.send(self, request.peer, SyncAsk(request=request.message), t)
-
-    # -- views and bookkeeping -----------------------------------------------------------------------------------
-
-    def _has_block(self, block_hash: bytes) -> bool:
-        tree = self._core().tree
-        return tree.meta(block_hash) is not None or block_hash in tree.orphans
-
-    def _has_tx(self, tx_hash: bytes) -> bool:
-        core = self._core()
-        return tx_hash in core.mempool or core.tree.store.tx_location(tx_hash) is not None
-
-    def _punish(self, peer: str, penalty: Penalty, code: str, what: str) -> None:
-        self.stats.rejection(code)
-        if penalty.points:
-            self._record_fault(peer, f"{what}: {code} (+{penalty.points})")
 
     def _record_fault(self, peer: str, what: str) -> None:
         self.stats.punishment_count += 1

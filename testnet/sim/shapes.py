@@ -1,32 +1,100 @@
-"""Partition shapes (pure): which pairs of nodes can still talk while a partition is on.
+"""Partition shapes (pure), the one implementation behind both the simulator's nemesis and the testnet's
+(testnet/topology.py `shape_blocked`): which pairs of nodes can still talk while a partition is on.
 
-The names are the testnet nemesis's (DESIGN.md section 7), after Jepsen's:
+The names are DESIGN.md section 7's, after Jepsen's. Nodes 0..n-1 are taken in `order` (a permutation; the
+simulator draws it from the run's `Random`, the testnet draws it or uses 0..n-1), then:
 
-- `halves`: two sides of `n // 2` and `n - n // 2` nodes (for even n an exact half: neither side may mine);
-- `isolate:N`: node N alone, everyone else together (`isolate` alone: a node drawn at random);
-- `bridge`: two sides joined only through one node that sees both (reachability is not transitive);
-- `majorities-ring`: nodes on a ring, each seeing its nearest neighbours so that it sees a majority, and no two
-  nodes see the same majority;
-- `minority-third`: a third of the nodes (at least one) cut off from the rest.
+- `halves`: the first floor(n/2) nodes | the rest (for even n an exact half: neither side may mine);
+- `isolate:K`: node K alone | everyone else (K is named, `order` does not matter);
+- `bridge`: the nodes before the middle one | the nodes after it; the middle node (position floor(n/2)) sees both
+  sides, so each side plus the bridge is a majority and the two majorities meet only in the bridge (reachability
+  is not transitive). Needs n >= 3: with two nodes there is no third to be the bridge, and rather than quietly
+  leaving the network whole (as the simulator once did) the shape is refused, in the simulator and the testnet alike;
+- `majorities-ring`: the nodes sit on a ring; each sees itself and the nodes within ring distance d, the smallest
+  d with 2d + 1 >= floor(n/2) + 1, so every node sees a majority and no two see the same one. Needs n >= 4 (with
+  three nodes everyone would see everyone);
+- `minority-third`: the last max(1, floor(n/3)) nodes | the rest.
 
-A shape is a `Topology`: the set of node pairs whose link is up. Which nodes land where (except for `isolate:N`)
-is drawn from the run's `Random`, so every seed exercises a different cut.
+`shape_links` gives the shape as the set of node pairs whose link is up; the simulator wraps it in a `Topology`,
+the testnet turns it into each node's blocked set. The nemesis of the simulator draws only among `shapes_for(n)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from random import Random
 
 SHAPES = ("halves", "isolate", "bridge", "majorities-ring", "minority-third")
+MIN_NODES = {"halves": 2, "isolate": 2, "bridge": 3, "majorities-ring": 4, "minority-third": 2}
+
+Pair = tuple[int, int]
 
 
 class ShapeError(ValueError):
-    """An unknown shape name or a node index out of range."""
+    """An unknown shape name, a node index out of range, or a shape that does not fit the number of nodes."""
 
 
-def _pair(a: int, b: int) -> tuple[int, int]:
+def _pair(a: int, b: int) -> Pair:
     return (a, b) if a < b else (b, a)
+
+
+def shapes_for(nodes: int) -> tuple[str, ...]:
+    """The shapes that cut a network of `nodes` nodes (in SHAPES order)."""
+    return tuple(shape for shape in SHAPES if nodes >= MIN_NODES[shape])
+
+
+def parse_shape(spec: str, nodes: int) -> tuple[str, int | None]:
+    """(`shape`, isolated node or None) of a shape spec such as `halves` or `isolate:2`; ShapeError otherwise."""
+    name, _, argument = spec.partition(":")
+    if name not in SHAPES:
+        raise ShapeError(f"unknown shape {spec!r} (choose one of halves, isolate:K, bridge, majorities-ring, "
+                         "minority-third)")
+    if not argument:
+        return name, None
+    if name != "isolate":
+        raise ShapeError(f"shape {name!r} takes no argument")
+    try:
+        index = int(argument)
+    except ValueError:
+        raise ShapeError(f"isolate:{argument}: not a node index") from None
+    if not 0 <= index < nodes:
+        raise ShapeError(f"isolate:{index}: no such node (nodes 0..{nodes - 1})")
+    return name, index
+
+
+def shape_links(spec: str, nodes: int, order: Sequence[int] | None = None) -> frozenset[Pair]:
+    """The pairs (a, b), a < b, that can still talk under partition `spec` over `nodes` nodes taken in `order`
+    (default 0..n-1). ShapeError for an unknown or unfitting shape, `isolate` without its node, or a bad order."""
+    if nodes < 2:
+        raise ShapeError("a partition needs at least two nodes")
+    members = list(order) if order is not None else list(range(nodes))
+    if sorted(members) != list(range(nodes)):
+        raise ShapeError(f"order must be a permutation of 0..{nodes - 1}")
+    name, isolated = parse_shape(spec, nodes)
+    if nodes < MIN_NODES[name]:
+        reason = " (with 3, every node sees everyone)" if name == "majorities-ring" else ""
+        raise ShapeError(f"{name} needs at least {MIN_NODES[name]} nodes{reason}")
+    if name == "isolate":
+        if isolated is None:
+            raise ShapeError("isolate needs a node: isolate:K")
+        return _clique([n for n in range(nodes) if n != isolated])
+    if name == "halves":
+        half = nodes // 2
+        return _clique(members[:half]) | _clique(members[half:])
+    if name == "minority-third":
+        cut = nodes - max(1, nodes // 3)
+        return _clique(members[:cut]) | _clique(members[cut:])
+    if name == "bridge":
+        middle = nodes // 2
+        return _clique(members[:middle + 1]) | _clique(members[middle:])
+    reach = (nodes // 2 + 1) // 2  # majorities-ring: the smallest d with 2d + 1 >= majority
+    return frozenset(_pair(node, members[(place + step) % nodes])
+                     for place, node in enumerate(members) for step in range(1, reach + 1))
+
+
+def _clique(members: Sequence[int]) -> frozenset[Pair]:
+    return frozenset(_pair(a, b) for i, a in enumerate(members) for b in members[i + 1:])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +103,7 @@ class Topology:
 
     shape: str
     nodes: int
-    links: frozenset[tuple[int, int]]
+    links: frozenset[Pair]
 
     def connected(self, a: int, b: int) -> bool:
         """True when nodes `a` and `b` can exchange messages directly (a node always reaches itself)."""
@@ -77,63 +145,14 @@ def full_mesh(nodes: int) -> Topology:
     return Topology(shape="healed", nodes=nodes, links=_clique(range(nodes)))
 
 
-def _clique(members: range | list[int]) -> frozenset[tuple[int, int]]:
-    members = list(members)
-    return frozenset(_pair(a, b) for i, a in enumerate(members) for b in members[i + 1:])
-
-
-def _sides(left: list[int], right: list[int]) -> frozenset[tuple[int, int]]:
-    return _clique(left) | _clique(right)
-
-
-def parse_shape(spec: str, nodes: int) -> tuple[str, int | None]:
-    """(`shape`, isolated node or None) of a shape spec such as `halves` or `isolate:2`; ShapeError otherwise."""
-    name, _, argument = spec.partition(":")
-    if name not in SHAPES:
-        raise ShapeError(f"unknown partition shape {spec!r} (known: {', '.join(SHAPES)}, isolate:N)")
-    if not argument:
-        return name, None
-    if name != "isolate":
-        raise ShapeError(f"shape {name} takes no argument")
-    try:
-        index = int(argument)
-    except ValueError as exc:
-        raise ShapeError(f"isolate:N needs a node index, got {argument!r}") from exc
-    if not 0 <= index < nodes:
-        raise ShapeError(f"isolate:{index}: there are only nodes 0..{nodes - 1}")
-    return name, index
-
-
 def make_topology(spec: str, nodes: int, rng: Random) -> Topology:
-    """The topology of partition `spec` over `nodes` nodes, with members drawn from `rng`."""
+    """The topology of partition `spec` over `nodes` nodes, with the order of the nodes drawn from `rng`;
+    `isolate` without a node isolates the first of that order."""
     if nodes < 2:
         raise ShapeError("a partition needs at least two nodes")
     name, isolated = parse_shape(spec, nodes)
     order = list(range(nodes))
     rng.shuffle(order)
-    if name == "halves":
-        half = nodes // 2
-        links = _sides(order[:half], order[half:])
-    elif name == "isolate":
-        alone = isolated if isolated is not None else order[0]
-        links = _clique([n for n in range(nodes) if n != alone])
-        name = f"isolate:{alone}"
-    elif name == "minority-third":
-        third = max(1, nodes // 3)
-        links = _sides(order[:third], order[third:])
-    elif name == "bridge":
-        if nodes < 3:
-            links = _clique(order)
-        else:
-            middle = nodes // 2
-            bridge = order[middle]
-            links = _sides([*order[:middle], bridge], order[middle:])
-    else:  # majorities-ring
-        majority = nodes // 2 + 1
-        reach = -(-(majority - 1) // 2)  # ceil: neighbours on each side so that a node sees a majority
-        pairs = set()
-        for position, node in enumerate(order):
-            for step in range(1, reach + 1):
-                pairs.add(_pair(node, order[(position + step) % nodes]))
-        links = frozenset(p for p in pairs if p[0] != p[1])
-    return Topology(shape=name, nodes=nodes, links=links)
+    if name == "isolate":
+        name = f"isolate:{isolated if isolated is not None else order[0]}"
+    return Topology(shape=name, nodes=nodes, links=shape_links(name, nodes, order))

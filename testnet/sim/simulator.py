@@ -27,6 +27,7 @@ from random import Random
 from typing import Any
 
 from chain.crypto import sha256
+from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import make_transfer
 from consensus.pow.seal import MAX_TARGET, work_of_target
 from consensus.registry import spec_named
@@ -63,10 +64,10 @@ from testnet.sim.events import (
 from testnet.sim.faults import CrashNode, Nemesis, draw_clocks, draw_link_faults, draw_shares
 from testnet.sim.links import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S, Links
 from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_model
-from testnet.sim.node import HOUSEKEEPING_S, SimNode
+from testnet.sim.node import SimNode
 from testnet.sim.shapes import Topology, full_mesh
 from testnet.sim.trace import Trace
-from testnet.sim.wire import Wire
+from testnet.sim.wire import SimCodec, Wire
 
 PROBE_S = 1.0
 FINAL_WATCH_HEIGHTS = 4096  # final heights remembered for spotting the first conflict as it happens
@@ -149,11 +150,13 @@ class Simulator:
         self.nemesis = Nemesis(nodes=n, partition="partition" in config.faults, crash="crash" in config.faults,
                                interval_s=3.0 * config.block_interval_s, block_interval_s=config.block_interval_s,
                                finality_threshold=config.finality_threshold)
+        self.codec = SimCodec()  # one for the whole network: a block relayed to every node is decoded once
         self.load_keys = config.load_keys()
         keys = config.node_keys()
         self.nodes = [
             SimNode(index=i, name=f"node{i}", key=keys[i], store=MemoryStore(), clock=self.clocks[i],
-                    hashrate_hps=self.shares[i] / config.block_interval_s * work_of_target(MAX_TARGET), hooks=self)
+                    hashrate_hps=self.shares[i] / config.block_interval_s * work_of_target(MAX_TARGET), hooks=self,
+                    codec=self.codec)
             for i in range(n)
         ]
         self._index = {node.name: node.index for node in self.nodes}
@@ -256,7 +259,8 @@ class Simulator:
             return
         message = event.message
         self.stats["delivered"] += 1
-        self.trace.record(self.t, dst.name, message.kind, message.ident())
+        kind, ident = self.codec.label(message)
+        self.trace.record(self.t, dst.name, kind, ident)
         alarms = dst.core.tree.safety_alarms
         dst.receive(self.nodes[event.src].name, message, self.t)
         if dst.core is not None and dst.core.tree.safety_alarms > alarms:

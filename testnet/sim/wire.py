@@ -1,103 +1,29 @@
-"""Messages between simulated nodes: the P2P protocol's message kinds, carried as values instead of frames.
+"""What travels between simulated nodes (pure): the P2P protocol's own messages, as values rather than frames.
 
-Each kind stands for one message of p2p/protocol/messages.py (named in its docstring); the sync request is the
-real `GetBlocks`. Blocks and transactions travel as the decoded objects (they are immutable), so no node pays for
-encoding; the handshake, pings, peer exchange and framing are not simulated (links are modelled, see links.py).
-Every message names itself for the trace: `kind` and `ident` (a hash that identifies the content).
+Relay and sync messages are the real ones of p2p/protocol/messages.py (`Inv`, `GetData`, `NotFound`, `TxMsg`,
+`BlockMsg`, `GetBlocks`, `Blocks`), made and read by the same relay core the asyncio node runs
+(p2p/protocol/relay.py). Engine messages travel as an `EngineCarrier`, which hashes its payload once for the trace
+however many peers it goes to. The handshake, pings, peer exchange and framing are not simulated (links are
+modelled, see links.py).
+
+Bodies travel encoded, as on a real link; `SimCodec` decodes them for every node of a run and remembers what it
+decoded (blocks and transactions are immutable values, so a remembered decoding is the decoding), so a block
+relayed to seven nodes is decoded once, not seven times.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chain.block import Block
+from chain.block import Block, decode_block
 from chain.crypto import sha256
-from chain.tx import Transaction
-from p2p.protocol.messages import GetBlocks
+from chain.fifo import trimmed
+from chain.tx import Transaction, decode_tx
+from p2p.protocol.messages import BlockMsg, Blocks, GetBlocks, GetData, Inv, Message, NotFound, TxMsg
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockPush:
-    """A whole block pushed to a peer (BlockMsg)."""
-
-    block: Block
-    kind = "block"
-
-    def ident(self) -> bytes:
-        """The block hash."""
-        return self.block.hash
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxInv:
-    """Transaction hashes announced (Inv, kind tx)."""
-
-    hashes: tuple[bytes, ...]
-    kind = "tx-inv"
-
-    def ident(self) -> bytes:
-        """The first hash (announcements carry one hash each in the simulator)."""
-        return self.hashes[0]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxGet:
-    """Transaction bodies requested (GetData, kind tx)."""
-
-    hashes: tuple[bytes, ...]
-    kind = "tx-get"
-
-    def ident(self) -> bytes:
-        """The first hash."""
-        return self.hashes[0]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxBody:
-    """A transaction body (TxMsg)."""
-
-    tx: Transaction
-    kind = "tx"
-
-    def ident(self) -> bytes:
-        """The transaction hash."""
-        return self.tx.hash
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxNotFound:
-    """Requested transactions the peer does not have (NotFound, kind tx)."""
-
-    hashes: tuple[bytes, ...]
-    kind = "tx-notfound"
-
-    def ident(self) -> bytes:
-        """The first hash."""
-        return self.hashes[0]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SyncAsk:
-    """A sync request (the real GetBlocks message)."""
-
-    request: GetBlocks
-    kind = "getblocks"
-
-    def ident(self) -> bytes:
-        """The first locator hash (our tip, or the sync frontier)."""
-        return self.request.locator[0]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SyncBatch:
-    """A sync answer: consecutive best-chain blocks after the fork point, oldest first (Blocks)."""
-
-    blocks: tuple[Block, ...]
-    kind = "blocks"
-
-    def ident(self) -> bytes:
-        """The last block's hash, or 32 zero bytes for an empty batch."""
-        return self.blocks[-1].hash if self.blocks else bytes(32)
+MEMO_BLOCKS = 4_096
+MEMO_TXS = 65_536
+_NO_HASH = bytes(32)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,16 +33,58 @@ class EngineCarrier:
     engine_kind: str
     payload: bytes
     digest: bytes
-    kind = "engine"
 
     @classmethod
     def of(cls, engine_kind: str, payload: bytes) -> EngineCarrier:
         """The carrier of one engine message (hashed once, however many peers it goes to)."""
         return cls(engine_kind=engine_kind, payload=payload, digest=sha256(payload))
 
-    def ident(self) -> bytes:
-        """SHA-256 of the payload."""
-        return self.digest
+
+Wire = Message | EngineCarrier
 
 
-Wire = BlockPush | TxInv | TxGet | TxBody | TxNotFound | SyncAsk | SyncBatch | EngineCarrier
+class SimCodec:
+    """Decoders for the relay core, shared by every node of a run, remembering recent results by encoding."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[bytes, Block] = {}
+        self._txs: dict[bytes, Transaction] = {}
+
+    def decode_block(self, raw: bytes) -> Block:
+        """`chain.block.decode_block(raw)` (DecodeError alike), remembered."""
+        block = self._blocks.get(raw)
+        if block is None:
+            block = decode_block(raw)
+            self._blocks[raw] = block
+            self._blocks = trimmed(self._blocks, MEMO_BLOCKS)
+        return block
+
+    def decode_tx(self, raw: bytes) -> Transaction:
+        """`chain.tx.decode_tx(raw)` (DecodeError alike), remembered."""
+        tx = self._txs.get(raw)
+        if tx is None:
+            tx = decode_tx(raw)
+            self._txs[raw] = tx
+            self._txs = trimmed(self._txs, MEMO_TXS)
+        return tx
+
+    def label(self, message: Wire) -> tuple[str, bytes]:
+        """(kind, hash) naming `message` in the trace: engine (payload SHA-256), block, tx (their hashes), tx-inv,
+        tx-get, tx-notfound (the first hash), getblocks (the first locator hash), blocks (the last block's hash)."""
+        if isinstance(message, EngineCarrier):
+            return "engine", message.digest
+        if isinstance(message, BlockMsg):
+            return "block", self.decode_block(message.raw).hash
+        if isinstance(message, TxMsg):
+            return "tx", self.decode_tx(message.raw).hash
+        if isinstance(message, Inv):
+            return f"{message.kind}-inv", message.hashes[0]
+        if isinstance(message, GetData):
+            return f"{message.kind}-get", message.hashes[0]
+        if isinstance(message, NotFound):
+            return f"{message.kind}-notfound", message.hashes[0]
+        if isinstance(message, GetBlocks):
+            return "getblocks", message.locator[0]
+        if isinstance(message, Blocks):
+            return "blocks", self.decode_block(message.raws[-1]).hash if message.raws else _NO_HASH
+        raise AssertionError(f"the simulator does not carry {message.name}")

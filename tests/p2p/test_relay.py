@@ -1,0 +1,129 @@
+"""The relay core (p2p/protocol/relay.py): messages and verdicts in, actions out, with no I/O around it."""
+
+from __future__ import annotations
+
+from chain.block import Block
+from chain.errors import RejectError
+from p2p.protocol.limits import block_penalty
+from p2p.protocol.messages import BlockMsg, Blocks, GetBlocks, GetData, Inv, NotFound, TxMsg
+from p2p.protocol.relay import (
+    Action,
+    BatchJob,
+    BatchProgress,
+    BlockJob,
+    BlockVerdict,
+    Punish,
+    Relay,
+    Send,
+    Submit,
+    TxJob,
+)
+from tests.p2p.fakes import TreeChain, pow_chain, transfer
+
+NOW = 100.0
+
+
+def sends(actions: list[Action]) -> list[tuple[str, str]]:
+    return [(a.peer, a.message.name) for a in actions if isinstance(a, Send)]
+
+
+def relay_with_peers(chain: TreeChain, *peers: str, height: int = 0) -> Relay:
+    relay = Relay(chain)
+    for peer in peers:
+        relay.peer_up(peer, height, NOW)
+    return relay
+
+
+def test_a_pushed_block_is_relayed_before_it_is_submitted_and_an_orphan_syncs_from_its_sender() -> None:
+    blocks = pow_chain(3)
+    chain = TreeChain()
+    relay = relay_with_peers(chain, "a", "b", "c")
+    actions = relay.on_message("b", BlockMsg(raw=blocks[2].encoded), NOW)
+    assert sends(actions) == [("a", "BlockMsg"), ("c", "BlockMsg")]  # onward first, never back to the sender
+    submit = actions[-1]
+    assert isinstance(submit, Submit) and isinstance(submit.job, BlockJob) and submit.job.block == blocks[2]
+    assert relay.on_message("c", BlockMsg(raw=blocks[2].encoded), NOW) == []  # seen already
+    follow = relay.block_imported(submit.job, BlockVerdict(status="orphan"), NOW)
+    assert sends(follow) == [("b", "GetBlocks")]
+
+
+def test_an_invalid_relayed_block_is_held_against_its_sender_only_for_what_precheck_could_catch() -> None:
+    block = pow_chain(1)[0]
+    relay = relay_with_peers(TreeChain(), "a")
+    job = BlockJob(peer="a", block=block)
+    punished = relay.block_imported(job, RejectError("bad-signature", "x"), NOW)
+    assert len(punished) == 1 and isinstance(punished[0], Punish) and punished[0].code == "bad-signature"
+
+
+def test_a_sync_batch_is_imported_in_order_and_its_last_connected_block_announced() -> None:
+    blocks = pow_chain(4)
+    chain = TreeChain()
+    relay = relay_with_peers(chain, "a", "b", height=4)
+    asked = [a for a in relay.poll_sync(NOW) if isinstance(a, Send)]
+    assert not asked  # peer_up already asked
+    peer = relay.sync.in_flight_peer()
+    assert peer == "a"
+    actions = relay.on_message("a", Blocks(raws=tuple(b.encoded for b in blocks)), NOW)
+    submit = [a for a in actions if isinstance(a, Submit)]
+    assert len(submit) == 1 and isinstance(submit[0].job, BatchJob)
+    progress = BatchProgress()
+    for block in blocks:
+        chain.tree.add_block(block, now_ms=chain.now_ms(), source="a")
+        assert progress.record(block, BlockVerdict(status="connected"))
+    after = relay.batch_imported(submit[0].job, progress, NOW)
+    assert ("b", "BlockMsg") in sends(after)  # our new tip, to the peer that did not send it
+
+
+def test_an_invalid_block_in_a_batch_stops_the_import_and_punishes_the_sender() -> None:
+    blocks = pow_chain(2)
+    progress = BatchProgress()
+    assert not progress.record(blocks[0], RejectError("bad-merkle-root", "x"))
+    relay = relay_with_peers(TreeChain(), "a")
+    actions = relay.batch_imported(BatchJob(peer="a", blocks=blocks), progress, NOW)
+    assert isinstance(actions[0], Punish) and actions[0].penalty == block_penalty("bad-merkle-root")
+
+
+def test_unsolicited_batches_are_ignored() -> None:
+    relay = relay_with_peers(TreeChain(), "a")
+    assert relay.on_message("a", Blocks(raws=(pow_chain(1)[0].encoded,)), NOW) == []
+
+
+def test_transactions_go_announce_fetch_admit_announce_onward() -> None:
+    tx = transfer(0)
+    chain = TreeChain()
+    relay = relay_with_peers(chain, "a", "b")
+    assert sends(relay.on_message("a", Inv(kind="tx", hashes=(tx.hash,)), NOW)) == [("a", "GetData")]
+    actions = relay.on_message("a", TxMsg(raw=tx.encoded), NOW)
+    assert len(actions) == 1 and isinstance(actions[0], Submit) and isinstance(actions[0].job, TxJob)
+    chain.mempool[tx.hash] = tx
+    assert relay.tx_imported(actions[0].job, None) == []
+    announced = relay.take_announcements()
+    assert sends(announced) == [("b", "Inv")]  # one Inv per peer, not back to the sender
+    served = relay.on_message("b", GetData(kind="tx", hashes=(tx.hash, bytes(32))), NOW)
+    assert sends(served) == [("b", "TxMsg"), ("b", "NotFound")]
+
+
+def test_a_fetch_that_times_out_goes_to_the_next_announcer() -> None:
+    tx = transfer(0)
+    relay = relay_with_peers(TreeChain(), "a", "b")
+    relay.on_message("a", Inv(kind="tx", hashes=(tx.hash,)), NOW)
+    assert relay.on_message("b", Inv(kind="tx", hashes=(tx.hash,)), NOW) == []
+    assert sends(relay.tick(NOW + 60)) == [("b", "GetData")]
+    assert sends(relay.on_message("b", NotFound(kind="tx", hashes=(tx.hash,)), NOW + 61)) == []
+
+
+def test_get_blocks_is_answered_from_the_best_chain() -> None:
+    blocks: tuple[Block, ...] = pow_chain(3)
+    chain = TreeChain(blocks=blocks)
+    relay = relay_with_peers(chain, "a")
+    answer = relay.on_message("a", GetBlocks(locator=(chain.tree.genesis.hash,), limit=10), NOW)
+    assert len(answer) == 1 and isinstance(answer[0], Send) and isinstance(answer[0].message, Blocks)
+    assert answer[0].message.raws == tuple(b.encoded for b in blocks)
+
+
+def test_a_dropped_job_may_be_fetched_again() -> None:
+    tx = transfer(0)
+    relay = relay_with_peers(TreeChain(), "a")
+    relay.on_message("a", TxMsg(raw=tx.encoded), NOW)
+    relay.job_dropped(TxJob(peer="a", tx=tx))
+    assert relay.on_message("a", TxMsg(raw=tx.encoded), NOW) != []
