@@ -89,6 +89,7 @@ class Output:
     events: list[dict[str, object]] = field(default_factory=list)  # block / final / reorg, for subscribers
     notes: list[str] = field(default_factory=list)  # log lines
     results: list[AddResult] = field(default_factory=list)  # every block import, for metrics
+    fetch_blocks: list[tuple[str, bytes]] = field(default_factory=list)  # (peer, hash): blocks to fetch by hash
 
 
 @dataclass(slots=True)
@@ -186,6 +187,11 @@ class NodeCore:
             out.engine_messages.append(PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=received.relay),
                                                      exclude=peer))
         self._drive_engine(out, now=now, now_ms=now_ms)
+        pending = self._pending_commit
+        if pending is not None and self.tree.meta(pending) is None and pending not in self.tree.orphans:
+            # The engine committed a block we never got (its push was lost): the peer that relayed the decision
+            # most likely has it.
+            out.fetch_blocks.append((peer, pending))
         return out
 
     def precheck_block(self, block: Block, *, now_ms: int) -> bool:

@@ -195,6 +195,8 @@ class Node:
                 self.p2p.announce_tx(tx.hash, exclude=exclude)
             for block in out.announce_blocks:
                 self.p2p.announce_block(block)
+            for peer, block_hash in out.fetch_blocks:
+                self.p2p.want_blocks(peer, [block_hash])
         if out.mining is not None:
             work = out.mining
             if self._mining_active != work.active:

@@ -383,6 +383,11 @@ class P2PService:
         if conn is not None:
             self._send_message(conn, message)
 
+    def want_blocks(self, peer: str, hashes: list[bytes]) -> None:
+        """Fetch blocks by hash from `peer` (the node learnt of them from its engine, not an announcement)."""
+        if peer in self._ready:
+            self._act(self._relay.want_blocks(peer, hashes, self._now()))
+
     def _act(self, actions: list[Action]) -> None:
         """Carry out the relay core's actions, in order."""
         for action in actions:

@@ -52,7 +52,7 @@ from p2p.protocol.timing import PEER_TIMEOUT_S, fetch_timeout_s
 
 RELAY_CACHE_BLOCKS = 64  # relayed blocks kept to answer the GetData their announcement brings before they are stored
 POOL_ANNOUNCE_LIMIT = 5000  # pooled transactions announced to a peer when it becomes ready
-BLOCK_STATUSES = ("connected", "side-branch", "orphan", "duplicate")
+BLOCK_STATUSES = ("connected", "side-branch", "stored", "orphan", "duplicate")  # stored: engine fork choice
 RELAY_MESSAGES = (Inv, GetData, NotFound, TxMsg, BlockMsg, GetBlocks, Blocks)
 
 
@@ -60,7 +60,7 @@ RELAY_MESSAGES = (Inv, GetData, NotFound, TxMsg, BlockMsg, GetBlocks, Blocks)
 class BlockVerdict:
     """What importing a block did."""
 
-    status: str  # connected | side-branch | orphan | duplicate
+    status: str  # connected | side-branch | stored (kept for the engine, not connected) | orphan | duplicate
     missing_parent: bytes | None = None  # for orphans: the ancestor to fetch (P2P then syncs from the sender)
 
     def __post_init__(self) -> None:
@@ -304,6 +304,11 @@ class Relay:
         self._pending_inv.setdefault(peer, {}).setdefault(kind, []).append(item_hash)
 
     # -- messages from peers -------------------------------------------------------------------------------------
+
+    def want_blocks(self, peer: str, hashes: list[bytes], now: float) -> list[Action]:
+        """Fetch blocks the node learnt of other than by an announcement (an engine committed a block it does not
+        have) from `peer`, as if `peer` had announced them: fetched once, retried with other announcers."""
+        return self.on_message(peer, Inv(kind="block", hashes=tuple(hashes)), now)
 
     def on_message(self, peer: str, message: Message, now: float) -> list[Action]:
         """A relay message (one of RELAY_MESSAGES) from the ready peer `peer`."""

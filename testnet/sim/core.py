@@ -81,6 +81,10 @@ class OutputView(Protocol):
         """Log lines."""
 
     @property
+    def fetch_blocks(self) -> Sequence[tuple[str, bytes]]:
+        """(peer, hash) of blocks to fetch by hash."""
+
+    @property
     def results(self) -> Sequence[AddResult]:
         """Every block import's result."""
 

@@ -19,6 +19,7 @@ from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from chain.tx import Transaction
 from p2p.protocol.relay import (
+    BLOCK_STATUSES,
     Action,
     BatchJob,
     BatchProgress,
@@ -37,7 +38,7 @@ from testnet.sim.core import MiningWorkView, OutputView, SimCore
 from testnet.sim.wire import EngineCarrier, SimCodec, Wire
 
 _MAX_RECORDED_FAULTS = 20
-_VERDICTS = {status: BlockVerdict(status=status) for status in ("connected", "side-branch", "orphan", "duplicate")}
+_VERDICTS = {status: BlockVerdict(status=status) for status in BLOCK_STATUSES}
 
 
 class NodeHooks(Protocol):
@@ -338,10 +339,12 @@ class SimNode:
     def _apply(self, out: OutputView) -> None:
         """Do what the core asked: push blocks, announce transactions, send engine messages, mine, trace."""
         if not (out.announce_blocks or out.announce_txs or out.engine_messages or out.events
-                or out.mining is not None):
+                or out.mining is not None or out.fetch_blocks):
             return  # most inputs (a relayed heartbeat seen before, say) ask for nothing
         relay = self._relay()
         t = self.t
+        for peer, block_hash in out.fetch_blocks:
+            self._act(relay.want_blocks(peer, [block_hash], self.clock.now(t)))
         for block in out.announce_blocks:
             self._act(relay.announce_block(block))
         for tx, exclude in out.announce_txs:
