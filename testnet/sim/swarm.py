@@ -21,7 +21,7 @@ from testnet.sim.network import MODELS
 class SwarmSpace:
     """The option ranges a swarm draws from."""
 
-    consensus: tuple[str, ...] = ("pow", "pow", "pow", "primary-backup")  # PoW three times in four
+    consensus: tuple[str, ...] = ("pow", "pow", "pow", "primary-backup", "round-robin")  # PoW three times in five
     min_nodes: int = 3
     max_nodes: int = 7
     models: tuple[str, ...] = MODELS
