@@ -30,7 +30,8 @@ from testnet.sim.swarm import swarm_configs
 def node_core_factory(spec: CoreSpec) -> SimCore:
     """The real node core over the spec's in-memory store: what every simulated node runs."""
     return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
-                               mining=spec.mining, rng=Random(spec.rng_seed))
+                               mining=spec.mining, rng=Random(spec.rng_seed),
+                               verified_signatures=spec.verified_signatures)
 
 
 def rss_bytes() -> int:

@@ -15,6 +15,7 @@ PoW presence heartbeats, primary-backup acknowledgements and the BFT engines' vo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chain import crypto
 from chain.encoding import U64_MAX, check_bytes, check_text, check_uint, pack, unpack
@@ -84,7 +85,10 @@ class Envelope:
 def decode_envelope(data: object, genesis_hash: bytes) -> Envelope:
     """Decode an envelope for this network (the signature is not checked here: `verify_envelope`);
     DecodeError or RejectError('wrong-network') otherwise."""
-    fields = unpack(data, TAG_ENVELOPE, 1, _FIELDS, _MAX_BYTES)
+    return _envelope_of(unpack(data, TAG_ENVELOPE, 1, _FIELDS, _MAX_BYTES), genesis_hash)
+
+
+def _envelope_of(fields: list[Any], genesis_hash: bytes) -> Envelope:
     try:
         envelope = Envelope(genesis_hash=fields[0], sender=fields[1], seq=fields[2], to=fields[3], kind=fields[4],
                             body=fields[5], hops=fields[6], signature=fields[7])
@@ -95,9 +99,32 @@ def decode_envelope(data: object, genesis_hash: bytes) -> Envelope:
     return envelope
 
 
-def verify_envelope(envelope: Envelope) -> None:
+class VerifiedSignatures:
+    """Envelope signatures known to be good, shared by several routers of one process (the simulator's nodes all
+    check the same heartbeat; a real node checks each envelope once anyway). A signature verifies or not, whoever
+    asks, so sharing changes no verdict."""
+
+    def __init__(self, capacity: int = SEEN_CAPACITY) -> None:
+        self.capacity = capacity
+        self._good: dict[tuple[bytes, bytes, bytes], None] = {}
+
+    def check(self, envelope: Envelope) -> bool:
+        """True when the sender signed `envelope` (checked once per signature)."""
+        key = (envelope.sender, envelope.signature, envelope.signing_hash())
+        if key in self._good:
+            return True
+        if not crypto.verify(*key):
+            return False
+        self._good[key] = None
+        self._good = trimmed(self._good, self.capacity)
+        return True
+
+
+def verify_envelope(envelope: Envelope, verified: VerifiedSignatures | None = None) -> None:
     """RejectError('bad-signature') unless the sender signed this envelope."""
-    if not crypto.verify(envelope.sender, envelope.signature, envelope.signing_hash()):
+    good = verified.check(envelope) if verified is not None else crypto.verify(
+        envelope.sender, envelope.signature, envelope.signing_hash())
+    if not good:
         raise RejectError("bad-signature", "engine message signature does not verify")
 
 
@@ -115,8 +142,10 @@ class EnvelopeRouter:
     """Seals a node's outgoing engine messages and routes incoming ones (dedup, verify, relay, deliver)."""
 
     def __init__(self, genesis_hash: bytes, key: crypto.PrivateKey | None, *,
-                 seen_capacity: int = SEEN_CAPACITY) -> None:
+                 seen_capacity: int = SEEN_CAPACITY, verified: VerifiedSignatures | None = None) -> None:
+        """`verified`: a memo of good signatures shared with other routers of this process (the simulator)."""
         self.genesis_hash = genesis_hash
+        self.verified = verified
         self.key = key
         self.address = key.address if key is not None else None
         self._seen: dict[tuple[bytes, int], None] = {}
@@ -153,13 +182,19 @@ class EnvelopeRouter:
     def receive(self, payload: bytes) -> Received | None:
         """Route an envelope from a peer; None for a copy seen before (or our own, come back around);
         RejectError/DecodeError for a malformed or forged one."""
-        envelope = decode_envelope(payload, self.genesis_hash)
+        fields = unpack(payload, TAG_ENVELOPE, 1, _FIELDS, _MAX_BYTES)
+        # Most arrivals are copies: look (sender, seq) up before building and checking the envelope. The key is
+        # only a lookup: nothing is recorded until the envelope checks out, so a malformed one cannot shadow it.
+        try:
+            if (fields[1], fields[2]) in self._seen:
+                return None
+        except TypeError:  # an unhashable field: malformed, reported by the full decode below
+            pass
+        envelope = _envelope_of(fields, self.genesis_hash)
         ident = (envelope.sender, envelope.seq)
-        if ident in self._seen:
-            return None
         if self.key is not None and envelope.sender == self.key.public_key:
             return None  # ours, from before a restart
-        verify_envelope(envelope)
+        verify_envelope(envelope, self.verified)
         self._remember(ident)
         relay = envelope.relayed().encode() if envelope.hops < MAX_HOPS else None
         for_us = not envelope.to or envelope.to == self.address

@@ -30,7 +30,7 @@ from chain.state import apply_block
 from chain.tx import Transaction
 from chain.validation import SignatureChecker, check_block_cheap
 from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, Ready, Sealed
-from consensus.envelope import ENVELOPE_KIND, EnvelopeRouter
+from consensus.envelope import ENVELOPE_KIND, EnvelopeRouter, VerifiedSignatures
 from consensus.registry import check_genesis, engine_for
 from storage.base import Store
 
@@ -103,9 +103,11 @@ class NodeCore:
     """One node's decisions over its block tree, mempool and engine."""
 
     def __init__(self, *, name: str, tree: BlockTree, key: crypto.PrivateKey, mining: bool = True,
-                 engine: Engine | None = None, rng: Random | None = None) -> None:
+                 engine: Engine | None = None, rng: Random | None = None,
+                 verified_signatures: VerifiedSignatures | None = None) -> None:
         """`mining` False: the engine starts with proposing switched off (`node run --no-mining`). `rng`: the
-        engine's randomness (default: seeded from the node key, so a node's draws are its own but repeatable)."""
+        engine's randomness (default: seeded from the node key, so a node's draws are its own but repeatable).
+        `verified_signatures`: envelope signatures known good, shared across the simulator's nodes."""
         self.name = name
         self.tree = tree
         self.genesis = tree.genesis
@@ -115,7 +117,7 @@ class NodeCore:
         self.rng = rng if rng is not None else Random(crypto.sha256(b"engine-rng" + key.public_key))
         self.engine: Engine = engine if engine is not None else engine_for(
             self.genesis, key, rng=self.rng, proposing_allowed=mining)
-        self.envelopes = EnvelopeRouter(self.genesis.hash, key)
+        self.envelopes = EnvelopeRouter(self.genesis.hash, key, verified=verified_signatures)
         self._job: _Job | None = None
         self._job_ids = 0
         self._proposing_reason = "starting"
@@ -127,11 +129,12 @@ class NodeCore:
     @classmethod
     def over_store(cls, *, name: str, genesis: Genesis, store: Store, key: crypto.PrivateKey, mining: bool = True,
                    signatures: SignatureChecker | None = None, engine: Engine | None = None,
-                   rng: Random | None = None) -> NodeCore:
+                   rng: Random | None = None, verified_signatures: VerifiedSignatures | None = None) -> NodeCore:
         """A core over `store` (created for `genesis` if empty): what the simulator builds for each node."""
         policy = engine.policy if engine is not None else check_genesis(genesis).policy(genesis)
         tree = BlockTree(ChainStore(store), genesis, policy, signatures=signatures)
-        return cls(name=name, tree=tree, key=key, mining=mining, engine=engine, rng=rng)
+        return cls(name=name, tree=tree, key=key, mining=mining, engine=engine, rng=rng,
+                   verified_signatures=verified_signatures)
 
     # -- inputs --------------------------------------------------------------------------------------------------
 

@@ -117,8 +117,10 @@ class PowEngine(EngineBase):
         decode_presence(message.payload)
         if sender == self.address:
             return
+        was_trusted = self.handler.detector.trusted(sender, now)
         self.handler.heard(sender, now)
-        self._decide(now, tip_changed=False)
+        if not was_trusted:  # a heartbeat from a miner already reachable changes no share: the tick re-judges time
+            self._decide(now, tip_changed=False)
 
     def on_chain_changed(
         self, chain: ChainView, connected: list[BlockMeta], disconnected: list[BlockMeta], *, now: float,

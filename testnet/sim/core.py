@@ -18,6 +18,7 @@ from chain.genesis import Genesis
 from chain.mempool import Mempool
 from chain.tx import Transaction
 from consensus.engine import Engine, EngineMessage
+from consensus.envelope import VerifiedSignatures
 from storage.base import Store
 
 
@@ -147,6 +148,7 @@ class CoreSpec:
     store: Store  # kept across crashes: a restart is a new core over the same store
     key: PrivateKey
     mining: bool = True
+    verified_signatures: VerifiedSignatures | None = None  # one per run: nodes need not re-check one signature
     rng_seed: int = 0  # the engine's random.Random seed, derived from the run seed (no draw from the run's Random)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from chain.crypto import sha256
 from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import make_transfer
+from consensus.envelope import VerifiedSignatures
 from consensus.pow.seal import MAX_TARGET, work_of_target
 from consensus.registry import spec_named
 from storage.memory import MemoryStore
@@ -115,6 +116,7 @@ class Simulator:
         self.rng = Random(config.seed)
         self.queue: EventQueue[Event] = EventQueue()
         self.trace = Trace()
+        self.verified_signatures = VerifiedSignatures()
         self.t = 0.0
         self.phase = "safety"
         self._stopped = False
@@ -193,6 +195,7 @@ class Simulator:
 
     def _boot(self, node: SimNode) -> None:
         spec = CoreSpec(name=node.name, index=node.index, genesis=self.genesis, store=node.store, key=node.key,
+                        verified_signatures=self.verified_signatures,
                         rng_seed=(self.config.seed * 1_000_003 + node.index * 7_919 + node.incarnation) % (1 << 64))
         node.boot(self.core_factory(spec), self.t)
         core = node.core
