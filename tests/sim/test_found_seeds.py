@@ -32,10 +32,12 @@ def mines_while_behind_factory(spec: CoreSpec) -> SimCore:
 # and with 22% message loss timed out three sync requests in a row while it mined on its stale tip; it finalized
 # its own block at height 33 (node4 had finalized another). No partition was involved. The relay core shared with
 # the asyncio node (p2p/protocol/relay.py: pool announced to new peers, one Inv per peer per input) changed the event
-# order, so seed 17067996136098684804 no longer met the bug; 5855543267441242937, found by replaying seeds of the
-# same options with the bug planted back until one failed final-prefix agreement and the real core passed, does.
+# order, so seed 17067996136098684804 no longer met the bug; 5855543267441242937 did, until engine messages moved
+# into the flooded envelope (consensus/envelope.py) and the order moved again. 15868702777868243418, found the same
+# way (seeds of the same options replayed with the bug planted back until one failed final-prefix agreement and the
+# real core passed), does now.
 RESTARTED_NODE_MINES_ON_STALE_TIP = SimConfig(
-    seed=5855543267441242937, consensus="pow", nodes=7, duration_s=120.0, faults=parse_faults("crash,drift,loss"),
+    seed=15868702777868243418, consensus="pow", nodes=7, duration_s=120.0, faults=parse_faults("crash,drift,loss"),
     model="partial-sync", block_interval_s=2.0, finality_threshold=5, max_delay_s=0.2, async_scale_s=0.04,
     tx_rate_per_s=1.0, heartbeat_interval_s=0.2,
 )
