@@ -158,7 +158,7 @@ class NodeCore:
     def peers_changed(self, peers: set[str], previous: set[str], *, now: float, now_ms: int) -> Output:
         """The connected peers are now `peers` (they were `previous`)."""
         out = Output()
-        if len(peers) != len(previous) or peers != previous:
+        if peers != previous:
             self.engine.on_peers(len(peers), now=now)
             self._drive_engine(out, now=now, now_ms=now_ms)
         return out

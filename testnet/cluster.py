@@ -15,7 +15,7 @@ from typing import Any
 
 from chain.crypto import PrivateKey
 from chain.genesis import Genesis
-from consensus.registry import spec_named
+from consensus.registry import check_genesis, spec_named
 from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, write_config
 from node.datadir import init_datadir
 from node.identity import KEY_FILE
@@ -74,6 +74,7 @@ class Cluster:
         genesis = Genesis(chain_id=chain_id or f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
                           balances={k.address: balance for k in loads}, validators=validators,
                           finality_threshold=finality_threshold, block_reward=block_reward)
+        check_genesis(genesis)  # before anything is written: a parameter of another engine is a one-line error
         nodes = []
         for index, key in enumerate(keys):
             datadir = root / f"node{index}"

@@ -19,8 +19,8 @@ from chain import crypto
 from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy
 from chain.chainstore import BlockMeta
-from chain.encoding import check_bytes, check_uint, pack, unpack
-from chain.errors import DecodeError, RejectError
+from chain.errors import RejectError
+from consensus.blockvote import decode_block_vote, encode_block_vote
 from consensus.engine import (
     ChainView,
     EngineBase,
@@ -52,16 +52,12 @@ class Role(Enum):
 
 def encode_ack(block_hash: bytes, height: int) -> bytes:
     """An acknowledgement body `[17, 1, block_hash, height]` (the envelope names and authenticates the backup)."""
-    return pack(TAG_ACK, 1, [block_hash, height])
+    return encode_block_vote(TAG_ACK, block_hash, height)
 
 
 def decode_ack(data: object) -> tuple[bytes, int]:
     """(block_hash, height) of an acknowledgement; DecodeError otherwise."""
-    fields = unpack(data, TAG_ACK, 1, 2, 128)
-    try:
-        return check_bytes(fields[0], "block_hash", size=32), check_uint(fields[1], "height")
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"ack: {exc}") from exc
+    return decode_block_vote(data, TAG_ACK, "ack")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,8 +13,7 @@ from chain.chainstore import BlockMeta
 from chain.errors import RejectError
 from chain.genesis import Genesis, GenesisError, ParamSpec
 from consensus.params import engine_param
-
-SEAL_BYTES = crypto.PUBKEY_BYTES + crypto.SIGNATURE_BYTES
+from consensus.signed_seal import check_signed_seal, make_signed_seal
 
 
 def _address_or_empty(value: str) -> str | None:
@@ -59,7 +58,7 @@ def primary_address(genesis: Genesis) -> bytes:
 
 def make_seal(key: crypto.PrivateKey, header: BlockHeader) -> bytes:
     """The primary's seal of `header`."""
-    return key.public_key + key.sign(header.seal_hash)
+    return make_signed_seal(key, header)
 
 
 class PrimaryBackupPolicy:
@@ -91,11 +90,4 @@ class PrimaryBackupPolicy:
             raise RejectError("time-too-old", "timestamp not after the parent's")
 
     def _check_seal(self, header: BlockHeader) -> None:
-        seal = header.seal
-        if len(seal) != SEAL_BYTES:
-            raise RejectError("bad-seal", f"a primary-backup seal is {SEAL_BYTES} bytes, got {len(seal)}")
-        public_key, signature = seal[: crypto.PUBKEY_BYTES], seal[crypto.PUBKEY_BYTES :]
-        if crypto.address_of(public_key) != self.primary:
-            raise RejectError("bad-seal", "block not sealed by the primary")
-        if not crypto.verify(public_key, signature, header.seal_hash):
-            raise RejectError("bad-signature", "primary seal signature does not verify")
+        check_signed_seal(header, self.primary, "the primary")

@@ -26,9 +26,9 @@ from chain import crypto
 from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy, ForkChoice, HeaderView
 from chain.chainstore import BlockMeta
-from chain.encoding import check_bytes, check_uint, pack, unpack
-from chain.errors import DecodeError, RejectError
+from chain.errors import RejectError
 from chain.genesis import Genesis
+from consensus.blockvote import decode_block_vote, encode_block_vote
 from consensus.engine import (
     ChainView,
     EngineBase,
@@ -41,11 +41,11 @@ from consensus.engine import (
     SealOutcome,
     StatusBase,
 )
+from consensus.signed_seal import check_signed_seal, make_signed_seal
 
 TAG_VOTE = 19
 ACK_KIND = "rr/ack"
 COMMIT_KIND = "rr/commit"
-SEAL_BYTES = crypto.PUBKEY_BYTES + crypto.SIGNATURE_BYTES
 RETRY_INTERVALS = 3.0
 
 
@@ -56,16 +56,12 @@ def validators_of(genesis: Genesis) -> list[bytes]:
 
 def encode_vote(block_hash: bytes, height: int) -> bytes:
     """An acknowledgement or commit body `[19, 1, block_hash, height]`."""
-    return pack(TAG_VOTE, 1, [block_hash, height])
+    return encode_block_vote(TAG_VOTE, block_hash, height)
 
 
 def decode_vote(data: object) -> tuple[bytes, int]:
     """(block_hash, height); DecodeError otherwise."""
-    fields = unpack(data, TAG_VOTE, 1, 2, 128)
-    try:
-        return check_bytes(fields[0], "block_hash", size=32), check_uint(fields[1], "height")
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"vote: {exc}") from exc
+    return decode_block_vote(data, TAG_VOTE, "vote")
 
 
 class RoundRobinPolicy:
@@ -94,15 +90,9 @@ class RoundRobinPolicy:
 
     def check_detached_header(self, header: BlockHeader) -> None:
         """The seal alone: signed by the height's proposer."""
-        seal = header.seal
-        if len(seal) != SEAL_BYTES:
-            raise RejectError("bad-seal", f"a round-robin seal is {SEAL_BYTES} bytes")
-        public_key, signature = seal[:crypto.PUBKEY_BYTES], seal[crypto.PUBKEY_BYTES:]
-        if crypto.address_of(public_key) != self.proposer_of(header.height) or header.proposer != crypto.address_of(
-                public_key):
-            raise RejectError("bad-seal", "block not sealed by the proposer of its height")
-        if not crypto.verify(public_key, signature, header.seal_hash):
-            raise RejectError("bad-signature", "proposer seal does not verify")
+        if header.proposer != self.proposer_of(header.height):
+            raise RejectError("bad-seal", "block not proposed by the proposer of its height")
+        check_signed_seal(header, header.proposer, "the proposer of its height")
 
     def check_header(self, header: BlockHeader, parent: BlockMeta, view: HeaderView, now_ms: int) -> None:
         """The seal, and a timestamp after the parent's."""
@@ -206,7 +196,7 @@ class RoundRobinEngine(EngineBase):
     def seal(self, header: BlockHeader) -> SealOutcome:
         """Our signature over the header."""
         assert self.key is not None, "only validators propose"
-        return Sealed(header=header.with_seal(self.key.public_key + self.key.sign(header.seal_hash)))
+        return Sealed(header=header.with_seal(make_signed_seal(self.key, header)))
 
     def on_block_stored(self, chain: ChainView, meta: BlockMeta, *, now: float, now_ms: int) -> None:
         """A block at the next height on the committed tip: validate it. A block further on: its parent was
