@@ -161,6 +161,7 @@ class ProposeRequest:
     parent_hash: bytes
     proposer: bytes
     min_timestamp_ms: int = 0
+    empty: bool = False  # a block without transactions (Raft's no-op entry at the start of a term)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +194,18 @@ class Puzzle:
 SealOutcome = Sealed | Puzzle
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadResult:
+    """The engine's answer to `Engine.read_index(request_id)`: a linearizable read may be served once the node's
+    final (committed) height reaches `index`, with `term` in its read proof; or `error` (a RejectError with a
+    stable code, e.g. `no-leader`, `no-quorum`, `unsupported-read-level`) when it cannot be."""
+
+    request_id: int
+    index: int = 0
+    term: int = 0
+    error: RejectError | None = None
+
+
 @dataclass(slots=True, kw_only=True)
 class Ready:
     """Everything the node must do after an input, in the documented order."""
@@ -205,12 +218,15 @@ class Ready:
     validate: list[bytes] = field(default_factory=list)  # block hashes to validate without connecting
     head: bytes | None = None  # engine fork choice: make this block the active tip
     commit: bytes | None = None  # engine finality: this block and its ancestors are final
+    reads: list[ReadResult] = field(default_factory=list)  # answers to read_index requests
+    fetch: list[bytes] = field(default_factory=list)  # blocks the engine knows of but the node lacks: fetch them
     notes: list[str] = field(default_factory=list)  # notable decisions, for the node's log
 
     def is_empty(self) -> bool:
         """True when there is nothing to do."""
         return not (self.persist or self.messages or self.propose or self.proposing or self.validate
-                    or self.head is not None or self.commit is not None or self.notes)
+                    or self.head is not None or self.commit is not None or self.reads or self.fetch
+                    or self.notes)
 
 
 class ChainView(Protocol):
@@ -329,6 +345,14 @@ class Engine(Protocol):
         """An admin action (e.g. `mining` on/off for PoW); UnsupportedAdmin when the engine has none by that
         name. Returns the engine's answer for the RPC."""
 
+    def read_index(self, request_id: int, *, now: float) -> None:
+        """A client asks for a linearizable read: answer in `Ready.reads` (at once or after a round of messages)
+        with the index the node must have committed before it reads, or an error."""
+
+    def write_refusal(self, *, now: float) -> RejectError | None:
+        """Why this node refuses client writes now (None: it accepts them), e.g. `no-leader` or `no-quorum` for
+        an engine that chooses consistency over availability. Transactions from peers are never refused."""
+
     def seal(self, header: BlockHeader) -> SealOutcome:
         """Seal a header built for a ProposeRequest: sign it, or set a puzzle for the node's workers."""
 
@@ -368,6 +392,15 @@ class EngineBase:
     def admin(self, action: str, value: object, *, now: float) -> dict[str, object]:
         """No admin actions by default."""
         raise UnsupportedAdmin(f"the {self.name} engine has no admin action {action!r}")
+
+    def read_index(self, request_id: int, *, now: float) -> None:
+        """No linearizable reads by default: answered at once with `unsupported-read-level`."""
+        self._ready.reads.append(ReadResult(request_id=request_id, error=RejectError(
+            "unsupported-read-level", f"the {self.name} engine has no linearizable reads; read at latest or final")))
+
+    def write_refusal(self, *, now: float) -> RejectError | None:
+        """Writes are always accepted by default."""
+        return None
 
     def solved(self, puzzle: Puzzle, nonce: int) -> BlockHeader:
         """Only puzzle-setting engines get solutions."""

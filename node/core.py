@@ -29,7 +29,7 @@ from chain.mempool import Mempool
 from chain.state import apply_block
 from chain.tx import Transaction
 from chain.validation import SignatureChecker, check_block_cheap
-from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, Ready, Sealed
+from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, ReadResult, Ready, Sealed
 from consensus.envelope import ENVELOPE_KIND, EnvelopeRouter, VerifiedSignatures
 from consensus.registry import check_genesis, engine_for
 from storage.base import Store
@@ -90,6 +90,7 @@ class Output:
     notes: list[str] = field(default_factory=list)  # log lines
     results: list[AddResult] = field(default_factory=list)  # every block import, for metrics
     fetch_blocks: list[tuple[str, bytes]] = field(default_factory=list)  # (peer, hash): blocks to fetch by hash
+    reads: list[ReadResult] = field(default_factory=list)  # the engine's answers to read_index requests
 
 
 @dataclass(slots=True)
@@ -125,6 +126,7 @@ class NodeCore:
         self._pending_commit: bytes | None = None  # committed by the engine before the block arrived
         self._template_refreshed_at = float("-inf")
         self._sync_gap = 0  # blocks the peers' best chain is ahead of ours, as last told to the engine
+        self._envelope_peer: str | None = None  # the peer that last relayed an engine envelope (block fetches)
 
     @classmethod
     def over_store(cls, *, name: str, genesis: Genesis, store: Store, key: crypto.PrivateKey, mining: bool = True,
@@ -184,6 +186,7 @@ class NodeCore:
         received = self.envelopes.receive(payload)
         if received is None:
             return out  # a copy seen before
+        self._envelope_peer = peer
         if received.deliver is not None:
             self.engine.on_message(received.sender, received.deliver, now=now, now_ms=now_ms)
         if received.relay is not None:
@@ -236,6 +239,18 @@ class NodeCore:
         answer = self.engine.admin(action, value, now=now)
         self._drive_engine(out, now=now, now_ms=now_ms)
         return out, answer
+
+    def read_index(self, request_id: int, *, now: float, now_ms: int) -> Output:
+        """A client's linearizable read: the engine's answer comes in `Output.reads` (now or after later inputs);
+        the driver serves the read once the final height reaches the answer's index."""
+        out = Output()
+        self.engine.read_index(request_id, now=now)
+        self._drive_engine(out, now=now, now_ms=now_ms)
+        return out
+
+    def write_refusal(self, *, now: float) -> RejectError | None:
+        """Why client writes are refused now (the engine's say: Raft without a leader or quorum), or None."""
+        return self.engine.write_refusal(now=now)
 
     def mined(self, job_id: int, nonce: int, *, now: float, now_ms: int) -> Output:
         """A worker solved the puzzle of job `job_id` with `nonce`: seal, import and announce the block (stale jobs
@@ -385,6 +400,10 @@ class NodeCore:
             self._after_engine_move(result, out, now=now, now_ms=now_ms)
         if ready.commit is not None:
             self._commit(ready.commit, out, now=now, now_ms=now_ms)
+        out.reads.extend(ready.reads)
+        if ready.fetch and self._envelope_peer is not None:
+            out.fetch_blocks.extend((self._envelope_peer, block_hash) for block_hash in ready.fetch
+                                    if self.tree.meta(block_hash) is None and block_hash not in self.tree.orphans)
 
     def _commit(self, block_hash: bytes, out: Output, *, now: float, now_ms: int) -> None:
         result = self.tree.commit(block_hash)
@@ -410,7 +429,8 @@ class NodeCore:
     def _propose(self, request: ProposeRequest, *, now: float, now_ms: int, out: Output) -> None:
         if request.parent_hash != self.tree.tip.hash:
             return
-        draft = self.template(request.parent_hash, request.proposer, max(now_ms, request.min_timestamp_ms))
+        draft = self.template(request.parent_hash, request.proposer, max(now_ms, request.min_timestamp_ms),
+                              empty=request.empty)
         outcome = self.engine.seal(draft.header)
         if isinstance(outcome, Sealed):
             self._publish_own(Block(header=outcome.header, txs=draft.txs), now=now, now_ms=now_ms, out=out)
@@ -420,14 +440,16 @@ class NodeCore:
         out.mining = MiningWork(active=True, reason=self._proposing_reason, job_id=self._job_ids,
                                 target=outcome.target, prefix=outcome.prefix)
 
-    def template(self, parent_hash: bytes, proposer: bytes, timestamp_ms: int) -> Block:
-        """A block on the tip with the mempool's best transactions, committing to its resulting state."""
+    def template(self, parent_hash: bytes, proposer: bytes, timestamp_ms: int, *, empty: bool = False) -> Block:
+        """A block on the tip with the mempool's best transactions (none when `empty`), committing to its
+        resulting state."""
         tree = self.tree
         if parent_hash != tree.tip.hash:
             raise RuntimeError("templates are built on the current tip only")
         parent_header = tree.tip.header
         rules = tree.rules
-        txs = self.mempool.template(tree.state, max_txs=rules.max_block_txs, max_bytes=rules.max_block_bytes - 4096)
+        txs = [] if empty else self.mempool.template(tree.state, max_txs=rules.max_block_txs,
+                                                     max_bytes=rules.max_block_bytes - 4096)
         draft = make_block(parent=parent_header, height=parent_header.height + 1, timestamp_ms=timestamp_ms, txs=txs,
                            state_root=bytes(32), proposer=proposer)
         after = apply_block(tree.state, draft, reward=tree.policy.block_reward(draft.header)).state
