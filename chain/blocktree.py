@@ -546,7 +546,9 @@ class BlockTree:
             if self.hash_at(meta.height) != block_hash:
                 self._conflict(meta, result)
             return result  # final already
-        if not self._move_to(meta, result):
+        # On the active chain already: the tip stays (an engine may run ahead of its commit index, as a Raft
+        # leader's uncommitted entries do); elsewhere, the active chain moves onto the committed branch.
+        if not self.is_on_best_chain(block_hash) and not self._move_to(meta, result):
             return result
         before = self.final_height
         self.final_height = meta.height

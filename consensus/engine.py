@@ -162,6 +162,7 @@ class ProposeRequest:
     proposer: bytes
     min_timestamp_ms: int = 0
     empty: bool = False  # a block without transactions (Raft's no-op entry at the start of a term)
+    only_with_txs: bool = False  # build nothing when the mempool offers no transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ from consensus.engine import Engine, EngineContext
 from consensus.params import check_engine_params
 from consensus.pow.spec import POW
 from consensus.primary_backup.spec import PRIMARY_BACKUP
+from consensus.raft.spec import RAFT
 from consensus.roundrobin.spec import ROUND_ROBIN
 from consensus.spec import EngineSpec
 
@@ -26,7 +27,7 @@ class UnknownEngineError(GenesisError):
 
 
 # The one list of engines of this build (a new engine adds its spec here).
-_SPECS: dict[str, EngineSpec] = {spec.name: spec for spec in (POW, PRIMARY_BACKUP, ROUND_ROBIN)}
+_SPECS: dict[str, EngineSpec] = {spec.name: spec for spec in (POW, PRIMARY_BACKUP, ROUND_ROBIN, RAFT)}
 
 
 def register(spec: EngineSpec) -> EngineSpec:

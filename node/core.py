@@ -427,10 +427,12 @@ class NodeCore:
             out.events.append(self._final_event())
 
     def _propose(self, request: ProposeRequest, *, now: float, now_ms: int, out: Output) -> None:
-        if request.parent_hash != self.tree.tip.hash:
+        if request.parent_hash != self.tree.tip.hash or (request.only_with_txs and not len(self.mempool)):
             return
         draft = self.template(request.parent_hash, request.proposer, max(now_ms, request.min_timestamp_ms),
                               empty=request.empty)
+        if request.only_with_txs and not draft.txs:
+            return
         outcome = self.engine.seal(draft.header)
         if isinstance(outcome, Sealed):
             self._publish_own(Block(header=outcome.header, txs=draft.txs), now=now, now_ms=now_ms, out=out)

@@ -1,0 +1,1 @@
+"""Raft: blocks through a replicated log (see engine.py)."""

@@ -1,0 +1,48 @@
+"""Raft's registration (consensus/registry.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from chain.genesis import Genesis
+from consensus.params import engine_param
+from consensus.raft.engine import RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
+from consensus.spec import EngineSpec
+
+
+def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
+    """A majority of the members (the genesis membership) can elect a leader and commit."""
+    return len(set(group) & set(genesis.validators)) > len(genesis.validators) // 2
+
+
+def _detection_delay(genesis: Genesis) -> float:
+    """A dead leader is noticed within 2T, and a new one needs a pre-vote and a vote round on top."""
+    return 3 * float(engine_param(genesis, RAFT_PARAMETERS, "election_timeout_s"))
+
+
+def _simulation_network(addresses: Sequence[bytes], shares: Sequence[float], knobs: Mapping[str, Any],
+                        ) -> tuple[dict[str, Any], dict[bytes, int]]:
+    return {"block_interval_s": float(knobs["block_interval_s"])}, {address: 1 for address in addresses}
+
+
+def _cell(engine: Mapping[str, Any]) -> str:
+    role = str(engine.get("role", "?"))
+    return f"{role} t{engine.get('term', '?')}"
+
+
+RAFT = EngineSpec(
+    name="raft",
+    summary="Raft (PreVote, CheckQuorum): the leader's blocks are final once a majority has them on disk; the "
+            "minority side of a partition refuses writes and linearizable reads",
+    parameters=RAFT_PARAMETERS,
+    build=RaftEngine,
+    policy=RaftPolicy,
+    check=check_raft_genesis,
+    has_quorum=_has_quorum,
+    detection_delay_s=_detection_delay,
+    simulation_network=_simulation_network,
+    status_column="RAFT",
+    status_cell=_cell,
+    admin_actions=("transfer-leader", "add-member", "remove-member"),
+)
