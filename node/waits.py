@@ -141,7 +141,7 @@ class LinearizableReads:
                               ) from None
         finally:
             self._answers.pop(request_id, None)
-            if reached is not None and result is not None and not reached.done():
+            if reached is not None and result is not None:  # a timeout cancelled it: drop it from its height
                 self.final_waits.forget(result.index, reached)
         return result
 
@@ -205,9 +205,8 @@ class TxCommitWaits:
                         reached = self.final_waits.wait(height, final_height())
                         try:
                             await reached
-                        finally:
-                            if not reached.done():
-                                self.final_waits.forget(height, reached)
+                        finally:  # done, or cancelled by the timeout: either way no longer waited on
+                            self.final_waits.forget(height, reached)
         except TimeoutError:
             return False
         finally:
