@@ -315,15 +315,19 @@ def wallet_address(name: str, wallet_dir: Path | None) -> None:
 @command.command(name="balance")
 @click.argument("account", metavar="WALLET_OR_ADDRESS")
 @node_option
-@click.option("--at", "level", type=click.Choice(["latest", "final"]), default="latest", show_default=True,
-              help="Read at the node's tip (latest) or at its last final block (final).")
+@click.option("--at", "level", type=click.Choice(["latest", "final", "linearizable"]), default="latest",
+              show_default=True,
+              help="Read at the node's tip (latest), at its last final block (final), or at a final block the "
+                   "engine confirmed is current (linearizable; Raft, with a read proof).")
 @wallet_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the node's JSON answer.")
 def wallet_balance(account: str, node_url: str, level: str, wallet_dir: Path | None, as_json: bool) -> None:
     """Ask a node for the balance and nonce of WALLET_OR_ADDRESS (a wallet name or a cl... address).
 
     No passphrase is needed. `latest` also shows the pending nonce: the nonce the next transaction from this
-    account should carry, counting the ones waiting in the node's mempool.
+    account should carry, counting the ones waiting in the node's mempool. `linearizable` also shows the read
+    proof (term, read index, the final height read and its block hash); a node that cannot serve it now fails
+    with its code (no-leader, no-quorum, read-timeout, unsupported-read-level).
     """
     keystore = open_keystore(wallet_dir)
     with user_errors():
@@ -343,4 +347,12 @@ def wallet_balance(account: str, node_url: str, level: str, wallet_dir: Path | N
     if level == "latest":
         fields.append(("pending nonce", str(answer_field(view, "pending_nonce", int))))
     fields.append(("height", f"{height} ({level})"))
+    if level == "linearizable":
+        proof = answer_field(view, "read_proof", dict)
+        fields.extend([
+            ("read term", str(answer_field(proof, "term", int))),
+            ("read index", str(answer_field(proof, "read_index", int))),
+            ("applied at", str(answer_field(proof, "applied_height", int))),
+            ("block", answer_field(proof, "block_hash", str)),
+        ])
     _echo_fields(fields)

@@ -16,10 +16,20 @@ from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolEntryView
 from chain.tx import Transaction
-from consensus.engine import Engine, UnsupportedAdmin
-from node.api import AccountView, BlockPosition, EventBroker, EventSubscription, TxState, TxStatus
+from consensus.engine import Engine, ReadResult, UnsupportedAdmin
+from node.api import (
+    AccountView,
+    BlockPosition,
+    EventBroker,
+    EventSubscription,
+    ReadProof,
+    TxState,
+    TxStatus,
+    WaitLevel,
+)
 from node.core import NodeCore
 from node.metrics import NodeMetrics
+from node.waits import TxCommitWaits
 from p2p.config import BlockVerdict
 from p2p.protocol.faults import FaultConfig
 
@@ -89,6 +99,16 @@ class RunningNode(Protocol):
 
     def admin(self, action: str, value: object) -> dict[str, object]:
         """An admin action for the engine."""
+
+    @property
+    def tx_waits(self) -> TxCommitWaits:
+        """Clients waiting for their transactions to be included or final."""
+
+    async def read_index(self) -> ReadResult:
+        """The engine's go-ahead for a linearizable read, once the final height has reached its index."""
+
+    def write_refusal(self) -> RejectError | None:
+        """Why client transactions are refused now, or None."""
 
 
 class ChainAccessAdapter:
@@ -255,6 +275,35 @@ class NodeApiAdapter:
             account = tree.state.get(address)
         balance, nonce = (account.balance, account.nonce) if account else (0, 0)
         return AccountView(balance=balance, nonce=nonce, height=tree.final_height)
+
+    async def account_linearizable(self, address: bytes) -> tuple[AccountView, ReadProof]:
+        """The final state once the engine's read index is final: no await between the final height's check
+        (inside read_index) and the state read, so the proof names the very block the answer reflects."""
+        grant = await self.node.read_index()
+        view = self.account(address, "final")
+        block_hash = self.node.tree.hash_at(view.height)
+        assert block_hash is not None, "the final block is on the best chain"
+        return view, ReadProof(term=grant.term, read_index=grant.index, applied_height=view.height,
+                               block_hash=block_hash)
+
+    def write_refusal(self) -> RejectError | None:
+        """The engine's refusal of client writes, if any."""
+        return self.node.write_refusal()
+
+    async def wait_for_tx(self, tx_hash: bytes, level: WaitLevel, timeout_s: float) -> TxStatus | None:
+        """Event-driven wait (node.waits.TxCommitWaits), then the transaction's status."""
+        tree = self.node.tree
+        reached = await self.node.tx_waits.wait(tx_hash, level, self._best_chain_height,
+                                                lambda: tree.final_height, timeout_s=timeout_s)
+        return self.tx_status(tx_hash) if reached else None
+
+    def _best_chain_height(self, tx_hash: bytes) -> int | None:
+        tree = self.node.tree
+        location = tree.store.tx_location(tx_hash)
+        if location is None:
+            return None
+        meta = tree.meta(location[0])
+        return meta.height if meta is not None and tree.is_on_best_chain(location[0]) else None
 
     def mempool(self) -> list[PoolEntryView]:
         """The pool, best fee rate first."""

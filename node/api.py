@@ -21,12 +21,15 @@ import prometheus_client
 
 from chain.block import Block
 from chain.blocktree import TipInfo
+from chain.errors import RejectError
 from chain.mempool import PoolEntryView
 from chain.tx import Transaction
 
 TxState = Literal["pending", "included", "final", "unknown"]
-ReadLevel = Literal["latest", "final"]
-READ_LEVELS: tuple[ReadLevel, ...] = ("latest", "final")
+ReadLevel = Literal["latest", "final", "linearizable"]
+READ_LEVELS: tuple[ReadLevel, ...] = ("latest", "final", "linearizable")
+WaitLevel = Literal["included", "final"]
+WAIT_LEVELS: tuple[WaitLevel, ...] = ("included", "final")
 TX_STATES: tuple[TxState, ...] = ("pending", "included", "final", "unknown")
 DEFAULT_MAX_QUEUED_EVENTS = 256
 
@@ -76,6 +79,27 @@ class AccountView:
     nonce: int
     height: int
     pending_nonce: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadProof:
+    """Why a linearizable read is linearizable: the engine confirmed (in `term`) that nothing was committed past
+    `read_index` when the read arrived, and the read reflects the final block at `applied_height` (at least
+    `read_index`), whose hash is `block_hash`."""
+
+    term: int
+    read_index: int
+    applied_height: int
+    block_hash: bytes
+
+    def __post_init__(self) -> None:
+        if self.applied_height < self.read_index:
+            raise ValueError(f"a read at height {self.applied_height} is not past its read index {self.read_index}")
+
+    def to_json(self) -> dict[str, object]:
+        """The `read_proof` object of the account answer."""
+        return {"term": self.term, "read_index": self.read_index, "applied_height": self.applied_height,
+                "block_hash": self.block_hash.hex()}
 
 
 @runtime_checkable
@@ -137,7 +161,22 @@ class NodeAPI(Protocol):
 
     def account(self, address: bytes, at: ReadLevel) -> AccountView:
         """The account at `address` as of the tip (`latest`) or the final block (`final`); a never-used address
-        reads as balance 0, nonce 0."""
+        reads as balance 0, nonce 0. (`linearizable` reads go through `account_linearizable`.)"""
+        ...
+
+    async def account_linearizable(self, address: bytes) -> tuple[AccountView, ReadProof]:
+        """The account as of the final block once the engine's read index is final, with the proof. RejectError
+        with the engine's code (`no-leader`, `no-quorum`, `unsupported-read-level`, ...), `read-timeout`, `busy`
+        (too many reads pending) or `stopping`."""
+        ...
+
+    def write_refusal(self) -> RejectError | None:
+        """Why the node refuses client transactions now (`no-leader`, `no-quorum`, ...), or None."""
+        ...
+
+    async def wait_for_tx(self, tx_hash: bytes, level: WaitLevel, timeout_s: float) -> TxStatus | None:
+        """Once the submitted transaction is in a connected block of the best chain (`included`) or in a final
+        block (`final`): its status; None after `timeout_s`. RejectError `busy` (too many waits) or `stopping`."""
         ...
 
     def mempool(self) -> list[PoolEntryView]:

@@ -21,13 +21,15 @@ _MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
 class RpcError(Exception):
-    """The node answered with an error: `code` is the stable error code, `http_status` the HTTP status."""
+    """The node answered with an error: `code` is the stable error code, `http_status` the HTTP status, `details`
+    the error's other fields (e.g. the transaction `hash` of a `wait-timeout`)."""
 
-    def __init__(self, code: str, message: str, http_status: int) -> None:
+    def __init__(self, code: str, message: str, http_status: int, details: Mapping[str, object] | None = None) -> None:
         super().__init__(f"[{code}] {message} (HTTP {http_status})")
         self.code = code
         self.message = message
         self.http_status = http_status
+        self.details = dict(details or {})
 
 
 class RpcUnavailable(Exception):
@@ -109,7 +111,8 @@ class RpcClient:
             error = json.loads(raw)["error"]
             code, message = error["code"], error["message"]
             if isinstance(code, str) and isinstance(message, str):
-                return RpcError(code, message, status)
+                details = {k: v for k, v in error.items() if k not in ("code", "message")}
+                return RpcError(code, message, status, details)
         except (ValueError, TypeError, KeyError):
             pass
         text = raw.decode("utf-8", "replace").strip()[:200]
@@ -117,9 +120,10 @@ class RpcClient:
 
     def _call(
         self, method: str, path: str, *, query: Mapping[str, object] | None = None, body: object = None,
-        admin: bool = False,
+        admin: bool = False, timeout_s: float | None = None,
     ) -> Any:
-        response = self._open(method, path, query=query, body=body, admin=admin, timeout_s=self.timeout_s)
+        response = self._open(method, path, query=query, body=body, admin=admin,
+                              timeout_s=self.timeout_s if timeout_s is None else timeout_s)
         with response:
             try:
                 raw = response.read()
@@ -161,6 +165,15 @@ class RpcClient:
         result: str = self._call("POST", "/v1/transactions", body={"tx": bytes(raw).hex()})["hash"]
         return result
 
+    def submit_tx_and_wait(self, raw: bytes, wait: str = "final", *, timeout_s: int = 30) -> dict[str, Any]:
+        """POST /v1/transactions?wait=included|final&timeout_s=: submit, then return once the node has the
+        transaction in a connected (`included`) or final block: {hash, status, height, block_hash}. After
+        `timeout_s` (1..120) the node answers RpcError `wait-timeout` (HTTP 504) with the hash in `details`; the
+        transaction stays submitted. The socket waits `timeout_s` plus this client's own timeout."""
+        result: dict[str, Any] = self._call("POST", "/v1/transactions", query={"wait": wait, "timeout_s": timeout_s},
+                                            body={"tx": bytes(raw).hex()}, timeout_s=timeout_s + self.timeout_s)
+        return result
+
     def tx_status(self, tx_hash: str | bytes) -> dict[str, Any]:
         """GET /v1/transactions/{hash}: status pending|included|final|unknown, height, block, index."""
         text = tx_hash.hex() if isinstance(tx_hash, bytes) else tx_hash
@@ -168,7 +181,10 @@ class RpcClient:
         return result
 
     def account(self, address: str, at: str = "latest") -> dict[str, Any]:
-        """GET /v1/accounts/{address}?at=: balance, nonce, height (and pending_nonce for latest)."""
+        """GET /v1/accounts/{address}?at=latest|final|linearizable: balance, nonce, height (and pending_nonce for
+        latest, read_proof {term, read_index, applied_height, block_hash} for linearizable). A linearizable read
+        the node cannot serve now is RpcError with HTTP 503 (`no-leader`, `no-quorum`, `read-timeout`, `busy`);
+        an engine without such reads answers 400 `unsupported-read-level`."""
         path = f"/v1/accounts/{urllib.parse.quote(address, safe='')}"
         result: dict[str, Any] = self._call("GET", path, query={"at": at})
         return result

@@ -31,7 +31,7 @@ from chain.block import Block
 from chain.encoding import U64_MAX
 from chain.errors import DecodeError, RejectError
 from chain.tx import decode_tx
-from node.api import READ_LEVELS, EventSubscription, NodeAPI, TxStatus
+from node.api import READ_LEVELS, WAIT_LEVELS, EventSubscription, NodeAPI, TxStatus, WaitLevel
 from node.metrics import NodeMetrics
 
 log = logging.getLogger("chainlab.rpc")
@@ -41,6 +41,10 @@ MAX_BLOCKS_PER_PAGE = 100
 DEFAULT_BLOCKS_PER_PAGE = 20
 MAX_MEMPOOL_PAGE = 10_000
 DEFAULT_MEMPOOL_PAGE = 1_000
+DEFAULT_WAIT_TIMEOUT_S = 30
+MAX_WAIT_TIMEOUT_S = 120
+# Engine codes that are the client's fault rather than the node's momentary state (everything else is a 503).
+_CLIENT_READ_CODES = frozenset({"unsupported-read-level"})
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 _HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})*")
@@ -81,19 +85,30 @@ class RpcConfig:
 
 
 class ApiError(Exception):
-    """A client's fault: answered with `status` and `{"error": {"code": code, "message": message}}`."""
+    """A client's fault (4xx) or the node's momentary state (503, 504): answered with `status` and
+    `{"error": {"code": code, "message": message, **details}}` (`details`: documented per code, e.g. the
+    transaction `hash` of a `wait-timeout`)."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+                 details: Mapping[str, str] | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.details = dict(details or {})
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+                   details: Mapping[str, str] | None = None) -> web.Response:
     """The JSON error answer."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    return web.json_response({"error": {**(details or {}), "code": code, "message": message}}, status=status,
+                             headers=headers)
+
+
+def unavailable(error: RejectError) -> ApiError:
+    """A refusal for the node's state now (no leader, no quorum, busy, stopping): 503, the client may retry."""
+    return ApiError(503, error.code, error.message)
 
 
 def _json_default(value: object) -> object:
@@ -149,6 +164,18 @@ def _query_uint(request: web.Request, name: str, default: int, *, least: int, mo
     if not _HEIGHT_RE.fullmatch(text) or not least <= int(text) <= most:
         raise ApiError(400, "bad-query", f"{name} must be an integer in [{least}, {most}]")
     return int(text)
+
+
+def _wait_request(request: web.Request) -> tuple[WaitLevel | None, float]:
+    """`wait=included|final` (absent: answer at once) and `timeout_s` (whole seconds, 1..MAX_WAIT_TIMEOUT_S)."""
+    text = request.query.get("wait")
+    level = next((candidate for candidate in WAIT_LEVELS if candidate == text), None)
+    if text is not None and level is None:
+        raise ApiError(400, "bad-query", f"wait must be one of {', '.join(WAIT_LEVELS)}")
+    timeout_s = _query_uint(request, "timeout_s", DEFAULT_WAIT_TIMEOUT_S, least=1, most=MAX_WAIT_TIMEOUT_S)
+    if level is None and "timeout_s" in request.query:
+        raise ApiError(400, "bad-query", "timeout_s goes with wait=included|final")
+    return level, float(timeout_s)
 
 
 def _full_txs(request: web.Request) -> bool:
@@ -289,7 +316,7 @@ class RpcServer:
         try:
             response = await handler(request)
         except ApiError as exc:
-            response = error_response(exc.status, exc.code, exc.message, exc.headers)
+            response = error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
         except web.HTTPException as exc:
             response = self._http_exception_response(request, exc)
         except Exception:
@@ -391,6 +418,11 @@ class RpcServer:
         return _json({"tips": rows})
 
     async def _submit_tx(self, request: web.Request) -> web.Response:
+        wait, timeout_s = _wait_request(request)
+        refusal = self.api.write_refusal()  # before any decoding work: a node without a leader takes no writes
+        if refusal is not None:
+            self.metrics.tx_submissions.labels(result=refusal.code).inc()
+            raise unavailable(refusal)
         text = _field(await self._json_body(request), "tx", str)
         if not _HEX_RE.fullmatch(text):
             raise ApiError(400, "bad-hex", "tx must be the hex of the transaction's canonical encoding")
@@ -405,7 +437,17 @@ class RpcServer:
             self.metrics.tx_submissions.labels(result=exc.code).inc()
             raise ApiError(422, exc.code, exc.message) from None
         self.metrics.tx_submissions.labels(result="accepted").inc()
-        return _json({"hash": tx.hash.hex()}, status=202)
+        if wait is None:
+            return _json({"hash": tx.hash.hex()}, status=202)
+        try:
+            status = await self.api.wait_for_tx(tx.hash, wait, timeout_s)
+        except RejectError as exc:  # busy, stopping
+            raise unavailable(exc) from None
+        if status is None:
+            raise ApiError(504, "wait-timeout", f"transaction {tx.hash.hex()} is submitted but not {wait} after "
+                           f"{timeout_s:g} s", details={"hash": tx.hash.hex()})
+        return _json({"hash": tx.hash.hex(), "status": status.status, "height": status.height,
+                      "block_hash": status.block_hash.hex() if status.block_hash is not None else None})
 
     async def _tx_status(self, request: web.Request) -> web.Response:
         tx_hash = parse_hash(request.match_info["hash"], "transaction")
@@ -420,11 +462,22 @@ class RpcServer:
         if level not in READ_LEVELS:
             raise ApiError(400, "unsupported-read-level",
                            f"read level {level[:40]!r} is not supported; use one of {', '.join(READ_LEVELS)}")
-        view = self.api.account(address, "final" if level == "final" else "latest")
+        proof = None
+        if level == "linearizable":
+            try:
+                view, proof = await self.api.account_linearizable(address)
+            except RejectError as exc:
+                if exc.code in _CLIENT_READ_CODES:
+                    raise ApiError(400, exc.code, exc.message) from None
+                raise unavailable(exc) from None
+        else:
+            view = self.api.account(address, "final" if level == "final" else "latest")
         body: dict[str, object] = {
             "address": crypto.address_to_text(address), "at": level, "balance": view.balance, "nonce": view.nonce,
             "height": view.height,
         }
+        if proof is not None:
+            body["read_proof"] = proof.to_json()
         if view.pending_nonce is not None:
             body["pending_nonce"] = view.pending_nonce
         return _json(body)

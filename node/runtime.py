@@ -29,6 +29,7 @@ from chain.errors import RejectError
 from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import Transaction
 from chain.validation import TxSignatureItems, verify_in_process
+from consensus.engine import ReadResult
 from node.adapters import ChainAccessAdapter, NodeApiAdapter
 from node.api import EventBroker
 from node.config import NodeConfig
@@ -38,6 +39,7 @@ from node.identity import load_or_create_key
 from node.metrics import NodeMetrics
 from node.mining import Miner
 from node.rpc import RpcConfig, RpcServer
+from node.waits import READ_TIMEOUT_S, FinalHeightWaits, LinearizableReads, TxCommitWaits
 from p2p.service import P2PConfig, P2PService
 
 log = logging.getLogger("chainlab.node")
@@ -67,6 +69,9 @@ class Node:
         self.metrics = prometheus_client.CollectorRegistry()
         self.node_metrics = NodeMetrics(self.metrics)
         self.events = EventBroker()
+        self.final_waits = FinalHeightWaits()
+        self.reads = LinearizableReads(self.final_waits)
+        self.tx_waits = TxCommitWaits(self.final_waits)
         self.p2p: P2PService | None = None
         self.rpc: RpcServer | None = None
         self.miner: Miner | None = None
@@ -132,6 +137,10 @@ class Node:
             return
         self._stopping = True  # from here the admin switch no longer starts mining workers
         log.info("shutting down")
+        # Waiting RPC clients get a `stopping` answer now rather than a dropped connection at the server's stop.
+        self.reads.close()
+        self.tx_waits.close()
+        self.final_waits.close()
         if self.miner is not None:
             self.miner.close(self._loop)
             self.miner = None
@@ -186,7 +195,13 @@ class Node:
             log.info("%s", note)
         for result in out.results:
             self._count(result)
+            for block in result.connected:
+                self.tx_waits.on_connected(block)
         self._count_alarms()
+        if out.reads:
+            self.reads.on_answers(out.reads)
+        if out.results or out.events:
+            self.final_waits.on_final_height(self.tree.final_height)
         if self.p2p is not None:
             for message in out.engine_messages:
                 self.p2p.send_engine(message.message.kind, message.message.payload, to=message.to,
@@ -287,6 +302,19 @@ class Node:
     async def submit_tx(self, tx: Transaction, source: str | None = None) -> None:
         """Mempool admission (RejectError with its code), then relay and refresh the mining template."""
         self.apply(self.core.receive_tx(tx, source=source, now=time.monotonic(), now_ms=wall_ms()))
+
+    async def read_index(self) -> ReadResult:
+        """A linearizable read's go-ahead: the engine's answer, returned once the final height has reached its
+        index (read the state before the next await). RejectError: the engine's code, `read-timeout` after
+        READ_TIMEOUT_S, `busy`, `stopping`."""
+        return await self.reads.read(self._request_read, lambda: self.tree.final_height, timeout_s=READ_TIMEOUT_S)
+
+    def _request_read(self, request_id: int) -> None:
+        self.apply(self.core.read_index(request_id, now=time.monotonic(), now_ms=wall_ms()))
+
+    def write_refusal(self) -> RejectError | None:
+        """Why client transactions are refused now (the engine's say), or None."""
+        return self.core.write_refusal(now=time.monotonic())
 
     def _start_miner(self) -> None:
         assert self._loop is not None

@@ -17,7 +17,7 @@ from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.mempool import Mempool
 from chain.tx import Transaction
-from consensus.engine import Engine, EngineMessage
+from consensus.engine import Engine, EngineMessage, ReadResult
 from consensus.envelope import VerifiedSignatures
 from storage.base import Store
 
@@ -88,6 +88,10 @@ class OutputView(Protocol):
     @property
     def results(self) -> Sequence[AddResult]:
         """Every block import's result."""
+
+    @property
+    def reads(self) -> Sequence[ReadResult]:
+        """The engine's answers to linearizable read requests (the simulator serves no reads yet)."""
 
 
 class SimCore(Protocol):

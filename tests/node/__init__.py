@@ -24,14 +24,25 @@ from chain import crypto
 from chain.block import Block
 from chain.blocktree import TipInfo
 from chain.devtools import block_on
+from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolEntryView
 from chain.state import State
 from chain.tx import Transaction
 from chain.validation import SignatureChecker
-from node.api import AccountView, BlockPosition, EventBroker, EventSubscription, ReadLevel, TxStatus
+from node.api import (
+    AccountView,
+    BlockPosition,
+    EventBroker,
+    EventSubscription,
+    ReadLevel,
+    ReadProof,
+    TxStatus,
+    WaitLevel,
+)
 from node.metrics import NodeMetrics
 from node.rpc import RpcConfig, RpcServer
+from node.waits import FinalHeightWaits, TxCommitWaits
 from tests.chain.helpers import CHAIN_ID, PROPOSER, transfer
 from tests.conftest import key
 
@@ -69,6 +80,12 @@ class FakeNode:
         self.connected_peers: list[str] = []
         self.fail_with: Exception | None = None  # raised by status(): a node bug
         self.nonces: dict[bytes, int] = {}
+        # Linearizable reads: None answers like PoW (unsupported-read-level); an error is raised; a (term, index)
+        # grant is served at the final height when that has reached the index (the fake does not wait).
+        self.read_grant: tuple[int, int] | RejectError | None = None
+        self.refusal: RejectError | None = None  # write_refusal's answer
+        self.final_waits = FinalHeightWaits()
+        self.tx_waits = TxCommitWaits(self.final_waits)
         self._append([transfer(0, 1, 100, MIN_FEE, 0), transfer(2, 3, 5, MIN_FEE, 0)])
         self._append([transfer(0, 1, 50, MIN_FEE, 1)])
         self._append([])
@@ -91,12 +108,14 @@ class FakeNode:
         """Connect a block of the mempool's template, advance finality and publish the events."""
         txs = self.pool.template(self.states[-1], max_txs=1000, max_bytes=1_000_000)
         block = self._append(txs)
+        self.tx_waits.on_connected(block)
         self.broker.publish({"type": "block", "height": block.height, "hash": block.hash.hex(), "txs": len(txs),
                              "proposer": crypto.address_to_text(block.header.proposer)})
         final = max(self.final_height, block.height - self.finality_depth + 1)
         if final > self.final_height:
             self.final_height = final
             self.broker.publish({"type": "final", "height": final, "hash": self.blocks[final].hash.hex()})
+        self.final_waits.on_final_height(self.final_height)
         return block
 
     def _find(self, tx_hash: bytes) -> tuple[int, int, Transaction] | None:
@@ -169,6 +188,28 @@ class FakeNode:
         pending = self.pool.pending_nonce(address, state) if at == "latest" else None
         return AccountView(balance=balance, nonce=nonce, height=height, pending_nonce=pending)
 
+    async def account_linearizable(self, address: bytes) -> tuple[AccountView, ReadProof]:
+        grant = self.read_grant
+        if grant is None:
+            raise RejectError("unsupported-read-level", "the pow engine has no linearizable reads")
+        if isinstance(grant, RejectError):
+            raise grant
+        term, index = grant
+        view = self.account(address, "final")
+        return view, ReadProof(term=term, read_index=index, applied_height=view.height,
+                               block_hash=self.blocks[view.height].hash)
+
+    def write_refusal(self) -> RejectError | None:
+        return self.refusal
+
+    async def wait_for_tx(self, tx_hash: bytes, level: WaitLevel, timeout_s: float) -> TxStatus | None:
+        def locate(wanted: bytes) -> int | None:
+            found = self._find(wanted)
+            return found[0] if found is not None else None
+
+        reached = await self.tx_waits.wait(tx_hash, level, locate, lambda: self.final_height, timeout_s=timeout_s)
+        return self.tx_status(tx_hash) if reached else None
+
     def mempool(self) -> list[PoolEntryView]:
         return self.pool.snapshot()
 
@@ -219,7 +260,8 @@ def assert_error_shape(status: int, body: Any) -> None:
     """A 4xx/5xx body is exactly {"error": {"code": str, "message": str}}."""
     assert isinstance(body, dict) and set(body) == {"error"}, (status, body)
     error = body["error"]
-    assert isinstance(error, dict) and set(error) == {"code", "message"}, (status, body)
+    extra = {"hash"} if error.get("code") == "wait-timeout" else set()  # documented per code in docs/RPC.md
+    assert isinstance(error, dict) and set(error) == {"code", "message"} | extra, (status, body)
     assert isinstance(error["code"], str) and error["code"], body
     assert isinstance(error["message"], str), body
 
