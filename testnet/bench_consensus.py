@@ -106,6 +106,18 @@ class FinalWatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def ready(self, timeout_s: float) -> None:
+        """Until some node reported its final height (what was final before that is not the bench's): a transfer
+        sent earlier could be final before the watcher knew where to start. BenchError on timeout."""
+        async def first_report() -> None:
+            async with self.advanced:
+                await self.advanced.wait_for(lambda: self.processed >= 0)
+
+        try:
+            await asyncio.wait_for(first_report(), timeout_s)
+        except TimeoutError:
+            raise BenchError(f"no node's event stream answered within {timeout_s:.0f} s") from None
+
     def expect(self, tx_hash: str) -> asyncio.Future[float]:
         """A future set to the loop time at which `tx_hash` was seen final (register before submitting)."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -236,7 +248,7 @@ class TransferLoad:
                 raw = await reply.read()
                 status = reply.status
             answer = _json_or_none(raw)
-            if status == 200 and answer.get("status") == "final":
+            if 200 <= status < 300 and answer.get("status") == "final":
                 self.answered_final += 1
             else:
                 code = _error_code(answer, status)
@@ -393,6 +405,7 @@ async def _run(cluster: Cluster, options: ConsensusBenchOptions) -> dict[str, An
         if options.failover_kills:
             await find_leader(cluster, sessions, wait_s=options.failover_timeout_s)  # refuse before the load
         watcher.start()
+        await watcher.ready(timeout_s=10.0)
         load = TransferLoad(cluster, sessions, watcher, options.clients)
 
         async def failover_phase() -> None:
