@@ -403,12 +403,18 @@ def _parse_genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so the bench's context managers stop every process they started."""
+@contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while inside, so the bench's context managers stop every process they
+    started (the previous handler comes back on the way out)."""
     def handler(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @command.command(name="consensus")
@@ -436,16 +442,9 @@ def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, 
     options = ConsensusBenchOptions(consensus=engine, nodes=nodes, clients=clients, duration_s=duration_s,
                                     genesis_params=_parse_genesis_params(genesis_params),
                                     failover_kills=failover_kills)
-    _exit_on_sigterm()
     try:
-        if compare == "etcd":
-            etcd_binary()  # before minutes of chainlab: say now when etcd is missing
-        report = measure_consensus(options)
-        if compare == "etcd":
-            click.echo("running etcd...", err=True)
-            etcd = measure_etcd(clients, duration_s)
-            report["compare"] = {**etcd, "ratio_tx_per_s": round(report["committed_tx_per_s"] / etcd["writes_per_s"], 4)
-                                 if etcd["writes_per_s"] else None}
+        with _exit_on_sigterm():
+            report = run_consensus_bench(options, compare)
     except (BenchError, EtcdUnavailable, LocalNodeError) as exc:
         fail(str(exc))
     if as_json:
@@ -453,6 +452,19 @@ def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, 
         return
     for line in format_consensus_report(report):
         click.echo(line)
+
+
+def run_consensus_bench(options: ConsensusBenchOptions, compare: str | None) -> dict[str, Any]:
+    """The chainlab network's report, with etcd's under `compare` (and the ratio of the rates) when asked."""
+    if compare == "etcd":
+        etcd_binary()  # before minutes of chainlab: say now when etcd is missing
+    report = measure_consensus(options)
+    if compare == "etcd":
+        click.echo("running etcd...", err=True)
+        etcd = measure_etcd(options.clients, options.duration_s, options.warmup_s)
+        rate = etcd["writes_per_s"]
+        report["compare"] = {**etcd, "ratio_tx_per_s": round(report["committed_tx_per_s"] / rate, 4) if rate else None}
+    return report
 
 
 def format_consensus_report(report: dict[str, Any]) -> list[str]:
