@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -15,12 +16,16 @@ import coincurve
 
 from chain.block import decode_block
 from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers
-from chain.genesis import Genesis
+from chain.genesis import Genesis, GenesisError, parse_param_value
 from chain.validation import Rules, SignatureChecker, connect_block
-from cli.common import emit_json
+from cli.common import emit_json, fail
 from consensus.pow.devtools import generate_pow_chain
+from consensus.registry import all_parameters, engine_names
 from node.datadir import init_datadir, open_chain
 from node.mining import grind_range
+from testnet.bench_consensus import DEFAULT_BLOCK_INTERVAL_S, BenchError, ConsensusBenchOptions, measure_consensus
+from testnet.bench_etcd import EtcdUnavailable, etcd_binary, measure_etcd
+from testnet.local import LocalNodeError
 
 if TYPE_CHECKING:
     from node.workers import ProcessVerifier
@@ -383,3 +388,119 @@ def propagation_command(tx_count: int, rounds: int, as_json: bool) -> None:
         emit_json(result)
         return
     click.echo(f"{tx_count}-tx block over 3 hops: p50 {result['p50_ms']} ms, max {result['max_ms']} ms")
+
+
+def _parse_genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            fail(f"--genesis-param {entry!r}: use KEY=VALUE")
+        try:
+            params[key.strip()] = parse_param_value(key.strip(), value.strip(), all_parameters())
+        except GenesisError as exc:
+            fail(str(exc))
+    return params
+
+
+@contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while inside, so the bench's context managers stop every process they
+    started (the previous handler comes back on the way out)."""
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@command.command(name="consensus")
+@click.option("--consensus", "engine", type=click.Choice(engine_names()), required=True, help="the engine to run")
+@click.option("--nodes", type=click.IntRange(1, 16), default=3, show_default=True)
+@click.option("--clients", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="closed-loop clients (one funded account each, one transfer in flight each)")
+@click.option("--duration", "duration_s", type=click.FloatRange(0.5, 3600), default=20.0, show_default=True,
+              help="seconds measured (after a 1 s warm-up)")
+@click.option("--genesis-param", "genesis_params", multiple=True, metavar="KEY=VALUE",
+              help=f"genesis parameter (repeatable); the bench sets block_interval_s={DEFAULT_BLOCK_INTERVAL_S} and "
+                   "acks_required=1 (engines that have it) unless given")
+@click.option("--failover-kills", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="after the window, SIGKILL the leader/primary this many times and time the recovery")
+@click.option("--compare", type=click.Choice(["etcd"]), help="run the same load against a 3-member etcd")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, genesis_params: tuple[str, ...],
+                      failover_kills: int, compare: str | None, as_json: bool) -> None:
+    """Committed transfers per second of a real NODES-node network under a closed-loop load.
+
+    Each client submits one signed transfer, waits until a final block holds it, then submits the next; clients
+    are spread over the nodes and every node writes durably. Reports commits/s, commit latency p50/p99/max, blocks,
+    errors, the load generator's own CPU, the machine and the date (docs/PERFORMANCE.md "Consensus throughput").
+    """
+    options = ConsensusBenchOptions(consensus=engine, nodes=nodes, clients=clients, duration_s=duration_s,
+                                    genesis_params=_parse_genesis_params(genesis_params),
+                                    failover_kills=failover_kills)
+    try:
+        with _exit_on_sigterm():
+            report = run_consensus_bench(options, compare)
+    except (BenchError, EtcdUnavailable, LocalNodeError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report)
+        return
+    for line in format_consensus_report(report):
+        click.echo(line)
+
+
+def run_consensus_bench(options: ConsensusBenchOptions, compare: str | None) -> dict[str, Any]:
+    """The chainlab network's report, with etcd's under `compare` (and the ratio of the rates) when asked."""
+    if compare == "etcd":
+        etcd_binary()  # before minutes of chainlab: say now when etcd is missing
+    report = measure_consensus(options)
+    if compare == "etcd":
+        click.echo("running etcd...", err=True)
+        etcd = measure_etcd(options.clients, options.duration_s, options.warmup_s)
+        rate = etcd["writes_per_s"]
+        report["compare"] = {**etcd, "ratio_tx_per_s": round(report["committed_tx_per_s"] / rate, 4) if rate else None}
+    return report
+
+
+def format_consensus_report(report: dict[str, Any]) -> list[str]:
+    """The human table of a `bench consensus` report."""
+    params = ", ".join(f"{k}={v}" for k, v in sorted(report["genesis_params"].items()))
+    lines = [f"{report['consensus']}: {report['nodes']} nodes, {report['clients']} clients, "
+             f"{report['duration_s']:.1f} s measured ({params})"]
+    rows = [("", "commits/s", "p50 ms", "p99 ms", "max ms", "errors")]
+
+    def errors(counts: dict[str, int]) -> str:
+        return ", ".join(f"{code} {count}" for code, count in counts.items()) or "-"
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    rows.append(("chainlab", f"{report['committed_tx_per_s']:.1f}", cell(report["commit_p50_ms"]),
+                 cell(report["commit_p99_ms"]), cell(report["commit_max_ms"]), errors(report["errors"])))
+    compare = report.get("compare")
+    if compare:
+        rows.append((compare["version"].replace("Version: ", ""), f"{compare['writes_per_s']:.1f}",
+                     cell(compare["p50_ms"]), cell(compare["p99_ms"]), cell(compare["max_ms"]),
+                     errors(compare["errors"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(value.ljust(w) if i in (0, 5) else value.rjust(w) for i, (value, w)
+                        in enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
+    client = report["client"]
+    lines.append(f"{report['committed_tx']} transfers committed in {report['blocks']} blocks; the load used "
+                 f"{client['client_cpu_share']:.0%} of a core ({client['client_cpu_per_op_us']} us per commit)")
+    if compare and compare.get("ratio_tx_per_s") is not None:
+        lines.append(f"chainlab/etcd: {compare['ratio_tx_per_s']:.3f} of etcd's writes/s")
+    failover = report.get("failover")
+    if failover:
+        lines.append(f"fail-over ({failover['kills']} leader kills): commit on a survivor after "
+                     f"p50 {cell(failover['commit_after_kill_p50_ms'])} ms, max "
+                     f"{cell(failover['commit_after_kill_max_ms'])} ms ({failover['no_commit_within_timeout']} "
+                     f"without one within {failover['timeout_s']:.0f} s); restarted node caught up after p50 "
+                     f"{cell(failover['recovery_p50_ms'])} ms, max {cell(failover['recovery_max_ms'])} ms")
+    lines.append(f"machine: {report['machine']['cpu_count']} x {report['machine']['cpu_model']}, {report['date']}")
+    return lines

@@ -1,0 +1,83 @@
+"""`chainlab bench consensus` end to end: a real 2-node network under a short closed-loop load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+
+from chain.genesis import Genesis
+from cli.bench import command
+from testnet.bench_consensus import FinalWatcher, TransferLoad
+from testnet.cluster import Cluster
+from testnet.local import LocalNode
+from tests.conftest import key
+
+
+@pytest.mark.slow
+def test_a_short_bench_commits_transfers_and_reports_sane_percentiles() -> None:
+    outcome = CliRunner().invoke(command, ["consensus", "--consensus", "primary-backup", "--nodes", "2",
+                                           "--clients", "4", "--duration", "3", "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads(outcome.stdout)
+    assert report["consensus"] == "primary-backup" and report["nodes"] == 2 and report["clients"] == 4
+    assert report["committed_tx"] > 0
+    assert report["committed_tx_per_s"] == pytest.approx(report["committed_tx"] / report["duration_s"], rel=0.01)
+    assert 0 < report["commit_p50_ms"] <= report["commit_p99_ms"] <= report["commit_max_ms"] < 30_000
+    assert report["blocks"] > 0
+    assert report["genesis_params"]["acks_required"] == 1
+    assert report["machine"]["cpu_count"] >= 1 and report["date"]
+
+
+def test_an_unknown_genesis_parameter_is_a_one_line_error() -> None:
+    outcome = CliRunner().invoke(command, ["consensus", "--consensus", "round-robin", "--nodes", "1",
+                                           "--genesis-param", "nonsense=1"])
+    assert outcome.exit_code != 0
+    assert outcome.output.startswith("error: ") and "nonsense" in outcome.output
+    assert "Traceback" not in outcome.output
+
+
+def test_a_node_that_answers_wait_final_settles_the_transfer_without_the_event_stream(tmp_path: Path) -> None:
+    """The long-poll API (`POST /v1/transactions?wait=final`) is taken at its word; 202 falls back to the
+    watcher, whose commit-timeout is the only way out when no final block ever shows up."""
+    answers: list[tuple[int, dict[str, Any]]] = [
+        (200, {"hash": "h", "height": 7, "block_hash": "b", "status": "final"}),
+        (422, {"error": {"code": "insufficient-funds", "message": "no"}}),
+    ]
+    seen: list[str] = []
+
+    async def submit(request: web.Request) -> web.Response:
+        seen.append(request.query.get("wait", ""))
+        status, body = answers.pop(0)
+        return web.json_response(body, status=status)
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/transactions", submit)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        node = LocalNode(name="node0", datadir=tmp_path, log_path=tmp_path / "log",
+                         info={"rpc_url": f"http://127.0.0.1:{port}"})
+        cluster = Cluster(root=tmp_path, genesis=Genesis(chain_id="bench-test", consensus="round-robin",
+                                                         validators={key(0).address: 1}),
+                          nodes=[node], keys=[key(0)], load_keys=[key(1)])
+        async with aiohttp.ClientSession() as session:
+            watcher = FinalWatcher(cluster.nodes, [session])
+            load = TransferLoad(cluster, [session], watcher, clients=1)
+            assert await load(0) is None
+            assert load.answered_final == 1 and load.clients[0].nonce == 1
+            assert await load(0) == "insufficient-funds"
+            assert load.clients[0].nonce == 1 and not watcher.waiters
+        await runner.cleanup()
+
+    asyncio.run(scenario())
+    assert seen == ["final", "final"]
