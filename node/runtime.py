@@ -203,13 +203,14 @@ class Node:
         if out.results or out.events:
             self.final_waits.on_final_height(self.tree.final_height)
         if self.p2p is not None:
+            # Blocks first: an engine message about a block (a Raft append naming it) should not overtake it.
+            for block in out.announce_blocks:
+                self.p2p.announce_block(block)
             for message in out.engine_messages:
                 self.p2p.send_engine(message.message.kind, message.message.payload, to=message.to,
                                      exclude=message.exclude)
             for tx, exclude in out.announce_txs:
                 self.p2p.announce_tx(tx.hash, exclude=exclude)
-            for block in out.announce_blocks:
-                self.p2p.announce_block(block)
             for peer, block_hash in out.fetch_blocks:
                 self.p2p.want_blocks(peer, [block_hash])
         if out.mining is not None:

@@ -696,8 +696,8 @@ class RaftEngine(EngineBase):
 
     def _handle_append(self, sender: bytes, append: Append, now: float, *, first: bool = True) -> None:
         chain = self._chain_view()
-        if append.prev_index > chain.height and (chain.meta(append.prev_hash) is not None or self._pending_appends):
-            # Pipelined: an earlier append still waits for its blocks; this one follows it.
+        if append.prev_index > chain.height and self._covered(append.prev_index):
+            # Pipelined: an earlier append that reaches this far still waits for its blocks; this one follows it.
             self._queue_append(sender, append)
             return
         if append.prev_index > chain.height or chain.hash_at(append.prev_index) != append.prev_hash:
@@ -727,6 +727,11 @@ class RaftEngine(EngineBase):
         # Our log conflicts at or is shorter than the entries we have: the leader's branch wins.
         self._awaiting = (sender, append, target, target_hash)
         self._ready.head = target_hash
+
+    def _covered(self, index: int) -> bool:
+        """Whether a waiting append (its prev matched; some of its blocks have not arrived) reaches `index`."""
+        height = self._chain_view().height
+        return any(a.prev_index <= height and a.prev_index + len(a.entries) >= index for _, a in self._pending_appends)
 
     def _queue_append(self, sender: bytes, append: Append) -> None:
         self._pending_appends.append((sender, append))

@@ -21,7 +21,7 @@ from testnet.sim.network import MODELS
 class SwarmSpace:
     """The option ranges a swarm draws from."""
 
-    consensus: tuple[str, ...] = ("pow", "pow", "pow", "primary-backup", "round-robin")  # PoW three times in five
+    consensus: tuple[str, ...] = ("pow", "pow", "pow", "primary-backup", "round-robin", "raft")  # PoW half the time
     min_nodes: int = 3
     max_nodes: int = 7
     models: tuple[str, ...] = MODELS
