@@ -348,6 +348,10 @@ class NodeApiAdapter:
         except UnsupportedAdmin as error:
             raise ValueError(error.message) from None
 
+    def engine_admin(self, action: str, value: object) -> dict[str, object]:
+        """The engine's answer, or its RejectError."""
+        return self.node.admin(action, value)
+
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""
         self._p2p().connect(url)

@@ -199,6 +199,11 @@ class NodeAPI(Protocol):
         """Switch mining on or off; returns the engine's mining state. ValueError when the engine does not mine."""
         ...
 
+    def engine_admin(self, action: str, value: object) -> dict[str, object]:
+        """An engine admin action (Raft: transfer-leader, add-member, remove-member); RejectError with its code
+        (`unsupported` when the engine has no such action)."""
+        ...
+
     def connect_peer(self, url: str) -> None:
         """Start connecting to the peer at `url` (ws:// or wss://); ValueError for a URL the node refuses."""
         ...

@@ -239,6 +239,12 @@ class RpcClient:
         result: dict[str, Any] = self._call("POST", "/v1/admin/mining", body={"enabled": enabled}, admin=True)
         return result
 
+    def engine_admin(self, action: str, value: object) -> dict[str, Any]:
+        """POST /v1/admin/engine/{action} with `{"value": value}` (needs the admin token)."""
+        result: dict[str, Any] = self._call("POST", f"/v1/admin/engine/{action}", body={"value": value},
+                                            admin=True)
+        return result
+
     def connect_peer(self, url: str) -> None:
         """POST /v1/admin/peers: ask the node to connect to the peer at `url` (needs the admin token)."""
         self._call("POST", "/v1/admin/peers", body={"url": url}, admin=True)

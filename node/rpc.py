@@ -258,6 +258,7 @@ class RpcServer:
         post = [
             ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
             ("/v1/admin/mining", self._admin_mining), ("/v1/admin/peers", self._admin_peers),
+            ("/v1/admin/engine/{action}", self._admin_engine),
         ]
         for path, handler in get:
             app.router.add_get(path, handler, allow_head=False)
@@ -561,6 +562,20 @@ class RpcServer:
         except ValueError as exc:
             raise ApiError(400, "mining-unsupported", str(exc)) from None
         return _json(state)
+
+    async def _admin_engine(self, request: web.Request) -> web.Response:
+        self._require_admin(request)
+        action = request.match_info["action"]
+        body = await self._json_body(request)
+        if "value" not in body:
+            raise ApiError(400, "bad-request", "missing field 'value'")
+        try:
+            answer = self.api.engine_admin(action[:64], body["value"])
+        except RejectError as exc:
+            status = 404 if exc.code == "unsupported" else 409 if exc.code in ("not-leader",
+                                                                                 "config-change-pending") else 400
+            raise ApiError(status, exc.code, exc.message) from None
+        return _json(answer)
 
     async def _admin_peers(self, request: web.Request) -> web.Response:
         self._require_admin(request)
