@@ -637,6 +637,8 @@ class RaftEngine(EngineBase):
             pr.acked_ctx = response.ctx
             self._confirm_reads()
         if not response.success:
+            if response.hint < pr.match:
+                return  # stale (it answers an append older than the match we know): resending would only repeat it
             # Fast backtracking: the follower's log may match up to `hint` at most.
             pr.next = max(pr.match + 1, min(pr.next - 1, response.hint + 1))
             pr.probing, pr.sent_at = True, float("-inf")
