@@ -61,7 +61,8 @@ class EngineSpec:
                                  tuple[dict[str, Any], dict[bytes, int]]] = field(default=_sim_equal_validators)
     # Finality by confirmations (PoW): a liveness phase needs k+1 blocks for a post-heal block to go final.
     confirmation_finality: bool = False
-    # Genesis parameters `testnet up` sets unless given (from the params given, block_interval_s among them).
+    # Genesis parameters `testnet up` sets unless given (from the params given; block_interval_s among them when
+    # given, else the engine may choose it here, 2 s otherwise).
     testnet_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda params: {}
     # The live table's engine column: its title and a cell from /v1/status's `engine` document.
     status_column: str = "ROLE"
