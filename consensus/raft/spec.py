@@ -8,7 +8,7 @@ from typing import Any
 from chain.genesis import Genesis
 from consensus.params import engine_param
 from consensus.raft.engine import RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
-from consensus.spec import EngineSpec
+from consensus.spec import EngineSpec, StatusMetric
 
 
 def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
@@ -54,4 +54,11 @@ RAFT = EngineSpec(
     status_column="RAFT",
     status_cell=_cell,
     admin_actions=("transfer-leader", "add-member", "remove-member"),
+    metrics=(
+        StatusMetric(name="chainlab_raft_term", help="Raft term this node is in", status_field="term"),
+        StatusMetric(name="chainlab_raft_leader_changes", help="Leaders this node has seen take over (itself "
+                     "included) since it started", status_field="leader_changes", kind="counter"),
+        StatusMetric(name="chainlab_raft_commit_lag", help="Log entries (blocks) this node holds beyond the commit "
+                     "index", status_field="commit_lag"),
+    ),
 )
