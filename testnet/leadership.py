@@ -96,12 +96,12 @@ def expect_new_leader(testnet: Testnet, nodes: Sequence[int], *, deposed: Leader
 
 
 def write_probe(record: NodeRecord) -> str:
-    """Ask `record` to take a transaction that is not one (the hex is invalid): a node that takes writes answers
-    400 `bad-hex` and nothing reaches any ledger; one that does not answers 503 with its refusal code. Returns
-    `accepts`, the refusal code, or `unreachable`."""
+    """Ask `record` to take a transaction that is not one (no bytes at all): a node that takes writes refuses it
+    with a 400 and nothing reaches any ledger; one that does not answers 503 with its refusal code (checked before
+    the body is decoded). Returns `accepts`, the refusal code, or `unreachable`."""
     client = RpcClient(record.rpc_url, timeout_s=STATUS_TIMEOUT_S * 3)
     try:
-        client._call("POST", "/v1/transactions", body={"tx": "not-hex"})
+        client.submit_tx(b"")
     except RpcError as exc:
         if exc.http_status == 503:
             return exc.code
