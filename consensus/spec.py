@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from chain.blocktree import ChainPolicy
 from chain.genesis import CHAIN_PARAMETERS, Genesis, ParamSpec
@@ -28,6 +28,21 @@ def _sim_equal_validators(addresses: Sequence[bytes], shares: Sequence[float], k
 def _equal_validators(addresses: Sequence[bytes], shares: Sequence[float], total_hps: float,
                       params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[bytes, int]]:
     return dict(params), {address: 1 for address in addresses}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusMetric:
+    """A Prometheus metric the node exports from one numeric field of the engine's status document: a gauge is set
+    to the field, a counter advances by the field's growth (the field itself counts since the node started)."""
+
+    name: str  # chainlab_...; a counter is exported with the `_total` suffix
+    help: str
+    status_field: str
+    kind: Literal["gauge", "counter"] = "gauge"
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith("chainlab_") or self.name.endswith("_total"):
+            raise AssertionError(f"metric {self.name!r}: chainlab_ prefix, and no _total (the exporter adds it)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +76,8 @@ class EngineSpec:
                                  tuple[dict[str, Any], dict[bytes, int]]] = field(default=_sim_equal_validators)
     # Finality by confirmations (PoW): a liveness phase needs k+1 blocks for a post-heal block to go final.
     confirmation_finality: bool = False
-    # Genesis parameters `testnet up` sets unless given (from the params given, block_interval_s among them).
+    # Genesis parameters `testnet up` sets unless given (from the params given; block_interval_s among them when
+    # given, else the engine may choose it here, 2 s otherwise).
     testnet_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda params: {}
     # The live table's engine column: its title and a cell from /v1/status's `engine` document.
     status_column: str = "ROLE"
@@ -69,6 +85,8 @@ class EngineSpec:
         default=lambda engine: str(engine.get("role", "?")) + (" stalled" if engine.get("stalled") else ""))
     # Admin actions the engine answers (`POST /v1/admin/<action>`).
     admin_actions: tuple[str, ...] = ()
+    # Metrics the node exports from the engine's status document (docs/RPC.md lists them).
+    metrics: tuple[StatusMetric, ...] = ()
 
     def param(self, genesis: Genesis, name: str) -> Any:
         """Engine parameter `name` of `genesis` (its default when unset)."""

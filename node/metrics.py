@@ -12,8 +12,11 @@ start with `chainlab_`; docs/RPC.md lists them.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from consensus.spec import StatusMetric
 
 _BOUND: weakref.WeakKeyDictionary[CollectorRegistry, NodeMetrics] = weakref.WeakKeyDictionary()
 _RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -95,6 +98,9 @@ class NodeMetrics:
             "Share of the network's hash power this node can reach (PoW partition handler), 0..1",
             registry=registry,
         )
+        # --- the engine's own (EngineSpec.metrics, fed from its status document) ------------------------------
+        self._engine_metrics: dict[str, tuple[StatusMetric, Gauge | Counter]] = {}
+        self._engine_counted: dict[str, float] = {}
         _BOUND[registry] = self
 
     @classmethod
@@ -102,6 +108,28 @@ class NodeMetrics:
         """The NodeMetrics of `registry`, created (and its metrics registered) on the first call."""
         bound = _BOUND.get(registry)
         return bound if bound is not None else cls(registry)
+
+    def add_engine_metrics(self, metrics: Sequence[StatusMetric]) -> None:
+        """Register the engine's status metrics (once each: a second call with the same names changes nothing)."""
+        for metric in metrics:
+            if metric.name in self._engine_metrics:
+                continue
+            kind = Gauge if metric.kind == "gauge" else Counter
+            self._engine_metrics[metric.name] = (metric, kind(metric.name, metric.help, registry=self.registry))
+
+    def observe_engine_status(self, status: Mapping[str, object]) -> None:
+        """Feed the engine's metrics from its status document (a missing or non-numeric field is left alone)."""
+        for name, (metric, exported) in self._engine_metrics.items():
+            value = status.get(metric.status_field)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if isinstance(exported, Gauge):
+                exported.set(value)
+                continue
+            counted = self._engine_counted.get(name, 0.0)
+            if value > counted:
+                exported.inc(value - counted)
+                self._engine_counted[name] = float(value)
 
     def set_mining(self, enabled: bool, reachable_share: float | None = None) -> None:
         """Record the PoW engine's mining switch and, when known, the reachable hash share."""

@@ -30,6 +30,7 @@ from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import Transaction
 from chain.validation import TxSignatureItems, verify_in_process
 from consensus.engine import ReadResult
+from consensus.registry import spec_of
 from node.adapters import ChainAccessAdapter, NodeApiAdapter
 from node.api import EventBroker
 from node.config import NodeConfig
@@ -68,6 +69,7 @@ class Node:
         self.engine = self.core.engine
         self.metrics = prometheus_client.CollectorRegistry()
         self.node_metrics = NodeMetrics(self.metrics)
+        self.node_metrics.add_engine_metrics(spec_of(self.genesis).metrics)
         self.events = EventBroker()
         self.final_waits = FinalHeightWaits()
         self.reads = LinearizableReads(self.final_waits)
@@ -361,6 +363,8 @@ class Node:
         if self.p2p is not None:
             metrics.peers.set(len(self.p2p.peers()))
             metrics.syncing.set(1 if self.p2p.syncing else 0)
-        share = self._reachable_share()
-        if share is not None:
+        engine_status = self.engine.status(now=time.monotonic()).to_json()
+        metrics.observe_engine_status(engine_status)
+        share = engine_status.get("reachable_share")
+        if isinstance(share, int | float):
             metrics.reachable_hash_share.set(share)

@@ -128,8 +128,10 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     miners = sum(1 for share in shares if share > 0)
     total_hps = options.hashrate_hps or DEFAULT_HASHRATE_PER_MINER_HPS * max(1, miners)
     top, params = _split_params(dict(options.genesis_params))
-    params.setdefault("block_interval_s", 2.0)
-    for key, value in spec_named(options.consensus).testnet_defaults(params).items():
+    spec = spec_named(options.consensus)
+    # An engine may choose its own testnet block interval; the rest of its defaults may depend on the interval.
+    params.setdefault("block_interval_s", spec.testnet_defaults(params).get("block_interval_s", 2.0))
+    for key, value in spec.testnet_defaults(params).items():
         params.setdefault(key, value)
     if options.directory and (Path(options.directory) / STATE_FILE).exists():
         raise TestnetError(f"{options.directory} already holds a testnet (take it down and delete it, or use "

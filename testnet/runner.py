@@ -19,6 +19,7 @@ from typing import Any
 from testnet import launcher
 from testnet.audit import CheckOptions, run_checks
 from testnet.history import HistoryWriter
+from testnet.leadership import Leader, expect_new_leader, expect_no_stale_read, expect_writes, find_leader, leaders
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
 from testnet.scenario import Scenario, Step, parse_wait, plan
@@ -26,6 +27,16 @@ from testnet.state import HISTORY_FILE, REPORT_FILE, STATE_FILE, TestnetError, i
 from testnet.waits import expect, wait_for
 
 Progress = Callable[[str], None]
+LEADERSHIP_EXPECTATIONS = ("new leader", "no quorum", "accepts writes", "no stale read")
+
+
+@dataclass
+class Targets:
+    """What the run-time node references refer to: the node the last node action acted on (`previous`), and the
+    leader that action deposed, if it was one (the `new leader` expectation wants someone else in a later term)."""
+
+    previous: int | None = None
+    deposed: Leader | None = None
 
 
 @dataclass
@@ -159,18 +170,23 @@ async def _drive(run: Run, directory: Path, progress: Progress) -> None:
 
         load_task = asyncio.ensure_future(delayed_load())
     all_final = _all_final(generator) if generator is not None else None
+    targets = Targets()
     try:
         for index, step in enumerate(steps):
             await _sleep_until(step, t0)
             result = StepResult(index=index, step=step.to_json(), started_s=time.monotonic() - t0)
             try:
-                result.ok, result.detail = await asyncio.to_thread(_execute, step, directory, all_final)
+                result.ok, result.detail = await asyncio.to_thread(_execute, step, directory, all_final,
+                                                                           targets)
             except TestnetError as exc:
                 result.ok, result.detail = False, str(exc)
             result.duration_s = time.monotonic() - t0 - result.started_s
             run.steps.append(result)
+            # Details of passing steps only where they carry figures: whom a run-time reference chose, how long
+            # an election took, what a refusal said.
+            shown = not result.ok or step.kind == "action" or step.spec.get("expect") in LEADERSHIP_EXPECTATIONS
             progress(f"[{result.started_s:6.1f}s] {_describe(step)}: {'ok' if result.ok else 'FAILED'}"
-                     f"{' - ' + result.detail if result.detail and not result.ok else ''}")
+                     f"{' - ' + result.detail if result.detail and shown else ''}")
         if generator is not None and load_task is not None:
             progress(f"[{time.monotonic() - t0:6.1f}s] timeline done; waiting for the load to finish sending")
             await asyncio.wait({load_task, asyncio.ensure_future(generator.sent.wait())},
@@ -241,7 +257,45 @@ def _all_final(generator: LoadGenerator) -> Callable[[], tuple[bool, str]]:
     return check
 
 
-def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, str]] | None) -> tuple[bool, str]:
+def _resolve_node(ref: Any, directory: Path, targets: Targets) -> int:
+    """A node action's target: an index, or a run-time reference (the current leader, the previous target)."""
+    if ref == "previous":
+        if targets.previous is None:
+            raise TestnetError("node = \"previous\": no node action came before")
+        return targets.previous
+    if ref == "leader":
+        leader = find_leader(load_testnet(directory))
+        targets.previous, targets.deposed = leader.index, leader
+        return leader.index
+    index = int(ref)
+    targets.previous = index
+    found, _ = leaders(load_testnet(directory), [index])
+    targets.deposed = found[0] if found else None
+    return index
+
+
+def _expect(spec: dict[str, Any], directory: Path, targets: Targets) -> tuple[bool, str]:
+    nodes = [targets.previous if ref == "previous" else int(ref) for ref in spec["nodes"]]
+    if any(n is None for n in nodes):
+        raise TestnetError("nodes = [\"previous\"]: no node action came before")
+    chosen = [int(n) for n in nodes if n is not None]
+    expectation = str(spec["expect"])
+    within_s = spec.get("within_s")
+    if expectation == "new leader":
+        return expect_new_leader(load_testnet(directory), chosen, deposed=targets.deposed,
+                                 within_s=float(within_s or 15.0))
+    if expectation in ("no quorum", "accepts writes"):
+        return expect_writes(load_testnet(directory), chosen,
+                             refused_with="no-quorum" if expectation == "no quorum" else None,
+                             within_s=float(within_s or 10.0))
+    if expectation == "no stale read":
+        testnet = load_testnet(directory)
+        return expect_no_stale_read(testnet, chosen, testnet.nodes[chosen[0]].address)
+    return expect(directory, expectation, chosen, within_s=within_s, for_s=spec.get("for_s"))
+
+
+def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, str]] | None,
+             targets: Targets) -> tuple[bool, str]:
     spec = step.spec
     if step.kind == "wait":
         condition = str(spec["wait"])
@@ -249,14 +303,15 @@ def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, st
         return wait_for(directory, condition, timeout_s=float(spec.get("timeout_s", 60.0)), nodes=spec.get("nodes"),
                         all_final=all_final)
     if step.kind == "expect":
-        return expect(directory, str(spec["expect"]), spec["nodes"], within_s=spec.get("within_s"),
-                      for_s=spec.get("for_s"))
+        return _expect(spec, directory, targets)
     nemesis = Nemesis(directory)
     action = spec["action"]
+    node = _resolve_node(spec["node"], directory, targets) if "node" in spec else None
     if action in ("kill", "stop", "start", "pause", "resume"):
-        event = getattr(nemesis, action)(spec["node"])
+        event = getattr(nemesis, action)(node)
     elif action == "restart":
-        event = nemesis.restart(spec["node"], hard=bool(spec.get("hard", False)))
+        assert node is not None, "a restart step names its node (checked by the manifest parser)"
+        event = nemesis.restart(node, hard=bool(spec.get("hard", False)))
     elif action == "partition":
         event = nemesis.partition(groups=spec.get("groups"), shape=spec.get("shape"), order=spec.get("order"))
     elif action == "heal":
@@ -268,7 +323,8 @@ def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, st
     else:
         raise TestnetError(f"unknown action {action!r}")
     failures = event["detail"].get("failures")
-    return (not failures), (f"could not reach {failures}" if failures else "")
+    acted_on = f"node{node}" if node is not None and not isinstance(spec.get("node"), int) else ""
+    return (not failures), (f"could not reach {failures}" if failures else acted_on)
 
 
 def _describe(step: Step) -> str:

@@ -23,7 +23,12 @@ from testnet.topology import TOPOLOGIES, TopologyError, blocked_from_groups, sha
 NODE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")
 ACTIONS = (*NODE_ACTIONS, "partition", "heal", "netem", "random")
 RANDOM_FAULTS = ("kill", "stop", "restart", "pause", "partition", "netem")
-EXPECTATIONS = ("mining", "not mining", "stalled", "not stalled", "progress", "no progress")
+EXPECTATIONS = ("mining", "not mining", "stalled", "not stalled", "progress", "no progress", "new leader",
+                "no quorum", "accepts writes", "no stale read")
+# Node references resolved while the scenario runs, not when it is planned: "leader" is the running node whose
+# /v1/status engine document says role = "leader" (of the highest term), "previous" the node the last node action
+# acted on (to resume or start the leader that was paused or killed). `random` is drawn from the seed at planning.
+RUNTIME_NODES = ("leader", "previous")
 SHAPE_NAMES = ("halves", "isolate", "bridge", "majorities-ring", "minority-third")
 DEFAULT_NETEM = {"delay_ms": 100.0, "jitter_ms": 50.0, "loss": 0.05, "duplicate": 0.0}
 
@@ -279,7 +284,7 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec) -> None:
     if group in ("node", "restart"):
         if "node" not in step:
             raise ManifestError(f"{where}.node: missing (which node?)")
-        if step["node"] != "random":
+        if step["node"] != "random" and step["node"] not in RUNTIME_NODES:
             node_index(step["node"], count, f"{where}.node")
         if "hard" in step and not isinstance(step["hard"], bool):
             raise ManifestError(f"{where}.hard: must be true or false")
@@ -313,7 +318,7 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec) -> None:
         _text(step["expect"], f"{where}.expect", EXPECTATIONS)
         if not step.get("nodes"):
             raise ManifestError(f"{where}.nodes: missing (which nodes is this about?)")
-        _node_list(step["nodes"], count, f"{where}.nodes")
+        _expect_nodes(step["nodes"], count, f"{where}.nodes")
         for key in ("within_s", "for_s"):
             if key in step:
                 _number(step[key], f"{where}.{key}", minimum=0.1)
@@ -390,6 +395,13 @@ def node_index(ref: Any, count: int, where: str) -> int:
     return ref
 
 
+def _expect_nodes(refs: Any, count: int, where: str) -> list[int | str]:
+    """An expectation's nodes: indices, names, or "previous" (resolved at run time)."""
+    if not isinstance(refs, list) or not refs:
+        raise ManifestError(f"{where}: must be a non-empty list of nodes")
+    return [ref if ref == "previous" else node_index(ref, count, where) for ref in refs]
+
+
 def _node_list(refs: Any, count: int, where: str) -> list[int] | None:
     if refs is None:
         return None
@@ -424,7 +436,8 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
             kind = "wait" if "wait" in entry else "expect"
             spec = {k: v for k, v in entry.items() if k not in ("at_s", "after_s")}
             if "nodes" in spec:
-                spec["nodes"] = _node_list(spec["nodes"], count, origin)
+                spec["nodes"] = (_expect_nodes(spec["nodes"], count, origin) if kind == "expect"
+                                 else _node_list(spec["nodes"], count, origin))
             steps.append(Step(kind=kind, spec=spec, at_s=at_s, after_s=after_s, origin=origin))
         elif entry["action"] == "random":
             steps.extend(_expand_random(entry, rng, count, at_s, after_s, origin))
@@ -437,7 +450,10 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
 def _resolve_action(entry: Mapping[str, Any], rng: random.Random, count: int, origin: str) -> dict[str, Any]:
     spec = {k: v for k, v in entry.items() if k not in ("at_s", "after_s")}
     if "node" in spec:
-        spec["node"] = rng.randrange(count) if spec["node"] == "random" else node_index(spec["node"], count, origin)
+        if spec["node"] == "random":
+            spec["node"] = rng.randrange(count)
+        elif spec["node"] not in RUNTIME_NODES:
+            spec["node"] = node_index(spec["node"], count, origin)
     if "groups" in spec:
         spec["groups"] = [[node_index(n, count, origin) for n in group] for group in spec["groups"]]
     if spec.get("shape") == "random":

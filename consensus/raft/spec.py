@@ -8,7 +8,7 @@ from typing import Any
 from chain.genesis import Genesis
 from consensus.params import engine_param
 from consensus.raft.engine import RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
-from consensus.spec import EngineSpec
+from consensus.spec import EngineSpec, StatusMetric
 
 
 def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
@@ -24,6 +24,14 @@ def _detection_delay(genesis: Genesis) -> float:
 def _simulation_network(addresses: Sequence[bytes], shares: Sequence[float], knobs: Mapping[str, Any],
                         ) -> tuple[dict[str, Any], dict[bytes, int]]:
     return {"block_interval_s": float(knobs["block_interval_s"])}, {address: 1 for address in addresses}
+
+
+def _testnet_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
+    # One block a second: a Raft block is final as soon as a majority has it, so short intervals cost nothing in
+    # finality and make a testnet's faults visible quickly. Empty blocks as often as blocks: a testnet without load
+    # still grows, so height waits and the liveness check see the leader at work (the 5 s default would hide it).
+    interval = float(params.get("block_interval_s", 1.0))
+    return {"block_interval_s": interval, "max_empty_interval_s": interval}
 
 
 def _cell(engine: Mapping[str, Any]) -> str:
@@ -42,7 +50,15 @@ RAFT = EngineSpec(
     has_quorum=_has_quorum,
     detection_delay_s=_detection_delay,
     simulation_network=_simulation_network,
+    testnet_defaults=_testnet_defaults,
     status_column="RAFT",
     status_cell=_cell,
     admin_actions=("transfer-leader", "add-member", "remove-member"),
+    metrics=(
+        StatusMetric(name="chainlab_raft_term", help="Raft term this node is in", status_field="term"),
+        StatusMetric(name="chainlab_raft_leader_changes", help="Leaders this node has seen take over (itself "
+                     "included) since it started", status_field="leader_changes", kind="counter"),
+        StatusMetric(name="chainlab_raft_commit_lag", help="Log entries (blocks) this node holds beyond the commit "
+                     "index", status_field="commit_lag"),
+    ),
 )

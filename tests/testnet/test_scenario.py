@@ -31,7 +31,30 @@ def test_shipped_scenarios_parse_and_plan(path: Path) -> None:
 def test_the_shipped_set_is_complete() -> None:
     names = {p.stem for p in SCENARIOS.glob("*.toml")}
     assert {"pow-partition-heal", "pow-crash-restart", "pow-netem", "pow-random-faults", "primary-backup-crash",
-            "ci-pow-partition-heal", "ci-pow-crash-restart"} <= names
+            "ci-pow-partition-heal", "ci-pow-crash-restart", "raft-leader-kill", "raft-minority-partition",
+            "raft-leader-pause", "ci-raft-leader-kill", "ci-raft-minority-partition"} <= names
+
+
+def test_leader_and_previous_stay_for_the_run_to_resolve() -> None:
+    scenario = parse_manifest(manifest("""
+[[timeline]]
+action = "pause"
+node = "leader"
+[[timeline]]
+expect = "new leader"
+nodes = [0, 1, 2, 3]
+[[timeline]]
+action = "resume"
+node = "previous"
+[[timeline]]
+expect = "no stale read"
+nodes = ["previous"]
+"""))
+    steps = [s.spec for s in plan(scenario, 3)]
+    assert steps[0]["node"] == "leader" and steps[2]["node"] == "previous"
+    assert steps[1]["nodes"] == [0, 1, 2, 3] and steps[3]["nodes"] == ["previous"]
+    with pytest.raises(ManifestError, match=r"timeline\[0\]\.nodes"):
+        parse_manifest(manifest('[[timeline]]\nexpect = "no quorum"\nnodes = ["leader"]\n'))
 
 
 def test_partition_heal_scenario_is_two_against_three_at_40_60() -> None:

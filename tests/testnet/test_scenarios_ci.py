@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["ci-pow-partition-heal", "ci-pow-crash-restart"])
+@pytest.mark.parametrize("name", ["ci-pow-partition-heal", "ci-pow-crash-restart", "ci-raft-leader-kill",
+                                  "ci-raft-minority-partition"])
 def test_ci_scenario_passes(name: str, tmp_path: Path) -> None:
     directory = tmp_path / name
     manifest = ROOT / "testnet" / "scenarios" / f"{name}.toml"

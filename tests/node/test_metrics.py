@@ -1,0 +1,35 @@
+"""Engine metrics (node/metrics.py): declared by the engine's spec, fed from its status document."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from consensus.registry import spec_named
+from node.metrics import NodeMetrics
+
+
+def _exported(registry: CollectorRegistry) -> dict[str, float]:
+    values = {}
+    for line in generate_latest(registry).decode().splitlines():
+        if line.startswith("chainlab_raft_") and "_created" not in line:
+            name, value = line.split()
+            values[name] = float(value)
+    return values
+
+
+def test_raft_status_fields_become_gauges_and_a_counter() -> None:
+    metrics = NodeMetrics(CollectorRegistry())
+    metrics.add_engine_metrics(spec_named("raft").metrics)
+    metrics.add_engine_metrics(spec_named("raft").metrics)  # idempotent: no duplicate registration
+    metrics.observe_engine_status({"term": 3, "leader_changes": 2, "commit_lag": 5, "role": "leader"})
+    metrics.observe_engine_status({"term": 4, "leader_changes": 3, "commit_lag": 0})
+    metrics.observe_engine_status({"term": 4})  # a field missing: left alone
+    assert _exported(metrics.registry) == {"chainlab_raft_term": 4.0, "chainlab_raft_leader_changes_total": 3.0,
+                                           "chainlab_raft_commit_lag": 0.0}
+
+
+def test_an_engine_without_status_metrics_exports_none() -> None:
+    metrics = NodeMetrics(CollectorRegistry())
+    metrics.add_engine_metrics(spec_named("pow").metrics)
+    metrics.observe_engine_status({"term": 4, "mining": True})
+    assert _exported(metrics.registry) == {}
