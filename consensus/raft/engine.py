@@ -731,9 +731,17 @@ class RaftEngine(EngineBase):
         self._ready.head = target_hash
 
     def _covered(self, index: int) -> bool:
-        """Whether a waiting append (its prev matched; some of its blocks have not arrived) reaches `index`."""
-        height = self._chain_view().height
-        return any(a.prev_index <= height and a.prev_index + len(a.entries) >= index for _, a in self._pending_appends)
+        """Whether `index` is reached by the head move this input asked for or by a contiguous run of waiting
+        appends from the end of our log (their blocks have not all arrived): then an append at `index` follows
+        them instead of being refused."""
+        reach = self._chain_view().height
+        awaiting = self._awaiting
+        if awaiting is not None and self._ready.head == awaiting[3]:
+            reach = max(reach, awaiting[2])  # the head moves there once this input's Ready is applied
+        for _, waiting in sorted(self._pending_appends, key=lambda item: item[1].prev_index):
+            if waiting.prev_index <= reach:  # a contiguous run of waiting appends from our log's end
+                reach = max(reach, waiting.prev_index + len(waiting.entries))
+        return index <= reach
 
     def _queue_append(self, sender: bytes, append: Append) -> None:
         self._pending_appends.append((sender, append))

@@ -153,7 +153,7 @@ def test_corrupt_wallet_named_in_fund_is_one_line(invoke: Invoke, alice: str, wa
 
 
 def test_unknown_engine_and_missing_out_are_usage_errors(invoke: Invoke, tmp_path: Path) -> None:
-    assert_usage_error(invoke("genesis", "new", "--out", str(tmp_path / "g"), "--consensus", "raft"), "raft")
+    assert_usage_error(invoke("genesis", "new", "--out", str(tmp_path / "g"), "--consensus", "paxos"), "paxos")
     assert_usage_error(invoke("genesis", "new", "--consensus", "pow"), "--out")
 
 
