@@ -528,14 +528,15 @@ class BlockTree:
         self._advance_finality(AddResult(status="duplicate", block_hash=self.tip.hash, final_height_before=before))
         return True
 
-    def commit(self, block_hash: bytes) -> AddResult:
+    def commit(self, block_hash: bytes, *, sync: bool = True) -> AddResult:
         """Engine finality: `block_hash` and its ancestors are final. The active chain moves onto it if it was
         elsewhere (disconnecting non-final blocks, connecting and validating the committed branch), then the final
         height becomes its height; with most-work fork choice the tree may go on along its descendants.
 
-        The result's status: `committed`; `unknown` (the block is not here yet: the caller retries when it comes);
-        `conflict` (it does not extend the final chain, or a block on the way to it is invalid: a safety alarm is
-        raised, nothing moves)."""
+        `sync` False leaves the final height's write to the next synced write (an engine whose commit index is
+        volatile state, re-derived after a restart: Raft). The result's status: `committed`; `unknown` (the block
+        is not here yet: the caller retries when it comes); `conflict` (it does not extend the final chain, or a
+        block on the way to it is invalid: a safety alarm is raised, nothing moves)."""
         result = AddResult(status="committed", block_hash=block_hash, final_height_before=self.final_height,
                            final_height=self.final_height)
         meta = self._metas.get(block_hash)
@@ -552,7 +553,7 @@ class BlockTree:
             return result
         before = self.final_height
         self.final_height = meta.height
-        self.store.set_final_height(meta.height)
+        self.store.set_final_height(meta.height, sync=sync)
         self._update_best(result)
         if self.final_height > before:
             self._prune()

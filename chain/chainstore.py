@@ -280,9 +280,10 @@ class ChainStore:
         deletes.extend(keys.tx_index_key(tx.hash) for tx in block.txs)
         self._write(puts, deletes, accounts=restored)
 
-    def set_final_height(self, height: int) -> None:
-        """Record an engine-driven final height (synced: finality is a promise to clients)."""
-        self._write({keys.FINAL_KEY: height.to_bytes(8, "big")}, (), sync=True)
+    def set_final_height(self, height: int, *, sync: bool = True) -> None:
+        """Record an engine-driven final height (synced by default: finality is a promise to clients; an engine
+        whose commit index is derived again after a restart, as Raft's, leaves it to the next synced write)."""
+        self._write({keys.FINAL_KEY: height.to_bytes(8, "big")}, (), sync=sync)
 
     def write_engine_state(self, engine: str, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (),
                            delete_ranges: Iterable[tuple[bytes, bytes]] = (), *, sync: bool = True) -> None:
@@ -323,6 +324,6 @@ class ChainStore:
         except BaseException:
             self.accounts.forget()
             raise
-        self._unsynced_writes = not sync
+        self._unsynced_writes = not sync  # a synced write syncs every write before it (one log)
         if accounts:
             self.accounts.written(accounts)

@@ -83,6 +83,9 @@ class EngineSpec:
     status_column: str = "ROLE"
     status_cell: Callable[[Mapping[str, Any]], str] = field(
         default=lambda engine: str(engine.get("role", "?")) + (" stalled" if engine.get("stalled") else ""))
+    # The commit index is volatile state the engine derives again after a restart (Raft: from the leader, the
+    # entries being on a majority's disks): the final height is then written without a sync of its own.
+    volatile_commit_index: bool = False
     # Admin actions the engine answers (`POST /v1/admin/<action>`).
     admin_actions: tuple[str, ...] = ()
     # Metrics the node exports from the engine's status document (docs/RPC.md lists them).

@@ -406,7 +406,7 @@ class NodeCore:
                                     if self.tree.meta(block_hash) is None and block_hash not in self.tree.orphans)
 
     def _commit(self, block_hash: bytes, out: Output, *, now: float, now_ms: int) -> None:
-        result = self.tree.commit(block_hash)
+        result = self.tree.commit(block_hash, sync=not self.spec.volatile_commit_index)
         if result.status == "unknown":
             self._pending_commit = block_hash  # applied when the block arrives
             return

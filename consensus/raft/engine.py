@@ -676,6 +676,11 @@ class RaftEngine(EngineBase):
         self.commit = index
         self._ready.commit = block_hash
         if self.role is Role.LEADER:
+            # Tell followers at once (as etcd does): clients waiting at a follower see the commit a round trip
+            # sooner than with the next block's append.
+            for peer, pr in self._progress.items():
+                if pr.match >= index and not pr.probing:
+                    self._send_heartbeat(peer, pr, 0)
             self._serve_waiting_reads(now)
             if not self.is_member and not any(h > index for h, _, _ in self._configs):
                 self._note(f"removed from the membership at {index}: step down")

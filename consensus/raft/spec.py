@@ -54,6 +54,7 @@ RAFT = EngineSpec(
     status_column="RAFT",
     status_cell=_cell,
     admin_actions=("transfer-leader", "add-member", "remove-member"),
+    volatile_commit_index=True,
     metrics=(
         StatusMetric(name="chainlab_raft_term", help="Raft term this node is in", status_field="term"),
         StatusMetric(name="chainlab_raft_leader_changes", help="Leaders this node has seen take over (itself "
