@@ -270,9 +270,9 @@ def test_wait_final_answers_after_finality_and_504s_when_blocks_stop(tmp_path: P
         assert (reply.status, reply.error_code, reply.body["error"]["hash"]) == (504, "wait-timeout",
                                                                                  second.hash.hex())
         assert second.hash in running.mempool and running.tx_waits.active == 0
-        engine.paused = False
         again = await client.post("/v1/transactions?wait=final", json_body={"tx": second.encoded.hex()})
         assert (again.status, again.error_code) == (422, "already-known")  # the 504 left it submitted
+        engine.paused = False  # after the resubmission: a block could otherwise take it first (nonce-too-low)
         await until(lambda: second.hash not in running.mempool, "the transaction to be included")
 
     run(tmp_path, scenario)
