@@ -646,6 +646,10 @@ class BlockTree:
             state = application.state
         return None
 
+    def known_blocks(self) -> list[BlockMeta]:
+        """Every block the tree knows (connected, side branches, stored but not connected), in no order."""
+        return list(self._metas.values())
+
     def block_bytes(self, block_hash: bytes) -> bytes | None:
         """A stored block's canonical encoding, without decoding it (serving peers)."""
         return self.store.get_block_bytes(block_hash)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy
 from chain.genesis import CHAIN_PARAMETERS, Genesis, ParamSpec
 from consensus.engine import Engine, EngineContext
@@ -83,6 +84,9 @@ class EngineSpec:
     status_column: str = "ROLE"
     status_cell: Callable[[Mapping[str, Any]], str] = field(
         default=lambda engine: str(engine.get("role", "?")) + (" stalled" if engine.get("stalled") else ""))
+    # The term a block was proposed in, for engines with one leader per term (Raft): the simulator checks that no
+    # two proposers sealed blocks of the same term (None: the engine has no terms).
+    block_term: Callable[[BlockHeader], int] | None = None
     # The commit index is volatile state the engine derives again after a restart (Raft: from the leader, the
     # entries being on a majority's disks): the final height is then written without a sync of its own.
     volatile_commit_index: bool = False

@@ -132,6 +132,22 @@ def check_no_safety_alarm(snapshots: Sequence[ChainSnapshot], log_alarms: Mappin
     return CheckResult(name="no-safety-alarm", ok=True, detail=f"{len(snapshots)} nodes, no alarm")
 
 
+def check_one_leader_per_term(claims: Iterable[tuple[int, str]]) -> CheckResult:
+    """At most one leader per term (Raft's Election Safety), judged from the blocks every node holds: `claims` are
+    (term, proposer) of each block; two proposers of one term mean two leaders in it."""
+    proposers: dict[int, set[str]] = {}
+    for term, proposer in claims:
+        proposers.setdefault(term, set()).add(proposer)
+    doubled = {term: sorted(who) for term, who in proposers.items() if len(who) > 1}
+    if doubled:
+        term = min(doubled)
+        return CheckResult(name="one-leader-per-term", ok=False,
+                           detail=f"term {term} has blocks sealed by {', '.join(doubled[term])} "
+                                  f"({len(doubled)} terms with two leaders)")
+    return CheckResult(name="one-leader-per-term", ok=True,
+                       detail=f"{len(proposers)} terms, each with blocks of one leader")
+
+
 def check_acknowledged_final(acknowledged: Iterable[str], final_txs: Mapping[str, set[str]]) -> CheckResult:
     """Every transaction a client saw final is in every node's final chain (none lost)."""
     acked = set(acknowledged)

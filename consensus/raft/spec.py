@@ -8,6 +8,7 @@ from typing import Any
 from chain.genesis import Genesis
 from consensus.params import engine_param
 from consensus.raft.engine import RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
+from consensus.raft.seal import seal_term
 from consensus.spec import EngineSpec, StatusMetric
 
 
@@ -55,6 +56,7 @@ RAFT = EngineSpec(
     status_cell=_cell,
     admin_actions=("transfer-leader", "add-member", "remove-member"),
     volatile_commit_index=True,
+    block_term=seal_term,
     metrics=(
         StatusMetric(name="chainlab_raft_term", help="Raft term this node is in", status_field="term"),
         StatusMetric(name="chainlab_raft_leader_changes", help="Leaders this node has seen take over (itself "

@@ -40,6 +40,7 @@ from testnet.checks import (
     check_ledger,
     check_liveness,
     check_no_safety_alarm,
+    check_one_leader_per_term,
     ledger_of_tree,
     snapshot_of_tree,
 )
@@ -468,6 +469,11 @@ class Simulator:
         else:
             checks.append(CheckResult(name="liveness", ok=False, detail="the run ended before the liveness phase"))
         checks.append(self._misbehaviour_check())
+        block_term = spec_named(self.config.consensus).block_term
+        if block_term is not None:
+            checks.append(check_one_leader_per_term(
+                (block_term(meta.header), meta.header.proposer.hex()) for _, tree in trees
+                for meta in tree.known_blocks() if meta.height > 0))
         ok = all(check.ok for check in checks)
         return SimResult(config=self.config, virtual_s=self.t, trace_hash=self.trace.hexdigest(),
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),

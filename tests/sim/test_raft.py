@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from consensus.raft.engine import RaftEngine
+from consensus.raft.messages import VOTE_RESP_KIND, VoteRequest, VoteResponse
+from testnet.checks import check_one_leader_per_term
 from testnet.sim.config import SimConfig, parse_faults
 from testnet.sim.simulator import Simulator
 from tests.sim.helpers import node_core_factory
@@ -47,3 +49,28 @@ def test_a_leader_committing_without_a_majority_is_caught(monkeypatch: pytest.Mo
         result = Simulator(config(seed, "partition"), node_core_factory).run()
         failed.extend(c.name for c in result.checks if not c.ok)
     assert "final-prefix-agreement" in failed or "no-safety-alarm" in failed, failed
+
+
+def test_one_leader_per_term_check_fails_on_two_proposers_of_a_term() -> None:
+    assert check_one_leader_per_term([(1, "a"), (1, "a"), (2, "b")]).ok
+    bad = check_one_leader_per_term([(1, "a"), (2, "b"), (2, "c")])
+    assert not bad.ok and "term 2" in bad.detail
+
+
+def test_a_voter_that_votes_twice_in_a_term_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted bug: votes granted without remembering the vote of the term (nor checking the log). Two candidates
+    of one term can then both win, and the blocks they seal show it."""
+
+    def vote_for_anyone(self: RaftEngine, sender: bytes, request: VoteRequest, now: float) -> None:
+        if request.term > self.term and not request.prevote:
+            self._become_follower(request.term, None, now)
+        term = request.term if request.prevote else self.term
+        self._send(VOTE_RESP_KIND, VoteResponse(term=term, granted=request.term >= self.term,
+                                                prevote=request.prevote).encode(), to=sender)
+
+    monkeypatch.setattr(RaftEngine, "_on_vote", vote_for_anyone)
+    failed = []
+    for seed in range(1, 9):
+        result = Simulator(config(seed, "partition,crash,loss"), node_core_factory).run()
+        failed.extend(c.name for c in result.checks if not c.ok)
+    assert "one-leader-per-term" in failed, failed
