@@ -230,9 +230,12 @@ def test_a_stop_signal_ends_the_import_between_blocks(
 ) -> None:
     datadir = tmp_path / "node"
     stop_after = _read_past(os.path.realpath(generated.chain_path), _block_offsets(generated.chain_path)[50])
+    # A test run started in the background of a non-interactive shell inherits SIGINT ignored (POSIX job
+    # control), and Python keeps it ignored: the import would never see the Ctrl-C this test sends.
     child = subprocess.Popen([*CLI, "import", str(generated.chain_path), "--datadir", str(datadir), "--genesis",
                               str(generated.genesis_path)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while child.poll() is None and time.monotonic() < deadline and not stop_after(child.pid):
