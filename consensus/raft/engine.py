@@ -43,7 +43,6 @@ from consensus.engine import (
     EngineContext,
     EngineMessage,
     EngineState,
-    EngineWrites,
     Outgoing,
     ProposeRequest,
     ReadResult,
@@ -276,6 +275,13 @@ class RaftEngine(EngineBase):
         """The membership in force: the last configuration entry in the log, committed or not (Section 6)."""
         return self._configs[-1][2] if self._configs else self._base_members
 
+    def _known_member(self, address: bytes) -> bool:
+        """Whether `address` is a member in genesis, the committed base or any configuration entry in the log. (A
+        follower whose log lacks the entry that added a member refuses that member's messages until it has the
+        entry: it catches up from the others by block sync.)"""
+        return (address in self.genesis.validators or address in self._base_members
+                or any(address in members for _, _, members in self._configs))
+
     @property
     def quorum(self) -> int:
         """A majority of the members."""
@@ -308,7 +314,9 @@ class RaftEngine(EngineBase):
         term = self._terms.get(block_hash)
         if term is None:
             meta = self._chain_view().meta(block_hash)
-            term = seal_term(meta.header) if meta is not None else 0
+            if meta is None:
+                return 0  # not here (yet): nothing to remember
+            term = seal_term(meta.header)
             self._terms[block_hash] = term
             if len(self._terms) > _TERM_CACHE:
                 self._terms.popitem(last=False)
@@ -381,7 +389,6 @@ class RaftEngine(EngineBase):
         """Elections, heartbeats, CheckQuorum, proposals, and expiry of waiting reads."""
         if self._chain is None:
             return
-        self._now = now
         self._expire_reads(now)
         if self.role is Role.LEADER:
             self._tick_leader(now)
@@ -433,24 +440,22 @@ class RaftEngine(EngineBase):
                        f"term {self._term_at(self.last_index)})")
             term = self.term
         self._votes[self.address] = True
-        if self._tally():
+        if self._tally(now):
             return
         request = VoteRequest(term=term, last_index=self.last_index, last_term=self._term_at(self.last_index),
                               prevote=prevote, transfer=transfer)
         self._send(VOTE_KIND, request.encode())
 
-    def _tally(self) -> bool:
-        """Won or lost the (pre-)vote? Moves on and returns True when decided."""
+    def _tally(self, now: float) -> bool:
+        """Won the (pre-)vote? Moves on and returns True when it did."""
         granted = sum(1 for addr, ok in self._votes.items() if ok and addr in self.members)
         if granted >= self.quorum:
             if self.role is Role.PRE_CANDIDATE:
-                self._campaign(self._now, prevote=False)
+                self._campaign(now, prevote=False)
             else:
-                self._become_leader(self._now)
+                self._become_leader(now)
             return True
         return False
-
-    _now = 0.0  # the time of the input being handled (for helpers that need it)
 
     def _log_up_to_date(self, last_index: int, last_term: int) -> bool:
         ours = self._term_at(self.last_index)
@@ -489,7 +494,7 @@ class RaftEngine(EngineBase):
         if self.role is not expected or response.term != wanted_term or sender not in self.members:
             return
         self._votes[sender] = response.granted
-        if self._tally():
+        if self._tally(now):
             return
         refused = sum(1 for addr, ok in self._votes.items() if not ok and addr in self.members)
         if refused >= self.quorum:
@@ -535,28 +540,22 @@ class RaftEngine(EngineBase):
             return
         if self._transfer_to is not None:
             return  # no new entries while handing over
-        chain = self._chain_view()
-        if self._noop_pending:  # even with a long uncommitted log: it commits with this entry
-            self._ready.propose = ProposeRequest(parent_hash=chain.tip.hash, proposer=self.address,
-                                                 min_timestamp_ms=chain.tip.header.timestamp_ms + 1, empty=True)
-            return
-        if chain.height - self.commit >= self.max_inflight:
-            return  # far enough ahead of the commit index
-        if self._pending_config is not None:
-            self._ready.propose = ProposeRequest(parent_hash=chain.tip.hash, proposer=self.address,
-                                                 min_timestamp_ms=chain.tip.header.timestamp_ms + 1, empty=True)
-            return
-        if now - self._last_proposal_at < self.block_interval:
-            return
-        self._last_proposal_at = now
+        tip = self._chain_view().tip
+        # The no-op goes out even with a long uncommitted log: that log commits with it. A configuration entry
+        # waits for room like any block; both are empty blocks (`seal` puts the members in the seal).
+        room = tip.height - self.commit < self.max_inflight
+        empty = self._noop_pending or (self._pending_config is not None and room)
+        if not empty:
+            if not room or now - self._last_proposal_at < self.block_interval:
+                return  # far enough ahead of the commit index, or too soon
+            self._last_proposal_at = now
         empty_due = self.max_empty_interval > 0 and now - self._last_block_at >= self.max_empty_interval
-        self._ready.propose = ProposeRequest(parent_hash=chain.tip.hash, proposer=self.address,
-                                             min_timestamp_ms=chain.tip.header.timestamp_ms + 1,
-                                             only_with_txs=not empty_due)
+        self._ready.propose = ProposeRequest(parent_hash=tip.hash, proposer=self.address,
+                                             min_timestamp_ms=tip.header.timestamp_ms + 1, empty=empty,
+                                             only_with_txs=not (empty or empty_due))
 
     def on_transactions_available(self, *, now: float) -> None:
         """Propose soon (the tick does, within the block interval)."""
-        self._now = now
         self._maybe_propose(now)
 
     def seal(self, header: BlockHeader) -> SealOutcome:
@@ -572,7 +571,6 @@ class RaftEngine(EngineBase):
     def on_block_stored(self, chain: ChainView, meta: BlockMeta, *, now: float, now_ms: int) -> None:
         """Our own proposal joins our log; a follower retries appends that waited for this block."""
         self._chain = chain
-        self._now = now
         if (self.role is Role.LEADER and meta.header.proposer == self.address and meta.parent == chain.tip.hash
                 and self._term_of(meta.hash) == self.term):
             self._ready.head = meta.hash
@@ -775,7 +773,6 @@ class RaftEngine(EngineBase):
         """The log changed: membership entries in or out, acknowledgements of what connected, the leader's own
         match and commit."""
         self._chain = chain
-        self._now = now
         for meta in disconnected:
             self._configs = [c for c in self._configs if c[0] < meta.height]
         for meta in connected:
@@ -823,7 +820,6 @@ class RaftEngine(EngineBase):
 
     def read_index(self, request_id: int, *, now: float) -> None:
         """ReadIndex: the leader confirms it still leads with a heartbeat round; a follower asks the leader."""
-        self._now = now
         if self.role is Role.LEADER:
             self._leader_read(request_id, None, now)
             return
@@ -955,8 +951,11 @@ class RaftEngine(EngineBase):
     # -- messages ------------------------------------------------------------------------------------------------
 
     def on_message(self, sender: bytes, message: EngineMessage, *, now: float, now_ms: int) -> None:
-        """Dispatch a Raft message (authenticated sender); RejectError for a malformed or unknown one."""
-        self._now = now
+        """Dispatch a Raft message (authenticated sender); RejectError for a malformed or unknown one, or one from a
+        key that was never a member (any node key can sign an envelope: without this, one append with a huge
+        term would make every follower follow a stranger)."""
+        if not self._known_member(sender):
+            raise RejectError("not-a-member", "raft messages come from members only")
         kind = message.kind
         try:
             if kind == APPEND_KIND:
@@ -987,7 +986,6 @@ class RaftEngine(EngineBase):
 
     def admin(self, action: str, value: object, *, now: float) -> dict[str, object]:
         """`transfer-leader` (to a member address), `add-member` / `remove-member` (one at a time)."""
-        self._now = now
         if action not in ("transfer-leader", "add-member", "remove-member"):
             return super().admin(action, value, now=now)
         if not isinstance(value, str):
@@ -1004,9 +1002,11 @@ class RaftEngine(EngineBase):
                 raise RejectError("not-a-member", "leadership goes to a member")
             if address == self.address:
                 return {"leader": value, "transferring": False}
+            pr = self._progress.get(address)
+            if pr is None:
+                raise RejectError("not-a-member", "that member is not replicated from this leader yet")
             self._transfer_to = address
             self._transfer_deadline = now + self.election_timeout
-            pr = self._progress[address]
             self._note(f"transferring leadership to {_short(address)} (match {pr.match} of {self.last_index})")
             if pr.match == self.last_index:
                 self._send(TIMEOUT_NOW_KIND, TimeoutNow(term=self.term).encode(), to=address)
@@ -1047,6 +1047,3 @@ class RaftEngine(EngineBase):
 def _short(address: bytes) -> str:
     return crypto.address_to_text(address)[:12]
 
-
-__all__ = ["RAFT_PARAMETERS", "EngineWrites", "RaftEngine", "RaftPolicy", "RaftStatus", "Role",
-           "check_raft_genesis"]

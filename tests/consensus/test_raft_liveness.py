@@ -5,11 +5,31 @@ from __future__ import annotations
 
 import pytest
 
+from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from consensus.engine import EngineMessage
 from consensus.raft.engine import Role
-from consensus.raft.messages import APPEND_RESP_KIND, READ_KIND, AppendResponse, VoteRequest
+from consensus.raft.messages import APPEND_KIND, APPEND_RESP_KIND, READ_KIND, Append, AppendResponse, VoteRequest
 from tests.consensus.raft_harness import Packet, RaftNet
+
+
+def test_a_key_that_was_never_a_member_cannot_take_followers_with_a_huge_term() -> None:
+    """Any node key can sign an envelope; a stranger's append at term 2^64-1 must be refused with a code, not
+    followed (the term would be spent for ever)."""
+    net = RaftNet(3)
+    leader = net.elect()
+    follower = next(n for n in net.names if n != leader)
+    engine = net.engine(follower)
+    term, chain = engine.term, net.cores[follower].tree
+    stranger = PrivateKey.from_seed(b"raft-stranger").address
+    append = Append(term=2**64 - 1, prev_index=0, prev_term=0, prev_hash=chain.hash_at(0) or b"", entries=(),
+                    commit=0)
+    with pytest.raises(RejectError) as refused:
+        engine.on_message(stranger, EngineMessage(kind=APPEND_KIND, payload=append.encode()), now=net.now,
+                          now_ms=net.now_ms)
+    assert refused.value.code == "not-a-member"
+    assert engine.term == term and engine.leader == net.address[leader]
+
 
 # -- CheckQuorum and PreVote -------------------------------------------------------------------------------------
 
