@@ -21,6 +21,11 @@ def _no_check(genesis: Genesis) -> None:
     return None
 
 
+def majority_of_validators(genesis: Genesis, group: Collection[bytes]) -> bool:
+    """`has_quorum` for engines that need a majority of the genesis validators (round-robin, Raft)."""
+    return len(set(group) & set(genesis.validators)) > len(genesis.validators) // 2
+
+
 def _sim_equal_validators(addresses: Sequence[bytes], shares: Sequence[float], knobs: Mapping[str, Any],
                           ) -> tuple[dict[str, Any], dict[bytes, int]]:
     return {"block_interval_s": float(knobs["block_interval_s"])}, {address: 1 for address in addresses}

@@ -94,6 +94,7 @@ RAFT_PARAMETERS: dict[str, ParamSpec] = {
 
 Remote = tuple[bytes, int]  # a follower and its read request id
 
+ADMIN_ACTIONS = ("transfer-leader", "add-member", "remove-member")
 HARD_STATE_KEY = b"hardstate"
 CONFIG_BASE_KEY = b"config"
 MAX_PENDING_APPENDS = 64
@@ -986,7 +987,7 @@ class RaftEngine(EngineBase):
 
     def admin(self, action: str, value: object, *, now: float) -> dict[str, object]:
         """`transfer-leader` (to a member address), `add-member` / `remove-member` (one at a time)."""
-        if action not in ("transfer-leader", "add-member", "remove-member"):
+        if action not in ADMIN_ACTIONS:
             return super().admin(action, value, now=now)
         if not isinstance(value, str):
             raise RejectError("bad-request", f"{action} takes a member address")

@@ -5,13 +5,16 @@ follower lacking one fetches it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from chain.encoding import check_bytes, check_text, check_uint, pack, unpack
 from chain.errors import DecodeError
 
 MAX_ENTRIES = 256  # block hashes per AppendEntries
 _MAX_BYTES = 256 + MAX_ENTRIES * 40
+T = TypeVar("T")
 
 VOTE_KIND = "raft/vote"
 VOTE_RESP_KIND = "raft/vote-resp"
@@ -22,8 +25,20 @@ READ_RESP_KIND = "raft/read-resp"
 TIMEOUT_NOW_KIND = "raft/timeout-now"
 
 
-def _fields(data: object, tag: int, count: int, what: str) -> list[object]:
-    return unpack(data, tag, 1, count, _MAX_BYTES)
+def _decode(data: object, tag: int, count: int, what: str, build: Callable[[list[Any]], T]) -> T:
+    """`build(fields)` of the canonical `tag` array of `count` fields; DecodeError naming `what` otherwise (`build`
+    raises ValueError for a bad field)."""
+    fields = unpack(data, tag, 1, count, _MAX_BYTES)
+    try:
+        return build(fields)
+    except ValueError as exc:
+        raise DecodeError(f"raft {what}: {exc}") from exc
+
+
+def _hashes(value: object) -> tuple[bytes, ...]:
+    if type(value) is not list or len(value) > MAX_ENTRIES:
+        raise ValueError(f"entries must be a list of at most {MAX_ENTRIES} block hashes")
+    return tuple(check_bytes(e, "entry", size=32) for e in value)
 
 
 def _bool(value: object, name: str) -> bool:
@@ -48,13 +63,10 @@ class VoteRequest:
 
     @classmethod
     def decode(cls, data: object) -> VoteRequest:
-        f = _fields(data, 21, 5, "vote")
-        try:
-            return cls(term=check_uint(f[0], "term"), last_index=check_uint(f[1], "last_index"),
-                       last_term=check_uint(f[2], "last_term"), prevote=_bool(f[3], "prevote"),
-                       transfer=_bool(f[4], "transfer"))
-        except ValueError as exc:
-            raise DecodeError(f"raft vote: {exc}") from exc
+        return _decode(data, 21, 5, "vote", lambda f: cls(
+            term=check_uint(f[0], "term"), last_index=check_uint(f[1], "last_index"),
+            last_term=check_uint(f[2], "last_term"), prevote=_bool(f[3], "prevote"),
+            transfer=_bool(f[4], "transfer")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,11 +82,8 @@ class VoteResponse:
 
     @classmethod
     def decode(cls, data: object) -> VoteResponse:
-        f = _fields(data, 22, 3, "vote response")
-        try:
-            return cls(term=check_uint(f[0], "term"), granted=_bool(f[1], "granted"), prevote=_bool(f[2], "prevote"))
-        except ValueError as exc:
-            raise DecodeError(f"raft vote response: {exc}") from exc
+        return _decode(data, 22, 3, "vote response", lambda f: cls(
+            term=check_uint(f[0], "term"), granted=_bool(f[1], "granted"), prevote=_bool(f[2], "prevote")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,16 +106,10 @@ class Append:
 
     @classmethod
     def decode(cls, data: object) -> Append:
-        f = _fields(data, 24, 7, "append")
-        try:
-            if type(f[4]) is not list or len(f[4]) > MAX_ENTRIES:
-                raise ValueError(f"entries must be a list of at most {MAX_ENTRIES} block hashes")
-            return cls(term=check_uint(f[0], "term"), prev_index=check_uint(f[1], "prev_index"),
-                       prev_term=check_uint(f[2], "prev_term"), prev_hash=check_bytes(f[3], "prev_hash", size=32),
-                       entries=tuple(check_bytes(e, "entry", size=32) for e in f[4]),
-                       commit=check_uint(f[5], "commit"), ctx=check_uint(f[6], "ctx"))
-        except ValueError as exc:
-            raise DecodeError(f"raft append: {exc}") from exc
+        return _decode(data, 24, 7, "append", lambda f: cls(
+            term=check_uint(f[0], "term"), prev_index=check_uint(f[1], "prev_index"),
+            prev_term=check_uint(f[2], "prev_term"), prev_hash=check_bytes(f[3], "prev_hash", size=32),
+            entries=_hashes(f[4]), commit=check_uint(f[5], "commit"), ctx=check_uint(f[6], "ctx")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,12 +129,9 @@ class AppendResponse:
 
     @classmethod
     def decode(cls, data: object) -> AppendResponse:
-        f = _fields(data, 25, 5, "append response")
-        try:
-            return cls(term=check_uint(f[0], "term"), success=_bool(f[1], "success"), match=check_uint(f[2], "match"),
-                       hint=check_uint(f[3], "hint"), ctx=check_uint(f[4], "ctx"))
-        except ValueError as exc:
-            raise DecodeError(f"raft append response: {exc}") from exc
+        return _decode(data, 25, 5, "append response", lambda f: cls(
+            term=check_uint(f[0], "term"), success=_bool(f[1], "success"), match=check_uint(f[2], "match"),
+            hint=check_uint(f[3], "hint"), ctx=check_uint(f[4], "ctx")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,11 +146,8 @@ class ReadRequest:
 
     @classmethod
     def decode(cls, data: object) -> ReadRequest:
-        f = _fields(data, 26, 2, "read")
-        try:
-            return cls(term=check_uint(f[0], "term"), request_id=check_uint(f[1], "request_id"))
-        except ValueError as exc:
-            raise DecodeError(f"raft read: {exc}") from exc
+        return _decode(data, 26, 2, "read", lambda f: cls(
+            term=check_uint(f[0], "term"), request_id=check_uint(f[1], "request_id")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,12 +164,9 @@ class ReadResponse:
 
     @classmethod
     def decode(cls, data: object) -> ReadResponse:
-        f = _fields(data, 27, 4, "read response")
-        try:
-            return cls(term=check_uint(f[0], "term"), request_id=check_uint(f[1], "request_id"),
-                       index=check_uint(f[2], "index"), error=check_text(f[3], "error", max_size=32))
-        except ValueError as exc:
-            raise DecodeError(f"raft read response: {exc}") from exc
+        return _decode(data, 27, 4, "read response", lambda f: cls(
+            term=check_uint(f[0], "term"), request_id=check_uint(f[1], "request_id"),
+            index=check_uint(f[2], "index"), error=check_text(f[3], "error", max_size=32)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,11 +180,8 @@ class TimeoutNow:
 
     @classmethod
     def decode(cls, data: object) -> TimeoutNow:
-        f = _fields(data, 28, 1, "timeout-now")
-        try:
-            return cls(term=check_uint(f[0], "term"))
-        except ValueError as exc:
-            raise DecodeError(f"raft timeout-now: {exc}") from exc
+        return _decode(data, 28, 1, "timeout-now", lambda f: cls(
+            term=check_uint(f[0], "term")))
 
 
 def encode_hard_state(term: int, voted_for: bytes | None) -> bytes:
@@ -204,6 +195,8 @@ def decode_hard_state(data: bytes) -> tuple[int, bytes | None]:
     try:
         term = check_uint(f[0], "term")
         voted = check_bytes(f[1], "voted_for", max_size=20)
+        if voted and len(voted) != 20:
+            raise ValueError("voted_for must be empty or a 20-byte address")
     except ValueError as exc:
         raise DecodeError(f"raft hard state: {exc}") from exc
     return term, (voted or None)

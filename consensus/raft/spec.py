@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from chain.genesis import Genesis
 from consensus.params import engine_param
-from consensus.raft.engine import RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
+from consensus.raft.engine import ADMIN_ACTIONS, RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
 from consensus.raft.seal import seal_term
-from consensus.spec import EngineSpec, StatusMetric
-
-
-def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
-    """A majority of the members (the genesis membership) can elect a leader and commit."""
-    return len(set(group) & set(genesis.validators)) > len(genesis.validators) // 2
+from consensus.spec import EngineSpec, StatusMetric, majority_of_validators
 
 
 def _detection_delay(genesis: Genesis) -> float:
     """A dead leader is noticed within 2T, and a new one needs a pre-vote and a vote round on top."""
     return 3 * float(engine_param(genesis, RAFT_PARAMETERS, "election_timeout_s"))
-
-
-def _simulation_network(addresses: Sequence[bytes], shares: Sequence[float], knobs: Mapping[str, Any],
-                        ) -> tuple[dict[str, Any], dict[bytes, int]]:
-    return {"block_interval_s": float(knobs["block_interval_s"])}, {address: 1 for address in addresses}
 
 
 def _testnet_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,13 +38,12 @@ RAFT = EngineSpec(
     build=RaftEngine,
     policy=RaftPolicy,
     check=check_raft_genesis,
-    has_quorum=_has_quorum,
+    has_quorum=majority_of_validators,  # a majority of the genesis membership elects a leader and commits
     detection_delay_s=_detection_delay,
-    simulation_network=_simulation_network,
     testnet_defaults=_testnet_defaults,
     status_column="RAFT",
     status_cell=_cell,
-    admin_actions=("transfer-leader", "add-member", "remove-member"),
+    admin_actions=ADMIN_ACTIONS,
     volatile_commit_index=True,
     block_term=seal_term,
     metrics=(

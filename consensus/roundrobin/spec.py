@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from chain.genesis import Genesis, GenesisError
-from consensus.roundrobin.engine import RoundRobinEngine, RoundRobinPolicy, validators_of
-from consensus.spec import EngineSpec
+from consensus.roundrobin.engine import RoundRobinEngine, RoundRobinPolicy
+from consensus.spec import EngineSpec, majority_of_validators
 
 
 def _check(genesis: Genesis) -> None:
     if not genesis.validators:
         raise GenesisError("a round-robin genesis needs validators")
-
-
-def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
-    validators = validators_of(genesis)
-    return len(set(group) & set(validators)) > len(validators) // 2
 
 
 ROUND_ROBIN = EngineSpec(
@@ -27,5 +20,5 @@ ROUND_ROBIN = EngineSpec(
     build=RoundRobinEngine,
     policy=RoundRobinPolicy,
     check=_check,
-    has_quorum=_has_quorum,
+    has_quorum=majority_of_validators,
 )
