@@ -35,6 +35,7 @@ from storage.base import Store
 
 GENESIS_KEY = b"\x00genesis"
 _MAX_META_BYTES = 32 * 1024
+RECENT_BLOCKS = 64  # decoded block bodies kept in memory (ChainStore.get_block)
 
 
 class ChainStoreError(Exception):
@@ -142,11 +143,16 @@ class StoreAccounts:
 class ChainStore:
     """Typed reads and atomic writes of chain records."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, recent_blocks: int = RECENT_BLOCKS) -> None:
         self.store = store
         self.accounts = StoreAccounts(store)
         self.elements = ElementCache()
         self._unsynced_writes = False
+        # Decoded bodies of the blocks stored or read last (bounded by chain.fifo.trimmed): a block is immutable,
+        # and the newest ones are read again and again (a wait for a transaction answers from its block, a reorg
+        # walks the tip, a client pages the latest blocks), each read otherwise decoding every transaction anew.
+        self._recent: dict[bytes, Block] = {}
+        self._recent_capacity = recent_blocks
 
     # -- reads -------------------------------------------------------------------------------------------------
 
@@ -161,8 +167,20 @@ class ChainStore:
 
     def get_block(self, block_hash: bytes) -> Block | None:
         """A stored block body, or None."""
+        block = self._recent.get(block_hash)
+        if block is not None:
+            return block
         raw = self.store.get(keys.block_key(block_hash))
-        return None if raw is None else decode_block(raw)
+        if raw is None:
+            return None
+        block = decode_block(raw)
+        self._remember_block(block)
+        return block
+
+    def _remember_block(self, block: Block) -> None:
+        self._recent[block.hash] = block
+        if len(self._recent) > self._recent_capacity:
+            self._recent = trimmed(self._recent, self._recent_capacity)
 
     def get_block_bytes(self, block_hash: bytes) -> bytes | None:
         """A stored block's encoding, undecoded."""
@@ -231,6 +249,7 @@ class ChainStore:
     def put_block(self, block: Block, meta: BlockMeta) -> None:
         """Store a new block's body and metadata (before it can be connected)."""
         self._write({keys.block_key(block.hash): block.encoded, keys.block_meta_key(block.hash): meta.encode()}, ())
+        self._remember_block(block)
 
     def put_meta(self, meta: BlockMeta) -> None:
         """Rewrite one block's metadata (e.g. marking it invalid)."""
@@ -238,6 +257,7 @@ class ChainStore:
 
     def forget_block(self, block_hash: bytes) -> None:
         """Delete a pruned block's body, metadata and undo."""
+        self._recent.pop(block_hash, None)
         self._write({}, (keys.block_key(block_hash), keys.block_meta_key(block_hash), keys.undo_key(block_hash)))
 
     def connect(self, block: Block, application: Application, meta: BlockMeta, final_height: int,

@@ -5,7 +5,10 @@ signature]`: the sender signs everything but `hops`; `seq` is unique per sender 
 `to` is a validator address, or empty for everyone. Every node relays an envelope the first time it sees its
 (sender, seq), with `hops` incremented, up to `MAX_HOPS`, so a message reaches its addressee when it is not a
 direct neighbour; only the addressee (or everyone, for an empty `to`) hands it to its engine, naming the sender
-by its authenticated address. A node looks an envelope up in its bounded seen-set before it checks the signature,
+by its authenticated address. An addressed envelope goes straight to its addressee when that is a neighbour (the
+driver looks the address up among its peers: `Received.addressee`, node.core.PeerBroadcast.address), and the
+addressee relays nothing: a Raft append to a neighbour costs one frame and one signature check, not a flood to
+every node and a check on each. A node looks an envelope up in its bounded seen-set before it checks the signature,
 so each of the many copies that reach it costs a dictionary lookup and only the first a signature check; nothing
 enters the seen-set until its signature verifies, so a forgery cannot shadow the real message.
 
@@ -131,11 +134,13 @@ def verify_envelope(envelope: Envelope, verified: VerifiedSignatures | None = No
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Received:
     """What to do with an envelope that arrived: hand `deliver` to the engine as from `sender` (None: not for
-    us), and relay `relay` (an encoded envelope one hop further) to every peer but the one it came from."""
+    us), and relay `relay` (an encoded envelope one hop further; None when it was for us alone) to `addressee`
+    when that is a neighbour, else to every peer but the one it came from."""
 
     sender: bytes
     deliver: EngineMessage | None
     relay: bytes | None
+    addressee: bytes | None = None  # the validator address it is for (None: everyone)
 
 
 class EnvelopeRouter:
@@ -196,10 +201,11 @@ class EnvelopeRouter:
             return None  # ours, from before a restart
         verify_envelope(envelope, self.verified)
         self._remember(ident)
-        relay = envelope.relayed().encode() if envelope.hops < MAX_HOPS else None
-        for_us = not envelope.to or envelope.to == self.address
+        only_us = bool(envelope.to) and envelope.to == self.address
+        relay = envelope.relayed().encode() if envelope.hops < MAX_HOPS and not only_us else None
+        for_us = not envelope.to or only_us
         deliver = EngineMessage(kind=envelope.kind, payload=envelope.body) if for_us else None
-        return Received(sender=envelope.sender_address, deliver=deliver, relay=relay)
+        return Received(sender=envelope.sender_address, deliver=deliver, relay=relay, addressee=envelope.to or None)
 
     def _remember(self, ident: tuple[bytes, int]) -> None:
         self._seen[ident] = None

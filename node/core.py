@@ -42,12 +42,13 @@ _ENVELOPE_SEQ_KEY = b"envelope_seq"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerBroadcast:
-    """An engine envelope for the P2P layer: to every ready peer except `exclude` (the peer it came from).
-    `to` is always None (kept for drivers that once addressed peers): addressing is the envelope's business."""
+    """An engine envelope for the P2P layer. Addressed (`address`, a validator address): to the ready peer whose
+    node key has that address when there is one; otherwise, and for everyone (`address` None), to every ready peer
+    except `exclude` (the peer it came from), to be relayed on (consensus/envelope.py)."""
 
     message: EngineMessage
     exclude: str | None = None
-    to: str | None = None
+    address: bytes | None = None
 
 
 class StoreEngineState:
@@ -191,7 +192,7 @@ class NodeCore:
             self.engine.on_message(received.sender, received.deliver, now=now, now_ms=now_ms)
         if received.relay is not None:
             out.engine_messages.append(PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=received.relay),
-                                                     exclude=peer))
+                                                     exclude=peer, address=received.addressee))
         self._drive_engine(out, now=now, now_ms=now_ms)
         pending = self._pending_commit
         if pending is not None and self.tree.meta(pending) is None and pending not in self.tree.orphans:
@@ -375,7 +376,7 @@ class NodeCore:
     def _seal_envelope(self, outgoing: Outgoing) -> PeerBroadcast:
         payload, reservation = self.envelopes.seal(outgoing)
         self._reserve(reservation)
-        return PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=payload))
+        return PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=payload), address=outgoing.to)
 
     def _reserve(self, reservation: int | None) -> None:
         if reservation is not None:  # before any envelope of the new block of sequence numbers leaves

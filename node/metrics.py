@@ -12,11 +12,14 @@ start with `chainlab_`; docs/RPC.md lists them.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from consensus.spec import StatusMetric
+from p2p.protocol.metrics import P2PMetrics
 
 _BOUND: weakref.WeakKeyDictionary[CollectorRegistry, NodeMetrics] = weakref.WeakKeyDictionary()
 _RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -101,6 +104,7 @@ class NodeMetrics:
         # --- the engine's own (EngineSpec.metrics, fed from its status document) ------------------------------
         self._engine_metrics: dict[str, tuple[StatusMetric, Gauge | Counter]] = {}
         self._engine_counted: dict[str, float] = {}
+        self._p2p_collector: _P2PCollector | None = None
         _BOUND[registry] = self
 
     @classmethod
@@ -131,6 +135,14 @@ class NodeMetrics:
                 exported.inc(value - counted)
                 self._engine_counted[name] = float(value)
 
+    def watch_p2p(self, p2p: P2PMetrics) -> None:
+        """Export the P2P service's counters (read when scraped: the hot path only bumps plain counters); a
+        later call switches to the new service's counters."""
+        if self._p2p_collector is None:
+            self._p2p_collector = _P2PCollector(p2p)
+            self.registry.register(self._p2p_collector)
+        self._p2p_collector.p2p = p2p
+
     def set_mining(self, enabled: bool, reachable_share: float | None = None) -> None:
         """Record the PoW engine's mining switch and, when known, the reachable hash share."""
         self.mining.set(1 if enabled else 0)
@@ -154,3 +166,36 @@ class NodeMetrics:
         self.mempool_bytes.set(size_bytes)
         for reason, count in (dropped or {}).items():
             self.mempool_dropped.labels(reason=reason).inc(count)
+
+
+class _P2PCollector(Collector):
+    """chainlab_p2p_*: messages and bytes by direction, drops, disconnects and dials, from a P2PMetrics."""
+
+    def __init__(self, p2p: P2PMetrics) -> None:
+        self.p2p = p2p
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        p2p = self.p2p
+        messages = CounterMetricFamily("chainlab_p2p_messages", "P2P messages by direction and kind",
+                                       labels=["direction", "kind"])
+        for direction, counts in (("in", p2p.messages_in), ("out", p2p.messages_out)):
+            for kind, count in sorted(counts.items()):
+                messages.add_metric([direction, kind], count)
+        yield messages
+        traffic = CounterMetricFamily("chainlab_p2p_bytes", "P2P frame bytes by direction", labels=["direction"])
+        traffic.add_metric(["in"], p2p.bytes_in)
+        traffic.add_metric(["out"], p2p.bytes_out)
+        yield traffic
+        for name, help_text, label, counts in (
+            ("chainlab_p2p_frames_dropped", "P2P frames dropped, by cause", "cause", p2p.frames_dropped),
+            ("chainlab_p2p_disconnects", "P2P connections ended, by reason code", "reason", p2p.disconnects),
+        ):
+            family = CounterMetricFamily(name, help_text, labels=[label])
+            for key, count in sorted(counts.items()):
+                family.add_metric([key], count)
+            yield family
+        for name, help_text, value in (("chainlab_p2p_bans", "Peers banned", p2p.bans),
+                                       ("chainlab_p2p_dials", "Outbound connections tried", p2p.dials),
+                                       ("chainlab_p2p_dial_failures", "Outbound connections that failed",
+                                        p2p.dial_failures)):
+            yield CounterMetricFamily(name, help_text, value=value)

@@ -107,6 +107,7 @@ class Node:
             self.key, ChainAccessAdapter(self), rng=random.SystemRandom(),
         )
         await service.start()
+        self.node_metrics.watch_p2p(service.metrics)
         rpc = self.config.rpc
         self.rpc = server = RpcServer(RpcConfig(host=rpc.host, port=rpc.port, admin_token=rpc.admin_token or None),
                                       NodeApiAdapter(self))
@@ -209,8 +210,8 @@ class Node:
             for block in out.announce_blocks:
                 self.p2p.announce_block(block)
             for message in out.engine_messages:
-                self.p2p.send_engine(message.message.kind, message.message.payload, to=message.to,
-                                     exclude=message.exclude)
+                self.p2p.send_engine(message.message.kind, message.message.payload, exclude=message.exclude,
+                                     address=message.address)
             for tx, exclude in out.announce_txs:
                 self.p2p.announce_tx(tx.hash, exclude=exclude)
             for peer, block_hash in out.fetch_blocks:

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from chain import crypto
 from chain.block import Block
 from chain.crypto import PrivateKey
 from chain.errors import RejectError
@@ -96,6 +97,7 @@ class P2PService:
         self._flush_scheduled = False
         self._connections: dict[int, Connection] = {}
         self._ready: dict[str, Connection] = {}  # peer (hex node id) -> its READY connection
+        self._peer_of_address: dict[bytes, str] = {}  # address of a ready peer's node key -> the peer
         self._dialing: set[str] = set()
         self._node_of_url: OrderedDict[str, str] = OrderedDict()  # the node id last met at a URL (bounded)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -155,6 +157,7 @@ class P2PService:
             await self._client.close()
         self._connections.clear()
         self._ready.clear()
+        self._peer_of_address.clear()
         log.info("p2p stopped (%s)", self.url)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -180,9 +183,13 @@ class P2PService:
         """Push a block to every ready peer not known to have it, except `exclude`."""
         self._act(self._relay.announce_block(block, exclude))
 
-    def send_engine(self, kind: str, payload: bytes, to: str | None = None, exclude: str | None = None) -> None:
-        """Send a consensus-engine payload to peer `to`, or to every ready peer but `exclude`."""
+    def send_engine(self, kind: str, payload: bytes, to: str | None = None, exclude: str | None = None,
+                    address: bytes | None = None) -> None:
+        """Send a consensus-engine payload to peer `to`; or to the ready peer whose node key has `address`, when
+        there is one; or to every ready peer but `exclude`."""
         frame = encode_frame(EngineMsg(kind=kind, payload=payload))
+        if to is None and address is not None:
+            to = self._peer_of_address.get(address)
         if to is not None:
             conn = self._ready.get(to)
             if conn is None:
@@ -351,6 +358,7 @@ class P2PService:
         peer = conn.peer
         if peer is not None and self._ready.get(peer) is conn:
             del self._ready[peer]
+            self._peer_of_address = {a: p for a, p in self._peer_of_address.items() if p != peer}
             self._act(self._relay.peer_down(peer, self._now()))
 
     # -- sending -------------------------------------------------------------------------------------------------
@@ -487,6 +495,7 @@ class P2PService:
         if old is not None and old is not conn:
             self._disconnect(old, "duplicate-peer", "replaced by another connection")
         self._ready[peer] = conn
+        self._peer_of_address[crypto.address_of(bytes.fromhex(peer))] = peer
         if conn.url:
             self._addresses.connected(conn.url)
         log.info("peer %s ready (%s, height %d, %s)", peer[:16], conn.direction, hello.best_height, conn.url)

@@ -33,7 +33,7 @@ from chain.crypto import PrivateKey
 from chain.genesis import TOP_LEVEL
 from chain.tx import Transaction, make_transfer
 from consensus.registry import spec_named
-from testnet.bench_loop import LoopResult, latency_summary, machine_info, run_closed_loop
+from testnet.bench_loop import LoopResult, latency_summary, machine_info, processes_cpu_s, run_closed_loop
 from testnet.cluster import Cluster
 from testnet.local import LocalNode
 
@@ -415,7 +415,8 @@ async def _run(cluster: Cluster, options: ConsensusBenchOptions) -> dict[str, An
                                               options.failover_timeout_s)
 
         result = await run_closed_loop(options.clients, load, duration_s=options.duration_s,
-                                       warmup_s=options.warmup_s, after_window=failover_phase)
+                                       warmup_s=options.warmup_s, after_window=failover_phase,
+                                       server_cpu=lambda: processes_cpu_s([node.pid for node in cluster.nodes]))
     finally:
         await watcher.close()
         for session in sessions:
@@ -439,5 +440,7 @@ def consensus_report(options: ConsensusBenchOptions, result: LoopResult, watcher
         "commit_p99_ms": summary["p99_ms"], "commit_max_ms": summary["max_ms"], "blocks": max(0, blocks),
         "errors": summary["errors"],
         "client": {k: summary[k] for k in ("client_cpu_s", "client_cpu_share", "client_cpu_per_op_us")},
+        "nodes_cpu": {"cpu_s": summary["server_cpu_s"], "cpu_share": summary["server_cpu_share"],
+                      "cpu_per_commit_us": summary["server_cpu_per_op_us"]},
         "machine": machine_info(), "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from testnet.bench_loop import LoopResult, run_closed_loop
+from testnet.bench_loop import LoopResult, processes_cpu_s, run_closed_loop
 
 INSTALL_HINT = "etcd is not installed: `apt-get install etcd-server` (Debian/Ubuntu) or put an etcd binary on PATH"
 START_TIMEOUT_S = 30.0
@@ -164,7 +164,8 @@ async def _run_puts(members: Sequence[EtcdMember], clients: int, duration_s: flo
                 for _ in members]
     try:
         return await run_closed_loop(clients, EtcdPuts(members, sessions), duration_s=duration_s,
-                                     warmup_s=warmup_s)
+                                     warmup_s=warmup_s,
+                                     server_cpu=lambda: processes_cpu_s([m.process.pid for m in members]))
     finally:
         for session in sessions:
             await session.close()
@@ -179,4 +180,5 @@ def measure_etcd(clients: int, duration_s: float, warmup_s: float = 1.0, members
     return {"system": "etcd", "version": version, "members": members, "clients": clients,
             "duration_s": round(result.window_s, 3), "writes": summary["ops"], "writes_per_s": summary["ops_per_s"],
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "max_ms": summary["max_ms"],
-            "errors": summary["errors"], "client_cpu_share": summary["client_cpu_share"]}
+            "errors": summary["errors"], "client_cpu_share": summary["client_cpu_share"],
+            "server_cpu_share": summary["server_cpu_share"], "server_cpu_per_op_us": summary["server_cpu_per_op_us"]}

@@ -40,6 +40,7 @@ class LoopResult:
     latencies_s: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     cpu_s: float = 0.0
+    server_cpu_s: float | None = None  # the measured servers' CPU over the window, when a probe was given
 
     @property
     def window_s(self) -> float:
@@ -58,6 +59,11 @@ class LoopResult:
             # one process: 1.0 would mean the load generator used a whole core for the window
             "client_cpu_share": round(self.cpu_s / window, 3),
             "client_cpu_per_op_us": round(self.cpu_s / len(self.latencies_s) * 1e6, 1) if self.latencies_s else None,
+            "server_cpu_s": None if self.server_cpu_s is None else round(self.server_cpu_s, 3),
+            # cores the servers used together over the window, and their CPU per completed operation
+            "server_cpu_share": None if self.server_cpu_s is None else round(self.server_cpu_s / window, 3),
+            "server_cpu_per_op_us": (round(self.server_cpu_s / len(self.latencies_s) * 1e6, 1)
+                                     if self.server_cpu_s is not None and self.latencies_s else None),
         }
 
 
@@ -72,9 +78,12 @@ def latency_summary(latencies_s: Sequence[float]) -> dict[str, float | None]:
 
 
 async def run_closed_loop(clients: int, operation: Operation, *, duration_s: float, warmup_s: float,
-                          after_window: Callable[[], Awaitable[None]] | None = None) -> LoopResult:
+                          after_window: Callable[[], Awaitable[None]] | None = None,
+                          server_cpu: Callable[[], float | None] | None = None) -> LoopResult:
     """Run `clients` closed-loop clients for `warmup_s` + `duration_s` (then, while they keep running,
-    `after_window`, e.g. a fail-over phase); only operations that complete inside the window count."""
+    `after_window`, e.g. a fail-over phase); only operations that complete inside the window count.
+    `server_cpu` reads the CPU seconds the servers have used so far (None when it cannot): read at both ends of
+    the window, it gives what the load cost them."""
     if clients < 1 or duration_s <= 0 or warmup_s < 0:
         raise ValueError("need at least one client, a positive duration and a non-negative warm-up")
     loop = asyncio.get_running_loop()
@@ -99,8 +108,12 @@ async def run_closed_loop(clients: int, operation: Operation, *, duration_s: flo
     try:
         await _sleep_watching(tasks, warmup_s)
         cpu_start = time.process_time()
+        server_start = server_cpu() if server_cpu is not None else None
         await _sleep_watching(tasks, duration_s)
         result.cpu_s = time.process_time() - cpu_start
+        server_end = server_cpu() if server_cpu is not None else None
+        if server_start is not None and server_end is not None:
+            result.server_cpu_s = server_end - server_start
         if after_window is not None:
             await after_window()
     finally:
@@ -115,6 +128,23 @@ async def _sleep_watching(tasks: Sequence[asyncio.Future[None]], seconds: float)
     done, _ = await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_EXCEPTION)
     for task in done:
         task.result()
+
+
+def processes_cpu_s(pids: Sequence[int | None]) -> float | None:
+    """User plus system CPU seconds the processes `pids` have used (Linux /proc); None when one cannot be read
+    (gone, not Linux), so a window across a restart reports nothing rather than a wrong figure."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for pid in pids:
+        if pid is None:
+            return None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rpartition(")")[2].split()  # the command name may hold spaces; fields 14, 15 follow it
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def machine_info() -> dict[str, Any]:

@@ -46,8 +46,8 @@ class EngineSendView(Protocol):
         """The P2P engine message."""
 
     @property
-    def to(self) -> str | None:
-        """Always None: envelopes are flooded."""
+    def address(self) -> bytes | None:
+        """The validator address it is for: sent to that peer alone when it is one (None: to everyone)."""
 
     @property
     def exclude(self) -> str | None:

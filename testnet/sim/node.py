@@ -144,6 +144,8 @@ class SimNode:
         self.incarnation = 0  # bumped by every crash: stale timers of a dead incarnation are ignored
         self.mining_generation = 0  # bumped by every new mining work: stale block-found draws are ignored
         self.stats = NodeStats()
+        # validator address -> node name, for envelopes addressed to one validator (node.core.PeerBroadcast)
+        self.peer_of_address: dict[bytes, str] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -352,6 +354,10 @@ class SimNode:
         peers = relay.peers
         for outgoing in out.engine_messages:
             message = EngineCarrier.of(outgoing.message.kind, outgoing.message.payload)
+            direct = self.peer_of_address.get(outgoing.address) if outgoing.address is not None else None
+            if direct is not None and direct in peers:
+                self.hooks.send(self, direct, message, t)
+                continue
             for peer in peers:
                 if peer != outgoing.exclude:
                     self.hooks.send(self, peer, message, t)

@@ -163,6 +163,9 @@ class Simulator:
             for i in range(n)
         ]
         self._index = {node.name: node.index for node in self.nodes}
+        directory = {node.key.address: node.name for node in self.nodes}
+        for node in self.nodes:
+            node.peer_of_address = directory
         self._handlers: dict[type, Callable[[Any], None]] = {
             Deliver: self._on_deliver, Tick: self._on_tick, Housekeeping: self._on_housekeeping,
             BlockFound: self._on_block_found, LinkUp: self._on_link_up, LinkTimeout: self._on_link_timeout,

@@ -227,3 +227,19 @@ def test_any_delivery_order_ends_on_the_most_work_chain(forest: tuple[list[tuple
     expected_state = built[tip_index][1] if tip_index is not None else g.initial_state()
     assert tree.state.commitment == expected_state.commitment
     assert dict(tree.store.iter_accounts()) == dict(expected_state.items())
+
+
+def test_recent_block_bodies_are_served_from_memory_and_forgotten_with_the_block() -> None:
+    g = genesis()
+    store = MemoryStore()
+    chain_store = ChainStore(store, recent_blocks=4)
+    chain_store.init_genesis(g)
+    tree = BlockTree(chain_store, g, WorkSealPolicy())  # type: ignore[arg-type]
+    blocks = [block for block, _ in chain_of(g, 8, txs_at={1: [transfer(0, 1, 10, 1, 0)]})]
+    for block in blocks:
+        tree.add_block(block, now_ms=NOW_MS)
+    assert chain_store.get_block(blocks[-1].hash) is blocks[-1]  # the object stored, not a fresh decode
+    old = chain_store.get_block(blocks[1].hash)  # evicted from the 4 kept: decoded from the store again
+    assert old == blocks[1] and old is not blocks[1] and old.txs == blocks[1].txs
+    chain_store.forget_block(blocks[-1].hash)
+    assert chain_store.get_block(blocks[-1].hash) is None

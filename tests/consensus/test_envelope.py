@@ -63,8 +63,15 @@ def test_addressed_messages_reach_only_their_validator_but_are_relayed_by_all() 
     payload = sealed(A, to=C.address)
     at_b = router(B).receive(payload)
     assert at_b is not None and at_b.deliver is None and at_b.relay is not None  # B passes it on
+    assert at_b.addressee == C.address  # the driver sends the relay straight to C when C is its neighbour
     at_c = router(C).receive(at_b.relay)
     assert at_c is not None and at_c.deliver is not None and at_c.sender == A.address
+    assert at_c.relay is None  # for C alone: nobody else needs a copy
+
+
+def test_broadcast_messages_are_relayed_by_their_receivers_too() -> None:
+    at_b = router(B).receive(sealed(A))
+    assert at_b is not None and at_b.deliver is not None and at_b.relay is not None and at_b.addressee is None
 
 
 def test_a_forged_copy_neither_counts_nor_shadows_the_genuine_one() -> None:

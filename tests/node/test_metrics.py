@@ -33,3 +33,20 @@ def test_an_engine_without_status_metrics_exports_none() -> None:
     metrics.add_engine_metrics(spec_named("pow").metrics)
     metrics.observe_engine_status({"term": 4, "mining": True})
     assert _exported(metrics.registry) == {}
+
+
+def test_p2p_counters_are_exported_when_scraped() -> None:
+    from p2p.protocol.metrics import P2PMetrics
+
+    metrics = NodeMetrics(CollectorRegistry())
+    first, second = P2PMetrics(), P2PMetrics()
+    metrics.watch_p2p(first)
+    first.messages_out["TxMsg"] += 3
+    first.frames_dropped["loss"] += 1
+    text = generate_latest(metrics.registry).decode()
+    assert 'chainlab_p2p_messages_total{direction="out",kind="TxMsg"} 3.0' in text
+    assert 'chainlab_p2p_frames_dropped_total{cause="loss"} 1.0' in text
+    metrics.watch_p2p(second)  # a restarted service: its counters replace the old ones, no duplicate registration
+    second.messages_in["Inv"] += 2
+    text = generate_latest(metrics.registry).decode()
+    assert 'chainlab_p2p_messages_total{direction="in",kind="Inv"} 2.0' in text and "TxMsg" not in text

@@ -7,6 +7,7 @@ import asyncio
 
 import aiohttp
 
+from chain import crypto
 from chain.block import Block
 from p2p.protocol.codec import decode_frame, encode_frame
 from p2p.protocol.faults import FaultConfig
@@ -339,6 +340,15 @@ def test_engine_messages_reach_the_engine() -> None:
                              what="engine payloads")
             assert b_chain.engine_messages == [(a.node_id, "heartbeat", b"\x01")]
             assert (a.node_id, "ack", b"\x02") in c_chain.engine_messages
+            # Addressed by the validator address of a peer's node key: to that peer alone.
+            a.send_engine("vote", b"\x03", address=crypto.address_of(bytes.fromhex(b.node_id)))
+            await wait_until(lambda: len(b_chain.engine_messages) == 2, what="the addressed payload")
+            assert b_chain.engine_messages[1] == (a.node_id, "vote", b"\x03")
+            # An address no peer has: to every peer (the envelope layer relays it on).
+            a.send_engine("vote", b"\x04", address=bytes(20))
+            await wait_until(lambda: len(b_chain.engine_messages) == 3 and len(c_chain.engine_messages) == 3,
+                             what="the unroutable payload, flooded")
+            assert all(len(chain.engine_messages) == 3 for chain in (b_chain, c_chain))  # c never got \x03
         finally:
             await net.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.raft.engine import RaftEngine
+from consensus.raft.engine import RaftEngine, Role
 from consensus.raft.messages import VOTE_RESP_KIND, VoteRequest, VoteResponse
 from testnet.checks import check_one_leader_per_term
 from testnet.sim.config import SimConfig, parse_faults
@@ -58,8 +58,9 @@ def test_one_leader_per_term_check_fails_on_two_proposers_of_a_term() -> None:
 
 
 def test_a_voter_that_votes_twice_in_a_term_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Planted bug: votes granted without remembering the vote of the term (nor checking the log). Two candidates
-    of one term can then both win, and the blocks they seal show it."""
+    """Planted bug: votes granted without remembering the vote of the term (nor checking the log). A candidate
+    with a stale log then wins and overwrites committed blocks (or two candidates of one term both win): a safety
+    check must say so."""
 
     def vote_for_anyone(self: RaftEngine, sender: bytes, request: VoteRequest, now: float) -> None:
         if request.term > self.term and not request.prevote:
@@ -70,7 +71,28 @@ def test_a_voter_that_votes_twice_in_a_term_is_caught(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(RaftEngine, "_on_vote", vote_for_anyone)
     failed = []
-    for seed in range(1, 9):
+    for seed in (1, 2):
         result = Simulator(config(seed, "partition,crash,loss"), node_core_factory).run()
+        failed.extend(c.name for c in result.checks if not c.ok)
+    assert {"final-prefix-agreement", "no-safety-alarm", "one-leader-per-term"} & set(failed), failed
+
+
+def test_a_candidate_that_wins_alone_is_caught_as_two_leaders_of_a_term(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted bug: a (pre-)candidate counts its own vote as a majority. Two nodes that time out together both
+    lead the same term, and the blocks they seal show it to the one-leader-per-term check."""
+
+    def tally_alone(self: RaftEngine, now: float) -> bool:
+        if not any(self._votes.values()):
+            return False
+        if self.role is Role.PRE_CANDIDATE:
+            self._campaign(now, prevote=False)
+        else:
+            self._become_leader(now)
+        return True
+
+    monkeypatch.setattr(RaftEngine, "_tally", tally_alone)
+    failed = []
+    for seed in (6, 7):
+        result = Simulator(config(seed, "partition"), node_core_factory).run()
         failed.extend(c.name for c in result.checks if not c.ok)
     assert "one-leader-per-term" in failed, failed
