@@ -26,7 +26,7 @@ from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from p2p.config import BlockVerdict, ChainAccess, P2PConfig
 from p2p.importer import Importer, ImportHooks
-from p2p.protocol.codec import encode_frame
+from p2p.protocol.codec import FrameError, encode_frame, split_frames
 from p2p.protocol.faults import NO_FAULTS, FaultConfig
 from p2p.protocol.limits import (
     BAN_SCORE,
@@ -422,6 +422,24 @@ class P2PService:
     # -- receiving -----------------------------------------------------------------------------------------------
 
     def _on_frame(self, conn: Connection, data: bytes) -> None:
+        try:
+            frames = split_frames(data, self.config.max_message_bytes)
+        except FrameError as error:
+            self.metrics.bytes_in += len(data)
+            self._fault(conn, error.code, error.message)
+            return
+        if len(frames) == 1:
+            self._on_one_frame(conn, data)
+            return
+        # Frames that left the peer together (a Bundle): each rate-limited and handled as if it had come alone.
+        self.metrics.messages_in["Bundle"] += 1
+        self.metrics.bytes_in += len(data) - sum(len(frame) for frame in frames)
+        for frame in frames:
+            if conn.closing:
+                return
+            self._on_one_frame(conn, frame)
+
+    def _on_one_frame(self, conn: Connection, data: bytes) -> None:
         now = self._now()
         self.metrics.bytes_in += len(data)
         if self.faults.blocks(conn.peer, conn.url):
@@ -495,6 +513,7 @@ class P2PService:
         if old is not None and old is not conn:
             self._disconnect(old, "duplicate-peer", "replaced by another connection")
         self._ready[peer] = conn
+        conn.bundling = True
         self._peer_of_address[crypto.address_of(bytes.fromhex(peer))] = peer
         if conn.url:
             self._addresses.connected(conn.url)

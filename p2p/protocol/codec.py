@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from chain.encoding import as_bytes, pack, unpack
 from chain.errors import DecodeError
-from p2p.protocol.messages import MESSAGE_VERSION, MESSAGES_BY_TAG, Message
+from p2p.protocol.messages import MESSAGE_VERSION, MESSAGES_BY_TAG, Bundle, Message
 
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _FIXARRAY_MIN, _FIXARRAY_MAX = 0x92, 0x9F
@@ -54,3 +54,13 @@ def decode_frame(data: object, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTE
         return cls.from_fields(fields)
     except (TypeError, ValueError) as exc:
         raise FrameError(f"{cls.__name__}: {exc}") from exc
+
+
+def split_frames(data: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[bytes]:
+    """The frames one websocket message carries: itself, or the frames of a Bundle, in order (each still to be
+    decoded on its own). FrameError for a malformed bundle."""
+    if len(data) < 2 or data[1] != Bundle.TAG:
+        return [data]
+    bundle = decode_frame(data, max_message_bytes)
+    assert isinstance(bundle, Bundle), "the tag says Bundle"
+    return list(bundle.frames)

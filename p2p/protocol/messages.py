@@ -17,7 +17,7 @@ from chain.block import MAX_BLOCK_BYTES
 from chain.encoding import check_bytes, check_text, check_uint
 from chain.tx import MAX_CHAIN_ID_CHARS, MAX_TX_BYTES
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Bundle (a node of version 1 cannot read one, so the handshake keeps them apart)
 MESSAGE_VERSION = 1  # the encoding version of every message kind today
 
 MAX_INV_HASHES = 1_000
@@ -28,6 +28,7 @@ MAX_URL_CHARS = 256
 MAX_USER_AGENT_CHARS = 64
 MAX_ENGINE_KIND_CHARS = 32
 MAX_ENGINE_PAYLOAD_BYTES = 1024 * 1024
+MAX_BUNDLE_FRAMES = 256
 MAX_DISCONNECT_CODE_CHARS = 64
 MAX_DISCONNECT_MESSAGE_CHARS = 256
 CHALLENGE_BYTES = 32
@@ -303,9 +304,27 @@ class Disconnect(Message):
         return cls(code=code, message=printable[:MAX_DISCONNECT_MESSAGE_CHARS])
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bundle(Message):
+    """Several frames that were due at the same moment, sent as one websocket message (one write, one wakeup of
+    the reader) once the session is ready; the receiver handles each as if it had arrived alone, in order. A
+    bundle holds at least two frames, none of them a bundle; each frame is checked when it is handled."""
+
+    TAG: ClassVar[int] = 47
+    frames: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if type(self.frames) is not tuple or not 2 <= len(self.frames) <= MAX_BUNDLE_FRAMES:
+            raise ValueError(f"a bundle holds 2 to {MAX_BUNDLE_FRAMES} frames")
+        for frame in self.frames:
+            check_bytes(frame, "frame")
+            if len(frame) < 2 or frame[1] == self.TAG:
+                raise ValueError("a bundle frame must be a non-bundle frame")
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Hello, HelloAck, Ping, Pong, Inv, GetData, NotFound, TxMsg, BlockMsg, GetBlocks, Blocks, GetPeers, Peers,
-    EngineMsg, Disconnect,
+    EngineMsg, Disconnect, Bundle,
 )
 MESSAGES_BY_TAG: dict[int, type[Message]] = {cls.TAG: cls for cls in MESSAGE_TYPES}
 assert len(MESSAGES_BY_TAG) == len(MESSAGE_TYPES), "duplicate P2P message tag"

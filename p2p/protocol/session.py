@@ -22,7 +22,7 @@ from random import Random
 
 from chain import crypto
 from chain.errors import RejectError
-from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES, decode_frame, encode_frame
+from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES, decode_frame, encode_frame, split_frames
 from p2p.protocol.messages import (
     CHALLENGE_BYTES,
     MESSAGE_TYPES,
@@ -222,6 +222,12 @@ class PeerSession:
             return []
         if self.outbound and not self._hello_sent:
             raise LocalProtocolError("the dialing side must call start() before receiving")
+        frames = split_frames(frame, self.max_message_bytes)
+        if len(frames) > 1:  # a Bundle: its frames in order, as if each had come alone
+            events: list[Event] = []
+            for inner in frames:
+                events.extend(self.receive(inner, now))
+            return events
         message = decode_frame(frame, self.max_message_bytes)
         self.last_received = now
         next_state = _TRANSITIONS[self.state].get(type(message))

@@ -17,6 +17,7 @@ from p2p.protocol.messages import (
     MESSAGES_BY_TAG,
     BlockMsg,
     Blocks,
+    Bundle,
     Disconnect,
     EngineMsg,
     GetBlocks,
@@ -57,6 +58,7 @@ def samples() -> list[Message]:
         Peers(urls=("ws://127.0.0.1:1/p2p", "wss://example.org/p2p")),
         EngineMsg(kind="heartbeat", payload=b"\x00\x01"),
         Disconnect(code="wrong-genesis", message="peer genesis ..."),
+        Bundle(frames=(encode_frame(Pong(nonce=1)), encode_frame(GetPeers()))),
     ]
 
 
@@ -72,7 +74,7 @@ def test_every_message_type_round_trips() -> None:
 
 
 def test_tags_are_p2p_tags_and_unique() -> None:
-    assert sorted(MESSAGES_BY_TAG) == list(range(32, 47))
+    assert sorted(MESSAGES_BY_TAG) == list(range(32, 48))
 
 
 @pytest.mark.parametrize("build", [
@@ -93,6 +95,10 @@ def test_tags_are_p2p_tags_and_unique() -> None:
     lambda: Ping(nonce=-1, sent_ms=0),
     lambda: Disconnect(code="", message=""),
     lambda: TxMsg(raw=bytes(513)),
+    lambda: Bundle(frames=(encode_frame(Pong(nonce=1)),)),  # one frame needs no bundle
+    lambda: Bundle(frames=(encode_frame(Pong(nonce=1)), b"\x93")),  # too short to be a frame
+    lambda: Bundle(frames=(encode_frame(Pong(nonce=1)),
+                           encode_frame(Bundle(frames=(encode_frame(Pong(nonce=2)), encode_frame(GetPeers())))))),
 ])
 def test_messages_validate_on_construction(build: object) -> None:
     with pytest.raises(ValueError):

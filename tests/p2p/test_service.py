@@ -14,6 +14,7 @@ from p2p.protocol.faults import FaultConfig
 from p2p.protocol.messages import (
     BlockMsg,
     Blocks,
+    Bundle,
     Disconnect,
     GetBlocks,
     GetData,
@@ -22,6 +23,7 @@ from p2p.protocol.messages import (
     NotFound,
     Peers,
     Ping,
+    Pong,
     TxMsg,
 )
 from p2p.protocol.session import MessageReceived
@@ -150,6 +152,56 @@ def test_peer_with_another_genesis_is_refused_on_both_sides() -> None:
             assert b.metrics.refusals_received["wrong-genesis"] >= 1
             assert a.peers() == [] and b.peers() == []
             assert not a.is_banned(b.node_id)  # another network is not misbehaviour
+        finally:
+            await net.close()
+
+    run(scenario)
+
+
+def test_a_bundle_is_handled_frame_by_frame_and_a_bad_one_is_refused() -> None:
+    async def scenario() -> None:
+        net = Network()
+        peer, evil, nested = RawPeer(key(910)), RawPeer(key(911)), RawPeer(key(912))
+        try:
+            a = await net.add()
+            assert await peer.connect(a.url)
+            await peer.send(Bundle(frames=(encode_frame(Ping(nonce=5, sent_ms=1)), encode_frame(GetPeers()))))
+            seen: list[object] = []
+            while not any(isinstance(e, MessageReceived) and isinstance(e.message, Peers) for e in seen):
+                events = await peer.receive_events()
+                assert events is not None
+                seen.extend(events)
+            assert a.metrics.messages_in["Bundle"] == 1 and a.metrics.messages_in["GetPeers"] == 1
+            assert await evil.connect(a.url)  # a bundle whose second frame is junk: refused as that frame would be
+            await evil.send_raw(encode_frame(Bundle(frames=(encode_frame(Pong(nonce=1)), b"\x92\x22\xc1"))))
+            assert await evil.until_closed() == "malformed"
+            assert await nested.connect(a.url)  # a bundle in a bundle is not a bundle
+            inner = encode_frame(Bundle(frames=(encode_frame(Pong(nonce=1)), encode_frame(Pong(nonce=2)))))
+            await nested.send_raw(b"\x93\x2f\x01\x92" + b"".join(
+                bytes([0xc4, len(f)]) + f for f in (encode_frame(Pong(nonce=3)), inner)))
+            assert await nested.until_closed() == "malformed"
+        finally:
+            for raw in (peer, evil, nested):
+                await raw.close()
+            await net.close()
+
+    run(scenario)
+
+
+def test_frames_due_together_leave_as_one_bundle() -> None:
+    async def scenario() -> None:
+        net = Network()
+        try:
+            a = await net.add()
+            b = await net.add(bootstrap=(a,))
+            await wait_until(lambda: connected(a, b), what="a pair")
+            for index in range(20):  # one event-loop step: the writer finds them all due
+                a.send_engine("burst", index.to_bytes(2, "big"), to=b.node_id)
+            b_chain = b.chain
+            assert isinstance(b_chain, TreeChain)
+            await wait_until(lambda: len(b_chain.engine_messages) == 20, what="the burst")
+            assert [int.from_bytes(p, "big") for _, _, p in b_chain.engine_messages] == list(range(20))
+            assert b.metrics.messages_in["Bundle"] >= 1 and b.metrics.messages_in["EngineMsg"] == 20
         finally:
             await net.close()
 
@@ -465,13 +517,17 @@ def test_serves_data_blocks_and_peers_on_request() -> None:
             await wait_until(lambda: connected(a, other), what="a second peer")
             assert await client.connect(a.url)
 
+            pending: list[object] = []  # events read but not yet asked for (a bundle brings several at once)
+
             async def next_of(kind: type) -> object:
                 while True:
-                    events = await client.receive_events()
-                    assert events is not None
-                    for event in events:
+                    while pending:
+                        event = pending.pop(0)
                         if isinstance(event, MessageReceived) and isinstance(event.message, kind):
                             return event.message
+                    events = await client.receive_events()
+                    assert events is not None
+                    pending.extend(events)
 
             async def answer_to(request: object, kind: type) -> object:
                 await client.send(request)  # type: ignore[arg-type]
