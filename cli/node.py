@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Any
 
@@ -10,6 +9,7 @@ import click
 
 from chain import crypto
 from cli.common import emit_json, fail
+from node import eventloop
 from node.config import MAX_PROCESSES, ConfigError, NodeConfig, load_config, write_config
 from node.datadir import DatadirError, init_datadir, read_genesis_file
 from node.identity import IdentityError, load_or_create_key
@@ -86,7 +86,8 @@ def run_command(datadir: str, **options: Any) -> None:
 
     try:
         config = load_config(datadir).with_overrides(_overrides(**options))
-    except ConfigError as exc:
+        factory = eventloop.loop_factory()
+    except (ConfigError, ValueError) as exc:
         fail(str(exc))
     setup_logging(config.node.log_format, config.node.log_level, config.node.name)
 
@@ -101,7 +102,7 @@ def run_command(datadir: str, **options: Any) -> None:
         await node.wait_stopped()
 
     try:
-        asyncio.run(main(config))
+        eventloop.run(main(config), factory)
     except (DatadirError, IdentityError, ConfigError) as exc:
         fail(str(exc))
     except OSError as exc:

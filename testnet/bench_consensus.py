@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -33,6 +34,8 @@ from chain.crypto import PrivateKey
 from chain.genesis import TOP_LEVEL
 from chain.tx import Transaction, make_transfer
 from consensus.registry import spec_named
+from node import eventloop
+from testnet.bench_http import HttpError, LeanClient
 from testnet.bench_loop import LoopResult, latency_summary, machine_info, processes_cpu_s, run_closed_loop
 from testnet.cluster import Cluster
 from testnet.local import LocalNode
@@ -96,9 +99,10 @@ class FinalWatcher:
         self._fetch = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        """Follow every node (reconnecting when one goes away)."""
-        self._tasks = [asyncio.ensure_future(self._follow(index)) for index in range(len(self.nodes))]
+    def start(self, indices: Sequence[int] | None = None) -> None:
+        """Follow the nodes at `indices` (default: every node), reconnecting when one goes away."""
+        chosen = range(len(self.nodes)) if indices is None else indices
+        self._tasks = [asyncio.ensure_future(self._follow(index)) for index in chosen]
 
     async def close(self) -> None:
         """Stop following."""
@@ -205,6 +209,21 @@ class BenchClient:
     nonce: int = 0
     signed: dict[int, Transaction] = field(default_factory=dict)
     signed_in_window: int = 0
+    connections: dict[int, LeanClient] = field(default_factory=dict)  # by node index, opened on first use
+
+    def connection(self, node: LocalNode) -> LeanClient:
+        """The keep-alive connection to the client's current node (a restarted node gets a new one)."""
+        lean = self.connections.get(self.node)
+        if lean is None or (lean.host, lean.port) != _host_port(node.rpc_url):
+            if lean is not None:
+                lean.close()
+            lean = self.connections[self.node] = LeanClient(node.rpc_url)
+        return lean
+
+    def close(self) -> None:
+        """Close every connection."""
+        for lean in self.connections.values():
+            lean.close()
 
 
 class TransferLoad:
@@ -240,14 +259,12 @@ class TransferLoad:
         node = self.cluster.nodes[client.node]
         try:
             if not node.info:
-                raise aiohttp.ClientConnectionError("node not started")
-            async with self.sessions[client.node].post(
-                    node.rpc_url + "/v1/transactions?wait=final", data=b'{"tx":"%s"}' % tx.encoded.hex().encode(),
-                    headers={"Content-Type": "application/json"},
-                    timeout=aiohttp.ClientTimeout(total=COMMIT_TIMEOUT_S)) as reply:
-                raw = await reply.read()
-                status = reply.status
-            answer = _json_or_none(raw)
+                raise HttpError("node not started")
+            reply = await client.connection(node).request(
+                "POST", "/v1/transactions?wait=final", b'{"tx":"%s"}' % tx.encoded.hex().encode(),
+                timeout_s=COMMIT_TIMEOUT_S)
+            status = reply.status
+            answer = _json_or_none(reply.body)
             if 200 <= status < 300 and answer.get("status") == "final":
                 self.answered_final += 1
             else:
@@ -260,7 +277,7 @@ class TransferLoad:
                 self.watched_final += 1
         except TimeoutError:
             return "commit-timeout"
-        except aiohttp.ClientConnectionError:
+        except HttpError:
             client.node = (client.node + 1) % len(self.cluster.nodes)  # that node is down: use the next one
             return "unavailable"
         finally:
@@ -268,10 +285,20 @@ class TransferLoad:
         self._advance(client)
         return None
 
+    def close(self) -> None:
+        """Close every client's connections."""
+        for client in self.clients:
+            client.close()
+
     @staticmethod
     def _advance(client: BenchClient) -> None:
         client.signed.pop(client.nonce, None)
         client.nonce += 1
+
+
+def _host_port(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
 
 
 def _json_or_none(raw: bytes) -> dict[str, Any]:
@@ -391,7 +418,7 @@ def measure_consensus(options: ConsensusBenchOptions) -> dict[str, Any]:
             cluster.start()
             if options.nodes > 1:
                 cluster.wait_connected(min_peers=1)
-            report = asyncio.run(_run(cluster, options))
+            report = eventloop.run(_run(cluster, options))
     report.update({"genesis_params": {**params, **top}})
     return report
 
@@ -401,10 +428,13 @@ async def _run(cluster: Cluster, options: ConsensusBenchOptions) -> dict[str, An
                 for _ in cluster.nodes]
     watcher = FinalWatcher(cluster.nodes, sessions)
     failover: dict[str, Any] | None = None
+    load: TransferLoad | None = None
     try:
         if options.failover_kills:
             await find_leader(cluster, sessions, wait_s=options.failover_timeout_s)  # refuse before the load
-        watcher.start()
+        # Final blocks are the same on every node: one stream is enough unless nodes are killed on purpose (each
+        # stream costs its node a little for every block).
+        watcher.start(None if options.failover_kills else [0])
         await watcher.ready(timeout_s=10.0)
         load = TransferLoad(cluster, sessions, watcher, options.clients)
 
@@ -418,10 +448,13 @@ async def _run(cluster: Cluster, options: ConsensusBenchOptions) -> dict[str, An
                                        warmup_s=options.warmup_s, after_window=failover_phase,
                                        server_cpu=lambda: processes_cpu_s([node.pid for node in cluster.nodes]))
     finally:
+        if load is not None:
+            load.close()
         await watcher.close()
         for session in sessions:
             await session.close()
     report = consensus_report(options, result, watcher)
+    assert load is not None, "the closed loop ran"
     report["commit_source"] = {"node_answer": load.answered_final, "event_stream": load.watched_final}
     report["late_signed"] = load.late_signed
     if failover is not None:

@@ -9,7 +9,6 @@ by process group on the way out, whatever happens.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -25,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from node import eventloop
+from testnet.bench_http import HttpError, LeanClient
 from testnet.bench_loop import LoopResult, processes_cpu_s, run_closed_loop
 
 INSTALL_HINT = "etcd is not installed: `apt-get install etcd-server` (Debian/Ubuntu) or put an etcd binary on PATH"
@@ -132,50 +131,49 @@ def _wait_healthy(members: Sequence[EtcdMember]) -> None:
 
 
 class EtcdPuts:
-    """The etcd operation: client i puts key `bench/i` (a fresh value each time) through member i mod n."""
+    """The etcd operation: client i puts key `bench/i` (a fresh value each time) through member i mod n, on its
+    own keep-alive connection (the lean client chainlab's transfers use too)."""
 
-    def __init__(self, members: Sequence[EtcdMember], sessions: Sequence[aiohttp.ClientSession]) -> None:
-        self.urls = [member.client_url + "/v3/kv/put" for member in members]
-        self.sessions = list(sessions)
+    def __init__(self, members: Sequence[EtcdMember], clients: int) -> None:
+        self.connections = [LeanClient(members[index % len(members)].client_url) for index in range(clients)]
         self.counter = 0
 
     async def __call__(self, index: int) -> str | None:
         self.counter += 1
-        member = index % len(self.urls)
         body = json.dumps({"key": base64.b64encode(b"bench/%d" % index).decode(),
-                           "value": base64.b64encode(b"%d" % self.counter).decode()})
+                           "value": base64.b64encode(b"%d" % self.counter).decode()}).encode()
         try:
-            async with self.sessions[member].post(self.urls[member], data=body,
-                                                  timeout=aiohttp.ClientTimeout(total=30)) as reply:
-                raw = await reply.read()
-                if reply.status != 200:
-                    return f"http-{reply.status}"
-                if b'"error"' in raw:
-                    return "etcd-error"
+            reply = await self.connections[index].request("POST", "/v3/kv/put", body, timeout_s=30)
         except TimeoutError:
             return "timeout"
-        except aiohttp.ClientError:
+        except HttpError:
             return "unavailable"
+        if reply.status != 200:
+            return f"http-{reply.status}"
+        if b'"error"' in reply.body:
+            return "etcd-error"
         return None
+
+    def close(self) -> None:
+        """Close every connection."""
+        for connection in self.connections:
+            connection.close()
 
 
 async def _run_puts(members: Sequence[EtcdMember], clients: int, duration_s: float, warmup_s: float) -> LoopResult:
-    sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients + 4), trust_env=False)
-                for _ in members]
+    puts = EtcdPuts(members, clients)
     try:
-        return await run_closed_loop(clients, EtcdPuts(members, sessions), duration_s=duration_s,
-                                     warmup_s=warmup_s,
+        return await run_closed_loop(clients, puts, duration_s=duration_s, warmup_s=warmup_s,
                                      server_cpu=lambda: processes_cpu_s([m.process.pid for m in members]))
     finally:
-        for session in sessions:
-            await session.close()
+        puts.close()
 
 
 def measure_etcd(clients: int, duration_s: float, warmup_s: float = 1.0, members: int = 3) -> dict[str, Any]:
     """Closed-loop puts against a fresh `members`-member etcd cluster; EtcdUnavailable without etcd."""
     version = etcd_version(etcd_binary())
     with etcd_cluster(members) as running:
-        result = asyncio.run(_run_puts(running, clients, duration_s, warmup_s))
+        result = eventloop.run(_run_puts(running, clients, duration_s, warmup_s))
     summary = result.summary()
     return {"system": "etcd", "version": version, "members": members, "clients": clients,
             "duration_s": round(result.window_s, 3), "writes": summary["ops"], "writes_per_s": summary["ops_per_s"],

@@ -90,8 +90,10 @@ async def run_closed_loop(clients: int, operation: Operation, *, duration_s: flo
     started = loop.time()
     result = LoopResult(clients=clients, window_start=started + warmup_s, window_end=started + warmup_s + duration_s)
 
+    stopping = False
+
     async def client(index: int) -> None:
-        while True:
+        while not stopping:  # besides the cancellation below, which an operation may swallow by accident
             begun = loop.time()
             error = await operation(index)
             done = loop.time()
@@ -117,6 +119,7 @@ async def run_closed_loop(clients: int, operation: Operation, *, duration_s: flo
         if after_window is not None:
             await after_window()
     finally:
+        stopping = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
