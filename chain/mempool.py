@@ -209,6 +209,10 @@ class Mempool:
             nonce += 1
         return nonce
 
+    def transactions(self) -> list[Transaction]:
+        """Every pooled transaction, oldest admission first."""
+        return [entry.tx for entry in self._by_hash.values()]
+
     def txs_from(self, address: bytes) -> list[Transaction]:
         """The sender's pooled transactions in nonce order (ready and future)."""
         queue = self._senders.get(address, {})

@@ -354,6 +354,11 @@ class Engine(Protocol):
         """Why this node refuses client writes now (None: it accepts them), e.g. `no-leader` or `no-quorum` for
         an engine that chooses consistency over availability. Transactions from peers are never refused."""
 
+    def tx_destination(self) -> bytes | None:
+        """Where the transactions this node admits should go: None to every peer (gossip: any node may be the
+        next proposer), or the validator address of the node that orders them (a leader). The node's own
+        address means nowhere: it proposes them itself, and its blocks carry them to the others."""
+
     def seal(self, header: BlockHeader) -> SealOutcome:
         """Seal a header built for a ProposeRequest: sign it, or set a puzzle for the node's workers."""
 
@@ -401,6 +406,10 @@ class EngineBase:
 
     def write_refusal(self, *, now: float) -> RejectError | None:
         """Writes are always accepted by default."""
+        return None
+
+    def tx_destination(self) -> bytes | None:
+        """Gossip to every peer by default."""
         return None
 
     def solved(self, puzzle: Puzzle, nonce: int) -> BlockHeader:

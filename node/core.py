@@ -84,7 +84,8 @@ class Output:
     """What the driver must do after one input."""
 
     announce_blocks: list[Block] = field(default_factory=list)  # push to peers (our own new blocks)
-    announce_txs: list[tuple[Transaction, str | None]] = field(default_factory=list)  # (tx, peer to skip)
+    # (tx, peer to skip, validator address to send it to: None for every peer), see Engine.tx_destination
+    announce_txs: list[tuple[Transaction, str | None, bytes | None]] = field(default_factory=list)
     engine_messages: list[PeerBroadcast] = field(default_factory=list)
     mining: MiningWork | None = None  # None: no change
     events: list[dict[str, object]] = field(default_factory=list)  # block / final / reorg, for subscribers
@@ -127,6 +128,7 @@ class NodeCore:
         self._pending_commit: bytes | None = None  # committed by the engine before the block arrived
         self._template_refreshed_at = float("-inf")
         self._sync_gap = 0  # blocks the peers' best chain is ahead of ours, as last told to the engine
+        self._tx_destination: bytes | None = None  # where our transactions went last (Engine.tx_destination)
         self._envelope_peer: str | None = None  # the peer that last relayed an engine envelope (block fetches)
 
     @classmethod
@@ -157,6 +159,16 @@ class NodeCore:
         self.engine.tick(now=now, now_ms=now_ms)
         self._drive_engine(out, now=now, now_ms=now_ms)
         return out
+
+    def _follow_tx_destination(self, out: Output) -> None:
+        """A new proposer to send transactions to (a new Raft leader): it gets every transaction we hold, which
+        the old one may never have proposed (it crashed, or lost its leadership)."""
+        destination = self.engine.tx_destination()
+        if destination == self._tx_destination:
+            return
+        self._tx_destination = destination
+        if destination is not None and destination != self.key.address:
+            out.announce_txs.extend((tx, None, destination) for tx in self.mempool.transactions())
 
     def peers_changed(self, peers: set[str], previous: set[str], *, now: float, now_ms: int) -> Output:
         """The connected peers are now `peers` (they were `previous`)."""
@@ -227,7 +239,9 @@ class NodeCore:
         """Mempool admission (RejectError with its code), relay, and a template refresh for the miners."""
         out = Output()
         self.mempool.add(tx, self.tree.state, now=now)
-        out.announce_txs.append((tx, source))
+        destination = self.engine.tx_destination()
+        if destination != self.key.address:  # our own: we propose it ourselves
+            out.announce_txs.append((tx, source, destination))
         if now - self._template_refreshed_at >= TEMPLATE_REFRESH_S:
             self._template_refreshed_at = now
             self.engine.on_transactions_available(now=now)
@@ -353,6 +367,7 @@ class NodeCore:
         for _ in range(MAX_ENGINE_ROUNDS):
             ready = self.engine.ready()
             if ready.is_empty():
+                self._follow_tx_destination(out)
                 return
             out.notes.extend(ready.notes)
             self._persist(ready)

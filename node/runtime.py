@@ -212,8 +212,8 @@ class Node:
             for message in out.engine_messages:
                 self.p2p.send_engine(message.message.kind, message.message.payload, exclude=message.exclude,
                                      address=message.address)
-            for tx, exclude in out.announce_txs:
-                self.p2p.announce_tx(tx.hash, exclude=exclude)
+            for tx, exclude, destination in out.announce_txs:
+                self.p2p.announce_tx(tx.hash, exclude=exclude, address=destination)
             for peer, block_hash in out.fetch_blocks:
                 self.p2p.want_blocks(peer, [block_hash])
         if out.mining is not None:

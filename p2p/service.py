@@ -173,10 +173,11 @@ class P2PService:
 
     # -- public API ----------------------------------------------------------------------------------------------
 
-    def announce_tx(self, tx_hash: bytes, exclude: str | None = None) -> None:
+    def announce_tx(self, tx_hash: bytes, exclude: str | None = None, address: bytes | None = None) -> None:
         """Announce a transaction (by hash) to every ready peer not known to have it, except `exclude` (announcements
-        made during one event-loop iteration leave together, one Inv per peer)."""
-        self._relay.announce_tx(tx_hash, exclude)
+        made during one event-loop iteration leave together, one Inv per peer); with `address`, to the ready peer
+        whose node key has that address alone, when there is one."""
+        self._relay.announce_tx(tx_hash, exclude, only=self._peer_of_address.get(address) if address else None)
         self._schedule_flush()
 
     def announce_block(self, block: Block, exclude: str | None = None) -> None:

@@ -932,6 +932,12 @@ class RaftEngine(EngineBase):
         for local, remote, _ in waiting:
             self._answer_read(local, remote, 0, RejectError(code, why))
 
+    def tx_destination(self) -> bytes | None:
+        """The leader, which alone proposes (etcd forwards proposals to it the same way): a follower sends its
+        clients' transactions there and nowhere else, the leader keeps them, and the blocks bring them to every
+        follower. Without a leader (an election) they go to everyone, so whoever wins has them."""
+        return self.leader
+
     def write_refusal(self, *, now: float) -> RejectError | None:
         """Writes need a leader that a majority follows: `no-quorum` when this node cannot see a majority,
         `no-leader` during an election."""

@@ -263,10 +263,11 @@ class Relay:
 
     # -- announcing ----------------------------------------------------------------------------------------------
 
-    def announce_tx(self, tx_hash: bytes, exclude: str | None = None) -> None:
-        """Queue an announcement of a transaction to every ready peer not known to have it, except `exclude`
-        (it leaves with `take_announcements`)."""
-        for peer in self.gossip.announce_to(tx_hash, self._peers, exclude):
+    def announce_tx(self, tx_hash: bytes, exclude: str | None = None, only: str | None = None) -> None:
+        """Queue an announcement of a transaction to every ready peer not known to have it, except `exclude`, or
+        to `only` when that is a ready peer (it leaves with `take_announcements`)."""
+        peers = [only] if only is not None and only in self._peers else self._peers
+        for peer in self.gossip.announce_to(tx_hash, peers, exclude):
             self._queue_inv(peer, "tx", tx_hash)
 
     def announce_block(self, block: Block, exclude: str | None = None) -> list[Action]:
@@ -409,11 +410,11 @@ class Relay:
     # -- verdicts ------------------------------------------------------------------------------------------------
 
     def tx_imported(self, job: TxJob, error: RejectError | None) -> list[Action]:
-        """The mempool's verdict on `job` (None: admitted, then announced onward)."""
+        """The mempool's verdict on `job` (None: admitted; the node announces it onward, where its engine says:
+        node.core.NodeCore.receive_tx)."""
         if error is not None:
             return [Punish(peer=job.peer, penalty=tx_penalty(error.code), code=error.code,
                            reason=f"tx {job.tx.hash.hex()[:16]}")]
-        self.announce_tx(job.tx.hash, job.peer)
         return []
 
     def block_imported(self, job: BlockJob, outcome: ImportOutcome, now: float) -> list[Action]:

@@ -62,8 +62,9 @@ class OutputView(Protocol):
         """Our own new blocks, to push to every peer."""
 
     @property
-    def announce_txs(self) -> Sequence[tuple[Transaction, str | None]]:
-        """Transactions to announce, each with a peer to skip."""
+    def announce_txs(self) -> Sequence[tuple[Transaction, str | None, bytes | None]]:
+        """Transactions to announce, each with a peer to skip and the validator address to send it to (None:
+        every peer)."""
 
     @property
     def engine_messages(self) -> Sequence[EngineSendView]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chain.block import Block
+from chain.block import Block, BlockHeader
 from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from chain.tx import Transaction
@@ -146,6 +146,9 @@ class SimNode:
         self.stats = NodeStats()
         # validator address -> node name, for envelopes addressed to one validator (node.core.PeerBroadcast)
         self.peer_of_address: dict[bytes, str] = {}
+        # every block this node proposed, kept across crashes: a leader's blocks may be truncated from every
+        # store by the end of a run, and the one-leader-per-term check must still see that it led
+        self.proposed: list[BlockHeader] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -348,9 +351,10 @@ class SimNode:
         for peer, block_hash in out.fetch_blocks:
             self._act(relay.want_blocks(peer, [block_hash], self.clock.now(t)))
         for block in out.announce_blocks:
+            self.proposed.append(block.header)
             self._act(relay.announce_block(block))
-        for tx, exclude in out.announce_txs:
-            relay.announce_tx(tx.hash, exclude)
+        for tx, exclude, destination in out.announce_txs:
+            relay.announce_tx(tx.hash, exclude, only=self.peer_of_address.get(destination) if destination else None)
         peers = relay.peers
         for outgoing in out.engine_messages:
             message = EngineCarrier.of(outgoing.message.kind, outgoing.message.payload)

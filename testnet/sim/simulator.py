@@ -474,9 +474,9 @@ class Simulator:
         checks.append(self._misbehaviour_check())
         block_term = spec_named(self.config.consensus).block_term
         if block_term is not None:
-            checks.append(check_one_leader_per_term(
-                (block_term(meta.header), meta.header.proposer.hex()) for _, tree in trees
-                for meta in tree.known_blocks() if meta.height > 0))
+            headers = [meta.header for _, tree in trees for meta in tree.known_blocks() if meta.height > 0]
+            headers.extend(header for node in self.nodes for header in node.proposed)
+            checks.append(check_one_leader_per_term((block_term(h), h.proposer.hex()) for h in headers))
         ok = all(check.ok for check in checks)
         return SimResult(config=self.config, virtual_s=self.t, trace_hash=self.trace.hexdigest(),
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),

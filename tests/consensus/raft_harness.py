@@ -16,6 +16,7 @@ from chain.block import Block
 from chain.devtools import dev_keys
 from chain.errors import RejectError
 from chain.genesis import Genesis
+from chain.tx import Transaction
 from consensus.engine import EngineMessage, Outgoing, ReadResult
 from consensus.envelope import ENVELOPE_KIND, decode_envelope
 from consensus.raft.engine import RaftEngine, Role
@@ -73,6 +74,9 @@ class RaftNet:
         self.reads: dict[str, list[ReadResult]] = {name: [] for name in self.names}
         self.rejections: list[tuple[str, RejectError]] = []
         self.delivered: list[Packet] = []
+        # transaction announcements each core asked for (tx, peer to skip, destination); not delivered: tests
+        # put transactions where they want them
+        self.announced: dict[str, list[tuple[Transaction, str | None, bytes | None]]] = {n: [] for n in self.names}
         for name in self.names:
             self._build(name)
         for name in self.names:
@@ -151,6 +155,7 @@ class RaftNet:
     def _absorb(self, src: str, out: Output) -> None:
         """Queue what a core asked to send."""
         self.reads[src].extend(out.reads)
+        self.announced[src].extend(out.announce_txs)
         for broadcast in out.engine_messages:
             if broadcast.exclude is not None:
                 continue  # a relay: the harness delivers every envelope directly to its addressee

@@ -376,3 +376,20 @@ def test_a_leader_crashes_and_rejoins_as_a_follower_with_its_term() -> None:
     assert net.engine(leader).role is Role.FOLLOWER and net.engine(leader).leader == net.address[new]
     assert all(net.final(n)[:len(final_before)] == final_before for n in net.names)
     assert_final_prefixes_agree(net)
+
+
+def test_transactions_go_to_the_leader_alone_and_again_to_a_new_leader() -> None:
+    """A follower sends the transactions it admits to the leader and nowhere else (the leader's blocks bring them
+    to everyone); the leader sends its own nowhere; a new leader gets every transaction a follower still holds
+    (the old one may have died before proposing them)."""
+    net = RaftNet(3, seed=2)  # n1 leads first, then n2: the follower n0 forwards to both in turn
+    leader = net.elect()
+    follower, other = [n for n in net.names if n != leader]
+    txs = fresh_transfers([net.keys[0]], {net.keys[0].address: 0}, chain_id=net.genesis.chain_id, count=2)
+    out = net.cores[follower].receive_tx(txs[0], source=None, now=net.now, now_ms=net.now_ms)
+    assert out.announce_txs == [(txs[0], None, net.address[leader])]
+    assert net.cores[leader].receive_tx(txs[1], source=None, now=net.now, now_ms=net.now_ms).announce_txs == []
+    net.crash(leader)
+    new_leader = net.elect()
+    assert new_leader == other
+    assert (txs[0], None, net.address[new_leader]) in net.announced[follower]

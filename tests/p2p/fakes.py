@@ -64,6 +64,7 @@ class TreeChain:
         self.mempool: dict[bytes, Transaction] = {}
         self.submitted_blocks: list[tuple[bytes, str]] = []
         self.engine_messages: list[tuple[str, str, bytes]] = []
+        self.service: P2PService | None = None  # set by Network.add
         for block in blocks:
             self.tree.add_block(block, now_ms=self.now_ms())
 
@@ -121,6 +122,8 @@ class TreeChain:
         if tx.hash in self.mempool:
             raise RejectError("already-known", "in the pool")
         self.mempool[tx.hash] = tx
+        if self.service is not None:  # as a node does: what it admits, it announces onward (gossip)
+            self.service.announce_tx(tx.hash, exclude=peer)
 
     def on_engine_message(self, peer: str, kind: str, payload: bytes) -> None:
         self.engine_messages.append((peer, kind, payload))
@@ -156,8 +159,9 @@ class Network:
         """Start a service with the FAST config (plus `overrides`) that bootstraps from `bootstrap`."""
         self._seed += 1
         config = replace(FAST, bootstrap=tuple(s.url for s in bootstrap), **overrides)  # type: ignore[arg-type]
-        service = P2PService(config, identity or key(100 + self._seed), chain or TreeChain(),
-                             rng=random.Random(self._seed))
+        chain = chain or TreeChain()
+        service = P2PService(config, identity or key(100 + self._seed), chain, rng=random.Random(self._seed))
+        chain.service = service
         await service.start()
         self.services.append(service)
         return service

@@ -97,10 +97,22 @@ def test_transactions_go_announce_fetch_admit_announce_onward() -> None:
     assert len(actions) == 1 and isinstance(actions[0], Submit) and isinstance(actions[0].job, TxJob)
     chain.mempool[tx.hash] = tx
     assert relay.tx_imported(actions[0].job, None) == []
+    assert relay.take_announcements() == []  # the node announces what it admitted, where its engine says
+    relay.announce_tx(tx.hash, exclude="a")  # as node.core does for an engine that gossips
     announced = relay.take_announcements()
     assert sends(announced) == [("b", "Inv")]  # one Inv per peer, not back to the sender
     served = relay.on_message("b", GetData(kind="tx", hashes=(tx.hash, bytes(32))), NOW)
     assert sends(served) == [("b", "TxMsg"), ("b", "NotFound")]
+
+
+def test_a_transaction_for_one_proposer_is_announced_to_it_alone() -> None:
+    tx = transfer(0)
+    relay = relay_with_peers(TreeChain(), "a", "b", "c")
+    relay.announce_tx(tx.hash, only="b")
+    assert sends(relay.take_announcements()) == [("b", "Inv")]
+    other = transfer(1)
+    relay.announce_tx(other.hash, only="gone")  # not a ready peer: to everyone, so that it can be relayed there
+    assert sorted(sends(relay.take_announcements())) == [("a", "Inv"), ("b", "Inv"), ("c", "Inv")]
 
 
 def test_a_fetch_that_times_out_goes_to_the_next_announcer() -> None:

@@ -79,7 +79,8 @@ def test_a_voter_that_votes_twice_in_a_term_is_caught(monkeypatch: pytest.Monkey
 
 def test_a_candidate_that_wins_alone_is_caught_as_two_leaders_of_a_term(monkeypatch: pytest.MonkeyPatch) -> None:
     """Planted bug: a (pre-)candidate counts its own vote as a majority. Two nodes that time out together both
-    lead the same term, and the blocks they seal show it to the one-leader-per-term check."""
+    lead the same term, and the blocks they seal show it to the one-leader-per-term check (which counts every
+    block any node proposed: the losing leader's blocks are truncated from every log by the end of the run)."""
 
     def tally_alone(self: RaftEngine, now: float) -> bool:
         if not any(self._votes.values()):
@@ -92,7 +93,7 @@ def test_a_candidate_that_wins_alone_is_caught_as_two_leaders_of_a_term(monkeypa
 
     monkeypatch.setattr(RaftEngine, "_tally", tally_alone)
     failed = []
-    for seed in (6, 7):
+    for seed in (1, 2):
         result = Simulator(config(seed, "partition"), node_core_factory).run()
         failed.extend(c.name for c in result.checks if not c.ok)
     assert "one-leader-per-term" in failed, failed
