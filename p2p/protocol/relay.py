@@ -215,6 +215,7 @@ class Relay:
         self._peers: list[str] = []  # ready peers, sorted
         self._recent_blocks: OrderedDict[bytes, bytes] = OrderedDict()  # relayed, maybe not stored yet
         self._pending_inv: dict[str, dict[str, list[bytes]]] = {}
+        self._pending_push: dict[str, list[bytes]] = {}  # transactions to push whole to one peer (a leader)
 
     # -- peers ---------------------------------------------------------------------------------------------------
 
@@ -240,6 +241,7 @@ class Relay:
         if peer in self._peers:
             self._peers.remove(peer)
         self._pending_inv.pop(peer, None)
+        self._pending_push.pop(peer, None)
         self.sync.remove_peer(peer)
         return self._fetches(self.gossip.remove_peer(peer, now))
 
@@ -264,10 +266,14 @@ class Relay:
     # -- announcing ----------------------------------------------------------------------------------------------
 
     def announce_tx(self, tx_hash: bytes, exclude: str | None = None, only: str | None = None) -> None:
-        """Queue an announcement of a transaction to every ready peer not known to have it, except `exclude`, or
-        to `only` when that is a ready peer (it leaves with `take_announcements`)."""
-        peers = [only] if only is not None and only in self._peers else self._peers
-        for peer in self.gossip.announce_to(tx_hash, peers, exclude):
+        """Queue an announcement of a transaction to every ready peer not known to have it, except `exclude`; or,
+        when `only` is a ready peer (the one proposer that needs it), push the transaction itself to it, sparing
+        the Inv/GetData round trip (it leaves with `take_announcements`)."""
+        if only is not None and only in self._peers:
+            for peer in self.gossip.announce_to(tx_hash, [only], exclude):
+                self._pending_push.setdefault(peer, []).append(tx_hash)
+            return
+        for peer in self.gossip.announce_to(tx_hash, self._peers, exclude):
             self._queue_inv(peer, "tx", tx_hash)
 
     def announce_block(self, block: Block, exclude: str | None = None) -> list[Action]:
@@ -287,11 +293,13 @@ class Relay:
     @property
     def announcements_pending(self) -> bool:
         """True when `take_announcements` has something to send."""
-        return bool(self._pending_inv)
+        return bool(self._pending_inv or self._pending_push)
 
     def take_announcements(self) -> list[Action]:
-        """The queued announcements: one Inv per peer and kind (blocks first), at most MAX_INV_HASHES hashes each."""
+        """The queued announcements: one Inv per peer and kind (blocks first), at most MAX_INV_HASHES hashes each;
+        then the transactions pushed whole (one TxMsg each: the transport bundles what leaves together)."""
         pending, self._pending_inv = self._pending_inv, {}
+        pushes, self._pending_push = self._pending_push, {}
         actions: list[Action] = []
         for peer, by_kind in pending.items():
             for kind in ("block", "tx"):  # blocks first: they matter more for everyone
@@ -299,6 +307,11 @@ class Relay:
                 for start in range(0, len(hashes), MAX_INV_HASHES):
                     actions.append(Send(peer=peer, message=Inv(kind=kind, hashes=tuple(hashes[start:start +
                                                                                           MAX_INV_HASHES]))))
+        for peer, hashes in pushes.items():
+            for tx_hash in hashes:
+                raw = self.chain.tx_bytes(tx_hash)
+                if raw is not None:  # gone from the pool since (included, replaced): nothing to push
+                    actions.append(Send(peer=peer, message=TxMsg(raw=raw)))
         return actions
 
     def _queue_inv(self, peer: str, kind: str, item_hash: bytes) -> None:

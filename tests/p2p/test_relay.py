@@ -107,9 +107,15 @@ def test_transactions_go_announce_fetch_admit_announce_onward() -> None:
 
 def test_a_transaction_for_one_proposer_is_announced_to_it_alone() -> None:
     tx = transfer(0)
-    relay = relay_with_peers(TreeChain(), "a", "b", "c")
+    chain = TreeChain()
+    relay = relay_with_peers(chain, "a", "b", "c")
+    chain.mempool[tx.hash] = tx
     relay.announce_tx(tx.hash, only="b")
-    assert sends(relay.take_announcements()) == [("b", "Inv")]
+    pushed = relay.take_announcements()
+    assert sends(pushed) == [("b", "TxMsg")]  # pushed whole: no Inv/GetData round trip
+    assert isinstance(pushed[0], Send) and pushed[0].message == TxMsg(raw=tx.encoded)
+    relay.announce_tx(tx.hash, only="b")
+    assert relay.take_announcements() == []  # b has it now
     other = transfer(1)
     relay.announce_tx(other.hash, only="gone")  # not a ready peer: to everyone, so that it can be relayed there
     assert sorted(sends(relay.take_announcements())) == [("a", "Inv"), ("b", "Inv"), ("c", "Inv")]
