@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from chain.genesis import Genesis
 from cli.bench import command
-from testnet.bench_consensus import FinalWatcher, TransferLoad
+from testnet.bench_consensus import FinalWatcher, TransferLoad, bench_genesis
 from testnet.cluster import Cluster
 from testnet.local import LocalNode
 from tests.conftest import key
@@ -33,6 +33,13 @@ def test_a_short_bench_commits_transfers_and_reports_sane_percentiles() -> None:
     assert report["blocks"] > 0
     assert report["genesis_params"]["acks_required"] == 1
     assert report["machine"]["cpu_count"] >= 1 and report["date"]
+    assert report["nodes_cpu"]["cpu_s"] > 0 and report["nodes_cpu"]["cpu_per_commit_us"] > 0
+
+
+def test_the_bench_block_interval_suits_the_engine_unless_given() -> None:
+    assert bench_genesis("raft", 3, {})[1]["block_interval_s"] == 0.01
+    assert bench_genesis("primary-backup", 3, {})[1]["block_interval_s"] == 0.1
+    assert bench_genesis("raft", 3, {"block_interval_s": 0.05})[1]["block_interval_s"] == 0.05
 
 
 def test_an_unknown_genesis_parameter_is_a_one_line_error() -> None:
