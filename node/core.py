@@ -26,7 +26,6 @@ from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.housekeeping import MEMPOOL_MAX_AGE_S
 from chain.mempool import Mempool
-from chain.state import apply_block
 from chain.tx import Transaction
 from chain.validation import SignatureChecker, check_block_cheap
 from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, ReadResult, Ready, Sealed
@@ -470,7 +469,7 @@ class NodeCore:
                                                      max_bytes=rules.max_block_bytes - 4096)
         draft = make_block(parent=parent_header, height=parent_header.height + 1, timestamp_ms=timestamp_ms, txs=txs,
                            state_root=bytes(32), proposer=proposer)
-        after = apply_block(tree.state, draft, reward=tree.policy.block_reward(draft.header)).state
+        after = tree.preview(draft).state
         return make_block(parent=parent_header, height=parent_header.height + 1, timestamp_ms=timestamp_ms, txs=txs,
                           state_root=after.commitment, proposer=proposer)
 

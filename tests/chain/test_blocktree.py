@@ -243,3 +243,32 @@ def test_recent_block_bodies_are_served_from_memory_and_forgotten_with_the_block
     assert old == blocks[1] and old is not blocks[1] and old.txs == blocks[1].txs
     chain_store.forget_block(blocks[-1].hash)
     assert chain_store.get_block(blocks[-1].hash) is None
+
+
+def test_a_previewed_block_is_applied_once_and_only_the_block_it_was_built_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import chain.blocktree as blocktree_module
+    from chain.block import make_block
+
+    g = genesis()
+    tree = new_tree(g)
+    txs = [transfer(0, 1, 10, 1, 0)]
+    sealed, after = sealed_block(g.initial_state(), g.block(), txs)
+    draft = make_block(parent=g.block().header, height=1, timestamp_ms=sealed.header.timestamp_ms, txs=txs,
+                       state_root=bytes(32), proposer=sealed.header.proposer)
+    assert tree.preview(draft).state.commitment == after.commitment
+
+    def no_second_application(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the previewed application should have been used")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(blocktree_module, "connect_block", no_second_application)
+        assert tree.add_block(sealed, now_ms=NOW_MS).status == "connected"
+    assert tree.state.commitment == after.commitment
+    # A preview of other transactions is not used for a block that lacks them (and the block still connects).
+    other_txs = [transfer(0, 2, 5, 1, 1)]
+    tree.preview(make_block(parent=sealed.header, height=2, timestamp_ms=sealed.header.timestamp_ms + 1000,
+                            txs=other_txs, state_root=bytes(32), proposer=sealed.header.proposer))
+    empty, after_empty = sealed_block(after, sealed, [])
+    assert tree.add_block(empty, now_ms=NOW_MS).status == "connected"
+    assert tree.state.commitment == after_empty.commitment
