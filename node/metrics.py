@@ -12,7 +12,7 @@ start with `chainlab_`; docs/RPC.md lists them.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -105,6 +105,7 @@ class NodeMetrics:
         self._engine_metrics: dict[str, tuple[StatusMetric, Gauge | Counter]] = {}
         self._engine_counted: dict[str, float] = {}
         self._p2p_collector: _P2PCollector | None = None
+        self.before_scrape: Callable[[], None] | None = None  # refreshes the gauges the owner keeps lazily
         _BOUND[registry] = self
 
     @classmethod
@@ -134,6 +135,11 @@ class NodeMetrics:
             if value > counted:
                 exported.inc(value - counted)
                 self._engine_counted[name] = float(value)
+
+    def refresh(self) -> None:
+        """Bring lazily kept gauges up to date (the RPC server calls it before rendering /metrics)."""
+        if self.before_scrape is not None:
+            self.before_scrape()
 
     def watch_p2p(self, p2p: P2PMetrics) -> None:
         """Export the P2P service's counters (read when scraped: the hot path only bumps plain counters); a

@@ -495,6 +495,7 @@ class RpcServer:
         return _json({"peers": self.api.peers()})
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self.metrics.refresh()
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:

@@ -46,6 +46,7 @@ from p2p.service import P2PConfig, P2PService
 log = logging.getLogger("chainlab.node")
 
 NODE_INFO_FILE = "node.json"
+METRICS_REFRESH_S = 0.25  # gauges refresh at most this often as blocks come (and before every scrape)
 
 
 def wall_ms() -> int:
@@ -69,6 +70,8 @@ class Node:
         self.engine = self.core.engine
         self.metrics = prometheus_client.CollectorRegistry()
         self.node_metrics = NodeMetrics(self.metrics)
+        self.node_metrics.before_scrape = self._update_metrics
+        self._metrics_at = float("-inf")
         self.node_metrics.add_engine_metrics(spec_of(self.genesis).metrics)
         self.events = EventBroker()
         self.final_waits = FinalHeightWaits()
@@ -233,7 +236,7 @@ class Node:
                     self.miner.stop_job()
         for event in out.events:
             self.events.publish(event)
-        if out.results or out.events:
+        if (out.results or out.events) and time.monotonic() - self._metrics_at >= METRICS_REFRESH_S:
             self._update_metrics()
 
     def _count(self, result: AddResult) -> None:
@@ -356,6 +359,10 @@ class Node:
         return status
 
     def _update_metrics(self) -> None:
+        """The gauges (height, mempool, peers, the engine's status fields): at most every METRICS_REFRESH_S as
+        blocks and events come (each refresh asks the engine for its whole status), at every housekeeping round,
+        and before every scrape."""
+        self._metrics_at = time.monotonic()
         metrics = self.node_metrics
         metrics.chain_height.set(self.tree.height)
         metrics.final_height.set(self.tree.final_height)

@@ -32,7 +32,7 @@ ERROR_PAUSE_S = 0.05
 
 @dataclass(kw_only=True)
 class LoopResult:
-    """What the clients did inside the measured window (monotonic `window_start`..`window_end`)."""
+    """What the clients did inside the measured window (time.monotonic() `window_start`..`window_end`)."""
 
     clients: int
     window_start: float
@@ -86,17 +86,16 @@ async def run_closed_loop(clients: int, operation: Operation, *, duration_s: flo
     the window, it gives what the load cost them."""
     if clients < 1 or duration_s <= 0 or warmup_s < 0:
         raise ValueError("need at least one client, a positive duration and a non-negative warm-up")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = time.monotonic()  # not time.monotonic(): uvloop's counts whole milliseconds
     result = LoopResult(clients=clients, window_start=started + warmup_s, window_end=started + warmup_s + duration_s)
 
     stopping = False
 
     async def client(index: int) -> None:
         while not stopping:  # besides the cancellation below, which an operation may swallow by accident
-            begun = loop.time()
+            begun = time.monotonic()
             error = await operation(index)
-            done = loop.time()
+            done = time.monotonic()
             inside = result.window_start <= done <= result.window_end
             if error is None:
                 if inside:
