@@ -43,11 +43,7 @@ from testnet.local import LocalNode
 log = logging.getLogger("chainlab.testnet.bench")
 
 LEADER_ROLES = ("leader", "primary")
-DEFAULT_BLOCK_INTERVAL_S = 0.1
-# A closed loop is paced by the block interval (each client has one transfer in flight, and it waits for a block):
-# Raft's leader proposes whenever transactions wait, so its bench runs at a 10 ms interval, where the clients'
-# pacing no longer hides what the engine can commit (at 0.1 s the figure would be 64 clients / ~0.1 s).
-ENGINE_BLOCK_INTERVAL_S = {"raft": 0.01}
+DEFAULT_BLOCK_INTERVAL_S = 0.1  # EngineSpec.bench_block_interval_s's default
 # The load is signed before the window, as load generators prepare their workload: signing costs ~50 us of the
 # machine the nodes share, and a client's signing is not the network's work. Enough for PRESIGN_RATE commits per
 # second over the run (at most PRESIGN_MAX signatures, a few seconds); any beyond are signed inside the window
@@ -86,7 +82,7 @@ def bench_genesis(consensus: str, nodes: int, given: dict[str, Any]) -> tuple[di
     params = {k: v for k, v in given.items() if k not in TOP_LEVEL}
     if "consensus" in top or "timestamp_ms" in top:
         raise BenchError("set the engine with --consensus; timestamp_ms is not settable for a bench")
-    params.setdefault("block_interval_s", ENGINE_BLOCK_INTERVAL_S.get(consensus, DEFAULT_BLOCK_INTERVAL_S))
+    params.setdefault("block_interval_s", spec.bench_block_interval_s)
     for key, value in spec.testnet_defaults(params).items():
         params.setdefault(key, value)
     if "acks_required" in spec.parameters and nodes > 1:

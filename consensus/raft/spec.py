@@ -45,6 +45,7 @@ RAFT = EngineSpec(
     status_cell=_cell,
     admin_actions=ADMIN_ACTIONS,
     volatile_commit_index=True,
+    bench_block_interval_s=0.01,
     block_term=seal_term,
     metrics=(
         StatusMetric(name="chainlab_raft_term", help="Raft term this node is in", status_field="term"),
