@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chain import crypto
-from chain.encoding import TAG_BLOCK, TAG_HEADER, as_bytes, check_bytes, check_uint, pack, unpack
+from chain.encoding import TAG_BLOCK, TAG_HEADER, as_bytes, check_bytes, check_uint, pack, unpack, unpackb_raw
 from chain.errors import DecodeError
 from chain.merkle import merkle_root
 from chain.tx import MAX_TX_BYTES, Transaction, decode_tx
@@ -189,6 +189,22 @@ def decode_block(data: object) -> Block:
     block = Block(header=header, txs=txs)
     object.__setattr__(block, "_encoded", as_bytes(data))
     return block
+
+
+def peek_block_hash(data: bytes) -> bytes | None:
+    """The hash of the header a block's encoding carries, without decoding its header or transactions; None when
+    the bytes are not shaped like a block. Nothing is checked: for recognising a copy of a block already seen
+    before paying for its decoding, never for accepting one (a forged body under a known header is dropped with
+    the copies, and the genuine block is the one we hold)."""
+    if len(data) > MAX_BLOCK_BYTES:
+        return None
+    try:
+        obj = unpackb_raw(data)
+    except Exception:  # msgpack's zoo of errors: not a block; the full decode reports why
+        return None
+    if type(obj) is not list or len(obj) != 4 or obj[0] != TAG_BLOCK or type(obj[2]) is not bytes:
+        return None
+    return crypto.sha256(obj[2])
 
 
 def _raise_first_bad_tx(tx_list: list[object]) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from chain.block import Block, decode_block
+from chain.block import Block, decode_block, peek_block_hash
 from chain.errors import DecodeError, RejectError
 from chain.tx import Transaction, decode_tx
 from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
@@ -376,7 +376,13 @@ class Relay:
         return []
 
     def _on_block(self, peer: str, raw: bytes) -> list[Action]:
-        """Decode and precheck a block, push it onward, and queue it for import."""
+        """Decode and precheck a block, push it onward, and queue it for import. A copy of a block we hold or
+        saw is recognised by its header's hash before any decoding (blocks are pushed whole, so in a mesh most
+        arrivals are copies)."""
+        seen_hash = peek_block_hash(raw)
+        if seen_hash is not None and (seen_hash in self.gossip.seen or self.chain.has_block(seen_hash)):
+            self.gossip.mark_known(peer, seen_hash)
+            return []
         try:
             block = self._decode_block(raw)
         except DecodeError as error:

@@ -145,3 +145,25 @@ def test_a_dropped_job_may_be_fetched_again() -> None:
     relay.on_message("a", TxMsg(raw=tx.encoded), NOW)
     relay.job_dropped(TxJob(peer="a", tx=tx))
     assert relay.on_message("a", TxMsg(raw=tx.encoded), NOW) != []
+
+
+def test_a_copy_of_a_block_is_dropped_before_it_is_decoded() -> None:
+    from chain.block import decode_block, peek_block_hash
+
+    block = pow_chain(1)[0]
+    assert peek_block_hash(block.encoded) == block.hash
+    assert peek_block_hash(b"\x94\x01") is None and peek_block_hash(b"junk") is None
+    decoded: list[bytes] = []
+
+    def counting_decode(raw: bytes) -> Block:
+        decoded.append(raw)
+        return decode_block(raw)
+
+    chain = TreeChain()
+    relay = Relay(chain, decode_block=counting_decode)
+    for peer in ("a", "b"):
+        relay.peer_up(peer, 0, NOW)
+    first = relay.on_message("a", BlockMsg(raw=block.encoded), NOW)
+    assert any(isinstance(action, Submit) for action in first) and len(decoded) == 1
+    assert relay.on_message("b", BlockMsg(raw=block.encoded), NOW) == [] and len(decoded) == 1  # the copy
+    assert relay.announce_block(block) == []  # both are known to have it now: nothing goes back to them
