@@ -145,6 +145,7 @@ class RoundRobinEngine(EngineBase):
         self._recommit_at = 0.0
         self._peer_count = 0
         self._commits = 0
+        self._committed_height = 0  # the highest height we committed as its proposer
 
     @property
     def policy(self) -> ChainPolicy:
@@ -254,7 +255,12 @@ class RoundRobinEngine(EngineBase):
         if validator in acks:
             return
         acks.add(validator)
-        if len(acks) == self.quorum:
+        chain = self._chain
+        if len(acks) == self.quorum and chain is not None and height > max(chain.tip.height, self._committed_height):
+            # One commit per height: a retried proposal (a second block at this height) can gather a quorum of
+            # its own, since validators acknowledge the newer proposal; committing it too would finalize two
+            # blocks at one height (found by the simulator swarm under loss and duplication).
+            self._committed_height = height
             self._ready.messages.append(Outgoing(message=EngineMessage(kind=COMMIT_KIND,
                                                                        payload=encode_vote(block_hash, height))))
             self._ready.commit = block_hash

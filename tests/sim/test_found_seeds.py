@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from random import Random
 
-from consensus.engine import EngineContext
+from consensus.engine import EngineContext, EngineMessage, Outgoing
 from consensus.pow.engine import PowEngine
+from consensus.roundrobin.engine import COMMIT_KIND, RETRY_INTERVALS, RoundRobinEngine, encode_vote
 from node.core import NodeCore
 from testnet.sim.config import SimConfig, parse_faults
 from testnet.sim.core import CoreSpec, SimCore
@@ -46,4 +47,44 @@ RESTARTED_NODE_MINES_ON_STALE_TIP = SimConfig(
 def test_a_restarted_node_does_not_mine_until_it_caught_up() -> None:
     assert Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, node_core_factory).run().ok
     planted = Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, mines_while_behind_factory).run()
+    assert not planted.ok and "final-prefix-agreement" in planted.failed_checks()
+
+
+class CommitsEveryQuorumRoundRobinEngine(RoundRobinEngine):
+    """The bug (the engine before the fix): the proposer commits every block that gathers a quorum, a retried
+    proposal at a height it already committed too."""
+
+    def _count(self, block_hash: bytes, height: int, validator: bytes) -> None:
+        acks = self._acks.setdefault(block_hash, set())
+        if validator in acks:
+            return
+        acks.add(validator)
+        if len(acks) == self.quorum:
+            self._ready.messages.append(Outgoing(message=EngineMessage(kind=COMMIT_KIND,
+                                                                       payload=encode_vote(block_hash, height))))
+            self._ready.commit = block_hash
+            self._recommit_at = self._next_proposal + RETRY_INTERVALS * self.interval_s
+
+
+def commits_every_quorum_factory(spec: CoreSpec) -> SimCore:
+    return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
+                               engine=CommitsEveryQuorumRoundRobinEngine(EngineContext(
+                                   genesis=spec.genesis, key=spec.key, rng=Random(spec.rng_seed))),
+                               rng=Random(spec.rng_seed))
+
+
+# The CI-style swarm of 2026-12-05, after engine envelopes began to go straight to their addressee (the message
+# order moved): round-robin's proposer retried an unacknowledged proposal (a second block at height 1), validators
+# acknowledged the newer one as they should, and both blocks gathered a quorum; the proposer committed both, so
+# node5 and node0 finalized different blocks at height 1. A proposer now commits one block per height.
+RETRIED_PROPOSAL_COMMITTED_TWICE = SimConfig(
+    seed=15874725022311771636, consensus="round-robin", nodes=7, duration_s=120.0, faults=parse_faults("dup,loss"),
+    model="asynchronous", block_interval_s=2.0, finality_threshold=7, max_delay_s=0.2, async_scale_s=0.1,
+    tx_rate_per_s=0.2, heartbeat_interval_s=0.2,
+)
+
+
+def test_a_round_robin_proposer_commits_one_block_per_height() -> None:
+    assert Simulator(RETRIED_PROPOSAL_COMMITTED_TWICE, node_core_factory).run().ok
+    planted = Simulator(RETRIED_PROPOSAL_COMMITTED_TWICE, commits_every_quorum_factory).run()
     assert not planted.ok and "final-prefix-agreement" in planted.failed_checks()
