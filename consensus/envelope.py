@@ -184,9 +184,14 @@ class EnvelopeRouter:
         self._remember((signed.sender, signed.seq))
         return signed.encode(), reservation
 
-    def receive(self, payload: bytes) -> Received | None:
+    def receive(self, payload: bytes, channel_key: bytes | None = None) -> Received | None:
         """Route an envelope from a peer; None for a copy seen before (or our own, come back around);
-        RejectError/DecodeError for a malformed or forged one."""
+        RejectError/DecodeError for a malformed or forged one.
+
+        `channel_key`: the node key the connection it came over proved (the P2P handshake signs a challenge with
+        it). An envelope that its sender handed us directly (no hop) over its own authenticated connection, for us
+        alone, needs no signature check: the channel already says who sent it, and nobody else will see it (an
+        envelope we relay is always checked, so that we never pass on a forgery)."""
         fields = unpack(payload, TAG_ENVELOPE, 1, _FIELDS, _MAX_BYTES)
         # Most arrivals are copies: look (sender, seq) up before building and checking the envelope. The key is
         # only a lookup: nothing is recorded until the envelope checks out, so a malformed one cannot shadow it.
@@ -199,9 +204,10 @@ class EnvelopeRouter:
         ident = (envelope.sender, envelope.seq)
         if self.key is not None and envelope.sender == self.key.public_key:
             return None  # ours, from before a restart
-        verify_envelope(envelope, self.verified)
-        self._remember(ident)
         only_us = bool(envelope.to) and envelope.to == self.address
+        if not (only_us and envelope.hops == 0 and channel_key is not None and envelope.sender == channel_key):
+            verify_envelope(envelope, self.verified)
+        self._remember(ident)
         relay = envelope.relayed().encode() if envelope.hops < MAX_HOPS and not only_us else None
         for_us = not envelope.to or only_us
         deliver = EngineMessage(kind=envelope.kind, payload=envelope.body) if for_us else None

@@ -195,7 +195,7 @@ class NodeCore:
         out = Output()
         if kind != ENVELOPE_KIND:
             raise RejectError("unknown-engine-message", f"engine messages travel as {ENVELOPE_KIND!r}, not {kind!r}")
-        received = self.envelopes.receive(payload)
+        received = self.envelopes.receive(payload, channel_key=_node_key_of(peer))
         if received is None:
             return out  # a copy seen before
         self._envelope_peer = peer
@@ -502,3 +502,13 @@ class NodeCore:
             "min_fee": int(self.genesis.param("min_fee")),
             "engine": self.engine.status(now=now).to_json(),
         }
+
+
+def _node_key_of(peer: str) -> bytes | None:
+    """The node key a P2P peer id names (the hex of the key its handshake proved), or None for a driver whose
+    peers are named otherwise (the simulator's node names)."""
+    try:
+        key = bytes.fromhex(peer)
+    except ValueError:
+        return None
+    return key if len(key) == crypto.PUBKEY_BYTES else None

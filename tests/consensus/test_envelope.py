@@ -3,6 +3,8 @@ its addressee, forgeries refused without shadowing the genuine message, sequence
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chain import crypto
@@ -135,3 +137,22 @@ def test_the_largest_engine_message_fits_the_p2p_frame() -> None:
                                          to=B.address))
     assert len(payload) <= P2P_LIMIT
     assert router(B).receive(payload) is not None
+
+
+def test_a_direct_envelope_for_us_over_its_senders_own_connection_needs_no_signature_check() -> None:
+    forged = sealed(A, to=B.address)[:-64] + bytes(64)  # a bad signature: only the channel vouches for it
+    assert router(B).receive(forged, channel_key=A.public_key) is not None  # A's own authenticated connection
+    for channel in (None, C.public_key):  # no channel, or a connection that is not A's: checked, refused
+        with pytest.raises(RejectError):
+            router(B).receive(forged, channel_key=channel)
+    broadcast = sealed(A)[:-64] + bytes(64)  # for everyone: we would relay it, so it is always checked
+    with pytest.raises(RejectError):
+        router(B).receive(broadcast, channel_key=A.public_key)
+    hop = env.decode_envelope(sealed(A, to=B.address), GENESIS).relayed().encode()  # relayed once: checked
+    assert router(B).receive(hop, channel_key=A.public_key) is not None
+    with pytest.raises(RejectError):
+        router(B).receive(_with_bad_signature(hop), channel_key=A.public_key)
+
+
+def _with_bad_signature(payload: bytes) -> bytes:
+    return replace(env.decode_envelope(payload, GENESIS), signature=bytes(64)).encode()
