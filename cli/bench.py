@@ -493,6 +493,10 @@ def format_consensus_report(report: dict[str, Any]) -> list[str]:
     client = report["client"]
     lines.append(f"{report['committed_tx']} transfers committed in {report['blocks']} blocks; the load used "
                  f"{client['client_cpu_share']:.0%} of a core ({client['client_cpu_per_op_us']} us per commit)")
+    nodes_cpu = report.get("nodes_cpu") or {}
+    if nodes_cpu.get("cpu_share") is not None:
+        lines.append(f"the nodes used {nodes_cpu['cpu_share']:.2f} cores ({nodes_cpu['cpu_per_commit_us']} us of CPU "
+                     f"per commit)")
     if compare and compare.get("ratio_tx_per_s") is not None:
         lines.append(f"chainlab/etcd: {compare['ratio_tx_per_s']:.3f} of etcd's writes/s")
     failover = report.get("failover")
