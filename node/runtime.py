@@ -180,7 +180,7 @@ class Node:
             await asyncio.sleep(self.engine.tick_interval_s)
             now, now_ms = time.monotonic(), wall_ms()
             if self.p2p is not None:
-                peers = {str(p["node_id"]) for p in self.p2p.peers()}
+                peers = set(self.p2p.peer_ids())
                 if peers != self._known_peers:
                     self.apply(self.core.peers_changed(peers, self._known_peers, now=now, now_ms=now_ms))
                     self._known_peers = peers
@@ -350,7 +350,7 @@ class Node:
         status = self.core.status(now=time.monotonic())
         status.update({
             "node": self.config.node.name,
-            "peers": len(self.p2p.peers()) if self.p2p is not None else 0,
+            "peers": len(self.p2p.peer_ids()) if self.p2p is not None else 0,
             "p2p_url": self.p2p.url if self.p2p is not None else None,
             "syncing": bool(self.p2p.syncing) if self.p2p is not None else False,
             "sync_target_height": self.p2p.sync_progress[1] if self.p2p is not None else self.tree.height,
@@ -369,7 +369,7 @@ class Node:
         metrics.orphans.set(len(self.tree.orphans))
         metrics.observe_mempool(len(self.mempool), self.mempool.size_bytes)
         if self.p2p is not None:
-            metrics.peers.set(len(self.p2p.peers()))
+            metrics.peers.set(len(self.p2p.peer_ids()))
             metrics.syncing.set(1 if self.p2p.syncing else 0)
         engine_status = self.engine.status(now=time.monotonic()).to_json()
         metrics.observe_engine_status(engine_status)

@@ -226,6 +226,10 @@ class P2PService:
             })
         return rows
 
+    def peer_ids(self) -> frozenset[str]:
+        """The node ids of the ready peers (what `peers()` lists, without building its rows: asked every tick)."""
+        return frozenset(self._ready)
+
     def is_banned(self, key: str) -> bool:
         """True while a node id (hex) or URL is banned."""
         return self._scores.is_banned(key, self._now())

@@ -384,6 +384,7 @@ def test_engine_messages_reach_the_engine() -> None:
             b = await net.add(bootstrap=(a,))
             c = await net.add(bootstrap=(a,))
             await wait_until(lambda: connected(a, b) and connected(a, c), what="a star")
+            assert a.peer_ids() == {b.node_id, c.node_id} == {str(p["node_id"]) for p in a.peers()}
             a.send_engine("heartbeat", b"\x01")
             a.send_engine("ack", b"\x02", to=c.node_id)
             b_chain, c_chain = b.chain, c.chain
