@@ -13,7 +13,7 @@ stays on its final chain, and a `SafetyAlarm` is raised (returned, counted and l
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.orphans import OrphanLimits, OrphanPool
 from chain.state import Application, State, apply_block
-from chain.validation import Rules, SignatureChecker, check_block_cheap, check_state_commitment, connect_block
+from chain.validation import Rules, SignatureChecker, check_block_cheap, connect_block
 
 log = logging.getLogger("chainlab.chain")
 
@@ -473,16 +473,12 @@ class BlockTree:
 
     def _connect(self, block: Block, meta: BlockMeta) -> None:
         preview, self._preview = self._preview, None
-        if preview is not None and block.header.parent == self.tip.hash and preview[0] == self._preview_key(block):
-            finish_signatures = self.signatures.begin(block.txs)  # admitted to the pool: checked there already
-            finish_signatures()
-            application = replace(preview[1], block=block)
-            check_state_commitment(block, application.state)
-        else:
-            application = connect_block(
-                self.state, block, self.rules, reward=self.policy.block_reward(block.header),
-                now_ms=block.header.timestamp_ms, signatures=self.signatures, cheap_checks_done=True,
-            )
+        applied = (preview[1] if preview is not None and block.header.parent == self.tip.hash
+                   and preview[0] == self._preview_key(block) else None)
+        application = connect_block(
+            self.state, block, self.rules, reward=self.policy.block_reward(block.header),
+            now_ms=block.header.timestamp_ms, signatures=self.signatures, cheap_checks_done=True, applied=applied,
+        )
         valid = meta.with_status(BlockStatus.VALID)
         new_final = self._confirmed_final(block.height)
         self._unsynced_blocks += 1

@@ -13,7 +13,7 @@ runs in worker processes (node/workers.py); results are identical either way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, overload
 
 from chain import crypto
@@ -242,18 +242,21 @@ def check_state_commitment(block: Block, state_after: State) -> None:
 
 def connect_block(
     state: State, block: Block, rules: Rules, *, reward: int, now_ms: int, signatures: SignatureChecker,
-    cheap_checks_done: bool = False,
+    cheap_checks_done: bool = False, applied: Application | None = None,
 ) -> Application:
     """Fully validate `block` on top of `state` and return the application (new state, undo, receipts).
 
     The reject code does not depend on the verifier: a bad signature is reported before any stateful error even
     when the signatures are still being checked in other processes while the state is applied.
+
+    `applied`: the application of this block's transactions, reward and proposer on `state`, computed already
+    (the proposer's template: BlockTree.preview); the signatures and the state root are still checked.
     """
     if not cheap_checks_done:  # the block tree ran them when it stored the block
         check_block_cheap(block, rules, now_ms=now_ms)
     finish_signatures = signatures.begin(block.txs)
     try:
-        application = apply_block(state, block, reward=reward)
+        application = apply_block(state, block, reward=reward) if applied is None else replace(applied, block=block)
     except RejectError:
         finish_signatures()  # a bad signature outranks the state error
         raise

@@ -247,7 +247,7 @@ def test_recent_block_bodies_are_served_from_memory_and_forgotten_with_the_block
 
 def test_a_previewed_block_is_applied_once_and_only_the_block_it_was_built_for(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import chain.blocktree as blocktree_module
+    import chain.validation as validation_module
     from chain.block import make_block
 
     g = genesis()
@@ -262,7 +262,7 @@ def test_a_previewed_block_is_applied_once_and_only_the_block_it_was_built_for(
         raise AssertionError("the previewed application should have been used")
 
     with monkeypatch.context() as patch:
-        patch.setattr(blocktree_module, "connect_block", no_second_application)
+        patch.setattr(validation_module, "apply_block", no_second_application)
         assert tree.add_block(sealed, now_ms=NOW_MS).status == "connected"
     assert tree.state.commitment == after.commitment
     # A preview of other transactions is not used for a block that lacks them (and the block still connects).

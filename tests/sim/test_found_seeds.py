@@ -3,6 +3,7 @@ must pass) and with the bug it exposed planted back (which must still fail, so t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from random import Random
 
 from consensus.engine import EngineContext, EngineMessage, Outgoing
@@ -22,11 +23,13 @@ class MinesWhileBehindPowEngine(PowEngine):
         """Ignored: the bug."""
 
 
-def mines_while_behind_factory(spec: CoreSpec) -> SimCore:
-    return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
-                               engine=MinesWhileBehindPowEngine(EngineContext(
-                                   genesis=spec.genesis, key=spec.key, rng=Random(spec.rng_seed))),
-                               rng=Random(spec.rng_seed))
+def core_with(engine_class: type[PowEngine] | type[RoundRobinEngine]) -> Callable[[CoreSpec], SimCore]:
+    """A simulator core factory whose nodes run `engine_class` (an engine with a bug planted back)."""
+    def factory(spec: CoreSpec) -> SimCore:
+        context = EngineContext(genesis=spec.genesis, key=spec.key, rng=Random(spec.rng_seed))
+        return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
+                                   engine=engine_class(context), rng=Random(spec.rng_seed))
+    return factory
 
 
 # The CI swarm of commit 3cf02ef7f6 (2026-11-26): a node restarted after a crash, found its peers 3 blocks ahead,
@@ -46,7 +49,7 @@ RESTARTED_NODE_MINES_ON_STALE_TIP = SimConfig(
 
 def test_a_restarted_node_does_not_mine_until_it_caught_up() -> None:
     assert Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, node_core_factory).run().ok
-    planted = Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, mines_while_behind_factory).run()
+    planted = Simulator(RESTARTED_NODE_MINES_ON_STALE_TIP, core_with(MinesWhileBehindPowEngine)).run()
     assert not planted.ok and "final-prefix-agreement" in planted.failed_checks()
 
 
@@ -66,13 +69,6 @@ class CommitsEveryQuorumRoundRobinEngine(RoundRobinEngine):
             self._recommit_at = self._next_proposal + RETRY_INTERVALS * self.interval_s
 
 
-def commits_every_quorum_factory(spec: CoreSpec) -> SimCore:
-    return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
-                               engine=CommitsEveryQuorumRoundRobinEngine(EngineContext(
-                                   genesis=spec.genesis, key=spec.key, rng=Random(spec.rng_seed))),
-                               rng=Random(spec.rng_seed))
-
-
 # The CI-style swarm of 2026-12-05, after engine envelopes began to go straight to their addressee (the message
 # order moved): round-robin's proposer retried an unacknowledged proposal (a second block at height 1), validators
 # acknowledged the newer one as they should, and both blocks gathered a quorum; the proposer committed both, so
@@ -86,5 +82,5 @@ RETRIED_PROPOSAL_COMMITTED_TWICE = SimConfig(
 
 def test_a_round_robin_proposer_commits_one_block_per_height() -> None:
     assert Simulator(RETRIED_PROPOSAL_COMMITTED_TWICE, node_core_factory).run().ok
-    planted = Simulator(RETRIED_PROPOSAL_COMMITTED_TWICE, commits_every_quorum_factory).run()
+    planted = Simulator(RETRIED_PROPOSAL_COMMITTED_TWICE, core_with(CommitsEveryQuorumRoundRobinEngine)).run()
     assert not planted.ok and "final-prefix-agreement" in planted.failed_checks()
