@@ -48,7 +48,7 @@ DEFAULT_BLOCK_INTERVAL_S = 0.1  # EngineSpec.bench_block_interval_s's default
 # machine the nodes share, and a client's signing is not the network's work. Enough for PRESIGN_RATE commits per
 # second over the run (at most PRESIGN_MAX signatures, a few seconds); any beyond are signed inside the window
 # and counted in the report's `late_signed`.
-PRESIGN_RATE = 3_000
+PRESIGN_RATE = 4_000
 PRESIGN_MAX = 100_000
 COMMIT_TIMEOUT_S = 30.0
 BLOCKS_PAGE = 100
