@@ -35,7 +35,8 @@ def _shared_options(function: Any) -> Any:
     options = [
         click.option("--p2p-port", type=click.IntRange(0, 65535), help="P2P port (0: any free port)"),
         click.option("--rpc-port", type=click.IntRange(0, 65535), help="RPC port (0: any free port)"),
-        click.option("--peer", "peers", multiple=True, metavar="URL", help="bootstrap peer ws://host:port/p2p"),
+        click.option("--peer", "peers", multiple=True, metavar="ADDRESS",
+                     help="bootstrap peer: host:port or ws://host:port[/path] (path /p2p by default)"),
         click.option("--name", help="node name shown in logs and status"),
         click.option("--admin-token", help="bearer token for /v1/admin (empty: admin API off)"),
         click.option("--mining/--no-mining", default=None, help="mine (PoW)"),

@@ -313,6 +313,10 @@ class NodeApiAdapter:
         """Connected peers."""
         return self.node.p2p.peers() if self.node.p2p is not None else []
 
+    def configured_peers(self) -> list[dict[str, object]]:
+        """Configured peer addresses and their state."""
+        return self.node.p2p.configured_peers() if self.node.p2p is not None else []
+
     def subscribe(self) -> EventSubscription:
         """A new event stream."""
         return self.node.events.subscribe()

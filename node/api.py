@@ -187,6 +187,12 @@ class NodeAPI(Protocol):
         """JSON-ready rows, one per connected peer (id, url, direction, height, ...)."""
         ...
 
+    def configured_peers(self) -> list[dict[str, object]]:
+        """JSON-ready rows, one per configured peer address (bootstrap or admin-added): url, state
+        (connected | connecting | waiting | banned), node_id, failures, last_error, last_error_s_ago,
+        next_dial_in_s."""
+        ...
+
     def subscribe(self) -> EventSubscription:
         """A new event subscription (see EventBroker)."""
         ...

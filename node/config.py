@@ -9,7 +9,7 @@ log_level = "info"
 [p2p]
 host = "127.0.0.1"
 port = 0                     # 0: the OS picks a free port (the bound port is logged and in /v1/status)
-bootstrap = ["ws://127.0.0.1:30301/p2p"]
+bootstrap = ["ws://127.0.0.1:30301/p2p"]   # or "127.0.0.1:30301" (the /p2p path is the default)
 target_peers = 8
 max_peers = 32
 
@@ -37,6 +37,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from p2p.protocol.messages import normalize_peer_address
 
 CONFIG_FILE = "config.toml"
 MAX_PROCESSES = 64  # mining processes and signature workers, as the command-line options allow
@@ -159,7 +161,19 @@ def _set(section: Any, key: str, value: object, origin: str) -> Any:
             raise ConfigError(f"{origin}: {key} must be a non-negative integer")
     elif not isinstance(value, str):
         raise ConfigError(f"{origin}: {key} must be a string")
+    if isinstance(section, P2PSection) and key in ("bootstrap", "advertise_url"):
+        value = _peer_addresses(value, origin)
     return replace(section, **{key: value})
+
+
+def _peer_addresses(value: object, origin: str) -> object:
+    """Bootstrap peers and the advertised URL as ws:// URLs (host:port accepted); ConfigError naming the entry."""
+    try:
+        if isinstance(value, tuple):
+            return tuple(dict.fromkeys(normalize_peer_address(v) for v in value))
+        return normalize_peer_address(value) if value else value
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
 
 
 def load_config(datadir: str | os.PathLike[str]) -> NodeConfig:

@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -33,6 +32,7 @@ from chain.errors import DecodeError, RejectError
 from chain.tx import decode_tx
 from node.api import READ_LEVELS, WAIT_LEVELS, EventSubscription, NodeAPI, TxStatus, WaitLevel
 from node.metrics import NodeMetrics
+from p2p.protocol.messages import normalize_peer_address
 
 log = logging.getLogger("chainlab.rpc")
 
@@ -492,7 +492,7 @@ class RpcServer:
         })
 
     async def _peers(self, request: web.Request) -> web.Response:
-        return _json({"peers": self.api.peers()})
+        return _json({"peers": self.api.peers(), "configured": self.api.configured_peers()})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self.metrics.refresh()
@@ -580,15 +580,9 @@ class RpcServer:
 
     async def _admin_peers(self, request: web.Request) -> web.Response:
         self._require_admin(request)
-        url = _field(await self._json_body(request), "url", str)
+        given = _field(await self._json_body(request), "url", str)
         try:
-            parts = urlsplit(url)
-            valid = parts.scheme in ("ws", "wss") and bool(parts.hostname) and parts.port is not None
-        except ValueError:  # e.g. a port that is not a number
-            valid = False
-        if not valid:
-            raise ApiError(400, "bad-peer-url", "a peer URL is ws://HOST:PORT or wss://HOST:PORT")
-        try:
+            url = normalize_peer_address(given)  # host:port, ws://host:port[/path]
             self.api.connect_peer(url)
         except ValueError as exc:
             raise ApiError(400, "bad-peer-url", str(exc)) from None

@@ -352,6 +352,7 @@ class Node:
             "node": self.config.node.name,
             "peers": len(self.p2p.peer_ids()) if self.p2p is not None else 0,
             "p2p_url": self.p2p.url if self.p2p is not None else None,
+            "bootstrap_peers": self.p2p.configured_peers() if self.p2p is not None else [],
             "syncing": bool(self.p2p.syncing) if self.p2p is not None else False,
             "sync_target_height": self.p2p.sync_progress[1] if self.p2p is not None else self.tree.height,
             "uptime_s": round(time.monotonic() - self.started_at, 1),

@@ -61,6 +61,8 @@ __all__ = ["BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig", "P2PServic
 
 log = logging.getLogger("chainlab.p2p")
 
+DIAL_WARNING_S = 60.0  # a failing address is logged at WARNING at most this often (debug otherwise)
+
 P2P_PATH = "/p2p"
 SEND_QUEUE_FRAMES = 4_096
 MAX_KNOWN_URLS = 1_000
@@ -99,6 +101,7 @@ class P2PService:
         self._ready: dict[str, Connection] = {}  # peer (hex node id) -> its READY connection
         self._peer_of_address: dict[bytes, str] = {}  # address of a ready peer's node key -> the peer
         self._dialing: set[str] = set()
+        self._last_refusal: dict[str, str] = {}  # dialed URL -> why its connection ended before the handshake
         self._node_of_url: OrderedDict[str, str] = OrderedDict()  # the node id last met at a URL (bounded)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._importer: Importer | None = None
@@ -226,6 +229,25 @@ class P2PService:
             })
         return rows
 
+    def configured_peers(self) -> list[dict[str, object]]:
+        """Each configured peer address (bootstrap, or added through the admin API) with its state: `connected`
+        (node_id given), `connecting`, `waiting` (backing off after `failures` failed dials; `last_error` says why)
+        or `banned`."""
+        now = self._now()
+        ready_at = {conn.url: peer for peer, conn in self._ready.items() if conn.url}
+        rows = self._addresses.persistent_rows(now)
+        for row in rows:
+            url = str(row["url"])
+            if url in ready_at:
+                row["state"], row["node_id"] = "connected", ready_at[url]
+            elif not self._may_dial(url, now):
+                row["state"], row["node_id"] = "banned", self._node_of_url.get(url)
+            elif url in self._dialing:
+                row["state"], row["node_id"] = "connecting", None
+            else:
+                row["state"], row["node_id"] = "waiting", None
+        return rows
+
     def peer_ids(self) -> frozenset[str]:
         """The node ids of the ready peers (what `peers()` lists, without building its rows: asked every tick)."""
         return frozenset(self._ready)
@@ -283,18 +305,28 @@ class P2PService:
                     self.config.peer_timeout_s,
                 )
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                self.metrics.dial_failures += 1
-                delay = self._addresses.failed(url, self._now(), self._rng)
-                log.debug("dial %s failed (%s); next try in %.2fs", url, exc, delay)
+                self._dial_failed(url, _dial_error(exc))
                 return
             handshaken = await self._serve(ws, outbound=True, url=url)
             if handshaken:
                 self._addresses.disconnected(url, self._now(), self._rng)
             else:
-                self.metrics.dial_failures += 1
-                self._addresses.failed(url, self._now(), self._rng)
+                why = self._last_refusal.pop(url, "no reason")
+                self._dial_failed(url, f"closed before the handshake completed ({why})")
         finally:
             self._dialing.discard(url)
+
+    def _dial_failed(self, url: str, reason: str) -> None:
+        """Back off from `url`, remember why, and say so at WARNING (once per DIAL_WARNING_S per address)."""
+        self.metrics.dial_failures += 1
+        now = self._now()
+        delay = self._addresses.failed(url, now, self._rng, reason)
+        warn, held = self._addresses.should_warn(url, now, DIAL_WARNING_S)
+        if warn:
+            also = f"; {held} more failure(s) since the last warning" if held else ""
+            log.warning("cannot reach peer %s: %s (next try in %.1fs%s)", url, reason, delay, also)
+        else:
+            log.debug("dial %s failed (%s); next try in %.2fs", url, reason, delay)
 
     async def _serve(self, ws: WebSocket, *, outbound: bool, url: str) -> bool:
         """Run one connection until it closes; True when its handshake completed."""
@@ -345,6 +377,8 @@ class P2PService:
             return
         conn.closing = True
         self.metrics.disconnects[code] += 1
+        if conn.outbound and conn.url and conn.session.ready_at is None:
+            self._last_refusal[conn.url] = f"{code}: {message}"  # read by _dial, which pops it
         log.info("disconnect %s: %s %s", conn.label(), code, message)
         frame = conn.session.close(code, message) if send else None
         self._forget(conn)
@@ -624,3 +658,13 @@ class P2PService:
         if self.faults.blocks(url, node):
             return False
         return not self._scores.is_banned(url, now) and not (node is not None and self._scores.is_banned(node, now))
+
+
+def _dial_error(exc: BaseException) -> str:
+    """One line on why a dial failed, for the log and /v1/status."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"not a chainlab P2P endpoint (HTTP {exc.status} {exc.message})"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

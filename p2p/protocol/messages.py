@@ -93,6 +93,38 @@ def check_peer_url(value: object) -> str:
     return url
 
 
+DEFAULT_P2P_PATH = "/p2p"
+
+
+def normalize_peer_address(text: object) -> str:
+    """The ws:// URL of a peer address as people write it: `host:port`, `ws://host:port` (the path defaults to
+    /p2p) or `ws[s]://host:port/path`. ValueError with a one-line reason for anything else (http://, no port, a
+    port out of range, spaces, query strings)."""
+    if not isinstance(text, str):
+        raise ValueError(f"peer address must be text, got {type(text).__name__}")
+    raw = text.strip()
+    if not raw:
+        raise ValueError("peer address is empty")
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "ws", raw
+    elif scheme.lower() not in ("ws", "wss"):
+        raise ValueError(f"peer address {raw!r}: use host:port or ws://host:port[/path], not {scheme}://")
+    scheme = scheme.lower()
+    hostport, slash, path = rest.partition("/")
+    if any(c in raw for c in " ?#@\t") or not hostport:
+        raise ValueError(f"peer address {raw!r}: expected host:port or ws://host:port[/path]")
+    host, colon, port_text = hostport.rpartition(":")
+    if hostport.startswith("[") and hostport.endswith("]"):  # an IPv6 literal without a port
+        colon = ""
+    if not colon or not host or host in ("[", "[]"):
+        raise ValueError(f"peer address {raw!r}: a port is required (host:port)")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"peer address {raw!r}: port must be a number in 1..65535")
+    url = f"{scheme}://{host}:{int(port_text)}{'/' + path if slash and path else DEFAULT_P2P_PATH}"
+    return check_peer_url(url)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hello(Message):
     """First message of each side: who we are, which network, how far our chain goes."""

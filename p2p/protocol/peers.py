@@ -43,6 +43,10 @@ class _Address:
     failures: int = 0
     next_attempt: float = 0.0
     in_use: bool = False  # being dialed or connected
+    last_error: str = ""  # why the last dial failed ("" after a handshake completed)
+    last_error_at: float | None = None
+    warned_at: float | None = None  # when a failed dial of it was last logged at WARNING
+    warnings_held: int = 0  # failures since, not logged
 
 
 class AddressBook:
@@ -95,14 +99,17 @@ class AddressBook:
         if address is not None:
             address.in_use = True
             address.failures = 0
+            address.last_error = ""
 
-    def failed(self, url: str, now: float, rng: Random) -> float:
+    def failed(self, url: str, now: float, rng: Random, reason: str = "") -> float:
         """A dial of `url` failed (refused, or closed before the handshake): back off. Returns the delay."""
         address = self._addresses.get(url)
         if address is None:
             return 0.0
         address.in_use = False
         address.failures += 1
+        address.last_error = reason or "failed"
+        address.last_error_at = now
         if not address.persistent and address.failures >= MAX_LEARNT_FAILURES:
             del self._addresses[url]
             return 0.0
@@ -119,6 +126,30 @@ class AddressBook:
         delay = backoff_delay(0, rng, min_s=self.backoff_min_s, max_s=self.backoff_max_s)
         address.next_attempt = now + delay
         return delay
+
+    def should_warn(self, url: str, now: float, interval_s: float) -> tuple[bool, int]:
+        """Whether a failed dial of `url` is logged at WARNING now (at most once per `interval_s` per address), and
+        how many failures since the last warning were not."""
+        address = self._addresses.get(url)
+        if address is None:
+            return False, 0
+        if address.warned_at is not None and now - address.warned_at < interval_s:
+            address.warnings_held += 1
+            return False, 0
+        held, address.warnings_held, address.warned_at = address.warnings_held, 0, now
+        return True, held
+
+    def persistent_rows(self, now: float) -> list[dict[str, object]]:
+        """The configured (bootstrap and admin-added) addresses: url, failures, last_error, its age, and seconds
+        until the next dial (0: due)."""
+        return [{
+            "url": a.url,
+            "failures": a.failures,
+            "last_error": a.last_error,
+            "last_error_s_ago": round(now - a.last_error_at, 3) if a.last_error and a.last_error_at is not None
+            else None,
+            "next_dial_in_s": round(max(0.0, a.next_attempt - now), 3),
+        } for a in sorted(self._addresses.values(), key=lambda a: a.url) if a.persistent]
 
     def failures(self, url: str) -> int:
         """Consecutive failed dials of `url`."""

@@ -216,6 +216,9 @@ class FakeNode:
     def peers(self) -> list[dict[str, object]]:
         return [{"url": url, "direction": "outbound"} for url in self.connected_peers]
 
+    def configured_peers(self) -> list[dict[str, object]]:
+        return [{"url": url, "state": "connecting"} for url in self.connected_peers]
+
     def subscribe(self) -> EventSubscription:
         return self.broker.subscribe()
 

@@ -36,3 +36,37 @@ def test_bad_values_are_refused_with_file_and_key(tmp_path: Path, text: str, nee
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert needle in str(info.value) and "config.toml" in str(info.value)
+
+
+@pytest.mark.parametrize(("given", "url"), [
+    ("127.0.0.1:30301", "ws://127.0.0.1:30301/p2p"),
+    ("localhost:30301", "ws://localhost:30301/p2p"),
+    ("ws://127.0.0.1:30301", "ws://127.0.0.1:30301/p2p"),
+    ("ws://127.0.0.1:30301/", "ws://127.0.0.1:30301/p2p"),
+    ("ws://127.0.0.1:30301/p2p", "ws://127.0.0.1:30301/p2p"),
+    ("wss://node.example:443/chain/p2p", "wss://node.example:443/chain/p2p"),
+    ("WS://[::1]:30301", "ws://[::1]:30301/p2p"),
+])
+def test_peer_addresses_as_people_write_them(tmp_path: Path, given: str, url: str) -> None:
+    (tmp_path / "config.toml").write_text(f'[p2p]\nbootstrap = ["{given}"]\n', encoding="utf-8")
+    assert load_config(tmp_path).p2p.bootstrap == (url,)
+    assert NodeConfig().with_overrides({"p2p.bootstrap": [given, url]}).p2p.bootstrap == (url,)  # one entry
+
+
+@pytest.mark.parametrize(("given", "needle"), [
+    ("http://127.0.0.1:30301", "not http://"),
+    ("127.0.0.1", "a port is required"),
+    ("ws://127.0.0.1", "a port is required"),
+    ("127.0.0.1:0", "port must be a number in 1..65535"),
+    ("127.0.0.1:70000", "port must be a number in 1..65535"),
+    ("127.0.0.1:p2p", "port must be a number in 1..65535"),
+    ("ws://127.0.0.1:30301/p2p?x=1", "expected host:port"),
+    ("", "empty"),
+])
+def test_bad_peer_addresses_are_refused_naming_the_entry(tmp_path: Path, given: str, needle: str) -> None:
+    (tmp_path / "config.toml").write_text(f'[p2p]\nbootstrap = ["{given}"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert needle in str(info.value) and "config.toml" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="command line"):
+        NodeConfig().with_overrides({"p2p.bootstrap": [given]})

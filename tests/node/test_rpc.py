@@ -322,7 +322,7 @@ def test_mempool_limit_and_peers() -> None:
             await client.post("/v1/transactions", json_body=_submit_body(transfer(4, 5, 1, MIN_FEE + nonce, nonce)))
         pool = (await client.get("/v1/mempool?limit=2")).body
         assert pool["size"] == 3 and len(pool["txs"]) == 2
-        assert (await client.get("/v1/peers")).body == {"peers": []}
+        assert (await client.get("/v1/peers")).body == {"peers": [], "configured": []}
         node.connected_peers.append("ws://10.0.0.2:30301/p2p")
         assert (await client.get("/v1/peers")).body["peers"][0]["url"] == "ws://10.0.0.2:30301/p2p"
 

@@ -94,3 +94,21 @@ def test_admission_limits_and_removal() -> None:
     assert book.remove(1) == "aa"
     assert book.remove(1) is None
     assert book.admit(3, "cc", outbound=False).accepted and len(book) == 2
+
+
+def test_a_failing_address_keeps_its_last_error_and_is_warned_about_once_per_interval() -> None:
+    book = AddressBook(backoff_min_s=1.0, backoff_max_s=8.0)
+    url = "ws://127.0.0.1:9/p2p"
+    book.add(url, 0.0, persistent=True)
+    book.add("ws://learnt:1/p2p", 0.0)
+    book.failed(url, 1.0, Random(1), "connection refused")
+    assert book.should_warn(url, 1.0, 60.0) == (True, 0)
+    for at in (2.0, 3.0, 4.0):
+        book.failed(url, at, Random(1), "connection refused")
+        assert book.should_warn(url, at, 60.0) == (False, 0)
+    assert book.should_warn(url, 61.5, 60.0) == (True, 3)  # says how many it held back
+    [row] = book.persistent_rows(5.0)  # the configured address only
+    assert row["url"] == url and row["failures"] == 4 and row["last_error"] == "connection refused"
+    assert row["last_error_s_ago"] == 1.0
+    book.connected(url)
+    assert book.persistent_rows(6.0)[0]["last_error"] == ""
