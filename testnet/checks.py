@@ -14,6 +14,7 @@ from typing import Any
 
 from chain.blocktree import BlockTree
 from chain.crypto import address_to_text
+from chain.state import Account
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,21 +75,32 @@ def check_final_prefix(snapshots: Sequence[ChainSnapshot]) -> CheckResult:
 
 def check_convergence(snapshots: Sequence[ChainSnapshot], *, at_final: bool = False) -> CheckResult:
     """Every node is on the same chain: same block at the lowest tip height (tips may differ by blocks in
-    flight). `at_final`: compare at the lowest final height instead, for nodes that were stopped (their last,
-    unfinal blocks may be a race that shutdown froze, which running nodes would have resolved)."""
+    flight). `at_final`: where the tips disagree, compare at the lowest final height instead, for nodes that were
+    stopped (their last, unfinal blocks may be a race that shutdown froze, which running nodes would have
+    resolved). The figures are the same whatever the source: the height compared, and the spread of the tips
+    (highest tip - lowest tip)."""
     if not snapshots:
         return CheckResult(name="convergence", ok=False, detail="no node to compare")
-    lowest = min(s.final_height if at_final else s.height for s in snapshots)
-    at_lowest = {s.node: s.hashes.get(lowest) for s in snapshots}
-    distinct = {h for h in at_lowest.values()}
+    spread = max(s.height for s in snapshots) - min(s.height for s in snapshots)
+    lowest, distinct, at_lowest = _compare_at(snapshots, min(s.height for s in snapshots))
+    frozen = ""
+    if at_final and (len(distinct) != 1 or None in distinct):
+        tip_height = lowest
+        lowest, distinct, at_lowest = _compare_at(snapshots, min(s.final_height for s in snapshots))
+        frozen = f"; the tips differ at height {tip_height} (a race frozen by shutdown)"
     if len(distinct) != 1 or None in distinct:
         listing = ", ".join(f"{node} {(h or '?')[:12]}" for node, h in at_lowest.items())
         return CheckResult(name="convergence", ok=False, detail=f"at height {lowest} nodes differ: {listing}")
-    spread = max(s.height for s in snapshots) - lowest
     shared = next(iter(distinct)) or "?"
     return CheckResult(name="convergence", ok=True,
                        detail=f"{len(snapshots)} nodes share block {shared[:16]} at height {lowest} "
-                              f"(tips within {spread} blocks)")
+                              f"(tips within {spread} blocks{frozen})")
+
+
+def _compare_at(snapshots: Sequence[ChainSnapshot], height: int,
+                ) -> tuple[int, set[str | None], dict[str, str | None]]:
+    at_height = {s.node: s.hashes.get(height) for s in snapshots}
+    return height, set(at_height.values()), at_height
 
 
 def check_ledger(ledger: LedgerView) -> CheckResult:
@@ -186,17 +198,28 @@ def snapshot_of_tree(node: str, tree: BlockTree) -> ChainSnapshot:
                          hashes=hashes, safety_alarms=tree.safety_alarms)
 
 
-def ledger_of_tree(node: str, tree: BlockTree) -> LedgerView:
-    """The LedgerView of a block tree's tip state (accounts read from its store)."""
+def ledger_of_tree(node: str, tree: BlockTree, *, at_final: bool = False) -> LedgerView:
+    """The LedgerView of a block tree's tip state (accounts read from its store), or with `at_final` of its final
+    block's state (the tip state with the undo records of the blocks above the final one applied, newest first),
+    which is what a node's RPC serves `?at=final` and so what testnet/collect.py reads from running nodes."""
+    accounts: dict[bytes, Account | None] = dict(tree.store.iter_accounts())
+    top = tree.final_height if at_final else tree.height
+    for height in range(tree.height, top, -1):
+        block_hash = tree.hash_at(height)
+        assert block_hash is not None
+        for address, previous in tree.store.get_undo(block_hash).previous:
+            accounts[address] = previous
     balances: dict[str, int] = {}
     nonces: dict[str, int] = {}
-    for address, account in tree.store.iter_accounts():
+    for address, account in accounts.items():
+        if account is None or (account.balance == 0 and account.nonce == 0):  # created above final, or empty
+            continue
         text = address_to_text(address)
         balances[text] = account.balance
         nonces[text] = account.nonce
     sent: dict[str, list[int]] = {}
     minted = 0
-    for height in range(1, tree.height + 1):
+    for height in range(1, top + 1):
         block_hash = tree.hash_at(height)
         block = tree.get_block(block_hash) if block_hash is not None else None
         if block is None:

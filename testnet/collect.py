@@ -5,7 +5,8 @@ height, safety alarms), the transactions in its final blocks, its best chain's b
 its ledger view. From RPC the ledger is read at the final height: the node's accounts `?at=final` for every
 address that can hold funds (genesis balances, every sender, recipient and proposer of a final block), retried
 until all reads report the same final height, and the supply minted by the final blocks (the engine's block
-reward, computed from each header). From a store it is the tip state (`ledger_of_tree`).
+reward, computed from each header). From a store it is the same: the final block's state (`ledger_of_tree`
+with `at_final`), so both sources give the same figures on the same chain.
 """
 
 from __future__ import annotations
@@ -129,11 +130,15 @@ def _rpc_ledger(name: str, client: RpcClient, genesis: Genesis, scan: _Scan, fin
             answers = list(pool.map(lambda address: client.account(address, at="final"), ordered))
         heights = {int(answer["height"]) for answer in answers}
         if heights == {final}:
+            # An account that reads as empty is left out, as the store's view leaves it out: it holds nothing and
+            # may not exist at all (a proposer of an engine without block rewards).
+            kept = [(a, answer) for a, answer in zip(ordered, answers, strict=True)
+                    if int(answer["balance"]) or int(answer["nonce"])]
             return LedgerView(
                 node=name, genesis_supply=sum(genesis.balances.values()),
                 minted=sum(scan.rewards.get(h, 0) for h in range(1, final + 1)),
-                balances={a: int(answer["balance"]) for a, answer in zip(ordered, answers, strict=True)},
-                nonces={a: int(answer["nonce"]) for a, answer in zip(ordered, answers, strict=True)},
+                balances={a: int(answer["balance"]) for a, answer in kept},
+                nonces={a: int(answer["nonce"]) for a, answer in kept},
                 sent_nonces=sent)
         final = max(heights)  # finality moved while we read: read again at the new height
     raise CollectError(f"{name}: the final height kept moving while its accounts were read")
@@ -145,7 +150,7 @@ def store_view(name: str, datadir: str | Path) -> NodeView:
         with open_chain(datadir) as opened:
             tree = opened.tree
             snapshot = snapshot_of_tree(name, tree)
-            ledger = ledger_of_tree(name, tree)
+            ledger = ledger_of_tree(name, tree, at_final=True)
             final_txs: set[str] = set()
             times: dict[int, int] = {}
             for height in range(tree.height + 1):

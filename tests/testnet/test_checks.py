@@ -237,3 +237,34 @@ def test_tree_builders_give_views_that_pass_and_a_tampered_ledger_fails() -> Non
     tampered = LedgerView(node="n0", genesis_supply=good.genesis_supply, minted=good.minted, balances=stolen,
                           nonces=good.nonces, sent_nonces=good.sent_nonces)
     assert not check_ledger(tampered).ok
+
+
+def test_the_final_ledger_of_a_tree_is_the_ledger_of_its_final_block() -> None:
+    # What a stopped node's store gives (testnet/collect.py store_view) must be what its RPC served `?at=final`:
+    # the state of the final block, not of the tip (issue "what an operator trips over", item 8).
+    keys = dev_keys(4, seed=b"checks-test")
+    genesis = dev_genesis(keys, params={"block_interval_s": 1.0}, finality_threshold=2)
+    blocks = list(generate_pow_chain(genesis, keys, blocks=6, txs_per_block=3, miner=keys[0].address))
+    full = BlockTree(ChainStore(MemoryStore()), genesis, chain_policy(genesis))
+    upto_final = BlockTree(ChainStore(MemoryStore()), genesis, chain_policy(genesis))
+    for block in blocks:
+        full.add_block(block, now_ms=10**13)
+    for block in blocks[:full.final_height]:
+        upto_final.add_block(block, now_ms=10**13)
+    assert full.final_height == 5 and upto_final.height == 5
+    final = ledger_of_tree("n0", full, at_final=True)
+    assert final == ledger_of_tree("n0", upto_final)
+    assert final.minted == 5 * genesis.block_reward != ledger_of_tree("n0", full).minted
+    assert check_ledger(final).ok
+
+
+def test_convergence_from_stores_gives_the_figures_rpc_gives_and_falls_back_to_final_on_a_frozen_race() -> None:
+    agreed = [snap("n0", "a", 10, 5), snap("n1", "a", 12, 6)]
+    assert check_convergence(agreed, at_final=True).detail == check_convergence(agreed).detail
+    detail = check_convergence(agreed).detail
+    assert "height 10" in detail and "tips within 2 blocks" in detail
+    raced = [snap("n0", "a", 10, 5), forked("n1", 9, "b", 10, 5)]  # the last block differs, the final ones agree
+    assert not check_convergence(raced).ok
+    frozen = check_convergence(raced, at_final=True)
+    assert frozen.ok and "height 5" in frozen.detail and "frozen" in frozen.detail
+    assert not check_convergence([snap("n0", "a", 10, 5), forked("n1", 3, "b", 10, 5)], at_final=True).ok
