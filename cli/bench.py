@@ -22,7 +22,7 @@ from cli.common import emit_json, fail
 from consensus.pow.devtools import generate_pow_chain
 from consensus.registry import all_parameters, engine_names
 from node.datadir import init_datadir, open_chain
-from node.mining import grind_range
+from node.mining import measure_hashes
 from testnet.bench_consensus import DEFAULT_BLOCK_INTERVAL_S, BenchError, ConsensusBenchOptions, measure_consensus
 from testnet.bench_etcd import EtcdUnavailable, etcd_binary, measure_etcd
 from testnet.local import LocalNodeError
@@ -290,15 +290,7 @@ def reorg_command(depth: int, txs: int, as_json: bool) -> None:
 
 def _mine_worker(seconds: float, out: Any) -> None:
     """One mining process at full speed for `seconds` on an impossible target; reports hashes done."""
-    import os as _os
-
-    prefix = _os.urandom(64)
-    done, nonce, deadline = 0, 0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        _, hashes = grind_range(prefix, 0, nonce, nonce + 4096, 1)
-        nonce += 4096
-        done += hashes
-    out.put(done)
+    out.put(measure_hashes(seconds))
 
 
 def measure_mining(seconds: float) -> dict[str, float]:

@@ -25,6 +25,7 @@ from cli.common import emit_json, fail
 from cli.keystore import Keystore
 from cli.wallet import open_keystore, resolve_account, user_errors, wallet_dir_option
 from consensus.registry import all_parameters, check_genesis, engine_names, spec_of
+from consensus.spec import EngineSpec
 
 DEFAULT_CHAIN_ID = "chainlab-dev"
 _MAX_GENESIS_BYTES = 16 * 1024 * 1024
@@ -206,6 +207,7 @@ def new_genesis(
                 **top,
             )
             spec = check_genesis(genesis)
+            genesis, measured = _with_machine_defaults(genesis, spec)
     except GenesisError as exc:
         fail(str(exc))
     warnings = spec.warnings(genesis)  # before writing: nothing after the write may fail
@@ -217,14 +219,37 @@ def new_genesis(
         fail(f"cannot write {out}: {exc.strerror or exc}")
     if as_json:
         emit_json({"path": str(out), "hash": genesis.hash.hex(), "chain_id": genesis.chain_id,
-                   "consensus": genesis.consensus, "warnings": warnings})
+                   "consensus": genesis.consensus, "warnings": warnings, "measured": measured})
         return
     click.echo(f"wrote {out} (chain {genesis.chain_id}, consensus {genesis.consensus})", err=True)
+    if measured:
+        click.echo(f"note: {measured}", err=True)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(genesis.hash.hex())
 
 
+
+
+MEASURE_S = 0.3  # how long `genesis new` grinds to learn this machine's sealing rate
+
+
+def _with_machine_defaults(genesis: Genesis, spec: EngineSpec) -> tuple[Genesis, str]:
+    """The genesis with the parameters its engine derives from this machine (unless given), and a note saying
+    what was measured ("" when nothing was)."""
+    if spec.machine_defaults is None:
+        return genesis, ""
+    from node.mining import measure_hashes
+
+    process_hps = measure_hashes(MEASURE_S) / MEASURE_S
+    derived = spec.machine_defaults(genesis.params, len(genesis.validators), process_hps)
+    if not derived:
+        return genesis, ""
+    updated = dataclasses.replace(genesis, params={**genesis.params, **derived})
+    check_genesis(updated)
+    settings = ", ".join(f"{key}={value}" for key, value in sorted(derived.items()))
+    return updated, (f"one mining process here does {process_hps:,.0f} H/s; set {settings} for "
+                     f"{max(1, len(genesis.validators))} miner(s) (give --param to choose yourself)")
 
 
 def summary(genesis: Genesis, path: Path) -> dict[str, Any]:

@@ -99,6 +99,10 @@ class EngineSpec:
     # has one transfer in flight, waiting for a block), so an engine whose leader proposes whenever transactions
     # wait is measured at a short one, where the pacing no longer hides what the engine can commit.
     bench_block_interval_s: float = 0.1
+    # Parameters `genesis new` derives from this machine unless given, from the params given, the number of
+    # validators and one worker process's measured sealing rate (PoW: an initial target that makes the first blocks
+    # come about every block_interval_s, not as a burst). None: nothing to measure.
+    machine_defaults: Callable[[Mapping[str, Any], int, float], dict[str, Any]] | None = None
     # Admin actions the engine answers (`POST /v1/admin/<action>`).
     admin_actions: tuple[str, ...] = ()
     # Metrics the node exports from the engine's status document (docs/RPC.md lists them).

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -37,6 +38,17 @@ def grind_range(prefix: bytes, target: int, start: int, stop: int, stride: int) 
         if sha256(inner.digest()).digest() <= target_bytes:
             return nonce, done
     return None, done
+
+
+def measure_hashes(seconds: float) -> int:
+    """Hashes one process grinds in `seconds` with the node's own loop, on a target nothing meets."""
+    prefix = os.urandom(64)
+    done, nonce, deadline = 0, 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        _, hashes = grind_range(prefix, 0, nonce, nonce + 4096, 1)
+        nonce += 4096
+        done += hashes
+    return done
 
 
 def _worker_main(index: int, processes: int, jobs: Connection, results: Connection, generation: Any,

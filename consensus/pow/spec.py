@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from chain.genesis import Genesis
+from chain.genesis import CHAIN_PARAMETERS, Genesis
 from consensus.pow.engine import PowEngine
 from consensus.pow.params import POW_PARAMETERS, PowParams
 from consensus.pow.policy import PowPolicy
@@ -40,6 +40,14 @@ def _testnet_network(addresses: Sequence[bytes], shares: Sequence[float], total_
     total_share = sum(shares) or 1.0
     validators = {a: max(1, round(1000 * s / total_share)) for a, s in zip(addresses, shares, strict=True) if s > 0}
     return out, validators
+
+
+def _machine_defaults(params: Mapping[str, Any], miners: int, process_hps: float) -> dict[str, Any]:
+    # One mining process per declared miner (the node's default), each as fast as the one measured here.
+    if "initial_target" in params:
+        return {}
+    interval = float(params.get("block_interval_s", CHAIN_PARAMETERS["block_interval_s"].default))
+    return {"initial_target": initial_target_for(process_hps * max(1, miners), interval)}
 
 
 MAX_TARGET_HEX = "f" * 64  # every nonce meets it: the simulator draws block times, never grinds
@@ -80,6 +88,7 @@ POW = EngineSpec(
     has_quorum=_has_quorum,
     testnet_network=_testnet_network,
     testnet_defaults=_testnet_defaults,
+    machine_defaults=_machine_defaults,
     simulation_network=_simulation_network,
     confirmation_finality=True,
     status_column="MINING",

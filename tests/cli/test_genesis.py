@@ -47,7 +47,7 @@ def test_new_json_and_defaults(invoke: Invoke, tmp_path: Path) -> None:
                           "--validator", OTHER, "--json"))
     genesis = parse_genesis(out.read_text())
     assert view == {"path": str(out), "hash": genesis.hash.hex(), "chain_id": "chainlab-dev",
-                    "consensus": "primary-backup", "warnings": []}
+                    "consensus": "primary-backup", "warnings": [], "measured": ""}
     assert dict(genesis.balances) == {} and dict(genesis.params) == {}
 
 
@@ -206,3 +206,21 @@ def test_help_lists_every_parameter(invoke: Invoke) -> None:
     assert_ok(result)
     for name in all_parameters():
         assert name in result.stdout
+
+
+def test_pow_initial_target_comes_from_this_machines_hash_rate_unless_given(invoke: Invoke, tmp_path: Path) -> None:
+    # The README's genesis once left the default target (256 hashes a block): ~160 blocks in 15 s at
+    # block_interval_s=1. Now `genesis new` grinds for a moment and picks a target for the interval.
+    out = tmp_path / "g.toml"
+    view = ok_json(invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--validator", OTHER,
+                          "--validator", crypto.address_to_text(key(8).address), "--param", "block_interval_s=2", "--json"))
+    assert "H/s" in view["measured"] and "2 miner(s)" in view["measured"]
+    target = int(parse_genesis(out.read_text()).params["initial_target"], 16)
+    hashes_per_block = (1 << 256) / target
+    hps = float(view["measured"].split(" does ")[1].split(" H/s")[0].replace(",", ""))
+    assert hps > 10_000  # a mining process does at least this much anywhere we run
+    assert hashes_per_block == pytest.approx(hps * 2 * 2, rel=0.01)  # two miners, two seconds
+    given = "0f" * 32
+    kept = ok_json(invoke("genesis", "new", "--out", str(out), "--force", "--consensus", "pow", "--param",
+                          f"initial_target={given}", "--json"))
+    assert kept["measured"] == "" and parse_genesis(out.read_text()).params["initial_target"] == given
