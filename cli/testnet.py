@@ -21,7 +21,7 @@ from consensus.registry import all_parameters, engine_names
 from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
 from testnet.history import HistoryWriter
-from testnet.live import engine_cell, engine_column, format_rows
+from testnet.live import engine_cell, engine_column, format_rows, state_cell
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
 from testnet.scenario import ManifestError, Scenario, load_manifest, plan
@@ -162,7 +162,7 @@ def status_command(directory: Path | None, as_json: bool) -> None:
         status = entry["status"]
         cells = ((str(status["height"]), str(status["head"])[:12], str(status["final_height"]), str(status["peers"]),
                   str(status["mempool_size"])) if status else ("-",) * 5)
-        rows.append((entry["name"], entry["state"], str(entry["pid"] or "-"), *cells,
+        rows.append((entry["name"], state_cell(entry["state"], status), str(entry["pid"] or "-"), *cells,
                      engine_cell(testnet.consensus, status), entry["rpc_url"]))
     click.echo(f"testnet {view['dir']}  chain {view['chain_id']}  {view['consensus']}  {view['topology']}")
     for line in format_rows(rows, left={0, 1, 4, 8, 9}):

@@ -89,6 +89,7 @@ class Output:
     mining: MiningWork | None = None  # None: no change
     events: list[dict[str, object]] = field(default_factory=list)  # block / final / reorg, for subscribers
     notes: list[str] = field(default_factory=list)  # log lines
+    tip_note: str | None = None  # the new tip's log line (the driver summarises these while it syncs)
     results: list[AddResult] = field(default_factory=list)  # every block import, for metrics
     fetch_blocks: list[tuple[str, bytes]] = field(default_factory=list)  # (peer, hash): blocks to fetch by hash
     reads: list[ReadResult] = field(default_factory=list)  # the engine's answers to read_index requests
@@ -337,8 +338,7 @@ class NodeCore:
                                "time_ms": now_ms})
         if result.connected:
             tip = result.connected[-1]
-            out.notes.append(f"block {tip.height} {tip.hash.hex()[:16]}  {len(tip.txs)} tx  final "
-                             f"{tree.final_height}")
+            out.tip_note = f"block {tip.height} {tip.hash.hex()[:16]}  {len(tip.txs)} tx  final {tree.final_height}"
         if tree.final_height > result.final_height_before:
             out.events.append(self._final_event())
         self.engine.on_chain_changed(tree, connected, disconnected, now=now, now_ms=now_ms)

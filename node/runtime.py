@@ -40,6 +40,7 @@ from node.identity import load_or_create_key
 from node.metrics import NodeMetrics
 from node.mining import Miner
 from node.rpc import RpcConfig, RpcServer
+from node.syncprogress import SyncProgress
 from node.waits import READ_TIMEOUT_S, FinalHeightWaits, LinearizableReads, TxCommitWaits
 from p2p.service import P2PConfig, P2PService
 
@@ -80,6 +81,7 @@ class Node:
         self.p2p: P2PService | None = None
         self.rpc: RpcServer | None = None
         self.miner: Miner | None = None
+        self.sync_progress = SyncProgress()
         self._stopping = False
         self._verify_pool: ProcessPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -191,7 +193,17 @@ class Node:
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
             self.apply(self.core.housekeeping(now=time.monotonic(), now_ms=wall_ms()))
+            self._observe_sync()
             self._update_metrics()
+
+    def _observe_sync(self) -> None:
+        if self.p2p is None:
+            return
+        height, target = self.p2p.sync_progress
+        line = self.sync_progress.observe(time.monotonic(), height=height, target_height=target,
+                                          syncing=self.p2p.syncing)
+        if line is not None:
+            log.info("%s", line)
 
     # -- carrying out the core's decisions -----------------------------------------------------------------------
 
@@ -199,6 +211,11 @@ class Node:
         """Do what the core decided: log, count, send, mine, publish."""
         for note in out.notes:
             log.info("%s", note)
+        if out.results:
+            self._observe_sync()
+        if out.tip_note is not None:
+            # While syncing, the progress line every few seconds says it; each block's line goes to debug.
+            log.log(logging.DEBUG if self.sync_progress.syncing else logging.INFO, "%s", out.tip_note)
         for result in out.results:
             self._count(result)
             for block in result.connected:
@@ -355,9 +372,17 @@ class Node:
             "bootstrap_peers": self.p2p.configured_peers() if self.p2p is not None else [],
             "syncing": bool(self.p2p.syncing) if self.p2p is not None else False,
             "sync_target_height": self.p2p.sync_progress[1] if self.p2p is not None else self.tree.height,
+            "sync": self._sync_view(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         })
         return status
+
+    def _sync_view(self) -> dict[str, object] | None:
+        """Height, target, blocks/s and ETA while syncing; None otherwise."""
+        if self.p2p is None or not self.p2p.syncing:
+            return None
+        height, target = self.p2p.sync_progress
+        return self.sync_progress.view(height=height, target_height=target).to_json()
 
     def _update_metrics(self) -> None:
         """The gauges (height, mempool, peers, the engine's status fields): at most every METRICS_REFRESH_S as

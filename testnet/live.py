@@ -40,6 +40,17 @@ def engine_cell(consensus: str, status: dict[str, Any] | None) -> str:
     return spec_named(consensus).status_cell(engine if isinstance(engine, dict) else {})
 
 
+def state_cell(state: str, status: dict[str, Any] | None) -> str:
+    """The node's process state, or `syncing 40% (ETA 12s)` while it catches up with its peers."""
+    sync = status.get("sync") if status is not None else None
+    if state != "running" or not isinstance(sync, dict):
+        return state
+    target = int(sync.get("target_height") or 0)
+    share = 100 * int(sync.get("height") or 0) // target if target > 0 else 100
+    eta = sync.get("eta_s")
+    return f"syncing {share}%" + (f" (ETA {eta:.0f}s)" if isinstance(eta, int | float) else "")
+
+
 def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
            load: LoadGenerator | None) -> str:
     """The table as text."""
@@ -48,7 +59,7 @@ def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptim
         if status is None:
             rows.append((record.name, record.state, "-", "-", "-", "-", "-", "-"))
             continue
-        rows.append((record.name, record.state, str(status["height"]), str(status["head"])[:12],
+        rows.append((record.name, state_cell(record.state, status), str(status["height"]), str(status["head"])[:12],
                      str(status["final_height"]), str(status["peers"]), str(status["mempool_size"]),
                      engine_cell(testnet.consensus, status)))
     lines = [f"testnet {testnet.dir}  chain {testnet.chain_id}  {testnet.consensus}  {testnet.topology}  "

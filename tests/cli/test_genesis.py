@@ -213,7 +213,8 @@ def test_pow_initial_target_comes_from_this_machines_hash_rate_unless_given(invo
     # block_interval_s=1. Now `genesis new` grinds for a moment and picks a target for the interval.
     out = tmp_path / "g.toml"
     view = ok_json(invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--validator", OTHER,
-                          "--validator", crypto.address_to_text(key(8).address), "--param", "block_interval_s=2", "--json"))
+                          "--validator", crypto.address_to_text(key(8).address), "--param", "block_interval_s=2",
+                          "--json"))
     assert "H/s" in view["measured"] and "2 miner(s)" in view["measured"]
     target = int(parse_genesis(out.read_text()).params["initial_target"], 16)
     hashes_per_block = (1 << 256) / target

@@ -87,6 +87,10 @@ def test_a_late_node_syncs_hundreds_of_blocks(tmp_path: Path) -> None:
         wait_until(lambda: int(cluster.nodes[1].client().status()["height"]) >= target, 120,
                    f"node 1 to sync to {target}")
         assert cluster.nodes[1].client().status()["head"] == cluster.nodes[0].client().block(target)["hash"]
+        # A sync a person can follow: progress lines and a summary, not a line per block.
+        wait_until(lambda: "synced: height" in cluster.nodes[1].log_path.read_text(), 20, "the synced line")
+        block_lines = [line for line in cluster.nodes[1].log_path.read_text().splitlines() if " block " in line]
+        assert len(block_lines) < 50, block_lines[:5]
     finally:
         cluster.stop()
 
