@@ -1,7 +1,9 @@
 """The live table of `chainlab testnet up --foreground`: every node's height, head, final height, peers, mempool
 and mining state (or role), refreshed about twice a second, with an optional light load, until Ctrl-C or SIGTERM.
 
-The table re-reads testnet.json at each refresh, so nemesis actions taken from another terminal show at once.
+The table re-reads testnet.json at each refresh, so nemesis actions taken from another terminal show at once. On
+a terminal it is drawn with rich's Live and Table (redrawn in place, without flicker, fitted to the terminal's
+width); piped or redirected, it is printed as plain text every 5 s.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
 from consensus.registry import spec_named
 from testnet.history import HistoryWriter
 from testnet.load import LoadGenerator, LoadOptions
 from testnet.state import HISTORY_FILE, NodeRecord, Testnet, load_testnet
 
-CLEAR = "\x1b[H\x1b[J"
 COLUMNS = ("NODE", "STATE", "HEIGHT", "HEAD", "FINAL", "PEERS", "MEMPOOL")
 
 
@@ -51,10 +56,12 @@ def state_cell(state: str, status: dict[str, Any] | None) -> str:
     return f"syncing {share}%" + (f" (ETA {eta:.0f}s)" if isinstance(eta, int | float) else "")
 
 
-def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
-           load: LoadGenerator | None) -> str:
-    """The table as text."""
-    rows = [(*COLUMNS, engine_column(testnet.consensus))]
+LEFT = {0, 1, 3, 7}  # text columns; the others are numbers
+
+
+def table_rows(testnet: Testnet, statuses: Sequence[dict[str, Any] | None]) -> list[tuple[str, ...]]:
+    """The header and one row per node."""
+    rows: list[tuple[str, ...]] = [(*COLUMNS, engine_column(testnet.consensus))]
     for record, status in zip(testnet.nodes, statuses, strict=True):
         if status is None:
             rows.append((record.name, record.state, "-", "-", "-", "-", "-", "-"))
@@ -62,16 +69,42 @@ def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptim
         rows.append((record.name, state_cell(record.state, status), str(status["height"]), str(status["head"])[:12],
                      str(status["final_height"]), str(status["peers"]), str(status["mempool_size"]),
                      engine_cell(testnet.consensus, status)))
-    lines = [f"testnet {testnet.dir}  chain {testnet.chain_id}  {testnet.consensus}  {testnet.topology}  "
-             f"up {int(uptime_s) // 60:02d}:{int(uptime_s) % 60:02d}"]
-    lines += format_rows(rows, left={0, 1, 3, 7})
+    return rows
+
+
+def _title(testnet: Testnet, uptime_s: float) -> str:
+    return (f"testnet {testnet.dir}  chain {testnet.chain_id}  {testnet.consensus}  {testnet.topology}  "
+            f"up {int(uptime_s) // 60:02d}:{int(uptime_s) % 60:02d}")
+
+
+def _footer(load: LoadGenerator | None) -> list[str]:
+    lines = []
     if load is not None:
         counts = load.counts
         lines.append(f"load {load.options.tps:g} tx/s: {counts.submitted} sent, {counts.accepted} accepted, "
                      f"{counts.failed} rejected, {counts.unknown} unknown, {counts.included} included, "
                      f"{counts.final} final ({load.current_tps():.1f} tx/s accepted now)")
     lines.append("Ctrl-C stops the testnet")
+    return lines
+
+
+def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
+           load: LoadGenerator | None) -> str:
+    """The table as plain text (for a pipe or a file)."""
+    lines = [_title(testnet, uptime_s), *format_rows(table_rows(testnet, statuses), left=LEFT), *_footer(load)]
     return "\n".join(lines)
+
+
+def render_rich(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
+                load: LoadGenerator | None) -> Group:
+    """The table for a terminal (rich)."""
+    header, *rows = table_rows(testnet, statuses)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for index, name in enumerate(header):
+        table.add_column(name, justify="left" if index in LEFT else "right", no_wrap=index != len(header) - 1)
+    for row in rows:
+        table.add_row(*row, style="dim" if row[1] not in ("running",) and not row[1].startswith("syncing") else None)
+    return Group(Text(_title(testnet, uptime_s), style="bold"), table, *(Text(line) for line in _footer(load)))
 
 
 def format_rows(rows: Sequence[Sequence[str]], left: set[int]) -> list[str]:
@@ -114,22 +147,27 @@ async def foreground(directory: Path, *, load_tps: float | None = None, refresh_
                                   history)
         load_task = asyncio.ensure_future(generator.run(stop))
     frame = 0
+    live = Live(console=Console(file=stream), auto_refresh=False, transient=False) if interactive else None
     try:
+        if live is not None:
+            live.start()
         async with aiohttp.ClientSession(trust_env=False) as session:
             while not stop.is_set():
                 testnet = load_testnet(directory)
                 statuses = await asyncio.gather(*(_status(session, r) for r in testnet.nodes))
-                table = render(testnet, statuses, uptime_s=time.monotonic() - started, load=generator)
-                if interactive:
-                    stream.write(CLEAR + table + "\n")
+                uptime_s = time.monotonic() - started
+                if live is not None:
+                    live.update(render_rich(testnet, statuses, uptime_s=uptime_s, load=generator), refresh=True)
                 elif frame % 10 == 0:
-                    stream.write(table + "\n\n")
-                stream.flush()
+                    stream.write(render(testnet, statuses, uptime_s=uptime_s, load=generator) + "\n\n")
+                    stream.flush()
                 frame += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), refresh_s)
         return await load_task if load_task is not None else None
     finally:
+        if live is not None:
+            live.stop()
         stop.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -99,3 +99,56 @@ def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
     finally:
         if (directory / "testnet.json").exists():
             launcher.down(directory, timeout_s=5)
+
+
+def _run_in_pty(args: list[str], seconds: float) -> tuple[str, int]:
+    """Run `args` on a pseudo-terminal for `seconds`, then Ctrl-C; (everything it wrote, its exit status)."""
+    import os
+    import pty
+    import select
+    import signal
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the command
+        os.execvp(args[0], args)
+    out = b""
+    deadline, stop_sent = time.monotonic() + seconds, False
+    try:
+        while True:
+            if not stop_sent and time.monotonic() >= deadline:
+                os.kill(pid, signal.SIGINT)
+                stop_sent, deadline = True, time.monotonic() + 30
+            elif stop_sent and time.monotonic() >= deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # the terminal closed: the command ended
+                    break
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+def test_the_live_table_draws_in_place_on_a_terminal_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    import sys
+
+    directory = tmp_path / "live"
+    output, code = _run_in_pty([sys.executable, "-m", "cli.main", "testnet", "up", "--nodes", "2", "--foreground",
+                                "--dir", str(directory)], seconds=8)
+    try:
+        assert code == 0, output[-3000:]
+        assert "NODE" in output and "MINING" in output and "Ctrl-C stops the testnet" in output
+        assert "\x1b[1A" in output  # redrawn in place (cursor up), not scrolled or cleared
+        assert "Traceback" not in output and "testnet down" in output
+        for node in load_testnet(directory).nodes:
+            assert node.pid is not None and not procs.alive(node.pid) and procs.group_members(node.pid) == []
+    finally:
+        if (directory / "testnet.json").exists():
+            launcher.down(directory, timeout_s=5)
