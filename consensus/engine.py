@@ -339,6 +339,11 @@ class Engine(Protocol):
     def on_sync_status(self, blocks_behind: int, *, now: float) -> None:
         """How many blocks the best chain the peers have shown is ahead of ours (0: in step)."""
 
+    def on_bootstrap(self, waiting: bool, *, now: float) -> None:
+        """True while the node has configured peers and has neither reached one and caught up nor run out its
+        grace period (`[mining] startup_grace_s`); then False, once. An engine that seals on its own (PoW) waits:
+        two nodes started together could each finalize a chain of their own before they connect."""
+
     def on_transactions_available(self, *, now: float) -> None:
         """The mempool got transactions (at most once a second)."""
 
@@ -390,6 +395,9 @@ class EngineBase:
         """Ignored by default."""
 
     def on_sync_status(self, blocks_behind: int, *, now: float) -> None:
+        """Ignored by default."""
+
+    def on_bootstrap(self, waiting: bool, *, now: float) -> None:
         """Ignored by default."""
 
     def on_transactions_available(self, *, now: float) -> None:

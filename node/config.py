@@ -23,6 +23,7 @@ enabled = true
 processes = 1
 hashrate_hps = 0             # 0: no cap
 nice = 0
+startup_grace_s = 30         # with bootstrap peers, no mining until one is reached and caught up (or this long)
 
 [validation]
 workers = 1                  # processes checking signatures (1: in the node process)
@@ -86,6 +87,7 @@ class MiningSection:
     processes: int = 1
     hashrate_hps: float = 0.0
     nice: int = 0
+    startup_grace_s: float = 30.0  # with bootstrap peers: mine alone after this long without reaching one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -190,6 +190,13 @@ class NodeCore:
             self._drive_engine(out, now=now, now_ms=now_ms)
         return out
 
+    def bootstrap_status(self, waiting: bool, *, now: float, now_ms: int) -> Output:
+        """Whether the node still waits to reach a configured peer and catch up (the engine holds off sealing)."""
+        out = Output()
+        self.engine.on_bootstrap(waiting, now=now)
+        self._drive_engine(out, now=now, now_ms=now_ms)
+        return out
+
     def receive_engine_message(self, peer: str, kind: str, payload: bytes, *, now: float, now_ms: int) -> Output:
         """An engine envelope from a peer: relayed once (unless the engine refuses what it carries) and handed to
         the engine when it is addressed to us; RejectError for a malformed or forged one."""

@@ -82,6 +82,7 @@ class Node:
         self.rpc: RpcServer | None = None
         self.miner: Miner | None = None
         self.sync_progress = SyncProgress()
+        self._bootstrap_deadline: float | None = None  # while set, mining waits for a configured peer
         self._stopping = False
         self._verify_pool: ProcessPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,6 +120,12 @@ class Node:
         await server.start()
         if self.core.spec.seals_with_workers and self.config.mining.enabled:
             self._start_miner()
+        if p2p.bootstrap and self.core.spec.seals_with_workers and self.config.mining.enabled:
+            # No split at birth: two nodes started together could each finalize a chain of their own.
+            grace = self.config.mining.startup_grace_s
+            self._bootstrap_deadline = time.monotonic() + grace
+            self.engine.on_bootstrap(True, now=time.monotonic())
+            log.info("mining waits to reach a configured peer and catch up (at most %.0f s)", grace)
         self.apply(self.core.start(now=time.monotonic(), now_ms=wall_ms()))
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="engine-tick"))
         self._tasks.append(asyncio.create_task(self._housekeeping_loop(), name="housekeeping"))
@@ -187,7 +194,23 @@ class Node:
                     self.apply(self.core.peers_changed(peers, self._known_peers, now=now, now_ms=now_ms))
                     self._known_peers = peers
                 self.apply(self.core.sync_gap(self.p2p.sync_progress[1], now=now, now_ms=now_ms))
+                if self._bootstrap_deadline is not None:
+                    self._check_bootstrap(now, now_ms)
             self.apply(self.core.tick(now=now, now_ms=now_ms))
+
+    def _check_bootstrap(self, now: float, now_ms: int) -> None:
+        """End the start-up wait once a peer is reached and we are caught up, or at the deadline (logged)."""
+        assert self.p2p is not None and self._bootstrap_deadline is not None
+        if self._known_peers and not self.p2p.syncing:
+            log.info("reached %d peer(s) and caught up at height %d: mining may start", len(self._known_peers),
+                     self.tree.height)
+        elif now >= self._bootstrap_deadline:
+            log.warning("no configured peer reached and caught up with within %.0f s (%s): mining alone",
+                        self.config.mining.startup_grace_s, ", ".join(self.config.p2p.bootstrap))
+        else:
+            return
+        self._bootstrap_deadline = None
+        self.apply(self.core.bootstrap_status(False, now=now, now_ms=now_ms))
 
     async def _housekeeping_loop(self) -> None:
         while True:

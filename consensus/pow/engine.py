@@ -139,6 +139,13 @@ class PowEngine(EngineBase):
             self.handler.blocks_behind = blocks_behind
             self._decide(now, tip_changed=False)
 
+    def on_bootstrap(self, waiting: bool, *, now: float) -> None:
+        """No mining while the node waits to reach a configured peer and catch up (split at birth)."""
+        if waiting != self.handler.awaiting_peers:
+            self.handler.awaiting_peers = waiting
+            if self._chain is not None:  # before start(), the first decision will see it
+                self._decide(now, tip_changed=False)
+
     def on_peers(self, count: int, *, now: float) -> None:
         """With no peer at all nobody is reachable, whatever the last heartbeats said: decide at once instead of
         waiting out the heartbeat timeout (an isolated miner stops within one tick)."""

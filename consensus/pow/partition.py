@@ -14,6 +14,9 @@ confirmations; the one window is the failure detector's timeout after a cut (doc
   θ + `partition_hysteresis`, so a share hovering at the threshold does not flap.
 - **Syncing pause**: no mining while the peers have shown a chain `SYNC_PAUSE_BLOCKS` or more ahead (a block mined
   on a tip known to be stale only forks the node; found by the simulator's swarm).
+- **Start-up pause**: a node with configured peers does not mine until it has reached one and caught up, or its
+  grace period ran out (the node decides, `Engine.on_bootstrap`): two nodes started together with an easy target
+  could otherwise each finalize a chain of their own before they connect.
 
 The states and their transitions are in `MiningState` and `next_state`, in one place.
 """
@@ -40,6 +43,7 @@ class MiningState(Enum):
     MINING = "mining"
     PAUSED_PARTITION = "paused-partition"
     PAUSED_SYNCING = "paused-syncing"
+    PAUSED_STARTUP = "paused-startup"
     DISABLED = "disabled"
     NO_KEY = "no-key"
 
@@ -53,6 +57,7 @@ class Inputs:
     share: float
     partition_paused: bool  # the handler's own state before this decision (for the hysteresis)
     blocks_behind: int
+    awaiting_peers: bool = False  # the node has configured peers and has not reached one and caught up yet
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +85,9 @@ def next_state(inputs: Inputs, *, threshold: float, hysteresis: float) -> Decisi
         return Decision(state=MiningState.NO_KEY, reason="not a miner (no key)", partition_paused=paused)
     if not inputs.enabled:
         return Decision(state=MiningState.DISABLED, reason="mining disabled", partition_paused=paused)
+    if inputs.awaiting_peers:
+        return Decision(state=MiningState.PAUSED_STARTUP, partition_paused=inputs.partition_paused,
+                        reason="starting: waiting to reach a configured peer and catch up")
     if paused:
         return Decision(state=MiningState.PAUSED_PARTITION, partition_paused=True,
                         reason=f"partition: reachable share {share:.3f} <= threshold {threshold:.3f}")
@@ -101,6 +109,7 @@ class PartitionHandler:
         self.own_address = own_address
         self.shares: dict[bytes, float] = {}
         self.blocks_behind = 0
+        self.awaiting_peers = False
         self._peer_count: int | None = None  # None until the node reports peers: heartbeats alone decide
         self._partition_paused = False  # the handler's own state, whatever the admin switch says
 
@@ -142,7 +151,8 @@ class PartitionHandler:
         """The next decision, and a log note when the partition handler itself paused or resumed."""
         share = self.reachable_share(now)
         decision = next_state(Inputs(has_key=has_key, enabled=enabled, share=share,
-                                     partition_paused=self._partition_paused, blocks_behind=self.blocks_behind),
+                                     partition_paused=self._partition_paused, blocks_behind=self.blocks_behind,
+                                     awaiting_peers=self.awaiting_peers),
                               threshold=self.threshold, hysteresis=self.hysteresis)
         note = None
         if decision.partition_paused != self._partition_paused:

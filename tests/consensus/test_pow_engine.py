@@ -112,6 +112,9 @@ def test_transition_table_orders_its_reasons() -> None:
     assert decide(share=0.6, partition_paused=True) is MiningState.MINING
     assert decide(blocks_behind=2) is MiningState.PAUSED_SYNCING
     assert decide(blocks_behind=2, share=0.1) is MiningState.PAUSED_PARTITION  # the partition is named first
+    assert decide(awaiting_peers=True) is MiningState.PAUSED_STARTUP
+    assert decide(awaiting_peers=True, share=0.1) is MiningState.PAUSED_STARTUP  # the start-up wait comes first
+    assert decide(awaiting_peers=True, enabled=False) is MiningState.DISABLED
 
 
 def test_share_estimate_mixes_blocks_and_declared_rates() -> None:
@@ -206,5 +209,19 @@ def test_mining_pauses_while_the_peers_have_shown_a_longer_chain() -> None:
     decision = engine.ready().proposing
     assert decision is not None and not decision.active and decision.reason == "syncing: peers are 3 blocks ahead"
     engine.on_sync_status(0, now=0.3)  # caught up
+    decision = engine.ready().proposing
+    assert decision is not None and decision.active
+
+
+def test_a_node_waiting_for_its_configured_peers_does_not_mine_until_told() -> None:
+    g = Genesis(chain_id="solo", consensus="pow")
+    engine = pow_engine(g)
+    engine.on_bootstrap(True, now=0.0)  # before start: the first decision already waits
+    tree = BlockTree(ChainStore(MemoryStore()), g, pow_engine(g, None).policy)
+    engine.start(tree, MemoryEngineState(), now=0.0, now_ms=1_000)
+    decision = engine.ready().proposing
+    assert decision is not None and not decision.active and "configured peer" in decision.reason
+    assert engine.status(now=0.1).to_json()["state"] == "paused-startup"
+    engine.on_bootstrap(False, now=0.2)
     decision = engine.ready().proposing
     assert decision is not None and decision.active
