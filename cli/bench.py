@@ -335,6 +335,40 @@ def mine_command(seconds: float, as_json: bool) -> None:
                f"ratio {result['ratio']:.2f}")
 
 
+@command.command(name="checker")
+@click.option("--ops", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True,
+              help="operations in the generated history")
+@click.option("--processes", type=click.IntRange(1, 10_000), default=64, show_default=True,
+              help="concurrent client processes")
+@click.option("--keys", type=click.IntRange(1, 10_000_000), default=1_000, show_default=True,
+              help="registers (the checker splits the history per key)")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def checker_command(ops: int, processes: int, keys: int, seed: int, as_json: bool) -> None:
+    """The linearizability checker on a generated linearizable register history (real registers, each operation
+    taking effect at a random moment of its interval): seconds to a verdict and the process's peak memory."""
+    import random
+    import resource
+
+    from testnet.linearizability import RegisterModel, check, generate_register_history
+
+    started = time.perf_counter()
+    history = generate_register_history(random.Random(seed), operations=ops, processes=processes, keys=keys)
+    generated_s = time.perf_counter() - started
+    started = time.perf_counter()
+    result = check(history, RegisterModel(), max_states=10**9)
+    check_s = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    report = {"ops": ops, "processes": processes, "keys": keys, "seed": seed, "verdict": result.verdict,
+              "states": result.states, "check_s": round(check_s, 3), "generate_s": round(generated_s, 3),
+              "ops_per_s": round(ops / check_s) if check_s > 0 else None, "peak_rss_mib": round(peak_mib, 1)}
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"{ops:,} operations, {processes} processes, {keys:,} keys: {result.verdict} in {check_s:.2f} s "
+               f"({result.states:,} states), peak memory {peak_mib:,.0f} MiB")
+
+
 @command.command(name="sync")
 @click.option("--blocks", type=click.IntRange(1, 100_000), default=2000, show_default=True)
 @click.option("--txs", type=click.IntRange(0, 5_000), default=100, show_default=True, help="transactions per block")

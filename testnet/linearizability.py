@@ -1,0 +1,439 @@
+"""A linearizability checker for client histories (pure: no clock, no I/O; the caller passes a stop callback).
+
+A history is linearizable when every operation can be given one instant between its invocation and its
+completion such that the operations, taken in the order of those instants, are a legal run of the sequential
+model (Herlihy and Wing, 1990). The search is the Wing-Gong algorithm with Lowe's memoization, as Porcupine does
+it (Horn and Kroening, "Faster linearizability checking via P-compositionality", 2015):
+
+- the history becomes a doubly linked list of call and return entries in time order;
+- walking it, the first call entry whose operation the model allows in the current state is *lifted* (its call and
+  return leave the list) and pushed on a stack; the walk restarts at the head;
+- reaching a return entry means an operation's deadline passed before it was linearized: pop the last lifted
+  operation, put it back, and try the next entry after its call (backtracking);
+- a (linearized set, model state) pair already explored is not explored again (the memoization that makes this
+  fast in practice), and the history is linearizable once the list is empty.
+
+Keys are checked separately where the model allows it (P-compositionality: a register per key, an account per
+address), which turns one search over N operations into many small ones. Operations whose outcome is unknown
+(`info`: a timeout) complete at infinity: they may have taken effect at any point after their call, or never
+(placed last, where nothing observes them). A `fail`ed operation did not happen, except where the model says a
+failure is an observation (a compare-and-set whose compare failed read a different value).
+
+A budget of explored states (and the caller's stop callback, polled every few thousand steps) turns a search that
+would run too long into an `unknown` verdict instead of a hang or an exhausted memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any, Literal, Protocol
+
+from testnet.history import Op
+
+Verdict = Literal["linearizable", "not-linearizable", "unknown"]
+INFINITY = float("inf")
+
+
+class _Refused:
+    """The model's answer for an operation impossible in a state (a state may itself be None)."""
+
+    def __repr__(self) -> str:
+        return "REFUSED"
+
+
+REFUSED: Any = _Refused()
+DEFAULT_MAX_STATES = 5_000_000  # explored (linearized set, state) pairs across all keys before `unknown`
+POLL_STEPS = 4096  # how often the stop callback is asked
+
+
+class ModelError(ValueError):
+    """A history operation the model does not know (wrong op name or value shape); names the record."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operation:
+    """One client operation: its invocation and completion paired up."""
+
+    id: int  # position among the operations of the whole history
+    process: str
+    node: str
+    key: str
+    op: str
+    input: Any  # the invoke's value
+    output: Any  # the completion's value (None for info)
+    outcome: Literal["ok", "fail", "info"]
+    call: int  # the invoke record's index
+    ret: float  # the completion record's index; INFINITY for info (and never completed) operations
+    call_ns: int = 0
+    ret_ns: int | None = None
+
+    def describe(self) -> str:
+        """`p3 write r 4 -> ok` style, for reports."""
+        shown = self.input if self.output is None or self.op != "read" else self.output
+        return f"p{self.process} {self.op} {self.key} {shown!r} -> {self.outcome}"
+
+
+class Model(Protocol):
+    """A sequential specification: states are hashable and immutable."""
+
+    name: str
+
+    def operations(self, ops: Sequence[Op]) -> list[Operation]:
+        """The history's operations this model checks (fails that did not happen dropped); ModelError on an
+        operation it does not know."""
+
+    def init(self, key: str) -> Hashable:
+        """The state of `key` before any operation."""
+
+    def step(self, state: Hashable, op: Operation) -> Hashable:
+        """The state after `op`, or REFUSED when `op` with its observed output is impossible in `state`."""
+
+
+def pair_operations(ops: Sequence[Op], *, keep: Callable[[Op, Op | None], bool] | None = None,
+                    ) -> list[Operation]:
+    """Pair each invoke with the next completion of the same process (an invoke never completed is `info`).
+    `keep(invoke, completion)` decides which pairs become operations (default: everything but `fail`)."""
+    open_ops: dict[str, Op] = {}
+    pairs: list[tuple[Op, Op | None]] = []
+    for record in ops:
+        if record.type == "invoke":
+            if record.process in open_ops:  # a new invoke: the previous one never completed
+                pairs.append((open_ops.pop(record.process), None))
+            open_ops[record.process] = record
+        else:
+            invoke = open_ops.pop(record.process, None)
+            if invoke is not None:
+                pairs.append((invoke, record))
+    pairs.extend((invoke, None) for invoke in open_ops.values())
+    pairs.sort(key=lambda pair: pair[0].index)
+    result: list[Operation] = []
+    for invoke, done in pairs:
+        outcome = "info" if done is None or done.type == "info" else done.type
+        if keep is not None and not keep(invoke, done):
+            continue
+        if keep is None and outcome == "fail":
+            continue
+        result.append(Operation(
+            id=len(result), process=invoke.process, node=invoke.node, key=invoke.key, op=invoke.op,
+            input=invoke.value, output=done.value if done is not None and outcome != "info" else None,
+            outcome=outcome,  # type: ignore[arg-type]
+            call=invoke.index, ret=done.index if done is not None and outcome != "info" else INFINITY,
+            call_ns=invoke.time_ns, ret_ns=done.time_ns if done is not None else None))
+    return result
+
+
+class RegisterModel:
+    """A register per key: `read` (ok value = the value read; null: never written), `write` (value), `cas`
+    (value [from, to]; ok: the compare held and the register became `to`; fail: the compare did not hold, which
+    is an observation: the register was not `from`)."""
+
+    name = "register"
+
+    def operations(self, ops: Sequence[Op]) -> list[Operation]:
+        def keep(invoke: Op, done: Op | None) -> bool:
+            if invoke.op not in ("read", "write", "cas"):
+                raise ModelError(f"index {invoke.index}: the register model has read, write and cas, not "
+                                 f"{invoke.op!r}")
+            if invoke.op == "cas" and not (isinstance(invoke.value, list) and len(invoke.value) == 2):
+                raise ModelError(f"index {invoke.index}: a cas value is [from, to], got {invoke.value!r}")
+            failed = done is not None and done.type == "fail"
+            return not failed or invoke.op == "cas"  # a failed cas saw another value; other failures did nothing
+        return pair_operations(ops, keep=keep)
+
+    def init(self, key: str) -> Hashable:
+        return None
+
+    def step(self, state: Hashable, op: Operation) -> Hashable:
+        if op.op == "read":
+            if op.outcome == "info":
+                return state
+            return state if _same(op.output, state) else REFUSED
+        if op.op == "write":
+            return _frozen(op.input)
+        expected, new = op.input
+        if op.outcome == "ok":
+            return _frozen(new) if _same(expected, state) else REFUSED
+        if op.outcome == "fail":
+            return state if not _same(expected, state) else REFUSED
+        return _frozen(new) if _same(expected, state) else state  # info: either way
+
+
+def _same(value: Any, state: Hashable) -> bool:
+    return _frozen(value) == state
+
+
+def _frozen(value: Any) -> Hashable:
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return value  # type: ignore[no-any-return]
+
+
+MODELS: dict[str, Callable[[], Model]] = {"register": RegisterModel}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyResult:
+    """The verdict on one key's operations."""
+
+    key: str
+    verdict: Verdict
+    operations: int
+    states: int  # (linearized set, state) pairs explored
+    order: list[int] = field(default_factory=list)  # a linearization (operation ids) when linearizable
+    stuck: int | None = None  # not linearizable: the operation that could not be placed at the deepest point
+    linearized_before: list[int] = field(default_factory=list)  # what the deepest attempt had placed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """The verdict on a whole history."""
+
+    verdict: Verdict
+    model: str
+    operations: list[Operation]
+    keys: list[KeyResult]
+    states: int
+    reason: str = ""  # why unknown
+
+    @property
+    def failed_key(self) -> KeyResult | None:
+        """The first key that is not linearizable."""
+        return next((k for k in self.keys if k.verdict == "not-linearizable"), None)
+
+    def window(self, around: int, *, limit: int = 12) -> list[Operation]:
+        """The operations concurrent with operation `around` (their intervals overlap), plus the last one of its
+        key that completed before it: what a reader needs to see why it cannot be placed."""
+        target = self.operations[around]
+        same_key = [op for op in self.operations if op.key == target.key]
+        overlapping = [op for op in same_key if op.call < target.ret and target.call < op.ret]
+        before = [op for op in same_key if op.ret < target.call]
+        if before:
+            overlapping.append(max(before, key=lambda op: op.ret))
+        overlapping.sort(key=lambda op: op.call)
+        if len(overlapping) > limit:  # keep the target and the ones that called nearest to it
+            overlapping.sort(key=lambda op: abs(op.call - target.call))
+            overlapping = sorted(overlapping[:limit], key=lambda op: op.call)
+        return overlapping
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable verdict (`check linearizable --json`)."""
+        out: dict[str, Any] = {"verdict": self.verdict, "model": self.model, "operations": len(self.operations),
+                               "keys": len(self.keys), "states": self.states}
+        if self.reason:
+            out["reason"] = self.reason
+        failed = self.failed_key
+        if failed is not None and failed.stuck is not None:
+            op = self.operations[failed.stuck]
+            out["key"] = failed.key
+            out["first_unlinearizable"] = _op_json(op)
+            out["window"] = [_op_json(o) for o in self.window(failed.stuck)]
+            out["linearized_before"] = len(failed.linearized_before)
+        return out
+
+
+def _op_json(op: Operation) -> dict[str, Any]:
+    return {"id": op.id, "process": op.process, "node": op.node, "op": op.op, "key": op.key, "input": op.input,
+            "output": op.output, "outcome": op.outcome, "invoke_index": op.call,
+            "complete_index": None if op.ret == INFINITY else int(op.ret), "text": op.describe()}
+
+
+class _Budget:
+    def __init__(self, max_states: int, should_stop: Callable[[], bool] | None) -> None:
+        self.left = max_states
+        self.should_stop = should_stop
+        self.steps = 0
+        self.reason = ""
+
+    def spend(self) -> bool:
+        """Count one explored state; False once the budget is gone."""
+        self.left -= 1
+        self.steps += 1
+        if self.left < 0:
+            self.reason = "state budget exhausted"
+            return False
+        if self.should_stop is not None and self.steps % POLL_STEPS == 0 and self.should_stop():
+            self.reason = "time budget exhausted"
+            return False
+        return True
+
+
+def check(ops: Sequence[Op], model: Model, *, max_states: int = DEFAULT_MAX_STATES,
+          should_stop: Callable[[], bool] | None = None) -> Result:
+    """Check a history against `model`, key by key; `unknown` when the budget runs out first."""
+    operations = model.operations(ops)
+    by_key: dict[str, list[Operation]] = {}
+    for operation in operations:
+        by_key.setdefault(operation.key, []).append(operation)
+    budget = _Budget(max_states, should_stop)
+    results: list[KeyResult] = []
+    verdict: Verdict = "linearizable"
+    for key in sorted(by_key):
+        result = check_key(key, by_key[key], model, budget)
+        results.append(result)
+        if result.verdict == "not-linearizable":
+            verdict = "not-linearizable"
+            break
+        if result.verdict == "unknown":
+            verdict = "unknown"
+            break
+    return Result(verdict=verdict, model=model.name, operations=operations, keys=results,
+                  states=sum(r.states for r in results), reason=budget.reason if verdict == "unknown" else "")
+
+
+class _Entry:
+    __slots__ = ("is_call", "match", "next", "op", "prev")
+
+    def __init__(self, is_call: bool, op: int) -> None:
+        self.is_call = is_call
+        self.op = op
+        self.match: _Entry | None = None
+        self.prev: _Entry | None = None
+        self.next: _Entry | None = None
+
+
+def check_key(key: str, ops: Sequence[Operation], model: Model, budget: _Budget) -> KeyResult:
+    """The Wing-Gong/Lowe search over one key's operations."""
+    local = list(ops)
+    events: list[tuple[float, int, int]] = []  # (time, 0 call / 1 return, local index)
+    for index, op in enumerate(local):
+        events.append((op.call, 0, index))
+        events.append((op.ret, 1, index))
+    events.sort()
+    head = _Entry(False, -1)
+    previous: _Entry = head
+    calls: dict[int, _Entry] = {}
+    for _, kind, index in events:
+        made = _Entry(kind == 0, index)
+        if kind == 0:
+            calls[index] = made
+        else:
+            calls[index].match = made
+        made.prev, previous.next = previous, made
+        previous = made
+    state = model.init(key)
+    linearized = 0
+    seen: set[tuple[int, Hashable]] = set()
+    stack: list[tuple[_Entry, Hashable]] = []
+    deepest: tuple[int, int | None, list[int]] = (-1, None, [])
+    entry: _Entry | None = head.next
+    states = 0
+    while head.next is not None:
+        assert entry is not None, "the walk always stops at a return entry before the end"
+        if entry.is_call:
+            op = local[entry.op]
+            after = model.step(state, op)
+            if after is not REFUSED:
+                marked = linearized | (1 << entry.op)
+                if (marked, after) not in seen:
+                    if not budget.spend():
+                        return KeyResult(key=key, verdict="unknown", operations=len(local), states=states)
+                    states += 1
+                    seen.add((marked, after))
+                    stack.append((entry, state))
+                    state, linearized = after, marked
+                    _lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+            continue
+        # A return entry: its operation's deadline passed unplaced. Back off the last choice.
+        if len(stack) > deepest[0]:
+            deepest = (len(stack), entry.op, [local[e.op].id for e, _ in stack])
+        if not stack:
+            stuck = deepest[1]
+            return KeyResult(key=key, verdict="not-linearizable", operations=len(local), states=states,
+                             stuck=local[stuck].id if stuck is not None else None,
+                             linearized_before=deepest[2])
+        call, state = stack.pop()
+        linearized &= ~(1 << call.op)
+        _unlift(call)
+        entry = call.next
+    return KeyResult(key=key, verdict="linearizable", operations=len(local), states=states,
+                     order=[local[e.op].id for e, _ in stack])
+
+
+def _lift(call: _Entry) -> None:
+    for entry in (call, call.match):
+        assert entry is not None and entry.prev is not None
+        entry.prev.next = entry.next
+        if entry.next is not None:
+            entry.next.prev = entry.prev
+
+
+def _unlift(call: _Entry) -> None:
+    for entry in (call.match, call):
+        assert entry is not None and entry.prev is not None
+        entry.prev.next = entry
+        if entry.next is not None:
+            entry.next.prev = entry
+
+
+def generate_register_history(rng: Random, *, operations: int, processes: int, keys: int = 1,
+                              values: int = 5) -> list[Op]:
+    """A linearizable history of `operations` read/write/cas operations by `processes` clients on `keys` real
+    registers: each operation takes effect at a random moment between its invoke and its completion (for tests and
+    `chainlab bench checker`). Keys are drawn per operation; values from 0..values-1."""
+    registers: dict[str, Any] = {}
+    pending: dict[str, tuple[str, str, Any, Any]] = {}  # process -> (op, key, input, output once applied)
+    applied: list[str] = []
+    idle = [f"{i}" for i in range(processes)]
+    records: list[Op] = []
+    invoked = 0
+
+    def record(type: str, process: str, op: str, key: str, value: Any) -> None:
+        records.append(Op(index=len(records), time_ns=len(records) * 1000, type=type, process=process, node="n",
+                          op=op, key=key, value=value))
+
+    while invoked < operations or pending:
+        unapplied = [p for p in pending if p not in applied]
+        choices = [c for c, able in (("invoke", idle and invoked < operations), ("apply", unapplied),
+                                      ("complete", applied)) if able]
+        choice = rng.choice(choices)
+        if choice == "invoke":
+            process = idle.pop(rng.randrange(len(idle)))
+            op, key = rng.choice(("read", "write", "cas")), f"k{rng.randrange(keys)}"
+            given = None if op == "read" else rng.randrange(values) if op == "write" else [rng.randrange(values),
+                                                                                          rng.randrange(values)]
+            pending[process] = (op, key, given, None)
+            record("invoke", process, op, key, given)
+            invoked += 1
+        elif choice == "apply":
+            process = rng.choice(unapplied)
+            op, key, given, _ = pending[process]
+            current = registers.get(key)
+            if op == "read":
+                result: Any = current
+            elif op == "write":
+                registers[key], result = given, True
+            else:
+                result = current == given[0]
+                if result:
+                    registers[key] = given[1]
+            pending[process] = (op, key, given, result)
+            applied.append(process)
+        else:
+            process = applied.pop(rng.randrange(len(applied)))
+            op, key, given, result = pending.pop(process)
+            idle.append(process)
+            if op == "read":
+                record("ok", process, op, key, result)
+            else:
+                record("ok" if result else "fail", process, op, key, given)
+    return records
+
+
+def model_named(name: str) -> Model:
+    """The model called `name`; ValueError naming the known ones."""
+    factory = MODELS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
+    return factory()
+
+
+def operations_of(ops: Iterable[Op], model: Model) -> list[Operation]:
+    """The operations `model` would check (for reports)."""
+    return model.operations(list(ops))
