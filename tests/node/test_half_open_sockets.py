@@ -38,8 +38,9 @@ TRICKLERS_PER_PORT = 8
 STATUS_BOUND_S = 2.0
 UNFINISHED = b"GET /v1/status HTTP/1.1\r\nHost: node\r\nX-Pad: "  # never ends its headers
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").exists() or sys.platform != "linux",
-                                reason="counts the node's descriptors in /proc; binds 127.0.0.2 (Linux loopback)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not Path("/proc/self/fd").exists() or sys.platform != "linux",
+    reason="counts the node's descriptors in /proc; binds 127.0.0.2 (Linux loopback)")]
 
 
 @dataclasses.dataclass
