@@ -12,11 +12,19 @@ port = 0                     # 0: the OS picks a free port (the bound port is lo
 bootstrap = ["ws://127.0.0.1:30301/p2p"]   # or "127.0.0.1:30301" (the /p2p path is the default)
 target_peers = 8
 max_peers = 32
+max_connections = 256        # TCP connections to the P2P port, counted before the websocket upgrade
+max_connections_per_address = 128
+header_timeout_s = 10.0      # a connection's first request headers must be complete by then
+idle_timeout_s = 30.0        # a connection with no request in progress is closed after this long
 
 [rpc]
 host = "127.0.0.1"
 port = 0
 admin_token = ""             # empty: admin routes are disabled
+max_connections = 1024       # the same four limits on the RPC port (docs/P2P.md, "Half-open sockets")
+max_connections_per_address = 512
+header_timeout_s = 10.0
+idle_timeout_s = 30.0
 
 [mining]
 enabled = true
@@ -39,6 +47,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from node.rpc import RPC_SOCKET_LIMITS
+from p2p.config import P2P_SOCKET_LIMITS
+from p2p.listener import SocketLimits
 from p2p.protocol.messages import normalize_peer_address
 
 CONFIG_FILE = "config.toml"
@@ -68,6 +79,14 @@ class P2PSection:
     target_peers: int = 8
     max_peers: int = 32
     advertise_url: str = ""
+    max_connections: int = P2P_SOCKET_LIMITS.max_connections
+    max_connections_per_address: int = P2P_SOCKET_LIMITS.max_connections_per_address
+    header_timeout_s: float = P2P_SOCKET_LIMITS.header_timeout_s
+    idle_timeout_s: float = P2P_SOCKET_LIMITS.idle_timeout_s
+
+    def socket_limits(self) -> SocketLimits:
+        """The P2P port's TCP-level limits (raises ValueError if they do not fit together)."""
+        return _socket_limits(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +96,20 @@ class RpcSection:
     host: str = "127.0.0.1"
     port: int = 0
     admin_token: str = ""
+    max_connections: int = RPC_SOCKET_LIMITS.max_connections
+    max_connections_per_address: int = RPC_SOCKET_LIMITS.max_connections_per_address
+    header_timeout_s: float = RPC_SOCKET_LIMITS.header_timeout_s
+    idle_timeout_s: float = RPC_SOCKET_LIMITS.idle_timeout_s
+
+    def socket_limits(self) -> SocketLimits:
+        """The RPC port's TCP-level limits (raises ValueError if they do not fit together)."""
+        return _socket_limits(self)
+
+
+def _socket_limits(section: P2PSection | RpcSection) -> SocketLimits:
+    return SocketLimits(max_connections=section.max_connections,
+                        max_connections_per_address=section.max_connections_per_address,
+                        header_timeout_s=section.header_timeout_s, idle_timeout_s=section.idle_timeout_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,6 +236,11 @@ def load_config(datadir: str | os.PathLike[str]) -> NodeConfig:
         raise ConfigError(f"{path}: [mining] processes must be at least 1 (enabled = false turns mining off)")
     if config.validation.workers < 1:
         raise ConfigError(f"{path}: [validation] workers must be at least 1 (1 checks signatures in the node)")
+    for section_name, section in (("p2p", config.p2p), ("rpc", config.rpc)):
+        try:
+            section.socket_limits()
+        except ValueError as exc:
+            raise ConfigError(f"{path}: [{section_name}] {exc}") from exc
     for name, value in (("[mining] processes", config.mining.processes),
                         ("[validation] workers", config.validation.workers)):
         if value > MAX_PROCESSES:

@@ -15,10 +15,11 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from consensus.spec import StatusMetric
+from p2p.listener import ListenerCounters
 from p2p.protocol.metrics import P2PMetrics
 
 _BOUND: weakref.WeakKeyDictionary[CollectorRegistry, NodeMetrics] = weakref.WeakKeyDictionary()
@@ -105,6 +106,7 @@ class NodeMetrics:
         self._engine_metrics: dict[str, tuple[StatusMetric, Gauge | Counter]] = {}
         self._engine_counted: dict[str, float] = {}
         self._p2p_collector: _P2PCollector | None = None
+        self._listener_collector: _ListenerCollector | None = None
         self.before_scrape: Callable[[], None] | None = None  # refreshes the gauges the owner keeps lazily
         _BOUND[registry] = self
 
@@ -148,6 +150,14 @@ class NodeMetrics:
             self._p2p_collector = _P2PCollector(p2p)
             self.registry.register(self._p2p_collector)
         self._p2p_collector.p2p = p2p
+
+    def watch_listener(self, port: str, counters: ListenerCounters) -> None:
+        """Export a listening port's TCP-level counters (p2p/listener.py) as chainlab_connections_* with
+        port=`port` ("p2p", "rpc"); a later call for the same port switches to the new counters."""
+        if self._listener_collector is None:
+            self._listener_collector = _ListenerCollector()
+            self.registry.register(self._listener_collector)
+        self._listener_collector.ports[port] = counters
 
     def set_mining(self, enabled: bool, reachable_share: float | None = None) -> None:
         """Record the PoW engine's mining switch and, when known, the reachable hash share."""
@@ -205,3 +215,28 @@ class _P2PCollector(Collector):
                                        ("chainlab_p2p_dial_failures", "Outbound connections that failed",
                                         p2p.dial_failures)):
             yield CounterMetricFamily(name, help_text, value=value)
+
+
+class _ListenerCollector(Collector):
+    """chainlab_connections_*: TCP connections open, refused by cap and timed out, per listening port."""
+
+    def __init__(self) -> None:
+        self.ports: dict[str, ListenerCounters] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        opened = GaugeMetricFamily("chainlab_connections_open", "TCP connections open, by listening port",
+                                   labels=["port"])
+        refused = CounterMetricFamily("chainlab_connections_refused",
+                                      "TCP connections closed at accept for a cap, by listening port and cap",
+                                      labels=["port", "reason"])
+        timed_out = CounterMetricFamily("chainlab_connections_timed_out",
+                                        "TCP connections closed for request headers not complete in time",
+                                        labels=["port"])
+        for port, counters in sorted(self.ports.items()):
+            opened.add_metric([port], counters.open)
+            timed_out.add_metric([port], counters.timed_out)
+            for reason in ("per-address", "total"):
+                refused.add_metric([port, reason], counters.refused[reason])
+        yield opened
+        yield refused
+        yield timed_out

@@ -32,11 +32,17 @@ from chain.errors import DecodeError, RejectError
 from chain.tx import decode_tx
 from node.api import READ_LEVELS, WAIT_LEVELS, EventSubscription, NodeAPI, TxStatus, WaitLevel
 from node.metrics import NodeMetrics
+from p2p.listener import ListenerGuard, SocketLimits
 from p2p.protocol.messages import normalize_peer_address
 
 log = logging.getLogger("chainlab.rpc")
 
 MIB = 1024 * 1024
+# TCP connections to the RPC port, counted at accept: `bench rpc` and the testnet's load generator keep up to 256
+# keep-alive connections from 127.0.0.1, so the per-address cap sits above that; the header deadline and idle
+# timeout sit above aiohttp clients' own 15 s keep-alive, so a client never reuses a connection we just closed.
+RPC_SOCKET_LIMITS = SocketLimits(max_connections=1024, max_connections_per_address=512, header_timeout_s=10.0,
+                                 idle_timeout_s=30.0)
 MAX_BLOCKS_PER_PAGE = 100
 DEFAULT_BLOCKS_PER_PAGE = 20
 MAX_MEMPOOL_PAGE = 10_000
@@ -74,6 +80,7 @@ class RpcConfig:
     cors: bool = False
     events_keepalive_s: float = 15.0
     shutdown_timeout_s: float = 5.0
+    socket_limits: SocketLimits = RPC_SOCKET_LIMITS  # p2p/listener.py: caps and deadlines below HTTP
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -241,6 +248,7 @@ class RpcServer:
         token = (config.admin_token or "").strip()
         self._token_digest = hashlib.sha256(token.encode("utf-8")).digest() if token else None
         self._runner: web.AppRunner | None = None
+        self.listener = ListenerGuard("rpc", config.socket_limits)  # TCP-level caps and header deadline
         self._port: int | None = None
         self._streams: set[EventSubscription] = set()
         self.app = self._build_app()
@@ -274,8 +282,10 @@ class RpcServer:
             raise RuntimeError("the RPC server is already started")
         if self._token_digest is not None and not _is_loopback(self.config.host):
             log.warning("RPC admin routes are reachable on %s, which is not a loopback address", self.config.host)
-        runner = web.AppRunner(self.app, shutdown_timeout=self.config.shutdown_timeout_s, handle_signals=False)
+        runner = web.AppRunner(self.app, shutdown_timeout=self.config.shutdown_timeout_s, handle_signals=False,
+                               keepalive_timeout=self.config.socket_limits.idle_timeout_s)
         await runner.setup()
+        self.listener.install(runner)
         try:
             site = web.TCPSite(runner, self.config.host, self.config.port)
             await site.start()

@@ -108,15 +108,19 @@ class Node:
         p2p = self.config.p2p
         self.p2p = service = P2PService(
             P2PConfig(listen_host=p2p.host, listen_port=p2p.port, bootstrap=tuple(p2p.bootstrap),
-                      target_peers=p2p.target_peers, max_peers=p2p.max_peers, advertise_url=p2p.advertise_url),
+                      target_peers=p2p.target_peers, max_peers=p2p.max_peers, advertise_url=p2p.advertise_url,
+                      socket_limits=p2p.socket_limits()),
             # Handshake challenges must be unpredictable: the system's randomness, not a seeded generator.
             self.key, ChainAccessAdapter(self), rng=random.SystemRandom(),
         )
         await service.start()
         self.node_metrics.watch_p2p(service.metrics)
+        self.node_metrics.watch_listener("p2p", service.listener.counters)
         rpc = self.config.rpc
-        self.rpc = server = RpcServer(RpcConfig(host=rpc.host, port=rpc.port, admin_token=rpc.admin_token or None),
+        self.rpc = server = RpcServer(RpcConfig(host=rpc.host, port=rpc.port, admin_token=rpc.admin_token or None,
+                                                socket_limits=rpc.socket_limits()),
                                       NodeApiAdapter(self))
+        self.node_metrics.watch_listener("rpc", server.listener.counters)
         await server.start()
         if self.core.spec.seals_with_workers and self.config.mining.enabled:
             self._start_miner()

@@ -10,13 +10,21 @@ from typing import Protocol
 
 from chain.block import Block
 from chain.tx import Transaction
+from p2p.listener import SocketLimits
 from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
 from p2p.protocol.faults import FaultConfig
 from p2p.protocol.messages import check_peer_url
 from p2p.protocol.relay import BLOCK_STATUSES, BlockVerdict, ChainView
 from p2p.protocol.timing import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S
 
-__all__ = ["BLOCK_STATUSES", "BlockVerdict", "ChainAccess", "ChainView", "FaultConfig", "P2PConfig"]
+__all__ = ["BLOCK_STATUSES", "P2P_SOCKET_LIMITS", "BlockVerdict", "ChainAccess", "ChainView", "FaultConfig",
+           "P2PConfig"]
+
+# TCP connections to the P2P port, counted before the websocket upgrade: a node keeps at most max_peers (32) peers,
+# and a local testnet puts every node on 127.0.0.1, so the per-address cap leaves room for all of them plus dials
+# in flight; the total stays far below a process's descriptor limit.
+P2P_SOCKET_LIMITS = SocketLimits(max_connections=256, max_connections_per_address=128, header_timeout_s=10.0,
+                                 idle_timeout_s=30.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +45,7 @@ class P2PConfig:
     reconnect_max_s: float = RECONNECT_MAX_S
     rate_messages_per_s: float = 5000.0
     rate_bytes_per_s: float = 64 * 1024 * 1024
+    socket_limits: SocketLimits = P2P_SOCKET_LIMITS  # p2p/listener.py: caps and deadlines below the upgrade
 
     def __post_init__(self) -> None:
         if not 0 <= self.listen_port <= 65535:

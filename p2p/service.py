@@ -26,6 +26,7 @@ from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from p2p.config import BlockVerdict, ChainAccess, P2PConfig
 from p2p.importer import Importer, ImportHooks
+from p2p.listener import ListenerGuard
 from p2p.protocol.codec import FrameError, encode_frame, split_frames
 from p2p.protocol.faults import NO_FAULTS, FaultConfig
 from p2p.protocol.limits import (
@@ -107,6 +108,7 @@ class P2PService:
         self._importer: Importer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self.listener = ListenerGuard("p2p", config.socket_limits)  # TCP-level caps and header deadline
         self._client: aiohttp.ClientSession | None = None
         self._running = False
         self._tick_s = min(0.1, config.ping_interval_s / 4, config.reconnect_min_s / 2)
@@ -126,8 +128,10 @@ class P2PService:
         ), now=self._now)
         app = web.Application()
         app.router.add_get(P2P_PATH, self._accept)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S,
+                                     keepalive_timeout=self.config.socket_limits.idle_timeout_s)
         await self._runner.setup()
+        self.listener.install(self._runner)
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])

@@ -30,6 +30,11 @@ def test_round_trip_and_overrides(tmp_path: Path) -> None:
     ("[mining]\nthreads = 2\n", "unknown key 'threads'"),
     ("[node]\nlog_format = 'xml'\n", "log_format must be text or json"),
     ("[node\n", "config.toml"),
+    ("[p2p]\nmax_connections = 0\n", "[p2p] max_connections must be a positive integer"),
+    ("[rpc]\nmax_connections = 10\nmax_connections_per_address = 20\n",
+     "[rpc] max_connections_per_address must not exceed max_connections"),
+    ("[rpc]\nheader_timeout_s = 0\n", "[rpc] header_timeout_s must be a positive number"),
+    ("[p2p]\nidle_timeout_s = -1\n", "non-negative number"),
 ])
 def test_bad_values_are_refused_with_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
     (tmp_path / "config.toml").write_text(text, encoding="utf-8")
@@ -70,3 +75,15 @@ def test_bad_peer_addresses_are_refused_naming_the_entry(tmp_path: Path, given: 
     assert needle in str(info.value) and "config.toml" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="command line"):
         NodeConfig().with_overrides({"p2p.bootstrap": [given]})
+
+
+def test_socket_limits_have_defaults_that_fit_the_projects_own_clients(tmp_path: Path) -> None:
+    """bench rpc/consensus keep 64+ keep-alive clients and the load generator up to 256 on 127.0.0.1; a local
+    testnet puts every node's peers on 127.0.0.1 (max_peers 32 each)."""
+    config = load_config(tmp_path)
+    rpc, p2p = config.rpc.socket_limits(), config.p2p.socket_limits()
+    assert rpc.max_connections_per_address >= 256 + 64 and p2p.max_connections_per_address >= 2 * config.p2p.max_peers
+    assert rpc.idle_timeout_s > 15 and rpc.header_timeout_s >= 5  # aiohttp clients keep idle connections 15 s
+    (tmp_path / "config.toml").write_text("[rpc]\nmax_connections_per_address = 8\nheader_timeout_s = 2.5\n")
+    assert load_config(tmp_path).rpc.socket_limits().max_connections_per_address == 8
+    assert load_config(tmp_path).rpc.header_timeout_s == 2.5

@@ -50,3 +50,20 @@ def test_p2p_counters_are_exported_when_scraped() -> None:
     second.messages_in["Inv"] += 2
     text = generate_latest(metrics.registry).decode()
     assert 'chainlab_p2p_messages_total{direction="in",kind="Inv"} 2.0' in text and "TxMsg" not in text
+
+
+def test_listener_counters_are_exported_per_port() -> None:
+    from p2p.listener import ListenerCounters
+
+    metrics = NodeMetrics(CollectorRegistry())
+    p2p, rpc = ListenerCounters(), ListenerCounters()
+    metrics.watch_listener("p2p", p2p)
+    metrics.watch_listener("rpc", rpc)
+    p2p.refused["per-address"] += 7
+    rpc.timed_out += 2
+    rpc.open = 3
+    text = generate_latest(metrics.registry).decode()
+    assert 'chainlab_connections_refused_total{port="p2p",reason="per-address"} 7.0' in text
+    assert 'chainlab_connections_refused_total{port="rpc",reason="total"} 0.0' in text
+    assert 'chainlab_connections_timed_out_total{port="rpc"} 2.0' in text
+    assert 'chainlab_connections_open{port="rpc"} 3.0' in text
