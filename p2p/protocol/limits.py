@@ -63,6 +63,24 @@ TX_PENALTIES: dict[str, Penalty] = {
 TX_DEFAULT_PENALTY = NO_PENALTY
 
 
+# An engine message (EngineMsg, through the envelope router and the engine) that was refused. Bytes that do not
+# decode, a forged signature, another network or a kind no engine has are the sender's fault whoever wrote the
+# message: an honest relay checks all of that before it relays. They cost ENGINE_FAULT_POINTS each, so a peer is
+# banned and disconnected at its fifth. The other refusals (`not-a-member`, `not-a-backup`, ...) depend on the
+# engine's state, which honest nodes may briefly disagree on: no points (the rate limit bounds their cost).
+ENGINE_FAULT_POINTS = 20
+ENGINE_PENALTIES: dict[str, Penalty] = {
+    code: Penalty(points=ENGINE_FAULT_POINTS, disconnect=False)
+    for code in ("malformed", "oversize", "unknown-engine-message", "wrong-network", "bad-signature")
+}
+ENGINE_DEFAULT_PENALTY = NO_PENALTY
+
+
+def engine_penalty(code: str) -> Penalty:
+    """Penalty for an engine message refused with `code`."""
+    return ENGINE_PENALTIES.get(code, ENGINE_DEFAULT_PENALTY)
+
+
 def connection_penalty(code: str) -> Penalty:
     """Penalty for a connection-level fault; unknown codes end the connection without a ban."""
     return CONNECTION_PENALTIES.get(code, DISCONNECT)
@@ -148,6 +166,28 @@ class Ban:
 
     until: float
     reason: str
+
+
+class LogLimiter:
+    """At most one log line per key per `interval_s` (a peer that repeats a fault must not fill the log); counts
+    what it held back so the next line can say so."""
+
+    def __init__(self, *, interval_s: float, max_keys: int = 10_000) -> None:
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self._last: dict[str, tuple[float, int]] = {}  # key -> (when last logged, suppressed since)
+
+    def allow(self, key: str, now: float) -> int | None:
+        """None to stay quiet; else log now, and the number of lines held back since the last one."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval_s:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        self._last.pop(key, None)
+        self._last[key] = (now, 0)
+        while len(self._last) > self.max_keys:
+            del self._last[next(iter(self._last))]
+        return last[1] if last is not None else 0
 
 
 class Scoreboard:
