@@ -36,3 +36,12 @@ def test_bad_values_are_refused_with_file_and_key(tmp_path: Path, text: str, nee
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert needle in str(info.value) and "config.toml" in str(info.value)
+
+
+def test_config_holds_the_admin_token_so_only_its_owner_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("")  # an older file, world-readable
+    (tmp_path / "config.toml").chmod(0o644)
+    (tmp_path / "config.tmp").write_text("")  # a leftover temporary keeps its mode through O_CREAT
+    (tmp_path / "config.tmp").chmod(0o644)
+    path = write_config(tmp_path, NodeConfig())
+    assert path.stat().st_mode & 0o777 == 0o600
