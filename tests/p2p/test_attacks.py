@@ -4,17 +4,27 @@ performs one attack and asserts the bound docs/P2P.md ("What an attacker can and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
 import aiohttp
+import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chain import crypto
-from chain.errors import DecodeError
+from chain.errors import DecodeError, RejectError
+from chain.genesis import Genesis
+from consensus.engine import EngineMessage, Outgoing
+from consensus.envelope import ENVELOPE_KIND, EnvelopeRouter
+from consensus.registry import engine_for
+from node.core import NodeCore
 from p2p.protocol.codec import encode_frame
 from p2p.protocol.messages import CHALLENGE_BYTES, PROTOCOL_VERSION, EngineMsg, Hello
 from p2p.service import P2PService
+from storage.memory import MemoryStore
 from tests.conftest import key
 from tests.p2p.fakes import GENESIS, Network, RawPeer, TreeChain, connected, run, wait_until
 
@@ -235,3 +245,53 @@ def test_an_engine_bug_is_logged_with_its_traceback_once_per_interval(caplog: py
     with caplog.at_level(logging.INFO, logger="chainlab.p2p"):
         run(scenario)
     assert len([r for r in caplog.records if r.exc_info]) == 1
+
+
+# -- 5b. every engine's junk, as it arrives through the envelope router -------------------------------------------
+
+
+ENGINE_KEYS = (key(600), key(601), key(602))
+ENGINE_KINDS = {
+    "pow": ("pow/presence",),
+    "primary-backup": ("pb/ack",),
+    "raft": ("raft/vote", "raft/vote-resp", "raft/append", "raft/append-resp", "raft/read", "raft/read-resp",
+             "raft/timeout-now"),
+}
+
+
+def engine_core(consensus: str) -> NodeCore:
+    params: dict[str, object] = {}
+    if consensus == "primary-backup":
+        params = {"primary": crypto.address_to_text(ENGINE_KEYS[0].address), "acks_required": 1}
+    g = Genesis(chain_id="junk-test", consensus=consensus, balances={k.address: 10**9 for k in ENGINE_KEYS},
+                params=params, validators={k.address: 1 for k in ENGINE_KEYS})
+    ours = ENGINE_KEYS[0]
+    core = NodeCore.over_store(name="n", genesis=g, store=MemoryStore(), key=ours,
+                               engine=engine_for(g, ours, rng=random.Random(1)), rng=random.Random(1))
+    core.start(now=0.0, now_ms=10**13)
+    return core
+
+
+@pytest.mark.parametrize("consensus", sorted(ENGINE_KINDS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_engine_refuses_junk_with_a_reject_code(consensus: str, data: st.DataObject) -> None:
+    """What P2P penalizes is a RejectError; anything else the engine raises on a peer's bytes would be logged as
+    our bug and cost the peer nothing, so junk must never get that far."""
+    core = engine_core(consensus)
+    peer_key = ENGINE_KEYS[1]
+    kind = data.draw(st.sampled_from(ENGINE_KINDS[consensus]))
+    integers = st.lists(st.integers(-(2**63), 2**64 - 1), max_size=12)
+    body = data.draw(st.binary(max_size=64) | st.builds(encode_frame_body, integers))
+    router = EnvelopeRouter(core.genesis.hash, peer_key)
+    router.start(0, 10**13)
+    envelope, _ = router.seal(Outgoing(message=EngineMessage(kind=kind, payload=body), to=ENGINE_KEYS[0].address))
+    junk = data.draw(st.sampled_from([envelope, envelope[:-3], b"\x93\x01\x02", b""]))
+    with contextlib.suppress(RejectError):  # anything else fails the test
+        core.receive_engine_message(peer_key.public_key.hex(), ENVELOPE_KIND, junk, now=1.0, now_ms=10**13)
+
+
+def encode_frame_body(items: list[int]) -> bytes:
+    """A msgpack array of integers: well-formed msgpack, not a message."""
+    packed: bytes = msgpack.packb(items)
+    return packed
