@@ -518,7 +518,8 @@ class P2PService:
         """The peer's Hello passed the network checks; its node id is only a claim until its HelloAck verifies.
         Refuse now what no proof could change (blocked, banned); admission waits for the proof (`_on_ready`)."""
         claimed = hello.node_id.hex()
-        url = conn.url if conn.outbound else ""
+        # Fault injection is the operator's experiment, not a defence: a claimed id or listen URL is enough for it.
+        url = conn.url if conn.outbound else hello.listen_url
         if self.faults.blocks(claimed, url):
             self._disconnect(conn, "blocked", "blocked by fault injection", send=False)
             return

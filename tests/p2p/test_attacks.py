@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from pathlib import Path
 
 import aiohttp
 import msgpack
@@ -25,6 +26,7 @@ from p2p.protocol.codec import encode_frame
 from p2p.protocol.messages import CHALLENGE_BYTES, PROTOCOL_VERSION, EngineMsg, Hello
 from p2p.service import P2PService
 from storage.memory import MemoryStore
+from testnet.cluster import Cluster
 from tests.conftest import key
 from tests.p2p.fakes import GENESIS, Network, RawPeer, TreeChain, connected, run, wait_until
 
@@ -34,14 +36,16 @@ from tests.p2p.fakes import GENESIS, Network, RawPeer, TreeChain, connected, run
 class Impostor:
     """A connection that claims someone else's node id in its Hello; it cannot sign the HelloAck."""
 
-    def __init__(self) -> None:
+    def __init__(self, genesis: Genesis = GENESIS) -> None:
+        self.genesis = genesis
         self.http = aiohttp.ClientSession()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def claim(self, url: str, node_id: str) -> None:
         """Dial `url`, send a Hello claiming `node_id`, and read the node's Hello and HelloAck."""
         self.ws = await self.http.ws_connect(url, max_msg_size=0)
-        hello = Hello(protocol_version=PROTOCOL_VERSION, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash,
+        hello = Hello(protocol_version=PROTOCOL_VERSION, chain_id=self.genesis.chain_id,
+                      genesis_hash=self.genesis.hash,
                       node_id=bytes.fromhex(node_id), challenge=random.Random(3).randbytes(CHALLENGE_BYTES),
                       listen_url="", best_height=0, user_agent="impostor")
         await self.ws.send_bytes(encode_frame(hello))
@@ -129,6 +133,31 @@ def test_a_forged_ack_is_charged_to_the_address_not_the_claimed_id() -> None:
             await net.close()
 
     run(scenario)
+
+
+@pytest.mark.slow
+def test_real_nodes_an_impostor_cannot_lock_an_honest_node_out(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path, 2, mining=False)
+    try:
+        cluster.start([0])
+        victim = cluster.nodes[0]
+        honest_id = cluster.keys[1].public_key.hex()
+
+        async def attack() -> None:
+            impostor = Impostor(cluster.genesis)
+            try:
+                await impostor.claim(victim.p2p_url, honest_id)
+                await impostor.junk()
+            finally:
+                await impostor.close()
+
+        asyncio.run(asyncio.wait_for(attack(), 20))
+        cluster.start([1])
+        cluster.wait_connected(1, timeout_s=20.0)
+        assert honest_id in {p["node_id"] for p in victim.client().peers()}
+        assert f"banned {honest_id[:16]}" not in victim.tail_log(500)
+    finally:
+        cluster.stop()
 
 
 # -- 4. eclipse by slot filling --------------------------------------------------------------------------------------
