@@ -1,6 +1,7 @@
 """Per-peer limits and misbehaviour: token-bucket rate limiting, penalty tables, scores and bans (pure).
 
-Misbehaviour is scored per node id; a score reaching `BAN_SCORE` bans the node (and the URL it used) for `ban_s`
+Misbehaviour is scored per node id once the handshake proved it (before that, per connection address: the URL we
+dialed or `ip:<remote address>`); a score reaching `BAN_SCORE` bans the node (and the URL it used) for `ban_s`
 seconds. Faults that prove bad intent or a broken implementation cost the whole score at once: a frame that is not
 a message, a message out of protocol, a forged handshake, an invalid block or a transaction with a bad signature.
 Handshake mismatches (another network, version, a duplicate connection) only end the connection: they are not
