@@ -248,10 +248,19 @@ def load_config(datadir: str | os.PathLike[str]) -> NodeConfig:
     return config
 
 
-def write_config(datadir: str | os.PathLike[str], config: NodeConfig) -> Path:
-    """Write config.toml atomically."""
-    path = Path(datadir) / CONFIG_FILE
+def write_private_text(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable and writable by its owner alone (mode 0600, like node.key):
+    config.toml and testnet.json hold the admin token."""
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(config.to_toml(), encoding="utf-8")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)  # a leftover temporary keeps its old mode through O_CREAT
+        file.write(text)
     os.replace(temporary, path)
+
+
+def write_config(datadir: str | os.PathLike[str], config: NodeConfig) -> Path:
+    """Write config.toml atomically, mode 0600 (it holds the admin token)."""
+    path = Path(datadir) / CONFIG_FILE
+    write_private_text(path, config.to_toml())
     return path

@@ -205,6 +205,7 @@ class _P2PCollector(Collector):
         for name, help_text, label, counts in (
             ("chainlab_p2p_frames_dropped", "P2P frames dropped, by cause", "cause", p2p.frames_dropped),
             ("chainlab_p2p_disconnects", "P2P connections ended, by reason code", "reason", p2p.disconnects),
+            ("chainlab_p2p_engine_rejects", "P2P engine messages refused, by reject code", "code", p2p.engine_rejects),
         ):
             family = CounterMetricFamily(name, help_text, labels=[label])
             for key, count in sorted(counts.items()):

@@ -37,6 +37,13 @@ class P2PConfig:
     bootstrap: tuple[str, ...] = ()  # ws:// URLs, always (re)dialed
     target_peers: int = 8  # dial learnt addresses while fewer peers than this are connected
     max_peers: int = 32
+    # Slots of max_peers that inbound peers cannot take (at most half of max_peers): our own dials always find
+    # room, as Bitcoin Core keeps 8 of its 125 for outbound (docs/P2P.md, "Eclipse by slot filling").
+    outbound_slots: int = 8
+    max_inbound_per_ip: int = 4  # admitted inbound peers per remote address; 0: no limit
+    # Apply the per-address limit and address bans to loopback addresses too. Off by default: on one host every
+    # node of a local testnet connects from 127.0.0.1, and the address cannot tell them apart.
+    loopback_address_limits: bool = False
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ban_s: float = 600.0
     ping_interval_s: float = PING_INTERVAL_S
@@ -58,6 +65,8 @@ class P2PConfig:
             check_peer_url(url)
         if not 0 <= self.target_peers <= self.max_peers or self.max_peers < 1:
             raise ValueError("need 0 <= target_peers <= max_peers and max_peers >= 1")
+        if self.outbound_slots < 0 or self.max_inbound_per_ip < 0:
+            raise ValueError("outbound_slots and max_inbound_per_ip must not be negative")
         if self.max_message_bytes < 1024:
             raise ValueError("max_message_bytes must be at least 1024")
         for name in ("ban_s", "ping_interval_s", "peer_timeout_s", "reconnect_min_s", "reconnect_max_s",

@@ -10,6 +10,7 @@ See docs/P2P.md for the protocol, the gossip and sync algorithms, the misbehavio
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import time
@@ -30,11 +31,12 @@ from p2p.listener import ListenerGuard
 from p2p.protocol.codec import FrameError, encode_frame, split_frames
 from p2p.protocol.faults import NO_FAULTS, FaultConfig
 from p2p.protocol.limits import (
-    BAN_SCORE,
+    LogLimiter,
     Penalty,
     RateLimiter,
     Scoreboard,
     connection_penalty,
+    engine_penalty,
 )
 from p2p.protocol.messages import (
     MAX_PEER_URLS,
@@ -45,8 +47,8 @@ from p2p.protocol.messages import (
     Peers,
 )
 from p2p.protocol.metrics import P2PMetrics
-from p2p.protocol.peers import AddressBook, PeerBook
-from p2p.protocol.relay import RELAY_MESSAGES, Action, Job, Punish, Relay, Send
+from p2p.protocol.peers import AddressBook, PeerActivity, PeerBook
+from p2p.protocol.relay import RELAY_MESSAGES, Action, BatchJob, BlockJob, Job, Punish, Relay, Send, Submit, TxJob
 from p2p.protocol.session import (
     Event,
     HandshakeComplete,
@@ -67,6 +69,7 @@ DIAL_WARNING_S = 60.0  # a failing address is logged at WARNING at most this oft
 P2P_PATH = "/p2p"
 SEND_QUEUE_FRAMES = 4_096
 MAX_KNOWN_URLS = 1_000
+LOG_INTERVAL_S = 10.0  # a repeated fault of one peer (or a repeated engine bug) is logged once per interval
 
 
 class P2PService:
@@ -90,7 +93,9 @@ class P2PService:
         self.url = ""
         self._rng = rng
         self._now = now
-        self._book = PeerBook(our_id=self.node_id, max_peers=config.max_peers)
+        self._book = PeerBook(our_id=self.node_id, max_peers=config.max_peers, outbound_slots=config.outbound_slots,
+                              max_inbound_per_ip=config.max_inbound_per_ip)
+        self._log_limiter = LogLimiter(interval_s=LOG_INTERVAL_S)
         self._addresses = AddressBook(backoff_min_s=config.reconnect_min_s, backoff_max_s=config.reconnect_max_s)
         self._scores = Scoreboard(ban_s=config.ban_s)
         # Every relay, sync and import decision is the pure core's (p2p/protocol/relay.py, shared with the
@@ -288,10 +293,33 @@ class P2PService:
         if len(self._connections) >= 2 * self.config.max_peers:
             # Connections still in their handshake count too, so a flood of idle sockets cannot pile up.
             return web.Response(status=503, text="too many connections")
+        remote_ip = request.remote or ""
+        address = self._address_key(outbound=False, url="", remote_ip=remote_ip)
+        if address is not None and self._scores.is_banned(address, self._now()):
+            return web.Response(status=403, text="banned")
         ws = web.WebSocketResponse(max_msg_size=self._ws_limit, compress=False, timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
-        await self._serve(ws, outbound=False, url="")
+        await self._serve(ws, outbound=False, url="", remote_ip=remote_ip)
         return ws
+
+    def _address_key(self, *, outbound: bool, url: str, remote_ip: str) -> str | None:
+        """What a connection's faults are charged to before its node id is proven: the URL we dialed, or the
+        inbound socket's remote address (not the listen_url it claims); None when there is nothing to charge
+        (loopback, unless `loopback_address_limits`: every local node shares that address)."""
+        if outbound:
+            return url or None
+        if not remote_ip or not self._limits_apply(remote_ip):
+            return None
+        return f"ip:{remote_ip}"
+
+    def _limits_apply(self, remote_ip: str) -> bool:
+        """True when per-address limits and bans apply to `remote_ip`."""
+        if self.config.loopback_address_limits:
+            return True
+        try:
+            return not ipaddress.ip_address(remote_ip).is_loopback
+        except ValueError:
+            return True
 
     def _start_dial(self, url: str) -> None:
         self._dialing.add(url)
@@ -332,7 +360,7 @@ class P2PService:
         else:
             log.debug("dial %s failed (%s); next try in %.2fs", url, reason, delay)
 
-    async def _serve(self, ws: WebSocket, *, outbound: bool, url: str) -> bool:
+    async def _serve(self, ws: WebSocket, *, outbound: bool, url: str, remote_ip: str = "") -> bool:
         """Run one connection until it closes; True when its handshake completed."""
         now = self._now()
         session = PeerSession(
@@ -343,7 +371,8 @@ class P2PService:
         limiter = RateLimiter(messages_per_s=self.config.rate_messages_per_s, bytes_per_s=self.config.rate_bytes_per_s,
                               max_message_bytes=self.config.max_message_bytes, now=now)
         conn = Connection(ws, session=session, limiter=limiter, outbound=outbound, url=url,
-                          max_queue_frames=SEND_QUEUE_FRAMES, max_queue_bytes=4 * self.config.max_message_bytes)
+                          max_queue_frames=SEND_QUEUE_FRAMES, max_queue_bytes=4 * self.config.max_message_bytes,
+                          remote_ip=remote_ip)
         self._connections[conn.id] = conn
         conn.start()
         if outbound:
@@ -524,37 +553,53 @@ class P2PService:
         # PongReceived: the session already recorded the round trip.
 
     def _admit(self, conn: Connection, hello: Hello, now: float) -> None:
-        peer = hello.node_id.hex()
+        """The peer's Hello passed the network checks; its node id is only a claim until its HelloAck verifies.
+        Refuse now what no proof could change (blocked, banned); admission waits for the proof (`_on_ready`)."""
+        claimed = hello.node_id.hex()
+        # Fault injection is the operator's experiment, not a defence: a claimed id or listen URL is enough for it.
         url = conn.url if conn.outbound else hello.listen_url
-        if self.faults.blocks(peer, url):
+        if self.faults.blocks(claimed, url):
             self._disconnect(conn, "blocked", "blocked by fault injection", send=False)
             return
-        ban = self._scores.ban_of(peer, now) or (self._scores.ban_of(url, now) if url else None)
+        # Only a proven node id is ever banned (`_punish`), so refusing a banned claim cannot lock anybody out.
+        address = self._address_key(outbound=conn.outbound, url=conn.url, remote_ip=conn.remote_ip)
+        ban = self._scores.ban_of(claimed, now) or (self._scores.ban_of(address, now) if address else None)
         if ban is not None:
             self._disconnect(conn, "banned", f"banned for {ban.until - now:.0f}s more ({ban.reason})")
-            return
-        admission = self._book.admit(conn.id, peer, outbound=conn.outbound)
+
+    def _on_ready(self, conn: Connection, hello: Hello, now: float) -> None:
+        """The peer proved its node id: admit it (replacing or evicting other connections as PeerBook says)."""
+        peer = hello.node_id.hex()
+        old_id = self._book.connection_of(peer)
+        old = self._connections.get(old_id) if old_id is not None else None
+        if old is not None and now - old.session.last_received > 2 * self.config.ping_interval_s:
+            # The node proved its key again over a new connection while the old one has missed its pings: the
+            # node restarted or lost the old socket, so the new connection wins whatever its direction.
+            self._disconnect(old, "duplicate-peer", "stale: replaced by a new proven connection")
+        admission = self._book.admit(
+            conn.id, peer, outbound=conn.outbound, ip=conn.remote_ip,
+            limit_ip=not conn.outbound and bool(conn.remote_ip) and self._limits_apply(conn.remote_ip),
+            activity=self._activity,
+        )
         if not admission.accepted:
             self._disconnect(conn, admission.code, f"refused {peer[:16]}")
             return
         conn.peer = peer
-        if url:
-            self._node_of_url[url] = peer
-            self._node_of_url.move_to_end(url)
-            while len(self._node_of_url) > MAX_KNOWN_URLS:
-                self._node_of_url.popitem(last=False)
-        if admission.replaces is not None and admission.replaces in self._connections:
-            self._disconnect(self._connections[admission.replaces], "duplicate-peer", "replaced by another connection")
+        for displaced, code, why in ((admission.replaces, "duplicate-peer", "replaced by another connection"),
+                                     (admission.evicts, "evicted", "evicted for a newcomer (node full)")):
+            if displaced is not None and displaced in self._connections:
+                self._disconnect(self._connections[displaced], code, why)
         if not conn.outbound and hello.listen_url:
             conn.url = hello.listen_url
             self._addresses.add(hello.listen_url, now)
-
-    def _on_ready(self, conn: Connection, hello: Hello, now: float) -> None:
-        peer = conn.peer
-        assert peer is not None, "a session becomes ready only after admission"
-        old = self._ready.get(peer)
-        if old is not None and old is not conn:
-            self._disconnect(old, "duplicate-peer", "replaced by another connection")
+        if conn.url:
+            self._node_of_url[conn.url] = peer
+            self._node_of_url.move_to_end(conn.url)
+            while len(self._node_of_url) > MAX_KNOWN_URLS:
+                self._node_of_url.popitem(last=False)
+        stale = self._ready.get(peer)
+        if stale is not None and stale is not conn:
+            self._disconnect(stale, "duplicate-peer", "replaced by another connection")
         self._ready[peer] = conn
         conn.bundling = True
         self._peer_of_address[crypto.address_of(bytes.fromhex(peer))] = peer
@@ -566,11 +611,24 @@ class P2PService:
         if self._running:
             self._act(actions)
 
+    def _activity(self, conn_id: int) -> PeerActivity:
+        conn = self._connections[conn_id]
+        session = conn.session
+        return PeerActivity(connected_at=session.ready_at if session.ready_at is not None else session.created_at,
+                            rtt_s=session.rtt_s, last_block_at=conn.last_block_at, last_tx_at=conn.last_tx_at)
+
     def _on_message(self, conn: Connection, message: Message, now: float) -> None:
         peer = conn.peer
         assert peer is not None
         if isinstance(message, RELAY_MESSAGES):
-            self._act(self._relay.on_message(peer, message, now))
+            actions = self._relay.on_message(peer, message, now)
+            for action in actions:  # something new to import: what the eviction rule protects a peer for
+                if isinstance(action, Submit):
+                    if isinstance(action.job, TxJob):
+                        conn.last_tx_at = now
+                    elif isinstance(action.job, BlockJob | BatchJob):
+                        conn.last_block_at = now
+            self._act(actions)
         elif isinstance(message, GetPeers):
             urls = self._addresses.sample(self._rng, MAX_PEER_URLS, exclude={conn.url})
             self._send_message(conn, Peers(urls=tuple(urls)))
@@ -578,35 +636,64 @@ class P2PService:
             for url in message.urls:
                 self._addresses.add(url, now)
         elif isinstance(message, EngineMsg):
-            try:
-                self.chain.on_engine_message(peer, message.kind, message.payload)
-            except Exception:  # the engine's bug must not take the connection down with it
-                log.exception("engine failed on %s message from %s", message.kind, peer[:16])
+            self._on_engine_message(conn, peer, message, now)
+
+    def _on_engine_message(self, conn: Connection, peer: str, message: EngineMsg, now: float) -> None:
+        """Hand an engine message on; a refused one is the peer's fault (penalty by `engine_penalty`), anything
+        else the engine raises is our bug (logged with its traceback, once per interval)."""
+        try:
+            self.chain.on_engine_message(peer, message.kind, message.payload)
+        except RejectError as error:
+            self.metrics.engine_rejects[error.code] += 1
+            penalty = engine_penalty(error.code)
+            if penalty.points:
+                self._punish(conn, peer, penalty, error.code, f"engine message {message.kind}: {error.message}")
+            else:
+                self._log_limited(f"engine-reject {peer}", now, logging.INFO, "engine refused a %s message from %s: %s",
+                                  message.kind, peer[:16], error)
+        except Exception:  # the engine's bug must not take the connection down with it
+            held = self._log_limiter.allow(f"engine-bug {message.kind}", now)
+            if held is not None:
+                log.exception("engine failed on %s message from %s (%d more since the last report)",
+                              message.kind, peer[:16], held)
+
+    def _log_limited(self, key: str, now: float, level: int, fmt: str, *args: object) -> None:
+        """Log at most once per LOG_INTERVAL_S for `key`, saying how many lines were held back."""
+        held = self._log_limiter.allow(key, now)
+        if held is not None:
+            suffix = f" ({held} more since the last report)" if held else ""
+            log.log(level, fmt + suffix, *args)
 
     # -- misbehaviour --------------------------------------------------------------------------------------------
 
     def _fault(self, conn: Connection, code: str, message: str) -> None:
-        """A connection-level fault (frame, protocol, handshake, rate)."""
-        self._punish(conn, conn.peer or conn.session.peer_id, connection_penalty(code), code, message)
+        """A connection-level fault (frame, protocol, handshake, rate): charged to the node id once the handshake
+        proved it, before that to the connection's address (never to an id it merely claims)."""
+        self._punish(conn, conn.peer, connection_penalty(code), code, message)
 
     def _punish(self, conn: Connection | None, peer: str | None, penalty: Penalty, code: str, message: str) -> None:
+        """Charge `penalty` to the proven node `peer` (and the URL we dialed it at), or, with no proven peer, to
+        `conn`'s address (the dialed URL, or the inbound socket's remote address where limits apply)."""
         now = self._now()
+        if conn is None and peer is not None:
+            conn = self._ready.get(peer)
         banned = False
+        charged: str | None = peer
         if penalty.points and peer is not None:
             # Only a URL we dialed is known to be the peer's; an inbound peer's advertised URL is just a claim.
             also = (conn.url,) if conn is not None and conn.outbound and conn.url else ()
             banned = self._scores.penalize(peer, penalty.points, code, now, also=also)
-        elif penalty.points >= BAN_SCORE and conn is not None and conn.outbound and conn.url:
-            self._scores.ban([conn.url], code, now)
-            banned = True
+        elif penalty.points and conn is not None:
+            charged = self._address_key(outbound=conn.outbound, url=conn.url, remote_ip=conn.remote_ip)
+            if charged is not None:
+                banned = self._scores.penalize(charged, penalty.points, code, now)
         if banned:
             self.metrics.bans += 1
-            log.warning("banned %s for %.0fs: %s %s", peer or (conn.url if conn else "?"), self.config.ban_s, code,
-                        message)
+            log.warning("banned %s for %.0fs: %s %s", charged, self.config.ban_s, code, message)
         elif penalty.points:
-            log.info("misbehaviour by %s (+%d): %s %s", peer, penalty.points, code, message)
-        if conn is None and peer is not None:
-            conn = self._ready.get(peer)
+            who = charged or (conn.label() if conn is not None else "?")
+            self._log_limited(f"fault {who} {code}", now, logging.INFO, "misbehaviour by %s (+%d): %s %s", who,
+                              penalty.points, code, message)
         if conn is not None and (banned or penalty.disconnect):
             self._disconnect(conn, code, message)
 

@@ -61,15 +61,18 @@ class Connection:
 
     def __init__(
         self, ws: WebSocket, *, session: PeerSession, limiter: RateLimiter, outbound: bool, url: str,
-        max_queue_frames: int, max_queue_bytes: int,
+        max_queue_frames: int, max_queue_bytes: int, remote_ip: str = "",
     ) -> None:
         self.id = next(self._ids)
+        self.remote_ip = remote_ip  # the socket's remote address (inbound): what the peer cannot choose
+        self.last_block_at: float | None = None  # when it last delivered a block we did not have (eviction)
+        self.last_tx_at: float | None = None  # when it last delivered a transaction we did not have
         self.ws = ws
         self.session = session
         self.limiter = limiter
         self.outbound = outbound
         self.url = url  # dialed URL (outbound) or the peer's advertised listen URL (inbound, once known)
-        self.peer: str | None = None  # hex node id once admitted
+        self.peer: str | None = None  # hex node id once proven by the handshake and admitted
         self.closing = False
         self.forgotten = False
         self.max_queue_frames = max_queue_frames

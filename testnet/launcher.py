@@ -217,7 +217,9 @@ def _write_node_config(testnet: Testnet, record: NodeRecord, *, first_start: boo
     full = testnet.topology == "full"
     overrides: dict[str, Any] = {
         "node.name": record.name,
-        "p2p.max_peers": max(32, count + 4),
+        # Every other node may dial this one, and inbound peers cannot take the 8 slots kept for our own dials
+        # (P2PConfig.outbound_slots): room for all of them, so no honest node of the testnet is ever evicted.
+        "p2p.max_peers": max(32, count + 4 + 8),
         # 0: dial only bootstrap peers, never addresses learnt by peer exchange, so a line stays a line
         "p2p.target_peers": count - 1 if full else 0,
     }

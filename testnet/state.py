@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.config import write_private_text
+
 STATE_FILE = "testnet.json"
 EVENTS_FILE = "events.jsonl"
 HISTORY_FILE = "history.jsonl"
@@ -178,9 +180,7 @@ def load_testnet(directory: str | os.PathLike[str]) -> Testnet:
 def save_testnet(testnet: Testnet) -> None:
     """Write testnet.json atomically."""
     path = testnet.path / STATE_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(testnet.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    write_private_text(path, json.dumps(testnet.to_json(), indent=2) + "\n")  # 0600: it holds the admin tokens
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Per-peer limits and misbehaviour: token-bucket rate limiting, penalty tables, scores and bans (pure).
 
-Misbehaviour is scored per node id; a score reaching `BAN_SCORE` bans the node (and the URL it used) for `ban_s`
+Misbehaviour is scored per node id once the handshake proved it (before that, per connection address: the URL we
+dialed or `ip:<remote address>`); a score reaching `BAN_SCORE` bans the node (and the URL it used) for `ban_s`
 seconds. Faults that prove bad intent or a broken implementation cost the whole score at once: a frame that is not
 a message, a message out of protocol, a forged handshake, an invalid block or a transaction with a bad signature.
 Handshake mismatches (another network, version, a duplicate connection) only end the connection: they are not
@@ -61,6 +62,24 @@ TX_PENALTIES: dict[str, Penalty] = {
     "oversize": BAN,
 }
 TX_DEFAULT_PENALTY = NO_PENALTY
+
+
+# An engine message (EngineMsg, through the envelope router and the engine) that was refused. Bytes that do not
+# decode, a forged signature, another network or a kind no engine has are the sender's fault whoever wrote the
+# message: an honest relay checks all of that before it relays. They cost ENGINE_FAULT_POINTS each, so a peer is
+# banned and disconnected at its fifth. The other refusals (`not-a-member`, `not-a-backup`, ...) depend on the
+# engine's state, which honest nodes may briefly disagree on: no points (the rate limit bounds their cost).
+ENGINE_FAULT_POINTS = 20
+ENGINE_PENALTIES: dict[str, Penalty] = {
+    code: Penalty(points=ENGINE_FAULT_POINTS, disconnect=False)
+    for code in ("malformed", "oversize", "unknown-engine-message", "wrong-network", "bad-signature")
+}
+ENGINE_DEFAULT_PENALTY = NO_PENALTY
+
+
+def engine_penalty(code: str) -> Penalty:
+    """Penalty for an engine message refused with `code`."""
+    return ENGINE_PENALTIES.get(code, ENGINE_DEFAULT_PENALTY)
 
 
 def connection_penalty(code: str) -> Penalty:
@@ -148,6 +167,28 @@ class Ban:
 
     until: float
     reason: str
+
+
+class LogLimiter:
+    """At most one log line per key per `interval_s` (a peer that repeats a fault must not fill the log); counts
+    what it held back so the next line can say so."""
+
+    def __init__(self, *, interval_s: float, max_keys: int = 10_000) -> None:
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self._last: dict[str, tuple[float, int]] = {}  # key -> (when last logged, suppressed since)
+
+    def allow(self, key: str, now: float) -> int | None:
+        """None to stay quiet; else log now, and the number of lines held back since the last one."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval_s:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        self._last.pop(key, None)
+        self._last[key] = (now, 0)
+        while len(self._last) > self.max_keys:
+            del self._last[next(iter(self._last))]
+        return last[1] if last is not None else 0
 
 
 class Scoreboard:

@@ -18,6 +18,7 @@ class P2PMetrics:
     disconnects: Counter[str] = field(default_factory=Counter)  # by reason code, whichever side gave it
     refusals_received: Counter[str] = field(default_factory=Counter)  # reason codes peers sent us in Disconnect
     frames_dropped: Counter[str] = field(default_factory=Counter)  # by cause: loss, blocked, rate-limited, ...
+    engine_rejects: Counter[str] = field(default_factory=Counter)  # engine messages refused, by reject code
     dials: int = 0
     dial_failures: int = 0
 
@@ -32,6 +33,7 @@ class P2PMetrics:
             "disconnects": dict(self.disconnects),
             "refusals_received": dict(self.refusals_received),
             "frames_dropped": dict(self.frames_dropped),
+            "engine_rejects": dict(self.engine_rejects),
             "dials": self.dials,
             "dial_failures": self.dial_failures,
         }

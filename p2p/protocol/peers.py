@@ -6,12 +6,16 @@ exponential backoff with "equal jitter": the n-th consecutive failure waits a un
 b = min(max, min * 2^(n-1)), drawn from the injected rng; a connection that worked and then ended is redialed after
 a draw from [min/2, min].
 
-Admission picks one connection per node id. When two nodes dial each other at once, both keep the connection
-dialed by the node with the smaller id, so the two sides agree without talking about it.
+Admission picks one connection per node id, and only for ids the handshake proved. When two nodes dial each other
+at once, both keep the connection dialed by the node with the smaller id, so the two sides agree without talking
+about it. Inbound connections cannot take the slots reserved for our own dials, are limited per remote address,
+and when the book is full one of them is evicted by `choose_eviction` (docs/P2P.md, "Eclipse by slot filling").
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 
@@ -186,21 +190,92 @@ class AddressBook:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Admission:
-    """Whether a handshaken connection may stay, and which older one it replaces."""
+    """Whether a handshaken connection may stay, and which older ones it displaces."""
 
     accepted: bool
     code: str = ""  # refusal code when not accepted
     replaces: int | None = None  # connection id to close (`duplicate-peer`) in favour of this one
+    evicts: int | None = None  # an inbound connection to close (`evicted`) to make room for this one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerActivity:
+    """What the eviction rule weighs about one admitted inbound connection (times in monotonic seconds)."""
+
+    connected_at: float
+    rtt_s: float | None = None
+    last_block_at: float | None = None  # when it last delivered a block we did not have
+    last_tx_at: float | None = None  # when it last delivered a transaction we did not have
+
+
+PROTECT_BY_RTT = 4
+PROTECT_BY_BLOCKS = 4
+PROTECT_BY_TXS = 4
+
+
+def netgroup(ip: str) -> str:
+    """The network group an address counts in for eviction: IPv4 /16, IPv6 /32, the address itself otherwise
+    (one operator rarely holds addresses in many groups, so an attacker's connections share few of them)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = 16 if address.version == 4 else 32
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def choose_eviction(candidates: dict[int, tuple[str, PeerActivity]]) -> int | None:
+    """The inbound connection to evict for a newcomer (connection id -> (netgroup, activity)), or None when every
+    one is protected. The rule (docs/P2P.md, after Bitcoin Core's): protect the 4 with the lowest round trip, the 4
+    that most recently delivered a novel block, the 4 that most recently delivered a novel transaction, then half
+    of the rest by longest connection; of those left, evict the youngest of the most represented network group."""
+    left = dict(candidates)
+
+    def protect(count: int, key: Callable[[PeerActivity], float | None], *, lowest: bool) -> None:
+        ranked = [(value, conn) for conn, (_, act) in left.items() if (value := key(act)) is not None]
+        ranked.sort(reverse=not lowest)
+        for _, conn in ranked[:count]:
+            del left[conn]
+
+    protect(PROTECT_BY_RTT, lambda a: a.rtt_s, lowest=True)
+    protect(PROTECT_BY_BLOCKS, lambda a: a.last_block_at, lowest=False)
+    protect(PROTECT_BY_TXS, lambda a: a.last_tx_at, lowest=False)
+    protect(len(left) // 2, lambda a: a.connected_at, lowest=True)
+    if not left:
+        return None
+    groups: dict[str, list[int]] = {}
+    for conn, (group, _) in left.items():
+        groups.setdefault(group, []).append(conn)
+
+    def youngest(conns: list[int]) -> tuple[float, int]:
+        return max((left[c][1].connected_at, c) for c in conns)
+
+    biggest = max(groups.values(), key=lambda conns: (len(conns), youngest(conns)))
+    return youngest(biggest)[1]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Admitted:
+    peer: str
+    outbound: bool
+    ip: str  # remote address of an inbound connection ("" for outbound)
+    limit_ip: bool  # counts against the per-address limit
 
 
 class PeerBook:
-    """One connection per node id, at most `max_peers` of them."""
+    """One connection per node id, at most `max_peers` of them, of which inbound ones take at most
+    `max_peers - outbound_slots` and at most `max_inbound_per_ip` per remote address. Only connections whose
+    node id is proven (the handshake's HelloAck verified) are admitted."""
 
-    def __init__(self, *, our_id: str, max_peers: int) -> None:
+    def __init__(
+        self, *, our_id: str, max_peers: int, outbound_slots: int = 0, max_inbound_per_ip: int = 0,
+    ) -> None:
         self.our_id = our_id
         self.max_peers = max_peers
+        self.inbound_slots = max_peers - min(outbound_slots, max_peers // 2)
+        self.max_inbound_per_ip = max_inbound_per_ip  # 0: no limit
         self._by_peer: dict[str, int] = {}
-        self._conns: dict[int, tuple[str, bool]] = {}  # connection id -> (peer, outbound)
+        self._conns: dict[int, _Admitted] = {}
 
     def __len__(self) -> int:
         return len(self._by_peer)
@@ -209,35 +284,65 @@ class PeerBook:
         """The admitted connection of `peer`."""
         return self._by_peer.get(peer)
 
-    def admit(self, conn_id: int, peer: str, *, outbound: bool) -> Admission:
-        """Decide on connection `conn_id` to `peer` (dialed by us when `outbound`)."""
+    def inbound_count(self) -> int:
+        """Admitted inbound connections."""
+        return sum(1 for c in self._conns.values() if not c.outbound)
+
+    def admit(
+        self, conn_id: int, peer: str, *, outbound: bool, ip: str = "", limit_ip: bool = False,
+        activity: Callable[[int], PeerActivity] | None = None,
+    ) -> Admission:
+        """Decide on connection `conn_id` to the proven node `peer` (dialed by us when `outbound`; from remote
+        address `ip` otherwise, counted against the per-address limit when `limit_ip`). `activity` reports on
+        admitted inbound connections for the eviction rule; without it nobody is evicted."""
         if peer == self.our_id:
             return Admission(accepted=False, code="self-connection")
         existing = self._by_peer.get(peer)
         if existing is not None and existing != conn_id:
             # Keep the connection dialed by the smaller node id; both ends compute the same answer.
             keep_outbound = self.our_id < peer
-            existing_outbound = self._conns[existing][1]
+            existing_outbound = self._conns[existing].outbound
             if outbound == keep_outbound and existing_outbound != keep_outbound:
-                self._register(conn_id, peer, outbound)
+                self._register(conn_id, _Admitted(peer=peer, outbound=outbound, ip=ip, limit_ip=limit_ip))
                 del self._conns[existing]
                 return Admission(accepted=True, replaces=existing)
             return Admission(accepted=False, code="duplicate-peer")
-        if existing is None and len(self._by_peer) >= self.max_peers:
-            return Admission(accepted=False, code="too-many-peers")
-        self._register(conn_id, peer, outbound)
-        return Admission(accepted=True)
+        evicts: int | None = None
+        if outbound:
+            # Our own dials always get a slot (we bound them: target_peers plus the configured peers): when the
+            # book is full, an inbound connection makes room.
+            if len(self._by_peer) >= self.max_peers:
+                evicts = self._eviction(activity)
+        else:
+            if limit_ip and self.max_inbound_per_ip and sum(
+                1 for c in self._conns.values() if c.limit_ip and c.ip == ip
+            ) >= self.max_inbound_per_ip:
+                return Admission(accepted=False, code="too-many-from-address")
+            if self.inbound_count() >= self.inbound_slots or len(self._by_peer) >= self.max_peers:
+                evicts = self._eviction(activity)
+                if evicts is None:
+                    return Admission(accepted=False, code="too-many-peers")
+        if evicts is not None:
+            self.remove(evicts)
+        self._register(conn_id, _Admitted(peer=peer, outbound=outbound, ip=ip, limit_ip=limit_ip))
+        return Admission(accepted=True, evicts=evicts)
 
-    def _register(self, conn_id: int, peer: str, outbound: bool) -> None:
-        self._by_peer[peer] = conn_id
-        self._conns[conn_id] = (peer, outbound)
+    def _eviction(self, activity: Callable[[int], PeerActivity] | None) -> int | None:
+        if activity is None:
+            return None
+        candidates = {conn: (netgroup(c.ip), activity(conn)) for conn, c in self._conns.items() if not c.outbound}
+        return choose_eviction(candidates)
+
+    def _register(self, conn_id: int, entry: _Admitted) -> None:
+        self._by_peer[entry.peer] = conn_id
+        self._conns[conn_id] = entry
 
     def remove(self, conn_id: int) -> str | None:
         """Forget connection `conn_id`; returns its peer when that peer has no admitted connection left."""
         entry = self._conns.pop(conn_id, None)
         if entry is None:
             return None
-        peer = entry[0]
+        peer = entry.peer
         if self._by_peer.get(peer) == conn_id:
             del self._by_peer[peer]
             return peer

@@ -46,8 +46,8 @@ class ProtocolViolation(RejectError):
 
 class HandshakeRefused(ProtocolViolation):
     """The handshake cannot complete: `bad-version`, `wrong-chain-id`, `wrong-genesis`, `self-connection`,
-    `bad-handshake-signature` (or, from the driver's admission check, `duplicate-peer`, `banned`,
-    `too-many-peers`)."""
+    `bad-handshake-signature` (or, from the driver's checks, `banned` at the Hello and, once the ack proved the id,
+    `duplicate-peer`, `too-many-peers`, `too-many-from-address`)."""
 
 
 class LocalProtocolError(Exception):
@@ -77,7 +77,8 @@ _TRANSITIONS: dict[SessionState, dict[type[Message], SessionState]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HelloReceived:
-    """The peer introduced itself and passed the network checks (not yet authenticated: admit or refuse it now)."""
+    """The peer introduced itself and passed the network checks. Its node id is a claim until `HandshakeComplete`:
+    refuse now only what no proof could change (blocked, banned); admit, replace or penalize by id only after."""
 
     hello: Hello
 

@@ -87,3 +87,12 @@ def test_socket_limits_have_defaults_that_fit_the_projects_own_clients(tmp_path:
     (tmp_path / "config.toml").write_text("[rpc]\nmax_connections_per_address = 8\nheader_timeout_s = 2.5\n")
     assert load_config(tmp_path).rpc.socket_limits().max_connections_per_address == 8
     assert load_config(tmp_path).rpc.header_timeout_s == 2.5
+
+
+def test_config_holds_the_admin_token_so_only_its_owner_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("")  # an older file, world-readable
+    (tmp_path / "config.toml").chmod(0o644)
+    (tmp_path / "config.tmp").write_text("")  # a leftover temporary keeps its mode through O_CREAT
+    (tmp_path / "config.tmp").chmod(0o644)
+    path = write_config(tmp_path, NodeConfig())
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from random import Random
 
-from p2p.protocol.peers import MAX_LEARNT_FAILURES, AddressBook, PeerBook, backoff_delay
+from p2p.protocol.peers import (
+    MAX_LEARNT_FAILURES,
+    AddressBook,
+    PeerActivity,
+    PeerBook,
+    backoff_delay,
+    choose_eviction,
+    netgroup,
+)
 
 URL = "ws://127.0.0.1:9000/p2p"
 
@@ -112,3 +120,35 @@ def test_a_failing_address_keeps_its_last_error_and_is_warned_about_once_per_int
     assert row["last_error_s_ago"] == 1.0
     book.connected(url)
     assert book.persistent_rows(6.0)[0]["last_error"] == ""
+
+
+def test_inbound_peers_cannot_take_the_outbound_slots_and_our_dials_always_get_one() -> None:
+    book = PeerBook(our_id="00", max_peers=4, outbound_slots=2)
+    assert book.admit(1, "a1", outbound=False).accepted and book.admit(2, "a2", outbound=False).accepted
+    third = book.admit(3, "a3", outbound=False)  # without activity reports nobody is evicted
+    assert not third.accepted and third.code == "too-many-peers"
+    assert book.admit(4, "b1", outbound=True).accepted and book.admit(5, "b2", outbound=True).accepted
+    activity = {1: PeerActivity(connected_at=1.0), 2: PeerActivity(connected_at=2.0)}
+    fifth = book.admit(6, "b3", outbound=True, activity=activity.__getitem__)  # full: an inbound one makes room
+    assert fifth.accepted and fifth.evicts is not None and len(book) == 4
+
+
+def test_inbound_peers_are_limited_per_address_when_asked() -> None:
+    book = PeerBook(our_id="00", max_peers=8, max_inbound_per_ip=2)
+    for conn in (1, 2):
+        assert book.admit(conn, f"p{conn}", outbound=False, ip="10.0.0.1", limit_ip=True).accepted
+    refused = book.admit(3, "p3", outbound=False, ip="10.0.0.1", limit_ip=True)
+    assert not refused.accepted and refused.code == "too-many-from-address"
+    assert book.admit(4, "p4", outbound=False, ip="10.0.0.2", limit_ip=True).accepted
+    assert book.admit(5, "p5", outbound=False, ip="127.0.0.1", limit_ip=False).accepted  # exempt (loopback)
+
+
+def test_eviction_protects_fast_useful_and_long_lived_peers_and_hits_the_crowded_group() -> None:
+    crowd = {10 + n: ("1.2.0.0/16", PeerActivity(connected_at=100.0 + n)) for n in range(6)}
+    fast = {20 + n: ("5.6.0.0/16", PeerActivity(connected_at=50.0 + n, rtt_s=0.001 * n)) for n in range(4)}
+    blocks = {30 + n: ("7.8.0.0/16", PeerActivity(connected_at=200.0, last_block_at=90.0 + n)) for n in range(4)}
+    elder = {40: ("9.9.0.0/16", PeerActivity(connected_at=1.0))}
+    victim = choose_eviction({**crowd, **fast, **blocks, **elder})
+    assert victim == 15  # the youngest of the most represented group
+    assert choose_eviction({**fast}) is None  # all protected: the newcomer is refused instead
+    assert netgroup("1.2.3.4") == "1.2.0.0/16" and netgroup("127.0.0.1") == "127.0.0.0/16"

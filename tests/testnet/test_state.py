@@ -68,3 +68,8 @@ def test_events_record_the_network_state_after_each_action(tmp_path: Path) -> No
     assert network["running"] == ["node0", "node2"] and network["paused"] == ["node1"]
     assert network["blocked"] == {"node0": ["node2"], "node2": ["node0"]}
     assert events[0]["detail"] == {"groups": [[0, 1], [2]]} and events[0]["time"].endswith("Z")
+
+
+def test_the_record_holds_admin_tokens_so_only_its_owner_reads_it(tmp_path: Path) -> None:
+    save_testnet(make(tmp_path))
+    assert (tmp_path / "testnet.json").stat().st_mode & 0o777 == 0o600
