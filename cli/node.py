@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from chain import crypto
-from cli.common import emit_json, fail
+from cli.common import emit_json, fail, started_line
 from node import eventloop
 from node.config import MAX_PROCESSES, ConfigError, NodeConfig, load_config, write_config
 from node.datadir import DatadirError, init_datadir, read_genesis_file
@@ -79,7 +79,9 @@ def init_command(datadir: str, genesis_path: str, key_hex: str | None, as_json: 
 @command.command(name="run")
 @click.option("--datadir", required=True, type=click.Path(file_okay=False, exists=True), help="data directory")
 @_shared_options
-def run_command(datadir: str, **options: Any) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="print one JSON line (urls, chain id, data dir, node id) on stdout once the node serves")
+def run_command(datadir: str, as_json: bool, **options: Any) -> None:
     """Run the node until SIGTERM or Ctrl-C (then stop mining, finish the current import, close the store)."""
     from node.logs import setup_logging
     from node.runtime import Node
@@ -99,6 +101,8 @@ def run_command(datadir: str, **options: Any) -> None:
         except BaseException:
             await node.stop()
             raise
+        if as_json:
+            click.echo(started_line(node, datadir))
         await node.wait_stopped()
 
     try:
@@ -150,3 +154,12 @@ def admin_command(action: str, target: str | None, member: str | None, value: st
         emit_json(answer)
     else:
         click.echo(" ".join(f"{key}={val}" for key, val in answer.items()))
+
+
+def _add_peers_group() -> None:
+    from cli.peers import command as peers_group
+
+    command.add_command(peers_group)
+
+
+_add_peers_group()

@@ -100,6 +100,9 @@ class RunningNode(Protocol):
     def admin(self, action: str, value: object) -> dict[str, object]:
         """An admin action for the engine."""
 
+    async def mine_now(self, count: int, proposer: bytes) -> list[bytes]:
+        """Mine `count` blocks paying `proposer` now (on-demand mining); their hashes."""
+
     @property
     def tx_waits(self) -> TxCommitWaits:
         """Clients waiting for their transactions to be included or final."""
@@ -351,6 +354,10 @@ class NodeApiAdapter:
     def engine_admin(self, action: str, value: object) -> dict[str, object]:
         """The engine's answer, or its RejectError."""
         return self.node.admin(action, value)
+
+    async def mine_blocks(self, count: int, address: bytes | None) -> list[bytes]:
+        """On-demand mining (node.runtime.Node.mine_now); None pays the node's own address."""
+        return await self.node.mine_now(count, address if address is not None else self.node.core.key.address)
 
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""
