@@ -1,4 +1,4 @@
-"""`chainlab node peers list|add`: a running node's P2P peers, over the RPC (adding one needs the admin token)."""
+"""`chainlab node peers list|add|remove`: a running node's P2P peers, over the RPC (adding one needs the admin token)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def admin_token_from(admin_token: str | None, datadir: Path | None) -> str | Non
 
 @click.group(name="peers")
 def command() -> None:
-    """A running node's P2P peers: `list` them, `add` one (the node dials it; needs the admin token)."""
+    """A running node's P2P peers: `list` them, `add` one (the node dials it) or `remove` one (add and remove need
+    the admin token)."""
 
 
 @command.command(name="list")
@@ -67,3 +68,17 @@ def add_peer(url: str, node_url: str | None, admin_token: str | None, datadir: P
     with node_errors(f"adding peer {url} failed"):
         client.connect_peer(url)
     click.echo(f"connecting to {url}")
+
+
+@command.command(name="remove")
+@click.argument("peer")
+@node_option
+@admin_token_option
+def remove_peer(peer: str, node_url: str | None, admin_token: str | None, datadir: Path | None) -> None:
+    """Forget PEER (a peer URL or a node id from `peers list`) and disconnect it, as bitcoin-cli's `addnode ...
+    remove`. The other node may still connect again on its own (it may have this one as its bootstrap peer)."""
+    client = node_client(node_url, admin_token_from(admin_token, datadir), want_token=True)
+    with node_errors(f"removing peer {peer} failed"):
+        disconnected = client.remove_peer(peer)
+    click.echo(f"removed {peer}" + (f" (disconnected {', '.join(d[:16] for d in disconnected)})"
+                                    if disconnected else ""))

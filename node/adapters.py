@@ -359,6 +359,10 @@ class NodeApiAdapter:
         """On-demand mining (node.runtime.Node.mine_now); None pays the node's own address."""
         return await self.node.mine_now(count, address if address is not None else self.node.core.key.address)
 
+    def remove_peer(self, target: str) -> list[str]:
+        """Forget and disconnect a peer (URL or node id)."""
+        return self._p2p().remove(target)
+
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""
         self._p2p().connect(url)

@@ -257,3 +257,10 @@ class RpcClient:
             body["address"] = address
         result: list[str] = self._call("POST", "/v1/admin/mine", body=body, admin=True, timeout_s=3600.0)["blocks"]
         return result
+
+    def remove_peer(self, peer: str) -> list[str]:
+        """POST /v1/admin/peers/remove: forget the peer URL or node id and disconnect it; the node ids
+        disconnected (needs the admin token). RpcError `unknown-peer` (404) when the node knows no such peer."""
+        result: list[str] = self._call("POST", "/v1/admin/peers/remove", body={"peer": peer},
+                                       admin=True)["disconnected"]
+        return result

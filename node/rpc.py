@@ -260,6 +260,7 @@ class RpcServer:
             ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
             ("/v1/admin/mining", self._admin_mining), ("/v1/admin/peers", self._admin_peers),
             ("/v1/admin/engine/{action}", self._admin_engine), ("/v1/admin/mine", self._admin_mine),
+            ("/v1/admin/peers/remove", self._admin_remove_peer),
         ]
         for path, handler in get:
             app.router.add_get(path, handler, allow_head=False)
@@ -601,6 +602,18 @@ class RpcServer:
             status = 400 if exc.code == "mining-unsupported" else 503 if exc.code == "stopping" else 409
             raise ApiError(status, exc.code, exc.message) from None
         return _json({"blocks": [block_hash.hex() for block_hash in hashes]})
+
+    async def _admin_remove_peer(self, request: web.Request) -> web.Response:
+        """Forget {"peer": URL or node id} and disconnect it."""
+        self._require_admin(request)
+        target = _field(await self._json_body(request), "peer", str)
+        if not target.strip() or len(target) > 512:
+            raise ApiError(400, "bad-request", "peer must be a peer URL or node id (at most 512 characters)")
+        try:
+            disconnected = self.api.remove_peer(target)
+        except ValueError as exc:
+            raise ApiError(404, "unknown-peer", str(exc)) from None
+        return _json({"peer": target, "disconnected": disconnected})
 
     async def _admin_peers(self, request: web.Request) -> web.Response:
         self._require_admin(request)

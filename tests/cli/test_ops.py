@@ -172,6 +172,10 @@ def test_node_peers_list_and_add(devnet: Devnet, invoke: Invoke) -> None:
     # --datadir reads the token from the node's config.toml.
     assert_ok(invoke("node", "peers", "add", "ws://127.0.0.1:9/p2p", "--datadir", str(devnet.directory),
                      env=no_token))
+    removed = invoke("node", "peers", "remove", "ws://127.0.0.1:9/p2p", env=env)
+    assert_ok(removed)
+    assert removed.stdout == "removed ws://127.0.0.1:9/p2p\n"
+    assert_one_line_error(invoke("node", "peers", "remove", "ws://127.0.0.1:9/p2p", env=env), "[unknown-peer]")
 
 
 def test_events_ends_with_a_message_when_the_node_goes_away(tmp_path: Path) -> None:
@@ -194,3 +198,26 @@ def test_events_ends_with_a_message_when_the_node_goes_away(tmp_path: Path) -> N
         _stop(devnet)
         if follower is not None:
             _stop(follower)
+
+
+def test_node_peers_list_and_remove_between_two_real_nodes(tmp_path: Path, invoke: Invoke) -> None:
+    from testnet.cluster import Cluster
+
+    cluster = Cluster.create(tmp_path / "net", 2, mining=False, finality_threshold=2)
+    try:
+        cluster.start()
+        cluster.wait_connected(1)
+        first, second = cluster.nodes
+        listed = ok_json(invoke("node", "peers", "list", "--node", first.rpc_url, "--json"))["peers"]
+        assert [row["node_id"] for row in listed] == [second.node_id]
+        table = invoke("node", "peers", "list", "--node", first.rpc_url)
+        assert_ok(table)
+        assert table.stdout.startswith("node_id  url") and second.node_id in table.stdout
+        removed = invoke("node", "peers", "remove", second.node_id, "--node", first.rpc_url,
+                         "--datadir", str(first.datadir))
+        assert_ok(removed)
+        assert removed.stdout.startswith(f"removed {second.node_id}") and second.node_id[:16] in removed.stdout
+        assert_one_line_error(invoke("node", "peers", "remove", "ab" * 33, "--node", first.rpc_url,
+                                     "--datadir", str(first.datadir)), "[unknown-peer]")
+    finally:
+        cluster.stop()

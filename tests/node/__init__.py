@@ -239,6 +239,12 @@ class FakeNode:
         self.mined_to.append(address)
         return [self.mine().hash for _ in range(count)]
 
+    def remove_peer(self, target: str) -> list[str]:
+        if target not in self.connected_peers:
+            raise ValueError(f"no peer address or connected peer {target!r}")
+        self.connected_peers.remove(target)
+        return []
+
     def connect_peer(self, url: str) -> None:
         if "refused" in url:
             raise ValueError("the node refuses this peer")

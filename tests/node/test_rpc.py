@@ -349,6 +349,13 @@ def test_admin_routes_with_the_token() -> None:
         to = crypto.address_to_text(key(3).address)
         reply = await client.post("/v1/admin/mine", json_body={"blocks": 1, "address": to}, headers=AUTH)
         assert reply.status == 200 and node.mined_to == [None, key(3).address]
+        reply = await client.post("/v1/admin/peers/remove", json_body={"peer": "ws://127.0.0.1:30301/p2p"},
+                                  headers=AUTH)
+        assert reply.status == 200 and reply.body == {"peer": "ws://127.0.0.1:30301/p2p", "disconnected": []}
+        assert node.connected_peers == []
+        reply = await client.post("/v1/admin/peers/remove", json_body={"peer": "ws://127.0.0.1:30301/p2p"},
+                                  headers=AUTH)
+        assert (reply.status, reply.error_code) == (404, "unknown-peer")
 
     _run(scenario)
 
@@ -384,6 +391,8 @@ def test_admin_mine_on_an_engine_without_it_is_a_typed_400() -> None:
         ("/v1/admin/mine", {"blocks": 1, "address": "cl00"}, "bad-address"),
         ("/v1/admin/mine", {"blocks": 1, "address": 5}, "bad-request"),
         ("/v1/admin/mine", {"blocks": 1, "to": "x"}, "bad-request"),
+        ("/v1/admin/peers/remove", {"peer": ""}, "bad-request"),
+        ("/v1/admin/peers/remove", {"peer": 1}, "bad-request"),
     ],
 )
 def test_admin_input_errors(path: str, body: Any, code: str) -> None:
