@@ -1,4 +1,5 @@
-"""`chainlab node peers list|add|remove`: a running node's P2P peers, over the RPC (adding one needs the admin token)."""
+"""`chainlab node peers list|add|remove`: a running node's P2P peers over the RPC (add and remove need the
+admin token)."""
 
 from __future__ import annotations
 
