@@ -83,7 +83,11 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
         fail(str(exc))
     from node.config import load_config
 
-    config = load_config(directory).with_overrides({"rpc.port": rpc_port, "p2p.port": p2p_port})
+    config = load_config(directory)
+    if not config.rpc.admin_token:  # a devnet made before devnets had one: `mine` and `node peers` need it
+        config = config.with_overrides({"rpc.admin_token": secrets.token_hex(16)})
+        write_config(directory, config)
+    config = config.with_overrides({"rpc.port": rpc_port, "p2p.port": p2p_port})
     if mine_on_demand:
         config = config.with_overrides({"mining.enabled": False})
     setup_logging("text", "info", "devnet")
