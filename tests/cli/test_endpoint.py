@@ -83,5 +83,6 @@ def test_commands_report_a_bad_config_file_and_a_bad_url_in_one_line(invoke: Inv
 def test_an_unreachable_default_names_the_url_tried(invoke: Invoke, tmp_path: Path) -> None:
     env = {"XDG_CONFIG_HOME": str(tmp_path / "empty"), "CHAINLAB_NODE": "http://127.0.0.1:9", "CHAINLAB_CONFIG": None}
     for args in (["mempool"], ["events"], ["node", "peers", "list"], ["tx", "show", "ab" * 32],
-                 ["mine", "1", "--admin-token", "t"], ["node", "peers", "add", "ws://127.0.0.1:1/p2p"]):
+                 ["mine", "1", "--admin-token", "t"], ["node", "peers", "add", "ws://127.0.0.1:1/p2p"],
+                 ["node", "peers", "remove", "x"], ["node", "admin", "transfer-leader", "--to", "x"]):
         assert_one_line_error(invoke(*args, env=env), "http://127.0.0.1:9", "connection refused")
