@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 import click
@@ -17,6 +19,15 @@ def event_line(event: dict[str, Any]) -> str:
     kind = event.get("type", "?")
     fields = " ".join(f"{key}={value}" for key, value in event.items() if key != "type")
     return f"{kind} {fields}".rstrip()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner): nothing to flush there
+        pass
 
 
 @click.command(name="events")
@@ -34,6 +45,9 @@ def command(node_url: str | None, as_json: bool, idle_timeout_s: float) -> None:
         for event in stream:
             click.echo(json.dumps(event, sort_keys=True) if as_json else event_line(event))
     except KeyboardInterrupt:
+        return
+    except BrokenPipeError:  # `chainlab events | head`: the reader is done, so are we
+        _silence_stdout()
         return
     except RpcUnavailable as exc:
         fail(f"cannot reach the node at {exc.url} (or it went away): {exc.reason}")
