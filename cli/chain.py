@@ -609,9 +609,10 @@ def status_command(datadir: Path | None, node_url: str | None, as_json: bool) ->
 @json_option
 def block_command(ref: str, node_url: str | None, full_txs: bool, as_json: bool) -> None:
     """Show block REF (a height on the best chain, or a block hash) of a running node."""
-    if node_url is None:
-        fail("give --node URL (or set CHAINLAB_NODE)")
-    block = _from_node(node_url, lambda client: client.block(int(ref) if ref.isdigit() else ref, full_txs=full_txs))
+    from cli.wallet import resolve_node
+
+    url = resolve_node(node_url).url
+    block = _from_node(url, lambda client: client.block(int(ref) if ref.isdigit() else ref, full_txs=full_txs))
     if as_json:
         emit_json(block)
         return

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from node.runtime import Node
 
 
 def emit_json(data: Any) -> None:
@@ -18,3 +21,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error to stderr and exit non-zero (never a traceback for a user's mistake)."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def started_line(node: Node, datadir: object) -> str:
+    """The one JSON line `node run --json` and `devnet --json` print once the node serves: its urls, chain id,
+    data dir, name, node id, address and pid (what a script needs to talk to it)."""
+    import os
+
+    return json.dumps({
+        "event": "started", "name": node.config.node.name, "rpc_url": node.rpc.url if node.rpc is not None else None,
+        "p2p_url": node.p2p.url if node.p2p is not None else None, "chain_id": node.core.genesis.chain_id,
+        "datadir": str(datadir), "node_id": node.key.public_key.hex(),
+        "address": node.status().get("address"), "pid": os.getpid(),
+    }, sort_keys=True)

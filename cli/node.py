@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from chain import crypto
-from cli.common import emit_json, fail
+from cli.common import emit_json, fail, started_line
 from node import eventloop
 from node.config import MAX_PROCESSES, ConfigError, NodeConfig, load_config, write_config
 from node.datadir import DatadirError, init_datadir, read_genesis_file
@@ -80,7 +80,9 @@ def init_command(datadir: str, genesis_path: str, key_hex: str | None, as_json: 
 @command.command(name="run")
 @click.option("--datadir", required=True, type=click.Path(file_okay=False, exists=True), help="data directory")
 @_shared_options
-def run_command(datadir: str, **options: Any) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="print one JSON line (urls, chain id, data dir, node id) on stdout once the node serves")
+def run_command(datadir: str, as_json: bool, **options: Any) -> None:
     """Run the node until SIGTERM or Ctrl-C (then stop mining, finish the current import, close the store)."""
     from node.logs import setup_logging
     from node.runtime import Node
@@ -100,6 +102,8 @@ def run_command(datadir: str, **options: Any) -> None:
         except BaseException:
             await node.stop()
             raise
+        if as_json:
+            click.echo(started_line(node, datadir))
         await node.wait_stopped()
 
     try:
@@ -118,19 +122,20 @@ _ADMIN_VALUES = {"transfer-leader": "--to", "add-member": "--member", "remove-me
 @click.option("--to", "target", metavar="ADDRESS", help="transfer-leader: the member to hand leadership to")
 @click.option("--member", metavar="ADDRESS", help="add-member / remove-member: the member's address")
 @click.option("--value", metavar="TEXT", help="the action's value, for other engine actions")
-@click.option("--node", "node_url", metavar="URL", envvar="CHAINLAB_NODE", required=True,
-              help="the node's RPC URL (default $CHAINLAB_NODE)")
-@click.option("--admin-token", envvar="CHAINLAB_ADMIN_TOKEN", help="bearer token ([rpc] admin_token of config.toml)")
+@click.option("--node", "node_url", metavar="URL",
+              help="the node's RPC URL (default $CHAINLAB_NODE, the user config file, else the devnet's)")
+@click.option("--admin-token", help="bearer token (default $CHAINLAB_ADMIN_TOKEN, the user config file, else the "
+              "devnet's; or [rpc] admin_token of --datadir's config.toml)")
 @click.option("--datadir", "-d", type=click.Path(file_okay=False), help="read the admin token from this node's "
               "config.toml")
 @click.option("--json", "as_json", is_flag=True, help="print the node's JSON answer")
-def admin_command(action: str, target: str | None, member: str | None, value: str | None, node_url: str,
+def admin_command(action: str, target: str | None, member: str | None, value: str | None, node_url: str | None,
                   admin_token: str | None, datadir: str | None, as_json: bool) -> None:
     """Ask the node's engine to do ACTION: `transfer-leader --to ADDRESS` (Raft: hand leadership to a member, as
     etcd's move-leader), `add-member --member ADDRESS` / `remove-member --member ADDRESS` (Raft: one
     membership change at a time, at the leader). Errors are one line with the node's code (not-leader,
     config-change-pending, unsupported, ...)."""
-    from node.client import RpcClient, RpcError, RpcUnavailable
+    from node.client import RpcError, RpcUnavailable
 
     given = [v for v in (target, member, value) if v is not None]
     if len(given) != 1:
@@ -141,13 +146,25 @@ def admin_command(action: str, target: str | None, member: str | None, value: st
             admin_token = load_config(datadir).rpc.admin_token
         except ConfigError as exc:
             fail(str(exc))
+    from cli.wallet import node_client
+
+    client = node_client(node_url, admin_token, want_token=True)
     try:
-        answer = RpcClient(node_url, admin_token=admin_token).engine_admin(action, given[0])
+        answer = client.engine_admin(action, given[0])
     except RpcUnavailable as exc:
-        fail(f"node at {node_url} is not reachable: {exc.reason}")
+        fail(f"node at {client.base_url} is not reachable: {exc.reason}")
     except RpcError as exc:
         fail(f"{action}: [{exc.code}] {exc.message}")
     if as_json:
         emit_json(answer)
     else:
         click.echo(" ".join(f"{key}={val}" for key, val in answer.items()))
+
+
+def _add_peers_group() -> None:
+    from cli.peers import command as peers_group
+
+    command.add_command(peers_group)
+
+
+_add_peers_group()

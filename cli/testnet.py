@@ -192,25 +192,44 @@ def down_command(directory: Path | None, timeout_s: float, as_json: bool) -> Non
 @dir_option
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines until Ctrl-C")
 @click.option("-n", "--lines", type=click.IntRange(0), default=50, show_default=True, help="last lines to show")
+@click.option("--json", "as_json", is_flag=True,
+              help="one JSON object per line with the node's name (a JSON log record keeps its fields; a text "
+              "line is {\"node\", \"line\"})")
 @user_errors
-def logs_command(node: str, directory: Path | None, follow: bool, lines: int) -> None:
+def logs_command(node: str, directory: Path | None, follow: bool, lines: int, as_json: bool) -> None:
     """Print a node's log (its last lines; -f follows it)."""
     record = load_testnet(launcher.resolve_directory(directory)).node(node)
     path = Path(record.log)
     if not path.exists():
         raise TestnetError(f"{record.name} has no log yet ({path})")
+
+    def echo(line: str) -> None:
+        click.echo(_log_json(record.name, line) if as_json else line, nl=False)
+
     with open(path, encoding="utf-8", errors="replace") as stream:
         for line in stream.readlines()[-lines:] if lines else []:
-            click.echo(line, nl=False)
+            echo(line)
         try:
             while follow:
                 line = stream.readline()
                 if line:
-                    click.echo(line, nl=False)
+                    echo(line)
                 else:
                     time.sleep(0.2)
         except KeyboardInterrupt:
             pass
+
+
+def _log_json(node_name: str, line: str) -> str:
+    """A log line as one JSON line naming its node: a JSON record (log_format json) keeps its fields."""
+    text = line.rstrip("\n")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    entry: dict[str, Any] = {**parsed, "node": node_name} if isinstance(parsed, dict) else {"node": node_name,
+                                                                                              "line": text}
+    return json.dumps(entry, sort_keys=True) + "\n"
 
 
 def _emit_event(event: dict[str, Any], as_json: bool) -> None:

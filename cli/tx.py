@@ -122,7 +122,7 @@ _WAIT_STATES = {"included": ("included", "final"), "final": ("final",)}
 @wallet_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: hash, status, height, block, index, ...")
 def send_tx(
-    sender: str, recipient: str, amount: int, fee: int | None, memo: str, node_url: str, nonce: int | None,
+    sender: str, recipient: str, amount: int, fee: int | None, memo: str, node_url: str | None, nonce: int | None,
     wait: str | None, timeout_s: float, poll_interval_s: float, password_file: Path | None,
     wallet_dir: Path | None, as_json: bool,
 ) -> None:
@@ -253,3 +253,46 @@ def decode_command(hex_text: str, as_json: bool) -> None:
     ]
     for label, value in fields:
         click.echo(f"{label + ':':<10} {value}")
+
+
+def _confirmations(view: dict[str, Any], tip_height: object) -> int:
+    height = view.get("height")
+    if view.get("status") not in ("included", "final") or type(height) is not int or type(tip_height) is not int:
+        return 0
+    return max(0, tip_height - height + 1)
+
+
+@command.command(name="show")
+@click.argument("tx_hash", metavar="HASH")
+@node_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: hash, status, confirmations, height, block, from, to, amount, fee, nonce.")
+def show_tx(tx_hash: str, node_url: str | None, as_json: bool) -> None:
+    """Show transaction HASH as the node at --node sees it: status (pending, included, final), confirmations
+    (blocks from its block to the tip, 1 in the tip), block hash and height, sender, recipient, amount, fee, nonce.
+
+    A hash the node does not know (never seen, or dropped from its mempool) is a one-line error.
+    """
+    cleaned = tx_hash.strip().lower().removeprefix("0x")
+    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
+        fail(f"not a transaction hash: {tx_hash!r} (expected 64 hex digits)")
+    client = node_client(node_url)
+    with node_errors("asking for the transaction failed"):
+        view = client.tx_status(cleaned)
+        status = answer_field(view, "status", str)
+        tip_height = client.status().get("height") if status in ("included", "final") else None
+    if status == "unknown":
+        fail(f"the node at {client.base_url} does not know transaction {cleaned}")
+    tx = view.get("tx") if isinstance(view.get("tx"), dict) else {}
+    assert isinstance(tx, dict)
+    result: dict[str, Any] = {
+        "hash": cleaned, "status": status, "confirmations": _confirmations(view, tip_height),
+        "height": view.get("height"), "block": view.get("block"), "index": view.get("index"),
+        **{name: tx.get(name) for name in ("from", "to", "amount", "fee", "nonce")},
+    }
+    if as_json:
+        emit_json(result)
+        return
+    for label in ("hash", "status", "confirmations", "block", "height", "from", "to", "amount", "fee", "nonce"):
+        if result[label] is not None:
+            click.echo(f"{label + ':':<15}{result[label]}")

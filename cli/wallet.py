@@ -17,6 +17,7 @@ import click
 
 from chain import crypto
 from cli.common import emit_json, fail
+from cli.endpoint import Endpoint, EndpointConfigError, resolve_endpoint
 from cli.keystore import (
     WALLET_DIR_ENV,
     Keystore,
@@ -63,21 +64,34 @@ def password_file_option(func: F) -> F:
 
 
 def node_option(func: F) -> F:
-    """The `--node URL` option (else $CHAINLAB_NODE): the RPC address of the node to talk to."""
+    """The `--node URL` option: the RPC address of the node to talk to (unset: $CHAINLAB_NODE, the user config
+    file, the devnet's address; see cli/endpoint.py)."""
     return click.option(
         "--node",
         "node_url",
-        required=True,
-        envvar=NODE_ENV,
+        default=None,
         metavar="URL",
-        help=f"RPC URL of the node, e.g. http://127.0.0.1:8545 [default: ${NODE_ENV}].",
+        help=f"RPC URL of the node, e.g. http://127.0.0.1:8545 [default: ${NODE_ENV}, else `node` in "
+        "~/.config/chainlab/config.toml, else the devnet's http://127.0.0.1:8645].",
     )(func)
 
 
-def node_client(node_url: str) -> RpcClient:
-    """An RpcClient for `--node`; a malformed URL is a one-line error."""
+def resolve_node(node_url: str | None, admin_token: str | None = None, *, want_token: bool = False) -> Endpoint:
+    """The endpoint for `--node` (resolved as cli/endpoint.py says); a malformed URL or config file is a one-line
+    error."""
     try:
-        return RpcClient(node_url)
+        return resolve_endpoint(node_url, admin_token, want_token=want_token)
+    except EndpointConfigError as exc:
+        fail(f"user config: {exc}")
+    except ValueError as exc:
+        fail(f"--node: {exc}")
+
+
+def node_client(node_url: str | None, admin_token: str | None = None, *, want_token: bool = False) -> RpcClient:
+    """An RpcClient for `--node` (resolved as cli/endpoint.py says); a malformed URL is a one-line error."""
+    endpoint = resolve_node(node_url, admin_token, want_token=want_token)
+    try:
+        return RpcClient(endpoint.url, admin_token=endpoint.admin_token)
     except ValueError as exc:
         fail(f"--node: {exc}")
 
@@ -301,7 +315,8 @@ def show_wallet(
 @command.command(name="address")
 @click.argument("name")
 @wallet_dir_option
-def wallet_address(name: str, wallet_dir: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"name": ..., "address": ...}.')
+def wallet_address(name: str, wallet_dir: Path | None, as_json: bool) -> None:
     """Print only the address of wallet NAME.
 
     Handy in scripts: `to=$(chainlab wallet address bob)`.
@@ -309,6 +324,9 @@ def wallet_address(name: str, wallet_dir: Path | None) -> None:
     keystore = open_keystore(wallet_dir)
     with user_errors():
         wallet = keystore.load(name)
+    if as_json:
+        emit_json({"name": name, "address": wallet.address_text})
+        return
     click.echo(wallet.address_text)
 
 
@@ -321,7 +339,7 @@ def wallet_address(name: str, wallet_dir: Path | None) -> None:
                    "engine confirmed is current (linearizable; Raft, with a read proof).")
 @wallet_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the node's JSON answer.")
-def wallet_balance(account: str, node_url: str, level: str, wallet_dir: Path | None, as_json: bool) -> None:
+def wallet_balance(account: str, node_url: str | None, level: str, wallet_dir: Path | None, as_json: bool) -> None:
     """Ask a node for the balance and nonce of WALLET_OR_ADDRESS (a wallet name or a cl... address).
 
     No passphrase is needed. `latest` also shows the pending nonce: the nonce the next transaction from this

@@ -100,6 +100,9 @@ class RunningNode(Protocol):
     def admin(self, action: str, value: object) -> dict[str, object]:
         """An admin action for the engine."""
 
+    async def mine_now(self, count: int, proposer: bytes) -> list[bytes]:
+        """Mine `count` blocks paying `proposer` now (on-demand mining); their hashes."""
+
     @property
     def tx_waits(self) -> TxCommitWaits:
         """Clients waiting for their transactions to be included or final."""
@@ -355,6 +358,14 @@ class NodeApiAdapter:
     def engine_admin(self, action: str, value: object) -> dict[str, object]:
         """The engine's answer, or its RejectError."""
         return self.node.admin(action, value)
+
+    async def mine_blocks(self, count: int, address: bytes | None) -> list[bytes]:
+        """On-demand mining (node.runtime.Node.mine_now); None pays the node's own address."""
+        return await self.node.mine_now(count, address if address is not None else self.node.core.key.address)
+
+    def remove_peer(self, target: str) -> list[str]:
+        """Forget and disconnect a peer (URL or node id)."""
+        return self._p2p().remove(target)
 
     def connect_peer(self, url: str) -> None:
         """Dial a peer."""

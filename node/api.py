@@ -210,6 +210,16 @@ class NodeAPI(Protocol):
         (`unsupported` when the engine has no such action)."""
         ...
 
+    def remove_peer(self, target: str) -> list[str]:
+        """Forget the peer address or node id `target` and disconnect it; the node ids disconnected. ValueError
+        when the node knows no such address or peer."""
+        ...
+
+    async def mine_blocks(self, count: int, address: bytes | None) -> list[bytes]:
+        """Mine `count` blocks now paying `address` (None: the node's own), through the normal import path; their
+        hashes. RejectError `mining-unsupported` on engines that do not mine, or another code."""
+        ...
+
     def connect_peer(self, url: str) -> None:
         """Start connecting to the peer at `url` (ws:// or wss://); ValueError for a URL the node refuses."""
         ...

@@ -248,3 +248,19 @@ class RpcClient:
     def connect_peer(self, url: str) -> None:
         """POST /v1/admin/peers: ask the node to connect to the peer at `url` (needs the admin token)."""
         self._call("POST", "/v1/admin/peers", body={"url": url}, admin=True)
+
+    def mine(self, blocks: int, address: str | None = None) -> list[str]:
+        """POST /v1/admin/mine: the node mines `blocks` blocks now (paying `address`, else itself) and returns
+        their hashes (needs the admin token). Waits as long as the mining takes."""
+        body: dict[str, object] = {"blocks": blocks}
+        if address is not None:
+            body["address"] = address
+        result: list[str] = self._call("POST", "/v1/admin/mine", body=body, admin=True, timeout_s=3600.0)["blocks"]
+        return result
+
+    def remove_peer(self, peer: str) -> list[str]:
+        """POST /v1/admin/peers/remove: forget the peer URL or node id and disconnect it; the node ids
+        disconnected (needs the admin token). RpcError `unknown-peer` (404) when the node knows no such peer."""
+        result: list[str] = self._call("POST", "/v1/admin/peers/remove", body={"peer": peer},
+                                       admin=True)["disconnected"]
+        return result

@@ -95,6 +95,15 @@ class Output:
     reads: list[ReadResult] = field(default_factory=list)  # the engine's answers to read_index requests
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemandJob:
+    """A block to mine now, regtest style (`NodeCore.demand_job`): solve `puzzle` (off the event loop), then hand
+    the nonce to `NodeCore.mined_on_demand`."""
+
+    puzzle: Puzzle
+    draft: Block
+
+
 @dataclass(slots=True)
 class _Job:
     job_id: int
@@ -285,6 +294,27 @@ class NodeCore:
         block = Block(header=self.engine.solved(job.puzzle, nonce), txs=job.draft.txs)
         self._publish_own(block, now=now, now_ms=now_ms, out=out)
         return out
+
+    def demand_job(self, proposer: bytes, *, now_ms: int) -> DemandJob:
+        """A template on the tip paying `proposer`, to be mined at once whatever the engine decided (bitcoin-cli's
+        generatetoaddress). RejectError `mining-unsupported` for an engine that does not seal with work. The
+        timestamp is after the tip's, so blocks mined back to back stay after the median of the past."""
+        if not self.spec.seals_with_workers:
+            raise RejectError("mining-unsupported", f"engine {self.engine.name} does not mine blocks on demand")
+        tip = self.tree.tip
+        draft = self.template(tip.hash, proposer, max(now_ms, tip.header.timestamp_ms + 1))
+        outcome = self.engine.seal(draft.header)
+        if not isinstance(outcome, Puzzle):
+            raise RejectError("mining-unsupported", f"engine {self.engine.name} seals without work")
+        return DemandJob(puzzle=outcome, draft=draft)
+
+    def mined_on_demand(self, job: DemandJob, nonce: int, *, now: float, now_ms: int) -> tuple[Block, Output]:
+        """Seal `job` with `nonce` and import it through the same path as a worker's block (validation, store,
+        announcement); the block and the output to apply. Whether it connected is in `output.results`."""
+        out = Output()
+        block = Block(header=self.engine.solved(job.puzzle, nonce), txs=job.draft.txs)
+        self._publish_own(block, now=now, now_ms=now_ms, out=out)
+        return block, out
 
     def housekeeping(self, *, now: float, now_ms: int) -> Output:
         """Expire orphans older than the pool's age limit and mempool entries older than `MEMPOOL_MAX_AGE_S` (call

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
+import random
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -85,6 +86,21 @@ def _worker_main(index: int, processes: int, jobs: Connection, results: Connecti
                 break
             if jobs.poll():  # a newer job (or stop) is waiting
                 break
+
+
+async def solve_puzzle(prefix: bytes, target: int, still_wanted: Callable[[], bool], *,
+                       chunk: int = 1 << 14) -> int | None:
+    """A nonce for one puzzle, ground in chunks on a thread (the loop stays responsive between chunks); None once
+    `still_wanted()` turns false (e.g. the tip moved). For on-demand mining, where a block is wanted now and the
+    worker processes may not exist."""
+    loop = asyncio.get_running_loop()
+    start = random.getrandbits(40)
+    while still_wanted():
+        found, _ = await loop.run_in_executor(None, grind_range, prefix, target, start, start + chunk, 1)
+        if found is not None:
+            return found
+        start += chunk
+    return None
 
 
 class Miner:

@@ -49,6 +49,7 @@ MAX_MEMPOOL_PAGE = 10_000
 DEFAULT_MEMPOOL_PAGE = 1_000
 DEFAULT_WAIT_TIMEOUT_S = 30
 MAX_WAIT_TIMEOUT_S = 120
+MAX_BLOCKS_PER_MINE = 1000
 # Engine codes that are the client's fault rather than the node's momentary state (everything else is a 503).
 _CLIENT_READ_CODES = frozenset({"unsupported-read-level"})
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
@@ -266,7 +267,8 @@ class RpcServer:
         post = [
             ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
             ("/v1/admin/mining", self._admin_mining), ("/v1/admin/peers", self._admin_peers),
-            ("/v1/admin/engine/{action}", self._admin_engine),
+            ("/v1/admin/engine/{action}", self._admin_engine), ("/v1/admin/mine", self._admin_mine),
+            ("/v1/admin/peers/remove", self._admin_remove_peer),
         ]
         for path, handler in get:
             app.router.add_get(path, handler, allow_head=False)
@@ -587,6 +589,41 @@ class RpcServer:
                                                                                  "config-change-pending") else 400
             raise ApiError(status, exc.code, exc.message) from None
         return _json(answer)
+
+    async def _admin_mine(self, request: web.Request) -> web.Response:
+        """Mine {"blocks": N} blocks now (regtest's generatetoaddress), paying {"address": "cl..."} if given."""
+        self._require_admin(request)
+        body = await self._json_body(request)
+        count = _field(body, "blocks", int)
+        if not 1 <= count <= MAX_BLOCKS_PER_MINE:
+            raise ApiError(400, "bad-request", f"blocks must be in [1, {MAX_BLOCKS_PER_MINE}]")
+        address: bytes | None = None
+        if body.get("address") is not None:
+            try:
+                address = crypto.address_from_text(_field(body, "address", str))
+            except ValueError as exc:
+                raise ApiError(400, "bad-address", str(exc)) from None
+        unknown = sorted(set(body) - {"blocks", "address"})
+        if unknown:
+            raise ApiError(400, "bad-request", f"unknown field {unknown[0]!r}")
+        try:
+            hashes = await self.api.mine_blocks(count, address)
+        except RejectError as exc:
+            status = 400 if exc.code == "mining-unsupported" else 503 if exc.code == "stopping" else 409
+            raise ApiError(status, exc.code, exc.message) from None
+        return _json({"blocks": [block_hash.hex() for block_hash in hashes]})
+
+    async def _admin_remove_peer(self, request: web.Request) -> web.Response:
+        """Forget {"peer": URL or node id} and disconnect it."""
+        self._require_admin(request)
+        target = _field(await self._json_body(request), "peer", str)
+        if not target.strip() or len(target) > 512:
+            raise ApiError(400, "bad-request", "peer must be a peer URL or node id (at most 512 characters)")
+        try:
+            disconnected = self.api.remove_peer(target)
+        except ValueError as exc:
+            raise ApiError(404, "unknown-peer", str(exc)) from None
+        return _json({"peer": target, "disconnected": disconnected})
 
     async def _admin_peers(self, request: web.Request) -> web.Response:
         self._require_admin(request)

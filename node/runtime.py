@@ -38,7 +38,7 @@ from node.core import NodeCore, Output
 from node.datadir import OpenChain, open_chain
 from node.identity import load_or_create_key
 from node.metrics import NodeMetrics
-from node.mining import Miner
+from node.mining import Miner, solve_puzzle
 from node.rpc import RpcConfig, RpcServer
 from node.syncprogress import SyncProgress
 from node.waits import READ_TIMEOUT_S, FinalHeightWaits, LinearizableReads, TxCommitWaits
@@ -372,6 +372,34 @@ class Node:
         self.miner = Miner(self.config.mining.processes, self.config.mining.hashrate_hps,
                            nice=self.config.mining.nice)
         self.miner.watch(self._loop, self._on_nonce_found)
+
+    async def mine_now(self, count: int, proposer: bytes) -> list[bytes]:
+        """Mine `count` blocks paying `proposer` now, one on another, whatever the engine decided (regtest's
+        generatetoaddress), through the same import path as a worker's block; their hashes. A block that lands
+        on the tip while one is ground is built on instead. RejectError: `mining-unsupported` (not a PoW
+        engine), `stopping`, or `block-rejected` with the reason."""
+        hashes: list[bytes] = []
+        while len(hashes) < count:
+            if self._stopping:
+                raise RejectError("stopping", "the node is stopping")
+            job = self.core.demand_job(proposer, now_ms=wall_ms())
+            parent = job.draft.header.parent
+
+            def still_wanted(parent: bytes = parent) -> bool:
+                return self.tree.tip.hash == parent and not self._stopping
+
+            nonce = await solve_puzzle(job.puzzle.prefix, job.puzzle.target, still_wanted)
+            if nonce is None:
+                continue
+            async with self._import_lock:
+                if self.tree.tip.hash != parent:
+                    continue
+                block, out = self.core.mined_on_demand(job, nonce, now=time.monotonic(), now_ms=wall_ms())
+                self.apply(out)
+            if not any(connected.hash == block.hash for result in out.results for connected in result.connected):
+                raise RejectError("block-rejected", "; ".join(out.notes) or "the mined block did not connect")
+            hashes.append(block.hash)
+        return hashes
 
     def admin(self, action: str, value: object) -> dict[str, object]:
         """An admin action for the engine (consensus.engine.UnsupportedAdmin when it has none by that name). A

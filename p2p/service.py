@@ -220,6 +220,22 @@ class P2PService:
             raise ValueError(f"not a peer URL we can dial: {url!r}")
         self._addresses.reset_backoff(self._now())
 
+    def remove(self, target: str) -> list[str]:
+        """Stop keeping `target` (a peer URL or node id) connected (admin API, as bitcoin-cli's `addnode remove`):
+        forget the address and end its connections with code `removed`; the node ids disconnected. ValueError
+        when no known address or connection matches. The peer may still connect again on its own."""
+        known = target in self._addresses
+        self._addresses.forget(target)
+        dropped: list[str] = []
+        for conn in list(self._connections.values()):
+            if conn.url == target or (conn.peer is not None and conn.peer == target):
+                if conn.peer is not None:
+                    dropped.append(conn.peer)
+                self._disconnect(conn, "removed", "removed by the admin API")
+        if not known and not dropped:
+            raise ValueError(f"no peer address or connected peer {target!r}")
+        return dropped
+
     def peers(self) -> list[dict[str, object]]:
         """Ready peers: node id, url, direction, rtt_ms, best_height, score, connected_s."""
         now = self._now()

@@ -24,6 +24,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, wallet_dir: Path) -> Iterator
     monkeypatch.setenv("CHAINLAB_WALLET_DIR", str(wallet_dir))
     monkeypatch.setenv("CHAINLAB_SCRYPT_N", FAST_SCRYPT_N)
     monkeypatch.delenv("CHAINLAB_PASSWORD", raising=False)
+    # The default node endpoint must not come from the machine's environment or the user's config file.
+    for name in ("CHAINLAB_NODE", "CHAINLAB_ADMIN_TOKEN", "CHAINLAB_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(wallet_dir.parent / "xdg-config"))
     yield
 
 

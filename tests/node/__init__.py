@@ -78,6 +78,8 @@ class FakeNode:
         self.faults: dict[str, object] = {}
         self.mining_enabled = True
         self.connected_peers: list[str] = []
+        self.mines_on_demand = True  # False: answers as an engine without on-demand mining
+        self.mined_to: list[bytes | None] = []
         self.fail_with: Exception | None = None  # raised by status(): a node bug
         self.nonces: dict[bytes, int] = {}
         # Linearizable reads: None answers like PoW (unsupported-read-level); an error is raised; a (term, index)
@@ -233,6 +235,18 @@ class FakeNode:
     def set_mining(self, enabled: bool) -> dict[str, object]:
         self.mining_enabled = enabled
         return {"mining_enabled": enabled, "mining": enabled, "reason": "admin"}
+
+    async def mine_blocks(self, count: int, address: bytes | None) -> list[bytes]:
+        if not self.mines_on_demand:
+            raise RejectError("mining-unsupported", "engine raft does not mine blocks on demand")
+        self.mined_to.append(address)
+        return [self.mine().hash for _ in range(count)]
+
+    def remove_peer(self, target: str) -> list[str]:
+        if target not in self.connected_peers:
+            raise ValueError(f"no peer address or connected peer {target!r}")
+        self.connected_peers.remove(target)
+        return []
 
     def connect_peer(self, url: str) -> None:
         if "refused" in url:

@@ -342,6 +342,29 @@ def test_admin_routes_with_the_token() -> None:
         assert node.mining_enabled is False
         reply = await client.post("/v1/admin/peers", json_body={"url": "ws://127.0.0.1:30301/p2p"}, headers=AUTH)
         assert reply.status == 202 and node.connected_peers == ["ws://127.0.0.1:30301/p2p"]
+        height = len(node.blocks) - 1
+        reply = await client.post("/v1/admin/mine", json_body={"blocks": 2}, headers=AUTH)
+        assert reply.status == 200 and reply.body == {"blocks": [node.blocks[height + 1].hash.hex(),
+                                                                 node.blocks[height + 2].hash.hex()]}
+        to = crypto.address_to_text(key(3).address)
+        reply = await client.post("/v1/admin/mine", json_body={"blocks": 1, "address": to}, headers=AUTH)
+        assert reply.status == 200 and node.mined_to == [None, key(3).address]
+        reply = await client.post("/v1/admin/peers/remove", json_body={"peer": "ws://127.0.0.1:30301/p2p"},
+                                  headers=AUTH)
+        assert reply.status == 200 and reply.body == {"peer": "ws://127.0.0.1:30301/p2p", "disconnected": []}
+        assert node.connected_peers == []
+        reply = await client.post("/v1/admin/peers/remove", json_body={"peer": "ws://127.0.0.1:30301/p2p"},
+                                  headers=AUTH)
+        assert (reply.status, reply.error_code) == (404, "unknown-peer")
+
+    _run(scenario)
+
+
+def test_admin_mine_on_an_engine_without_it_is_a_typed_400() -> None:
+    async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
+        node.mines_on_demand = False
+        reply = await client.post("/v1/admin/mine", json_body={"blocks": 1}, headers=AUTH)
+        assert (reply.status, reply.error_code) == (400, "mining-unsupported")
 
     _run(scenario)
 
@@ -360,6 +383,16 @@ def test_admin_routes_with_the_token() -> None:
         ("/v1/admin/peers", {"url": "ws://127.0.0.1:port"}, "bad-peer-url"),
         ("/v1/admin/peers", {"url": "ws://refused:1"}, "bad-peer-url"),
         ("/v1/admin/peers", {"url": ["ws://a:1"]}, "bad-request"),
+        ("/v1/admin/mine", {}, "bad-request"),
+        ("/v1/admin/mine", {"blocks": 0}, "bad-request"),
+        ("/v1/admin/mine", {"blocks": 1001}, "bad-request"),
+        ("/v1/admin/mine", {"blocks": "2"}, "bad-request"),
+        ("/v1/admin/mine", {"blocks": True}, "bad-request"),
+        ("/v1/admin/mine", {"blocks": 1, "address": "cl00"}, "bad-address"),
+        ("/v1/admin/mine", {"blocks": 1, "address": 5}, "bad-request"),
+        ("/v1/admin/mine", {"blocks": 1, "to": "x"}, "bad-request"),
+        ("/v1/admin/peers/remove", {"peer": ""}, "bad-request"),
+        ("/v1/admin/peers/remove", {"peer": 1}, "bad-request"),
     ],
 )
 def test_admin_input_errors(path: str, body: Any, code: str) -> None:
@@ -385,7 +418,7 @@ def test_admin_input_errors(path: str, body: Any, code: str) -> None:
 def test_admin_needs_the_right_token(headers: dict[str, str]) -> None:
     async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
         for path, body in [("/v1/admin/faults", {}), ("/v1/admin/mining", {"enabled": False}),
-                           ("/v1/admin/peers", {"url": "ws://a:1"})]:
+                           ("/v1/admin/peers", {"url": "ws://a:1"}), ("/v1/admin/mine", {"blocks": 1})]:
             reply = await client.post(path, json_body=body, headers=headers)
             assert (reply.status, reply.error_code) == (401, "unauthorized")
             assert reply.headers["WWW-Authenticate"].startswith("Bearer")

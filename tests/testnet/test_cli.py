@@ -144,3 +144,16 @@ def test_a_load_nothing_accepts_exits_non_zero_after_its_summary(fake_testnet: P
     assert code == 1 and "no transaction was accepted" in one_error(stderr)
     summary = json.loads(stdout)  # the summary still comes first, for the record
     assert summary["accepted"] == 0
+
+
+def test_logs_json_names_the_node_and_keeps_json_records(fake_testnet: Path) -> None:
+    record = {"time": "2026-12-05T17:00:00.000Z", "level": "info", "logger": "chainlab.node", "message": "up"}
+    (fake_testnet / "n1.log").write_text("2026-12-05 17:00:00,000 INFO  [node1] chainlab.node: up\n"
+                                         + json.dumps(record) + "\n", encoding="utf-8")
+    code, stdout, _ = run("logs", "node1", "--dir", str(fake_testnet), "--json")
+    assert code == 0
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert lines == [{"node": "node1", "line": "2026-12-05 17:00:00,000 INFO  [node1] chainlab.node: up"},
+                     {**record, "node": "node1"}]
+    code, stdout, _ = run("logs", "node1", "--dir", str(fake_testnet))
+    assert code == 0 and stdout.splitlines()[0].endswith("chainlab.node: up")
