@@ -178,8 +178,9 @@ class NodeCore:
         return out
 
     def sync_gap(self, peers_best_height: int, *, now: float, now_ms: int) -> Output:
-        """The best height the peers claim (the P2P sync planner's view); with the orphan pool's highest block it
-        says how far behind the network this node is, which the engine acts on (PoW pauses mining)."""
+        """The best height claimed by peers that delivered a valid block (the P2P sync planner's `pause_height`: a
+        claim alone does not count); with the orphan pool's highest block it says how far behind the network this
+        node is, which the engine acts on (PoW pauses mining)."""
         tree = self.tree
         gap = max(0, max(peers_best_height, tree.orphans.max_height()) - tree.height)
         out = Output()

@@ -10,6 +10,13 @@ slow or vanished peer costs at most one timeout. A peer that sent a non-empty ba
 an empty one (a batch may be cut short by the frame size, and a height claimed in Hello may be stale). At most
 `max_queued_batches` received batches wait for import, which bounds the work queued behind the download.
 
+A claim is worth only what it delivers (docs/P2P.md, "Height claims"). Claimed heights (Hello, blocks seen) choose
+whom to ask, so an honest node behind its peers starts downloading at once; but only the heights of peers that
+delivered a valid block new to us on this connection (`delivered`) count for `pause_height`, the height the node
+pauses mining for. A peer that leaves a request unanswered for `timeout_s` loses its claim and is reported by
+`take_stalled` (the relay punishes it); so an unproven claim pauses nothing, and a proven one at most one timeout
+per stall.
+
 Nothing is persisted: after a restart the locator comes from the chain, and sync resumes from there.
 """
 
@@ -73,6 +80,8 @@ class SyncPlanner:
         self._forced: list[str] = []  # peers to ask next whatever their height (an orphan came from them)
         self._more: set[str] = set()  # sent a non-empty batch last time: may have more even if not claimed
         self._last_peer: str | None = None
+        self._delivered: set[str] = set()  # delivered a valid block new to us: its claims count for the pause
+        self._stalled: list[tuple[str, int]] = []  # (peer, its claim) of requests that timed out, not yet taken
         self.batches_received = 0
 
     # -- peers ---------------------------------------------------------------------------------------------------
@@ -84,6 +93,7 @@ class SyncPlanner:
     def remove_peer(self, peer: str) -> None:
         """A peer left; a request in flight to it is abandoned."""
         self._heights.pop(peer, None)
+        self._delivered.discard(peer)
         self._forced = [p for p in self._forced if p != peer]
         self._more.discard(peer)
         if self._in_flight is not None and self._in_flight.peer == peer:
@@ -104,11 +114,37 @@ class SyncPlanner:
         if peer in self._heights and peer not in self._forced:
             self._forced.append(peer)
 
+    def delivered(self, peer: str) -> None:
+        """`peer` delivered a block that proved valid and was new to us: from now on (on this connection) its
+        claimed height counts for `pause_height`."""
+        if peer in self._heights:
+            self._delivered.add(peer)
+
+    def has_delivered(self, peer: str) -> bool:
+        """True when `peer` delivered a valid block new to us on this connection (its track record)."""
+        return peer in self._delivered
+
+    @property
+    def stalled_pending(self) -> bool:
+        """True when `take_stalled` has something."""
+        return bool(self._stalled)
+
+    def take_stalled(self) -> list[tuple[str, int]]:
+        """(peer, the height it claimed) for each request that timed out since the last call: undelivered claims."""
+        stalled, self._stalled = self._stalled, []
+        return stalled
+
     # -- state ---------------------------------------------------------------------------------------------------
 
     def target_height(self) -> int:
         """The best height any peer claims (0 with no peers)."""
         return max(self._heights.values(), default=0)
+
+    def pause_height(self) -> int:
+        """The best height claimed by a peer with a track record (0 with none): what the node may pause mining
+        for. A claim alone pauses nothing."""
+        heights = self._heights
+        return max((heights[peer] for peer in self._delivered), default=0)
 
     def active(self, local_height: int) -> bool:
         """True while a batch is in flight or some peer is ahead of both our chain and the frontier."""
@@ -142,6 +178,7 @@ class SyncPlanner:
             # until it shows a block again (note_height): an unanswered claim must not keep us "behind", which
             # pauses mining.
             silent = self._in_flight.peer
+            self._stalled.append((silent, self._heights.get(silent, 0)))
             self._more.discard(silent)
             if silent in self._heights:
                 self._heights[silent] = min(self._heights[silent], self._frontier_height(local_height))
