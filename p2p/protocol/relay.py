@@ -461,7 +461,7 @@ class Relay:
             self.sync.request_from(job.peer, job.block.height)
             return self.poll_sync(now)
         if outcome.status != "duplicate":
-            self.sync.delivered(job.peer)
+            self.sync.delivered(job.peer, now)
         return []
 
     def batch_imported(self, job: BatchJob, progress: BatchProgress, now: float) -> list[Action]:
@@ -473,7 +473,9 @@ class Relay:
             actions.append(Punish(peer=job.peer, penalty=penalty, code=code, reason=reason))
         self.sync.batch_done(imported=progress.imported)
         if progress.delivered:
-            self.sync.delivered(job.peer)
+            self.sync.delivered(job.peer, now)
+        elif progress.imported:  # every block known already (one that does not attach restarts from our locator)
+            self.sync.nothing_delivered(job.peer, self.chain.best_height())
         last = progress.last_connected
         if last is not None and last.height == self.chain.best_height():
             actions.extend(self.announce_block(last, job.peer))
