@@ -113,13 +113,14 @@ def test_rotating_throwaway_identities_cannot_keep_the_node_from_mining(miner: C
 
     async def scenario() -> list[str]:
         peers: list[ClaimingPeer] = []
+        readers: list[asyncio.Task[str | None]] = []  # each peer reads (answers pings) until the node closes it
 
         async def rotate() -> None:
             for index in range(24):
                 peer = ClaimingPeer(PrivateKey.from_seed(f"height-claims/rotating/{index}".encode()), miner)
                 peers.append(peer)
                 if await peer.connect(url):
-                    asyncio.create_task(peer.until_closed())
+                    readers.append(asyncio.create_task(peer.until_closed()))
                 if len(peers) > 18:
                     await peers[-19].close()
                 await asyncio.sleep(0.5)
@@ -130,9 +131,11 @@ def test_rotating_throwaway_identities_cannot_keep_the_node_from_mining(miner: C
             return await sample_states(miner, 12)
         finally:
             rotation.cancel()
-            await asyncio.gather(rotation, return_exceptions=True)
             for peer in peers:
                 await peer.close()
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(rotation, *readers, return_exceptions=True)
 
     states = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert "paused-syncing" not in states, states
