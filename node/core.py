@@ -188,10 +188,13 @@ class NodeCore:
         return out
 
     def sync_gap(self, peers_best_height: int, *, now: float, now_ms: int) -> Output:
-        """The best height the peers claim (the P2P sync planner's view); with the orphan pool's highest block it
-        says how far behind the network this node is, which the engine acts on (PoW pauses mining)."""
-        tree = self.tree
-        gap = max(0, max(peers_best_height, tree.orphans.max_height()) - tree.height)
+        """The best height claimed by peers that delivered a valid block (the P2P sync planner's `pause_height`)
+        says how far behind the network this node is, which the engine acts on (PoW pauses mining).
+
+        Neither a claim alone nor the orphan pool counts: an orphan's height is a claim too (a block whose
+        ancestors nobody showed us, kept up to 20 minutes), so it reaches the pause only through the relay, which
+        notes it as its sender's claim (docs/P2P.md, "Height claims")."""
+        gap = max(0, peers_best_height - self.tree.height)
         out = Output()
         if gap != self._sync_gap:
             self._sync_gap = gap

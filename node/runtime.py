@@ -197,7 +197,7 @@ class Node:
                 if peers != self._known_peers:
                     self.apply(self.core.peers_changed(peers, self._known_peers, now=now, now_ms=now_ms))
                     self._known_peers = peers
-                self.apply(self.core.sync_gap(self.p2p.sync_progress[1], now=now, now_ms=now_ms))
+                self.apply(self.core.sync_gap(self.p2p.sync_pause_height, now=now, now_ms=now_ms))
                 if self._bootstrap_deadline is not None:
                     self._check_bootstrap(now, now_ms)
             self.apply(self.core.tick(now=now, now_ms=now_ms))

@@ -292,6 +292,12 @@ class P2PService:
         height = self.chain.best_height()
         return height, max(height, self._sync.target_height())
 
+    @property
+    def sync_pause_height(self) -> int:
+        """The best height claimed by a peer that delivered a valid block on its connection: what the node may
+        pause mining for (a claim alone pauses nothing; docs/P2P.md, "Height claims")."""
+        return self._sync.pause_height(self._now())
+
     def set_faults(self, faults: FaultConfig) -> None:
         """Apply fault injection (see FaultConfig); blocked peers are disconnected now, unblocked ones redialed."""
         previous, self.faults = self.faults, faults

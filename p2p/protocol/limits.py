@@ -82,6 +82,19 @@ def engine_penalty(code: str) -> Penalty:
     return ENGINE_PENALTIES.get(code, ENGINE_DEFAULT_PENALTY)
 
 
+# A sync request left unanswered for the sync timeout ("sync-stalled"): the height the peer claimed was not delivered.
+# A peer without a track record on this connection (no valid block new to us) is disconnected, so a throwaway
+# identity's claim costs it its connection (and its slot); no points, because an honest peer's answer can be lost
+# (the simulator's lossy runs do it) and its claim never paused anything. A peer with a track record loses only its
+# claim (SyncPlanner.poll).
+SYNC_STALL_UNPROVEN_PENALTY = DISCONNECT
+
+
+def sync_stall_penalty(*, delivered: bool) -> Penalty:
+    """Penalty for leaving a sync request unanswered; `delivered`: the peer has a track record."""
+    return NO_PENALTY if delivered else SYNC_STALL_UNPROVEN_PENALTY
+
+
 def connection_penalty(code: str) -> Penalty:
     """Penalty for a connection-level fault; unknown codes end the connection without a ban."""
     return CONNECTION_PENALTIES.get(code, DISCONNECT)

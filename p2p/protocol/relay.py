@@ -34,7 +34,7 @@ from chain.errors import DecodeError, RejectError
 from chain.tx import Transaction, decode_tx
 from p2p.protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
 from p2p.protocol.inventory import Fetch, Gossip
-from p2p.protocol.limits import Penalty, block_penalty, relayed_block_penalty, tx_penalty
+from p2p.protocol.limits import Penalty, block_penalty, relayed_block_penalty, sync_stall_penalty, tx_penalty
 from p2p.protocol.messages import (
     MAX_BLOCKS_PER_BATCH,
     MAX_INV_HASHES,
@@ -170,10 +170,11 @@ class BatchProgress:
     """The import of one sync batch, block by block: the driver imports `job.blocks` in order, feeding each outcome
     to `record`, and stops when it returns False; then hands the progress to `Relay.batch_imported`."""
 
-    __slots__ = ("imported", "last_connected", "punishment")
+    __slots__ = ("delivered", "imported", "last_connected", "punishment")
 
     def __init__(self) -> None:
         self.imported = True
+        self.delivered = False  # a valid block new to us: the sender's track record (sync.py, claims)
         self.last_connected: Block | None = None
         self.punishment: tuple[Penalty, str, str] | None = None
 
@@ -190,6 +191,9 @@ class BatchProgress:
             return False
         if outcome.status == "connected":
             self.last_connected = block
+            self.delivered = True
+        elif outcome.status != "duplicate":
+            self.delivered = True
         return True
 
 
@@ -256,12 +260,21 @@ class Relay:
     def poll_sync(self, now: float) -> list[Action]:
         """The next GetBlocks, if one is due."""
         request = self.sync.poll(now, self.chain.best_height(), self.chain.locator)
+        actions: list[Action] = self._stall_punishments() if self.sync.stalled_pending else []
         if request is None:
-            return []
+            return actions
         if request.peer not in self._peers:
             self.sync.remove_peer(request.peer)
-            return []
-        return [Send(peer=request.peer, message=request.message)]
+            return actions
+        actions.append(Send(peer=request.peer, message=request.message))
+        return actions
+
+    def _stall_punishments(self) -> list[Action]:
+        """A peer that left a sync request unanswered did not deliver the height it claimed (docs/P2P.md)."""
+        return [Punish(peer=peer, penalty=sync_stall_penalty(delivered=self.sync.has_delivered(peer)),
+                       code="sync-stalled", reason=f"claimed height {claimed} not delivered within "
+                       f"{self.sync.timeout_s:g}s")
+                for peer, claimed in self.sync.take_stalled() if peer in self._peers]
 
     # -- announcing ----------------------------------------------------------------------------------------------
 
@@ -447,6 +460,8 @@ class Relay:
         if outcome.status == "orphan":
             self.sync.request_from(job.peer, job.block.height)
             return self.poll_sync(now)
+        if outcome.status != "duplicate":
+            self.sync.delivered(job.peer, now)
         return []
 
     def batch_imported(self, job: BatchJob, progress: BatchProgress, now: float) -> list[Action]:
@@ -457,6 +472,10 @@ class Relay:
             penalty, code, reason = progress.punishment
             actions.append(Punish(peer=job.peer, penalty=penalty, code=code, reason=reason))
         self.sync.batch_done(imported=progress.imported)
+        if progress.delivered:
+            self.sync.delivered(job.peer, now)
+        elif progress.imported:  # every block known already (one that does not attach restarts from our locator)
+            self.sync.nothing_delivered(job.peer, self.chain.best_height())
         last = progress.last_connected
         if last is not None and last.height == self.chain.best_height():
             actions.extend(self.announce_block(last, job.peer))

@@ -10,6 +10,14 @@ slow or vanished peer costs at most one timeout. A peer that sent a non-empty ba
 an empty one (a batch may be cut short by the frame size, and a height claimed in Hello may be stale). At most
 `max_queued_batches` received batches wait for import, which bounds the work queued behind the download.
 
+A claim is worth only what it delivers (docs/P2P.md, "Height claims"). Claimed heights (Hello, blocks seen) choose
+whom to ask, so an honest node behind its peers starts downloading at once; but only the heights of peers that
+delivered a valid block new to us on this connection (`delivered`) count for `pause_height`, the height the node
+pauses mining for. A peer that leaves a request unanswered for `timeout_s`, or answers with a batch that delivers
+nothing new, loses its claim; a stall is reported by `take_stalled` (the relay punishes it). And once no peer has
+delivered a valid new block for `PAUSE_WITHOUT_DELIVERY_TIMEOUTS` sync timeouts, no claim counts until one does.
+So an unproven claim pauses nothing, and no pause outlasts 2 sync timeouts without a delivered block.
+
 Nothing is persisted: after a restart the locator comes from the chain, and sync resumes from there.
 """
 
@@ -21,6 +29,9 @@ from dataclasses import dataclass
 from p2p.protocol.messages import MAX_BLOCKS_PER_BATCH, MAX_LOCATOR_HASHES, GetBlocks
 
 DEFAULT_SYNC_TIMEOUT_S = 10.0
+# Claims stop counting for the mining pause once no peer delivered a valid new block for this many sync timeouts:
+# the backstop that bounds any pause, whatever the peers claim.
+PAUSE_WITHOUT_DELIVERY_TIMEOUTS = 2
 _BLOCKS_FRAME_OVERHEAD_BYTES = 16  # array, tag, version and the raws array header
 _BIN_HEADER_BYTES = 5  # bin32 header in front of each block
 
@@ -73,6 +84,9 @@ class SyncPlanner:
         self._forced: list[str] = []  # peers to ask next whatever their height (an orphan came from them)
         self._more: set[str] = set()  # sent a non-empty batch last time: may have more even if not claimed
         self._last_peer: str | None = None
+        self._delivered: set[str] = set()  # delivered a valid block new to us: its claims count for the pause
+        self._delivered_at: float | None = None  # when the last valid new block was delivered (by any peer)
+        self._stalled: list[tuple[str, int]] = []  # (peer, its claim) of requests that timed out, not yet taken
         self.batches_received = 0
 
     # -- peers ---------------------------------------------------------------------------------------------------
@@ -84,6 +98,7 @@ class SyncPlanner:
     def remove_peer(self, peer: str) -> None:
         """A peer left; a request in flight to it is abandoned."""
         self._heights.pop(peer, None)
+        self._delivered.discard(peer)
         self._forced = [p for p in self._forced if p != peer]
         self._more.discard(peer)
         if self._in_flight is not None and self._in_flight.peer == peer:
@@ -104,11 +119,50 @@ class SyncPlanner:
         if peer in self._heights and peer not in self._forced:
             self._forced.append(peer)
 
+    def delivered(self, peer: str, now: float) -> None:
+        """`peer` delivered a block that proved valid and was new to us: from now on (on this connection) its
+        claimed height counts for `pause_height`."""
+        self._delivered_at = now
+        if peer in self._heights:
+            self._delivered.add(peer)
+
+    def nothing_delivered(self, peer: str, local_height: int) -> None:
+        """A batch from `peer` brought no valid block new to us (all known, or not attaching): as an empty answer,
+        its claim falls to what we have, so a peer cannot keep a claim alive by resending old blocks."""
+        self._more.discard(peer)
+        if peer in self._heights:
+            self._heights[peer] = min(self._heights[peer], self._frontier_height(local_height))
+
+    def has_delivered(self, peer: str) -> bool:
+        """True when `peer` delivered a valid block new to us on this connection (its track record)."""
+        return peer in self._delivered
+
+    @property
+    def stalled_pending(self) -> bool:
+        """True when `take_stalled` has something."""
+        return bool(self._stalled)
+
+    def take_stalled(self) -> list[tuple[str, int]]:
+        """(peer, the height it claimed) for each request that timed out since the last call: undelivered claims."""
+        stalled, self._stalled = self._stalled, []
+        return stalled
+
     # -- state ---------------------------------------------------------------------------------------------------
 
     def target_height(self) -> int:
         """The best height any peer claims (0 with no peers)."""
         return max(self._heights.values(), default=0)
+
+    def pause_height(self, now: float) -> int:
+        """The best height claimed by a peer with a track record (0 with none): what the node may pause mining
+        for. A claim alone pauses nothing, and no claim counts once no peer delivered a valid new block for
+        `PAUSE_WITHOUT_DELIVERY_TIMEOUTS` sync timeouts."""
+        if not self._delivered or self._delivered_at is None:
+            return 0
+        if now - self._delivered_at > PAUSE_WITHOUT_DELIVERY_TIMEOUTS * self.timeout_s:
+            return 0
+        heights = self._heights
+        return max(heights[peer] for peer in self._delivered)
 
     def active(self, local_height: int) -> bool:
         """True while a batch is in flight or some peer is ahead of both our chain and the frontier."""
@@ -142,6 +196,7 @@ class SyncPlanner:
             # until it shows a block again (note_height): an unanswered claim must not keep us "behind", which
             # pauses mining.
             silent = self._in_flight.peer
+            self._stalled.append((silent, self._heights.get(silent, 0)))
             self._more.discard(silent)
             if silent in self._heights:
                 self._heights[silent] = min(self._heights[silent], self._frontier_height(local_height))

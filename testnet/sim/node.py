@@ -224,7 +224,7 @@ class SimNode:
         now, now_ms = self.clock.now(t), self.clock.now_ms(t)
         self._apply(core.tick(now=now, now_ms=now_ms))
         self._act(relay.tick(now))
-        self._apply(core.sync_gap(relay.sync.target_height(), now=now, now_ms=now_ms))
+        self._apply(core.sync_gap(relay.sync.pause_height(now), now=now, now_ms=now_ms))
         self._flush()
 
     def housekeeping(self, t: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chain.block import Block
 from chain.errors import RejectError
-from p2p.protocol.limits import block_penalty
+from p2p.protocol.limits import block_penalty, sync_stall_penalty
 from p2p.protocol.messages import BlockMsg, Blocks, GetBlocks, GetData, Inv, NotFound, TxMsg
 from p2p.protocol.relay import (
     Action,
@@ -167,3 +167,34 @@ def test_a_copy_of_a_block_is_dropped_before_it_is_decoded() -> None:
     assert any(isinstance(action, Submit) for action in first) and len(decoded) == 1
     assert relay.on_message("b", BlockMsg(raw=block.encoded), NOW) == [] and len(decoded) == 1  # the copy
     assert relay.announce_block(block) == []  # both are known to have it now: nothing goes back to them
+
+
+def test_an_undelivered_claim_disconnects_a_peer_without_a_track_record_and_pauses_nothing() -> None:
+    relay = Relay(TreeChain(), peer_timeout_s=1.0)
+    asked = relay.peer_up("liar", 2**63, NOW)
+    assert sends(asked) == [("liar", "GetBlocks")]
+    assert relay.sync.pause_height(NOW) == 0
+    actions = relay.tick(NOW + 1.0)
+    punished = [a for a in actions if isinstance(a, Punish)]
+    assert len(punished) == 1 and punished[0].peer == "liar" and punished[0].code == "sync-stalled"
+    assert punished[0].penalty.disconnect and punished[0].penalty == sync_stall_penalty(delivered=False)
+
+
+def test_a_delivered_batch_gives_its_sender_a_track_record_and_its_claim_counts() -> None:
+    blocks = pow_chain(4)
+    chain = TreeChain()
+    relay = Relay(chain, peer_timeout_s=1.0)
+    relay.peer_up("a", 10, NOW)
+    actions = relay.on_message("a", Blocks(raws=tuple(b.encoded for b in blocks)), NOW)
+    submit = next(a for a in actions if isinstance(a, Submit))
+    assert isinstance(submit.job, BatchJob)
+    progress = BatchProgress()
+    for block in blocks:
+        chain.tree.add_block(block, now_ms=chain.now_ms(), source="a")
+        assert progress.record(block, BlockVerdict(status="connected"))
+    relay.batch_imported(submit.job, progress, NOW)
+    assert relay.sync.has_delivered("a") and relay.sync.pause_height(NOW) == 10
+    # A peer with a track record that stalls later only loses its claim (its answer may have been lost).
+    stalled = [a for a in relay.tick(NOW + 1.0) if isinstance(a, Punish)]
+    assert all(a.penalty.points == 0 and not a.penalty.disconnect for a in stalled)
+    assert relay.sync.pause_height(NOW + 1.0) == 4

@@ -167,3 +167,52 @@ def test_a_silent_peer_stops_counting_as_ahead_until_it_shows_a_block() -> None:
     assert planner.target_height() == 5 and not planner.active(5)
     planner.note_height("liar", 7)  # it sent a real block at height 7: ahead again
     assert planner.target_height() == 7
+
+
+# -- height claims (docs/P2P.md, "Height claims") -------------------------------------------------------------------
+
+
+def test_a_claimed_height_alone_never_counts_for_the_mining_pause() -> None:
+    planner = SyncPlanner(timeout_s=1.0)
+    planner.add_peer("liar", 2**63)
+    request = planner.poll(0.0, 5, our_locator)
+    assert request is not None and request.peer == "liar"  # the claim still says whom to ask
+    assert planner.target_height() == 2**63 and planner.pause_height(0.5) == 0
+    assert planner.poll(1.0, 5, our_locator) is None  # never answered
+    assert planner.take_stalled() == [("liar", 2**63)] and planner.take_stalled() == []
+    assert planner.pause_height(1.0) == 0
+
+
+def test_a_peer_that_delivered_pauses_for_its_claim_at_most_two_timeouts_without_delivery() -> None:
+    planner = SyncPlanner(timeout_s=1.0)
+    planner.add_peer("honest", 300)
+    planner.poll(0.0, 0, our_locator)
+    planner.on_blocks("honest", blocks(1, 100), local_height=0)
+    planner.batch_done(imported=True)
+    assert not planner.has_delivered("honest") and planner.pause_height(0.1) == 0
+    planner.delivered("honest", 0.2)  # the batch proved valid and new
+    assert planner.has_delivered("honest") and planner.pause_height(0.3) == 300
+    assert planner.pause_height(2.2) == 300
+    assert planner.pause_height(2.3) == 0  # nobody delivered for two timeouts: no claim counts
+    planner.delivered("honest", 2.4)
+    assert planner.pause_height(2.5) == 300
+
+
+def test_a_batch_of_known_blocks_ends_a_claim_like_an_empty_answer() -> None:
+    planner = SyncPlanner(timeout_s=1.0)
+    planner.add_peer("p", 10**9)
+    planner.poll(0.0, 100, our_locator)
+    planner.on_blocks("p", blocks(90, 100), local_height=100)
+    planner.delivered("p", 0.1)  # earlier, say
+    planner.batch_done(imported=True)
+    planner.nothing_delivered("p", 100)
+    assert planner.pause_height(0.2) == 100 and not planner.active(100)
+
+
+def test_a_departed_peer_loses_its_track_record() -> None:
+    planner = SyncPlanner()
+    planner.add_peer("p", 50)
+    planner.delivered("p", 0.0)
+    planner.remove_peer("p")
+    planner.add_peer("p", 50)
+    assert not planner.has_delivered("p") and planner.pause_height(0.0) == 0
