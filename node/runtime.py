@@ -170,9 +170,9 @@ class Node:
         await self._stopped.wait()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the node gracefully."""
+        """SIGTERM, SIGINT and SIGHUP (its terminal closed) stop the node gracefully."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, lambda: self._spawn(self.stop()))
 
     async def _tick_loop(self) -> None:
