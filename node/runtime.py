@@ -124,7 +124,7 @@ class Node:
         self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
                  service.url, server.url, self.key.public_key.hex()[:16])
-        for warning in self.core.spec.warnings(self.genesis):
+        for warning in self.core.spec.start_warnings(self.genesis, self.key.address, self.config.mining.enabled):
             log.warning("genesis: %s", warning)
 
     def _write_node_info(self) -> None:

@@ -36,3 +36,18 @@ def test_bad_values_are_refused_with_file_and_key(tmp_path: Path, text: str, nee
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert needle in str(info.value) and "config.toml" in str(info.value)
+
+
+def test_a_nodes_default_name_is_its_data_directory(tmp_path: Path) -> None:
+    from node.config import load_config as load
+
+    (tmp_path / "node1").mkdir()
+    assert load(tmp_path / "node1").node.name == "node1"  # not "node" for every node of a network
+    write_config(tmp_path / "node1", load(tmp_path / "node1"))
+    assert load(tmp_path / "node1").node.name == "node1"
+    (tmp_path / "node2").mkdir()
+    (tmp_path / "node2" / "config.toml").write_text("[rpc]\nport = 1\n")
+    assert load(tmp_path / "node2").node.name == "node2"
+    (tmp_path / "node3").mkdir()
+    (tmp_path / "node3" / "config.toml").write_text('[node]\nname = "alpha"\n')
+    assert load(tmp_path / "node3").node.name == "alpha"
