@@ -160,6 +160,8 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     testnet = _record(cluster, directory, seed, options, edges)
     progress(f"testnet {directory}: {options.nodes} {options.consensus} nodes, {options.topology} topology, "
              f"chain {testnet.chain_id}")
+    for warning in spec.warnings(cluster.genesis):  # e.g. acks_required=0 given on purpose
+        progress(f"warning: {warning}")
     for record in testnet.nodes:
         _write_node_config(testnet, record, first_start=True)
     if options.tie_to_launcher and threading.current_thread() is not threading.main_thread():
