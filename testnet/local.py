@@ -78,8 +78,11 @@ class LocalNode:
     def launch(self, peers: Sequence[str] = (), env: dict[str, str] | None = None, *,
                tie_to_parent: bool = False) -> None:
         """Start the process (in its own session, output appended to the log) without waiting for it.
-        `tie_to_parent`: the node gets SIGTERM when this process ends, however it ends (node/lifetime.py); launch
-        from the main thread then, since the signal follows the thread that started the node."""
+        `tie_to_parent`: the node gets SIGKILL when this process ends, however it ends (node/lifetime.py); launch
+        from the main thread then, since the signal follows the thread that started the node. SIGKILL, not
+        SIGTERM: it only comes when the launcher could not stop the node itself (killed, crashed), and a node the
+        nemesis paused (SIGSTOP) would never act on a SIGTERM; the store is crash-safe, and the node's mining
+        workers die with it (their own parent-death signal), its signature workers at their pipe's end."""
         if self.process is not None and self.process.poll() is None:
             raise LocalNodeError(f"{self.name} is already running (pid {self.process.pid})")
         (self.datadir / NODE_INFO_FILE).unlink(missing_ok=True)
@@ -90,7 +93,7 @@ class LocalNode:
         try:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True, env={**os.environ, **(env or {})},
-                                            preexec_fn=parent_death_preexec(signal.SIGTERM) if tie_to_parent
+                                            preexec_fn=parent_death_preexec(signal.SIGKILL) if tie_to_parent
                                             else None)
         finally:
             log.close()

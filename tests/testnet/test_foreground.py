@@ -4,6 +4,7 @@ process the test may have caused is killed by pid in clean-up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -88,7 +89,11 @@ def _assert_all_gone(pids: list[int], directory: Path) -> None:
         if not left:
             return
         time.sleep(0.2)
-    raise AssertionError(f"processes left after the launcher ended: {left}")
+    commands = []
+    for pid in left:
+        with contextlib.suppress(OSError):
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes()[:120])
+    raise AssertionError(f"processes left after the launcher ended: {left} {commands}")
 
 
 def test_a_closed_output_pipe_takes_the_nodes_down(tmp_path: Path, cleanup: list[int]) -> None:
