@@ -4,7 +4,10 @@ stop, start, restart, pause, resume, partition, heal, netem); load; check; scena
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -119,8 +122,10 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
     options = launcher.UpOptions(nodes=nodes, consensus=consensus, directory=directory, topology=topology,
                                  hashrate_shares=_shares(hashrate_shares), hashrate_hps=hashrate_hps,
                                  genesis_params=_genesis_params(genesis_params), seed=seed,
-                                 load_accounts=load_accounts)
+                                 load_accounts=load_accounts, tie_to_launcher=foreground)
     started = time.monotonic()
+    if foreground:
+        _exit_on_signals()  # while starting: up() stops what it started, then the command exits
     testnet = launcher.up(options, progress_to_stderr)
     if not foreground:
         if as_json:
@@ -135,13 +140,39 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
         with exclusive_load(testnet.path):
             summary = asyncio.run(live.foreground(testnet.path, load_tps=load_tps))
     finally:
-        click.echo("stopping the testnet...", err=True)
+        # Whatever ended the live table (Ctrl-C, SIGTERM, SIGHUP, a closed output pipe, an error), the nodes go
+        # down before anything else is written: a write to a closed pipe must not skip this.
+        _exit_on_signals()
+        _say("stopping the testnet...")
         result = launcher.down(testnet.path)
     if summary is not None:
-        click.echo(f"load: {summary['accepted']} accepted, {summary['final']} final", err=True)
+        _say(f"load: {summary['accepted']} accepted, {summary['final']} final")
     if not result["ok"]:
         fail(f"processes left after down: {result['left']}")
-    click.echo(f"testnet down ({testnet.dir})", err=True)
+    _say(f"testnet down ({testnet.dir})")
+
+
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGHUP end the command as SystemExit(128 + signal), so `finally` blocks and up()'s clean-up
+    run; the nodes' parent-death signal covers a launcher that dies anyway (SIGKILL, a crash)."""
+    def exit_now(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, exit_now)
+
+
+def _say(message: str) -> None:
+    """A status line on stderr; when stderr (or stdout) is a pipe whose reader has gone, it is pointed at
+    /dev/null instead, so neither this line nor the interpreter's final flush fails with BrokenPipeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if live.output_closed(stream):
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+    with contextlib.suppress(OSError):
+        click.echo(message, err=True)
 
 
 @command.command(name="status")

@@ -66,6 +66,8 @@ class EngineSpec:
     check: Callable[[Genesis], None] = _no_check
     # Warnings about a valid but risky genesis (PoW: the partition handler's detection window).
     warnings: Callable[[Genesis], list[str]] = _no_warnings
+    # The warnings a node logs at start, from the genesis, its own address and whether it mines (None: `warnings`).
+    node_warnings: Callable[[Genesis, bytes, bool], list[str]] | None = None
     # Computed facts about a genesis that `genesis show` prints (PoW: the partition finality risk).
     facts: Callable[[Genesis], dict[str, Any]] = lambda genesis: {}
     # Seconds a fault can go unnoticed by the engine (liveness checks wait this long on top of their grace).
@@ -111,6 +113,12 @@ class EngineSpec:
     def param(self, genesis: Genesis, name: str) -> Any:
         """Engine parameter `name` of `genesis` (its default when unset)."""
         return engine_param(genesis, self.parameters, name)
+
+    def start_warnings(self, genesis: Genesis, address: bytes, mining: bool) -> list[str]:
+        """The genesis warnings that concern a node with this address starting (mining or not)."""
+        if self.node_warnings is not None:
+            return self.node_warnings(genesis, address, mining)
+        return self.warnings(genesis)
 
     def all_parameters(self) -> dict[str, ParamSpec]:
         """Chain-level parameters and the engine's own."""

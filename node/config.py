@@ -211,16 +211,23 @@ def _peer_addresses(value: object, origin: str) -> object:
         raise ConfigError(f"{origin}: {exc}") from exc
 
 
+def default_name(datadir: str | os.PathLike[str]) -> str:
+    """A node's name unless configured: its data directory's name (./node1 -> "node1"), so the nodes of a
+    network tell apart in logs and status; "node" for a directory without a usable name."""
+    name = Path(datadir).resolve().name.strip()
+    return name or "node"
+
+
 def load_config(datadir: str | os.PathLike[str]) -> NodeConfig:
-    """The data directory's config.toml (defaults when absent)."""
+    """The data directory's config.toml (defaults when absent; the node's name defaults to the directory's)."""
     path = Path(datadir) / CONFIG_FILE
+    config = NodeConfig(node=NodeSection(name=default_name(datadir)))
     if not path.exists():
-        return NodeConfig()
+        return config
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    config = NodeConfig()
     for section_name, table in doc.items():
         if section_name not in {f.name for f in fields(NodeConfig)}:
             raise ConfigError(f"{path}: unknown section [{section_name}]")

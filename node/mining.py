@@ -15,11 +15,14 @@ import hashlib
 import multiprocessing
 import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
+
+from node.lifetime import set_parent_death_signal
 
 CHUNK = 2048
 _PADDING = bytes(8)
@@ -53,8 +56,14 @@ def measure_hashes(seconds: float) -> int:
 
 
 def _worker_main(index: int, processes: int, jobs: Connection, results: Connection, generation: Any,
-                 hashes: Any, rate_cap_hps: float) -> None:
-    """A worker process: wait for a job, grind until found or superseded, report, repeat."""
+                 hashes: Any, rate_cap_hps: float, parent_pid: int) -> None:
+    """A worker process: wait for a job, grind until found or superseded, report, repeat.
+
+    Ctrl-C reaches the whole foreground process group: the worker ignores SIGINT (no KeyboardInterrupt traceback)
+    and leaves stopping to its node, which sends it None; if the node dies without doing so, the parent-death
+    signal ends the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_parent_death_signal(signal.SIGKILL, parent_pid)
     while True:
         try:
             job = jobs.recv()
@@ -118,21 +127,20 @@ class Miner:
         self._result_pipes: list[Connection] = []
         self._workers = []
         per_worker_cap = hashrate_hps / processes if hashrate_hps > 0 else 0.0
+        parent_pid = os.getpid()
         for index in range(processes):
             job_recv, job_send = context.Pipe(duplex=False)
             result_recv, result_send = context.Pipe(duplex=False)
             worker = context.Process(
                 target=_worker_main, name=f"chainlab-miner-{index}", daemon=True,
-                args=(index, processes, job_recv, result_send, self._generation, self._hashes, per_worker_cap),
+                args=(index, processes, job_recv, result_send, self._generation, self._hashes, per_worker_cap,
+                      parent_pid),
             )
             worker.start()
             if nice:
-                try:
-                    import os
-
+                # best effort: an unprivileged process cannot lower a nice value, raising is fine
+                with contextlib.suppress(OSError, AttributeError):
                     os.setpriority(os.PRIO_PROCESS, worker.pid or 0, nice)
-                except (OSError, AttributeError):
-                    pass  # best effort: an unprivileged process cannot lower a nice value, raising is fine
             self._workers.append(worker)
             self._job_pipes.append(job_send)
             self._result_pipes.append(result_recv)

@@ -137,7 +137,7 @@ class Node:
         self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
                  service.url, server.url, self.key.public_key.hex()[:16])
-        for warning in self.core.spec.warnings(self.genesis):
+        for warning in self.core.spec.start_warnings(self.genesis, self.key.address, self.config.mining.enabled):
             log.warning("genesis: %s", warning)
 
     def _write_node_info(self) -> None:
@@ -183,9 +183,9 @@ class Node:
         await self._stopped.wait()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the node gracefully."""
+        """SIGTERM, SIGINT and SIGHUP (its terminal closed) stop the node gracefully."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, lambda: self._spawn(self.stop()))
 
     async def _tick_loop(self) -> None:

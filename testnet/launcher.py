@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,9 @@ class UpOptions:
     seed: str | None = None
     load_accounts: int = 64
     mining_nice: int = DEFAULT_MINING_NICE
+    # Foreground: the nodes end with this process, however it ends (parent-death signal); up() must then run on
+    # the main thread. A detached testnet's nodes outlive the command that started them.
+    tie_to_launcher: bool = False
 
 
 def _noop(message: str) -> None:
@@ -159,14 +163,19 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     testnet = _record(cluster, directory, seed, options, edges)
     progress(f"testnet {directory}: {options.nodes} {options.consensus} nodes, {options.topology} topology, "
              f"chain {testnet.chain_id}")
+    for warning in spec.warnings(cluster.genesis):  # e.g. acks_required=0 given on purpose
+        progress(f"warning: {warning}")
     for record in testnet.nodes:
         _write_node_config(testnet, record, first_start=True)
+    if options.tie_to_launcher and threading.current_thread() is not threading.main_thread():
+        raise TestnetError("a foreground testnet starts its nodes from the main thread (their parent-death signal "
+                           "follows the thread that started them)")
     started = time.monotonic()
     handles = [LocalNode(name=r.name, datadir=Path(r.datadir), log_path=Path(r.log), admin_token=r.admin_token)
                for r in testnet.nodes]
     try:
         for handle in handles:
-            handle.launch()
+            handle.launch(tie_to_parent=options.tie_to_launcher)
             assert handle.process is not None
             procs.adopt(handle.process)
         for handle, record in zip(handles, testnet.nodes, strict=True):

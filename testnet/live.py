@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
 import signal
 import sys
 import time
@@ -29,7 +30,25 @@ from testnet.history import HistoryWriter
 from testnet.load import LoadGenerator, LoadOptions
 from testnet.state import HISTORY_FILE, NodeRecord, Testnet, load_testnet
 
+# A closed terminal (SIGHUP) ends a foreground testnet as Ctrl-C and SIGTERM do.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COLUMNS = ("NODE", "STATE", "HEIGHT", "HEAD", "FINAL", "PEERS", "MEMPOOL")
+
+
+def output_closed(stream: TextIO) -> bool:
+    """True when `stream` is a pipe or socket whose reader has gone (poll reports an error or hang-up on it), so
+    a launcher piped into `tee` or `head` stops at once, not at its next write."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    try:
+        events = poller.poll(0)
+    except OSError:
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events)
 
 
 def engine_column(consensus: str) -> str:
@@ -129,12 +148,14 @@ async def _status(session: aiohttp.ClientSession, record: NodeRecord) -> dict[st
 
 async def foreground(directory: Path, *, load_tps: float | None = None, refresh_s: float = 0.5,
                      out: TextIO | None = None) -> dict[str, Any] | None:
-    """Show the live table (and run the load) until SIGINT/SIGTERM; returns the load summary, if any."""
+    """Show the live table (and run the load) until SIGINT, SIGTERM or SIGHUP, or until its output is closed (a
+    pipe whose reader went away: BrokenPipeError is not raised, the table just stops); returns the load summary,
+    if any."""
     stream = out or sys.stdout
     interactive = stream.isatty()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     testnet = load_testnet(directory)
     started = time.monotonic()
@@ -153,23 +174,29 @@ async def foreground(directory: Path, *, load_tps: float | None = None, refresh_
             live.start()
         async with aiohttp.ClientSession(trust_env=False) as session:
             while not stop.is_set():
+                if output_closed(stream):
+                    break
                 testnet = load_testnet(directory)
                 statuses = await asyncio.gather(*(_status(session, r) for r in testnet.nodes))
                 uptime_s = time.monotonic() - started
-                if live is not None:
-                    live.update(render_rich(testnet, statuses, uptime_s=uptime_s, load=generator), refresh=True)
-                elif frame % 10 == 0:
-                    stream.write(render(testnet, statuses, uptime_s=uptime_s, load=generator) + "\n\n")
-                    stream.flush()
+                try:
+                    if live is not None:
+                        live.update(render_rich(testnet, statuses, uptime_s=uptime_s, load=generator), refresh=True)
+                    elif frame % 10 == 0:
+                        stream.write(render(testnet, statuses, uptime_s=uptime_s, load=generator) + "\n\n")
+                        stream.flush()
+                except BrokenPipeError:
+                    break
                 frame += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), refresh_s)
         return await load_task if load_task is not None else None
     finally:
         if live is not None:
-            live.stop()
+            with contextlib.suppress(OSError):  # the terminal may be gone
+                live.stop()
         stop.set()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         if load_task is not None and not load_task.done():
             load_task.cancel()

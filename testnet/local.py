@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
+from node.lifetime import parent_death_preexec
 
 NODE_INFO_FILE = "node.json"
 
@@ -74,8 +75,14 @@ class LocalNode:
         self.launch(peers, env=env)
         self.wait_started(wait_s)
 
-    def launch(self, peers: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
-        """Start the process (in its own session, output appended to the log) without waiting for it."""
+    def launch(self, peers: Sequence[str] = (), env: dict[str, str] | None = None, *,
+               tie_to_parent: bool = False) -> None:
+        """Start the process (in its own session, output appended to the log) without waiting for it.
+        `tie_to_parent`: the node gets SIGKILL when this process ends, however it ends (node/lifetime.py); launch
+        from the main thread then, since the signal follows the thread that started the node. SIGKILL, not
+        SIGTERM: it only comes when the launcher could not stop the node itself (killed, crashed), and a node the
+        nemesis paused (SIGSTOP) would never act on a SIGTERM; the store is crash-safe, and the node's mining
+        workers die with it (their own parent-death signal), its signature workers at their pipe's end."""
         if self.process is not None and self.process.poll() is None:
             raise LocalNodeError(f"{self.name} is already running (pid {self.process.pid})")
         (self.datadir / NODE_INFO_FILE).unlink(missing_ok=True)
@@ -85,7 +92,9 @@ class LocalNode:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns the descriptor from here on
         try:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, env={**os.environ, **(env or {})})
+                                            start_new_session=True, env={**os.environ, **(env or {})},
+                                            preexec_fn=parent_death_preexec(signal.SIGKILL) if tie_to_parent
+                                            else None)
         finally:
             log.close()
 

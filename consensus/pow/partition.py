@@ -81,10 +81,13 @@ def next_state(inputs: Inputs, *, threshold: float, hysteresis: float) -> Decisi
     # hysteresis to resume, so a share hovering at the threshold does not flap.
     allowed = share > threshold and (not inputs.partition_paused or share >= threshold + hysteresis)
     paused = not allowed
+    # A node that does not mine has nothing to pause: the handler's state stays as it was (a --no-mining node never
+    # logs "mining paused"); switched on, the node takes the decision a miner would.
     if not inputs.has_key:
-        return Decision(state=MiningState.NO_KEY, reason="not a miner (no key)", partition_paused=paused)
+        return Decision(state=MiningState.NO_KEY, reason="not a miner (no key)",
+                        partition_paused=inputs.partition_paused)
     if not inputs.enabled:
-        return Decision(state=MiningState.DISABLED, reason="mining disabled", partition_paused=paused)
+        return Decision(state=MiningState.DISABLED, reason="mining disabled", partition_paused=inputs.partition_paused)
     if inputs.awaiting_peers:
         return Decision(state=MiningState.PAUSED_STARTUP, partition_paused=inputs.partition_paused,
                         reason="starting: waiting to reach a configured peer and catch up")

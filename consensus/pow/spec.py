@@ -13,9 +13,19 @@ from consensus.pow.shares import partition_finality_risk, partition_risk_warning
 from consensus.spec import EngineSpec
 
 
+def _miners(genesis: Genesis) -> int:
+    return sum(1 for weight in genesis.validators.values() if weight > 0)
+
+
 def _warnings(genesis: Genesis) -> list[str]:
-    warning = partition_risk_warning(genesis)
+    """The partition-risk warning, for networks where a partition can split the miners (more than one)."""
+    warning = partition_risk_warning(genesis) if _miners(genesis) > 1 else None
     return [warning] if warning else []
+
+
+def _node_warnings(genesis: Genesis, address: bytes, mining: bool) -> list[str]:
+    """The partition handler concerns a node that mines: a relay or wallet node has nothing to pause."""
+    return _warnings(genesis) if mining and genesis.validators.get(address, 0) > 0 else []
 
 
 def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
@@ -83,6 +93,7 @@ POW = EngineSpec(
     policy=PowPolicy,
     seals_with_workers=True,
     warnings=_warnings,
+    node_warnings=_node_warnings,
     facts=lambda genesis: {"partition_finality_risk": float(f"{partition_finality_risk(genesis):.2g}")},
     detection_delay_s=lambda genesis: PowParams.of(genesis).detection_window_s,
     has_quorum=_has_quorum,

@@ -46,6 +46,25 @@ def check_primary_backup_genesis(genesis: Genesis) -> None:
         raise GenesisError(f"acks_required = {required}, but the genesis names only {len(backups)} backups")
 
 
+def majority_of_backups(backups: int) -> int:
+    """Acknowledgements from a majority of `backups` (0 without backups): the default of `testnet up` and the
+    simulator, under which a primary partitioned off alone cannot make a block final."""
+    return backups // 2 + 1 if backups > 0 else 0
+
+
+def zero_acks_warning(genesis: Genesis) -> str | None:
+    """A one-line warning when a network with backups makes blocks final without any acknowledgement; else None."""
+    try:
+        backups = [a for a in genesis.validators if a != primary_address(genesis)]
+    except ValueError:
+        return None
+    if not backups or int(engine_param(genesis, PB_PARAMETERS, "acks_required")) > 0:
+        return None
+    return (f"acks_required = 0 with {len(backups)} backups: the primary alone makes blocks final, so a primary "
+            "cut off from its backups reports blocks final that no backup has (and that are lost if it fails); "
+            f"use acks_required = {majority_of_backups(len(backups))} (a majority of the backups)")
+
+
 def primary_address(genesis: Genesis) -> bytes:
     """The primary named in genesis (`primary` parameter, else the first validator by address)."""
     named = str(engine_param(genesis, PB_PARAMETERS, "primary"))

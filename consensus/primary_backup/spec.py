@@ -12,7 +12,9 @@ from consensus.primary_backup.policy import (
     PB_PARAMETERS,
     PrimaryBackupPolicy,
     check_primary_backup_genesis,
+    majority_of_backups,
     primary_address,
+    zero_acks_warning,
 )
 from consensus.spec import EngineSpec
 
@@ -24,9 +26,12 @@ def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
 
 def _testnet_network(addresses: Sequence[bytes], shares: Sequence[float], total_hps: float,
                      params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[bytes, int]]:
+    """Every node a validator, the first the primary; unless given, a majority of the backups must acknowledge a
+    block before it is final (as in the simulator), so a primary cut off alone finalizes nothing."""
     out = dict(params)
     if not out.get("primary"):
         out["primary"] = crypto.address_to_text(addresses[0])
+    out.setdefault("acks_required", majority_of_backups(len(addresses) - 1))
     return out, {address: 1 for address in addresses}
 
 
@@ -45,6 +50,7 @@ PRIMARY_BACKUP = EngineSpec(
     policy=PrimaryBackupPolicy,
     check=check_primary_backup_genesis,
     has_quorum=_has_quorum,
+    warnings=lambda genesis: [w for w in (zero_acks_warning(genesis),) if w],
     testnet_network=_testnet_network,
     simulation_network=_simulation_network,
 )

@@ -13,6 +13,8 @@ from tests.cli.helpers import Invoke, assert_ok, assert_one_line_error, assert_u
 from tests.conftest import key
 
 OTHER = crypto.address_to_text(key(7).address)
+# Two miners: a partition can split them, so the partition handler's risk applies.
+TWO_MINERS = ("--validator", OTHER, "--validator", crypto.address_to_text(key(8).address))
 
 
 @pytest.fixture
@@ -53,14 +55,15 @@ def test_new_json_and_defaults(invoke: Invoke, tmp_path: Path) -> None:
 
 def test_pow_partition_risk_warns_and_names_a_safe_heartbeat(invoke: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "g.toml"
-    risky = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", "block_interval_s=2")
+    risky = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", "block_interval_s=2",
+                   *TWO_MINERS)
     assert_ok(risky)  # a warning, not a refusal: fast test networks choose this on purpose
     assert "warning: partition handler" in risky.stderr and "probability 5.9e-04" in risky.stderr
     assert "heartbeat_interval_s <= 0.313" in risky.stderr
     view = ok_json(invoke("genesis", "show", str(out), "--json"))
     assert view["partition_finality_risk"] == 0.00059 and len(view["warnings"]) == 1
     safe = invoke("genesis", "new", "--out", str(out), "--force", "--consensus", "pow", "--param",
-                  "block_interval_s=2", "--param", "heartbeat_interval_s=0.3", "--json")
+                  "block_interval_s=2", "--param", "heartbeat_interval_s=0.3", *TWO_MINERS, "--json")
     assert ok_json(safe)["warnings"] == []
     assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] < 1e-6
 
@@ -72,10 +75,29 @@ def test_pow_partition_risk_warns_and_names_a_safe_heartbeat(invoke: Invoke, tmp
 def test_certain_partition_risk_is_written_with_a_warning(invoke: Invoke, tmp_path: Path, param: str,
                                                            needle: str) -> None:
     out = tmp_path / "g.toml"
-    result = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", param)
+    result = invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param", param, *TWO_MINERS)
     assert_ok(result)
     assert needle in result.stderr
     assert ok_json(invoke("genesis", "show", str(out), "--json"))["partition_finality_risk"] == 1.0
+
+
+def test_a_one_miner_network_has_no_partition_warning(invoke: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "g.toml"
+    view = ok_json(invoke("genesis", "new", "--out", str(out), "--consensus", "pow", "--param",
+                          "block_interval_s=2", "--validator", OTHER, "--json"))
+    assert view["warnings"] == []  # nothing to split: a devnet's single miner
+
+
+def test_primary_backup_without_acks_warns_when_there_are_backups(invoke: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "g.toml"
+    backups = ("--validator", OTHER, "--validator", crypto.address_to_text(key(8).address), "--validator",
+               crypto.address_to_text(key(9).address))
+    risky = invoke("genesis", "new", "--out", str(out), "--consensus", "primary-backup", *backups)
+    assert_ok(risky)
+    assert "warning: acks_required = 0 with 2 backups" in risky.stderr and "acks_required = 2" in risky.stderr
+    safe = invoke("genesis", "new", "--out", str(out), "--force", "--consensus", "primary-backup", *backups,
+                  "--param", "acks_required=1", "--json")
+    assert ok_json(safe)["warnings"] == []
 
 
 @pytest.mark.parametrize("engine", engine_names())

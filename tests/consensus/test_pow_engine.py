@@ -225,3 +225,32 @@ def test_a_node_waiting_for_its_configured_peers_does_not_mine_until_told() -> N
     engine.on_bootstrap(False, now=0.2)
     decision = engine.ready().proposing
     assert decision is not None and decision.active
+
+
+def test_a_node_that_does_not_mine_logs_no_partition_pause() -> None:
+    from consensus.pow.params import PowParams
+    from consensus.pow.partition import PartitionHandler
+
+    g = genesis({10: 1, 11: 1})
+    handler = PartitionHandler(PowParams.of(g), g.validators, A.address)
+    handler.shares = {B.address: 1.0}  # the only other miner, and no peer: reachable share 0
+    handler.peers(0)
+    for second in range(5):  # --no-mining: no "mining paused: reachable hash share 0.000", however long
+        decision, note = handler.decide(now=float(second), has_key=True, enabled=False)
+        assert decision.state is MiningState.DISABLED and note is None
+    decision, note = handler.decide(now=6.0, has_key=True, enabled=True)  # switched on: the miner's decision
+    assert decision.state is MiningState.PAUSED_PARTITION
+    assert note is not None and note.startswith("mining paused: reachable hash share 0.000")
+
+
+def test_the_partition_warning_concerns_mining_nodes_of_multi_miner_networks() -> None:
+    from consensus.registry import spec_named
+
+    spec = spec_named("pow")
+    risky = {"block_interval_s": 2.0, "heartbeat_interval_s": 1.0}
+    two = genesis({10: 1, 11: 1}, **risky)
+    assert spec.warnings(two) and spec.start_warnings(two, A.address, True) == spec.warnings(two)
+    assert spec.start_warnings(two, A.address, False) == []  # --no-mining: nothing to pause
+    assert spec.start_warnings(two, C.address, True) == []  # not a miner of this network
+    one = genesis({10: 1}, **risky)  # a one-node devnet: nothing to split
+    assert spec.warnings(one) == [] and spec.start_warnings(one, A.address, True) == []

@@ -96,3 +96,45 @@ def test_backup_acknowledges_durably_and_commits_by_hash_at_the_quorum() -> None
     assert backup.ready().commit == block.hash
     backup.on_message(BACKUP_2.address, ack(block.hash), now=1.2, now_ms=2_200)
     assert backup.ready().commit is None  # said once
+
+
+def _testnet_genesis(members: list[crypto.PrivateKey]) -> Genesis:
+    """The genesis `testnet up` makes for these nodes with no parameter given (the first is the primary)."""
+    from consensus.registry import spec_named
+
+    addresses = [k.address for k in members]
+    params, validators = spec_named("primary-backup").testnet_network(addresses, [1.0] * len(addresses), 1.0, {})
+    return Genesis(chain_id="pb-testnet", consensus="primary-backup", params=params, validators=validators)
+
+
+@pytest.mark.parametrize(("nodes", "acks"), [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3)])
+def test_a_testnet_needs_a_majority_of_the_backups_by_default(nodes: int, acks: int) -> None:
+    members = [PRIMARY, BACKUP_1, BACKUP_2, STRANGER, key(44)][:nodes]
+    assert _testnet_genesis(members).params["acks_required"] == acks
+
+
+def test_a_primary_cut_off_alone_finalizes_nothing_under_the_testnet_default() -> None:
+    from chain.block import Block
+    from chain.devtools import block_on
+    from consensus.primary_backup.policy import make_seal
+
+    g = _testnet_genesis([PRIMARY, BACKUP_1, BACKUP_2])
+    primary = pb.PrimaryBackupEngine(EngineContext(genesis=g, key=PRIMARY, rng=Random(1)))
+    tree = BlockTree(ChainStore(MemoryStore()), g, primary.policy)
+    primary.start(tree, MemoryEngineState(), now=0.0, now_ms=1_000)
+    primary.ready()
+    parent = g.block()
+    draft, _ = block_on(g.initial_state(), parent, [], reward=g.block_reward, proposer=PRIMARY.address,
+                        timestamp_ms=parent.header.timestamp_ms + 1)
+    block = Block(header=draft.header.with_seal(make_seal(PRIMARY, draft.header)), txs=draft.txs)
+    assert tree.add_block(block, now_ms=2_000).status == "connected"
+    meta = tree.meta(block.hash)
+    assert meta is not None
+    primary.on_chain_changed(tree, [meta], [], now=1.0, now_ms=2_000)
+    for second in range(2, 30):  # partitioned: no acknowledgement ever arrives
+        primary.tick(now=float(second), now_ms=1_000 * second)
+        assert primary.ready().commit is None
+    primary.on_message(BACKUP_1.address, ack(block.hash), now=30.0, now_ms=30_000)
+    assert primary.ready().commit is None  # one of the two backups is not a majority
+    primary.on_message(BACKUP_2.address, ack(block.hash), now=30.1, now_ms=30_100)
+    assert primary.ready().commit == block.hash

@@ -96,3 +96,18 @@ def test_config_holds_the_admin_token_so_only_its_owner_reads_it(tmp_path: Path)
     (tmp_path / "config.tmp").chmod(0o644)
     path = write_config(tmp_path, NodeConfig())
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_nodes_default_name_is_its_data_directory(tmp_path: Path) -> None:
+    from node.config import load_config as load
+
+    (tmp_path / "node1").mkdir()
+    assert load(tmp_path / "node1").node.name == "node1"  # not "node" for every node of a network
+    write_config(tmp_path / "node1", load(tmp_path / "node1"))
+    assert load(tmp_path / "node1").node.name == "node1"
+    (tmp_path / "node2").mkdir()
+    (tmp_path / "node2" / "config.toml").write_text("[rpc]\nport = 1\n")
+    assert load(tmp_path / "node2").node.name == "node2"
+    (tmp_path / "node3").mkdir()
+    (tmp_path / "node3" / "config.toml").write_text('[node]\nname = "alpha"\n')
+    assert load(tmp_path / "node3").node.name == "alpha"
