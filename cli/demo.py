@@ -57,4 +57,4 @@ def command(blocks: int) -> None:
             bob_balance = bob_account.balance if bob_account else 0
             click.echo(f"state   alice {alice_balance} (nonce {alice_nonce}), bob {bob_balance}")
             click.echo(f"commit  {tree.state.commitment.hex()}")
-    click.echo("next: `chainlab --help`; the full node and local testnet come with the next milestones")
+    click.echo("next: `chainlab devnet` runs a real node, `make run` a 4-node testnet; `chainlab --help` lists all")
