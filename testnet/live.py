@@ -69,8 +69,11 @@ def state_cell(state: str, status: dict[str, Any] | None) -> str:
     sync = status.get("sync") if status is not None else None
     if state != "running" or not isinstance(sync, dict):
         return state
-    target = int(sync.get("target_height") or 0)
-    share = 100 * int(sync.get("height") or 0) // target if target > 0 else 100
+    try:  # a node's answer, read as it comes: a malformed one shows as the plain state
+        target = int(sync.get("target_height") or 0)
+        share = 100 * int(sync.get("height") or 0) // target if target > 0 else 100
+    except (TypeError, ValueError):
+        return state
     eta = sync.get("eta_s")
     return f"syncing {share}%" + (f" (ETA {eta:.0f}s)" if isinstance(eta, int | float) else "")
 

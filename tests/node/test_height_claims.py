@@ -7,16 +7,13 @@ Each test bounds its time and stops the node it started (by pid) in a finally bl
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from chain.crypto import PrivateKey
-from p2p.protocol.session import PeerSession
 from p2p.protocol.timing import PEER_TIMEOUT_S
 from testnet.cluster import Cluster
 from testnet.local import wait_until
@@ -34,21 +31,6 @@ class ClaimingPeer(RawPeer):
     def __init__(self, identity: PrivateKey, cluster: Cluster, best_height: int = CLAIM) -> None:
         super().__init__(identity, genesis=cluster.genesis)
         self.best_height = best_height
-
-    async def connect(self, url: str) -> bool:
-        """Dial and handshake, claiming `best_height` in our Hello."""
-        self.http = self.http or aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(url, max_msg_size=0)
-        self.closed_with = None
-        self.session = PeerSession(identity=self.identity, chain_id=self.genesis.chain_id,
-                                   genesis_hash=self.genesis.hash, outbound=True, rng=random.Random(7),
-                                   now=time.monotonic(), best_height=self.best_height,
-                                   max_message_bytes=self.max_message_bytes)
-        await self.ws.send_bytes(self.session.start())
-        while not self.session.ready:
-            if await self.receive_events() is None:
-                return False
-        return True
 
 
 @pytest.fixture()

@@ -187,6 +187,7 @@ class RawPeer:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.http: aiohttp.ClientSession | None = None
         self.closed_with: str | None = None
+        self.best_height = 0  # what our Hello claims
 
     async def connect(self, url: str) -> bool:
         """Dial `url` and handshake; True when READY, False when the node said goodbye (see `closed_with`)."""
@@ -195,7 +196,8 @@ class RawPeer:
         self.closed_with = None
         self.session = PeerSession(identity=self.identity, chain_id=self.genesis.chain_id,
                                    genesis_hash=self.genesis.hash, outbound=True, rng=random.Random(7),
-                                   now=time.monotonic(), max_message_bytes=self.max_message_bytes)
+                                   now=time.monotonic(), best_height=self.best_height,
+                                   max_message_bytes=self.max_message_bytes)
         await self.ws.send_bytes(self.session.start())
         while not self.session.ready:
             events = await self.receive_events()

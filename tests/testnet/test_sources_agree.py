@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from chain.tx import make_transfer
 from testnet.checks import check_convergence, check_final_prefix, check_ledger
 from testnet.cluster import Cluster
 from testnet.collect import rpc_view, store_view
 from testnet.local import wait_until
+from tests.node.test_network import send
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +26,8 @@ def test_rpc_and_store_views_of_one_network_agree(tmp_path: Path) -> None:
     try:
         cluster.start()
         cluster.wait_connected(1)
-        client = cluster.nodes[0].client()
         for nonce in range(3):
-            tx = make_transfer(cluster.load_keys[0], chain_id=cluster.genesis.chain_id,
-                               recipient=cluster.load_keys[1].address, amount=10 + nonce, fee=1, nonce=nonce)
-            client.submit_tx(tx.encoded)
+            send(cluster, 0, 0, cluster.load_keys[1].address, 10 + nonce, nonce)
         wait_until(lambda: min(cluster.heights()) >= 8, 60, "eight blocks on both nodes")
         for node in cluster.nodes:
             node.client().set_mining(False)
