@@ -1,15 +1,17 @@
-"""`chainlab check ...`: judge a recorded client history (`check linearizable`)."""
+"""`chainlab check ...`: judge a recorded client history (`check linearizable`, `check consistency`)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import click
 
 from cli.common import emit_json, fail
+from testnet.consistency import GUARANTEES, PROMISES, Report, analyse
 from testnet.history import HistoryError, read_history
-from testnet.linearizability import DEFAULT_MAX_STATES, MODELS, ModelError, Result, check, model_named
+from testnet.linearizability import DEFAULT_MAX_STATES, MODELS, READ_LEVELS, ModelError, Result, check, model_named
 
 
 @click.group(name="check")
@@ -21,7 +23,8 @@ def command() -> None:
 @command.command(name="linearizable")
 @click.argument("history", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="register", show_default=True,
-              help="the sequential specification: register (read, write, cas per key)")
+              help="the sequential specification: register (read, write, cas per key) or account (the load's "
+                   "transfers and reads: nonce and balance per account)")
 @click.option("--timeout-s", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
               help="give up with verdict `unknown` after this long")
 @click.option("--max-states", type=click.IntRange(1), default=DEFAULT_MAX_STATES, show_default=True,
@@ -67,3 +70,90 @@ def _print(result: Result, history: Path, seconds: float) -> None:
         end = "inf" if op.ret == float("inf") else str(int(op.ret))
         marker = ">>" if op.id == stuck.id else "  "
         click.echo(f"{marker} [{op.call}..{end}] {op.describe()}")
+
+
+@command.command(name="consistency")
+@click.argument("history", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--levels", help="read levels to judge, e.g. final,linearizable (default: those in the history)")
+@click.option("--engine", help="the engine that made the history, for the report (default: from testnet.json "
+                               "beside the history)")
+@click.option("--timeout-s", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
+              help="time for the linearizability search of each level; past it, that verdict is `unknown`")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def consistency_command(history: Path, levels: str | None, engine: str | None, timeout_s: float,
+                        as_json: bool) -> None:
+    """Which guarantees does the load history HISTORY satisfy, per read level: linearizable, read-your-writes,
+    monotonic reads, monotonic writes, writes-follow-reads; and did the nodes converge after quiescence? Exit 1
+    when a guarantee that the level promises is violated (docs/CONSISTENCY.md), 0 otherwise."""
+    if not history.exists():
+        fail(f"{history}: no such file")
+    try:
+        ops = read_history(history)
+    except (HistoryError, OSError) as exc:
+        fail(str(exc))
+    chosen = None
+    if levels is not None:
+        chosen = [level.strip() for level in levels.split(",") if level.strip()]
+        unknown = [level for level in chosen if level not in READ_LEVELS]
+        if unknown or not chosen:
+            fail(f"--levels: unknown level {unknown[0] if unknown else levels!r} (levels: {', '.join(READ_LEVELS)})")
+    engine = engine or _engine_beside(history)
+    started = time.monotonic()
+    try:
+        report = analyse(ops, levels=chosen, should_stop=lambda: time.monotonic() > started + timeout_s)
+    except ModelError as exc:
+        fail(f"{history}: {exc}")
+    broken = report.broken_promises()
+    if as_json:
+        emit_json({**report.to_json(), "history": str(history), "engine": engine, "broken_promises": broken,
+                   "seconds": round(time.monotonic() - started, 3)})
+    else:
+        _print_consistency(report, history, engine, broken)
+    if broken:
+        raise SystemExit(1)
+
+
+def _engine_beside(history: Path) -> str | None:
+    try:
+        data = json.loads((history.parent / "testnet.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    engine = data.get("consensus") if isinstance(data, dict) else None
+    return engine if isinstance(engine, str) else None
+
+
+def _print_consistency(report: Report, history: Path, engine: str | None, broken: list[str]) -> None:
+    click.echo(f"{history}: {report.writes} transfers ({report.writes_final} final) by {report.sessions} sessions; "
+               f"engine {engine or 'unknown'}")
+    if not report.levels:
+        click.echo("no reads in this history (run the load with --reads LEVEL[,LEVEL...])")
+    else:
+        levels = list(report.levels)
+        width = max(14, *(len(level) + 4 for level in levels))
+        click.echo(f"{'':22}" + "".join(f"{level:>{width}}" for level in levels))
+        for name in GUARANTEES:
+            cells = []
+            for level in levels:
+                guarantee = report.levels[level].guarantees[name]
+                text = {"holds": "holds", "violated": f"VIOLATED x{guarantee.violations}",
+                        "not-measured": "-", "unknown": "unknown"}[guarantee.verdict]
+                cells.append(text + ("*" if name in PROMISES.get(level, ()) else " "))
+            click.echo(f"{name:22}" + "".join(f"{cell:>{width}}" for cell in cells))
+        answered = [f"{r.reads_ok}/{r.reads_ok + r.reads_failed + r.reads_unknown} " for r in report.levels.values()]
+        stale = [f"{r.stale_reads} ({r.max_staleness}) " for r in report.levels.values()]
+        for label, cells in (("reads answered", answered), ("stale reads (max)", stale)):
+            click.echo(f"{label:22}" + "".join(f"{cell:>{width}}" for cell in cells))
+        click.echo("* promised by the level (docs/CONSISTENCY.md); - not measured: nothing in the history tests it")
+    convergence = report.convergence
+    click.echo(f"eventual convergence: {convergence.verdict} ({convergence.checked} account read(s) compared "
+               f"across nodes after quiescence)")
+    for level, level_report in report.levels.items():
+        for guarantee in level_report.guarantees.values():
+            for example in guarantee.examples[:1]:
+                click.echo(f"  {guarantee.name} ({level} reads): {example['text']}")
+            if guarantee.detail:
+                click.echo(f"  {guarantee.name} ({level} reads): {guarantee.detail}")
+    for example in convergence.examples[:1]:
+        click.echo(f"  eventual convergence: {example['text']}")
+    if broken:
+        click.echo("broken promises: " + ", ".join(broken))

@@ -371,17 +371,31 @@ def netem_command(directory: Path | None, nodes: str | None, delay_ms: float, ji
 @click.option("--nodes", help="nodes to send to, e.g. 0,1 (default: all, round-robin)")
 @click.option("--settle-timeout-s", type=click.FloatRange(0), help="max wait for finality after sending")
 @click.option("--seed", type=int, help="seed of recipients and amounts")
+@click.option("--reads", "reads", metavar="LEVEL[,LEVEL...]",
+              help="also read accounts at these levels: latest, final, linearizable (a share --read-ratio of the "
+                   "operations)")
+@click.option("--read-ratio", type=float, default=0.5, show_default=True,
+              help="with --reads: the share of operations that are reads, 0 <= R < 1")
+@click.option("--sink/--no-sink", "sink", default=None,
+              help="send to sink accounts so that each load account changes only by its own transfers "
+                   "(default: on with --reads)")
 @json_option
 @user_errors
 def load_command(directory: Path | None, tps: float, duration_s: float, accounts: int | None, nodes: str | None,
-                 settle_timeout_s: float | None, seed: int | None, as_json: bool) -> None:
-    """Send signed transfers at TPS for DURATION seconds, record every operation in history.jsonl, wait for
-    finality, and report counts and latencies to inclusion and finality."""
+                 settle_timeout_s: float | None, seed: int | None, reads: str | None, read_ratio: float,
+                 sink: bool | None, as_json: bool) -> None:
+    """Send signed transfers at TPS for DURATION seconds (and with --reads, read accounts too), record every
+    operation in history.jsonl, wait for finality, and report counts and latencies to inclusion and finality.
+    `chainlab check consistency DIR/history.jsonl` then judges the reads."""
     path = launcher.resolve_directory(directory)
     testnet = load_testnet(path)
+    levels = tuple(level.strip() for level in reads.split(",") if level.strip()) if reads else ()
+    if reads is not None and not levels:
+        raise TestnetError("--reads needs at least one level: latest, final or linearizable")
     options = LoadOptions(tps=tps, duration_s=duration_s, accounts=accounts, seed=seed,
                           nodes=[p.strip() for p in nodes.split(",") if p.strip()] if nodes else None,
-                          settle_timeout_s=settle_timeout_s)
+                          settle_timeout_s=settle_timeout_s, reads=levels,
+                          read_ratio=read_ratio if levels else 0.0, sink=sink)
     with exclusive_load(path):
         history = HistoryWriter(path / HISTORY_FILE)
         try:
@@ -410,6 +424,11 @@ def _print_load_summary(summary: dict[str, Any]) -> None:
                f"to finality p50 {latency['final_p50']} ms p99 {latency['final_p99']} ms")
     if summary["rejections"]:
         click.echo("rejections: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["rejections"].items())))
+    reads = summary.get("reads") or {}
+    if reads.get("total"):
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(reads["errors"].items()))
+        click.echo(f"reads at {','.join(reads['levels'])}: {reads['total']} ({reads['ok']} answered, {reads['failed']} "
+                   f"refused, {reads['unknown']} unknown){'; refusals: ' + errors if errors else ''}")
 
 
 async def _load_with_progress(generator: LoadGenerator, *, interactive: bool) -> dict[str, Any]:

@@ -32,6 +32,15 @@ def load_key(seed: str, index: int) -> PrivateKey:
     return PrivateKey.from_seed(f"chainlab-load/{seed}/{index}".encode())
 
 
+SINK_ACCOUNTS = 4
+
+
+def sink_key(seed: str, index: int) -> PrivateKey:
+    """Deterministic key of sink account `index`: it receives the load's transfers when the load reads, so that no
+    load account's state changes but by its own transfers (nobody sends from a sink)."""
+    return PrivateKey.from_seed(f"chainlab-sink/{seed}/{index}".encode())
+
+
 @dataclass
 class Cluster:
     """Nodes of one local network."""

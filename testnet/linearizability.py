@@ -26,7 +26,7 @@ would run too long into an `unknown` verdict instead of a hang or an exhausted m
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any, Literal, Protocol
 
@@ -71,6 +71,13 @@ class Operation:
 
     def describe(self) -> str:
         """`p3 write r 4 -> ok` style, for reports."""
+        if self.op == "transfer" and isinstance(self.input, dict):
+            return (f"{self.process} transfer {self.key} nonce {self.input.get('nonce')} amount "
+                    f"{self.input.get('amount')} -> {'final' if self.outcome == 'ok' else 'never seen final'}")
+        if self.op == "read" and isinstance(self.output, dict) and "nonce" in self.output:
+            level = self.input.get("level", "latest") if isinstance(self.input, dict) else "latest"
+            return (f"{self.process} read {self.key} at {level} from {self.node} -> nonce {self.output['nonce']} "
+                    f"balance {self.output.get('balance')}")
         shown = self.input if self.output is None or self.op != "read" else self.output
         return f"p{self.process} {self.op} {self.key} {shown!r} -> {self.outcome}"
 
@@ -172,7 +179,123 @@ def _frozen(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
-MODELS: dict[str, Callable[[], Model]] = {"register": RegisterModel}
+TRANSFER_OPS = ("transfer",)
+READ_LEVELS = ("latest", "final", "linearizable")
+
+
+class AccountModel:
+    """The ledger's account (docs/CONSISTENCY.md, "The account model"): one object per load account, its state the
+    pair (nonce, balance). Built from the load's history, not from raw invoke/completion pairs:
+
+    - a `transfer` is one operation per transaction hash, on the key of its sender: invoked when the client first
+      sent it, completed when the observer saw it `final` (a transfer takes effect when a block carrying it is
+      connected, which is after the node accepted it and before it is seen final); never seen final: `info`
+      (it may have taken effect at any moment after its invoke, or never). It needs the account's nonce to equal
+      its own and debits amount + fee. The nonce rule is the known order of one account's transfers (the chain's
+      (height, index) order of a sender's transfers is its nonce order), so the search never tries another.
+    - a `read` (ok value {nonce, balance, ...}) must see the state exactly; failed and unknown reads observed
+      nothing and are left out. `levels` keeps only reads at those levels (the read's invoke value {level}).
+
+    The state before the first operation is unknown (None); the first read placed defines it, and a transfer from
+    an unknown balance leaves the balance unknown. An account that also receives transfers from the history's other
+    accounts (a load without sink accounts) cannot be checked on its own: its balance is then not compared, only
+    its nonce, and `partial` names those accounts."""
+
+    name = "account"
+
+    def __init__(self, levels: Sequence[str] | None = None) -> None:
+        self.levels = tuple(levels) if levels is not None else None
+        self.partial: set[str] = set()
+
+    def operations(self, ops: Sequence[Op]) -> list[Operation]:
+        transfers: dict[str, tuple[Op, dict[str, Any]]] = {}  # tx hash -> (first client invoke, value)
+        final: dict[str, Op] = {}
+        reads: list[Op] = []
+        for record in ops:
+            if record.op == "transfer":
+                if record.type == "invoke" and record.key not in transfers and not record.process.startswith(
+                        "rebroadcast"):
+                    transfers[record.key] = (record, _transfer_value(record))
+            elif record.op == "final":
+                if record.type == "ok":
+                    final.setdefault(record.key, record)
+            elif record.op == "read":
+                reads.append(record)
+            elif record.op != "included":
+                raise ModelError(f"index {record.index}: the account model has transfer, read, included and final, "
+                                 f"not {record.op!r}")
+        senders = {value["from"] for _, value in transfers.values()}
+        self.partial = {value["to"] for _, value in transfers.values() if value["to"] in senders}
+        result: list[Operation] = []
+        for tx_hash, (invoke, value) in transfers.items():
+            done = final.get(tx_hash)
+            result.append(Operation(
+                id=0, process=invoke.process, node=invoke.node, key=value["from"], op="transfer",
+                input={**value, "tx": tx_hash}, output=None if done is None else done.value,
+                outcome="info" if done is None else "ok", call=invoke.index,
+                ret=INFINITY if done is None else done.index, call_ns=invoke.time_ns,
+                ret_ns=None if done is None else done.time_ns))
+
+        def keep(invoke: Op, done: Op | None) -> bool:
+            if done is None or done.type != "ok":
+                return False
+            if not isinstance(done.value, dict) or not isinstance(done.value.get("nonce"), int) or not isinstance(
+                    done.value.get("balance"), int):
+                raise ModelError(f"index {done.index}: a read's ok value is {{nonce, balance, ...}}, got "
+                                 f"{done.value!r}")
+            return self.levels is None or read_level(invoke) in self.levels
+        result.extend(pair_operations(reads, keep=keep))
+        result.sort(key=lambda op: op.call)
+        return [replace(op, id=index) for index, op in enumerate(result)]
+
+    def init(self, key: str) -> Hashable:
+        return None
+
+    def step(self, state: Hashable, op: Operation) -> Hashable:
+        known: tuple[int, int | None] | None = state  # type: ignore[assignment]
+        refused: Hashable = REFUSED
+        if op.op == "read":
+            seen: tuple[int, int | None] = (int(op.output["nonce"]),
+                                            None if op.key in self.partial else int(op.output["balance"]))
+            if known is None:
+                return seen
+            if known[0] != seen[0]:
+                return refused
+            if known[1] is None:
+                return seen
+            return known if seen[1] is None or known[1] == seen[1] else refused
+        nonce_needed = int(op.input["nonce"])
+        cost = int(op.input["amount"]) + int(op.input["fee"])
+        if known is None:
+            return (nonce_needed + 1, None)
+        nonce, balance = known
+        if nonce != nonce_needed:
+            return refused
+        if balance is None:
+            return (nonce + 1, None)
+        if balance < cost:
+            return refused
+        return (nonce + 1, None if op.key in self.partial else balance - cost)
+
+
+def read_level(invoke: Op) -> str:
+    """The level of a `read` invoke (its value {level}); `latest` when it does not say."""
+    value = invoke.value
+    level = value.get("level") if isinstance(value, dict) else None
+    return level if isinstance(level, str) else "latest"
+
+
+def _transfer_value(record: Op) -> dict[str, Any]:
+    value = record.value
+    if not isinstance(value, dict) or not all(isinstance(value.get(f), int) for f in ("nonce", "amount", "fee")) \
+            or not isinstance(value.get("from"), str) or not isinstance(value.get("to"), str):
+        raise ModelError(f"index {record.index}: a transfer's value is {{from, to, amount, fee, nonce}}, got "
+                         f"{value!r}")
+    return {"from": value["from"], "to": value["to"], "nonce": value["nonce"], "amount": value["amount"],
+            "fee": value["fee"]}
+
+
+MODELS: dict[str, Callable[[], Model]] = {"register": RegisterModel, "account": AccountModel}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,15 @@ number of requests in flight; a chain observer (testnet/observer.py) sees transa
 rebroadcaster resubmits accepted transactions that no block carries after a while (a node that accepted one may
 have crashed before relaying it). Every operation goes to history.jsonl (testnet/history.py).
 
+Reads (`--reads LEVELS --read-ratio R`): a share R of the operations are reads instead of transfers, made by the
+same client process (`client-N`, the session of load account N), always from the session's own node (node N mod
+the number of nodes: a client connected to one node, which does not fail over), half of its own account, half of
+another load account, at a level drawn from LEVELS, each recorded as `read` (key = the address; invoke value
+{level}; ok value {nonce, balance, height, read_proof?}). With reads the transfers go to sink accounts
+(addresses no load account owns), so that each load account's state is changed only by its own transfers and
+the history can be checked account by account (testnet/consistency.py). After settling, every account is
+read from every node (`quiescence-NODE` processes) for the convergence check.
+
 Nonces: an account's next nonce advances only when a node accepted the transaction. A clear rejection keeps the
 transaction (same nonce) for the account's next turn, so no gap is ever left; a timeout keeps it too, and sending
 it again is harmless (a node that has it answers `already-known`, which counts as accepted). `nonce-too-low`
@@ -31,8 +40,9 @@ import aiohttp
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.tx import Transaction, make_transfer
-from testnet.cluster import load_key
+from testnet.cluster import SINK_ACCOUNTS, load_key, sink_key
 from testnet.history import HistoryWriter
+from testnet.linearizability import READ_LEVELS
 from testnet.observer import ChainObserver, Endpoint
 from testnet.state import Testnet, TestnetError
 
@@ -54,6 +64,9 @@ class LoadOptions:
     request_timeout_s: float = 5.0
     max_in_flight: int = 256
     seed: int | None = None
+    reads: tuple[str, ...] = ()  # read levels to draw from (empty: no reads)
+    read_ratio: float = 0.0  # share of operations that are reads
+    sink: bool | None = None  # transfers to sink accounts (None: when reading)
 
 
 @dataclass(kw_only=True)
@@ -100,6 +113,11 @@ class Counts:
     final: int = 0
     skipped: int = 0
     rebroadcasts: int = 0
+    reads: int = 0
+    reads_ok: int = 0
+    reads_failed: int = 0
+    reads_unknown: int = 0
+    read_errors: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
     rebroadcast_outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -133,6 +151,13 @@ class LoadGenerator:
     def __init__(self, testnet: Testnet, options: LoadOptions, history: HistoryWriter, *, min_fee: int = 1) -> None:
         if options.tps <= 0:
             raise TestnetError("--tps must be positive")
+        unknown_levels = [level for level in options.reads if level not in READ_LEVELS]
+        if unknown_levels:
+            raise TestnetError(f"--reads: unknown level {unknown_levels[0]!r} (levels: {', '.join(READ_LEVELS)})")
+        if not 0.0 <= options.read_ratio < 1.0:
+            raise TestnetError("--read-ratio must be at least 0 and below 1")
+        if options.read_ratio > 0 and not options.reads:
+            raise TestnetError("--read-ratio needs --reads LEVEL[,LEVEL...]")
         available = testnet.load_accounts
         count = options.accounts or available
         if not 1 <= count <= available:
@@ -144,6 +169,9 @@ class LoadGenerator:
         self.rng = random.Random(options.seed)
         keys = [load_key(testnet.seed, i) for i in range(count)]
         self.accounts = [Account(index=i, key=k, text=address_to_text(k.address)) for i, k in enumerate(keys)]
+        self.read_ratio = options.read_ratio if options.reads else 0.0
+        sink = options.sink if options.sink is not None else bool(options.reads)
+        self.sinks = [sink_key(testnet.seed, i).address for i in range(SINK_ACCOUNTS)] if sink else []
         records = [testnet.node(n) for n in options.nodes] if options.nodes else list(testnet.nodes)
         self.endpoints = [Endpoint(name=r.name, rpc_url=r.rpc_url) for r in records]
         self.cooldown: dict[str, float] = {e.name: 0.0 for e in self.endpoints}
@@ -182,6 +210,8 @@ class LoadGenerator:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
                 self.sent.set()
                 await self._settle(stop)
+                if self.options.reads and not stop.is_set():
+                    await self._quiescence_reads()
             finally:
                 self.sent.set()
                 observer_stop.set()
@@ -230,7 +260,8 @@ class LoadGenerator:
                     self.counts.skipped += 1
                     continue
                 account.busy = True
-                task = asyncio.ensure_future(self._submit(account))
+                reading = self.read_ratio > 0 and self.rng.random() < self.read_ratio
+                task = asyncio.ensure_future(self._read(account) if reading else self._submit(account))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             await asyncio.sleep(0.005)
@@ -256,7 +287,10 @@ class LoadGenerator:
     # -- one submission ------------------------------------------------------------------------------------------
 
     def _new_tx(self, account: Account) -> Tracked:
-        recipient = self.accounts[self.rng.randrange(len(self.accounts))].key.address
+        if self.sinks:
+            recipient = self.sinks[self.rng.randrange(len(self.sinks))]
+        else:
+            recipient = self.accounts[self.rng.randrange(len(self.accounts))].key.address
         tx = make_transfer(account.key, chain_id=self.testnet.chain_id, recipient=recipient,
                            amount=self.rng.randint(1, 1000), fee=self.fee, nonce=account.next_nonce)
         return Tracked(tx=tx, hash=tx.hash.hex(), account=account.index, invoked_ns=time.time_ns())
@@ -329,6 +363,79 @@ class LoadGenerator:
             self.counts.unknown += 1
         return kind, error
 
+    async def _read(self, account: Account) -> None:
+        """One read by the account's session: its own account or another load account, at a drawn level."""
+        try:
+            target = account if self.rng.random() < 0.5 else self.accounts[self.rng.randrange(len(self.accounts))]
+            level = self.options.reads[self.rng.randrange(len(self.options.reads))]
+            home = self.endpoints[account.index % len(self.endpoints)]  # a session reads from its own node
+            kind, error, _ = await self.read_account(f"client-{account.index}", home, target.text, level)
+            self.counts.reads += 1
+            if kind == "ok":
+                self.counts.reads_ok += 1
+            elif kind == "fail":
+                self.counts.reads_failed += 1
+                self.counts.read_errors[(error or "?").split(":")[0]] += 1
+            else:
+                self.counts.reads_unknown += 1
+        finally:
+            account.busy = False
+
+    async def read_account(self, process: str, endpoint: Endpoint, address: str, level: str,
+                           ) -> tuple[str, str | None, dict[str, Any] | None]:
+        """GET one account at `level` and record the read (invoke + ok/fail/info) in the history; returns the
+        completion's type, error and value."""
+        self.history.record("invoke", process=process, node=endpoint.name, op="read", key=address,
+                            value={"level": level})
+        value: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            async with self.semaphore, self.session.get(
+                    f"{endpoint.rpc_url}/v1/accounts/{address}?at={level}",
+                    timeout=aiohttp.ClientTimeout(total=self.options.request_timeout_s)) as reply:
+                raw = await reply.read()
+                status = reply.status
+            if status == 200:
+                data = json.loads(raw)
+                value = {"nonce": int(data["nonce"]), "balance": int(data["balance"]), "height": data.get("height"),
+                         "level": level}
+                if "read_proof" in data:
+                    value["read_proof"] = data["read_proof"]
+                kind = "ok"
+            else:
+                error = _error_code(raw, status)
+                kind = "fail"  # a read that got an answer, even an error, observed nothing and changed nothing
+        except aiohttp.ClientConnectorError as exc:
+            kind, error = "fail", f"unavailable: {exc.os_error.strerror or exc}"
+            self.cooldown[endpoint.name] = time.monotonic() + NODE_COOLDOWN_S
+        except TimeoutError:
+            kind, error = "info", "timeout"
+        except (aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+            kind, error = "info", f"bad answer: {exc.__class__.__name__}"
+        self.history.record(kind, process=process, node=endpoint.name, op="read", key=address, value=value,
+                            error=error)
+        return kind, error, value
+
+    async def _quiescence_reads(self, rounds: int = 3) -> None:
+        """Read every account from every node at `latest` and `final` (the convergence check takes each node's
+        last answer); a few rounds apart, so that nodes a block behind get a moment to catch up."""
+        for round_number in range(rounds):
+            if round_number:
+                await asyncio.sleep(max(0.5, self.testnet.block_interval_s))
+
+            async def node_reads(endpoint: Endpoint) -> list[tuple[Any, ...]]:
+                answers = []
+                for account in self.accounts:
+                    for level in ("latest", "final"):
+                        kind, _, value = await self.read_account(f"quiescence-{endpoint.name}", endpoint,
+                                                                 account.text, level)
+                        answers.append((kind, value and value["nonce"], value and value["balance"]))
+                return answers
+
+            results = await asyncio.gather(*(node_reads(e) for e in self.endpoints))
+            if all(r == results[0] for r in results):
+                return
+
     def _accept(self, tracked: Tracked) -> None:
         if tracked.accepted_ns is None:
             tracked.accepted_ns = time.time_ns()
@@ -381,7 +488,9 @@ class LoadGenerator:
         self._observation("final", node, tracked, height, block)
 
     def _observation(self, op: str, node: str, tracked: Tracked, height: int, block: str) -> None:
-        value = {"height": height, "block": block}
+        txs = self.observer.block_txs.get(block, []) if self.observer is not None else []
+        value = {"height": height, "block": block,
+                 "index": txs.index(tracked.hash) if tracked.hash in txs else None}
         self.history.record("invoke", process="observer", node=node, op=op, key=tracked.hash)
         self.history.record("ok", process="observer", node=node, op=op, key=tracked.hash, value=value)
 
@@ -464,6 +573,10 @@ class LoadGenerator:
                 "final_p50": ms(percentile(to_final, 0.5)), "final_p99": ms(percentile(to_final, 0.99)),
             },
             "observer_switches": self.observer.switches if self.observer else 0,
+            "reads": {"levels": list(self.options.reads), "ratio": self.read_ratio, "total": counts.reads,
+                      "ok": counts.reads_ok, "failed": counts.reads_failed, "unknown": counts.reads_unknown,
+                      "errors": dict(counts.read_errors)},
+            "sink_accounts": len(self.sinks),
         }
 
 
