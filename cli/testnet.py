@@ -550,3 +550,62 @@ def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run
         fail(f"scenario {manifest.name} (SEED={chosen}): {report['error']}")
     if not report["ok"]:
         sys.exit(1)
+
+
+@command.command(name="cap")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="where the two testnets go, as DIR/raft and DIR/pow (default: a new one under ./testnets)")
+@click.option("--seed", type=click.IntRange(0), default=1, show_default=True, help="seed of both scenarios")
+@click.option("--engine", "engines", multiple=True, type=click.Choice(["raft", "pow"]),
+              help="run only this half (repeatable; default: both)")
+@json_option
+@user_errors
+def cap_command(directory: Path | None, seed: int, engines: tuple[str, ...], as_json: bool) -> None:
+    """CAP, side by side: a Raft and a PoW network through the same 3 | 2 partition with the same transfers and
+    reads (latest, final, linearizable), then one table per side of the partition: writes accepted, reads
+    answered, staleness, and the linearizability checker's verdict per read level. About a minute per engine."""
+    from testnet.cap import CAP_ENGINES, run_cap
+
+    target = directory or launcher.default_directory(f"cap-{seed}")
+    result = run_cap(target, seed, progress_to_stderr, engines or CAP_ENGINES)
+    if as_json:
+        emit_json(result)
+    else:
+        _print_cap(result)
+    errors = [f"{engine}: {run['error']}" for engine, run in result["runs"].items() if run["error"]]
+    if errors:
+        fail("; ".join(errors))
+
+
+def _print_cap(result: dict[str, Any]) -> None:
+    levels = ("latest", "final", "linearizable")
+    click.echo("During the partition (operations invoked between the partition and the heal):")
+    header = f"{'engine':7} {'side':9} {'nodes':20} {'writes ok':>10}" + "".join(
+        f"{'reads ' + level[:3]:>12}{'stale':>6}" for level in levels)
+    click.echo(header)
+    for row in result["rows"]:
+        writes = f"{row['writes']['accepted']}/{row['writes']['sent']}"
+        cells = ""
+        for level in levels:
+            read = row["reads"].get(level)
+            shown = f"{read['answered']}/{read['sent']}" if read else "-"
+            cells += f"{shown:>12}{read['stale'] if read else '-':>6}"
+        click.echo(f"{row['engine']:7} {row['side']:9} {','.join(row['nodes']):20} {writes:>10}{cells}")
+    click.echo("\nLinearizability checker on the reads each side served over the whole run (with every transfer):")
+    click.echo(f"{'engine':7} {'side':9} " + "".join(f"{level:>18}" for level in levels))
+    for row in result["rows"]:
+        click.echo(f"{row['engine']:7} {row['side']:9} " + "".join(
+            f"{row['reads'].get(level, {}).get('linearizable', '-'):>18}" for level in levels))
+    click.echo("\nRefusals during the partition:")
+    for row in result["rows"]:
+        refusals = {f"write {code}": count for code, count in row["writes"]["errors"].items()}
+        for level in levels:
+            for code, count in row["reads"].get(level, {}).get("errors", {}).items():
+                refusals[f"{level} read {code}"] = count
+        shown = ", ".join(f"{code} {count}" for code, count in sorted(refusals.items())) or "none"
+        click.echo(f"  {row['engine']} {row['side']}: {shown}")
+    for engine, verdict in result["final_monotonic"].items():
+        click.echo(f"{engine}: final reads monotonic in every session: {verdict}")
+    for engine, run in result["runs"].items():
+        status = "ok" if run["ok"] else f"FAILED ({', '.join(run['failed']) or run['error']})"
+        click.echo(f"{engine}: scenario {status}; history {run['dir']}/history.jsonl")

@@ -33,13 +33,15 @@ from testnet.checks import (
     check_no_safety_alarm,
 )
 from testnet.collect import CollectError, NodeView, count_log_alarms, rpc_view, store_view, tip_snapshots
-from testnet.history import acknowledged_final, read_history
+from testnet.consistency import analyse
+from testnet.history import Op, acknowledged_final, read_history
 from testnet.nemesis import refresh
 from testnet.state import HISTORY_FILE, Testnet, TestnetError, load_testnet, read_events
 from testnet.topology import components
 
 CHECK_NAMES = ("final-prefix-agreement", "convergence", "ledger-invariants", "no-lost-acknowledged-tx", "liveness",
-               "no-safety-alarm")
+               "no-safety-alarm", "consistency")
+CONSISTENCY_TIMEOUT_S = 30.0
 SOURCES = ("auto", "rpc", "stores")
 
 
@@ -84,6 +86,8 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
         # From stopped nodes' stores the tips may be a race frozen by shutdown: compare where all are final.
         results["convergence"] = (check_convergence(snapshots, at_final=not clients) if snapshots
                                   else _fail("convergence", "no node could be read"))
+    if "consistency" in options.checks:
+        results["consistency"] = check_consistency(read_history(testnet.path / HISTORY_FILE))
     if not snapshots:
         for name in options.checks:
             results.setdefault(name, _fail(name, "no node could be read: " + "; ".join(sources.values())))
@@ -92,6 +96,27 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
     ordered = [results[name] for name in CHECK_NAMES if name in options.checks and name in results]
     return {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": [r.to_json() for r in ordered],
             "sources": sources}
+
+
+def check_consistency(ops: Sequence[Op]) -> CheckResult:
+    """The guarantees the read levels of the load's reads promise (testnet/consistency.py PROMISES), eventual
+    convergence included; passes with a note when the load made no reads."""
+    started = time.monotonic()
+    report = analyse(ops, should_stop=lambda: time.monotonic() > started + CONSISTENCY_TIMEOUT_S)
+    if not report.levels:
+        return CheckResult(name="consistency", ok=True, detail="no reads in the history (load with --reads to check "
+                                                               "read guarantees)")
+    broken = report.broken_promises()
+    measured = ", ".join(f"{level}: {r.reads_ok} reads, linearizable {r.guarantees['linearizable'].verdict}"
+                         for level, r in report.levels.items())
+    if broken:
+        first = next((g.examples[0]["text"] for r in report.levels.values() for g in r.guarantees.values()
+                      if g.examples and f"{g.name} ({r.level} reads)" in broken), "")
+        if not first and report.convergence.examples:
+            first = report.convergence.examples[0]["text"]
+        return CheckResult(name="consistency", ok=False, detail=f"broken: {', '.join(broken)}; {first}")
+    return CheckResult(name="consistency", ok=True, detail=f"every promised guarantee holds ({measured}; "
+                                                           f"convergence {report.convergence.verdict})")
 
 
 def _fail(name: str, detail: str) -> CheckResult:

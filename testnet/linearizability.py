@@ -197,8 +197,8 @@ class AccountModel:
       nothing and are left out. `levels` keeps only reads at those levels (the read's invoke value {level}).
 
     The state before the first operation is unknown (None); the first read placed defines it, and a transfer from
-    an unknown balance leaves the balance unknown. An account that also receives transfers from the history's other
-    accounts (a load without sink accounts) cannot be checked on its own: its balance is then not compared, only
+    an unknown balance leaves the balance unknown. An account that also receives transfers of the history (a load
+    without sink accounts) cannot be checked on its own: its balance is then not compared, only
     its nonce, and `partial` names those accounts."""
 
     name = "account"
@@ -224,8 +224,8 @@ class AccountModel:
             elif record.op != "included":
                 raise ModelError(f"index {record.index}: the account model has transfer, read, included and final, "
                                  f"not {record.op!r}")
-        senders = {value["from"] for _, value in transfers.values()}
-        self.partial = {value["to"] for _, value in transfers.values() if value["to"] in senders}
+        checked = {value["from"] for _, value in transfers.values()} | {record.key for record in reads}
+        self.partial = {value["to"] for _, value in transfers.values() if value["to"] in checked}
         result: list[Operation] = []
         for tx_hash, (invoke, value) in transfers.items():
             done = final.get(tx_hash)

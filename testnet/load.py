@@ -196,6 +196,8 @@ class LoadGenerator:
             self.session = session
             self.semaphore = asyncio.Semaphore(self.options.max_in_flight)
             await self._init_nonces()
+            if self.options.reads:
+                await self._initial_reads()
             observer_stop = asyncio.Event()
             self.observer = ChainObserver(session, self.endpoints, is_watched=self.tracked.__contains__,
                                           on_included=self._on_included, on_final=self._on_final,
@@ -242,6 +244,13 @@ class LoadGenerator:
             account.next_nonce = best
 
         await asyncio.gather(*(one(a) for a in self.accounts))
+
+    async def _initial_reads(self) -> None:
+        """Each session reads its own account once before anything is sent: the state the checker starts from
+        (the account model cannot know what earlier loads did)."""
+        level = self.options.reads[0]
+        await asyncio.gather(*(self.read_account(f"client-{a.index}", self.endpoints[a.index % len(self.endpoints)],
+                                                 a.text, level) for a in self.accounts))
 
     async def _pace(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

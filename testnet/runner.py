@@ -160,7 +160,8 @@ async def _drive(run: Run, directory: Path, progress: Progress) -> None:
         history = HistoryWriter(directory / HISTORY_FILE)
         generator = LoadGenerator(testnet, LoadOptions(tps=spec.tps, duration_s=spec.duration_s,
                                                        accounts=spec.accounts, settle_timeout_s=spec.settle_timeout_s,
-                                                       seed=run.seed), history)
+                                                       seed=run.seed, reads=tuple(spec.reads),
+                                                       read_ratio=spec.read_ratio if spec.reads else 0.0), history)
 
         async def delayed_load() -> dict[str, Any]:
             assert generator is not None

@@ -18,6 +18,7 @@ from typing import Any
 from chain.genesis import TOP_LEVEL, GenesisError, parse_param_value
 from consensus.registry import all_parameters, engine_names
 from testnet.audit import CHECK_NAMES
+from testnet.linearizability import READ_LEVELS
 from testnet.topology import TOPOLOGIES, TopologyError, blocked_from_groups, shape_blocked
 
 NODE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")
@@ -59,6 +60,8 @@ class LoadSpec:
     accounts: int | None = None
     start_at_s: float = 0.0
     settle_timeout_s: float | None = None
+    reads: list[str] = field(default_factory=list)  # read levels (docs/CONSISTENCY.md); empty: transfers only
+    read_ratio: float = 0.5
 
 
 @dataclass(kw_only=True)
@@ -156,7 +159,8 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
     network = _network(_table(doc, "network", "manifest", ("nodes", "consensus", "topology", "hashrate_shares",
                                                             "hashrate_hps", "load_accounts", "params"),
                               required=True))
-    load_table = _table(doc, "load", "manifest", ("tps", "duration_s", "accounts", "start_at_s", "settle_timeout_s"))
+    load_table = _table(doc, "load", "manifest", ("tps", "duration_s", "accounts", "start_at_s", "settle_timeout_s",
+                                                     "reads", "read_ratio"))
     load = _load(load_table, network) if load_table else None
     timeline = doc.get("timeline", [])
     if not isinstance(timeline, list) or not all(isinstance(step, dict) for step in timeline):
@@ -244,6 +248,15 @@ def _load(table: dict[str, Any], network: NetworkSpec) -> LoadSpec:
         spec.start_at_s = float(_number(table["start_at_s"], "load.start_at_s"))
     if "settle_timeout_s" in table:
         spec.settle_timeout_s = float(_number(table["settle_timeout_s"], "load.settle_timeout_s"))
+    if "reads" in table:
+        reads = table["reads"]
+        if not isinstance(reads, list) or not reads or not all(level in READ_LEVELS for level in reads):
+            raise ManifestError(f"load.reads: a non-empty list of read levels ({', '.join(READ_LEVELS)})")
+        spec.reads = list(reads)
+    if "read_ratio" in table:
+        spec.read_ratio = float(_number(table["read_ratio"], "load.read_ratio"))
+        if not 0 <= spec.read_ratio < 1:
+            raise ManifestError("load.read_ratio: must be at least 0 and below 1")
     return spec
 
 
