@@ -226,10 +226,10 @@ def _findings_html(highlighted: Mapping[int, str], by_id: Mapping[int, Operation
 
 
 def _legend_html() -> str:
-    swatches = [("op ok read", "read"), ("op ok write", "write"), ("op ok cas", "cas"), ("op ok other", "other"),
-                ("op fail", "fail"), ("op info", "info (unknown)"), ("op ok window", "around a finding"),
-                ("op ok violation", "finding")]
-    cells = "".join(f'<span class="swatch"><svg width="22" height="12"><rect class="{cls}" width="22" '
+    # Swatches have class `key`, not `op`: a query for the drawn operations must not find the legend.
+    swatches = [("read", "read"), ("write", "write"), ("cas", "cas"), ("other", "other"), ("fail", "fail"),
+                ("info", "info (unknown)"), ("read window", "around a finding"), ("violation", "finding")]
+    cells = "".join(f'<span class="swatch"><svg width="22" height="12"><rect class="key {cls}" width="22" '
                     f'height="12"/></svg> {text}</span>' for cls, text in swatches)
     return f'<div class="legend">{cells}<span class="swatch"><span class="nemesis-key"></span> nemesis event' \
            '</span><span class="swatch"><span class="band-key"></span> partition</span></div>'
@@ -383,12 +383,12 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-a
 .lane-bg {{ fill: #fff; }} .lane:nth-child(even) .lane-bg {{ fill: #f6f7f9; }}
 .lane-label {{ font: 12px monospace; fill: #333; }}
 .tick {{ stroke: #e3e3e3; }} .tick-label {{ font: 10px sans-serif; fill: #666; text-anchor: middle; }}
-.op {{ stroke: #0003; stroke-width: .5; }}
-.op.read {{ fill: #4c8bd6; }} .op.write {{ fill: #3da35d; }} .op.cas {{ fill: #8e5ccf; }} .op.other {{ fill: #888; }}
-.op.fail {{ fill: #fff; stroke: #c0392b; stroke-width: 1; stroke-dasharray: 3 2; }}
-.op.info {{ fill: url(#hatch); opacity: .75; }} .bar-label {{ font: 10px sans-serif; fill: #444; }}
-.op.window {{ stroke: #e0a800; stroke-width: 2; }}
-.op.violation {{ fill: #ff3b1f; stroke: #000; stroke-width: 2; opacity: 1; }}
+.op, .key {{ stroke: #0003; stroke-width: .5; }}
+.read {{ fill: #4c8bd6; }} .write {{ fill: #3da35d; }} .cas {{ fill: #8e5ccf; }} .other {{ fill: #888; }}
+.fail {{ fill: #fff; stroke: #c0392b; stroke-width: 1; stroke-dasharray: 3 2; }}
+.info {{ fill: url(#hatch); opacity: .75; }} .bar-label {{ font: 10px sans-serif; fill: #444; }}
+.window {{ stroke: #e0a800; stroke-width: 2; }}
+.violation {{ fill: #ff3b1f; stroke: #000; stroke-width: 2; opacity: 1; }}
 .op.flash {{ stroke: #ffd400; stroke-width: 5; }}
 .band {{ fill: rgba(220, 60, 60, .13); }}
 .event line {{ stroke: #b0003a; stroke-width: 1.2; stroke-dasharray: 4 2; }}
