@@ -126,7 +126,7 @@ def _select(operations: Sequence[Operation], highlighted: Mapping[int, str]) -> 
             at = bisect.bisect_right(starts, end)  # spans starting at or before the op ends
             gap = math.inf
             if at > 0:
-                span_start, span_end = spans[at - 1]
+                span_end = spans[at - 1][1]
                 gap = 0.0 if op.call_ns <= span_end else float(op.call_ns - span_end)
             if at < len(spans):
                 gap = min(gap, float(spans[at][0] - end))
@@ -250,7 +250,7 @@ def _svg(drawn: Sequence[Operation], highlighted: Mapping[int, str], window: set
            '<line x1="0" y1="0" x2="0" y2="6" stroke="#8c8c8c" stroke-width="3"/></pattern></defs>']
     bottom = height - 10
     for band in _bands(events):
-        if band.end_ns is not None and band.end_ns < axis.start_ns or band.start_ns > axis.end_ns:
+        if (band.end_ns is not None and band.end_ns < axis.start_ns) or band.start_ns > axis.end_ns:
             continue
         x0, x1 = axis.x(band.start_ns), axis.x(band.end_ns if band.end_ns is not None else axis.end_ns)
         out.append(f'<rect class="nemesis band partition" x="{x0:.1f}" y="{AXIS_HEIGHT_PX}" '

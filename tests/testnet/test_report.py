@@ -159,8 +159,8 @@ def test_a_partition_never_healed_lasts_to_the_end_and_events_without_a_network_
 
 def test_hostile_text_in_the_history_and_events_is_rendered_inert() -> None:
     hostile = "<script>alert(1)</script>"
-    operations = [op(0, f'"><script>alert(2)</script>', 0.0, 1.0, key=hostile, output=hostile),
-                  op(1, "p", 0.5, 1.5, name=f"<img src=x onerror=alert(3)>", input=hostile)]
+    operations = [op(0, '"><script>alert(2)</script>', 0.0, 1.0, key=hostile, output=hostile),
+                  op(1, "p", 0.5, 1.5, name="<img src=x onerror=alert(3)>", input=hostile)]
     events = [{"time_ns": T0 + SECOND // 2, "action": hostile, "nodes": [hostile], "detail": {"x": hostile}}]
     html = render(title=hostile, operations=operations, highlighted={0: hostile}, events=events,
                   summary=[(hostile, hostile, hostile)], notes=[hostile])
