@@ -249,6 +249,9 @@ def _svg(drawn: Sequence[Operation], highlighted: Mapping[int, str], window: set
            'patternTransform="rotate(45)"><rect width="6" height="6" fill="#d9d9d9"/>'
            '<line x1="0" y1="0" x2="0" y2="6" stroke="#8c8c8c" stroke-width="3"/></pattern></defs>']
     bottom = height - 10
+    # Lane backgrounds first, then the partition bands over them, then the bars over both.
+    out.extend(f'<rect class="lane-bg{" odd" if row % 2 else ""}" x="0" y="{AXIS_HEIGHT_PX + row * LANE_HEIGHT_PX}" '
+               f'width="{width}" height="{LANE_HEIGHT_PX}"/>' for row in range(len(order)))
     for band in _bands(events):
         if (band.end_ns is not None and band.end_ns < axis.start_ns) or band.start_ns > axis.end_ns:
             continue
@@ -260,7 +263,6 @@ def _svg(drawn: Sequence[Operation], highlighted: Mapping[int, str], window: set
     for row, process in enumerate(order):
         y = AXIS_HEIGHT_PX + row * LANE_HEIGHT_PX
         out.append(f'<g class="lane" data-process="{escape(process)}">'
-                   f'<rect class="lane-bg" x="0" y="{y}" width="{width}" height="{LANE_HEIGHT_PX}"/>'
                    f'<text class="lane-label" x="6" y="{y + 15}">{escape(_shorten(process, 20))}'
                    f"<title>{escape(process)}</title></text>")
         out.extend(_bar(op, y, axis, highlighted.get(op.id), op.id in window) for op in lanes[process])
@@ -380,7 +382,7 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-a
 .nemesis-key {{ display: inline-block; width: 2px; height: 12px; background: #b0003a; }}
 .band-key {{ display: inline-block; width: 22px; height: 12px; background: rgba(220, 60, 60, .15); }}
 .chart {{ overflow-x: auto; border: 1px solid #ddd; }}
-.lane-bg {{ fill: #fff; }} .lane:nth-child(even) .lane-bg {{ fill: #f6f7f9; }}
+.lane-bg {{ fill: #fff; }} .lane-bg.odd {{ fill: #f6f7f9; }}
 .lane-label {{ font: 12px monospace; fill: #333; }}
 .tick {{ stroke: #e3e3e3; }} .tick-label {{ font: 10px sans-serif; fill: #666; text-anchor: middle; }}
 .op, .key {{ stroke: #0003; stroke-width: .5; }}

@@ -83,4 +83,9 @@ def test_the_report_shows_the_lanes_the_highlighted_operation_and_the_nemesis_ev
     assert all(e.find_element(By.TAG_NAME, "line").size["height"] > 0 for e in events)
     [band] = browser.find_elements(By.CSS_SELECTOR, "svg .nemesis.band")
     assert band.size["width"] > 0
+    on_top = browser.execute_script(  # the middle of the band in client-1's empty lane: the band, not a lane's fill
+        "var band = arguments[0].getBoundingClientRect();"
+        "var lane = document.querySelector('.lane-bg').getBoundingClientRect();"
+        "return document.elementFromPoint(band.left + band.width / 2, lane.top + lane.height / 2);", band)
+    assert on_top == band
     assert browser.execute_script("return document.querySelectorAll('script:not(:empty)').length") == 1
