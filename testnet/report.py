@@ -325,7 +325,7 @@ def _event_line(event: Mapping[str, Any], index: int, axis: _Axis, bottom: int) 
     action = str(event.get("action", "?"))
     x = axis.x(event["time_ns"])
     label_y = 12 + (index % 3) * 12  # staggered so events close in time do not write over each other
-    kind = re.sub(r"[^a-z-]", "", action.lower()) or "other"
+    kind = "action-" + (re.sub(r"[^a-z-]", "", action.lower()) or "other")  # prefixed: never an op class
     return (f'<g class="nemesis event {kind}" data-action="{escape(action)}">'
             f'<line x1="{x:.1f}" y1="{label_y + 2}" x2="{x:.1f}" y2="{bottom}"/>'
             f'<text x="{x + 2:.1f}" y="{label_y}">{escape(_shorten(action, 12))}</text>'
@@ -395,10 +395,13 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-a
 .band {{ fill: rgba(220, 60, 60, .13); }}
 .event line {{ stroke: #b0003a; stroke-width: 1.2; stroke-dasharray: 4 2; }}
 .event text {{ font: 10px sans-serif; fill: #b0003a; }}
-.event.pause line, .event.resume line {{ stroke: #c27c00; }} .event.pause text, .event.resume text {{ fill: #c27c00; }}
-.event.netem line {{ stroke: #1f5fbf; }} .event.netem text {{ fill: #1f5fbf; }}
-.event.kill line, .event.stop line, .event.start line, .event.restart line {{ stroke: #333; }}
-.event.kill text, .event.stop text, .event.start text, .event.restart text {{ fill: #333; }}
+.event.action-pause line, .event.action-resume line {{ stroke: #c27c00; }}
+.event.action-pause text, .event.action-resume text {{ fill: #c27c00; }}
+.event.action-netem line {{ stroke: #1f5fbf; }} .event.action-netem text {{ fill: #1f5fbf; }}
+.event.action-kill line, .event.action-stop line {{ stroke: #333; }}
+.event.action-start line, .event.action-restart line {{ stroke: #333; }}
+.event.action-kill text, .event.action-stop text {{ fill: #333; }}
+.event.action-start text, .event.action-restart text {{ fill: #333; }}
 tr.outside {{ color: #888; }}
 </style></head><body>"""
 

@@ -238,3 +238,17 @@ def test_check_linearizable_html_bad_paths_are_one_line_errors(tmp_path: Path) -
     for result in (unwritable, no_events):
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
+
+
+def test_check_linearizable_html_draws_the_events_file_it_is_given(tmp_path: Path) -> None:
+    events = tmp_path / "nemesis-run-3.jsonl"
+    kill = {**event("kill", 0), "time_ns": 30_000}
+    events.write_text(json.dumps(kill) + "\n")
+    report = tmp_path / "r.html"
+    history = str(DATA / "etcd_000.jsonl")
+    result = CliRunner().invoke(main, ["check", "linearizable", history, "--html", str(report), "--events",
+                                       str(events)])
+    assert result.exit_code == 1
+    assert [e.attrs["data-action"] for e in Page(report.read_text()).having("nemesis", "event")] == ["kill"]
+    alone = CliRunner().invoke(main, ["check", "linearizable", history, "--events", str(events)])
+    assert alone.exit_code == 1 and alone.stderr.startswith("error: --events only says what the --html report")
