@@ -224,12 +224,20 @@ def read_events(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     path = Path(directory) / EVENTS_FILE
     if not path.exists():
         return []
+    return read_event_file(path)
+
+
+def read_event_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every event of an events.jsonl file by its path, which need not sit in a testnet directory (a torn last
+    line is skipped); OSError when it cannot be read."""
     events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except ValueError:
             continue
+        if isinstance(event, dict):  # anything else is not an event this tool wrote
+            events.append(event)
     return events
 
 
