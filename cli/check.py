@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,7 +24,7 @@ from testnet.linearizability import (
     model_named,
     pair_operations,
 )
-from testnet.report import render_history_report
+from testnet.report import render_consistency_report, render_history_report
 from testnet.state import EVENTS_FILE, read_event_file
 
 
@@ -107,13 +108,21 @@ def _print(result: Result, history: Path, seconds: float) -> None:
 @click.option("--timeout-s", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
               help="time for the linearizability search of each level; past it, that verdict is `unknown`")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write an HTML report: one lane per client, violations highlighted, nemesis events drawn")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"nemesis events to draw in the report (default: {EVENTS_FILE} beside HISTORY, if any)")
 def consistency_command(history: Path, levels: str | None, engine: str | None, timeout_s: float,
-                        as_json: bool) -> None:
+                        as_json: bool, html_path: Path | None, events_path: Path | None) -> None:
     """Which guarantees does the load history HISTORY satisfy, per read level: linearizable, read-your-writes,
     monotonic reads, monotonic writes, writes-follow-reads; and did the nodes converge after quiescence? Exit 1
     when a guarantee that the level promises is violated (docs/CONSISTENCY.md), 0 otherwise."""
     if not history.exists():
         fail(f"{history}: no such file")
+    if events_path is not None and html_path is None:
+        fail("--events only says what the --html report draws; give --html REPORT.html too")
+    if events_path is not None and not events_path.is_file():
+        fail(f"{events_path}: no such file")
     try:
         ops = read_history(history)
     except (HistoryError, OSError) as exc:
@@ -131,13 +140,35 @@ def consistency_command(history: Path, levels: str | None, engine: str | None, t
     except ModelError as exc:
         fail(f"{history}: {exc}")
     broken = report.broken_promises()
+    seconds = round(time.monotonic() - started, 3)
+    if html_path is not None:
+        events = _events_for(history, events_path)
+        _write_html(html_path, render_consistency_report(title=f"{history.name}: consistency", ops=ops,
+                                                         report=report, events=events, engine=engine))
     if as_json:
         emit_json({**report.to_json(), "history": str(history), "engine": engine, "broken_promises": broken,
-                   "seconds": round(time.monotonic() - started, 3)})
+                   "seconds": seconds, **({"report": str(html_path)} if html_path is not None else {})})
     else:
         _print_consistency(report, history, engine, broken)
+        if html_path is not None:
+            click.echo(f"report: {html_path}")
     if broken:
         raise SystemExit(1)
+
+
+def _events_for(history: Path, events_path: Path | None) -> list[dict[str, Any]]:
+    events_file = events_path if events_path is not None else history.parent / EVENTS_FILE
+    try:
+        return read_event_file(events_file) if events_file.is_file() else []
+    except (OSError, ValueError) as exc:
+        fail(f"{events_file}: cannot read the events: {exc}")
+
+
+def _write_html(path: Path, html: str) -> None:
+    try:
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{path}: cannot write the report: {exc.strerror or exc}")
 
 
 def _engine_beside(history: Path) -> str | None:

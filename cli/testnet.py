@@ -572,7 +572,8 @@ def cap_command(directory: Path | None, seed: int, engines: tuple[str, ...], as_
         emit_json(result)
     else:
         _print_cap(result)
-    errors = [f"{engine}: {run['error']}" for engine, run in result["runs"].items() if run["error"]]
+    errors = [f"{engine}: {run['error'] or 'failed ' + ', '.join(run['failed'])}"
+              for engine, run in result["runs"].items() if run["error"] or not run["ok"]]
     if errors:
         fail("; ".join(errors))
 
@@ -608,4 +609,4 @@ def _print_cap(result: dict[str, Any]) -> None:
         click.echo(f"{engine}: final reads monotonic in every session: {verdict}")
     for engine, run in result["runs"].items():
         status = "ok" if run["ok"] else f"FAILED ({', '.join(run['failed']) or run['error']})"
-        click.echo(f"{engine}: scenario {status}; history {run['dir']}/history.jsonl")
+        click.echo(f"{engine}: scenario {status}; history {run['dir']}/history.jsonl; report {run.get('report', '-')}")

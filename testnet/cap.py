@@ -21,6 +21,7 @@ from typing import Any
 from testnet.consistency import QUIESCENCE_PREFIX, analyse, reads_of
 from testnet.history import Op, read_history
 from testnet.linearizability import READ_LEVELS, AccountModel, check
+from testnet.report import render_consistency_report
 from testnet.state import HISTORY_FILE, load_testnet, read_events
 
 CAP_ENGINES = ("raft", "pow")
@@ -153,10 +154,11 @@ def run_cap(directory: Path, seed: int, progress: Callable[[str], None],
         manifest = load_manifest(Path(str(scenarios.joinpath(f"cap-{engine}.toml"))))
         target = directory / engine
         progress(f"cap: {engine} half ({manifest.name}) in {target}")
-        run = run_scenario(manifest, seed, target, progress)
-        out["runs"][engine] = {"ok": run.ok, "dir": str(target), "error": run.error,
-                               "failed": [c["name"] for result in run.report()["checks"].values()
-                                          for c in result["checks"] if not c["ok"]]}
+        report = run_scenario(manifest, seed, target, progress).report()
+        out["runs"][engine] = {"ok": report["ok"], "dir": str(target), "error": report["error"],
+                               "failed": [c["name"] for result in report["checks"].values()
+                                          for c in result["checks"] if not c["ok"]]
+                               + [f"step {s['index']}" for s in report["steps"] if not s["ok"]]}
         ops = read_history(target / HISTORY_FILE)
         names = [record.name for record in load_testnet(target).nodes]
         window = partition_window(read_events(target), names)
@@ -166,4 +168,8 @@ def run_cap(directory: Path, seed: int, progress: Callable[[str], None],
         start, end, groups = window
         out["rows"].extend(row.to_json() for row in cap_rows(engine, ops, (start, end), groups))
         out["final_monotonic"][engine] = monotonic_final_reads(ops)
+        page = target / "consistency.html"
+        page.write_text(render_consistency_report(title=f"CAP, {engine}: consistency", ops=ops, report=analyse(ops),
+                                                  events=read_events(target), engine=engine), encoding="utf-8")
+        out["runs"][engine]["report"] = str(page)
     return out

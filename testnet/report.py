@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from testnet.linearizability import Operation
+from testnet.consistency import PROMISES, Report
+from testnet.history import Op
+from testnet.linearizability import Operation, pair_operations
 
 MAX_BARS = 5_000  # more bars than this make a page slow to open and unreadable anyway
 LABEL_WIDTH_PX = 150
@@ -418,3 +420,30 @@ document.querySelectorAll("a.finding").forEach(function (link) {
   });
 });
 </script>"""
+
+
+def render_consistency_report(*, title: str, ops: Sequence[Op], report: Report,
+                              events: Sequence[Mapping[str, Any]], engine: str | None = None) -> str:
+    """The page for `check consistency --html`: every client operation of the load history (transfer sends, reads,
+    the observer's sightings), the operations a guarantee found wrong highlighted with the guarantee, and one
+    summary row per guarantee and read level."""
+    operations = pair_operations(ops, keep=lambda invoke, done: True)
+    by_call = {op.call: op for op in operations}
+    highlighted = {by_call[index].id: reason for index, reason in report.violating_indices.items() if index in by_call}
+    summary: list[tuple[str, str, str]] = []
+    for level, level_report in report.levels.items():
+        for name, guarantee in level_report.guarantees.items():
+            promised = " (promised)" if name in PROMISES.get(level, ()) else ""
+            detail = guarantee.examples[0]["text"] if guarantee.examples else guarantee.detail or (
+                f"{guarantee.checked} checked")
+            summary.append((f"{name}, {level} reads{promised}", guarantee.verdict, detail))
+        summary.append((f"stale reads, {level}", f"{level_report.stale_reads}",
+                        f"{level_report.reads_ok} answered, {level_report.reads_failed} refused, at most "
+                        f"{level_report.max_staleness} final transfer(s) behind"))
+    convergence = report.convergence
+    summary.append(("eventual convergence", convergence.verdict,
+                    convergence.examples[0]["text"] if convergence.examples else f"{convergence.checked} compared"))
+    notes = [f"{report.writes} transfers ({report.writes_final} final) by {report.sessions} sessions; engine "
+             f"{engine or 'unknown'}"]
+    return render_history_report(title=title, operations=operations, highlighted=highlighted, events=events,
+                                 summary=summary, notes=notes)
