@@ -563,7 +563,7 @@ def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run
 def cap_command(directory: Path | None, seed: int, engines: tuple[str, ...], as_json: bool) -> None:
     """CAP, side by side: a Raft and a PoW network through the same 3 | 2 partition with the same transfers and
     reads (latest, final, linearizable), then one table per side of the partition: writes accepted, reads
-    answered, staleness, and the linearizability checker's verdict per read level. About a minute per engine."""
+    answered, staleness, and the linearizability checker's verdict per read level. About 20 s per engine."""
     from testnet.cap import CAP_ENGINES, run_cap
 
     target = directory or launcher.default_directory(f"cap-{seed}")
