@@ -195,7 +195,10 @@ def session(tmp_path: Path) -> Iterator[Session]:
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "CHAINLAB_PASSWORD": "readme passphrase",
-           "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+           # `make` here must not reinstall the project from this copy (the venv is the project's own, already
+           # installed by the `make test` running us): an edited pyproject.toml would point the venv at tmp_path
+           "MAKEFLAGS": "-o .venv/.installed"}
     env.pop("CHAINLAB_WALLET_DIR", None)
     env.pop("CHAINLAB_NODE", None)
     current = Session(cwd=tmp_path, env=env)
