@@ -270,8 +270,7 @@ class AccountModel:
             return (nonce_needed + 1, None)
         nonce, balance = known
         if nonce != nonce_needed:
-            # an `info` transfer may never have happened: superseded by another transfer of its nonce, it is a no-op
-            return known if op.outcome == "info" else refused
+            return refused
         if balance is None:
             return (nonce + 1, None)
         if balance < cost:
