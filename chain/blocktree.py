@@ -22,7 +22,7 @@ from chain.chainstore import BlockMeta, BlockStatus, ChainStore, ChainStoreError
 from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.orphans import OrphanLimits, OrphanPool
-from chain.state import Application, State, apply_block
+from chain.state import Account, Application, State, apply_block
 from chain.validation import Rules, SignatureChecker, check_block_cheap, connect_block
 
 log = logging.getLogger("chainlab.chain")
@@ -225,6 +225,19 @@ class BlockTree:
     def hash_at(self, height: int) -> bytes | None:
         """Hash of the active chain's block at `height`."""
         return self._best_chain[height] if 0 <= height < len(self._best_chain) else None
+
+    def final_account(self, address: bytes) -> Account | None:
+        """The account as of the final block (None: never used by then): the tip state with the undo records of
+        the non-final blocks applied, newest first, so the oldest record of the address wins."""
+        account = None
+        found = False
+        for height in range(self.height, self.final_height, -1):
+            block_hash = self.hash_at(height)
+            assert block_hash is not None
+            for changed, previous in self.store.get_undo(block_hash).previous:
+                if changed == address:
+                    account, found = previous, True
+        return account if found else self.state.get(address)
 
     def is_on_best_chain(self, block_hash: bytes) -> bool:
         """True when the block is part of the active chain."""

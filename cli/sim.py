@@ -7,12 +7,15 @@ the wall clock, samples the process's memory, prints, and builds each node's cor
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import secrets
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -20,6 +23,7 @@ import click
 
 from cli.common import emit_json, fail
 from node.core import NodeCore
+from testnet.history import Op
 from testnet.sim.config import CONSENSUS, SEED_MAX, ConfigError, SimConfig, parse_faults
 from testnet.sim.core import CoreSpec, SimCore
 from testnet.sim.network import MODELS
@@ -32,6 +36,16 @@ def node_core_factory(spec: CoreSpec) -> SimCore:
     return NodeCore.over_store(name=spec.name, genesis=spec.genesis, store=spec.store, key=spec.key,
                                mining=spec.mining, rng=Random(spec.rng_seed),
                                verified_signatures=spec.verified_signatures)
+
+
+def write_history(path: Path, history: Sequence[Op]) -> None:
+    """The run's client history as JSONL, one record a line (what `chainlab check consistency` reads)."""
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            for op in history:
+                out.write(json.dumps(op.to_json(), separators=(",", ":")) + "\n")
+    except OSError as exc:
+        fail(f"--history: cannot write {path}: {exc.strerror or exc}")
 
 
 def rss_bytes() -> int:
@@ -101,6 +115,10 @@ def _quiet_logs(verbose: bool) -> None:
               help="scale of the asynchronous regime's Pareto delays")
 @click.option("--tx-rate", "tx_rate_per_s", type=click.FloatRange(min=0), default=0.2, show_default=True,
               help="client transfers per virtual second")
+@click.option("--read-rate", "read_rate_per_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="client account reads per virtual second (half linearizable; checked as linearizable-reads)")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the clients' history (transfers, reads, finality) here as JSONL")
 @click.option("--heartbeat", "heartbeat_interval_s", type=click.FloatRange(min=0.01), default=1.0,
               show_default=True, help="PoW presence heartbeat interval")
 @click.option("--acks", "acks_required", type=click.IntRange(-1), default=-1, show_default=True,
@@ -116,7 +134,8 @@ def _quiet_logs(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document (SEED=... goes to stderr)")
 def command(consensus: str, nodes: int, seed: int | None, duration_s: float, faults: str, model: str,
             block_interval_s: float, finality_threshold: int, max_delay_s: float, async_scale_s: float,
-            tx_rate_per_s: float, heartbeat_interval_s: float, acks_required: int, liveness_budget_s: float,
+            tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, heartbeat_interval_s: float,
+            acks_required: int, liveness_budget_s: float,
             swarm: bool, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
     """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
@@ -143,7 +162,7 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
         config = SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration_s,
                            faults=parse_faults(faults), model=model, block_interval_s=block_interval_s,
                            finality_threshold=finality_threshold, max_delay_s=max_delay_s,
-                           async_scale_s=async_scale_s, tx_rate_per_s=tx_rate_per_s,
+                           async_scale_s=async_scale_s, tx_rate_per_s=tx_rate_per_s, read_rate_per_s=read_rate_per_s,
                            heartbeat_interval_s=heartbeat_interval_s, acks_required=acks_required,
                            liveness_budget_s=liveness_budget_s)
     except ConfigError as exc:
@@ -152,6 +171,8 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
     if as_json:
         sys.stderr.flush()
     result, timing = run_timed(config, memory_every_s=memory_every_s)
+    if history_path is not None:
+        write_history(history_path, result.history)
     if as_json:
         document = result.to_json()
         document.update(wall_s=round(timing.wall_s, 3), cpu_s=round(timing.cpu_s, 3),
@@ -162,6 +183,8 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
         emit_json(document)
     else:
         _print_result(result, timing)
+        if history_path is not None:
+            click.echo(f"history: {history_path} ({len(result.history)} records)")
     if not result.ok:
         sys.exit(1)
 
@@ -187,7 +210,8 @@ def _print_result(result: SimResult, timing: Timing) -> None:
 
 # The options of one run; with --swarm they are drawn from the swarm seed instead.
 _PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "model", "block_interval_s",
-                       "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "heartbeat_interval_s",
+                       "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "read_rate_per_s",
+                       "history_path", "heartbeat_interval_s",
                        "acks_required", "liveness_budget_s")
 
 

@@ -94,6 +94,8 @@ class EngineSpec:
     # The term a block was proposed in, for engines with one leader per term (Raft): the simulator checks that no
     # two proposers sealed blocks of the same term (None: the engine has no terms).
     block_term: Callable[[BlockHeader], int] | None = None
+    # The engine answers `read_index` (linearizable reads); the simulator's swarm has the clients of its runs read.
+    linearizable_reads: bool = False
     # The commit index is volatile state the engine derives again after a restart (Raft: from the leader, the
     # entries being on a majority's disks): the final height is then written without a sync of its own.
     volatile_commit_index: bool = False

@@ -266,16 +266,7 @@ class NodeApiAdapter:
             balance, nonce = (account.balance, account.nonce) if account else (0, 0)
             pending = self.node.mempool.pending_nonce(address, tree.state)
             return AccountView(balance=balance, nonce=nonce, height=tree.height, pending_nonce=pending)
-        account = None
-        found = False
-        for height in range(tree.height, tree.final_height, -1):  # newest first: the oldest undo wins
-            block_hash = tree.hash_at(height)
-            assert block_hash is not None
-            for changed, previous in tree.store.get_undo(block_hash).previous:
-                if changed == address:
-                    account, found = previous, True
-        if not found:
-            account = tree.state.get(address)
+        account = tree.final_account(address)
         balance, nonce = (account.balance, account.nonce) if account else (0, 0)
         return AccountView(balance=balance, nonce=nonce, height=tree.final_height)
 

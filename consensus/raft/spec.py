@@ -47,6 +47,7 @@ RAFT = EngineSpec(
     volatile_commit_index=True,
     bench_block_interval_s=0.01,
     block_term=seal_term,
+    linearizable_reads=True,
     metrics=(
         StatusMetric(name="chainlab_raft_term", help="Raft term this node is in", status_field="term"),
         StatusMetric(name="chainlab_raft_leader_changes", help="Leaders this node has seen take over (itself "

@@ -20,6 +20,7 @@ CONSENSUS = tuple(engine_names())
 SEED_MAX = (1 << 64) - 1
 LOAD_ACCOUNTS = 4
 LOAD_BALANCE = 10**12
+SINK_ACCOUNTS = 4
 
 
 class ConfigError(ValueError):
@@ -41,6 +42,7 @@ class SimConfig:
     max_delay_s: float = 0.5  # D: the bound of the synchronous regime
     async_scale_s: float = 0.1  # scale of the asynchronous regime's Pareto tail
     tx_rate_per_s: float = 0.2  # client transfers per virtual second, over all nodes
+    read_rate_per_s: float = 0.0  # client account reads per virtual second (0: none; clients.py)
     heartbeat_interval_s: float = 1.0  # PoW presence heartbeats (the genesis default)
     acks_required: int = -1  # primary-backup: acknowledgements for finality (-1: a majority of the backups)
     liveness_budget_s: float = 0.0  # 0: derived from the block interval and finality depth
@@ -62,8 +64,8 @@ class SimConfig:
         for name in ("duration_s", "block_interval_s", "max_delay_s", "async_scale_s", "heartbeat_interval_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
-        if self.tx_rate_per_s < 0 or self.liveness_budget_s < 0:
-            raise ConfigError("tx_rate_per_s and liveness_budget_s must not be negative")
+        if self.tx_rate_per_s < 0 or self.read_rate_per_s < 0 or self.liveness_budget_s < 0:
+            raise ConfigError("tx_rate_per_s, read_rate_per_s and liveness_budget_s must not be negative")
         if self.finality_threshold < 1:
             raise ConfigError("finality_threshold must be at least 1")
         if self.acks_required >= self.nodes:
@@ -98,6 +100,11 @@ class SimConfig:
         """The funded client accounts that send the load."""
         return dev_keys(LOAD_ACCOUNTS, seed=b"chainlab-sim-load")
 
+    def sink_addresses(self) -> list[bytes]:
+        """Addresses no client owns, which transfers go to when clients read: each load account then changes only
+        by its own transfers, and the account model can compare balances (docs/CONSISTENCY.md)."""
+        return [key.address for key in dev_keys(SINK_ACCOUNTS, seed=b"chainlab-sim-sink")]
+
     def genesis(self, hashrate_shares: list[float]) -> Genesis:
         """The network, as the engine's spec sets up a simulation (PoW at the maximum target with no retarget;
         primary-backup with node 0 as primary)."""
@@ -119,6 +126,8 @@ class SimConfig:
             f"--finality {self.finality_threshold}", f"--max-delay {self.max_delay_s:g}",
             f"--async-scale {self.async_scale_s:g}", f"--tx-rate {self.tx_rate_per_s:g}",
         ]
+        if self.read_rate_per_s:
+            parts.append(f"--read-rate {self.read_rate_per_s:g}")
         if self.heartbeat_interval_s != 1.0:
             parts.append(f"--heartbeat {self.heartbeat_interval_s:g}")
         if self.acks_required >= 0:
@@ -134,6 +143,7 @@ class SimConfig:
             "faults": sorted(self.faults), "model": self.model, "block_interval_s": self.block_interval_s,
             "finality_threshold": self.finality_threshold, "max_delay_s": self.max_delay_s,
             "async_scale_s": self.async_scale_s, "tx_rate_per_s": self.tx_rate_per_s,
+            "read_rate_per_s": self.read_rate_per_s,
             "heartbeat_interval_s": self.heartbeat_interval_s, "acks_required": self.effective_acks,
             "liveness_budget_s": self.effective_liveness_budget_s,
         }

@@ -92,7 +92,7 @@ class OutputView(Protocol):
 
     @property
     def reads(self) -> Sequence[ReadResult]:
-        """The engine's answers to linearizable read requests (the simulator serves no reads yet)."""
+        """The engine's answers to linearizable read requests (the simulator's clients wait on them: clients.py)."""
 
 
 class SimCore(Protocol):
@@ -135,6 +135,9 @@ class SimCore(Protocol):
 
     def receive_tx(self, tx: Transaction, *, source: str | None, now: float, now_ms: int) -> OutputView:
         """Mempool admission (RejectError if refused)."""
+
+    def read_index(self, request_id: int, *, now: float, now_ms: int) -> OutputView:
+        """A client's linearizable read: the engine answers in `OutputView.reads`, now or after later inputs."""
 
     def mined(self, job_id: int, nonce: int, *, now: float, now_ms: int) -> OutputView:
         """A nonce for the current mining job."""

@@ -84,6 +84,18 @@ class Submit:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Read:
+    """A client reads the next account (clients.py)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadTimeout:
+    """Linearizable read `request_id` has waited too long: its client gives up (`info`) if it is still open."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndSafety:
     """The safety phase is over: heal everything, start the liveness phase."""
 
@@ -99,4 +111,4 @@ class Observe:
 
 
 Event = (Deliver | Tick | Housekeeping | BlockFound | LinkUp | LinkTimeout | NemesisStep | HealPartition | Restart
-         | Submit | EndSafety | Probe | Observe)
+         | Submit | Read | ReadTimeout | EndSafety | Probe | Observe)

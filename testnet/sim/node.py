@@ -11,6 +11,7 @@ happen at once (no import queue, so never dropped for a full queue), and misbeha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from chain.block import Block, BlockHeader
 from chain.crypto import PrivateKey
 from chain.errors import RejectError
 from chain.tx import Transaction
+from consensus.engine import ReadResult
 from p2p.protocol.relay import (
     BLOCK_STATUSES,
     Action,
@@ -52,6 +54,9 @@ class NodeHooks(Protocol):
 
     def note_event(self, node: SimNode, kind: str, ident: bytes, height: int, t: float) -> None:
         """Something the core reported (a block connected, finality, a reorg), for the trace."""
+
+    def read_answers(self, node: SimNode, answers: Sequence[ReadResult], t: float) -> None:
+        """The node's engine answered linearizable read requests."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -257,6 +262,12 @@ class SimNode:
         self._flush()
         return None
 
+    def read_index(self, request_id: int, t: float) -> None:
+        """A client asks for a linearizable read here; the engine's answer reaches the hooks' `read_answers`."""
+        self.t = t
+        self._apply(self._core().read_index(request_id, now=self.clock.now(t), now_ms=self.clock.now_ms(t)))
+        self._flush()
+
     # -- messages ------------------------------------------------------------------------------------------------
 
     def receive(self, peer: str, message: Wire, t: float) -> None:
@@ -342,7 +353,11 @@ class SimNode:
     # -- the node core's output ----------------------------------------------------------------------------------
 
     def _apply(self, out: OutputView) -> None:
-        """Do what the core asked: push blocks, announce transactions, send engine messages, mine, trace."""
+        """Do what the core asked: push blocks, announce transactions, send engine messages, mine, trace, hand
+        the engine's read answers to the clients (the core has applied the input: a read is served from the
+        state it left)."""
+        if out.reads:
+            self.hooks.read_answers(self, out.reads, self.t)
         if not (out.announce_blocks or out.announce_txs or out.engine_messages or out.events
                 or out.mining is not None or out.fetch_blocks):
             return  # most inputs (a relayed heartbeat seen before, say) ask for nothing

@@ -4,7 +4,8 @@
 then pops events off one queue until the run is over:
 
 1. **Safety phase** (`config.duration_s` virtual seconds): the nemesis partitions and crashes, links lose and
-   duplicate messages, clocks drift, the network model draws every delay; clients send transfers.
+   duplicate messages, clocks drift, the network model draws every delay; clients send transfers and read
+   accounts (clients.py), which they record as a client history (`SimResult.history`).
 2. **Liveness phase**: everything heals at once (faults.py). Every `probe_s` the simulator asks whether every pair
    of nodes is connected again, the nodes agree on their chain, and every node has gained
    `config.min_progress_blocks` blocks and some finality since the heal. It stops as soon as they have, or fails
@@ -12,7 +13,8 @@ then pops events off one queue until the run is over:
 
 Then the testnet's own checks (testnet/checks.py) judge the final state of every node: final-prefix agreement,
 no safety alarm, convergence, ledger invariants and liveness; plus two of the simulator's: finality progressed
-after the heal, and no honest node was punished as misbehaving.
+after the heal, and no honest node was punished as misbehaving; with reads, the clients' linearizable reads
+are linearizable (`linearizable-reads`).
 
 Every random draw comes from one `Random(config.seed)`, in event order; events at the same instant pop in the
 order they were pushed; nodes iterate their peers sorted. So the trace (trace.py) of a seed is the same on every
@@ -21,7 +23,7 @@ re-run, and so is its digest, `SimResult.trace_hash`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from random import Random
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 from chain.crypto import sha256
 from chain.housekeeping import HOUSEKEEPING_S
 from chain.tx import make_transfer
+from consensus.engine import ReadResult
 from consensus.envelope import VerifiedSignatures
 from consensus.pow.seal import MAX_TARGET, work_of_target
 from consensus.registry import spec_named
@@ -44,6 +47,8 @@ from testnet.checks import (
     ledger_of_tree,
     snapshot_of_tree,
 )
+from testnet.history import Op
+from testnet.sim.clients import READ_TIMEOUT_S, SimClients
 from testnet.sim.clock import EventQueue
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory, CoreSpec, MiningWorkView
@@ -59,6 +64,8 @@ from testnet.sim.events import (
     NemesisStep,
     Observe,
     Probe,
+    Read,
+    ReadTimeout,
     Restart,
     Submit,
     Tick,
@@ -90,6 +97,7 @@ class SimResult:
     params: Mapping[str, object]  # what the seed drew for the run as a whole
     stats: Mapping[str, object]
     first_violation: str | None  # when and where safety first broke, if it did
+    history: tuple[Op, ...] = ()  # the simulated clients' history (clients.py), for `--history`
 
     def failed_checks(self) -> list[str]:
         """Names of the checks that failed."""
@@ -155,6 +163,10 @@ class Simulator:
                                finality_threshold=config.finality_threshold)
         self.codec = SimCodec()  # one for the whole network: a block relayed to every node is decoded once
         self.load_keys = config.load_keys()
+        # With reads, transfers go to sink accounts, so each load account changes only by its own transfers.
+        self.sinks = config.sink_addresses() if config.read_rate_per_s > 0 else []
+        self.clients = SimClients(self.load_keys, chain_id=self.genesis.chain_id,
+                                  rebroadcast_after_s=3 * config.block_interval_s + 2.0)  # as testnet/load.py
         keys = config.node_keys()
         self.nodes = [
             SimNode(index=i, name=f"node{i}", key=keys[i], store=MemoryStore(), clock=self.clocks[i],
@@ -170,7 +182,8 @@ class Simulator:
             Deliver: self._on_deliver, Tick: self._on_tick, Housekeeping: self._on_housekeeping,
             BlockFound: self._on_block_found, LinkUp: self._on_link_up, LinkTimeout: self._on_link_timeout,
             NemesisStep: self._on_nemesis, HealPartition: self._on_heal_partition, Restart: self._on_restart,
-            Submit: self._on_submit, EndSafety: self._on_end_safety, Probe: self._on_probe, Observe: self._on_observe,
+            Submit: self._on_submit, Read: self._on_read, ReadTimeout: self._on_read_timeout,
+            EndSafety: self._on_end_safety, Probe: self._on_probe, Observe: self._on_observe,
         }
 
     # -- running -------------------------------------------------------------------------------------------------
@@ -185,6 +198,9 @@ class Simulator:
             self.queue.push(self.nemesis.next_delay(self.rng), NemesisStep())
         if config.tx_rate_per_s > 0:
             self.queue.push(self.rng.expovariate(config.tx_rate_per_s), Submit())
+        if config.read_rate_per_s > 0:
+            self.clients.initial_reads(self.nodes, self.t)
+            self.queue.push(self.rng.expovariate(config.read_rate_per_s), Read())
         if self.observer is not None and self.observe_every_s > 0:
             self.queue.push(0.0, Observe())
         self.queue.push(config.duration_s, EndSafety())
@@ -248,12 +264,17 @@ class Simulator:
         self.trace.record(t, node.name, kind, ident)
         if kind != "final" or height < 0:
             return
+        self.clients.on_final(node, t)
         first = self._final_seen.setdefault(height, (node.name, ident))
         if len(self._final_seen) > FINAL_WATCH_HEIGHTS:
             del self._final_seen[next(iter(self._final_seen))]  # oldest first: memory stays flat on long runs
         if first[1] != ident and self.first_violation is None:
             self.first_violation = (f"t={t:.3f}s: {node.name} finalized {ident.hex()[:16]} at height {height}, "
                                     f"{first[0]} finalized {first[1].hex()[:16]}")
+
+    def read_answers(self, node: SimNode, answers: Sequence[ReadResult], t: float) -> None:
+        """The node's engine answered linearizable reads: its clients carry on."""
+        self.clients.on_answers(node, answers, t)
 
     # -- events --------------------------------------------------------------------------------------------------
 
@@ -380,6 +401,7 @@ class Simulator:
         self.stats["crashes"] += 1
         self.trace.record(self.t, node.name, "crash", b"")
         node.crash()
+        self.clients.on_crash(node, self.t)
         for a, b in self.links.pairs():
             if node.index in (a, b) and self.links.state(a, b).up:
                 self._close_link(a, b)
@@ -403,15 +425,39 @@ class Simulator:
             core = node.core
             assert core is not None
             sender = rng.choice(self.load_keys)
-            recipient = rng.choice([k for k in self.load_keys if k is not sender]).address
-            nonce = core.mempool.pending_nonce(sender.address, core.tree.state)
-            tx = make_transfer(sender, chain_id=self.genesis.chain_id, recipient=recipient,
-                               amount=rng.randint(1, 1000), fee=rng.randint(1, MAX_FEE), nonce=nonce)
-            self.trace.record(self.t, node.name, "submit", tx.hash)
-            self.stats["txs_submitted"] += 1
-            if node.submit_tx(tx, self.t) is not None:
-                self.stats["txs_refused"] += 1
+            account = self.load_keys.index(sender)
+            if self.sinks:
+                recipient = rng.choice(self.sinks)
+            else:
+                recipient = rng.choice([k for k in self.load_keys if k is not sender]).address
+            amount, fee = rng.randint(1, 1000), rng.randint(1, MAX_FEE)
+            if self.clients.busy(account):  # its session waits for a read; one operation at a time
+                self.clients.stats["txs_skipped"] += 1
+            else:
+                if self.sinks:  # clients that read keep their nonces as the testnet load does
+                    tx, rebroadcast = self.clients.next_transfer(account, recipient=recipient, amount=amount,
+                                                                 fee=fee, t=self.t)
+                    self.trace.record(self.t, node.name, "submit", tx.hash)
+                    code = self.clients.session_transfer(account, node, tx, rebroadcast, self.t)
+                else:  # the nonce the node's mempool expects, as a wallet asking `?at=latest` would
+                    tx = make_transfer(sender, chain_id=self.genesis.chain_id, recipient=recipient, amount=amount,
+                                       fee=fee, nonce=core.mempool.pending_nonce(sender.address, core.tree.state))
+                    self.trace.record(self.t, node.name, "submit", tx.hash)
+                    code = self.clients.transfer(account, node, tx, self.t)
+                self.stats["txs_submitted"] += 1
+                if code is not None:
+                    self.stats["txs_refused"] += 1
         self.queue.push(self.t + rng.expovariate(self.config.tx_rate_per_s), event)
+
+    def _on_read(self, event: Read) -> None:
+        request_id = self.clients.read(self.rng, self.nodes, self.t)
+        if request_id is not None:
+            self.trace.record(self.t, "client", "read", request_id.to_bytes(8, "big"))
+            self.queue.push(self.t + READ_TIMEOUT_S, ReadTimeout(request_id=request_id))
+        self.queue.push(self.t + self.rng.expovariate(self.config.read_rate_per_s), event)
+
+    def _on_read_timeout(self, event: ReadTimeout) -> None:
+        self.clients.on_timeout(event.request_id, self.nodes, self.t)
 
     def _on_end_safety(self, event: EndSafety) -> None:
         """Heal everything: partitions, loss and duplication, crashed nodes; delays become bounded."""
@@ -477,10 +523,13 @@ class Simulator:
             headers = [meta.header for _, tree in trees for meta in tree.known_blocks() if meta.height > 0]
             headers.extend(header for node in self.nodes for header in node.proposed)
             checks.append(check_one_leader_per_term((block_term(h), h.proposer.hex()) for h in headers))
+        if self.config.read_rate_per_s > 0:
+            checks.append(self.clients.linearizable_check())
         ok = all(check.ok for check in checks)
         return SimResult(config=self.config, virtual_s=self.t, trace_hash=self.trace.hexdigest(),
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),
-                         stats=self._stats(trees), first_violation=self.first_violation)
+                         stats=self._stats(trees), first_violation=self.first_violation,
+                         history=tuple(self.clients.history))
 
     @staticmethod
     def _ledger_check(trees: list[tuple[str, Any]]) -> CheckResult:
@@ -520,4 +569,6 @@ class Simulator:
             for code, count in node.stats.rejected.items():
                 rejected[code] = rejected.get(code, 0) + count
         stats["rejected"] = dict(sorted(rejected.items()))
+        if self.config.read_rate_per_s > 0:
+            stats.update(self.clients.stats)
         return stats

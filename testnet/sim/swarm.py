@@ -32,6 +32,7 @@ class SwarmSpace:
     delay_fractions: tuple[float, ...] = (0.01, 0.03, 0.1)  # D as a fraction of the block interval
     durations_blocks: tuple[int, ...] = (20, 40, 60)  # safety phase, in block intervals
     tx_rates_per_s: tuple[float, ...] = (0.0, 0.2, 1.0)
+    read_rate_per_s: float = 1.0  # client reads of the runs whose engine serves linearizable reads (Raft)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_nodes <= self.max_nodes:
@@ -53,6 +54,8 @@ def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
     async_scale = round(max_delay * rng.choice((0.2, 0.5)), 4)
     duration = interval * rng.choice(space.durations_blocks)
     tx_rate = rng.choice(space.tx_rates_per_s)
+    # Not a draw (the sequence of configurations stays the one earlier swarm seeds gave): the engine decides.
+    read_rate = space.read_rate_per_s if spec_named(consensus).linearizable_reads else 0.0
     # Engines that count acknowledgements get a random quorum half the time (-1: the engine's default).
     counts_acks = "acks_required" in spec_named(consensus).parameters
     acks = rng.randint(0, nodes - 1) if counts_acks and rng.random() < 0.5 else -1
@@ -65,7 +68,8 @@ def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
     heartbeat = round(interval / 10, 4)
     return SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration, faults=faults, model=model,
                      block_interval_s=interval, finality_threshold=finality, max_delay_s=max_delay,
-                     async_scale_s=async_scale, tx_rate_per_s=tx_rate, acks_required=acks,
+                     async_scale_s=async_scale, tx_rate_per_s=tx_rate, read_rate_per_s=read_rate,
+                     acks_required=acks,
                      heartbeat_interval_s=heartbeat)
 
 
