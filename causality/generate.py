@@ -38,7 +38,7 @@ def random_run(rng: Random, *, processes: int = 4, steps: int = 200, send_ratio:
         draw = rng.random()
         waiting = [i for i, message in enumerate(in_flight) if message[0] == name]
         if draw < receive_ratio and waiting:
-            to, msg_id, carried, carried_lamport, height = in_flight.pop(rng.choice(waiting))
+            _, msg_id, carried, carried_lamport, height = in_flight.pop(rng.choice(waiting))
             clocks[name] = clocks[name].receive(name, carried)
             lamports[name] = max(lamports[name], carried_lamport) + 1
             heights[name] = max(heights[name], height)

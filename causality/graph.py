@@ -385,13 +385,13 @@ class TraceGraph:
         # The rest (a node that restarted, or clocks not growing): every pair, whole clocks compared.
         rest = [i for i in members if self.events[i].node not in exact]
         for position, index in enumerate(rest):
-            for other in [*rest[position + 1:], *(i for indices in exact.values() for i in indices)]:
-                if self.process_of[other] == self.process_of[index]:
+            for partner in [*rest[position + 1:], *(i for indices in exact.values() for i in indices)]:
+                if self.process_of[partner] == self.process_of[index]:
                     continue
-                if self.order(index, other) is Order.CONCURRENT:
+                if self.order(index, partner) is Order.CONCURRENT:
                     count += 1
                     if len(pairs) < room:
-                        pairs.append(_ordered(index, other))
+                        pairs.append(_ordered(index, partner))
         return count, pairs
 
     def _ordered_by_own_entry(self, node: str, indices: Sequence[int]) -> bool:
