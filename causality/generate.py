@@ -1,20 +1,72 @@
-"""Random message-passing runs with exact clocks (pure): traces for tests, benchmarks and the docs' examples.
+"""Runs with exact clocks (pure): traces for tests, benchmarks and the docs' examples.
 
-Each step one process does one thing: an internal event, a send to another process, or the receive of a message
-in flight to it (delivery order is random, so messages overtake each other). Clocks follow the rules of
-causality/clocks.py exactly, so every trace made here is a ground truth: its happens-before relation is the
-transitive closure of its program order and messages. `with_gaps` then damages one the way real runs do.
+`Run` applies the rules of causality/clocks.py to events a caller scripts one by one (an internal event, a send,
+the receive of a sent message); `random_run` scripts one at random: each step one process does an internal event,
+a send to another process, or the receive of a message in flight to it (delivery order random, so messages
+overtake each other). Every trace made here is a ground truth: its happens-before relation is the transitive
+closure of its program order and messages. `with_gaps` and `with_restart` then damage one the way real runs do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from random import Random
+from typing import Any
 
 from causality.clocks import VectorClock
 from causality.events import TraceEvent
 
-STEP_NS = 1_000_000  # virtual time between two steps
+STEP_NS = 1_000_000  # virtual time between two steps of random_run
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    receiver: str
+    what: str
+    clock: VectorClock
+    lamport: int
+    detail: dict[str, Any]
+
+
+class Run:
+    """A run scripted event by event; `events` is its trace so far, in the order the events happened."""
+
+    def __init__(self) -> None:
+        self.events: list[TraceEvent] = []
+        self._clocks: dict[str, VectorClock] = {}
+        self._lamports: dict[str, int] = {}
+        self._seqs: dict[str, int] = {}
+        self._sent: dict[str, _Sent] = {}
+
+    def internal(self, node: str, what: str, time_ns: int, **detail: Any) -> TraceEvent:
+        """A decision of `node` (block-mined, block-final, ...)."""
+        return self._record(node, "internal", what, time_ns, None, None, detail)
+
+    def send(self, node: str, peer: str, what: str, time_ns: int, **detail: Any) -> str:
+        """`node` sends a `what` message to `peer`; the message's id, for `receive`."""
+        event = self._record(node, "send", what, time_ns, "", peer, detail)
+        self._sent[event.msg_id or ""] = _Sent(peer, what, event.vc, event.lamport, detail)
+        return event.msg_id or ""
+
+    def receive(self, msg_id: str, time_ns: int) -> TraceEvent:
+        """The receiver of message `msg_id` receives it (a message can be received more than once: a duplicate)."""
+        sent = self._sent[msg_id]
+        node = sent.receiver
+        self._clocks[node] = self._clocks.get(node, VectorClock()).merge(sent.clock)
+        self._lamports[node] = max(self._lamports.get(node, 0), sent.lamport)
+        return self._record(node, "receive", sent.what, time_ns, msg_id, msg_id.rsplit(":", 1)[0],
+                            sent.detail)
+
+    def _record(self, node: str, kind: str, what: str, time_ns: int, msg_id: str | None, peer: str | None,
+                detail: dict[str, Any]) -> TraceEvent:
+        seq = self._seqs[node] = self._seqs.get(node, 0) + 1
+        clock = self._clocks[node] = self._clocks.get(node, VectorClock()).tick(node)
+        lamport = self._lamports[node] = self._lamports.get(node, 0) + 1
+        event = TraceEvent(node=node, seq=seq, kind=kind, what=what, vc=clock, lamport=lamport, time_ns=time_ns,
+                           msg_id=f"{node}:{seq}" if msg_id == "" else msg_id, peer=peer, detail=dict(detail))
+        self.events.append(event)
+        return event
 
 
 def random_run(rng: Random, *, processes: int = 4, steps: int = 200, send_ratio: float = 0.4,
@@ -22,48 +74,30 @@ def random_run(rng: Random, *, processes: int = 4, steps: int = 200, send_ratio:
                ) -> list[TraceEvent]:
     """A run of `steps` events over `processes` processes named node0, node1, ...: each step a send with
     probability `send_ratio`, a receive (when one is in flight) with `receive_ratio`, else an internal event whose
-    `what` is drawn from `internal_whats` (its detail a made-up `hash` and the `height` of the process's chain)."""
+    `what` is drawn from `internal_whats` (a block-mined has a made-up `hash` and the `height` of its chain)."""
     names = [f"node{i}" for i in range(processes)]
-    clocks = {name: VectorClock() for name in names}
-    lamports = dict.fromkeys(names, 0)
-    seqs = dict.fromkeys(names, 0)
     heights = dict.fromkeys(names, 0)
-    in_flight: list[tuple[str, str, VectorClock, int, int]] = []  # (to, msg_id, clock, lamport, height)
-    events: list[TraceEvent] = []
+    waiting: dict[str, list[str]] = {name: [] for name in names}  # messages in flight, by receiver
+    run = Run()
     for step in range(steps):
         name = rng.choice(names)
-        seqs[name] += 1
-        seq = seqs[name]
         time_ns = (step + 1) * STEP_NS
         draw = rng.random()
-        waiting = [i for i, message in enumerate(in_flight) if message[0] == name]
-        if draw < receive_ratio and waiting:
-            _, msg_id, carried, carried_lamport, height = in_flight.pop(rng.choice(waiting))
-            clocks[name] = clocks[name].receive(name, carried)
-            lamports[name] = max(lamports[name], carried_lamport) + 1
-            heights[name] = max(heights[name], height)
-            events.append(TraceEvent(node=name, seq=seq, kind="receive", what="block", msg_id=msg_id,
-                                     peer=msg_id.split(":")[0], vc=clocks[name], lamport=lamports[name],
-                                     time_ns=time_ns, detail={"height": height}))
-            continue
-        clocks[name] = clocks[name].tick(name)
-        lamports[name] += 1
-        if draw < receive_ratio + send_ratio and processes > 1:
+        if draw < receive_ratio and waiting[name]:
+            msg_id = waiting[name].pop(rng.randrange(len(waiting[name])))
+            event = run.receive(msg_id, time_ns)
+            heights[name] = max(heights[name], int(event.detail["height"]))
+        elif draw < receive_ratio + send_ratio and processes > 1:
             peer = rng.choice([other for other in names if other != name])
-            msg_id = f"{name}:{seq}"
-            in_flight.append((peer, msg_id, clocks[name], lamports[name], heights[name]))
-            events.append(TraceEvent(node=name, seq=seq, kind="send", what="block", msg_id=msg_id, peer=peer,
-                                     vc=clocks[name], lamport=lamports[name], time_ns=time_ns,
-                                     detail={"height": heights[name]}))
-            continue
-        what = rng.choice(list(internal_whats))
-        detail: dict[str, object] = {}
-        if what == "block-mined":
-            heights[name] += 1
-            detail = {"height": heights[name], "hash": f"{rng.getrandbits(64):016x}"}
-        events.append(TraceEvent(node=name, seq=seq, kind="internal", what=what, vc=clocks[name],
-                                 lamport=lamports[name], time_ns=time_ns, detail=detail))
-    return events
+            waiting[peer].append(run.send(name, peer, "block", time_ns, height=heights[name]))
+        else:
+            what = rng.choice(list(internal_whats))
+            if what == "block-mined":
+                heights[name] += 1
+                run.internal(name, what, time_ns, height=heights[name], hash=f"{rng.getrandbits(64):016x}")
+            else:
+                run.internal(name, what, time_ns)
+    return run.events
 
 
 def with_gaps(rng: Random, events: Sequence[TraceEvent], *, drop_ratio: float = 0.1) -> list[TraceEvent]:
