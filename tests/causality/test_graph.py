@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from causality.clocks import Order
 from causality.events import TraceEvent
 from causality.generate import Run, random_run, with_gaps, with_restart
-from causality.graph import RefError, TraceGraph
+from causality.graph import RefError, Step, TraceGraph
 
 S = 1_000_000_000
 
@@ -65,13 +65,13 @@ def _reachable(graph: TraceGraph, source: int) -> set[int]:
     return seen - {source}
 
 
-def _check_chain(graph: TraceGraph, earlier: int, later: int, relation_chain: tuple[object, ...]) -> None:
+def _check_chain(graph: TraceGraph, earlier: int, later: int, relation_chain: tuple[Step, ...]) -> None:
     """Each step of a chain is a real edge (or a run of program-order edges) and they join up end to end."""
     at = earlier
     for step in relation_chain:
-        assert getattr(step, "source") == at
-        target = getattr(step, "target")
-        if getattr(step, "kind") == "message":
+        assert step.source == at
+        target = step.target
+        if step.kind == "message":
             assert graph.send_of(target) == at
         else:
             assert graph.process_of[target] == graph.process_of[at]
