@@ -112,6 +112,11 @@ def fault_periods(records: Iterable[Mapping[str, Any]]) -> list[Fault]:
     return sorted(faults, key=lambda f: (f.start_ns, f.node, f.kind))
 
 
+def faults_during(faults: Iterable[Fault], node: str, time_ns: int) -> list[Fault]:
+    """The faults in force on `node` at `time_ns` (e.g. the partition a block was mined in)."""
+    return [f for f in faults if f.node == node and f.start_ns <= time_ns and (f.end_ns is None or time_ns < f.end_ns)]
+
+
 def _fault_state(record: Mapping[str, Any], before: set[tuple[str, str]]) -> set[tuple[str, str]]:
     network = record.get("network")
     if isinstance(network, Mapping):

@@ -14,7 +14,16 @@ from typing import Any
 import click
 
 from causality.clocks import Order
-from causality.diagram import Filters, fault_periods, render_html, render_shiviz, render_svg, select
+from causality.diagram import (
+    Fault,
+    Filters,
+    fault_periods,
+    faults_during,
+    render_html,
+    render_shiviz,
+    render_svg,
+    select,
+)
 from causality.events import TraceError, parse_trace
 from causality.graph import DEFAULT_MAX_PAIRS, RefError, Relation, TraceGraph
 from cli.common import emit_json, fail
@@ -54,6 +63,29 @@ def _resolve(graph: TraceGraph, ref: str) -> int:
         fail(str(exc))
 
 
+def _faults(trace: Path, events_path: Path | None) -> list[Fault]:
+    """The fault periods of --events, else of the events.jsonl beside the trace (none when there is none)."""
+    if events_path is not None and not events_path.is_file():
+        fail(f"{events_path}: no such file")
+    source = events_path or (trace.parent / EVENTS_FILE)
+    if not source.is_file():
+        return []
+    try:
+        return fault_periods(read_event_file(source))
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{source}: cannot read: {exc}")
+
+
+def _fault_text(graph: TraceGraph, faults: list[Fault], indices: tuple[int, ...]) -> str:
+    """The faults in force where and when the events happened: `partition 0,1 | 2 on node0, node2`."""
+    found: dict[str, set[str]] = {}
+    for index in indices:
+        event = graph.events[index]
+        for fault in faults_during(faults, event.node, event.time_ns):
+            found.setdefault(fault.label, set()).add(event.node)
+    return "; ".join(f"{label} on {', '.join(sorted(nodes))}" for label, nodes in sorted(found.items()))
+
+
 def _notes(graph: TraceGraph) -> None:
     for note in graph.notes:
         click.echo(f"note: {note}", err=True)
@@ -70,14 +102,17 @@ def _line(graph: TraceGraph, index: int) -> str:
 @click.argument("trace", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("first")
 @click.argument("second")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"a testnet's {EVENTS_FILE}: name the faults in force (default: {EVENTS_FILE} beside TRACE)")
 @click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
-def hb_command(trace: Path, first: str, second: str, as_json: bool) -> None:
+def hb_command(trace: Path, first: str, second: str, events_path: Path | None, as_json: bool) -> None:
     """Did FIRST happen before SECOND, after it, or are they concurrent? With the causal chain (program-order
     steps and messages) that proves it. Exit 0 when answered, 1 on a bad file or event."""
     graph = _load(trace)
     relation = graph.relation(_resolve(graph, first), _resolve(graph, second))
+    during = _fault_text(graph, _faults(trace, events_path), (relation.first, relation.second))
     if as_json:
-        emit_json(_relation_json(graph, relation))
+        emit_json({**_relation_json(graph, relation), "faults": during or None})
         return
     _notes(graph)
     a, b = graph.name(relation.first), graph.name(relation.second)
@@ -98,6 +133,8 @@ def hb_command(trace: Path, first: str, second: str, as_json: bool) -> None:
                            f"{step.count} step(s) on {graph.process_of[step.source]}")
     if relation.note:
         click.echo(f"{'incomplete' if not relation.complete else 'note'}: {relation.note}")
+    if during:
+        click.echo(f"during: {during}")
 
 
 def _relation_json(graph: TraceGraph, relation: Relation) -> dict[str, Any]:
@@ -166,16 +203,21 @@ def future_command(trace: Path, event: str, as_json: bool) -> None:
 @click.option("--same", help="only pairs whose detail has the same value of this field, e.g. height")
 @click.option("--limit", type=click.IntRange(1), default=DEFAULT_MAX_PAIRS, show_default=True,
               help="list at most this many pairs (all are counted)")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"a testnet's {EVENTS_FILE}: name the faults in force (default: {EVENTS_FILE} beside TRACE)")
 @click.option("--json", "as_json", is_flag=True, help="print the pairs and groups as JSON")
-def concurrent_command(trace: Path, what: str, same: str | None, limit: int, as_json: bool) -> None:
+def concurrent_command(trace: Path, what: str, same: str | None, limit: int, events_path: Path | None,
+                       as_json: bool) -> None:
     """Pairs of WHAT events neither of which knew of the other: for block-mined, two blocks mined without
     knowledge of each other, the cause of every fork. Exit 0 whether or not any is found."""
     graph = _load(trace)
     found = graph.concurrent(what, same=same, max_pairs=limit)
+    faults = _faults(trace, events_path)
     if as_json:
         emit_json({"what": found.what, "same": same, "events": found.events, "pair_count": found.pair_count,
                    "truncated": found.truncated,
                    "pairs": [[graph.event_json(a), graph.event_json(b)] for a, b in found.pairs],
+                   "faults": [_fault_text(graph, faults, pair) or None for pair in found.pairs],
                    "groups": [[graph.name(i) for i in group] for group in found.groups], "trace": graph.summary()})
         return
     _notes(graph)
@@ -187,11 +229,14 @@ def concurrent_command(trace: Path, what: str, same: str | None, limit: int, as_
     click.echo(f"{found.events} {what} event(s); {found.pair_count} concurrent pair(s){same_text}")
     for a, b in found.pairs[:SHOWN_IN_TEXT]:
         click.echo(f"  {_line(graph, a)}\n  || {_line(graph, b)}")
+        if during := _fault_text(graph, faults, (a, b)):
+            click.echo(f"     during: {during}")
     if len(found.pairs) > SHOWN_IN_TEXT or found.truncated:
         click.echo(f"  ... {found.pair_count - min(len(found.pairs), SHOWN_IN_TEXT)} more pair(s) (--json, --limit)")
     if found.pairs:
         first, second = found.pairs[0]
         click.echo(f"why: chainlab trace hb {trace} {graph.name(first)} {graph.name(second)}")
+        click.echo(f"see: chainlab trace diagram {trace} --out diagram.html")
 
 
 @command.command(name="diagram")
@@ -217,20 +262,12 @@ def diagram_command(trace: Path, out_path: Path, fmt: str | None, nodes: str | N
     fmt = fmt or ("svg" if out_path.suffix.lower() == ".svg" else "html")
     if from_s is not None and to_s is not None and to_s < from_s:
         fail(f"--to {to_s} is before --from {from_s}")
-    if events_path is not None and not events_path.is_file():
-        fail(f"{events_path}: no such file")
     graph = _load(trace)
+    faults = _faults(trace, events_path) if fmt != "shiviz" else []
     filters = Filters(nodes=_names(nodes), from_s=from_s, to_s=to_s, kinds=_names(kinds))
     drawing = select(graph, filters)
     if not drawing.events:
         fail("no event passes the filters (--nodes, --from/--to, --kinds)")
-    faults_source = events_path or (trace.parent / EVENTS_FILE)
-    faults = []
-    if faults_source.is_file():
-        try:
-            faults = fault_periods(read_event_file(faults_source))
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{faults_source}: cannot read: {exc}")
     if fmt == "html":
         text = render_html(graph, drawing, faults, title=title or trace.name)
     elif fmt == "svg":
@@ -248,7 +285,7 @@ def diagram_command(trace: Path, out_path: Path, fmt: str | None, nodes: str | N
     for note in drawing.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"{out_path}: {fmt}, {len(drawing.events):,} of {len(graph):,} events"
-               + (f", {len(faults)} fault period(s) from {faults_source}" if faults else ""))
+               + (f", {len(faults)} fault period(s)" if faults else ""))
 
 
 def _names(text: str | None) -> list[str] | None:

@@ -36,8 +36,10 @@ def test_concurrent_finds_the_fork_and_says_how_to_ask_why(invoke: Invoke, trace
     assert_ok(result)
     assert "4 block-mined event(s); 1 concurrent pair(s) with the same height" in result.stdout
     assert f"why: chainlab trace hb {trace} node0:4 node2:2" in result.stdout
+    assert "during: partition 0,1 | 2 on node0, node2" in result.stdout  # from events.jsonl beside the trace
     answer = ok_json(invoke("trace", "concurrent", str(trace), "--what", "block-mined", "--json"))
     assert answer["pair_count"] == 1 and answer["groups"] == [["node0:4", "node2:2"]]
+    assert answer["faults"] == ["partition 0,1 | 2 on node0, node2"]
     assert [e["detail"]["hash"] for e in answer["pairs"][0]] == ["bb02", "cc03"]
 
 
