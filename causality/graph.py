@@ -2,8 +2,8 @@
 
 A trace (causality/events.py) is read as a graph: each event has a program-order edge to the next event of the
 same process, and each matched message an edge from its send to its receive. The vector clocks say whether one
-event happened before another; the graph says *why*: the shortest chain of program-order steps and messages from
-one to the other. Traces have gaps, and every query accepts them:
+event happened before another; the graph says *why*: the chain of program-order steps and messages (the fewest
+messages) from one to the other. Traces have gaps, and every query accepts them:
 
 - a seq that jumps (events lost or not written) is counted and named in `notes`;
 - a seq that goes backwards on a node (the node lost its trace file and started again at 1) starts a new
@@ -16,10 +16,10 @@ events that carried the knowledge are missing), the answer says the chain is inc
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import re
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -259,26 +259,32 @@ class TraceGraph:
         return [i for msg_id, found in self._receives.items() if msg_id not in self._sends for i in found]
 
     def chain(self, source: int, target: int) -> tuple[Step, ...] | None:
-        """The shortest chain of steps from `source` to `target` in the graph (breadth first, so the fewest
-        program-order steps and messages), program-order runs folded; None when there is none."""
+        """A chain from `source` to `target` with the fewest messages and, among those, the fewest program-order
+        steps (Dijkstra on the cost pair), program-order runs folded; None when the trace holds none."""
         if source == target:
             return ()
+        best: dict[int, tuple[int, int]] = {source: (0, 0)}
         parent: dict[int, tuple[int, str]] = {source: (source, "")}
-        queue = deque([source])
+        heap = [(0, 0, source)]
         target_time = self.events[target].lamport
-        while queue:
-            current = queue.popleft()
+        while heap:
+            messages, steps, current = heapq.heappop(heap)
+            if current == target:
+                return _folded(parent, source, target)
+            if (messages, steps) > best[current]:
+                continue  # a better way here was found after this entry was queued
             for kind, following in self.successors(current):
-                if following in parent:
+                cost = (messages + 1, steps) if kind == "message" else (messages, steps + 1)
+                if cost >= best.get(following, (len(self.events) + 1, 0)):
                     continue
-                parent[following] = (current, kind)
-                if following == target:
-                    return _folded(parent, source, target)
                 # Lamport times only grow along edges of a well-formed trace; beyond the target's, no path returns
                 # (a trace whose clocks break that rule is still searched, only less narrowly).
-                if self.events[following].lamport <= target_time or self.events[following].lamport < \
-                        self.events[current].lamport:
-                    queue.append(following)
+                lamport = self.events[following].lamport
+                if lamport > target_time and lamport >= self.events[current].lamport:
+                    continue
+                best[following] = cost
+                parent[following] = (current, kind)
+                heapq.heappush(heap, (*cost, following))
         return None
 
     # -- queries ---------------------------------------------------------------------------------------------------

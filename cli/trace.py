@@ -123,14 +123,17 @@ def hb_command(trace: Path, first: str, second: str, events_path: Path | None, a
                "knew of the other"}[relation.order]
     click.echo(verdict)
     if relation.chain:
-        click.echo(f"causal chain ({len(relation.chain)} step(s)):")
-        for step in relation.chain:
+        hops = sum(1 for step in relation.chain if step.kind == "message")
+        click.echo(f"causal chain ({hops} message(s), {len(relation.chain)} step(s)):")
+        for step in relation.chain[:SHOWN_IN_TEXT]:
             if step.kind == "message":
                 click.echo(f"  {graph.name(step.source)} -> {graph.name(step.target)}  message "
                            f"{graph.events[step.source].what} {graph.events[step.source].msg_id}")
             else:
                 click.echo(f"  {graph.name(step.source)} -> {graph.name(step.target)}  program order, "
                            f"{step.count} step(s) on {graph.process_of[step.source]}")
+        if len(relation.chain) > SHOWN_IN_TEXT:
+            click.echo(f"  ... and {len(relation.chain) - SHOWN_IN_TEXT} more step(s) (--json lists them all)")
     if relation.note:
         click.echo(f"{'incomplete' if not relation.complete else 'note'}: {relation.note}")
     if during:

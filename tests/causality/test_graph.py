@@ -65,6 +65,23 @@ def _reachable(graph: TraceGraph, source: int) -> set[int]:
     return seen - {source}
 
 
+def _fewest_messages(graph: TraceGraph, source: int, target: int) -> int | None:
+    """The fewest messages on any path from source to target (a plain 0-1 breadth-first search, no pruning)."""
+    distance = {source: 0}
+    queue = deque([source])
+    while queue:
+        current = queue.popleft()
+        for kind, following in graph.successors(current):
+            cost = distance[current] + (kind == "message")
+            if cost < distance.get(following, len(graph) + 1):
+                distance[following] = cost
+                if kind == "message":
+                    queue.append(following)
+                else:
+                    queue.appendleft(following)
+    return distance.get(target)
+
+
 def _check_chain(graph: TraceGraph, earlier: int, later: int, relation_chain: tuple[Step, ...]) -> None:
     """Each step of a chain is a real edge (or a run of program-order edges) and they join up end to end."""
     at = earlier
@@ -109,6 +126,8 @@ def test_with_gaps_every_chain_is_real_and_a_missing_one_is_called_incomplete(se
                 assert not relation.complete and "incomplete" in relation.note
             else:
                 _check_chain(graph, earlier, later, relation.chain)
+                hops = sum(1 for step in relation.chain if step.kind == "message")
+                assert hops == _fewest_messages(graph, earlier, later)
 
 
 def test_the_fork_the_partition_and_the_chain_that_explains_them() -> None:
