@@ -7,6 +7,9 @@ import json
 import re
 from random import Random
 
+import pytest
+
+from causality import diagram
 from causality.clocks import VectorClock
 from causality.diagram import Filters, fault_periods, render_html, render_shiviz, render_svg, select
 from causality.generate import Run, random_run, with_gaps, with_restart
@@ -49,6 +52,16 @@ def test_filters_keep_nodes_a_time_window_and_kinds() -> None:
     assert {(graph.events[i].kind, graph.events[i].what) for i in kinds} == {("internal", "block-mined"),
                                                                               ("receive", "block")}
     assert any("node9" in note for note in select(graph, Filters(nodes=["node9"])).notes)
+
+
+def test_a_diagram_past_its_cap_draws_the_first_events_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diagram, "MAX_EVENTS", 50)
+    graph = TraceGraph(random_run(Random(4), processes=3, steps=120))
+    drawing = select(graph, Filters())
+    assert drawing.events == tuple(range(50))
+    assert any("70 of 120 events left out" in note for note in drawing.notes)
+    svg = render_svg(graph, drawing)
+    assert svg.count("<circle ") == 50
 
 
 def test_every_text_from_the_trace_is_escaped() -> None:
