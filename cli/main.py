@@ -10,7 +10,7 @@ import click
 # Command family modules; each exposes a click command or group named `command`.
 _FAMILIES = ("cli.wallet", "cli.genesis", "cli.tx", "cli.bench", "cli.demo", "cli.chain", "cli.node", "cli.devnet",
              "cli.mempool", "cli.events", "cli.mine",
-             "cli.testnet", "cli.sim", "cli.check")
+             "cli.testnet", "cli.sim", "cli.check", "cli.trace")
 
 
 def _version() -> str:

@@ -7,10 +7,6 @@ installing them), where a missing browser is a failure rather than a silently sk
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,44 +15,7 @@ import pytest
 from testnet.report import render_history_report
 from tests.testnet.test_report import EVENTS, HISTORY
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGE_LOAD_TIMEOUT_S = 20
-
-pytestmark = pytest.mark.browser
-
-
-def _missing() -> str:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
-    if importlib.util.find_spec("selenium") is None:
-        missing.append("the selenium package (pip install -e '.[test]')")
-    return ", ".join(missing)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    missing = _missing()
-    if missing:
-        reason = f"no headless browser to drive: missing {missing} (apt-get install chromium chromium-driver)"
-        if os.environ.get("CHAINLAB_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"CHAINLAB_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory(prefix="chainlab-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--no-first-run", "--window-size=1500,1000", f"--user-data-dir={profile}"):
-            options.add_argument(argument)
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-        try:
-            driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT_S)
-            yield driver
-        finally:
-            driver.quit()
+pytestmark = pytest.mark.browser  # the `browser` fixture is in tests/conftest.py
 
 
 def test_the_report_shows_the_lanes_the_highlighted_operation_and_the_nemesis_events(browser: Any,
