@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from testnet.consistency import QUIESCENCE_PREFIX, analyse, reads_of
+from testnet.consistency import QUIESCENCE_PREFIX, analyse, level_order, reads_of
 from testnet.history import Op, read_history
-from testnet.linearizability import READ_LEVELS, AccountModel, check
+from testnet.linearizability import AccountModel, check, read_level
 from testnet.report import render_consistency_report
 from testnet.state import HISTORY_FILE, load_testnet, read_events
 
@@ -111,11 +111,11 @@ def _side_reads(ops: Sequence[Op], members: set[str], start: int, end: int,
     side_ops = [op for op in ops if op.op != "read" or op.index in served]
     window_report = analyse([op for op in ops if op.op != "read" or op.index in served_in_window],
                             should_stop=should_stop)
-    levels = sorted({_level(invoke) for invoke, _ in pairs if not invoke.process.startswith(QUIESCENCE_PREFIX)},
-                    key=lambda level: READ_LEVELS.index(level) if level in READ_LEVELS else len(READ_LEVELS))
+    levels = sorted({read_level(invoke) for invoke, _ in pairs
+                     if not invoke.process.startswith(QUIESCENCE_PREFIX)}, key=level_order)
     out: dict[str, dict[str, Any]] = {}
     for level in levels:
-        mine = [(invoke, done) for invoke, done in in_window if _level(invoke) == level]
+        mine = [(invoke, done) for invoke, done in in_window if read_level(invoke) == level]
         errors: Counter[str] = Counter()
         for _, done in mine:
             if done is None or done.type != "ok":
@@ -128,11 +128,6 @@ def _side_reads(ops: Sequence[Op], members: set[str], start: int, end: int,
                       "max_staleness": stale.max_staleness if stale else 0,
                       "linearizable": result.verdict if checked else "no reads", "reads_checked": checked}
     return out
-
-
-def _level(invoke: Op) -> str:
-    level = invoke.value.get("level") if isinstance(invoke.value, dict) else None
-    return level if isinstance(level, str) else "latest"
 
 
 def monotonic_final_reads(ops: Sequence[Op]) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from testnet.history import Op
-from testnet.linearizability import READ_LEVELS, AccountModel, check
+from testnet.linearizability import READ_LEVELS, AccountModel, check, read_level
 
 GuaranteeVerdict = Literal["holds", "violated", "not-measured", "unknown"]
 GUARANTEES = ("linearizable", "read-your-writes", "monotonic-reads", "monotonic-writes", "writes-follow-reads")
@@ -173,7 +173,8 @@ def writes_of(ops: Iterable[Op]) -> dict[str, Write]:
         done = finals.get(tx)
         place: tuple[int, int] | None = None
         if done is not None and isinstance(done.value, dict) and isinstance(done.value.get("height"), int):
-            place = (done.value["height"], int(done.value.get("index", 0)))
+            index = done.value.get("index")  # None when the observer could not find it in the block's list
+            place = (done.value["height"], index if isinstance(index, int) else 0)
         writes[tx] = Write(tx=tx, process=invoke.process, account=value["from"], nonce=value["nonce"],
                            invoke=invoke.index, final=None if done is None else done.index, place=place)
     return writes
@@ -203,7 +204,7 @@ def reads_of(ops: Iterable[Op]) -> tuple[list[Read], list[tuple[Op, Op | None]]]
         nonce, balance = done.value.get("nonce"), done.value.get("balance")
         if not isinstance(nonce, int) or not isinstance(balance, int):
             continue
-        reads.append(Read(process=invoke.process, node=invoke.node, account=invoke.key, level=_level(invoke),
+        reads.append(Read(process=invoke.process, node=invoke.node, account=invoke.key, level=read_level(invoke),
                           invoke=invoke.index, complete=done.index, nonce=nonce, balance=balance))
     return reads, pairs
 
@@ -214,8 +215,8 @@ def analyse(ops: Sequence[Op], *, levels: Sequence[str] | None = None, max_state
     writes = writes_of(ops)
     reads, pairs = reads_of(ops)
     client_reads = [r for r in reads if not r.process.startswith(QUIESCENCE_PREFIX)]
-    present = sorted({_level(invoke) for invoke, _ in pairs if not invoke.process.startswith(QUIESCENCE_PREFIX)},
-                     key=_level_order)
+    present = sorted({read_level(invoke) for invoke, _ in pairs if not invoke.process.startswith(QUIESCENCE_PREFIX)},
+                     key=level_order)
     chosen = list(levels) if levels is not None else present
     by_account: dict[str, list[Write]] = {}
     for write in writes.values():
@@ -227,7 +228,7 @@ def analyse(ops: Sequence[Op], *, levels: Sequence[str] | None = None, max_state
     for level in chosen:
         report = LevelReport(level=level)
         for invoke, done in pairs:
-            if invoke.process.startswith(QUIESCENCE_PREFIX) or _level(invoke) != level:
+            if invoke.process.startswith(QUIESCENCE_PREFIX) or read_level(invoke) != level:
                 continue
             if done is None or done.type == "info":
                 report.reads_unknown += 1
@@ -256,13 +257,7 @@ def analyse(ops: Sequence[Op], *, levels: Sequence[str] | None = None, max_state
                   violating_indices=flagged)
 
 
-def _level(invoke: Op) -> str:
-    value = invoke.value
-    level = value.get("level") if isinstance(value, dict) else None
-    return level if isinstance(level, str) else "latest"
-
-
-def _level_order(level: str) -> tuple[int, str]:
+def level_order(level: str) -> tuple[int, str]:
     return (READ_LEVELS.index(level) if level in READ_LEVELS else len(READ_LEVELS), level)
 
 

@@ -185,6 +185,7 @@ class LoadGenerator:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = asyncio.Event()  # set when sending is over (duration reached or stopped), before settling
         self.observer: ChainObserver | None = None
+        self._positions: dict[str, dict[str, int]] = {}  # block hash -> tx hash -> index in the block
 
     # -- running -------------------------------------------------------------------------------------------------
 
@@ -496,10 +497,19 @@ class LoadGenerator:
         self.counts.final += 1
         self._observation("final", node, tracked, height, block)
 
+    def _position(self, block: str) -> dict[str, int]:
+        """Each transaction's index in `block`, built once per block (not a list search per observation)."""
+        positions = self._positions.get(block)
+        if positions is None:
+            txs = self.observer.block_txs.get(block, []) if self.observer is not None else []
+            positions = {tx_hash: index for index, tx_hash in enumerate(txs)}
+            if len(self._positions) >= 64:  # recent blocks only: observations of a block come together
+                self._positions.clear()
+            self._positions[block] = positions
+        return positions
+
     def _observation(self, op: str, node: str, tracked: Tracked, height: int, block: str) -> None:
-        txs = self.observer.block_txs.get(block, []) if self.observer is not None else []
-        value = {"height": height, "block": block,
-                 "index": txs.index(tracked.hash) if tracked.hash in txs else None}
+        value = {"height": height, "block": block, "index": self._position(block).get(tracked.hash)}
         self.history.record("invoke", process="observer", node=node, op=op, key=tracked.hash)
         self.history.record("ok", process="observer", node=node, op=op, key=tracked.hash, value=value)
 
