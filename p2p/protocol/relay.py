@@ -48,7 +48,7 @@ from p2p.protocol.messages import (
     TxMsg,
 )
 from p2p.protocol.sync import SyncPlanner, fit_batch
-from p2p.protocol.timing import PEER_TIMEOUT_S, fetch_timeout_s
+from p2p.protocol.timing import PEER_TIMEOUT_S, fetch_timeout_s, tip_announce_s
 
 RELAY_CACHE_BLOCKS = 64  # relayed blocks kept to answer the GetData their announcement brings before they are stored
 POOL_ANNOUNCE_LIMIT = 5000  # pooled transactions announced to a peer when it becomes ready
@@ -220,6 +220,8 @@ class Relay:
         self._recent_blocks: OrderedDict[bytes, bytes] = OrderedDict()  # relayed, maybe not stored yet
         self._pending_inv: dict[str, dict[str, list[bytes]]] = {}
         self._pending_push: dict[str, list[bytes]] = {}  # transactions to push whole to one peer (a leader)
+        self.tip_announce_s = tip_announce_s(peer_timeout_s)
+        self._tip_announced_at: float | None = None
 
     # -- peers ---------------------------------------------------------------------------------------------------
 
@@ -252,10 +254,27 @@ class Relay:
     # -- timers --------------------------------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Action]:
-        """Re-request fetches that timed out from the next announcer, then poll sync (call every ~100 ms..1 s)."""
+        """Re-request fetches that timed out from the next announcer, then poll sync (call every ~100 ms..1 s).
+        Every `tip_announce_s` the tip is announced again to every peer (it leaves with `take_announcements`)."""
         actions = self._fetches(self.gossip.expire(now))
         actions.extend(self.poll_sync(now))
+        if self._tip_announced_at is None:
+            self._tip_announced_at = now
+        elif now - self._tip_announced_at >= self.tip_announce_s:
+            self._tip_announced_at = now
+            self._reannounce_tip()
         return actions
+
+    def _reannounce_tip(self) -> None:
+        """Announce our tip to every peer, known to have it or not. Pushes and sync answers can be lost (a full
+        send queue, a dropped frame); without this a peer that missed them would only learn of our chain from our
+        next block, and two nodes mining apart on one link could each bury their own branch deep enough to call it
+        final. A peer that has the tip ignores the Inv; one that lacks it fetches it, finds an orphan and syncs."""
+        if not self._peers:
+            return
+        tip = self.chain.locator()[0]
+        for peer in self._peers:
+            self._queue_inv(peer, "block", tip)
 
     def poll_sync(self, now: float) -> list[Action]:
         """The next GetBlocks, if one is due."""

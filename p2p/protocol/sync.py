@@ -6,9 +6,12 @@ last block of batch n (the "frontier"), followed by our own chain's locator, so 
 previous one is still being imported, and a batch of side-branch blocks (imported but not connected) still moves
 sync forward. One request is in flight at a time, because each needs the previous answer; successive batches
 rotate round-robin over the peers that are ahead of the frontier, so the download is spread across peers and a
-slow or vanished peer costs at most one timeout. A peer that sent a non-empty batch is asked again until it sends
-an empty one (a batch may be cut short by the frame size, and a height claimed in Hello may be stale). At most
-`max_queued_batches` received batches wait for import, which bounds the work queued behind the download.
+slow or vanished peer costs at most one timeout. A request unanswered for an eighth of the timeout is sent again,
+same locator, same peer (up to 3 times): a lost request or answer costs a second or so, not the whole timeout, while
+a node that is behind (and may mine a fork meanwhile) waits. A late answer to an earlier copy is the awaited answer.
+A peer that sent a non-empty batch is asked again until it sends an empty one (a batch may be cut short by the frame
+size, and a height claimed in Hello may be stale). At most `max_queued_batches` received batches wait for import,
+which bounds the work queued behind the download.
 
 A claim is worth only what it delivers (docs/P2P.md, "Height claims"). Claimed heights (Hello, blocks seen) choose
 whom to ask, so an honest node behind its peers starts downloading at once; but only the heights of peers that
@@ -29,6 +32,10 @@ from dataclasses import dataclass
 from p2p.protocol.messages import MAX_BLOCKS_PER_BATCH, MAX_LOCATOR_HASHES, GetBlocks
 
 DEFAULT_SYNC_TIMEOUT_S = 10.0
+# A request unanswered for timeout / SYNC_RESEND_FRACTION goes again to the same peer, up to SYNC_RESENDS times
+# before the timeout: a lost request or answer costs a fraction of the timeout, not all of it.
+SYNC_RESEND_FRACTION = 8
+SYNC_RESENDS = 3
 # Claims stop counting for the mining pause once no peer delivered a valid new block for this many sync timeouts:
 # the backstop that bounds any pause, whatever the peers claim.
 PAUSE_WITHOUT_DELIVERY_TIMEOUTS = 2
@@ -62,7 +69,9 @@ class SyncRequest:
 @dataclass(slots=True, kw_only=True)
 class _InFlight:
     peer: str
-    sent_at: float
+    sent_at: float  # the first send: the timeout counts from here
+    message: GetBlocks
+    resent: int = 0
 
 
 class SyncPlanner:
@@ -189,13 +198,19 @@ class SyncPlanner:
     def poll(self, now: float, local_height: int, locator: Callable[[], list[bytes]]) -> SyncRequest | None:
         """The next GetBlocks to send (and to whom), or None. `locator()` gives our chain's locator, newest first
         (called only when a request goes out)."""
-        if self._in_flight is not None:
-            if now - self._in_flight.sent_at < self.timeout_s:
-                return None
+        in_flight = self._in_flight
+        if in_flight is not None:
+            waited = now - in_flight.sent_at
+            if waited < self.timeout_s:
+                resend_at = (in_flight.resent + 1) * self.timeout_s / SYNC_RESEND_FRACTION
+                if in_flight.resent >= SYNC_RESENDS or waited < resend_at:
+                    return None
+                in_flight.resent += 1
+                return SyncRequest(peer=in_flight.peer, message=in_flight.message)
             # Timed out: the next peer in the rotation gets the batch, and the silent one no longer counts as ahead
             # until it shows a block again (note_height): an unanswered claim must not keep us "behind", which
             # pauses mining.
-            silent = self._in_flight.peer
+            silent = in_flight.peer
             self._stalled.append((silent, self._heights.get(silent, 0)))
             self._more.discard(silent)
             if silent in self._heights:
@@ -211,9 +226,10 @@ class SyncPlanner:
             hashes.insert(0, self._frontier[0])
         if len(hashes) > MAX_LOCATOR_HASHES:
             hashes = [*hashes[: MAX_LOCATOR_HASHES - 1], hashes[-1]]  # keep the genesis end
-        self._in_flight = _InFlight(peer=peer, sent_at=now)
+        message = GetBlocks(locator=tuple(hashes), limit=self.batch_limit)
+        self._in_flight = _InFlight(peer=peer, sent_at=now, message=message)
         self._last_peer = peer
-        return SyncRequest(peer=peer, message=GetBlocks(locator=tuple(hashes), limit=self.batch_limit))
+        return SyncRequest(peer=peer, message=message)
 
     def _next_in_rotation(self, local_height: int) -> str | None:
         candidates = self._candidates(local_height)

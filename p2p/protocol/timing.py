@@ -14,4 +14,10 @@ def fetch_timeout_s(peer_timeout_s: float) -> float:
     return max(1.0, peer_timeout_s / 2)
 
 
+def tip_announce_s(peer_timeout_s: float) -> float:
+    """How often a node announces its tip again to every peer (half a peer timeout): a lost push or sync answer
+    delays a peer's catching up by at most this long."""
+    return peer_timeout_s / 2
+
+
 FETCH_TIMEOUT_S = fetch_timeout_s(PEER_TIMEOUT_S)  # a GetData unanswered this long goes to the next announcer

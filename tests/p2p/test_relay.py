@@ -198,3 +198,19 @@ def test_a_delivered_batch_gives_its_sender_a_track_record_and_its_claim_counts(
     stalled = [a for a in relay.tick(NOW + 1.0) if isinstance(a, Punish)]
     assert all(a.penalty.points == 0 and not a.penalty.disconnect for a in stalled)
     assert relay.sync.pause_height(NOW + 1.0) == 4
+
+
+def test_the_tip_is_announced_again_to_every_peer_so_a_lost_push_is_made_good() -> None:
+    blocks: tuple[Block, ...] = pow_chain(3)
+    relay = relay_with_peers(TreeChain(blocks=blocks), "a", "b", height=3)
+    relay.tick(NOW)
+    assert relay.take_announcements() == []
+    relay.tick(NOW + relay.tip_announce_s - 0.01)
+    assert relay.take_announcements() == []
+    relay.tick(NOW + relay.tip_announce_s)
+    announced = relay.take_announcements()
+    assert sends(announced) == [("a", "Inv"), ("b", "Inv")]
+    assert all(isinstance(a, Send) and a.message == Inv(kind="block", hashes=(blocks[-1].hash,)) for a in announced)
+    # The peer that missed the push asks for the tip; one that has it asks for nothing.
+    behind = relay_with_peers(TreeChain(blocks=blocks[:1]), "x", height=1)
+    assert sends(behind.on_message("x", Inv(kind="block", hashes=(blocks[-1].hash,)), NOW)) == [("x", "GetData")]

@@ -80,10 +80,22 @@ def test_timeout_moves_the_batch_to_the_next_peer() -> None:
     planner.add_peer("b", 50)
     first = planner.poll(0.0, 0, our_locator)
     assert first is not None and first.peer == "a"
+    for at in (0.625, 1.25, 1.875):  # resent to the same peer three times: the request or its answer may be lost
+        assert planner.poll(at - 0.01, 0, our_locator) is None
+        assert planner.poll(at, 0, our_locator) == first
     assert planner.poll(4.0, 0, our_locator) is None
     retry = planner.poll(5.0, 0, our_locator)
     assert retry is not None and retry.peer == "b"
     assert not planner.on_blocks("a", blocks(1, 5), local_height=0)  # late answer: ignored
+
+
+def test_an_answer_to_a_resent_request_is_the_awaited_answer() -> None:
+    planner = SyncPlanner(timeout_s=8.0)
+    planner.add_peer("a", 50)
+    first = planner.poll(0.0, 0, our_locator)
+    assert planner.poll(1.0, 0, our_locator) == first
+    assert planner.on_blocks("a", blocks(1, 5), local_height=0)
+    assert planner.take_stalled() == []
 
 
 def test_a_peer_that_never_answers_stops_being_asked_beyond_its_claim() -> None:
