@@ -31,13 +31,19 @@ def peers(directory: Path) -> dict[str, int | None]:
     return {n["name"]: (n["status"] or {}).get("peers") for n in view["nodes"]}
 
 
-def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+def wait_for(predicate: Any, timeout_s: float, what: str, directory: Path | None = None) -> None:
+    """Poll `predicate`; on a timeout, say what the nodes logged lately (a CI failure must be diagnosable)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    logs = ""
+    if directory is not None:
+        for node in load_testnet(directory).nodes:
+            result = CliRunner().invoke(main, ["testnet", "logs", node.name, "--dir", str(directory), "-n", "25"])
+            logs += f"\n--- {node.name} (last 25 lines) ---\n{result.output}"
+    raise AssertionError(f"timed out waiting for {what}{logs}")
 
 
 def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
@@ -56,11 +62,11 @@ def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
         # isolate the middle node: the ends lose their only peer
         cli("partition", "--shape", "isolate:node1", "--dir", d)
         cli("netem", "--nodes", "0", "--delay-ms", "20", "--dir", d)
-        wait_for(lambda: peers(directory) == {"node0": 0, "node1": 0, "node2": 0}, 20, "the isolation")
+        wait_for(lambda: peers(directory) == {"node0": 0, "node1": 0, "node2": 0}, 20, "the isolation", directory)
         faults = load_testnet(directory).node("node0").faults
         assert faults.blocked == ["node1"] and faults.delay_ms == 20.0  # netem kept the partition
         cli("heal", "--partition-only", "--dir", d)
-        wait_for(lambda: peers(directory) == {"node0": 1, "node1": 2, "node2": 1}, 20, "the heal")
+        wait_for(lambda: peers(directory) == {"node0": 1, "node1": 2, "node2": 1}, 20, "the heal", directory)
         assert load_testnet(directory).node("node0").faults.delay_ms == 20.0  # and heal kept netem
         cli("heal", "--dir", d)
         # a crash: the node and its workers are gone; start brings it back on the same URLs
@@ -72,14 +78,14 @@ def test_a_line_testnet_under_the_nemesis(tmp_path: Path) -> None:
         cli("start", "node2", "--dir", d)
         after = load_testnet(directory).node("node2")
         assert after.pid != before.pid and after.rpc_url == before.rpc_url and after.p2p_url == before.p2p_url
-        wait_for(lambda: peers(directory)["node2"] == 1, 20, "node2 to rejoin its neighbour")
+        wait_for(lambda: peers(directory)["node2"] == 1, 20, "node2 to rejoin its neighbour", directory)
         cli("pause", "node0", "--dir", d)
         assert cli("status", "--dir", d, "--json")["nodes"][0]["state"] == "paused"
         cli("resume", "node0", "--dir", d)
         cli("stop", "node0", "--dir", d)
         cli("restart", "node0", "--dir", d)  # a node that is down is just started
         assert cli("status", "--dir", d, "--json")["nodes"][0]["state"] == "running"
-        wait_for(lambda: peers(directory)["node0"] == 1, 20, "node0 to rejoin its neighbour")
+        wait_for(lambda: peers(directory)["node0"] == 1, 20, "node0 to rejoin its neighbour", directory)
         assert "node node0 up" in cli("logs", "node0", "--dir", d, "-n", "500")
         summary = cli("load", "--dir", d, "--tps", "20", "--duration", "3", "--json")
         assert summary["accepted"] > 30 and summary["accepted_not_final"] == 0
