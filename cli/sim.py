@@ -24,6 +24,7 @@ import click
 from cli.common import emit_json, fail
 from node.core import NodeCore
 from testnet.history import Op
+from testnet.sim.causal import CausalTracer
 from testnet.sim.config import CONSENSUS, SEED_MAX, ConfigError, SimConfig, parse_faults
 from testnet.sim.core import CoreSpec, SimCore
 from testnet.sim.network import MODELS
@@ -68,7 +69,8 @@ class Timing:
     memory: tuple[dict[str, Any], ...] = ()  # {"virtual_s", "rss_mib", "store_mib", "max_height"} samples
 
 
-def run_timed(config: SimConfig, *, memory_every_s: float = 0.0) -> tuple[SimResult, Timing]:
+def run_timed(config: SimConfig, *, memory_every_s: float = 0.0,
+              tracer: CausalTracer | None = None) -> tuple[SimResult, Timing]:
     """Run `config` with the real node cores, timing it and (if asked) sampling RSS every `memory_every_s`."""
     samples: list[dict[str, Any]] = []
 
@@ -79,7 +81,7 @@ def run_timed(config: SimConfig, *, memory_every_s: float = 0.0) -> tuple[SimRes
                         "store_mib": round(stored / 2**20, 1), "max_height": max(heights, default=0)})
 
     simulator = Simulator(config, node_core_factory, observer=observe if memory_every_s > 0 else None,
-                          observe_every_s=memory_every_s)
+                          observe_every_s=memory_every_s, tracer=tracer)
     started, started_cpu = time.perf_counter(), time.process_time()
     result = simulator.run()
     timing = Timing(wall_s=time.perf_counter() - started, cpu_s=time.process_time() - started_cpu,
@@ -119,6 +121,9 @@ def _quiet_logs(verbose: bool) -> None:
               help="client account reads per virtual second (half linearizable; checked as linearizable-reads)")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the clients' history (transfers, reads, finality) here as JSONL")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the run's causal trace (every send, receive and decision, with vector clocks) here as "
+                   "JSONL, and its faults beside it (FILE with .events.jsonl): for `chainlab trace`")
 @click.option("--heartbeat", "heartbeat_interval_s", type=click.FloatRange(min=0.01), default=1.0,
               show_default=True, help="PoW presence heartbeat interval")
 @click.option("--acks", "acks_required", type=click.IntRange(-1), default=-1, show_default=True,
@@ -134,7 +139,8 @@ def _quiet_logs(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document (SEED=... goes to stderr)")
 def command(consensus: str, nodes: int, seed: int | None, duration_s: float, faults: str, model: str,
             block_interval_s: float, finality_threshold: int, max_delay_s: float, async_scale_s: float,
-            tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, heartbeat_interval_s: float,
+            tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, trace_path: Path | None,
+        heartbeat_interval_s: float,
             acks_required: int, liveness_budget_s: float,
             swarm: bool, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
@@ -170,7 +176,10 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
     click.echo(f"SEED={seed}", err=as_json)
     if as_json:
         sys.stderr.flush()
-    result, timing = run_timed(config, memory_every_s=memory_every_s)
+    if trace_path is not None:
+        result, timing = _run_traced(config, trace_path, memory_every_s)
+    else:
+        result, timing = run_timed(config, memory_every_s=memory_every_s)
     if history_path is not None:
         write_history(history_path, result.history)
     if as_json:
@@ -185,8 +194,42 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
         _print_result(result, timing)
         if history_path is not None:
             click.echo(f"history: {history_path} ({len(result.history)} records)")
+        if trace_path is not None:
+            _print_trace_hints(result, trace_path)
     if not result.ok:
         sys.exit(1)
+
+
+def trace_events_path(trace_path: Path) -> Path:
+    """Where `--trace FILE` writes the run's faults: FILE's name with `.events.jsonl` for its suffix."""
+    return trace_path.with_name(trace_path.stem + ".events.jsonl")
+
+
+def _run_traced(config: SimConfig, trace_path: Path, memory_every_s: float) -> tuple[SimResult, Timing]:
+    try:
+        with open(trace_path, "w", encoding="utf-8") as out, \
+                open(trace_events_path(trace_path), "w", encoding="utf-8") as faults_out:
+            return run_timed(config, memory_every_s=memory_every_s, tracer=CausalTracer(out, faults_out))
+    except OSError as exc:
+        fail(f"--trace: cannot write {exc.filename or trace_path}: {exc.strerror or exc}")
+
+
+def _print_trace_hints(result: SimResult, trace_path: Path) -> None:
+    """Where the trace went and, when the run failed, the commands that show the events of its first violation."""
+    events = trace_events_path(trace_path)
+    click.echo(f"trace: {trace_path} (faults: {events})")
+    if result.first_violation_t is None:
+        return
+    t = result.first_violation_t
+    click.echo(f"the first violation in the trace: {' and '.join(result.violation_events) or 'no event'} at "
+               f"t={t:.3f}s; see them with")
+    if len(result.violation_events) == 2:
+        first, second = result.violation_events
+        click.echo(f"  chainlab trace hb {trace_path} {first} {second} --events {events}")
+    click.echo(f"  chainlab trace concurrent {trace_path} --what block-mined --same height --events {events}")
+    click.echo(f"  chainlab trace diagram {trace_path} --events {events} --from {max(0.0, t - 30):.1f} "
+               f"--to {t + 1:.1f} --kinds block,blocks,getblocks,block-mined,block-final,reorg,crash,node-start "
+               f"--out violation.html")
 
 
 def _print_result(result: SimResult, timing: Timing) -> None:
@@ -211,7 +254,7 @@ def _print_result(result: SimResult, timing: Timing) -> None:
 # The options of one run; with --swarm they are drawn from the swarm seed instead.
 _PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "model", "block_interval_s",
                        "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "read_rate_per_s",
-                       "history_path", "heartbeat_interval_s",
+                       "history_path", "trace_path", "heartbeat_interval_s",
                        "acks_required", "liveness_budget_s")
 
 

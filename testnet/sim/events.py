@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from testnet.sim.causal import Stamp
 from testnet.sim.wire import Wire
 
 
@@ -15,6 +16,7 @@ class Deliver:
     dst: int
     epoch: int
     message: Wire
+    stamp: Stamp | None = None  # the causal tracer's, when the run is traced (causal.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,9 @@ class NodeHooks(Protocol):
     def read_answers(self, node: SimNode, answers: Sequence[ReadResult], t: float) -> None:
         """The node's engine answered linearizable read requests."""
 
+    def made_block(self, node: SimNode, block_hash: bytes, height: int, t: float) -> None:
+        """The node sealed a block of its own and is about to push it (for the causal trace)."""
+
 
 @dataclass(slots=True, kw_only=True)
 class NodeStats:
@@ -367,6 +370,7 @@ class SimNode:
             self._act(relay.want_blocks(peer, [block_hash], self.clock.now(t)))
         for block in out.announce_blocks:
             self.proposed.append(block.header)
+            self.hooks.made_block(self, block.hash, block.height, t)
             self._act(relay.announce_block(block))
         for tx, exclude, destination in out.announce_txs:
             relay.announce_tx(tx.hash, exclude, only=self.peer_of_address.get(destination) if destination else None)

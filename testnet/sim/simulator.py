@@ -48,6 +48,7 @@ from testnet.checks import (
     snapshot_of_tree,
 )
 from testnet.history import Op
+from testnet.sim.causal import DECISIONS, CausalTracer
 from testnet.sim.clients import READ_TIMEOUT_S, SimClients
 from testnet.sim.clock import EventQueue
 from testnet.sim.config import SimConfig
@@ -98,6 +99,8 @@ class SimResult:
     stats: Mapping[str, object]
     first_violation: str | None  # when and where safety first broke, if it did
     history: tuple[Op, ...] = ()  # the simulated clients' history (clients.py), for `--history`
+    first_violation_t: float | None = None  # its virtual time
+    violation_events: tuple[str, ...] = ()  # with --trace: the ids of the trace events of the first violation
 
     def failed_checks(self) -> list[str]:
         """Names of the checks that failed."""
@@ -117,8 +120,9 @@ class Simulator:
     """One run of `config`, with cores built by `core_factory` (node.core.NodeCore.over_store, or a test's)."""
 
     def __init__(self, config: SimConfig, core_factory: CoreFactory, *, observer: Observer | None = None,
-                 observe_every_s: float = 0.0) -> None:
+                 observe_every_s: float = 0.0, tracer: CausalTracer | None = None) -> None:
         self.config = config
+        self.tracer = tracer
         self.core_factory = core_factory
         self.observer = observer
         self.observe_every_s = observe_every_s
@@ -135,6 +139,8 @@ class Simulator:
                                       "txs_refused": 0}
         self._final_seen: dict[int, tuple[str, bytes]] = {}
         self.first_violation: str | None = None
+        self.first_violation_t: float | None = None
+        self.violation_events: tuple[str, ...] = ()  # with a tracer: the trace events of the first violation
         self._liveness_met = False
         self._heal_heights: dict[str, int] = {}
         self._heal_finals: dict[str, int] = {}
@@ -238,6 +244,10 @@ class Simulator:
         if self._partitioned and not self.topology.connected(node.index, dst):
             self.stats["cut"] += 1
             return
+        stamp = None
+        if self.tracer is not None:  # a lost message is a send without a receive
+            kind, ident = self.codec.label(message)
+            stamp = self.tracer.send(node.name, peer, kind, t, ident.hex()[:16])
         copies = self.link_faults.copies(self.rng)
         if copies == 0:
             self.stats["lost"] += 1
@@ -247,7 +257,8 @@ class Simulator:
         for _ in range(copies):
             arrival = t + self.model.delay(self.rng, t)
             if arrival <= self._horizon:
-                self.queue.push(arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message))
+                self.queue.push(arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message,
+                                                 stamp=stamp))
 
     def mining(self, node: SimNode, work: MiningWorkView, t: float) -> None:
         """Draw when the node's miners find a block: exponential with rate hash rate / expected hashes."""
@@ -262,6 +273,11 @@ class Simulator:
     def note_event(self, node: SimNode, kind: str, ident: bytes, height: int, t: float) -> None:
         """Trace what the core reported; watch finality for the first conflict between nodes."""
         self.trace.record(t, node.name, kind, ident)
+        if self.tracer is not None:
+            detail: dict[str, object] = {"block": ident.hex()}
+            if height >= 0:
+                detail["height"] = height
+            self.tracer.internal(node.name, DECISIONS.get(kind, kind), t, detail)
         if kind != "final" or height < 0:
             return
         self.clients.on_final(node, t)
@@ -269,8 +285,19 @@ class Simulator:
         if len(self._final_seen) > FINAL_WATCH_HEIGHTS:
             del self._final_seen[next(iter(self._final_seen))]  # oldest first: memory stays flat on long runs
         if first[1] != ident and self.first_violation is None:
+            self.first_violation_t = t
+            if self.tracer is not None:
+                self.violation_events = tuple(
+                    i for i in (self.tracer.finals.get((first[0], height)), self.tracer.finals.get((node.name, height)))
+                    if i is not None)
             self.first_violation = (f"t={t:.3f}s: {node.name} finalized {ident.hex()[:16]} at height {height}, "
                                     f"{first[0]} finalized {first[1].hex()[:16]}")
+
+    def made_block(self, node: SimNode, block_hash: bytes, height: int, t: float) -> None:
+        """A block of the node's own: mined (PoW) or proposed (the others), traced before its pushes."""
+        if self.tracer is not None:
+            what = "block-mined" if self.spec.seals_with_workers else "block-proposed"
+            self.tracer.internal(node.name, what, t, {"block": block_hash.hex(), "height": height})
 
     def read_answers(self, node: SimNode, answers: Sequence[ReadResult], t: float) -> None:
         """The node's engine answered linearizable reads: its clients carry on."""
@@ -289,6 +316,8 @@ class Simulator:
         self.stats["delivered"] += 1
         kind, ident = self.codec.label(message)
         self.trace.record(self.t, dst.name, kind, ident)
+        if event.stamp is not None and self.tracer is not None:
+            self.tracer.receive(dst.name, self.nodes[event.src].name, kind, event.stamp, self.t, ident.hex()[:16])
         alarms = dst.core.tree.safety_alarms
         dst.receive(self.nodes[event.src].name, message, self.t)
         if dst.core is not None and dst.core.tree.safety_alarms > alarms:
@@ -296,6 +325,9 @@ class Simulator:
 
     def _violation(self, node: SimNode, what: str) -> None:
         if self.first_violation is None:
+            self.first_violation_t = self.t
+            if self.tracer is not None and node.name in self.tracer.last_id:
+                self.violation_events = (self.tracer.last_id[node.name],)
             self.first_violation = f"t={self.t:.3f}s: {node.name} {what}"
 
     def _on_tick(self, event: Tick) -> None:
@@ -382,6 +414,9 @@ class Simulator:
             self.topology = action.topology
             self._partitioned = True
             self.trace.record(self.t, "nemesis", "partition", sha256(action.topology.describe().encode()))
+            if self.tracer is not None:
+                groups = [[self.nodes[i].name for i in g] for g in action.topology.components()]
+                self._trace_network("partition", {"shape": action.topology.describe(), "groups": groups})
             self._reconcile_links()
             self.queue.push(self.t + action.duration_s, HealPartition(serial=self._partition_serial))
         self.queue.push(self.t + self.nemesis.next_delay(self.rng), event)
@@ -395,12 +430,16 @@ class Simulator:
         self.topology = full_mesh(self.config.nodes)
         self._partitioned = False
         self.trace.record(self.t, "nemesis", "heal", b"")
+        self._trace_network("heal")
         self._reconcile_links()
 
     def _crash(self, node: SimNode) -> None:
         self.stats["crashes"] += 1
         self.trace.record(self.t, node.name, "crash", b"")
         node.crash()
+        if self.tracer is not None:
+            self.tracer.internal(node.name, "crash", self.t, {})
+            self._trace_network("kill", nodes=[node.name])
         self.clients.on_crash(node, self.t)
         for a, b in self.links.pairs():
             if node.index in (a, b) and self.links.state(a, b).up:
@@ -414,8 +453,22 @@ class Simulator:
 
     def _restart(self, node: SimNode) -> None:
         self.trace.record(self.t, node.name, "restart", b"")
+        if self.tracer is not None:
+            self.tracer.internal(node.name, "node-start", self.t, {})
         self._boot(node)
+        self._trace_network("start", nodes=[node.name])
         self._reconcile_links()
+
+    def _trace_network(self, action: str, detail: dict[str, object] | None = None, *,
+                       nodes: list[str] | None = None) -> None:
+        """Tell the tracer who is cut off from whom and who is down, after a nemesis action."""
+        if self.tracer is None:
+            return
+        n = self.config.nodes
+        blocked = {self.nodes[a].name: [self.nodes[b].name for b in range(n) if not self.topology.connected(a, b)]
+                   for a in range(n)} if self._partitioned else {}
+        self.tracer.network(action, self.t, blocked={k: v for k, v in blocked.items() if v},
+                            down=[node.name for node in self.nodes if not node.alive], nodes=nodes, detail=detail)
 
     def _on_submit(self, event: Submit) -> None:
         running = [node for node in self.nodes if node.core is not None]
@@ -467,6 +520,7 @@ class Simulator:
         self.model = self.model.healed()
         self.topology = full_mesh(self.config.nodes)
         self._partitioned = False
+        self._trace_network("heal", {"why": "the safety phase ended"})
         for node in self.nodes:
             if not node.alive:
                 self._restart(node)
@@ -529,6 +583,7 @@ class Simulator:
         return SimResult(config=self.config, virtual_s=self.t, trace_hash=self.trace.hexdigest(),
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),
                          stats=self._stats(trees), first_violation=self.first_violation,
+                         first_violation_t=self.first_violation_t, violation_events=self.violation_events,
                          history=tuple(self.clients.history))
 
     @staticmethod
