@@ -11,11 +11,14 @@ Elsewhere than Linux these are no-ops; the launchers' own signal handlers still 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -58,3 +61,27 @@ def parent_death_preexec(sig: int) -> Callable[[], None] | None:
         set_parent_death_signal(sig, parent_pid)
 
     return arm
+
+
+@contextlib.contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """Start worker processes inside this: SIGINT is ignored meanwhile, and a spawned child inherits that through
+    fork and exec (Python keeps an ignored SIGINT ignored at startup; a blocked mask is not inherited, spawn resets
+    it). Ctrl-C reaches the whole foreground process group, and a child still importing its modules (spawn
+    re-imports the main module, slow on a loaded machine) would otherwise die of it with a KeyboardInterrupt
+    traceback before its own code could ignore SIGINT. The price: a Ctrl-C that reaches the parent during a
+    start (a few milliseconds) is lost, so the user presses it again. Only the main thread may change the
+    disposition; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_sigint() -> None:
+    """In a worker: ignore SIGINT (its parent handles Ctrl-C and ends it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
-from node.lifetime import set_parent_death_signal
+from node.lifetime import ignore_sigint, set_parent_death_signal, sigint_ignored_by_children
 
 CHUNK = 2048
 _PADDING = bytes(8)
@@ -62,7 +62,7 @@ def _worker_main(index: int, processes: int, jobs: Connection, results: Connecti
     Ctrl-C reaches the whole foreground process group: the worker ignores SIGINT (no KeyboardInterrupt traceback)
     and leaves stopping to its node, which sends it None; if the node dies without doing so, the parent-death
     signal ends the worker."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_sigint()
     set_parent_death_signal(signal.SIGKILL, parent_pid)
     while True:
         try:
@@ -136,7 +136,8 @@ class Miner:
                 args=(index, processes, job_recv, result_send, self._generation, self._hashes, per_worker_cap,
                       parent_pid),
             )
-            worker.start()
+            with sigint_ignored_by_children():
+                worker.start()
             if nice:
                 # best effort: an unprivileged process cannot lower a nice value, raising is fine
                 with contextlib.suppress(OSError, AttributeError):

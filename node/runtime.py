@@ -37,6 +37,7 @@ from node.config import NodeConfig
 from node.core import NodeCore, Output
 from node.datadir import OpenChain, open_chain
 from node.identity import load_or_create_key
+from node.lifetime import ignore_sigint
 from node.metrics import NodeMetrics
 from node.mining import Miner, solve_puzzle
 from node.rpc import RpcConfig, RpcServer
@@ -104,7 +105,8 @@ class Node:
             import multiprocessing
 
             self._verify_pool = ProcessPoolExecutor(self.config.validation.workers,
-                                                    mp_context=multiprocessing.get_context("spawn"))
+                                                    mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=ignore_sigint)
         p2p = self.config.p2p
         self.p2p = service = P2PService(
             P2PConfig(listen_host=p2p.host, listen_port=p2p.port, bootstrap=tuple(p2p.bootstrap),

@@ -15,13 +15,13 @@ get an answer for, so a failure costs time, never a wrong result.
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from chain import crypto
 from chain.validation import SignatureItems
+from node.lifetime import ignore_sigint, sigint_ignored_by_children
 
 _KEY, _SIG, _DIGEST = crypto.PUBKEY_BYTES, crypto.SIGNATURE_BYTES, crypto.HASH_BYTES
 _RECORD = _KEY + _SIG + _DIGEST
@@ -37,7 +37,7 @@ _REPLY_TIMEOUT_S = 60.0
 def serve(conn: Connection) -> None:
     """A worker's loop: verify each blob of records the caller sends and answer one byte (1 valid, 0 not) each.
     Ctrl-C reaches the whole process group: the worker ignores SIGINT and ends when its node closes the pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_sigint()
     verify_many = crypto.verify_many
     while True:
         try:
@@ -79,7 +79,8 @@ class _Worker:
         self.conn, child = context.Pipe(duplex=True)
         self.process: BaseProcess = context.Process(target=serve, args=(child,), daemon=True,
                                                     name="chainlab-verifier")
-        self.process.start()
+        with sigint_ignored_by_children():
+            self.process.start()
         child.close()
         self.owed = False  # a blob was sent whose reply has not been read
 
