@@ -14,6 +14,7 @@ faults go to a second file in the testnet's events.jsonl form (`network`: who is
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -27,92 +28,113 @@ class Stamp:
     """What a traced message carries on the simulated wire: its id and the sender's clocks at the send."""
 
     msg_id: str
-    vc: dict[str, int]  # a snapshot, never changed after the send
+    vc: tuple[tuple[str, int], ...]  # a snapshot; tuples, which the garbage collector stops tracking
     lamport: int
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 class _Process:
-    __slots__ = ("lamport", "name", "name_json", "seq", "vc")
+    """One node's clocks. Its own vector-clock entry is its seq (one per event); the others' entries change only on
+    a receive that brings news, so their JSON and their tuple are kept and remade only then."""
+
+    __slots__ = ("lamport", "name", "others", "others_json", "others_pairs", "seq")
 
     def __init__(self, name: str) -> None:
+        if not _PLAIN_NAME.fullmatch(name):  # names go into the lines unescaped (CausalTracer._write)
+            raise ValueError(f"a traced node's name must match {_PLAIN_NAME.pattern}: {name!r}")
         self.name = name
-        self.name_json = json.dumps(name)
         self.seq = 0
-        self.vc: dict[str, int] = {}
         self.lamport = 0
+        self.others: dict[str, int] = {}
+        self.others_json = ""  # ',"node1":4,"node2":7'
+        self.others_pairs: tuple[tuple[str, int], ...] = ()
+
+    def remake(self) -> None:
+        self.others_pairs = tuple(self.others.items())
+        self.others_json = "".join([f',"{name}":{counter}' for name, counter in self.others_pairs])
 
 
 class CausalTracer:
     """Writes one trace of a run to `out` (and its faults to `faults_out`, when given).
 
-    Lines are formatted here rather than through `TraceEvent.to_line` (the same fields, not sorted): tracing is
-    on the simulator's hot path, one line per message sent and per copy delivered. tests/sim/test_causal.py
-    parses every line back with `causality.events.parse_trace`.
+    Lines are formatted here rather than through `TraceEvent.to_line` (the same fields, not sorted, node names
+    unescaped since they are plain): tracing is on the simulator's hot path, one line per message sent and per
+    copy delivered. tests/sim/test_causal.py parses every line back with `causality.events.parse_trace`.
     """
 
     def __init__(self, out: IO[str], faults_out: IO[str] | None = None) -> None:
-        self._out = out
+        self._write = out.write
         self._faults_out = faults_out
         self._processes: dict[str, _Process] = {}
-        self._json_of: dict[str, str] = {}  # JSON strings of the node names and message kinds, made once
-        self.events = 0
-        self.last_id: dict[str, str] = {}  # node -> its latest event's id
+        self._json_of: dict[str, str] = {}  # JSON strings of the message kinds and decisions, made once
         self.finals: dict[tuple[str, int], str] = {}  # (node, height) -> the id of its block-final event
 
-    def _step(self, node: str) -> _Process:
+    @property
+    def events(self) -> int:
+        """Events written so far."""
+        return sum(process.seq for process in self._processes.values())
+
+    def last_event(self, node: str) -> str | None:
+        """The id of `node`'s latest event, if it has one."""
+        process = self._processes.get(node)
+        return f"{node}:{process.seq}" if process is not None and process.seq else None
+
+    def _process(self, node: str) -> _Process:
         process = self._processes.get(node)
         if process is None:
             process = self._processes[node] = _Process(node)
-            self._json_of[node] = process.name_json
-        process.seq += 1
-        process.vc[node] = process.vc.get(node, 0) + 1
-        self.events += 1
-        self.last_id[node] = f"{node}:{process.seq}"
         return process
 
-    def _write(self, process: _Process, kind: str, what: str, t: float, msg_id: str | None, peer: str | None,
-               detail_json: str) -> None:
-        what_json = self._json_of.get(what)
-        if what_json is None:
-            what_json = self._json_of[what] = json.dumps(what)
-        self._out.write(
-            f'{{"node":{process.name_json},"seq":{process.seq},"kind":"{kind}","what":{what_json},'
-            f'"msg_id":{self._quoted(msg_id)},"peer":{self._quoted(peer)},"vc":{json.dumps(process.vc)},'
-            f'"lamport":{process.lamport},"time_ns":{round(t * 1e9)},"detail":{detail_json}}}\n')
-
-    def _quoted(self, value: str | None) -> str:
-        if value is None:
-            return "null"
-        quoted = self._json_of.get(value)
-        return quoted if quoted is not None else json.dumps(value)
+    def _what(self, what: str) -> str:
+        quoted = self._json_of.get(what)
+        if quoted is None:
+            quoted = self._json_of[what] = json.dumps(what)
+        return quoted
 
     def send(self, node: str, peer: str, what: str, t: float, ident: str) -> Stamp:
         """`node` hands a message to the network; `ident` (hex) names what it carries."""
-        process = self._step(node)
-        process.lamport += 1
-        msg_id = f"{node}:{process.seq}"
-        self._write(process, "send", what, t, msg_id, peer, f'{{"id":"{ident}"}}')
-        return Stamp(msg_id, dict(process.vc), process.lamport)
+        process = self._processes.get(node) or self._process(node)
+        if peer not in self._processes:
+            self._process(peer)  # checks the name, which goes into the line unescaped
+        process.seq = seq = process.seq + 1
+        process.lamport = lamport = process.lamport + 1
+        self._write(f'{{"node":"{node}","seq":{seq},"kind":"send","what":{self._json_of.get(what) or self._what(what)},'
+                    f'"msg_id":"{node}:{seq}","peer":"{peer}","vc":{{"{node}":{seq}{process.others_json}}},'
+                    f'"lamport":{lamport},"time_ns":{round(t * 1e9)},"detail":{{"id":"{ident}"}}}}\n')
+        return Stamp(f"{node}:{seq}", ((node, seq), *process.others_pairs), lamport)
 
     def receive(self, node: str, peer: str, what: str, stamp: Stamp, t: float, ident: str) -> None:
-        """A copy of the message stamped `stamp` reaches `node`: merge, then tick (the tick came first here; the
-        sender's entry for `node` is never above ours, so the order does not change the result)."""
-        process = self._step(node)
-        vc = process.vc
-        for name, counter in stamp.vc.items():
-            if counter > vc.get(name, 0):
-                vc[name] = counter
-        process.lamport = max(process.lamport, stamp.lamport) + 1
-        self._write(process, "receive", what, t, stamp.msg_id, peer, f'{{"id":"{ident}"}}')
+        """A copy of the message stamped `stamp` reaches `node`: merge, then tick (the sender's entry for `node` is
+        never above ours, so it is skipped)."""
+        process = self._processes.get(node) or self._process(node)
+        others = process.others
+        news = False
+        for name, counter in stamp.vc:
+            if counter > others.get(name, 0) and name != node:
+                others[name] = counter
+                news = True
+        if news:
+            process.remake()
+        process.seq = seq = process.seq + 1
+        process.lamport = lamport = max(process.lamport, stamp.lamport) + 1
+        self._write(f'{{"node":"{node}","seq":{seq},"kind":"receive","what":'
+                    f'{self._json_of.get(what) or self._what(what)},"msg_id":"{stamp.msg_id}","peer":"{peer}",'
+                    f'"vc":{{"{node}":{seq}{process.others_json}}},"lamport":{lamport},"time_ns":{round(t * 1e9)},'
+                    f'"detail":{{"id":"{ident}"}}}}\n')
 
     def internal(self, node: str, what: str, t: float, detail: Mapping[str, Any]) -> None:
         """A decision of `node` (or a fault that happened to it)."""
-        process = self._step(node)
+        process = self._process(node)
+        process.seq = seq = process.seq + 1
         process.lamport += 1
-        self._write(process, "internal", what, t, None, None, json.dumps(detail))
+        self._write(f'{{"node":"{node}","seq":{seq},"kind":"internal","what":{self._what(what)},"msg_id":null,'
+                    f'"peer":null,"vc":{{"{node}":{seq}{process.others_json}}},"lamport":{process.lamport},'
+                    f'"time_ns":{round(t * 1e9)},"detail":{json.dumps(detail)}}}\n')
         height = detail.get("height")
         if what == "block-final" and isinstance(height, int):
-            self.finals.setdefault((node, height), f"{node}:{process.seq}")
+            self.finals.setdefault((node, height), f"{node}:{seq}")
 
     def network(self, action: str, t: float, *, blocked: Mapping[str, list[str]], down: list[str],
                 nodes: list[str] | None = None, detail: Mapping[str, Any] | None = None) -> None:

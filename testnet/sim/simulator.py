@@ -326,8 +326,9 @@ class Simulator:
     def _violation(self, node: SimNode, what: str) -> None:
         if self.first_violation is None:
             self.first_violation_t = self.t
-            if self.tracer is not None and node.name in self.tracer.last_id:
-                self.violation_events = (self.tracer.last_id[node.name],)
+            last = self.tracer.last_event(node.name) if self.tracer is not None else None
+            if last is not None:
+                self.violation_events = (last,)
             self.first_violation = f"t={self.t:.3f}s: {node.name} {what}"
 
     def _on_tick(self, event: Tick) -> None:

@@ -90,7 +90,7 @@ def test_a_tracer_that_merged_no_clock_is_caught() -> None:
     """The closure test has teeth: a tracer whose receives forget the sender's clock breaks it."""
     class Forgetful(CausalTracer):
         def receive(self, node, peer, what, stamp, t, ident):  # type: ignore[no-untyped-def]
-            super().receive(node, peer, what, type(stamp)(stamp.msg_id, {}, stamp.lamport), t, ident)
+            super().receive(node, peer, what, type(stamp)(stamp.msg_id, (), stamp.lamport), t, ident)
 
     out = io.StringIO()
     Simulator(PARTITIONED_POW, node_core_factory, tracer=Forgetful(out)).run()
@@ -142,4 +142,4 @@ def test_a_vector_clock_snapshot_in_a_stamp_does_not_move() -> None:
     tracer = CausalTracer(io.StringIO())
     stamp = tracer.send("a", "b", "block", 0.0, "00")
     tracer.internal("a", "block-mined", 1.0, {"height": 1})
-    assert VectorClock(stamp.vc) == VectorClock({"a": 1})
+    assert VectorClock(dict(stamp.vc)) == VectorClock({"a": 1})
