@@ -30,6 +30,8 @@ class Stamp:
     msg_id: str
     vc: tuple[tuple[str, int], ...]  # a snapshot; tuples, which the garbage collector stops tracking
     lamport: int
+    what: str  # the message kind, and the hash it names (hex): each receive repeats them
+    ident: str
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -103,9 +105,9 @@ class CausalTracer:
         self._write(f'{{"node":"{node}","seq":{seq},"kind":"send","what":{self._json_of.get(what) or self._what(what)},'
                     f'"msg_id":"{node}:{seq}","peer":"{peer}","vc":{{"{node}":{seq}{process.others_json}}},'
                     f'"lamport":{lamport},"time_ns":{round(t * 1e9)},"detail":{{"id":"{ident}"}}}}\n')
-        return Stamp(f"{node}:{seq}", ((node, seq), *process.others_pairs), lamport)
+        return Stamp(f"{node}:{seq}", ((node, seq), *process.others_pairs), lamport, what, ident)
 
-    def receive(self, node: str, peer: str, what: str, stamp: Stamp, t: float, ident: str) -> None:
+    def receive(self, node: str, peer: str, stamp: Stamp, t: float) -> None:
         """A copy of the message stamped `stamp` reaches `node`: merge, then tick (the sender's entry for `node` is
         never above ours, so it is skipped)."""
         process = self._processes.get(node) or self._process(node)
@@ -119,10 +121,9 @@ class CausalTracer:
             process.remake()
         process.seq = seq = process.seq + 1
         process.lamport = lamport = max(process.lamport, stamp.lamport) + 1
-        self._write(f'{{"node":"{node}","seq":{seq},"kind":"receive","what":'
-                    f'{self._json_of.get(what) or self._what(what)},"msg_id":"{stamp.msg_id}","peer":"{peer}",'
-                    f'"vc":{{"{node}":{seq}{process.others_json}}},"lamport":{lamport},"time_ns":{round(t * 1e9)},'
-                    f'"detail":{{"id":"{ident}"}}}}\n')
+        self._write(f'{{"node":"{node}","seq":{seq},"kind":"receive","what":{self._json_of[stamp.what]},'
+                    f'"msg_id":"{stamp.msg_id}","peer":"{peer}","vc":{{"{node}":{seq}{process.others_json}}},'
+                    f'"lamport":{lamport},"time_ns":{round(t * 1e9)},"detail":{{"id":"{stamp.ident}"}}}}\n')
 
     def internal(self, node: str, what: str, t: float, detail: Mapping[str, Any]) -> None:
         """A decision of `node` (or a fault that happened to it)."""

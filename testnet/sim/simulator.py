@@ -317,7 +317,7 @@ class Simulator:
         kind, ident = self.codec.label(message)
         self.trace.record(self.t, dst.name, kind, ident)
         if event.stamp is not None and self.tracer is not None:
-            self.tracer.receive(dst.name, self.nodes[event.src].name, kind, event.stamp, self.t, ident.hex()[:16])
+            self.tracer.receive(dst.name, self.nodes[event.src].name, event.stamp, self.t)
         alarms = dst.core.tree.safety_alarms
         dst.receive(self.nodes[event.src].name, message, self.t)
         if dst.core is not None and dst.core.tree.safety_alarms > alarms:
