@@ -449,8 +449,8 @@ class Relay:
             except DecodeError as error:
                 return [Punish(peer=peer, penalty=block_penalty(error.code), code=error.code,
                                reason=f"sync block: {error.message}")]
-        accepted = self.sync.on_blocks(peer, [(b.hash, b.height) for b in blocks], self.chain.best_height())
-        assert accepted, "the in-flight peer's answer is always taken"
+        if not self.sync.on_blocks(peer, [(b.hash, b.height) for b in blocks], self.chain.best_height()):
+            return []  # a second copy of the batch we already have (a resent request's other answer)
         for block in blocks:
             self.gossip.on_received(peer, block.hash)
         actions = self.poll_sync(now)  # ask for the next batch while this one imports

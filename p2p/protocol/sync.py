@@ -8,7 +8,9 @@ sync forward. One request is in flight at a time, because each needs the previou
 rotate round-robin over the peers that are ahead of the frontier, so the download is spread across peers and a
 slow or vanished peer costs at most one timeout. A request unanswered for an eighth of the timeout is sent again,
 same locator, same peer (up to 3 times): a lost request or answer costs a second or so, not the whole timeout, while
-a node that is behind (and may mine a fork meanwhile) waits. A late answer to an earlier copy is the awaited answer.
+a node that is behind (and may mine a fork meanwhile) waits. A late answer to an earlier copy is the awaited answer;
+a second copy of a batch already received (its last block is the frontier) is dropped, not taken for the next
+answer.
 A peer that sent a non-empty batch is asked again until it sends an empty one (a batch may be cut short by the frame
 size, and a height claimed in Hello may be stale). At most `max_queued_batches` received batches wait for import,
 which bounds the work queued behind the download.
@@ -246,6 +248,8 @@ class SyncPlanner:
         for (unsolicited, or late after a timeout): the caller should ignore the batch."""
         if self._in_flight is None or self._in_flight.peer != peer:
             return False
+        if blocks and self._frontier is not None and blocks[-1][0] == self._frontier[0]:
+            return False  # a second answer to a resent request, arriving after the next request went out: not its
         self._in_flight = None
         self.batches_received += 1
         if not blocks:

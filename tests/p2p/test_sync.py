@@ -98,6 +98,19 @@ def test_an_answer_to_a_resent_request_is_the_awaited_answer() -> None:
     assert planner.take_stalled() == []
 
 
+def test_the_second_answer_to_a_resent_request_is_not_taken_for_the_next_answer() -> None:
+    planner = SyncPlanner(timeout_s=8.0)
+    planner.add_peer("a", 50)
+    first = planner.poll(0.0, 0, our_locator)
+    assert planner.poll(1.0, 0, our_locator) == first  # resent: two answers will come
+    assert planner.on_blocks("a", blocks(1, 5), local_height=0)
+    second = planner.poll(1.1, 0, our_locator)
+    assert second is not None and second.peer == "a" and second.message.locator[0] == h(5)
+    assert not planner.on_blocks("a", blocks(1, 5), local_height=0)  # the copy: ignored, the request still waits
+    assert planner.in_flight_peer() == "a"
+    assert planner.on_blocks("a", blocks(6, 9), local_height=0)
+
+
 def test_a_peer_that_never_answers_stops_being_asked_beyond_its_claim() -> None:
     planner = SyncPlanner(timeout_s=1.0)
     planner.add_peer("a", 10)
