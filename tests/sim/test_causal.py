@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections import deque
 from pathlib import Path
 from random import Random
 
@@ -20,6 +19,7 @@ from cli.main import main
 from testnet.sim.causal import CausalTracer
 from testnet.sim.config import SimConfig, parse_faults
 from testnet.sim.simulator import Simulator
+from tests.causality.test_graph import _reachable  # the message graph's closure, one definition
 from tests.sim.helpers import node_core_factory, reckless_core_factory
 
 PARTITIONED_POW = SimConfig(
@@ -34,17 +34,6 @@ def traced(config: SimConfig, factory=node_core_factory) -> tuple[Simulator, lis
     simulator = Simulator(config, factory, tracer=CausalTracer(out, faults))
     simulator.result = simulator.run()  # type: ignore[attr-defined]
     return simulator, out.getvalue().splitlines(), [json.loads(line) for line in faults.getvalue().splitlines()]
-
-
-def _reachable(graph: TraceGraph, source: int) -> set[int]:
-    seen = {source}
-    queue = deque([source])
-    while queue:
-        for _, following in graph.successors(queue.popleft()):
-            if following not in seen:
-                seen.add(following)
-                queue.append(following)
-    return seen - {source}
 
 
 def test_a_traced_run_parses_and_is_the_same_run() -> None:
