@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import click
@@ -80,15 +81,19 @@ def init_command(datadir: str, genesis_path: str, key_hex: str | None, as_json: 
 @command.command(name="run")
 @click.option("--datadir", required=True, type=click.Path(file_okay=False, exists=True), help="data directory")
 @_shared_options
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="write a causal trace (JSON lines, docs/TRACING.md); appends to FILE and resumes its clocks")
 @click.option("--json", "as_json", is_flag=True,
               help="print one JSON line (urls, chain id, data dir, node id) on stdout once the node serves")
-def run_command(datadir: str, as_json: bool, **options: Any) -> None:
+def run_command(datadir: str, as_json: bool, trace_file: str | None, **options: Any) -> None:
     """Run the node until SIGTERM or Ctrl-C (then stop mining, finish the current import, close the store)."""
     from node.logs import setup_logging
     from node.runtime import Node
 
     try:
         config = load_config(datadir).with_overrides(_overrides(**options))
+        if trace_file is not None:
+            config = config.with_overrides({"node.trace_file": str(Path(trace_file).resolve())})
         factory = eventloop.loop_factory()
     except (ConfigError, ValueError) as exc:
         fail(str(exc))

@@ -30,6 +30,7 @@ from testnet.sim.core import CoreSpec, SimCore
 from testnet.sim.network import MODELS
 from testnet.sim.simulator import SimResult, Simulator
 from testnet.sim.swarm import swarm_configs
+from testnet.state import trace_events_path
 
 
 def node_core_factory(spec: CoreSpec) -> SimCore:
@@ -198,11 +199,6 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             _print_trace_hints(result, trace_path)
     if not result.ok:
         sys.exit(1)
-
-
-def trace_events_path(trace_path: Path) -> Path:
-    """Where `--trace FILE` writes the run's faults: FILE's name with `.events.jsonl` for its suffix."""
-    return trace_path.with_name(trace_path.stem + ".events.jsonl")
 
 
 def _run_traced(config: SimConfig, trace_path: Path, memory_every_s: float) -> tuple[SimResult, Timing]:

@@ -107,11 +107,12 @@ def _genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
               help="funded load accounts in genesis")
 @click.option("--foreground", is_flag=True, help="show a live table until Ctrl-C, then take the testnet down")
 @click.option("--load-tps", type=click.FloatRange(0, min_open=True), help="with --foreground: a light load")
+@click.option("--trace", is_flag=True, help="every node writes a causal trace (collect with `testnet trace`)")
 @json_option
 @user_errors
 def up_command(nodes: int, consensus: str, directory: Path | None, topology: str, hashrate_shares: str | None,
                hashrate_hps: float | None, genesis_params: tuple[str, ...], seed: str | None, load_accounts: int,
-               foreground: bool, load_tps: float | None, as_json: bool) -> None:
+               foreground: bool, load_tps: float | None, trace: bool, as_json: bool) -> None:
     """Create and start a testnet; waits until every node answers and has its topology's peers.
 
     Ports are chosen by the OS, so testnets never collide. Miners run niced with capped hash rates (the genesis
@@ -122,7 +123,7 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
     options = launcher.UpOptions(nodes=nodes, consensus=consensus, directory=directory, topology=topology,
                                  hashrate_shares=_shares(hashrate_shares), hashrate_hps=hashrate_hps,
                                  genesis_params=_genesis_params(genesis_params), seed=seed,
-                                 load_accounts=load_accounts, tie_to_launcher=foreground)
+                                 load_accounts=load_accounts, tie_to_launcher=foreground, trace=trace)
     started = time.monotonic()
     if foreground:
         _exit_on_signals()  # while starting: up() stops what it started, then the command exits
@@ -442,6 +443,31 @@ async def _load_with_progress(generator: LoadGenerator, *, interactive: bool) ->
     if interactive:
         click.echo("", err=True)
     return result
+
+
+@command.command(name="trace")
+@dir_option
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="where to write the merged trace [default: DIR/trace.jsonl]")
+@json_option
+@user_errors
+def trace_command(directory: Path | None, out_path: Path | None, as_json: bool) -> None:
+    """Gather the causal traces of every node (`testnet up --trace`) into one file for `chainlab trace`; the
+    testnet's events.jsonl goes beside it as OUT.events.jsonl, so diagrams shade the faults. Works while the
+    testnet runs and after `down`."""
+    from testnet.tracecollect import collect
+
+    root = launcher.resolve_directory(directory)
+    result = collect(root, out_path or root / "trace.jsonl")
+    if as_json:
+        emit_json(result)
+        return
+    per_node = ", ".join(f"{name} {count}" for name, count in result["per_node"].items())
+    click.echo(f"{result['events']} events ({per_node}) -> {result['out']}")
+    for name, why in result["missing"].items():
+        click.echo(f"note  {name}: {why}", err=True)
+    click.echo(f"next: chainlab trace concurrent {result['out']} --what block-mined --same height\n"
+               f"      chainlab trace diagram {result['out']} --out diagram.html", err=True)
 
 
 @command.command(name="check")

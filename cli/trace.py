@@ -27,7 +27,7 @@ from causality.diagram import (
 from causality.events import TraceError, parse_trace
 from causality.graph import DEFAULT_MAX_PAIRS, RefError, Relation, TraceGraph
 from cli.common import emit_json, fail
-from testnet.state import EVENTS_FILE, read_event_file
+from testnet.state import EVENTS_FILE, read_event_file, trace_events_path
 
 SHOWN_IN_TEXT = 40  # text output lists at most this many events or messages; --json lists them all
 FORMATS = ("html", "svg", "shiviz")
@@ -64,11 +64,13 @@ def _resolve(graph: TraceGraph, ref: str) -> int:
 
 
 def _faults(trace: Path, events_path: Path | None) -> list[Fault]:
-    """The fault periods of --events, else of the events.jsonl beside the trace (none when there is none)."""
+    """The fault periods of --events, else of TRACE.events.jsonl (written by `sim --trace` and `testnet trace`),
+    else of the events.jsonl beside the trace (none when there is none)."""
     if events_path is not None and not events_path.is_file():
         fail(f"{events_path}: no such file")
-    source = events_path or (trace.parent / EVENTS_FILE)
-    if not source.is_file():
+    source = events_path or next((path for path in (trace_events_path(trace), trace.parent / EVENTS_FILE)
+                                  if path.is_file()), None)
+    if source is None:
         return []
     try:
         return fault_periods(read_event_file(source))

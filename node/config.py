@@ -5,6 +5,7 @@
 name = "node0"
 log_format = "text"          # text | json
 log_level = "info"
+trace_file = ""              # causal trace, e.g. "trace.jsonl" (relative to the data directory); empty: off
 
 [p2p]
 host = "127.0.0.1"
@@ -67,6 +68,7 @@ class NodeSection:
     name: str = "node"
     log_format: str = "text"
     log_level: str = "info"
+    trace_file: str = ""  # causal trace (docs/TRACING.md); relative to the data directory; empty: off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

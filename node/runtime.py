@@ -22,6 +22,7 @@ from pathlib import Path
 
 import prometheus_client
 
+from causality.recorder import NodeTracer
 from chain import crypto
 from chain.block import Block
 from chain.blocktree import AddResult
@@ -33,7 +34,7 @@ from consensus.engine import ReadResult
 from consensus.registry import spec_of
 from node.adapters import ChainAccessAdapter, NodeApiAdapter
 from node.api import EventBroker
-from node.config import NodeConfig
+from node.config import ConfigError, NodeConfig
 from node.core import NodeCore, Output
 from node.datadir import OpenChain, open_chain
 from node.identity import load_or_create_key
@@ -42,8 +43,10 @@ from node.metrics import NodeMetrics
 from node.mining import Miner, solve_puzzle
 from node.rpc import RpcConfig, RpcServer
 from node.syncprogress import SyncProgress
+from node.tracefile import TraceFile, open_trace
 from node.waits import READ_TIMEOUT_S, FinalHeightWaits, LinearizableReads, TxCommitWaits
 from p2p.service import P2PConfig, P2PService
+from p2p.tracing import WireTracer
 
 log = logging.getLogger("chainlab.node")
 
@@ -81,6 +84,8 @@ class Node:
         self.tx_waits = TxCommitWaits(self.final_waits)
         self.p2p: P2PService | None = None
         self.rpc: RpcServer | None = None
+        self.tracer: NodeTracer | None = None
+        self._trace_file: TraceFile | None = None
         self.miner: Miner | None = None
         self.sync_progress = SyncProgress()
         self._bootstrap_deadline: float | None = None  # while set, mining waits for a configured peer
@@ -108,6 +113,7 @@ class Node:
                                                     mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=ignore_sigint)
         p2p = self.config.p2p
+        self.tracer = self._open_trace()
         self.p2p = service = P2PService(
             P2PConfig(listen_host=p2p.host, listen_port=p2p.port, bootstrap=tuple(p2p.bootstrap),
                       target_peers=p2p.target_peers, max_peers=p2p.max_peers, advertise_url=p2p.advertise_url,
@@ -115,6 +121,8 @@ class Node:
             # Handshake challenges must be unpredictable: the system's randomness, not a seeded generator.
             self.key, ChainAccessAdapter(self), rng=random.SystemRandom(),
         )
+        if self.tracer is not None:
+            service.tracer = WireTracer(self.tracer)
         await service.start()
         self.node_metrics.watch_p2p(service.metrics)
         self.node_metrics.watch_listener("p2p", service.listener.counters)
@@ -141,6 +149,40 @@ class Node:
                  service.url, server.url, self.key.public_key.hex()[:16])
         for warning in self.core.spec.start_warnings(self.genesis, self.key.address, self.config.mining.enabled):
             log.warning("genesis: %s", warning)
+
+    def _open_trace(self) -> NodeTracer | None:
+        """The causal trace of `[node] trace_file` (docs/TRACING.md), or None when tracing is off."""
+        if not self.config.node.trace_file:
+            return None
+        path = self.datadir / self.config.node.trace_file
+        try:
+            tracer, self._trace_file = open_trace(self.config.node.name, path, self.key.public_key.hex())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"[node] trace_file {path}: {exc}") from exc
+        log.info("tracing causality to %s (resumed from event %d)", path, tracer.resumed_from)
+        return tracer
+
+    def _trace(self, out: Output) -> None:
+        """The core's decisions as internal events, before the messages they cause are sent."""
+        tracer = self.tracer
+        if tracer is None:
+            return
+        made = "block-mined" if self.core.spec.seals_with_workers else "block-proposed"
+        for block in out.announce_blocks:
+            tracer.internal(made, {"block": block.hash.hex(), "height": block.height})
+        for event in out.events:
+            kind = event.get("type")
+            if kind == "block":
+                tracer.internal("block-connected", {"block": event["hash"], "height": event["height"]})
+            elif kind == "final":
+                tracer.internal("block-final", {"block": event["hash"], "height": event["height"]})
+            elif kind == "reorg":
+                disconnected, connected = event.get("disconnected"), event.get("connected")
+                tracer.internal("reorg", {"disconnected": disconnected, "connected": connected,
+                                          "depth": len(disconnected) if isinstance(disconnected, list) else 0})
+        if out.mining is not None and self._mining_active != out.mining.active:
+            tracer.internal("mining-resumed" if out.mining.active else "mining-paused",
+                            {"reason": out.mining.reason})
 
     def _write_node_info(self) -> None:
         """`node.json` in the data directory: how tools find a running node (pid, bound URLs, node id)."""
@@ -177,6 +219,8 @@ class Node:
             if self._verify_pool is not None:
                 self._verify_pool.shutdown(wait=True, cancel_futures=True)
             self.chain.close()
+            if self._trace_file is not None:
+                self._trace_file.close()
         (self.datadir / NODE_INFO_FILE).unlink(missing_ok=True)
         self._stopped.set()
 
@@ -238,6 +282,7 @@ class Node:
 
     def apply(self, out: Output) -> None:
         """Do what the core decided: log, count, send, mine, publish."""
+        self._trace(out)
         for note in out.notes:
             log.info("%s", note)
         if out.results:
@@ -354,7 +399,10 @@ class Node:
 
     async def submit_tx(self, tx: Transaction, source: str | None = None) -> None:
         """Mempool admission (RejectError with its code), then relay and refresh the mining template."""
-        self.apply(self.core.receive_tx(tx, source=source, now=time.monotonic(), now_ms=wall_ms()))
+        out = self.core.receive_tx(tx, source=source, now=time.monotonic(), now_ms=wall_ms())
+        if source is None and self.tracer is not None:  # a client's write entering the system
+            self.tracer.internal("tx-accepted", {"tx": tx.hash.hex()})
+        self.apply(out)
 
     async def read_index(self) -> ReadResult:
         """A linearizable read's go-ahead: the engine's answer, returned once the final height has reached its

@@ -58,6 +58,7 @@ from p2p.protocol.session import (
     PeerSession,
     Reply,
 )
+from p2p.tracing import WireTracer
 from p2p.transport import CLOSE_TIMEOUT_S, Connection, WebSocket
 
 __all__ = ["BlockVerdict", "ChainAccess", "FaultConfig", "P2PConfig", "P2PService"]
@@ -88,6 +89,7 @@ class P2PService:
         self.chain = chain
         self.node_id = identity.public_key.hex()
         self.metrics = P2PMetrics()
+        self.tracer: WireTracer | None = None  # set by a node that traces (p2p/tracing.py)
         self.faults: FaultConfig = NO_FAULTS
         self.port = 0
         self.url = ""
@@ -478,7 +480,10 @@ class P2PService:
 
     def _send_message(self, conn: Connection, message: Message) -> None:
         if not conn.closing:
-            self._send(conn, conn.session.send(message), message.name)
+            frame = conn.session.send(message)
+            if self.tracer is not None and conn.peer is not None:
+                frame = self.tracer.stamp(conn.peer, message, frame)
+            self._send(conn, frame, message.name)
 
     def _send_to(self, peer: str, message: Message) -> None:
         conn = self._ready.get(peer)
@@ -556,6 +561,8 @@ class P2PService:
     def _on_event(self, conn: Connection, event: Event, now: float) -> None:
         if isinstance(event, MessageReceived):
             self.metrics.messages_in[event.message.name] += 1
+            if event.stamp is not None and self.tracer is not None and conn.peer is not None:
+                self.tracer.received(conn.peer, event.message, event.stamp)
             self._on_message(conn, event.message, now)
         elif isinstance(event, Reply):
             self._send(conn, event.frame, event.message.name, handshake=event.message.HANDSHAKE)

@@ -16,7 +16,7 @@ from typing import Any
 from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from consensus.registry import check_genesis, spec_named
-from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, write_config
+from node.config import MiningSection, NodeConfig, NodeSection, P2PSection, RpcSection, write_config
 from node.datadir import init_datadir
 from node.identity import KEY_FILE
 from testnet.local import LocalNode, wait_until
@@ -33,6 +33,7 @@ def load_key(seed: str, index: int) -> PrivateKey:
 
 
 SINK_ACCOUNTS = 4
+TRACE_FILE = "trace.jsonl"  # a traced node's causal trace, in its data directory
 
 
 def sink_key(seed: str, index: int) -> PrivateKey:
@@ -57,12 +58,14 @@ class Cluster:
         params: dict[str, Any] | None = None, finality_threshold: int = 6, hashrate_shares: Sequence[float] = (),
         hashrate_hps: float = 2000.0, load_accounts: int = 8, balance: int = 10**12, mining: bool = True,
         block_reward: int = 50, extra_args: Sequence[str] = (), mining_nice: int = 0, chain_id: str | None = None,
+        trace: bool = False,
     ) -> Cluster:
         """Keys, genesis and data directories for `count` nodes under `root` (nothing is started).
 
         `hashrate_hps` is the average capped rate per miner; `hashrate_shares` split the total between the nodes (a
         share of 0 makes a node that does not mine and is not a declared miner). `mining_nice` is the nice value of
-        the mining workers."""
+        the mining workers. With `trace`, every node writes a causal trace to TRACE_FILE in its data directory
+        (docs/TRACING.md), which `chainlab testnet trace` collects."""
         seed = seed or secrets.token_hex(4)
         root.mkdir(parents=True, exist_ok=True)
         keys = [node_key(seed, i) for i in range(count)]
@@ -90,6 +93,7 @@ class Cluster:
             init_datadir(datadir, genesis)
             token = secrets.token_hex(16)
             config = NodeConfig(
+                node=NodeSection(name=f"node{index}", trace_file=TRACE_FILE if trace else ""),
                 p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=token),
                 # a zero share must not mine: hashrate_hps 0 would mean "no cap"
                 mining=MiningSection(enabled=mining and (rates[index] > 0 or not spec.seals_with_workers), processes=1,

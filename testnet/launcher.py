@@ -75,6 +75,7 @@ class UpOptions:
     # Foreground: the nodes end with this process, however it ends (parent-death signal); up() must then run on
     # the main thread. A detached testnet's nodes outlive the command that started them.
     tie_to_launcher: bool = False
+    trace: bool = False  # every node writes a causal trace (docs/TRACING.md; `chainlab testnet trace` collects)
 
 
 def _noop(message: str) -> None:
@@ -150,7 +151,7 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
             directory, options.nodes, consensus=options.consensus, seed=seed, params=params,
             finality_threshold=int(top.get("finality_threshold", 6)), block_reward=int(top.get("block_reward", 50)),
             chain_id=top.get("chain_id"), hashrate_shares=shares, hashrate_hps=total_hps / options.nodes,
-            load_accounts=options.load_accounts, mining_nice=options.mining_nice,
+            load_accounts=options.load_accounts, mining_nice=options.mining_nice, trace=options.trace,
         )
     except (ValueError, GenesisError, DatadirError) as exc:
         if fresh:  # nothing was started: do not leave a half-made directory behind

@@ -219,6 +219,12 @@ def append_event(testnet: Testnet, action: str, *, nodes: list[str] | None = Non
     return event
 
 
+def trace_events_path(trace: Path) -> Path:
+    """Where the faults of a trace go (a simulated run's, a collected testnet's): FILE's name with `.events.jsonl`
+    for its suffix; `chainlab trace` looks there first, then at an events.jsonl beside the trace."""
+    return trace.with_name(trace.stem + ".events.jsonl")
+
+
 def read_events(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every event of events.jsonl in order (a torn last line, from a crash mid-write, is skipped)."""
     path = Path(directory) / EVENTS_FILE

@@ -20,7 +20,8 @@ class FrameError(DecodeError):
     """Bytes from a peer that are not one valid P2P message.
 
     Codes: `oversize` (above the frame limit; nothing was parsed), `unknown-message` (a tag we do not know),
-    `malformed` (anything else: not canonical msgpack, wrong field count or types, a field out of bounds).
+    `bad-clock` (a Stamped frame's clock is malformed), `malformed` (anything else: not canonical msgpack, wrong
+    field count or types, a field out of bounds).
     """
 
     def __init__(self, message: str, code: str = "malformed") -> None:
@@ -52,8 +53,8 @@ def decode_frame(data: object, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTE
         raise FrameError(f"{cls.__name__}: {exc.message}", code=exc.code) from exc
     try:
         return cls.from_fields(fields)
-    except (TypeError, ValueError) as exc:
-        raise FrameError(f"{cls.__name__}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # a ClockFieldError carries its own code (`bad-clock`)
+        raise FrameError(f"{cls.__name__}: {exc}", code=getattr(exc, "code", "malformed")) from exc
 
 
 def split_frames(data: bytes, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[bytes]:

@@ -33,6 +33,7 @@ CONNECTION_PENALTIES: dict[str, Penalty] = {
     "oversize": BAN,
     "unknown-message": BAN,
     "unexpected-message": BAN,
+    "bad-clock": BAN,
     "bad-handshake-signature": BAN,
     "rate-limited": Penalty(points=10, disconnect=False),
     "bad-version": DISCONNECT,

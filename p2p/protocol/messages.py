@@ -32,7 +32,10 @@ MAX_BUNDLE_FRAMES = 256
 MAX_DISCONNECT_CODE_CHARS = 64
 MAX_DISCONNECT_MESSAGE_CHARS = 256
 CHALLENGE_BYTES = 32
+MAX_CLOCK_ENTRIES = 1024
+MAX_TRACE_NAME_CHARS = 64
 U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
 
 INVENTORY_KINDS = ("tx", "block")
 
@@ -354,9 +357,65 @@ class Bundle(Message):
                 raise ValueError("a bundle frame must be a non-bundle frame")
 
 
+class ClockFieldError(ValueError):
+    """A Stamped message whose clock is malformed: the frame is refused with the code `bad-clock`."""
+
+    code = "bad-clock"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stamped(Message):
+    """One frame with the sender's clocks, sent instead of the bare frame by a node that traces
+    (docs/TRACING.md): `msg_id` names the send event (`node:seq`), `vc` is the sender's vector clock after the send
+    as (node, counter) pairs sorted by node, `lamport` its Lamport time. A node that does not trace sends bare
+    frames (the field costs nothing then); every node unwraps a Stamped frame, traced or not. The inner frame is
+    checked when it is handled, as a bundle's frames are, and may not be a bundle, a handshake message or another
+    Stamped."""
+
+    TAG: ClassVar[int] = 48
+    msg_id: str
+    vc: tuple[tuple[str, int], ...]
+    lamport: int
+    frame: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            text = check_text(self.msg_id, "msg_id", min_size=3, max_size=MAX_TRACE_NAME_CHARS + 21)
+        except ValueError as exc:
+            raise ClockFieldError(str(exc)) from None
+        sender, _, seq = text.rpartition(":")
+        if not sender or not seq.isdigit() or len(seq) > 20 or int(seq) == 0:
+            raise ClockFieldError(f"msg_id must be node:seq with seq >= 1, got {text!r}")
+        if type(self.vc) is not tuple or not 1 <= len(self.vc) <= MAX_CLOCK_ENTRIES:
+            raise ClockFieldError(f"vc must hold 1 to {MAX_CLOCK_ENTRIES} (node, counter) pairs")
+        raw: tuple[Any, ...] = self.vc
+        pairs = tuple(tuple(pair) if type(pair) is list else pair for pair in raw)
+        previous = ""
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                raise ClockFieldError("vc entries must be (node, counter) pairs")
+            name, counter = pair
+            if type(name) is not str or not 1 <= len(name) <= MAX_TRACE_NAME_CHARS or not name.isascii() \
+                    or not name.isprintable():
+                raise ClockFieldError(f"vc node names are printable ASCII of 1..{MAX_TRACE_NAME_CHARS} characters")
+            if name <= previous:
+                raise ClockFieldError("vc entries must be sorted by node name, each name once")
+            if type(counter) is not int or not 1 <= counter <= U64_MAX:
+                raise ClockFieldError(f"vc counter of {name!r} must be an integer in [1, 2^64-1]")
+            previous = name
+        object.__setattr__(self, "vc", pairs)
+        if dict(pairs).get(sender) != int(seq):
+            raise ClockFieldError("vc must hold the sender's entry, equal to the seq of msg_id")
+        if type(self.lamport) is not int or not 1 <= self.lamport <= U64_MAX:
+            raise ClockFieldError("lamport must be an integer in [1, 2^64-1]")
+        check_bytes(self.frame, "frame")
+        if len(self.frame) < 2 or self.frame[1] in (Bundle.TAG, self.TAG):
+            raise ValueError("a stamped frame must be a single frame, not a bundle or another stamped frame")
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Hello, HelloAck, Ping, Pong, Inv, GetData, NotFound, TxMsg, BlockMsg, GetBlocks, Blocks, GetPeers, Peers,
-    EngineMsg, Disconnect, Bundle,
+    EngineMsg, Disconnect, Bundle, Stamped,
 )
 MESSAGES_BY_TAG: dict[int, type[Message]] = {cls.TAG: cls for cls in MESSAGE_TYPES}
 assert len(MESSAGES_BY_TAG) == len(MESSAGE_TYPES), "duplicate P2P message tag"

@@ -33,6 +33,7 @@ from p2p.protocol.messages import (
     Message,
     Ping,
     Pong,
+    Stamped,
 )
 
 HANDSHAKE_DOMAIN = b"chainlab/p2p/hello-ack/v1"
@@ -92,9 +93,10 @@ class HandshakeComplete:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageReceived:
-    """An application message from a READY peer."""
+    """An application message from a READY peer, with the sender's clocks when it came stamped (a tracing peer)."""
 
     message: Message
+    stamp: Stamped | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,12 +232,21 @@ class PeerSession:
                 events.extend(self.receive(inner, now))
             return events
         message = decode_frame(frame, self.max_message_bytes)
+        stamp = None
+        if isinstance(message, Stamped):  # a tracing peer's frame: the message inside, with its clocks
+            stamp = message
+            message = decode_frame(stamp.frame, self.max_message_bytes)
+            if message.HANDSHAKE or isinstance(message, Ping | Pong):
+                raise ProtocolViolation("unexpected-message", f"a stamped {message.name}: only application "
+                                                              "messages are stamped")
         self.last_received = now
         next_state = _TRANSITIONS[self.state].get(type(message))
         if next_state is None:
             raise ProtocolViolation("unexpected-message", f"{message.name} in state {self.state.value}")
         events = self._handle(message, now)
         self.state = next_state
+        if stamp is not None and events and isinstance(events[0], MessageReceived):
+            events[0] = MessageReceived(message=message, stamp=stamp)
         return events
 
     def _handle(self, message: Message, now: float) -> list[Event]:

@@ -19,11 +19,11 @@ from chain.block import Block, decode_block
 from chain.crypto import sha256
 from chain.fifo import trimmed
 from chain.tx import Transaction, decode_tx
-from p2p.protocol.messages import BlockMsg, Blocks, GetBlocks, GetData, Inv, Message, NotFound, TxMsg
+from p2p.protocol.labels import relay_label
+from p2p.protocol.messages import Message
 
 MEMO_BLOCKS = 4_096
 MEMO_TXS = 65_536
-_NO_HASH = bytes(32)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,23 +68,20 @@ class SimCodec:
             self._txs = trimmed(self._txs, MEMO_TXS)
         return tx
 
+    def block_hash(self, raw: bytes) -> bytes:
+        """The hash of an encoded block."""
+        return self.decode_block(raw).hash
+
+    def tx_hash(self, raw: bytes) -> bytes:
+        """The hash of an encoded transaction."""
+        return self.decode_tx(raw).hash
+
     def label(self, message: Wire) -> tuple[str, bytes]:
-        """(kind, hash) naming `message` in the trace: engine (payload SHA-256), block, tx (their hashes), tx-inv,
-        tx-get, tx-notfound (the first hash), getblocks (the first locator hash), blocks (the last block's hash)."""
+        """(kind, hash) naming `message` in the trace: `engine` (payload SHA-256), else as a node names it
+        (p2p/protocol/labels.py)."""
         if isinstance(message, EngineCarrier):
             return "engine", message.digest
-        if isinstance(message, BlockMsg):
-            return "block", self.decode_block(message.raw).hash
-        if isinstance(message, TxMsg):
-            return "tx", self.decode_tx(message.raw).hash
-        if isinstance(message, Inv):
-            return f"{message.kind}-inv", message.hashes[0]
-        if isinstance(message, GetData):
-            return f"{message.kind}-get", message.hashes[0]
-        if isinstance(message, NotFound):
-            return f"{message.kind}-notfound", message.hashes[0]
-        if isinstance(message, GetBlocks):
-            return "getblocks", message.locator[0]
-        if isinstance(message, Blocks):
-            return "blocks", self.decode_block(message.raws[-1]).hash if message.raws else _NO_HASH
-        raise AssertionError(f"the simulator does not carry {message.name}")
+        label = relay_label(message, self.block_hash, self.tx_hash)
+        if label is None:
+            raise AssertionError(f"the simulator does not carry {message.name}")
+        return label

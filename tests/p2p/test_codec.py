@@ -31,6 +31,7 @@ from p2p.protocol.messages import (
     Peers,
     Ping,
     Pong,
+    Stamped,
     TxMsg,
 )
 from tests.conftest import key
@@ -59,6 +60,7 @@ def samples() -> list[Message]:
         EngineMsg(kind="heartbeat", payload=b"\x00\x01"),
         Disconnect(code="wrong-genesis", message="peer genesis ..."),
         Bundle(frames=(encode_frame(Pong(nonce=1)), encode_frame(GetPeers()))),
+        Stamped(msg_id="node1:3", vc=(("node0", 1), ("node1", 3)), lamport=5, frame=encode_frame(GetPeers())),
     ]
 
 
@@ -74,7 +76,7 @@ def test_every_message_type_round_trips() -> None:
 
 
 def test_tags_are_p2p_tags_and_unique() -> None:
-    assert sorted(MESSAGES_BY_TAG) == list(range(32, 48))
+    assert sorted(MESSAGES_BY_TAG) == list(range(32, 49))
 
 
 @pytest.mark.parametrize("build", [

@@ -1,0 +1,117 @@
+"""A node's own trace (`node run --trace FILE`, docs/TRACING.md), pure: its sends, receives and decisions as events
+of causality/events.py, with the vector and Lamport clocks that travel in its stamped P2P frames.
+
+The recorder keeps the clocks and formats the lines; where they go (`write`) and what time it is (`clock`) are
+inputs, so tests drive it with a list and a fake clock, and node/tracefile.py gives it a file. A node that
+restarts on the same file resumes from its last event (`resume_point`): same seq, same clocks. A node that lost
+its file starts again at 1, and its seq jumps past the highest the others name it as soon as a stamp of theirs
+arrives (a gap, which the tools accept).
+
+Peers are named by what they call themselves in their stamps (`node1`); a peer whose name is not known yet (it
+has not sent us a stamped frame) is named by its node id, which `chainlab testnet trace` rewrites to its name
+from that node's `node-start` event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from causality.events import TraceError, parse_trace
+
+MAX_NAME_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a node's trace left off: its last event's seq, Lamport time and the others' clock entries."""
+
+    seq: int = 0
+    lamport: int = 0
+    others: Mapping[str, int] = field(default_factory=dict)
+
+
+def resume_point(lines: Iterable[str], name: str) -> ResumePoint:
+    """The last event of `name` among `lines` (a file's tail, oldest first; lines that do not parse are skipped)."""
+    last = None
+    for line in lines:
+        try:
+            events = list(parse_trace([line if line.endswith("\n") else line + "\n"]))
+        except TraceError:
+            continue
+        if events and events[0].node == name:
+            last = events[0]
+    if last is None:
+        return ResumePoint()
+    return ResumePoint(last.seq, last.lamport, {n: c for n, c in last.vc.items() if n != name})
+
+
+class NodeTracer:
+    """One node's tracer: its clocks and its peers' names; each event is one call of `write` with one line."""
+
+    def __init__(self, name: str, *, write: Callable[[str], None], clock: Callable[[], int], node_id: str = "",
+                 resume: ResumePoint | None = None) -> None:
+        if not 1 <= len(name) <= MAX_NAME_CHARS or not name.isascii() or not name.isprintable():
+            raise ValueError(f"a traced node's name must be 1..{MAX_NAME_CHARS} printable ASCII characters: {name!r}")
+        resume = resume or ResumePoint()
+        self.name = name
+        self._write_line = write
+        self._clock = clock
+        self.seq = resume.seq
+        self.lamport = resume.lamport
+        self._others: dict[str, int] = dict(resume.others)
+        self._names: dict[str, str] = {}  # peer node id -> the name it traces under
+        self.events = 0  # written since this tracer started
+        self.resumed_from = resume.seq
+        self.internal("node-start", {"node_id": node_id, "resumed_from": resume.seq})
+
+    def peer_name(self, peer: str) -> str:
+        """The name a peer (node id) traces under, or its id until a stamp of its told us."""
+        return self._names.get(peer, peer)
+
+    def _vc(self) -> dict[str, int]:
+        vc = dict(self._others)
+        vc[self.name] = self.seq
+        return vc
+
+    def _write(self, kind: str, what: str, *, msg_id: str | None = None, peer: str | None = None,
+               detail: Mapping[str, Any] | None = None) -> None:
+        line = json.dumps({"node": self.name, "seq": self.seq, "kind": kind, "what": what, "msg_id": msg_id,
+                           "peer": peer, "vc": self._vc(), "lamport": self.lamport, "time_ns": self._clock(),
+                           "detail": dict(detail or {})}, separators=(",", ":"))
+        self._write_line(line + "\n")
+        self.events += 1
+
+    def internal(self, what: str, detail: Mapping[str, Any] | None = None) -> None:
+        """A decision of this node."""
+        self.seq += 1
+        self.lamport += 1
+        self._write("internal", what, detail=detail)
+
+    def send(self, peer: str, what: str, ident: str) -> tuple[str, tuple[tuple[str, int], ...], int]:
+        """A message to `peer` (node id); its stamp: (msg_id, vector clock as sorted pairs, Lamport time)."""
+        self.seq += 1
+        self.lamport += 1
+        msg_id = f"{self.name}:{self.seq}"
+        self._write("send", what, msg_id=msg_id, peer=self.peer_name(peer), detail={"id": ident})
+        return msg_id, tuple(sorted(self._vc().items())), self.lamport
+
+    def receive(self, peer: str, what: str, ident: str, *, msg_id: str,
+                vc: tuple[tuple[str, int], ...], lamport: int) -> None:
+        """A stamped message from `peer` (node id): merge its clocks, then tick."""
+        sender = msg_id.rpartition(":")[0]
+        if sender and sender != self.name:
+            self._names[peer] = sender
+        others = self._others
+        for name, counter in vc:
+            if name == self.name:
+                # Only a node that lost its trace file is named higher than it counts: its seq jumps past what
+                # the others saw, so ids stay unique and clocks ordered (a gap, which the tools accept).
+                self.seq = max(self.seq, counter)
+            elif counter > others.get(name, 0):
+                others[name] = counter
+        self.seq += 1
+        self.lamport = max(self.lamport, lamport) + 1
+        self._write("receive", what, msg_id=msg_id, peer=self.peer_name(peer), detail={"id": ident})

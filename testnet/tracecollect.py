@@ -1,0 +1,78 @@
+"""`chainlab testnet trace`: the causal traces of a testnet's nodes gathered into one file (docs/TRACING.md).
+
+Each node that traces writes its own file (`[node] trace_file`, `trace.jsonl` in its data directory under
+`testnet up --trace`). The collector reads them all, names peers that a node knew only by node id (before their
+first stamp reached it) by their names from the `node-start` events, orders the events by wall-clock time (one
+host: one clock; the tools order by the clocks, not by this), and writes one trace. The testnet's events.jsonl is
+copied beside it as `OUT.events.jsonl`, so `chainlab trace diagram` shades the faults without further options. A
+node without a trace, or a trace that cannot be read, is reported and the rest is collected; a bad line in the
+middle of a file is an error naming the file and line (a torn last line, from a crash, is skipped).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from causality.events import TraceError, TraceEvent, parse_trace
+from node.config import ConfigError, load_config
+from testnet.cluster import TRACE_FILE
+from testnet.state import EVENTS_FILE, TestnetError, load_testnet, trace_events_path
+
+
+def node_trace_path(datadir: Path) -> Path:
+    """The trace file a node of a testnet writes: its configured `trace_file`, else the testnet default."""
+    try:
+        configured = load_config(datadir).node.trace_file
+    except ConfigError:
+        configured = ""
+    return datadir / (configured or TRACE_FILE)
+
+
+def collect(directory: Path, out: Path) -> dict[str, Any]:
+    """Write the merged trace of the testnet in `directory` to `out`; a summary: events per node, nodes without
+    a trace (and why), peers renamed. TestnetError when no node has a trace or `out` cannot be written."""
+    testnet = load_testnet(directory)
+    events: list[TraceEvent] = []
+    per_node: dict[str, int] = {}
+    missing: dict[str, str] = {}
+    for record in testnet.nodes:
+        path = node_trace_path(Path(record.datadir))
+        if not path.is_file():
+            missing[record.name] = f"no trace at {path} (start the testnet with `testnet up --trace`)"
+            continue
+        try:
+            with path.open(encoding="utf-8") as lines:
+                found = list(parse_trace(lines, str(path)))
+        except (OSError, UnicodeDecodeError) as exc:
+            missing[record.name] = f"cannot read {path}: {exc}"
+            continue
+        except TraceError as exc:
+            raise TestnetError(str(exc)) from None
+        per_node[record.name] = len(found)
+        events.extend(found)
+    if not events:
+        raise TestnetError(f"no node of {directory} has a trace: " + "; ".join(f"{n}: {w}" for n, w in missing.items()))
+    names = {str(e.detail.get("node_id")): e.node for e in events
+             if e.what == "node-start" and isinstance(e.detail.get("node_id"), str) and e.detail.get("node_id")}
+    renamed = 0
+    merged = []
+    for event in sorted(events, key=lambda e: (e.time_ns, e.node, e.seq)):
+        if event.peer is not None and event.peer in names:
+            event = TraceEvent(node=event.node, seq=event.seq, kind=event.kind, what=event.what, vc=event.vc,
+                               lamport=event.lamport, time_ns=event.time_ns, msg_id=event.msg_id,
+                               peer=names[event.peer], detail=event.detail)
+            renamed += 1
+        merged.append(event)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as handle:
+            handle.writelines(event.to_line() for event in merged)
+        faults = Path(directory) / EVENTS_FILE
+        if faults.is_file():
+            shutil.copyfile(faults, trace_events_path(out))
+    except OSError as exc:
+        raise TestnetError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
+    return {"out": str(out), "events": len(merged), "per_node": per_node, "missing": missing,
+            "peers_renamed": renamed, "faults": str(trace_events_path(out)) if faults.is_file() else None}
