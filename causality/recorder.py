@@ -49,7 +49,11 @@ def resume_point(lines: Iterable[str], name: str) -> ResumePoint:
 
 
 class NodeTracer:
-    """One node's tracer: its clocks and its peers' names; each event is one call of `write` with one line."""
+    """One node's tracer: its clocks and its peers' names; each event is one call of `write` with one line.
+
+    Lines are formatted here rather than through `TraceEvent.to_line` (the same fields; names and kinds quoted
+    once and remembered, the others' clock entries kept as JSON and remade only when a receive brings news): a
+    node under load traces a few events per transaction. tests/causality/test_recorder.py parses them back."""
 
     def __init__(self, name: str, *, write: Callable[[str], None], clock: Callable[[], int], node_id: str = "",
                  resume: ResumePoint | None = None) -> None:
@@ -61,42 +65,55 @@ class NodeTracer:
         self._clock = clock
         self.seq = resume.seq
         self.lamport = resume.lamport
-        self._others: dict[str, int] = dict(resume.others)
+        self._others: dict[str, int] = {n: c for n, c in resume.others.items() if n != name and c > 0}
         self._names: dict[str, str] = {}  # peer node id -> the name it traces under
+        self._quoted: dict[str, str] = {}  # JSON of names and kinds, made once
+        self._quoted_name = self._quote(name)
+        self._head = f'{{"node":{self._quoted_name},"seq":'
+        self._own = f'"vc":{{{self._quote(name)}:'
+        self._others_json = ""
+        self._others_pairs: tuple[tuple[str, int], ...] = ()
+        self._remake()
         self.events = 0  # written since this tracer started
         self.resumed_from = resume.seq
         self.internal("node-start", {"node_id": node_id, "resumed_from": resume.seq})
+
+    def _quote(self, text: str) -> str:
+        quoted = self._quoted.get(text)
+        if quoted is None:
+            quoted = self._quoted[text] = json.dumps(text)
+        return quoted
+
+    def _remake(self) -> None:
+        self._others_pairs = tuple(sorted(self._others.items()))
+        self._others_json = "".join(f",{self._quote(n)}:{c}" for n, c in self._others_pairs)
 
     def peer_name(self, peer: str) -> str:
         """The name a peer (node id) traces under, or its id until a stamp of its told us."""
         return self._names.get(peer, peer)
 
-    def _vc(self) -> dict[str, int]:
-        vc = dict(self._others)
-        vc[self.name] = self.seq
-        return vc
-
-    def _write(self, kind: str, what: str, *, msg_id: str | None = None, peer: str | None = None,
-               detail: Mapping[str, Any] | None = None) -> None:
-        line = json.dumps({"node": self.name, "seq": self.seq, "kind": kind, "what": what, "msg_id": msg_id,
-                           "peer": peer, "vc": self._vc(), "lamport": self.lamport, "time_ns": self._clock(),
-                           "detail": dict(detail or {})}, separators=(",", ":"))
-        self._write_line(line + "\n")
+    def _write(self, kind: str, what: str, msg_id: str, peer: str, detail: str) -> None:
+        self._write_line(f'{self._head}{self.seq},"kind":"{kind}","what":{self._quote(what)},"msg_id":{msg_id},'
+                         f'"peer":{peer},{self._own}{self.seq}{self._others_json}}},"lamport":{self.lamport},'
+                         f'"time_ns":{self._clock()},"detail":{detail}}}\n')
         self.events += 1
 
     def internal(self, what: str, detail: Mapping[str, Any] | None = None) -> None:
         """A decision of this node."""
         self.seq += 1
         self.lamport += 1
-        self._write("internal", what, detail=detail)
+        self._write("internal", what, "null", "null", json.dumps(detail or {}, separators=(",", ":")))
 
     def send(self, peer: str, what: str, ident: str) -> tuple[str, tuple[tuple[str, int], ...], int]:
-        """A message to `peer` (node id); its stamp: (msg_id, vector clock as sorted pairs, Lamport time)."""
+        """A message to `peer` (node id); its stamp: (msg_id, vector clock as sorted pairs, Lamport time).
+        `ident` is hex (the hash the message names)."""
         self.seq += 1
         self.lamport += 1
         msg_id = f"{self.name}:{self.seq}"
-        self._write("send", what, msg_id=msg_id, peer=self.peer_name(peer), detail={"id": ident})
-        return msg_id, tuple(sorted(self._vc().items())), self.lamport
+        self._write("send", what, f'{self._quoted_name[:-1]}:{self.seq}"', self._quote(self.peer_name(peer)),
+                    f'{{"id":"{ident}"}}')
+        vc = tuple(sorted((*self._others_pairs, (self.name, self.seq))))
+        return msg_id, vc, self.lamport
 
     def receive(self, peer: str, what: str, ident: str, *, msg_id: str,
                 vc: tuple[tuple[str, int], ...], lamport: int) -> None:
@@ -105,13 +122,18 @@ class NodeTracer:
         if sender and sender != self.name:
             self._names[peer] = sender
         others = self._others
+        news = False
         for name, counter in vc:
             if name == self.name:
                 # Only a node that lost its trace file is named higher than it counts: its seq jumps past what
                 # the others saw, so ids stay unique and clocks ordered (a gap, which the tools accept).
-                self.seq = max(self.seq, counter)
+                if counter > self.seq:
+                    self.seq = counter
             elif counter > others.get(name, 0):
                 others[name] = counter
+                news = True
+        if news:
+            self._remake()
         self.seq += 1
         self.lamport = max(self.lamport, lamport) + 1
-        self._write("receive", what, msg_id=msg_id, peer=self.peer_name(peer), detail={"id": ident})
+        self._write("receive", what, json.dumps(msg_id), self._quote(self.peer_name(peer)), f'{{"id":"{ident}"}}')

@@ -388,11 +388,24 @@ def sync_command(blocks: int, txs: int, as_json: bool) -> None:
 @command.command(name="rpc")
 @click.option("--txs", "tx_count", type=click.IntRange(1, 1_000_000), default=20_000, show_default=True)
 @click.option("--clients", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("--trace", is_flag=True, help="measure causal tracing's cost: untraced and traced runs in turn, each "
+                                            "with one peer the transactions are gossiped to")
+@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="with --trace: untraced/traced pairs of runs (medians are reported)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def rpc_command(tx_count: int, clients: int, as_json: bool) -> None:
+def rpc_command(tx_count: int, clients: int, trace: bool, rounds: int, as_json: bool) -> None:
     """Signed transfers POSTed over HTTP by concurrent clients to one node process."""
-    from testnet.bench_network import measure_rpc
+    from testnet.bench_network import measure_rpc, measure_rpc_trace_overhead
 
+    if trace:
+        overhead = measure_rpc_trace_overhead(tx_count, clients, rounds)
+        if as_json:
+            emit_json(overhead)
+            return
+        click.echo(f"untraced {overhead['untraced_per_s']}/s, traced {overhead['traced_per_s']}/s "
+                   f"({overhead['trace_events_per_run']} events per run): tracing costs "
+                   f"{overhead['overhead_pct']}% of the throughput (medians of {rounds} rounds, 1 peer)")
+        return
     result = measure_rpc(tx_count, clients)
     if as_json:
         emit_json(result)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from causality.recorder import NodeTracer
 from chain.block import peek_block_hash
 from chain.crypto import sha256
-from p2p.protocol.codec import encode_frame
+from chain.encoding import pack
 from p2p.protocol.labels import NO_HASH, relay_label
-from p2p.protocol.messages import EngineMsg, Message, Stamped
+from p2p.protocol.messages import MESSAGE_VERSION, EngineMsg, Message, Stamped
 
 IDENT_HEX = 16  # the hash a traced message names, cut as the simulator cuts it
 
@@ -43,7 +43,8 @@ class WireTracer:
         if named is None:
             return frame
         msg_id, vc, lamport = self.tracer.send(peer, *named)
-        return encode_frame(Stamped(msg_id=msg_id, vc=vc, lamport=lamport, frame=frame))
+        # Our own clocks are well formed by construction: packed directly, not checked as a peer's would be.
+        return pack(Stamped.TAG, MESSAGE_VERSION, [msg_id, vc, lamport, frame])
 
     def received(self, peer: str, message: Message, stamp: Stamped) -> None:
         """A stamped `message` from `peer` (node id) arrived: its receive event."""

@@ -24,7 +24,7 @@ from consensus.pow.devtools import generate_pow_chain
 from node.chainfile import write_chain_file
 from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, ValidationSection, write_config
 from node.datadir import init_datadir, open_chain
-from testnet.cluster import Cluster
+from testnet.cluster import TRACE_FILE, Cluster
 from testnet.local import LocalNode, wait_until
 
 
@@ -80,27 +80,49 @@ def measure_sync(blocks: int, txs: int) -> dict[str, Any]:
             "ratio": round(sync_rate / import_rate, 4)}
 
 
-def measure_rpc(tx_count: int, clients: int) -> dict[str, Any]:
-    """`tx_count` signed transfers POSTed by `clients` concurrent HTTP clients to one node (mining off)."""
+def measure_rpc(tx_count: int, clients: int, *, peers: int = 0, trace: bool = False) -> dict[str, Any]:
+    """`tx_count` signed transfers POSTed by `clients` concurrent HTTP clients to one node (mining off); with
+    `peers`, that many more nodes connected to it, to which it gossips every transaction; with `trace`, every node
+    writes a causal trace (docs/TRACING.md)."""
     with tempfile.TemporaryDirectory(prefix="chainlab-bench-rpc-") as workdir:
         per_sender = 16
-        cluster = Cluster.create(Path(workdir), 1, mining=False, load_accounts=-(-tx_count // per_sender),
-                                 seed="bench-rpc")
+        cluster = Cluster.create(Path(workdir), 1 + peers, mining=False, load_accounts=-(-tx_count // per_sender),
+                                 seed="bench-rpc", trace=trace)
         chain_id = cluster.genesis.chain_id
         bodies = [json.dumps({"tx": make_transfer(key, chain_id=chain_id, recipient=key.address[::-1], amount=1,
                                                   fee=1, nonce=nonce).encoded.hex()}).encode()
                   for nonce in range(per_sender) for key in cluster.load_keys][:tx_count]
         try:
             cluster.start()
+            if peers:
+                cluster.wait_connected(1)
             url = cluster.nodes[0].rpc_url + "/v1/transactions"
             latencies, accepted, elapsed = asyncio.run(_post_all(url, bodies, clients))
         finally:
             cluster.stop()
+        traced = sum(len((node.datadir / TRACE_FILE).read_bytes().splitlines()) for node in cluster.nodes
+                     if (node.datadir / TRACE_FILE).exists())
     latencies.sort()
-    return {"txs": tx_count, "clients": clients, "accepted": accepted, "seconds": round(elapsed, 3),
-            "accepted_per_s": round(accepted / elapsed, 1),
+    return {"txs": tx_count, "clients": clients, "peers": peers, "trace": trace, "accepted": accepted,
+            "seconds": round(elapsed, 3), "accepted_per_s": round(accepted / elapsed, 1),
             "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
-            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2)}
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
+            "trace_events": traced}
+
+
+def measure_rpc_trace_overhead(tx_count: int, clients: int, rounds: int) -> dict[str, Any]:
+    """`bench rpc --trace`: the RPC benchmark with one peer (so every transaction is gossiped, and its messages
+    traced), untraced and traced in turn `rounds` times; the medians and the traced run's cost in throughput."""
+    runs: dict[str, list[dict[str, Any]]] = {"untraced": [], "traced": []}
+    for _ in range(rounds):
+        runs["untraced"].append(measure_rpc(tx_count, clients, peers=1))
+        runs["traced"].append(measure_rpc(tx_count, clients, peers=1, trace=True))
+    medians = {name: statistics.median(run["accepted_per_s"] for run in results) for name, results in runs.items()}
+    return {"txs": tx_count, "clients": clients, "peers": 1, "rounds": rounds,
+            "untraced_per_s": medians["untraced"], "traced_per_s": medians["traced"],
+            "overhead_pct": round(100 * (1 - medians["traced"] / medians["untraced"]), 1),
+            "trace_events_per_run": statistics.median(run["trace_events"] for run in runs["traced"]),
+            "runs": runs}
 
 
 async def _post_all(url: str, bodies: list[bytes], clients: int) -> tuple[list[float], int, float]:

@@ -99,3 +99,17 @@ def test_traced_messages_are_named_as_the_simulator_names_them() -> None:
     assert label(INV) == ("block-inv", bytes(range(32)).hex()[:16])
     assert label(TxMsg(raw=b"\x01\x02")) == ("tx", sha256(b"\x01\x02").hex()[:16])
     assert label(GetPeers()) is None  # peer exchange is not traced
+
+
+def test_a_tracing_node_stamps_what_it_traces_and_the_stamp_is_valid() -> None:
+    from causality.recorder import NodeTracer
+    from p2p.tracing import WireTracer
+
+    lines: list[str] = []
+    wire = WireTracer(NodeTracer("node0", write=lines.append, clock=lambda: 5))
+    bare = encode_frame(INV)
+    frame = wire.stamp("peer-id", INV, bare)
+    message = decode_frame(frame)
+    assert message == Stamped(msg_id="node0:2", vc=(("node0", 2),), lamport=2, frame=bare)
+    assert wire.stamp("peer-id", GetPeers(), encode_frame(GetPeers())) == encode_frame(GetPeers())
+    assert len(lines) == 2  # node-start and the send: peer exchange is not traced
