@@ -405,6 +405,8 @@ def rpc_command(tx_count: int, clients: int, trace: bool, rounds: int, as_json: 
         click.echo(f"untraced {overhead['untraced_per_s']}/s, traced {overhead['traced_per_s']}/s "
                    f"({overhead['trace_events_per_run']} events per run): tracing costs "
                    f"{overhead['overhead_pct']}% of the throughput (medians of {rounds} rounds, 1 peer)")
+        click.echo(f"nodes' CPU per transaction: untraced {overhead['untraced_cpu_us_per_tx']} us, traced "
+                   f"{overhead['traced_cpu_us_per_tx']} us ({overhead['cpu_overhead_pct']}%)")
         return
     result = measure_rpc(tx_count, clients)
     if as_json:

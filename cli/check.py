@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from causality.events import TraceError, TraceEvent, parse_trace
 from cli.common import emit_json, fail
 from testnet.consistency import GUARANTEES, PROMISES, Report, analyse
 from testnet.history import HistoryError, Op, read_history
@@ -26,6 +27,7 @@ from testnet.linearizability import (
 )
 from testnet.report import render_consistency_report, render_history_report
 from testnet.state import EVENTS_FILE, read_event_file
+from testnet.tracelinks import link_ops
 
 
 @click.group(name="check")
@@ -48,8 +50,10 @@ def command() -> None:
               help="also write the HTML report (lanes per process, the offending operation highlighted)")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
               help=f"nemesis events to draw in the report (default: {EVENTS_FILE} beside HISTORY, if any)")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="a causal trace of the run (`testnet trace`): name the trace events around the first violation")
 def linearizable_command(history: Path, model: str, timeout_s: float, max_states: int, as_json: bool,
-                         html_path: Path | None, events_path: Path | None) -> None:
+                         html_path: Path | None, events_path: Path | None, trace_path: Path | None) -> None:
     """Is HISTORY linearizable? Exit 0 when it is, 1 when it is not (the first operation that cannot be placed
     and the operations around it are printed), 2 when the budget ran out (`unknown`)."""
     if not history.exists():
@@ -62,6 +66,7 @@ def linearizable_command(history: Path, model: str, timeout_s: float, max_states
         ops = read_history(history)
     except (HistoryError, OSError) as exc:
         fail(str(exc))
+    trace = _read_trace(trace_path)
     deadline = time.monotonic() + timeout_s
     started = time.perf_counter()
     try:
@@ -71,11 +76,19 @@ def linearizable_command(history: Path, model: str, timeout_s: float, max_states
     seconds = time.perf_counter() - started
     if html_path is not None:  # written before the verdict is printed, so a bad path fails before any output
         _write_report(html_path, result, ops, history, events_path)
+    linked = None
+    failed = result.failed_key
+    if trace_path is not None and failed is not None and failed.stuck is not None:
+        stuck = result.operations[failed.stuck]
+        indices = [stuck.call] + ([int(stuck.ret)] if stuck.ret != float("inf") else [])
+        linked = link_ops(trace, ops, indices, str(trace_path))
     if as_json:
         report = {"report": str(html_path)} if html_path is not None else {}
-        emit_json({**result.to_json(), "history": str(history), "seconds": round(seconds, 3), **report})
+        emit_json({**result.to_json(), "history": str(history), "seconds": round(seconds, 3), **report,
+                   **({"trace": linked} if trace_path is not None else {})})
     else:
         _print(result, history, seconds)
+        _print_linked(linked, trace_path, result.verdict == "not-linearizable")
         if html_path is not None:
             click.echo(f"report: {html_path}")
     if result.verdict != "linearizable":
@@ -112,8 +125,11 @@ def _print(result: Result, history: Path, seconds: float) -> None:
               help="also write an HTML report: one lane per client, violations highlighted, nemesis events drawn")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
               help=f"nemesis events to draw in the report (default: {EVENTS_FILE} beside HISTORY, if any)")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="a causal trace of the run (`testnet trace`): name the trace events around the first violation")
 def consistency_command(history: Path, levels: str | None, engine: str | None, timeout_s: float,
-                        as_json: bool, html_path: Path | None, events_path: Path | None) -> None:
+                        as_json: bool, html_path: Path | None, events_path: Path | None,
+                        trace_path: Path | None) -> None:
     """Which guarantees does the load history HISTORY satisfy, per read level: linearizable, read-your-writes,
     monotonic reads, monotonic writes, writes-follow-reads; and did the nodes converge after quiescence? Exit 1
     when a guarantee that the level promises is violated (docs/CONSISTENCY.md), 0 otherwise."""
@@ -134,6 +150,7 @@ def consistency_command(history: Path, levels: str | None, engine: str | None, t
         if unknown or not chosen:
             fail(f"--levels: unknown level {unknown[0] if unknown else levels!r} (levels: {', '.join(READ_LEVELS)})")
     engine = engine or _engine_beside(history)
+    trace = _read_trace(trace_path)
     started = time.monotonic()
     try:
         report = analyse(ops, levels=chosen, should_stop=lambda: time.monotonic() > started + timeout_s)
@@ -145,15 +162,49 @@ def consistency_command(history: Path, levels: str | None, engine: str | None, t
         events = _events_for(history, events_path)
         _write_html(html_path, render_consistency_report(title=f"{history.name}: consistency", ops=ops,
                                                          report=report, events=events, engine=engine))
+    linked = None
+    if trace_path is not None and broken:
+        first = next((g.examples[0] for r in report.levels.values() for g in r.guarantees.values()
+                      if g.examples and f"{g.name} ({r.level} reads)" in broken), None)
+        first = first or (report.convergence.examples[0] if report.convergence.examples else None)
+        if first is not None:
+            linked = link_ops(trace, ops, first["indices"], str(trace_path))
     if as_json:
         emit_json({**report.to_json(), "history": str(history), "engine": engine, "broken_promises": broken,
-                   "seconds": seconds, **({"report": str(html_path)} if html_path is not None else {})})
+                   "seconds": seconds, **({"report": str(html_path)} if html_path is not None else {}),
+                   **({"trace": linked} if trace_path is not None else {})})
     else:
         _print_consistency(report, history, engine, broken)
+        _print_linked(linked, trace_path, bool(broken))
         if html_path is not None:
             click.echo(f"report: {html_path}")
     if broken:
         raise SystemExit(1)
+
+
+def _read_trace(trace_path: Path | None) -> list[TraceEvent]:
+    """The events of --trace (none without it); a one-line error for a missing or malformed file."""
+    if trace_path is None:
+        return []
+    try:
+        with trace_path.open(encoding="utf-8") as lines:
+            return list(parse_trace(lines, str(trace_path)))
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--trace: cannot read {trace_path}: {exc}")
+    except TraceError as exc:
+        fail(f"--trace: {exc}")
+
+
+def _print_linked(linked: dict[str, Any] | None, trace_path: Path | None, violated: bool) -> None:
+    """The trace events around the first violation and the commands that show them."""
+    if trace_path is None or not violated:
+        return
+    if linked is None:
+        click.echo(f"trace: {trace_path} has no event of the violation's nodes while its operations were in flight")
+        return
+    click.echo("trace events while the violation's operations were in flight: " + "; ".join(linked["events"]))
+    for command_line in linked["commands"]:
+        click.echo(f"  {command_line}")
 
 
 def _events_for(history: Path, events_path: Path | None) -> list[dict[str, Any]]:

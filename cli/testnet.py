@@ -490,11 +490,25 @@ def check_command(directory: Path | None, converge_timeout_s: float, source: str
     else:
         for check in result["checks"]:
             click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+        _print_trace_links(result.get("trace") or {})
         unread = {k: v for k, v in result["sources"].items() if v not in ("rpc", "store")}
         for name, why in unread.items():
             click.echo(f"note  {name}: {why}", err=True)
     if not result["ok"]:
         sys.exit(1)
+
+
+def _print_trace_links(links: dict[str, Any]) -> None:
+    """The trace events of each failure, and the commands that show them (docs/TRACING.md)."""
+    if "error" in links:
+        click.echo(f"trace  cannot read the nodes' traces: {links['error']}")
+        return
+    for name, found in links.items():
+        click.echo(f"trace  {name}: " + "; ".join(found["events"]))
+        if "made" in found:
+            click.echo(f"trace  {name}: {found['made']}")
+        for command_line in found["commands"]:
+            click.echo(f"       {command_line}")
 
 
 def shipped_scenarios() -> dict[str, Path]:

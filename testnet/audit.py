@@ -38,6 +38,8 @@ from testnet.history import Op, acknowledged_final, read_history
 from testnet.nemesis import refresh
 from testnet.state import HISTORY_FILE, Testnet, TestnetError, load_testnet, read_events
 from testnet.topology import components
+from testnet.tracecollect import read_node_traces
+from testnet.tracelinks import link_failed_checks
 
 CHECK_NAMES = ("final-prefix-agreement", "convergence", "ledger-invariants", "no-lost-acknowledged-tx", "liveness",
                "no-safety-alarm", "consistency")
@@ -94,8 +96,24 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
     else:
         results.update(_checks_on_views(testnet, genesis, views, options))
     ordered = [results[name] for name in CHECK_NAMES if name in options.checks and name in results]
-    return {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": [r.to_json() for r in ordered],
-            "sources": sources}
+    checks = [r.to_json() for r in ordered]
+    out = {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": checks, "sources": sources}
+    if not out["ok"]:
+        out["trace"] = _trace_links(testnet, checks)
+    return out
+
+
+def _trace_links(testnet: Testnet, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """On a traced testnet, the trace events of each failure (docs/TRACING.md); {} when the nodes do not trace."""
+    try:
+        events = read_node_traces(testnet).events
+    except TestnetError as exc:
+        return {"error": str(exc)}
+    if not events:
+        return {}
+    ops = read_history(testnet.path / HISTORY_FILE) if any(c["name"] == "consistency" and not c["ok"]
+                                                           for c in checks) else []
+    return link_failed_checks(checks, events, testnet.path, ops)
 
 
 def check_consistency(ops: Sequence[Op]) -> CheckResult:

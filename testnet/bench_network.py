@@ -24,6 +24,7 @@ from consensus.pow.devtools import generate_pow_chain
 from node.chainfile import write_chain_file
 from node.config import MiningSection, NodeConfig, P2PSection, RpcSection, ValidationSection, write_config
 from node.datadir import init_datadir, open_chain
+from testnet.bench_loop import processes_cpu_s
 from testnet.cluster import TRACE_FILE, Cluster
 from testnet.local import LocalNode, wait_until
 
@@ -97,7 +98,13 @@ def measure_rpc(tx_count: int, clients: int, *, peers: int = 0, trace: bool = Fa
             if peers:
                 cluster.wait_connected(1)
             url = cluster.nodes[0].rpc_url + "/v1/transactions"
+            pids = [node.process.pid if node.process is not None else None for node in cluster.nodes]
+            cpu_before = processes_cpu_s(pids)
             latencies, accepted, elapsed = asyncio.run(_post_all(url, bodies, clients))
+            if peers:  # the peer's share of the work: until it has every transaction
+                wait_until(lambda: int(cluster.nodes[1].client().status().get("mempool_size", 0)) >= accepted, 30.0,
+                           "the peer to receive every transaction")
+            cpu_after = processes_cpu_s(pids)
         finally:
             cluster.stop()
         traced = sum(len((node.datadir / TRACE_FILE).read_bytes().splitlines()) for node in cluster.nodes
@@ -107,7 +114,9 @@ def measure_rpc(tx_count: int, clients: int, *, peers: int = 0, trace: bool = Fa
             "seconds": round(elapsed, 3), "accepted_per_s": round(accepted / elapsed, 1),
             "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
             "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
-            "trace_events": traced}
+            "trace_events": traced,
+            "nodes_cpu_us_per_tx": (round((cpu_after - cpu_before) / accepted * 1e6, 1)
+                                    if cpu_before is not None and cpu_after is not None and accepted else None)}
 
 
 def measure_rpc_trace_overhead(tx_count: int, clients: int, rounds: int) -> dict[str, Any]:
@@ -118,9 +127,13 @@ def measure_rpc_trace_overhead(tx_count: int, clients: int, rounds: int) -> dict
         runs["untraced"].append(measure_rpc(tx_count, clients, peers=1))
         runs["traced"].append(measure_rpc(tx_count, clients, peers=1, trace=True))
     medians = {name: statistics.median(run["accepted_per_s"] for run in results) for name, results in runs.items()}
+    cpu = {name: statistics.median(run["nodes_cpu_us_per_tx"] or 0.0 for run in results)
+           for name, results in runs.items()}
     return {"txs": tx_count, "clients": clients, "peers": 1, "rounds": rounds,
             "untraced_per_s": medians["untraced"], "traced_per_s": medians["traced"],
             "overhead_pct": round(100 * (1 - medians["traced"] / medians["untraced"]), 1),
+            "untraced_cpu_us_per_tx": cpu["untraced"], "traced_cpu_us_per_tx": cpu["traced"],
+            "cpu_overhead_pct": round(100 * (cpu["traced"] / cpu["untraced"] - 1), 1) if cpu["untraced"] else None,
             "trace_events_per_run": statistics.median(run["trace_events"] for run in runs["traced"]),
             "runs": runs}
 

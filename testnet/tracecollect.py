@@ -11,14 +11,16 @@ middle of a file is an error naming the file and line (a torn last line, from a 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from causality.events import TraceError, TraceEvent, parse_trace
 from node.config import ConfigError, load_config
 from testnet.cluster import TRACE_FILE
-from testnet.state import EVENTS_FILE, TestnetError, load_testnet, trace_events_path
+from testnet.state import EVENTS_FILE, Testnet, TestnetError, load_testnet, trace_events_path
 
 
 def node_trace_path(datadir: Path) -> Path:
@@ -30,10 +32,18 @@ def node_trace_path(datadir: Path) -> Path:
     return datadir / (configured or TRACE_FILE)
 
 
-def collect(directory: Path, out: Path) -> dict[str, Any]:
-    """Write the merged trace of the testnet in `directory` to `out`; a summary: events per node, nodes without
-    a trace (and why), peers renamed. TestnetError when no node has a trace or `out` cannot be written."""
-    testnet = load_testnet(directory)
+@dataclass(frozen=True, slots=True)
+class NodeTraces:
+    """The nodes' traces read together."""
+
+    events: list[TraceEvent]  # ordered by time, peers named
+    per_node: dict[str, int]  # events per node
+    missing: dict[str, str]  # nodes without a trace, and why
+    renamed: int  # peer fields that held a node id
+
+
+def read_node_traces(testnet: Testnet) -> NodeTraces:
+    """Every event of the nodes' traces; TestnetError for a bad line in the middle of a file."""
     events: list[TraceEvent] = []
     per_node: dict[str, int] = {}
     missing: dict[str, str] = {}
@@ -52,19 +62,27 @@ def collect(directory: Path, out: Path) -> dict[str, Any]:
             raise TestnetError(str(exc)) from None
         per_node[record.name] = len(found)
         events.extend(found)
-    if not events:
-        raise TestnetError(f"no node of {directory} has a trace: " + "; ".join(f"{n}: {w}" for n, w in missing.items()))
     names = {str(e.detail.get("node_id")): e.node for e in events
              if e.what == "node-start" and isinstance(e.detail.get("node_id"), str) and e.detail.get("node_id")}
-    renamed = 0
     merged = []
+    renamed = 0
     for event in sorted(events, key=lambda e: (e.time_ns, e.node, e.seq)):
         if event.peer is not None and event.peer in names:
-            event = TraceEvent(node=event.node, seq=event.seq, kind=event.kind, what=event.what, vc=event.vc,
-                               lamport=event.lamport, time_ns=event.time_ns, msg_id=event.msg_id,
-                               peer=names[event.peer], detail=event.detail)
+            event = dataclasses.replace(event, peer=names[event.peer])
             renamed += 1
         merged.append(event)
+    return NodeTraces(merged, per_node, missing, renamed)
+
+
+def collect(directory: Path, out: Path) -> dict[str, Any]:
+    """Write the merged trace of the testnet in `directory` to `out`; a summary: events per node, nodes without
+    a trace (and why), peers renamed. TestnetError when no node has a trace or `out` cannot be written."""
+    testnet = load_testnet(directory)
+    traces = read_node_traces(testnet)
+    merged = traces.events
+    if not merged:
+        raise TestnetError(f"no node of {directory} has a trace: " +
+                           "; ".join(f"{n}: {w}" for n, w in traces.missing.items()))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as handle:
@@ -74,5 +92,5 @@ def collect(directory: Path, out: Path) -> dict[str, Any]:
             shutil.copyfile(faults, trace_events_path(out))
     except OSError as exc:
         raise TestnetError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
-    return {"out": str(out), "events": len(merged), "per_node": per_node, "missing": missing,
-            "peers_renamed": renamed, "faults": str(trace_events_path(out)) if faults.is_file() else None}
+    return {"out": str(out), "events": len(merged), "per_node": traces.per_node, "missing": traces.missing,
+            "peers_renamed": traces.renamed, "faults": str(trace_events_path(out)) if faults.is_file() else None}
