@@ -123,6 +123,7 @@ class Simulator:
                  observe_every_s: float = 0.0, tracer: CausalTracer | None = None) -> None:
         self.config = config
         self.tracer = tracer
+        self._labelled: tuple[object, str, str] = (None, "", "")  # the last message sent, its kind and hash (hex)
         self.core_factory = core_factory
         self.observer = observer
         self.observe_every_s = observe_every_s
@@ -217,7 +218,10 @@ class Simulator:
                 break
             self.t = t
             handlers[type(event)](event)
-        return self._verdict()
+        result = self._verdict()
+        if self.tracer is not None:
+            self.tracer.flush()
+        return result
 
     def _boot(self, node: SimNode) -> None:
         spec = CoreSpec(name=node.name, index=node.index, genesis=self.genesis, store=node.store, key=node.key,
@@ -246,8 +250,11 @@ class Simulator:
             return
         stamp = None
         if self.tracer is not None:  # a lost message is a send without a receive
-            kind, ident = self.codec.label(message)
-            stamp = self.tracer.send(node.name, peer, kind, t, ident.hex()[:16])
+            if message is not self._labelled[0]:  # a broadcast is one message sent to every peer: label it once
+                kind, ident = self.codec.label(message)
+                self._labelled = (message, kind, ident[:8].hex())
+            _, kind, ident_hex = self._labelled
+            stamp = self.tracer.send(node.name, peer, kind, t, ident_hex)
         copies = self.link_faults.copies(self.rng)
         if copies == 0:
             self.stats["lost"] += 1
@@ -346,6 +353,8 @@ class Simulator:
             return
         node.housekeeping(self.t)
         self.queue.push(self.t + node.clock.virtual_interval(HOUSEKEEPING_S), event)
+        if self.tracer is not None:  # the trace's lines wait in memory until here: bounded by one round's
+            self.tracer.flush()
 
     def _on_block_found(self, event: BlockFound) -> None:
         node = self.nodes[event.node]
