@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, fail
+from cli.simtrace import TraceWriter
 from node.core import NodeCore
 from testnet.history import Op
 from testnet.sim.causal import CausalTracer
@@ -202,12 +203,20 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
 
 
 def _run_traced(config: SimConfig, trace_path: Path, memory_every_s: float) -> tuple[SimResult, Timing]:
+    """The run, its trace's lines made by a writer process on the other core (cli/simtrace.py)."""
     try:
-        with open(trace_path, "w", encoding="utf-8") as out, \
-                open(trace_events_path(trace_path), "w", encoding="utf-8") as faults_out:
-            return run_timed(config, memory_every_s=memory_every_s, tracer=CausalTracer(out, faults_out))
+        with open(trace_events_path(trace_path), "w", encoding="utf-8") as faults_out:
+            writer = TraceWriter(trace_path)
+            try:
+                outcome = run_timed(config, memory_every_s=memory_every_s,
+                                    tracer=CausalTracer(faults_out=faults_out, sink=writer.send))
+            finally:
+                written = writer.close()
     except OSError as exc:
         fail(f"--trace: cannot write {exc.filename or trace_path}: {exc.strerror or exc}")
+    if not written:
+        fail(f"--trace: the trace writer failed; {trace_path} is incomplete")
+    return outcome
 
 
 def _print_trace_hints(result: SimResult, trace_path: Path) -> None:

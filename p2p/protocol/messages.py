@@ -17,7 +17,7 @@ from chain.block import MAX_BLOCK_BYTES
 from chain.encoding import check_bytes, check_text, check_uint
 from chain.tx import MAX_CHAIN_ID_CHARS, MAX_TX_BYTES
 
-PROTOCOL_VERSION = 2  # 2: Bundle (a node of version 1 cannot read one, so the handshake keeps them apart)
+PROTOCOL_VERSION = 3  # 2: Bundle; 3: Stamped (an older node cannot read them: the handshake keeps them apart)
 MESSAGE_VERSION = 1  # the encoding version of every message kind today
 
 MAX_INV_HASHES = 1_000

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from causality.clocks import VectorClock
 from causality.events import parse_trace
+from causality.formatter import TraceFormatter
 from causality.graph import TraceGraph
 from cli.main import main
 from testnet.sim.causal import CausalTracer
@@ -77,12 +78,13 @@ def test_happened_before_from_the_clocks_equals_the_message_graphs_closure() -> 
 
 def test_a_tracer_that_merged_no_clock_is_caught() -> None:
     """The closure test has teeth: a tracer whose receives forget the sender's clock breaks it."""
-    class Forgetful(CausalTracer):
-        def receive(self, node, peer, stamp, t):  # type: ignore[no-untyped-def]
-            super().receive(node, peer, stamp._replace(seq=0, others=()), t)
+    class Forgetful(TraceFormatter):
+        @staticmethod
+        def _merge(node, clock, sender, sender_seq, snapshot):  # type: ignore[no-untyped-def]
+            pass
 
     out = io.StringIO()
-    Simulator(PARTITIONED_POW, node_core_factory, tracer=Forgetful(out)).run()
+    Simulator(PARTITIONED_POW, node_core_factory, tracer=CausalTracer(sink=Forgetful(out.write).feed)).run()
     graph = TraceGraph(parse_trace(out.getvalue().splitlines(), "sim"))
     mismatches = 0
     for source in Random(2).sample(range(len(graph)), 10):
@@ -127,8 +129,21 @@ def test_sim_trace_option_writes_the_files_and_says_how_to_look(tmp_path: Path) 
     assert "Traceback" not in unwritable.output
 
 
-def test_a_vector_clock_snapshot_in_a_stamp_does_not_move() -> None:
-    tracer = CausalTracer(io.StringIO())
+def test_a_receive_merges_the_clock_its_send_had_not_the_senders_latest() -> None:
+    out = io.StringIO()
+    tracer = CausalTracer(out)
     stamp = tracer.send("a", "b", "block", 0.0, "00")
     tracer.internal("a", "block-mined", 1.0, {"height": 1})
-    assert VectorClock(dict(stamp.vc)) == VectorClock({"a": 1})
+    tracer.receive("b", "a", stamp, 2.0)
+    tracer.flush()
+    receive = list(parse_trace(out.getvalue().splitlines(), "t"))[-1]
+    assert receive.vc == VectorClock({"a": 1, "b": 1}) and receive.lamport == 2 and receive.msg_id == "a:1"
+
+
+def test_a_receive_whose_send_was_forgotten_is_counted_and_still_parses() -> None:
+    out = io.StringIO()
+    formatter = TraceFormatter(out.write)
+    formatter.feed([("r", "b", 1, 5, 1.0, "a", "a", 3)])
+    assert formatter.forgotten == 1
+    (event,) = parse_trace(out.getvalue().splitlines(), "t")
+    assert event.kind == "receive" and event.msg_id == "a:3" and event.vc == VectorClock({"a": 3, "b": 1})
