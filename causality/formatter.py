@@ -2,13 +2,13 @@
 
 Records are one tuple per event, all fields plain values so that a batch can be marshalled to another process:
 
-    ("s", node, seq, lamport, t, peer, what, ident)             a send (t: virtual seconds; ident: hex)
-    ("r", node, seq, lamport, t, peer, sender, sender_seq)       a receive of the send (sender, sender_seq)
-    ("i", node, seq, lamport, t, what, detail_json)              an internal event
+    ("s", node, seq, t, peer, what, ident)             a send (t: virtual seconds; ident: hex)
+    ("r", node, seq, t, peer, sender, sender_seq)       a receive of the send (sender, sender_seq)
+    ("i", node, seq, t, what, detail_json)              an internal event
 
-`TraceFormatter` keeps each node's vector clock (a receive merges the clock its send had, remembered from the
-send record) and writes the lines of causality/events.py's format. It imports nothing heavy, so the writer process
-of `chainlab sim --trace` (cli/simtrace.py) starts in a few tens of milliseconds.
+`TraceFormatter` keeps each node's vector and Lamport clocks (a receive merges the clocks its send had, remembered
+from the send record) and writes the lines of causality/events.py's format. It imports nothing heavy, so the writer
+process of `chainlab sim --trace` (cli/simtrace.py) starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ class _Clock:
     """One node's vector clock as the formatter keeps it. Its own entry is its seq; the others' entries change only
     on a receive that brings news, so their JSON and their tuple are remade only then."""
 
-    __slots__ = ("fragments", "head", "last_merged", "others", "others_json", "others_pairs", "pairs_stale",
-                 "vc_head")
+    __slots__ = ("fragments", "head", "lamport", "last_merged", "others", "others_json", "others_pairs",
+                 "pairs_stale", "vc_head")
 
     def __init__(self, name: str) -> None:
         self.head = f'{{"node":"{name}","seq":'  # the constant parts of its lines
         self.vc_head = f'"vc":{{"{name}":'
+        self.lamport = 0
         self.others: dict[str, int] = {}
         self.fragments: dict[str, str] = {}  # name -> ',"name":counter'
         self.others_json = ""  # ',"node1":4,"node2":7'
@@ -56,8 +57,8 @@ class TraceFormatter:
         self._write = write
         self._clocks: dict[str, _Clock] = {}
         self._json_of: dict[str, str] = {}  # JSON strings of the message kinds and decisions, made once
-        # (sender, seq) -> (the sender's other entries at the send, the kind as JSON, the hash): for its receives
-        self._sent: OrderedDict[tuple[str, int], tuple[tuple[tuple[str, int], ...], str, str]] = OrderedDict()
+        # (sender, seq) -> (the sender's other entries and Lamport time at the send, the kind as JSON, the hash)
+        self._sent: OrderedDict[tuple[str, int], tuple[tuple[tuple[str, int], ...], int, str, str]] = OrderedDict()
         self.forgotten = 0
 
     def _clock(self, node: str) -> _Clock:
@@ -83,27 +84,32 @@ class TraceFormatter:
             clock = clocks.get(node) or self._clock(node)
             text = str(record[2])
             if kind == "s":
-                _, _, seq, lamport, t, peer, what, ident = record
+                _, _, seq, t, peer, what, ident = record
+                clock.lamport = lamport = clock.lamport + 1
                 quoted = self._json_of.get(what) or self._quoted(what)
-                sent[(node, seq)] = (clock.pairs() if clock.pairs_stale else clock.others_pairs, quoted, ident)
+                sent[(node, seq)] = (clock.pairs() if clock.pairs_stale else clock.others_pairs, lamport, quoted,
+                                     ident)
                 if len(sent) > REMEMBERED_SENDS:
                     sent.popitem(last=False)
                 line(f'{clock.head}{text},"kind":"send","what":{quoted},"msg_id":"{node}:{text}","peer":"{peer}",'
                      f'{clock.vc_head}{text}{clock.others_json}}},"lamport":{lamport},"time_ns":{round(t * 1e9)},'
                      f'"detail":{{"id":"{ident}"}}}}\n')
             elif kind == "r":
-                _, _, _, lamport, t, peer, sender, sender_seq = record
+                _, _, _, t, peer, sender, sender_seq = record
                 found = sent.get((sender, sender_seq))
                 if found is None:
                     self.forgotten += 1
-                    found = ((), self._quoted("forgotten"), "")
-                snapshot, quoted, ident = found
+                    found = ((), 0, self._quoted("forgotten"), "")
+                snapshot, sent_lamport, quoted, ident = found
                 self._merge(node, clock, sender, sender_seq, snapshot)
+                lamport = clock.lamport if clock.lamport > sent_lamport else sent_lamport
+                clock.lamport = lamport = lamport + 1
                 line(f'{clock.head}{text},"kind":"receive","what":{quoted},"msg_id":"{sender}:{sender_seq}",'
                      f'"peer":"{peer}",{clock.vc_head}{text}{clock.others_json}}},"lamport":{lamport},'
                      f'"time_ns":{round(t * 1e9)},"detail":{{"id":"{ident}"}}}}\n')
             else:
-                _, _, _, lamport, t, what, detail = record
+                _, _, _, t, what, detail = record
+                clock.lamport = lamport = clock.lamport + 1
                 line(f'{clock.head}{text},"kind":"internal","what":{self._quoted(what)},"msg_id":null,"peer":null,'
                      f'{clock.vc_head}{text}{clock.others_json}}},"lamport":{lamport},"time_ns":{round(t * 1e9)},'
                      f'"detail":{detail}}}\n')

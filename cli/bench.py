@@ -416,6 +416,57 @@ def rpc_command(tx_count: int, clients: int, trace: bool, rounds: int, as_json: 
                f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
 
 
+@command.command(name="sim-trace")
+@click.option("--rounds", type=click.IntRange(1, 100), default=20, show_default=True,
+              help="pairs of runs, untraced and traced in turn")
+@click.option("--duration", "duration_s", type=click.FloatRange(1), default=300.0, show_default=True,
+              help="virtual seconds of each run (5 PoW nodes, seed 42, default faults)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def sim_trace_command(rounds: int, duration_s: float, as_json: bool) -> None:
+    """What `sim --trace` costs: the same simulated run untraced and traced (the lines made by the writer
+    process, cli/simtrace.py) in turn, wall time until the trace file is complete."""
+    import statistics
+    from pathlib import Path
+
+    from cli.sim import run_timed
+    from cli.simtrace import TraceWriter
+    from testnet.sim.causal import CausalTracer
+    from testnet.sim.config import SimConfig
+
+    config = SimConfig(seed=42, consensus="pow", nodes=5, duration_s=duration_s)
+    seconds: dict[str, list[float]] = {"untraced": [], "traced": []}
+    with tempfile.TemporaryDirectory(prefix="chainlab-bench-trace-") as workdir:
+        for _ in range(rounds):
+            for name in seconds:
+                gc.collect()
+                started = time.perf_counter()
+                if name == "traced":
+                    writer = TraceWriter(Path(workdir) / "trace.jsonl")
+                    try:
+                        run_timed(config, tracer=CausalTracer(sink=writer.send))
+                    finally:
+                        if not writer.close():
+                            fail("the trace writer failed")
+                else:
+                    run_timed(config)
+                seconds[name].append(time.perf_counter() - started)
+        lines = sum(1 for _ in (Path(workdir) / "trace.jsonl").open())
+    ratios = [traced / untraced for untraced, traced in zip(seconds["untraced"], seconds["traced"], strict=True)]
+    result: dict[str, Any] = {"rounds": rounds, "duration_s": duration_s, "events": lines,
+              "untraced_s": {"median": round(statistics.median(seconds["untraced"]), 3),
+                             "min": round(min(seconds["untraced"]), 3)},
+              "traced_s": {"median": round(statistics.median(seconds["traced"]), 3),
+                           "min": round(min(seconds["traced"]), 3)},
+              "cost_pct": {"median_of_pairs": round(100 * (statistics.median(ratios) - 1), 1),
+                           "min_to_min": round(100 * (min(seconds["traced"]) / min(seconds["untraced"]) - 1), 1)}}
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{lines} events; untraced {result['untraced_s']}, traced {result['traced_s']} s: tracing costs "
+               f"{result['cost_pct']['median_of_pairs']}% (median of {rounds} pairs), "
+               f"{result['cost_pct']['min_to_min']}% (min to min)")
+
+
 @command.command(name="propagation")
 @click.option("--txs", "tx_count", type=click.IntRange(1, 5000), default=1000, show_default=True)
 @click.option("--rounds", type=click.IntRange(1, 100), default=7, show_default=True)

@@ -38,7 +38,7 @@ class TraceWriter:
         path.open("w").close()  # OSError here, naming the file, before anything is started
         root = Path(__file__).resolve().parents[1]
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "cli.simtrace", str(path)], stdin=subprocess.PIPE, cwd=root,
+            [sys.executable, "-m", "cli.simtrace", str(path.resolve())], stdin=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])})
         assert self._child.stdin is not None
         self._pipe: IO[bytes] = self._child.stdin
@@ -73,4 +73,6 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    status = main(sys.argv[1])
+    sys.stdout.flush()
+    os._exit(status)  # the file is closed: skip the interpreter's teardown, which the run would wait for

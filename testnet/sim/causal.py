@@ -31,17 +31,16 @@ from causality.formatter import Record, TraceFormatter
 DECISIONS = {"block": "block-connected", "final": "block-final", "reorg": "reorg"}
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
-# What a traced message carries on the simulated wire: the send's (node, seq, Lamport time). A plain tuple: one is
-# made per message sent.
-Stamp = tuple[str, int, int]
+# What a traced message carries on the simulated wire: the send's (node, seq). A plain tuple: one is made per message
+# sent. The formatter keeps the clocks, Lamport's too.
+Stamp = tuple[str, int]
 
 
 class _Counter:
-    __slots__ = ("lamport", "seq")
+    __slots__ = ("seq",)
 
     def __init__(self) -> None:
         self.seq = 0
-        self.lamport = 0
 
 
 class CausalTracer:
@@ -93,25 +92,20 @@ class CausalTracer:
         if peer not in self._counters:
             self._counter(peer)
         counter.seq = seq = counter.seq + 1
-        counter.lamport = lamport = counter.lamport + 1
-        self._record(("s", node, seq, lamport, t, peer, what, ident))
-        return node, seq, lamport
+        self._record(("s", node, seq, t, peer, what, ident))
+        return node, seq
 
     def receive(self, node: str, peer: str, stamp: Stamp, t: float) -> None:
         """A copy of the message stamped `stamp` reaches `node`."""
         counter = self._counters.get(node) or self._counter(node)
         counter.seq = seq = counter.seq + 1
-        sender, sender_seq, sent_lamport = stamp
-        lamport = counter.lamport if counter.lamport > sent_lamport else sent_lamport
-        counter.lamport = lamport = lamport + 1
-        self._record(("r", node, seq, lamport, t, peer, sender, sender_seq))
+        self._record(("r", node, seq, t, peer, stamp[0], stamp[1]))
 
     def internal(self, node: str, what: str, t: float, detail: Mapping[str, Any]) -> None:
         """A decision of `node` (or a fault that happened to it)."""
         counter = self._counter(node)
         counter.seq = seq = counter.seq + 1
-        counter.lamport += 1
-        self._record(("i", node, seq, counter.lamport, t, what, json.dumps(detail)))
+        self._record(("i", node, seq, t, what, json.dumps(detail)))
         height = detail.get("height")
         if what == "block-final" and isinstance(height, int):
             self.finals.setdefault((node, height), f"{node}:{seq}")

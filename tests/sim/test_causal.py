@@ -143,7 +143,32 @@ def test_a_receive_merges_the_clock_its_send_had_not_the_senders_latest() -> Non
 def test_a_receive_whose_send_was_forgotten_is_counted_and_still_parses() -> None:
     out = io.StringIO()
     formatter = TraceFormatter(out.write)
-    formatter.feed([("r", "b", 1, 5, 1.0, "a", "a", 3)])
+    formatter.feed([("r", "b", 1, 1.0, "a", "a", 3)])
     assert formatter.forgotten == 1
     (event,) = parse_trace(out.getvalue().splitlines(), "t")
     assert event.kind == "receive" and event.msg_id == "a:3" and event.vc == VectorClock({"a": 3, "b": 1})
+
+
+def test_the_writer_process_writes_the_same_file_as_the_inline_formatter(tmp_path: Path) -> None:
+    from cli.simtrace import TraceWriter
+
+    _, inline, _ = traced(PARTITIONED_POW)
+    writer = TraceWriter(tmp_path / "t.jsonl")
+    try:
+        Simulator(PARTITIONED_POW, node_core_factory, tracer=CausalTracer(sink=writer.send)).run()
+    finally:
+        assert writer.close()
+    assert (tmp_path / "t.jsonl").read_text().splitlines() == inline
+
+
+def test_a_writer_that_died_is_reported_not_silent(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from cli.simtrace import TraceWriter
+
+    writer = TraceWriter(tmp_path / "t.jsonl")
+    os.kill(writer._child.pid, signal.SIGKILL)
+    writer._child.wait()
+    writer.send([("i", "a", 1, 0.0, "node-start", "{}")])  # into a closed pipe: no exception here
+    assert writer.close() is False
