@@ -222,12 +222,15 @@ class Ready:
     reads: list[ReadResult] = field(default_factory=list)  # answers to read_index requests
     fetch: list[bytes] = field(default_factory=list)  # blocks the engine knows of but the node lacks: fetch them
     notes: list[str] = field(default_factory=list)  # notable decisions, for the node's log
+    # Decisions for the causal trace (docs/TRACING.md): (what, detail), e.g. ("leader-elected", {"term": 3}) or
+    # ("vote-cast", {"term": 3, "candidate": "ab12cd34"}); `what` is one of causality.events.WHATS.
+    decisions: list[tuple[str, dict[str, object]]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         """True when there is nothing to do."""
         return not (self.persist or self.messages or self.propose or self.proposing or self.validate
                     or self.head is not None or self.commit is not None or self.reads or self.fetch
-                    or self.notes)
+                    or self.notes or self.decisions)
 
 
 class ChainView(Protocol):

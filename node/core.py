@@ -93,6 +93,7 @@ class Output:
     results: list[AddResult] = field(default_factory=list)  # every block import, for metrics
     fetch_blocks: list[tuple[str, bytes]] = field(default_factory=list)  # (peer, hash): blocks to fetch by hash
     reads: list[ReadResult] = field(default_factory=list)  # the engine's answers to read_index requests
+    decisions: list[tuple[str, dict[str, object]]] = field(default_factory=list)  # the engine's, for the trace
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,6 +410,7 @@ class NodeCore:
                 self._follow_tx_destination(out)
                 return
             out.notes.extend(ready.notes)
+            out.decisions.extend(ready.decisions)
             self._persist(ready)
             for outgoing in ready.messages:
                 out.engine_messages.append(self._seal_envelope(outgoing))

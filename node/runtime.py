@@ -167,6 +167,8 @@ class Node:
         tracer = self.tracer
         if tracer is None:
             return
+        for what, detail in out.decisions:  # the engine's: leader elected, vote cast
+            tracer.internal(what, detail)
         made = "block-mined" if self.core.spec.seals_with_workers else "block-proposed"
         for block in out.announce_blocks:
             tracer.internal(made, {"block": block.hash.hex(), "height": block.height})

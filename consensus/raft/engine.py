@@ -484,6 +484,7 @@ class RaftEngine(EngineBase):
             self.voted_for = sender
             self._reset_election_timer(now)
             self._persist_hard_state()  # the vote is on disk before the reply leaves (PySyncObj#84)
+            self._ready.decisions.append(("vote-cast", {"term": self.term, "candidate": _short(sender)}))
         self._send(VOTE_RESP_KIND, VoteResponse(term=self.term, granted=granted).encode(), to=sender)
 
     def _on_vote_response(self, sender: bytes, response: VoteResponse, now: float) -> None:
@@ -530,6 +531,7 @@ class RaftEngine(EngineBase):
         self._heartbeat_at = now
         self._noop_pending = True
         self._note(f"elected leader for term {self.term} with log {last} (commit {self.commit})")
+        self._ready.decisions.append(("leader-elected", {"term": self.term, "log": last}))
         for peer, pr in self._progress.items():
             self._send_heartbeat(peer, pr, 0)  # assert leadership at once
         self._maybe_propose(now)

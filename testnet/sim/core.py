@@ -94,6 +94,10 @@ class OutputView(Protocol):
     def reads(self) -> Sequence[ReadResult]:
         """The engine's answers to linearizable read requests (the simulator's clients wait on them: clients.py)."""
 
+    @property
+    def decisions(self) -> Sequence[tuple[str, dict[str, object]]]:
+        """The engine's decisions for the causal trace (leader elected, vote cast)."""
+
 
 class SimCore(Protocol):
     """The inputs the simulator drives (node.core.NodeCore satisfies this)."""

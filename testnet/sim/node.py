@@ -61,6 +61,9 @@ class NodeHooks(Protocol):
     def made_block(self, node: SimNode, block_hash: bytes, height: int, t: float) -> None:
         """The node sealed a block of its own and is about to push it (for the causal trace)."""
 
+    def decision(self, node: SimNode, what: str, detail: dict[str, object], t: float) -> None:
+        """The node's engine decided something the causal trace records (a leader elected, a vote cast)."""
+
 
 @dataclass(slots=True, kw_only=True)
 class NodeStats:
@@ -361,6 +364,8 @@ class SimNode:
         state it left)."""
         if out.reads:
             self.hooks.read_answers(self, out.reads, self.t)
+        for what, detail in out.decisions:  # before the messages they cause
+            self.hooks.decision(self, what, detail, self.t)
         if not (out.announce_blocks or out.announce_txs or out.engine_messages or out.events
                 or out.mining is not None or out.fetch_blocks):
             return  # most inputs (a relayed heartbeat seen before, say) ask for nothing

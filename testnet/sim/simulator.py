@@ -300,6 +300,11 @@ class Simulator:
             self.first_violation = (f"t={t:.3f}s: {node.name} finalized {ident.hex()[:16]} at height {height}, "
                                     f"{first[0]} finalized {first[1].hex()[:16]}")
 
+    def decision(self, node: SimNode, what: str, detail: dict[str, object], t: float) -> None:
+        """An engine decision (leader elected, vote cast): an internal event of the trace."""
+        if self.tracer is not None:
+            self.tracer.internal(node.name, what, t, detail)
+
     def made_block(self, node: SimNode, block_hash: bytes, height: int, t: float) -> None:
         """A block of the node's own: mined (PoW) or proposed (the others), traced before its pushes."""
         if self.tracer is not None:

@@ -77,6 +77,7 @@ class RaftNet:
         # transaction announcements each core asked for (tx, peer to skip, destination); not delivered: tests
         # put transactions where they want them
         self.announced: dict[str, list[tuple[Transaction, str | None, bytes | None]]] = {n: [] for n in self.names}
+        self.decisions: list[tuple[str, str, dict[str, object]]] = []  # (node, what, detail), for the trace
         for name in self.names:
             self._build(name)
         for name in self.names:
@@ -156,6 +157,7 @@ class RaftNet:
         """Queue what a core asked to send."""
         self.reads[src].extend(out.reads)
         self.announced[src].extend(out.announce_txs)
+        self.decisions.extend((src, what, detail) for what, detail in out.decisions)
         for broadcast in out.engine_messages:
             if broadcast.exclude is not None:
                 continue  # a relay: the harness delivers every envelope directly to its addressee

@@ -53,6 +53,16 @@ def tick_until_someone_campaigns(net: RaftNet, limit_s: float = 5.0) -> str:
 # -- 5.2 leader election -----------------------------------------------------------------------------------------
 
 
+def test_an_election_reports_the_votes_cast_and_the_leader_for_the_causal_trace() -> None:
+    net = RaftNet(3)
+    leader = net.elect()
+    term = net.engine(leader).term
+    elected = [(node, detail) for node, what, detail in net.decisions if what == "leader-elected"]
+    assert elected[-1][0] == leader and elected[-1][1]["term"] == term
+    votes = [(node, detail) for node, what, detail in net.decisions if what == "vote-cast" and detail["term"] == term]
+    assert votes and all(node != leader for node, _ in votes)  # a candidate's vote for itself is not a message
+
+
 def test_follower_times_out_prevotes_at_its_unchanged_term_then_campaigns() -> None:
     net = RaftNet(3)
     name = tick_until_someone_campaigns(net)
