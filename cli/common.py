@@ -30,6 +30,7 @@ def started_line(node: Node, datadir: object) -> str:
 
     return json.dumps({
         "event": "started", "name": node.config.node.name, "rpc_url": node.rpc.url if node.rpc is not None else None,
+        "explorer_url": f"{node.rpc.url}/explorer/" if node.rpc is not None else None,
         "p2p_url": node.p2p.url if node.p2p is not None else None, "chain_id": node.core.genesis.chain_id,
         "datadir": str(datadir), "node_id": node.key.public_key.hex(),
         "address": node.status().get("address"), "pid": os.getpid(),

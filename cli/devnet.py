@@ -92,7 +92,8 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
         config = config.with_overrides({"mining.enabled": False})
     setup_logging("text", "info", "devnet")
     if not as_json:
-        click.echo(f"devnet in {directory}: RPC http://127.0.0.1:{config.rpc.port}, dev account "
+        click.echo(f"devnet in {directory}: RPC http://127.0.0.1:{config.rpc.port}, explorer "
+                   f"http://127.0.0.1:{config.rpc.port}/explorer/, dev account "
                    f"{address_to_text(dev.address)} (import it: chainlab wallet import dev --secret-file "
                    f"{directory / DEV_SECRET_FILE}); Ctrl-C stops", err=True)
 

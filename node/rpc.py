@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +58,18 @@ _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 _HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _BODY_CHUNK_BYTES = 64 * 1024
 _ADMIN_PREFIX = "/v1/admin/"
+
+# The explorer (docs/EXPLORER.md): static files shipped in the package, read once, served read-only. The policy lets
+# the page load only its own script and style and talk only to this origin; nothing inline runs.
+EXPLORER_DIR = Path(__file__).with_name("explorer")
+EXPLORER_FILES = {"": ("index.html", "text/html"), "explorer.js": ("explorer.js", "text/javascript"),
+                  "explorer.css": ("explorer.css", "text/css")}
+EXPLORER_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 # Codes for HTTP errors that aiohttp raises itself (routing) or that a handler raises as an HTTPException.
 _HTTP_CODES = {
     400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
@@ -252,6 +265,8 @@ class RpcServer:
         self.listener = ListenerGuard("rpc", config.socket_limits)  # TCP-level caps and header deadline
         self._port: int | None = None
         self._streams: set[EventSubscription] = set()
+        self._explorer_files = {route: ((EXPLORER_DIR / name).read_bytes(), content_type)
+                                for route, (name, content_type) in EXPLORER_FILES.items()}
         self.app = self._build_app()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -263,6 +278,7 @@ class RpcServer:
             ("/v1/tips", self._tips), ("/v1/transactions/{hash}", self._tx_status),
             ("/v1/accounts/{address}", self._account), ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
             ("/v1/events", self._events), ("/metrics", self._metrics),
+            ("/explorer", self._explorer_root), ("/explorer/", self._explorer), ("/explorer/{file}", self._explorer),
         ]
         post = [
             ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
@@ -296,7 +312,7 @@ class RpcServer:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
-        log.info("RPC listening on %s", self.url)
+        log.info("RPC listening on %s (explorer %s/explorer/)", self.url, self.url)
 
     @property
     def port(self) -> int:
@@ -356,6 +372,16 @@ class RpcServer:
         else:
             message = exc.reason
         return error_response(status, _HTTP_CODES.get(status, f"http-{status}"), message, headers)
+
+    async def _explorer_root(self, request: web.Request) -> web.Response:
+        return web.Response(status=301, headers={"Location": "/explorer/"})
+
+    async def _explorer(self, request: web.Request) -> web.Response:
+        entry = self._explorer_files.get(request.match_info.get("file", ""))
+        if entry is None:
+            raise web.HTTPNotFound()
+        body, content_type = entry
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers=EXPLORER_HEADERS)
 
     async def _preflight(self, request: web.Request) -> web.Response:
         if request.path.startswith(_ADMIN_PREFIX):

@@ -246,6 +246,7 @@ class Node:
                     self.apply(self.core.peers_changed(peers, self._known_peers, now=now, now_ms=now_ms))
                     self._known_peers = peers
                 self.apply(self.core.sync_gap(self.p2p.sync_pause_height, now=now, now_ms=now_ms))
+                self._observe_sync()  # the start and the end of a sync are noticed within a tick
                 if self._bootstrap_deadline is not None:
                     self._check_bootstrap(now, now_ms)
             self.apply(self.core.tick(now=now, now_ms=now_ms))

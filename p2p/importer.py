@@ -57,11 +57,14 @@ class Importer:
         self.hooks = hooks
         self._now = now
         self._queue: asyncio.Queue[Job] = asyncio.Queue(max_jobs)
+        self.batches = 0  # sync batches queued or being imported: the node is still catching up meanwhile
 
     def submit(self, job: Job) -> None:
         """Queue `job`; when the queue is full it is dropped (and may be fetched again)."""
         try:
             self._queue.put_nowait(job)
+            if isinstance(job, BatchJob):
+                self.batches += 1
         except asyncio.QueueFull:
             self.metrics.frames_dropped["import-queue-full"] += 1
             log.warning("import queue full: dropping a %s from %s", type(job).__name__, job.peer[:16])
@@ -71,22 +74,29 @@ class Importer:
         """Import jobs until cancelled."""
         while True:
             job = await self._queue.get()
-            if self.hooks.is_banned(job.peer):
-                # The rest of what a banned peer sent is not worth validating.
-                self.relay.job_dropped(job)
-                continue
             try:
-                if isinstance(job, TxJob):
-                    await self._import_tx(job)
-                elif isinstance(job, BlockJob):
-                    await self._import_block(job)
-                else:
-                    await self._import_batch(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug in the chain layer: log it and keep serving the other peers
-                log.exception("importing a %s from %s failed", type(job).__name__, job.peer[:16])
-                self.relay.job_dropped(job)
+                await self._run_one(job)
+            finally:
+                if isinstance(job, BatchJob):
+                    self.batches -= 1
+
+    async def _run_one(self, job: Job) -> None:
+        if self.hooks.is_banned(job.peer):
+            # The rest of what a banned peer sent is not worth validating.
+            self.relay.job_dropped(job)
+            return
+        try:
+            if isinstance(job, TxJob):
+                await self._import_tx(job)
+            elif isinstance(job, BlockJob):
+                await self._import_block(job)
+            else:
+                await self._import_batch(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in the chain layer: log it and keep serving the other peers
+            log.exception("importing a %s from %s failed", type(job).__name__, job.peer[:16])
+            self.relay.job_dropped(job)
 
     async def _import_tx(self, job: TxJob) -> None:
         try:

@@ -285,8 +285,9 @@ class P2PService:
 
     @property
     def syncing(self) -> bool:
-        """True while a batch is in flight or a peer is ahead of us."""
-        return self._sync.active(self.chain.best_height())
+        """True while a batch is in flight or being imported, or a peer is ahead of us (and of what we fetched)."""
+        importing = self._importer is not None and self._importer.batches > 0
+        return importing or self._sync.active(self.chain.best_height())
 
     @property
     def sync_progress(self) -> tuple[int, int]:

@@ -1,0 +1,279 @@
+// chainlab explorer (docs/EXPLORER.md): a read-only page over the node's own JSON RPC, same origin, no build step.
+// Everything the node says is put into the page as text (textContent, attribute values), never as HTML: a memo or a
+// peer name holding markup or a script shows as the characters it is. The admin token is never asked for or sent.
+"use strict";
+
+const page = document.getElementById("page");
+const statusBar = document.getElementById("status");
+const live = document.getElementById("live");
+let lastStatus = null;
+
+// -- small helpers ------------------------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function link(href, text, cls) { return el("a", {href: href, class: cls}, text); }
+function short(hash) { return typeof hash === "string" && hash.length > 20 ? hash.slice(0, 16) + "\u2026" : String(hash); }
+function hashLink(kind, hash) { return link(`#/${kind}/${encodeURIComponent(hash)}`, short(hash), "hash"); }
+// A memo travels as hex; shown as the UTF-8 text it holds (as text, whatever it says), or as hex when it is not text.
+function memoText(hex) {
+  if (!hex) return "";
+  if (!/^([0-9a-f]{2})+$/i.test(hex)) return String(hex);
+  const bytes = new Uint8Array(hex.match(/../g).map(pair => parseInt(pair, 16)));
+  try { return new TextDecoder("utf-8", {fatal: true}).decode(bytes); } catch (error) { return `0x${hex}`; }
+}
+
+function badge(text) { return el("span", {class: `badge ${String(text).replace(/[^a-z-]/g, "")}`}, text); }
+
+function age(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+async function api(path) {
+  const reply = await fetch(path, {headers: {Accept: "application/json"}, credentials: "omit"});
+  let body = null;
+  try { body = await reply.json(); } catch (error) { body = null; }
+  if (!reply.ok) {
+    const err = body && body.error ? body.error : {code: `http-${reply.status}`, message: reply.statusText};
+    const error = new Error(`${err.code}: ${err.message}`);
+    error.code = err.code;
+    error.status = reply.status;
+    throw error;
+  }
+  return body;
+}
+
+function fields(pairs) {
+  const list = el("dl", {class: "fields"});
+  for (const [name, value] of pairs) list.append(el("dt", {}, name), el("dd", {}, value));
+  return list;
+}
+
+function table(headers, rows, numeric) {
+  const head = el("tr", {}, ...headers.map((h, i) => el("th", {class: numeric && numeric.includes(i) ? "num" : null}, h)));
+  const body = rows.map(cells => el("tr", {}, ...cells.map((c, i) =>
+    el("td", {class: numeric && numeric.includes(i) ? "num" : null}, c))));
+  return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+function show(...nodes) { page.replaceChildren(...nodes); }
+function failure(error) { show(el("p", {class: "error"}, String(error.message || error))); }
+
+// -- the status bar -----------------------------------------------------------------------------------------------
+
+function engineSummary(consensus, engine) {
+  if (!engine) return "";
+  if (consensus === "pow") {
+    const share = typeof engine.reachable_share === "number" ? `, reaches ${(engine.reachable_share * 100).toFixed(0)}% of the hash power` : "";
+    return `mining ${engine.mining ? "on" : "off"} (${engine.reason || "?"})${share}`;
+  }
+  const parts = [];
+  for (const key of ["role", "term", "leader", "primary", "view"]) {
+    if (engine[key] !== undefined && engine[key] !== null) parts.push(`${key} ${engine[key]}`);
+  }
+  return parts.join(", ");
+}
+
+async function refreshStatus() {
+  const s = await api("/v1/status");
+  lastStatus = s;
+  statusBar.replaceChildren(
+    el("span", {}, "chain ", el("b", {}, s.chain_id)),
+    el("span", {}, "engine ", el("b", {}, s.consensus)),
+    el("span", {id: "status-height"}, "height ", el("b", {}, s.height)),
+    el("span", {id: "status-final"}, "final ", el("b", {}, s.final_height)),
+    el("span", {}, "peers ", el("b", {}, s.peers)),
+    el("span", {}, "mempool ", el("b", {}, s.mempool_size)),
+    el("span", {id: "status-engine", class: "muted"}, engineSummary(s.consensus, s.engine)),
+  );
+  return s;
+}
+
+// -- pages --------------------------------------------------------------------------------------------------------
+
+async function home() {
+  const s = await refreshStatus();
+  const from = Math.max(0, s.height - 19);
+  const reply = await api(`/v1/blocks?from=${from}&limit=20`);
+  const rows = reply.blocks.slice().reverse().map(b => [
+    link(`#/block/${b.height}`, b.height), hashLink("block", b.hash), hashLink("account", b.proposer), b.tx_count,
+    el("span", {title: new Date(b.timestamp_ms).toISOString()}, age(b.timestamp_ms)),
+    badge(b.final ? "final" : "not final"),
+  ]);
+  show(el("h1", {}, "Recent blocks"),
+       table(["height", "hash", "proposer", "txs", "age", "final"], rows, [3]));
+  page.querySelector("tbody").id = "recent-blocks";
+}
+
+function txRows(txs) {
+  return txs.map(t => [hashLink("tx", t.hash), hashLink("account", t.from), hashLink("account", t.to), t.amount,
+                       t.fee, t.nonce, el("pre", {class: "memo"}, memoText(t.memo))]);
+}
+
+async function block(ref) {
+  const b = await api(`/v1/blocks/${encodeURIComponent(ref)}?txs=full`);
+  const s = lastStatus || await refreshStatus();
+  const confirmations = b.on_best_chain ? s.height - b.height + 1 : 0;
+  show(el("h1", {}, `Block ${b.height}`),
+       fields([
+         ["hash", el("span", {class: "hash"}, b.hash)],
+         ["status", el("span", {id: "block-status"}, badge(b.final ? "final" : (b.on_best_chain ? "included" : "valid-fork")),
+                       b.on_best_chain ? ` ${confirmations} confirmation(s)` : " not on the best chain")],
+         ["parent", b.height > 0 ? hashLink("block", b.parent) : "none (genesis)"],
+         ["time", new Date(b.timestamp_ms).toISOString() + ` (${age(b.timestamp_ms)})`],
+         ["proposer", hashLink("account", b.proposer)],
+         ["transactions", b.tx_count], ["size", `${b.size} bytes`],
+         ["tx root", el("span", {class: "hash"}, b.tx_root)], ["state root", el("span", {class: "hash"}, b.state_root)],
+         ["seal", el("span", {class: "hash"}, b.seal || "(none)")],
+       ]),
+       el("h2", {}, "Transactions"),
+       b.txs.length ? table(["hash", "from", "to", "amount", "fee", "nonce", "memo"], txRows(b.txs), [3, 4, 5])
+                    : el("p", {class: "muted"}, "none"));
+}
+
+async function transaction(hash) {
+  const t = await api(`/v1/transactions/${encodeURIComponent(hash)}`);
+  const s = await refreshStatus();
+  const where = [];
+  if (t.height !== null) {
+    where.push(["block", link(`#/block/${t.block}`, `${t.height} (${short(t.block)})`)], ["index", t.index],
+               ["confirmations", s.height - t.height + 1]);
+  }
+  const body = t.tx ? [
+    ["from", hashLink("account", t.tx.from)], ["to", hashLink("account", t.tx.to)], ["amount", t.tx.amount],
+    ["fee", t.tx.fee], ["nonce", t.tx.nonce], ["memo", el("pre", {class: "memo", id: "tx-memo"}, memoText(t.tx.memo))],
+    ["size", `${t.tx.size} bytes`],
+  ] : [];
+  show(el("h1", {}, "Transaction"),
+       fields([["hash", el("span", {class: "hash"}, t.hash)], ["status", el("span", {id: "tx-status"}, badge(t.status))],
+               ...where, ...body]),
+       t.status === "unknown" ? el("p", {class: "muted"}, "This node does not know the transaction (yet, or any more).") : null);
+}
+
+async function account(address) {
+  const [latest, final] = await Promise.all([
+    api(`/v1/accounts/${encodeURIComponent(address)}`), api(`/v1/accounts/${encodeURIComponent(address)}?at=final`)]);
+  show(el("h1", {}, "Account"),
+       fields([["address", el("span", {class: "hash", id: "account-address"}, latest.address)]]),
+       table(["read at", "balance", "nonce", "height"], [
+         ["latest", latest.balance, latest.nonce, link(`#/block/${latest.height}`, latest.height)],
+         ["final", final.balance, final.nonce, link(`#/block/${final.height}`, final.height)],
+       ], [1, 2]),
+       el("p", {class: "muted"}, `next nonce to use: ${latest.pending_nonce}`));
+}
+
+async function mempool() {
+  const m = await api("/v1/mempool?limit=200");
+  show(el("h1", {}, `Mempool: ${m.size} transaction(s), ${m.bytes} bytes`),
+       m.txs.length ? table(["hash", "sender", "nonce", "fee", "size"],
+                            m.txs.map(t => [hashLink("tx", t.hash), hashLink("account", t.sender), t.nonce, t.fee, t.size]),
+                            [2, 3, 4])
+                    : el("p", {class: "muted"}, "empty"));
+}
+
+async function peers() {
+  const p = await api("/v1/peers");
+  show(el("h1", {}, `Peers: ${p.peers.length} connected`),
+       table(["node id", "url", "direction", "rtt ms", "best height", "score"],
+             p.peers.map(x => [short(x.node_id), x.url, x.direction, x.rtt_ms, x.best_height, x.score]), [3, 4, 5]),
+       el("h2", {}, "Configured peers"),
+       table(["url", "state", "failures", "last error"],
+             p.configured.map(x => [x.url, x.state, x.failures, x.last_error || ""]), [2]));
+}
+
+async function tips() {
+  const t = await api("/v1/tips");
+  show(el("h1", {}, "Branch tips"),
+       table(["height", "hash", "status", "off the active chain", "work"],
+             t.tips.map(x => [x.height, hashLink("block", x.hash), badge(x.status), x.branch_length, x.work]), [0, 3]));
+}
+
+async function search(query) {
+  const q = query.trim();
+  if (/^\d+$/.test(q)) { location.hash = `#/block/${q}`; return; }
+  if (/^cl[0-9a-f]{48}$/i.test(q)) { location.hash = `#/account/${q}`; return; }
+  if (/^[0-9a-f]{64}$/i.test(q)) {
+    try { await api(`/v1/blocks/${q}`); location.hash = `#/block/${q}`; return; } catch (error) { /* not a block */ }
+    const t = await api(`/v1/transactions/${q}`);
+    if (t.status !== "unknown") { location.hash = `#/tx/${q}`; return; }
+    show(el("p", {class: "error", id: "search-result"}, `no block or transaction ${q} on this node`));
+    return;
+  }
+  show(el("p", {class: "error", id: "search-result"},
+          `"${q}" is not a height, a 64-digit block or transaction hash, or an address (cl...)`));
+}
+
+// -- routing and live updates ---------------------------------------------------------------------------------------
+
+const routes = [
+  [/^#?\/?$/, () => home()],
+  [/^#\/block\/([^/]+)$/, m => block(decodeURIComponent(m[1]))],
+  [/^#\/tx\/([0-9a-fA-F]{64})$/, m => transaction(m[1])],
+  [/^#\/account\/([^/]+)$/, m => account(decodeURIComponent(m[1]))],
+  [/^#\/mempool$/, () => mempool()],
+  [/^#\/peers$/, () => peers()],
+  [/^#\/tips$/, () => tips()],
+];
+
+async function route() {
+  const hash = location.hash || "#/";
+  for (const [pattern, render] of routes) {
+    const match = hash.match(pattern);
+    if (match) {
+      try { await render(match); } catch (error) { failure(error); }
+      document.body.dataset.page = hash.split("/")[1] || "home";
+      return;
+    }
+  }
+  show(el("p", {class: "error"}, `no page ${hash}`));
+}
+
+let refreshTimer = null;
+function scheduleRefresh() {
+  if (refreshTimer !== null) return;
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    const current = document.body.dataset.page;
+    try {
+      if (["home", "tx", "block"].includes(current)) await route();
+      else await refreshStatus();
+    } catch (error) { /* the next event retries */ }
+  }, 300);
+}
+
+function connectEvents() {
+  if (!window.EventSource) { live.textContent = "live updates: not supported by this browser"; return; }
+  const source = new EventSource("/v1/events");
+  source.onopen = () => { live.textContent = "live updates: connected"; };
+  source.onerror = () => { live.textContent = "live updates: reconnecting"; };
+  source.onmessage = message => {
+    let event = null;
+    try { event = JSON.parse(message.data); } catch (error) { return; }
+    if (event && ["block", "final", "reorg", "dropped"].includes(event.type)) scheduleRefresh();
+  };
+}
+
+document.getElementById("search").addEventListener("submit", event => {
+  event.preventDefault();
+  search(document.getElementById("search-input").value).catch(failure);
+});
+window.addEventListener("hashchange", route);
+refreshStatus().catch(() => {});
+route();
+connectEvents();

@@ -1,0 +1,30 @@
+"""The explorer's routes (node/rpc.py, node/explorer/): served read-only from the package with a strict content
+security policy, nothing else under /explorer/, and never the admin token. The pages themselves are driven in a
+real browser by tests/node/test_explorer_browser.py."""
+
+from __future__ import annotations
+
+from node.rpc import RpcServer
+from tests.node import ADMIN_TOKEN, Client, FakeNode, run_scenario
+
+
+def test_the_explorer_is_served_with_a_strict_policy_and_nothing_else_is() -> None:
+    async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
+        page = await client.get("/explorer/")
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+        policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy and "'unsafe-inline'" not in policy
+        assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["X-Frame-Options"] == "DENY"
+        assert '<script src="/explorer/explorer.js"></script>' in page.body and "<script>" not in page.body
+        script = await client.get("/explorer/explorer.js")
+        assert script.status == 200 and script.headers["Content-Type"].startswith("text/javascript")
+        assert ".innerHTML" not in script.body and "Authorization" not in script.body and "/v1/admin" not in script.body
+        assert (await client.get("/explorer/explorer.css")).status == 200
+        for path in ("/explorer/../node.key", "/explorer/config.toml", "/explorer/%2e%2e%2fconfig.toml"):
+            missing = await client.get(path)
+            assert missing.status == 404 and missing.body["error"]["code"] == "not-found", path
+        root = await client.request("GET", "/explorer", headers={})
+        assert root.status == 200  # aiohttp followed the redirect to /explorer/
+        assert ADMIN_TOKEN not in page.body + script.body
+
+    run_scenario(scenario)

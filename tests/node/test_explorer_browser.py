@@ -1,0 +1,97 @@
+"""The explorer of a real mining node in headless Chromium: the recent blocks grow by themselves (the event
+stream), a transaction's page turns `final`, search finds a block by height and an account by address, a memo
+holding markup and a script is shown as text and runs nothing, and the tips page lists the active tip. A page that
+fails leaves a screenshot in the test's temporary directory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain import crypto
+from chain.tx import make_transfer
+from testnet.cluster import Cluster
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+MEMO = b'<script>window.pwned = 1</script><b id="bold">x</b> & "quotes"'
+WAIT_S = 30
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster.create(tmp_path / "net", 1, seed="explorer", params={"block_interval_s": 0.5},
+                             finality_threshold=2, load_accounts=2)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(browser: Any, directory: Path, name: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            browser.save_screenshot(str(directory / f"{name}.png"))
+        raise
+
+
+def wait(browser: Any, condition: Callable[[Any], Any], what: str) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_S).until(condition, message=f"waited {WAIT_S} s for {what}")
+
+
+def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base = node.nodes[0].rpc_url + "/explorer/"
+    with screenshot_on_failure(browser, tmp_path, "home"):
+        browser.get(base)
+        rows = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#recent-blocks tr"), "recent blocks")
+        first_top = int(rows[0].find_element(By.TAG_NAME, "td").text)
+        wait(browser, lambda b: int(b.find_element(By.CSS_SELECTOR, "#recent-blocks tr td").text) > first_top,
+             "a newer block to appear without a reload")
+        assert browser.find_element(By.ID, "live").text == "live updates: connected"
+
+    sender = node.load_keys[0]
+    tx = make_transfer(sender, chain_id=node.genesis.chain_id, recipient=node.load_keys[1].address, amount=7, fee=2,
+                       nonce=0, memo=MEMO)
+    tx_hash = node.nodes[0].client().submit_tx(tx.encoded)
+    with screenshot_on_failure(browser, tmp_path, "transaction"):
+        browser.get(f"{base}#/tx/{tx_hash}")
+        wait(browser, lambda b: b.find_element(By.ID, "tx-status").text == "final", "the transaction to turn final")
+        memo = browser.find_element(By.ID, "tx-memo")
+        assert memo.text == MEMO.decode()
+        assert browser.execute_script("return window.pwned") is None
+        assert browser.find_elements(By.ID, "bold") == []
+
+    with screenshot_on_failure(browser, tmp_path, "search"):
+        box = browser.find_element(By.ID, "search-input")
+        box.clear()
+        box.send_keys("1", Keys.ENTER)
+        wait(browser, lambda b: b.find_element(By.TAG_NAME, "h1").text == "Block 1", "block 1 found by height")
+        address = crypto.address_to_text(sender.address)
+        box = browser.find_element(By.ID, "search-input")
+        box.clear()
+        box.send_keys(address, Keys.ENTER)
+        wait(browser, lambda b: b.find_elements(By.ID, "account-address")
+             and b.find_element(By.ID, "account-address").text == address, "the account found by address")
+        box = browser.find_element(By.ID, "search-input")
+        box.clear()
+        box.send_keys("<img src=x onerror=alert(1)>", Keys.ENTER)
+        message = wait(browser, lambda b: b.find_elements(By.ID, "search-result"), "the refusal")[0].text
+        assert "is not a height" in message and "<img" in message  # shown as the characters typed
+
+    with screenshot_on_failure(browser, tmp_path, "tips"):
+        browser.get(f"{base}#/tips")
+        wait(browser, lambda b: "active" in [e.text for e in b.find_elements(By.CSS_SELECTOR, "span.badge")],
+             "the active tip")
