@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from chain.block import Block
@@ -80,6 +81,10 @@ class RunningNode(Protocol):
     @property
     def events(self) -> EventBroker:
         """The event stream's broker."""
+
+    @property
+    def reorg_log(self) -> Iterable[dict[str, object]]:
+        """The node's last reorgs, newest first."""
 
     @property
     def p2p(self) -> P2PService | None:
@@ -235,6 +240,10 @@ class NodeApiAdapter:
     def tips(self) -> list[TipInfo]:
         """Branch tips."""
         return self.node.tree.tips()
+
+    def reorgs(self) -> list[dict[str, object]]:
+        """The node's last reorgs, newest first."""
+        return list(self.node.reorg_log)
 
     async def submit_tx(self, tx: Transaction) -> None:
         """Admission and relay."""

@@ -147,6 +147,10 @@ class NodeAPI(Protocol):
         """Up to `limit` consecutive blocks of the best chain starting at `from_height` (fewer near the tip)."""
         ...
 
+    def reorgs(self) -> list[dict[str, object]]:
+        """The node's last reorgs, newest first: time_ms, depth, old_tip, old_height, new_tip, new_height,
+        fork_height."""
+
     def tips(self) -> list[TipInfo]:
         """Every known branch tip (as chain.blocktree.BlockTree.tips)."""
         ...

@@ -160,6 +160,11 @@ class RpcClient:
         result: list[dict[str, Any]] = self._call("GET", "/v1/tips")["tips"]
         return result
 
+    def reorgs(self) -> list[dict[str, Any]]:
+        """GET /v1/reorgs: the node's last reorgs, newest first."""
+        result: list[dict[str, Any]] = self._call("GET", "/v1/reorgs")["reorgs"]
+        return result
+
     def submit_tx(self, raw: bytes) -> str:
         """POST /v1/transactions with a transaction's canonical encoding; returns its hash (hex)."""
         result: str = self._call("POST", "/v1/transactions", body={"tx": bytes(raw).hex()})["hash"]

@@ -368,8 +368,12 @@ class NodeCore:
             self.mempool.on_reorg(result.disconnected, result.connected, tree.state, now=now)
             out.notes.append(f"reorg: {len(result.disconnected)} disconnected, {len(result.connected)} connected, "
                              f"tip {tree.tip.hash.hex()[:16]} at {tree.height}")
+            old_tip = max(result.disconnected, key=lambda b: b.height)
             out.events.append({"type": "reorg", "disconnected": [b.hash.hex() for b in result.disconnected],
-                               "connected": [b.hash.hex() for b in result.connected]})
+                               "connected": [b.hash.hex() for b in result.connected],
+                               "depth": len(result.disconnected), "old_tip": old_tip.hash.hex(),
+                               "old_height": old_tip.height, "new_tip": tree.tip.hash.hex(), "new_height": tree.height,
+                               "fork_height": min(b.height for b in result.disconnected) - 1, "time_ms": now_ms})
         else:
             for block in result.connected:
                 self.mempool.on_block_connected(block, tree.state)

@@ -275,7 +275,7 @@ class RpcServer:
         app = web.Application(middlewares=[self._middleware], client_max_size=self.config.max_body_bytes)
         get = [
             ("/v1/status", self._status), ("/v1/blocks", self._blocks), ("/v1/blocks/{ref}", self._block),
-            ("/v1/tips", self._tips), ("/v1/transactions/{hash}", self._tx_status),
+            ("/v1/tips", self._tips), ("/v1/reorgs", self._reorgs), ("/v1/transactions/{hash}", self._tx_status),
             ("/v1/accounts/{address}", self._account), ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
             ("/v1/events", self._events), ("/metrics", self._metrics),
             ("/explorer", self._explorer_root), ("/explorer/", self._explorer), ("/explorer/{file}", self._explorer),
@@ -447,6 +447,9 @@ class RpcServer:
         full_txs = _full_txs(request)
         blocks = self.api.blocks_range(from_height, limit)[:limit]
         return _json({"blocks": [self._block_json(block, full_txs) for block in blocks]})
+
+    async def _reorgs(self, request: web.Request) -> web.Response:
+        return _json({"reorgs": self.api.reorgs()})
 
     async def _tips(self, request: web.Request) -> web.Response:
         rows = [

@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -54,6 +55,10 @@ NODE_INFO_FILE = "node.json"
 METRICS_REFRESH_S = 0.25  # gauges refresh at most this often as blocks come (and before every scrape)
 
 
+REORG_LOG_SIZE = 100  # the node's last reorgs, for /v1/reorgs and the explorer's tree page
+REORG_LOG_FIELDS = ("time_ms", "depth", "old_tip", "old_height", "new_tip", "new_height", "fork_height")
+
+
 def wall_ms() -> int:
     """Wall-clock milliseconds (block timestamps)."""
     return int(time.time() * 1000)
@@ -85,6 +90,7 @@ class Node:
         self.p2p: P2PService | None = None
         self.rpc: RpcServer | None = None
         self.tracer: NodeTracer | None = None
+        self.reorg_log: deque[dict[str, object]] = deque(maxlen=REORG_LOG_SIZE)  # newest first: /v1/reorgs
         self._trace_file: TraceFile | None = None
         self.miner: Miner | None = None
         self.sync_progress = SyncProgress()
@@ -330,6 +336,8 @@ class Node:
                     self.miner.stop_job()
         for event in out.events:
             self.events.publish(event)
+            if event.get("type") == "reorg":
+                self.reorg_log.appendleft({key: event[key] for key in REORG_LOG_FIELDS if key in event})
         if (out.results or out.events) and time.monotonic() - self._metrics_at >= METRICS_REFRESH_S:
             self._update_metrics()
 

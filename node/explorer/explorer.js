@@ -204,6 +204,84 @@ async function tips() {
              t.tips.map(x => [x.height, hashLink("block", x.hash), badge(x.status), x.branch_length, x.work]), [0, 3]));
 }
 
+// The block tree: the active chain's last heights in one column, each side branch the node keeps in a column of
+// its own joined to its fork point, the finality line across, orphan and invalid tips marked; the reorg log below.
+const SVG = "http://www.w3.org/2000/svg";
+const TREE_HEIGHTS = 30;
+const TREE_BRANCHES = 8;
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+async function branchBlocks(tip, bottom) {
+  const blocks = [];
+  let hash = tip.hash;
+  for (let i = 0; i < Math.max(1, Math.min(tip.branch_length, TREE_HEIGHTS)); i++) {
+    let b = null;
+    try { b = await api(`/v1/blocks/${hash}`); } catch (error) { break; }
+    blocks.push(b);
+    if (b.height <= bottom || b.height === 0) break;
+    hash = b.parent;
+  }
+  return blocks;
+}
+
+async function tree() {
+  const [s, t, r] = await Promise.all([refreshStatus(), api("/v1/tips"), api("/v1/reorgs")]);
+  const bottom = Math.max(0, s.height - TREE_HEIGHTS + 1);
+  const active = (await api(`/v1/blocks?from=${bottom}&limit=${s.height - bottom + 1}`)).blocks;
+  const sideTips = t.tips.filter(x => x.status !== "active" && x.height >= bottom).slice(0, TREE_BRANCHES);
+  const branches = [];
+  for (const tip of sideTips) branches.push({tip, blocks: await branchBlocks(tip, bottom)});
+  const top = Math.max(s.height, ...sideTips.map(x => x.height));
+  const row = 24, colActive = 60, colWidth = 110;
+  const y = h => 24 + (top - h) * row;
+  const width = colActive + (branches.length + 1) * colWidth + 60;
+  const picture = svg("svg", {id: "block-tree", width, height: y(bottom) + 30, role: "img"});
+  const finalY = y(s.final_height) + row / 2;
+  picture.append(svg("line", {class: "final-line", x1: 0, x2: width, y1: finalY, y2: finalY}),
+                 svg("text", {class: "final-label", x: width - 4, y: finalY - 4, "text-anchor": "end"},
+                     `final at ${s.final_height}`));
+  const dot = (x, b, cls) => {
+    const node = svg("a", {href: `#/block/${b.hash}`, class: `tree-block ${cls}`, "data-hash": b.hash,
+                           "data-height": b.height},
+                     svg("circle", {cx: x, cy: y(b.height), r: 7}),
+                     svg("text", {x: x + 12, y: y(b.height) + 4}, `${b.height} ${b.hash.slice(0, 8)}`));
+    picture.append(node);
+  };
+  for (let i = 1; i < active.length; i++) {
+    picture.append(svg("line", {class: "edge", x1: colActive, x2: colActive, y1: y(active[i].height), y2: y(active[i - 1].height)}));
+  }
+  for (const b of active) dot(colActive, b, b.final ? "active final" : "active");
+  branches.forEach(({tip, blocks}, index) => {
+    const x = colActive + (index + 1) * colWidth;
+    const lowest = blocks[blocks.length - 1];
+    if (lowest && tip.status !== "orphan" && lowest.height - 1 >= bottom) {
+      picture.append(svg("line", {class: "edge fork", x1: colActive, y1: y(lowest.height - 1), x2: x, y2: y(lowest.height)}));
+    }
+    for (let i = 1; i < blocks.length; i++) {
+      picture.append(svg("line", {class: "edge", x1: x, x2: x, y1: y(blocks[i].height), y2: y(blocks[i - 1].height)}));
+    }
+    for (const b of blocks) dot(x, b, `side ${tip.status}`);
+  });
+  const legend = el("p", {class: "muted"},
+    `Active chain (filled: final) on the left, ${branches.length} side branch(es) to the right; the dashed line is ` +
+    "the finality line. Colours: valid fork amber, never connected grey, orphan and invalid red.");
+  const reorgRows = r.reorgs.map(x => [new Date(x.time_ms).toISOString(), x.depth,
+                                       el("span", {}, `${x.old_height} `, hashLink("block", x.old_tip)),
+                                       el("span", {}, `${x.new_height} `, hashLink("block", x.new_tip)), x.fork_height]);
+  show(el("h1", {}, "Block tree"), el("div", {class: "tree"}, picture), legend,
+       el("h2", {}, "Reorg log"),
+       reorgRows.length ? table(["time", "depth", "old tip", "new tip", "fork at"], reorgRows, [1, 4])
+                        : el("p", {class: "muted", id: "no-reorgs"}, "no reorg since the node started"));
+  const body = page.querySelector("table tbody");
+  if (body) body.id = "reorg-log";
+}
+
 async function search(query) {
   const q = query.trim();
   if (/^\d+$/.test(q)) { location.hash = `#/block/${q}`; return; }
@@ -229,6 +307,7 @@ const routes = [
   [/^#\/mempool$/, () => mempool()],
   [/^#\/peers$/, () => peers()],
   [/^#\/tips$/, () => tips()],
+  [/^#\/tree$/, () => tree()],
 ];
 
 async function route() {
@@ -251,7 +330,7 @@ function scheduleRefresh() {
     refreshTimer = null;
     const current = document.body.dataset.page;
     try {
-      if (["home", "tx", "block"].includes(current)) await route();
+      if (["home", "tx", "block", "tree"].includes(current)) await route();
       else await refreshStatus();
     } catch (error) { /* the next event retries */ }
   }, 300);

@@ -28,3 +28,11 @@ def test_the_explorer_is_served_with_a_strict_policy_and_nothing_else_is() -> No
         assert ADMIN_TOKEN not in page.body + script.body
 
     run_scenario(scenario)
+
+
+def test_the_reorg_log_route() -> None:
+    async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
+        reply = await client.get("/v1/reorgs")
+        assert reply.status == 200 and reply.body == {"reorgs": node.reorgs()}
+
+    run_scenario(scenario)

@@ -95,3 +95,34 @@ def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Pa
         browser.get(f"{base}#/tips")
         wait(browser, lambda b: "active" in [e.text for e in b.find_elements(By.CSS_SELECTOR, "span.badge")],
              "the active tip")
+
+
+def test_the_tree_of_a_node_that_saw_a_fork_shows_both_branches_and_the_reorg(browser: Any, tmp_path: Path) -> None:
+    """Two miners that never heard of each other build two chains; once connected, the lighter one reorganises
+    onto the heavier: its tree shows the branch it left beside the active chain, and its reorg log the switch."""
+    from selenium.webdriver.common.by import By
+
+    from testnet.local import wait_until
+
+    cluster = Cluster.create(tmp_path / "fork", 2, seed="explorer-fork", finality_threshold=100,
+                             params={"block_interval_s": 0.3, "partition_threshold": 0.0})
+    try:
+        for index in (0, 1):
+            cluster.nodes[index].start(peers=[])  # alone: each mines a chain of its own
+        wait_until(lambda: min(cluster.heights()) >= 4, 60, "both miners to build a few blocks")
+        cluster.nodes[1].client().connect_peer(cluster.nodes[0].p2p_url)
+        wait_until(lambda: any(n.client().status()["head"] == m.client().status()["head"]
+                               for n in cluster.nodes for m in cluster.nodes if n is not m)
+                   and any(n.client().reorgs() for n in cluster.nodes), 60,
+                   "the two chains to merge with a reorg")
+        switched = next(n for n in cluster.nodes if n.client().reorgs())
+        with screenshot_on_failure(browser, tmp_path, "tree"):
+            browser.get(switched.rpc_url + "/explorer/#/tree")
+            wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#block-tree a.side"), "a side branch")
+            assert browser.find_elements(By.CSS_SELECTOR, "#block-tree a.active")
+            assert browser.find_elements(By.CSS_SELECTOR, "#block-tree line.edge.fork")  # joined to its fork point
+            assert browser.find_elements(By.CSS_SELECTOR, "#block-tree line.final-line")
+            rows = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#reorg-log tr"), "the reorg log")
+            assert int(rows[0].find_elements(By.TAG_NAME, "td")[1].text) >= 1  # its depth
+    finally:
+        cluster.stop()
