@@ -15,6 +15,13 @@ def make_signed_seal(key: crypto.PrivateKey, header: BlockHeader) -> bytes:
     return key.public_key + key.sign(header.seal_hash)
 
 
+def describe_signed_seal(header: BlockHeader) -> dict[str, object]:
+    """The signer of a signed seal (its address, as text); ValueError for a malformed one."""
+    if len(header.seal) != SEAL_BYTES:
+        raise ValueError(f"a signed seal is {SEAL_BYTES} bytes, got {len(header.seal)}")
+    return {"signer": crypto.address_to_text(crypto.address_of(header.seal[:crypto.PUBKEY_BYTES]))}
+
+
 def check_signed_seal(header: BlockHeader, signer: bytes, who: str) -> None:
     """RejectError unless `header` is sealed by address `signer` (`who` names it in the message): `bad-seal` for
     a malformed seal or another signer, `bad-signature` for a signature that does not verify."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy
+from chain.errors import RejectError
 from chain.genesis import CHAIN_PARAMETERS, Genesis, ParamSpec
 from consensus.engine import Engine, EngineContext
 from consensus.params import engine_param
@@ -111,6 +112,9 @@ class EngineSpec:
     admin_actions: tuple[str, ...] = ()
     # Metrics the node exports from the engine's status document (docs/RPC.md lists them).
     metrics: tuple[StatusMetric, ...] = ()
+    # A block's seal as fields a person reads (the explorer, GET /v1/blocks/{ref}): PoW target and nonce, the signer
+    # of a signed seal, Raft's term and leader. Raises on a malformed seal; `seal_view` turns that into a note.
+    describe_seal: Callable[[BlockHeader], dict[str, Any]] = lambda header: {}
 
     def param(self, genesis: Genesis, name: str) -> Any:
         """Engine parameter `name` of `genesis` (its default when unset)."""
@@ -121,6 +125,13 @@ class EngineSpec:
         if self.node_warnings is not None:
             return self.node_warnings(genesis, address, mining)
         return self.warnings(genesis)
+
+    def seal_view(self, header: BlockHeader) -> dict[str, Any]:
+        """`describe_seal`, with the engine's name; a seal it cannot read gives `{"engine", "error"}`."""
+        try:
+            return {"engine": self.name, **self.describe_seal(header)}
+        except (RejectError, ValueError, KeyError) as exc:
+            return {"engine": self.name, "error": str(exc)}
 
     def all_parameters(self) -> dict[str, ParamSpec]:
         """Chain-level parameters and the engine's own."""

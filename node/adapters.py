@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from chain.block import Block
+from chain.block import Block, BlockHeader
 from chain.blocktree import AddResult, BlockTree, TipInfo
 from chain.errors import RejectError
 from chain.genesis import Genesis
@@ -240,6 +240,10 @@ class NodeApiAdapter:
     def tips(self) -> list[TipInfo]:
         """Branch tips."""
         return self.node.tree.tips()
+
+    def describe_seal(self, header: BlockHeader) -> dict[str, object]:
+        """The engine's reading of a seal."""
+        return self.node.core.spec.seal_view(header)
 
     def reorgs(self) -> list[dict[str, object]]:
         """The node's last reorgs, newest first."""

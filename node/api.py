@@ -19,7 +19,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import prometheus_client
 
-from chain.block import Block
+from chain.block import Block, BlockHeader
 from chain.blocktree import TipInfo
 from chain.errors import RejectError
 from chain.mempool import PoolEntryView
@@ -146,6 +146,9 @@ class NodeAPI(Protocol):
     def blocks_range(self, from_height: int, limit: int) -> list[Block]:
         """Up to `limit` consecutive blocks of the best chain starting at `from_height` (fewer near the tip)."""
         ...
+
+    def describe_seal(self, header: BlockHeader) -> dict[str, object]:
+        """A block's seal as the engine reads it (consensus.spec.EngineSpec.seal_view)."""
 
     def reorgs(self) -> list[dict[str, object]]:
         """The node's last reorgs, newest first: time_ms, depth, old_tip, old_height, new_tip, new_height,

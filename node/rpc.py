@@ -439,7 +439,7 @@ class RpcServer:
         if block is None:
             shown = ref.hex() if isinstance(ref, bytes) else f"at height {ref}"
             raise ApiError(404, "unknown-block", f"no block {shown}")
-        return _json(self._block_json(block, full_txs))
+        return _json({**self._block_json(block, full_txs), "seal_decoded": self.api.describe_seal(block.header)})
 
     async def _blocks(self, request: web.Request) -> web.Response:
         from_height = _query_uint(request, "from", 0, least=0, most=U64_MAX)

@@ -37,6 +37,12 @@ def decode_seal(seal: bytes) -> tuple[int, int]:
     return target, int.from_bytes(seal[32:], "big")
 
 
+def describe_seal(header: BlockHeader) -> dict[str, object]:
+    """A PoW seal as fields: the target (hex, as `bits` would be shown) and the nonce."""
+    target, nonce = decode_seal(header.seal)
+    return {"target": f"{target:064x}", "nonce": nonce}
+
+
 def mining_prefix(seal_hash: bytes, target: int) -> bytes:
     """The fixed first 64 bytes of the PoW preimage (one SHA-256 block: the midstate)."""
     return seal_hash + target.to_bytes(32, "big")

@@ -9,6 +9,7 @@ from chain.genesis import CHAIN_PARAMETERS, Genesis
 from consensus.pow.engine import PowEngine
 from consensus.pow.params import POW_PARAMETERS, PowParams
 from consensus.pow.policy import PowPolicy
+from consensus.pow.seal import describe_seal
 from consensus.pow.shares import partition_finality_risk, partition_risk_warning
 from consensus.spec import EngineSpec
 
@@ -86,6 +87,7 @@ def _status_cell(engine: Mapping[str, Any]) -> str:
 
 
 POW = EngineSpec(
+    describe_seal=describe_seal,
     name="pow",
     summary="proof of work: most-work fork choice, k-confirmation finality, the hash-power partition handler",
     parameters=POW_PARAMETERS,

@@ -16,6 +16,7 @@ from consensus.primary_backup.policy import (
     primary_address,
     zero_acks_warning,
 )
+from consensus.signed_seal import describe_signed_seal
 from consensus.spec import EngineSpec
 
 
@@ -43,6 +44,7 @@ def _simulation_network(addresses: Sequence[bytes], shares: Sequence[float], kno
 
 
 PRIMARY_BACKUP = EngineSpec(
+    describe_seal=describe_signed_seal,
     name="primary-backup",
     summary="one signing primary; backups acknowledge durable blocks; acknowledgements commit; no fail-over",
     parameters=PB_PARAMETERS,

@@ -59,6 +59,16 @@ def decode_raft_seal(seal: bytes) -> RaftSeal:
     return RaftSeal(term=term, members=members, public_key=public_key, signature=signature)
 
 
+def describe_raft_seal(header: BlockHeader) -> dict[str, object]:
+    """A Raft seal as fields: the term, the leader that sealed it and, for a configuration entry, its members."""
+    seal = decode_raft_seal(header.seal)
+    view: dict[str, object] = {"term": seal.term,
+                               "leader": crypto.address_to_text(crypto.address_of(seal.public_key))}
+    if seal.members:
+        view["members"] = [crypto.address_to_text(member) for member in seal.members]
+    return view
+
+
 def seal_term(header: BlockHeader) -> int:
     """The term of a block (0 for genesis and for a header whose seal does not decode)."""
     if header.height == 0:

@@ -8,7 +8,7 @@ from typing import Any
 from chain.genesis import Genesis
 from consensus.params import engine_param
 from consensus.raft.engine import ADMIN_ACTIONS, RAFT_PARAMETERS, RaftEngine, RaftPolicy, check_raft_genesis
-from consensus.raft.seal import seal_term
+from consensus.raft.seal import describe_raft_seal, seal_term
 from consensus.spec import EngineSpec, StatusMetric, majority_of_validators
 
 
@@ -31,6 +31,7 @@ def _cell(engine: Mapping[str, Any]) -> str:
 
 
 RAFT = EngineSpec(
+    describe_seal=describe_raft_seal,
     name="raft",
     summary="Raft (PreVote, CheckQuorum): the leader's blocks are final once a majority has them on disk; the "
             "minority side of a partition refuses writes and linearizable reads",

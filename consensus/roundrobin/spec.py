@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chain.genesis import Genesis, GenesisError
 from consensus.roundrobin.engine import RoundRobinEngine, RoundRobinPolicy
+from consensus.signed_seal import describe_signed_seal
 from consensus.spec import EngineSpec, majority_of_validators
 
 
@@ -13,6 +14,7 @@ def _check(genesis: Genesis) -> None:
 
 
 ROUND_ROBIN = EngineSpec(
+    describe_seal=describe_signed_seal,
     name="round-robin",
     summary="the contract's reference engine: rotating proposer, validate before connect, durable acknowledgements "
             "to the proposer, commit by hash at a majority (no view change: a stopped proposer stalls)",

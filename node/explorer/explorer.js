@@ -126,6 +126,18 @@ function txRows(txs) {
                        t.fee, t.nonce, el("pre", {class: "memo"}, memoText(t.memo))]);
 }
 
+// The seal as the engine reads it (GET /v1/blocks/{ref} `seal_decoded`), then its hex.
+function sealView(b) {
+  const d = b.seal_decoded || {};
+  const parts = [];
+  if (d.error) parts.push(el("span", {class: "error"}, `unreadable: ${d.error}`));
+  if (d.nonce !== undefined) parts.push(`proof of work: nonce ${d.nonce}, target ${d.target}`);
+  if (d.signer) parts.push("signed by ", hashLink("account", d.signer));
+  if (d.term !== undefined) parts.push(`Raft term ${d.term}, sealed by the leader `, hashLink("account", d.leader));
+  if (d.members) parts.push(`; configuration: ${d.members.length} member(s)`);
+  return el("span", {id: "block-seal"}, ...parts, el("br"), el("span", {class: "hash muted"}, b.seal || "(no seal)"));
+}
+
 async function block(ref) {
   const b = await api(`/v1/blocks/${encodeURIComponent(ref)}?txs=full`);
   const s = lastStatus || await refreshStatus();
@@ -140,7 +152,7 @@ async function block(ref) {
          ["proposer", hashLink("account", b.proposer)],
          ["transactions", b.tx_count], ["size", `${b.size} bytes`],
          ["tx root", el("span", {class: "hash"}, b.tx_root)], ["state root", el("span", {class: "hash"}, b.state_root)],
-         ["seal", el("span", {class: "hash"}, b.seal || "(none)")],
+         ["seal", sealView(b)],
        ]),
        el("h2", {}, "Transactions"),
        b.txs.length ? table(["hash", "from", "to", "amount", "fee", "nonce", "memo"], txRows(b.txs), [3, 4, 5])

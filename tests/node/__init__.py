@@ -157,6 +157,9 @@ class FakeNode:
     def blocks_range(self, from_height: int, limit: int) -> list[Block]:
         return self.blocks[from_height:from_height + limit]
 
+    def describe_seal(self, header: object) -> dict[str, object]:
+        return {"engine": "fake"}
+
     def reorgs(self) -> list[dict[str, object]]:
         return [{"time_ms": 1_000, "depth": 1, "old_tip": "ab" * 32, "old_height": 3, "new_tip": "cd" * 32,
                  "new_height": 4, "fork_height": 2}]

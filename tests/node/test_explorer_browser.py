@@ -79,6 +79,7 @@ def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Pa
         box.clear()
         box.send_keys("1", Keys.ENTER)
         wait(browser, lambda b: b.find_element(By.TAG_NAME, "h1").text == "Block 1", "block 1 found by height")
+        assert "proof of work: nonce" in browser.find_element(By.ID, "block-seal").text  # the engine reads its seal
         address = crypto.address_to_text(sender.address)
         box = browser.find_element(By.ID, "search-input")
         box.clear()

@@ -62,7 +62,8 @@ def test_block_by_height_and_hash() -> None:
     async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
         block = node.blocks[1]
         by_height = (await client.get("/v1/blocks/1")).body
-        assert by_height == {**json.loads(json.dumps(block.to_json())), "final": True, "on_best_chain": True}
+        assert by_height == {**json.loads(json.dumps(block.to_json())), "final": True, "on_best_chain": True,
+                             "seal_decoded": {"engine": "fake"}}
         assert by_height["txs"] == [tx.hash.hex() for tx in block.txs]
         assert (await client.get(f"/v1/blocks/{block.hash.hex().upper()}")).body == by_height
         full = (await client.get("/v1/blocks/1?txs=full")).body
