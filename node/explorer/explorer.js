@@ -351,6 +351,9 @@ function scheduleRefresh() {
 function connectEvents() {
   if (!window.EventSource) { live.textContent = "live updates: not supported by this browser"; return; }
   const source = new EventSource("/v1/events");
+  // A browser keeps six connections per server: a stream left open by a page gone (or kept in the back-forward
+  // cache) would hold one of them, and the seventh reload would wait for a free connection.
+  window.addEventListener("pagehide", () => source.close());
   source.onopen = () => { live.textContent = "live updates: connected"; };
   source.onerror = () => { live.textContent = "live updates: reconnecting"; };
   source.onmessage = message => {

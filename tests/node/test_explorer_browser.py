@@ -92,6 +92,16 @@ def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Pa
         message = wait(browser, lambda b: b.find_elements(By.ID, "search-result"), "the refusal")[0].text
         assert "is not a height" in message and "<img" in message  # shown as the characters typed
 
+    with screenshot_on_failure(browser, tmp_path, "reloads"):
+        # Each page holds an event stream; one left open after the page is gone would take one of the six
+        # connections a browser keeps per server, and the seventh load would hang.
+        from selenium.webdriver.support.ui import WebDriverWait
+        for _ in range(8):
+            browser.get("about:blank")
+            browser.get(base)
+            WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#recent-blocks tr"),
+                                            message="a reload of the explorer to render within 5 s")
+
     with screenshot_on_failure(browser, tmp_path, "tips"):
         browser.get(f"{base}#/tips")
         wait(browser, lambda b: "active" in [e.text for e in b.find_elements(By.CSS_SELECTOR, "span.badge")],
