@@ -36,7 +36,9 @@ START_TIMEOUT_S = 90
 SHORTER: tuple[tuple[str, str], ...] = (
     (r"testnet load --tps (\d+) --duration \d+", r"testnet load --tps \1 --duration 4"),
     (r"testnet/scenarios/pow-partition-heal\.toml", "testnet/scenarios/ci-pow-partition-heal.toml"),
-    (r"--duration 3600", "--duration 600"),
+    (r"--duration 3600", "--duration 300"),
+    (r"--seed 3 --duration 300 --block-interval 1", "--seed 3 --duration 120 --block-interval 1"),
+    (r"bench validate --txs (\d+) --json", r"bench validate --txs 200 --repeats 3 --json"),
     (r"--swarm --runs \d+", "--swarm --runs 2"),
     (r"chain generate --blocks 200 --txs 100", "chain generate --blocks 40 --txs 20"),
     (r"bench store --blocks \d+ --txs \d+", "bench store --blocks 20 --txs 200"),

@@ -18,7 +18,7 @@ from testnet.sim.swarm import swarm_configs
 from tests.sim.helpers import node_core_factory
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BUDGET_S = 60.0
+DEFAULT_BUDGET_S = 40.0
 FALLBACK_SEED = 0x636861696E6C6162  # "chainlab"
 
 

@@ -38,11 +38,11 @@ def test_a_partitioned_pow_testnet_traces_its_fork(tmp_path: Path) -> None:
         chainlab("testnet", "up", "--nodes", "3", "--dir", str(directory), "--trace", "--seed", "traced",
                  "--genesis-param", "block_interval_s=1", "--genesis-param", "partition_threshold=0.2",
                  "--genesis-param", "finality_threshold=2")
-        time.sleep(3)
+        time.sleep(2)
         chainlab("testnet", "partition", "--dir", str(directory), "--shape", "isolate:node2")
-        time.sleep(8)
+        time.sleep(6)
         chainlab("testnet", "heal", "--dir", str(directory))
-        time.sleep(5)
+        time.sleep(3)
         verdict = json.loads(chainlab("testnet", "check", "--dir", str(directory), "--json", "--only",
                                       "final-prefix-agreement", timeout_s=90, codes=(0, 1)))
         if not verdict["ok"]:  # the trace names the two blocks, mined without knowledge of each other
