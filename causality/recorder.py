@@ -10,6 +10,11 @@ arrives (a gap, which the tools accept).
 Peers are named by what they call themselves in their stamps (`node1`); a peer whose name is not known yet (it
 has not sent us a stamped frame) is named by its node id, which `chainlab testnet trace` rewrites to its name
 from that node's `node-start` event.
+
+A peer's clocks are merged, not trusted: a counter or Lamport time above `MAX_MERGED` (2^53) is skipped, so that
+no peer can push our own numbers to where our stamps would fail the `bad-clock` check of honest receivers, and the
+clock names at most `MAX_CLOCK_ENTRIES - 1` other nodes, so that our stamps stay within the entries a stamp may
+carry (a peer inventing names fills the clock up to that bound and no further).
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from causality.clocks import MAX_ENTRIES as MAX_CLOCK_ENTRIES
 from causality.events import TraceError, parse_trace
 
 MAX_NAME_CHARS = 64
+MAX_MERGED = 1 << 53  # counters and Lamport times above this, from a peer, are not merged
+MAX_QUOTED = 4096  # names and kinds whose JSON is remembered (a peer chooses some: the cache must not grow with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +78,7 @@ class NodeTracer:
         self._quoted: dict[str, str] = {}  # JSON of names and kinds, made once
         self._quoted_name = self._quote(name)
         self._head = f'{{"node":{self._quoted_name},"seq":'
-        self._own = f'"vc":{{{self._quote(name)}:'
+        self._own = f'"vc":{{{self._quoted_name}:'
         self._others_json = ""
         self._others_pairs: tuple[tuple[str, int], ...] = ()
         self._remake()
@@ -81,7 +89,9 @@ class NodeTracer:
     def _quote(self, text: str) -> str:
         quoted = self._quoted.get(text)
         if quoted is None:
-            quoted = self._quoted[text] = json.dumps(text)
+            quoted = json.dumps(text)
+            if len(self._quoted) < MAX_QUOTED:
+                self._quoted[text] = quoted
         return quoted
 
     def _remake(self) -> None:
@@ -124,16 +134,18 @@ class NodeTracer:
         others = self._others
         news = False
         for name, counter in vc:
+            if counter > MAX_MERGED:
+                continue
             if name == self.name:
                 # Only a node that lost its trace file is named higher than it counts: its seq jumps past what
                 # the others saw, so ids stay unique and clocks ordered (a gap, which the tools accept).
                 if counter > self.seq:
                     self.seq = counter
-            elif counter > others.get(name, 0):
+            elif counter > others.get(name, 0) and (name in others or len(others) < MAX_CLOCK_ENTRIES - 1):
                 others[name] = counter
                 news = True
         if news:
             self._remake()
         self.seq += 1
-        self.lamport = max(self.lamport, lamport) + 1
+        self.lamport = (self.lamport if lamport > MAX_MERGED else max(self.lamport, lamport)) + 1
         self._write("receive", what, json.dumps(msg_id), self._quote(self.peer_name(peer)), f'{{"id":"{ident}"}}')

@@ -28,7 +28,6 @@ from causality.formatter import TraceFormatter
 
 _LENGTH_BYTES = 8
 _PIPE_BYTES = 1 << 20
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module only from Python 3.10 on some builds
 
 
 class TraceWriter:
@@ -36,15 +35,15 @@ class TraceWriter:
 
     def __init__(self, path: Path) -> None:
         path.open("w").close()  # OSError here, naming the file, before anything is started
-        root = Path(__file__).resolve().parents[1]
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "cli.simtrace", str(path.resolve())], stdin=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])})
+        root = str(Path(__file__).resolve().parents[1])
+        search_path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        self._child = subprocess.Popen([sys.executable, "-m", "cli.simtrace", str(path.resolve())],
+                                       stdin=subprocess.PIPE, env={**os.environ, "PYTHONPATH": search_path})
         assert self._child.stdin is not None
         self._pipe: IO[bytes] = self._child.stdin
-        with contextlib.suppress(OSError, ImportError):
+        with contextlib.suppress(OSError, ImportError, AttributeError):  # Linux only; a smaller pipe still works
             import fcntl
-            fcntl.fcntl(self._pipe.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+            fcntl.fcntl(self._pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
     def send(self, records: list[Any]) -> None:
         """Hand one batch of records to the writer."""

@@ -184,10 +184,8 @@ class Node:
                 tracer.internal("block-connected", {"block": event["hash"], "height": event["height"]})
             elif kind == "final":
                 tracer.internal("block-final", {"block": event["hash"], "height": event["height"]})
-            elif kind == "reorg":
-                disconnected, connected = event.get("disconnected"), event.get("connected")
-                tracer.internal("reorg", {"disconnected": disconnected, "connected": connected,
-                                          "depth": len(disconnected) if isinstance(disconnected, list) else 0})
+            elif kind == "reorg":  # the event's own fields: hashes, depth, old and new tip, fork height
+                tracer.internal("reorg", {key: value for key, value in event.items() if key != "type"})
         if out.mining is not None and self._mining_active != out.mining.active:
             tracer.internal("mining-resumed" if out.mining.active else "mining-paused",
                             {"reason": out.mining.reason})

@@ -9,12 +9,12 @@ the operation was in flight.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from causality.events import TraceEvent
-from causality.graph import TraceGraph
 from causality.links import Links, blocks_in_trace, diagram_window, events_around, hash_prefixes
 from testnet.history import Op
 
@@ -43,9 +43,8 @@ def link_blocks(events: Sequence[TraceEvent], detail: str, trace: str) -> dict[s
         return None
     out: dict[str, Any] = {"events": [_event_text(e) for e in links.events], "commands": []}
     if len(links.made) >= 2:
-        graph = TraceGraph(events)
-        first, second = (graph.resolve(e.id) for e in links.made[:2])
-        out["made"] = f"{links.made[0].id} and {links.made[1].id}: {graph.order(first, second).value}"
+        first, second = links.made[:2]
+        out["made"] = f"{first.id} and {second.id}: {first.vc.compare(second.vc).value}"
     nodes = sorted({e.node for e in links.events})
     out["commands"] = _commands(trace, links, events[0].time_ns, nodes)
     return out
@@ -92,7 +91,6 @@ def link_failed_checks(checks: Sequence[dict[str, Any]], events: Sequence[TraceE
 
 
 def _indices_named(detail: str, ops: Sequence[Op]) -> list[int]:
-    """History indices named in a consistency finding's text (`#123`)."""
-    import re
+    """History indices named in a consistency finding's text (`(index 123)`, `(sent at index 123)`)."""
     known = {op.index for op in ops}
-    return [int(m) for m in re.findall(r"#(\d+)", detail) if int(m) in known]
+    return [int(m) for m in re.findall(r"\bindex (\d+)", detail) if int(m) in known]

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from causality.clocks import MAX_ENTRIES as MAX_CLOCK_ENTRIES
+from causality.recorder import MAX_NAME_CHARS as MAX_TRACE_NAME_CHARS
 from chain import crypto
 from chain.block import MAX_BLOCK_BYTES
 from chain.encoding import check_bytes, check_text, check_uint
@@ -32,8 +34,6 @@ MAX_BUNDLE_FRAMES = 256
 MAX_DISCONNECT_CODE_CHARS = 64
 MAX_DISCONNECT_MESSAGE_CHARS = 256
 CHALLENGE_BYTES = 32
-MAX_CLOCK_ENTRIES = 1024
-MAX_TRACE_NAME_CHARS = 64
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
 

@@ -125,3 +125,26 @@ def test_a_recorder_that_merges_no_clock_is_caught() -> None:
     for source in Random(2).sample(range(len(graph)), 20):
         mismatches += sum(1 for target in _reachable(graph, source) if not graph.happened_before(source, target))
     assert mismatches > 0
+
+
+def test_a_peers_clock_cannot_break_our_stamps() -> None:
+    """A hostile peer names us and itself at 2^64-1 and invents thousands of nodes: what we merge stays below
+    2^53 and within the entries a stamp may carry, so honest receivers still accept our stamps."""
+    from causality.clocks import MAX_ENTRIES
+    from causality.recorder import MAX_MERGED
+    from p2p.protocol.codec import decode_frame, encode_frame
+    from p2p.protocol.messages import Inv, Stamped
+    from p2p.tracing import WireTracer
+
+    (node,), _ = tracers(1)
+    top = (1 << 64) - 1
+    node.receive("evil", "block", "ab", msg_id=f"evil:{top}", vc=(("evil", top), ("node0", top)), lamport=top)
+    assert node.seq < MAX_MERGED and node.lamport < MAX_MERGED
+    for batch in range(3):
+        invented = tuple(sorted((f"n{batch}-{i:04d}", 5) for i in range(1000)))
+        node.receive("evil", "block", "ab", msg_id=f"{invented[0][0]}:5", vc=invented, lamport=5)
+    inv = Inv(kind="tx", hashes=(bytes(32),))
+    frame = WireTracer(node).stamp("peer", inv, encode_frame(inv))
+    stamp = decode_frame(frame)  # checked as an honest receiver checks it: no bad-clock
+    assert isinstance(stamp, Stamped) and len(stamp.vc) <= MAX_ENTRIES
+    assert all(counter < MAX_MERGED for _, counter in stamp.vc) and stamp.lamport < MAX_MERGED

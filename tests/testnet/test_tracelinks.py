@@ -105,3 +105,15 @@ def test_check_linearizable_with_trace_names_the_stuck_reads_node_events(tmp_pat
     trace.write_text("{broken\n" + "".join(lines))
     refused = CliRunner().invoke(main, ["check", "linearizable", str(history), "--trace", str(trace)])
     assert refused.exit_code == 1 and "--trace:" in refused.stderr and "Traceback" not in refused.output
+
+
+def test_a_broken_consistency_check_links_the_operations_its_finding_names(tmp_path: Path) -> None:
+    events = forked_trace()
+    start = events[0].time_ns
+    ops = [Op(index=0, time_ns=start + 7_500_000_000, type="invoke", process="c0", node="node0", op="read", key="a"),
+           Op(index=1, time_ns=start + 8_500_000_000, type="ok", process="c0", node="node0", op="read", key="a")]
+    checks = [{"name": "consistency", "ok": False,
+               "detail": "broken: monotonic-reads (final reads); c0 read a from node0 (index 0): nonce 1, after "
+                         "reading nonce 2 from node1 (index 1)"}]
+    linked = link_failed_checks(checks, events, tmp_path, ops)
+    assert linked["consistency"]["events"] == ["node0:4 tx-accepted"]
