@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -480,6 +481,51 @@ def propagation_command(tx_count: int, rounds: int, as_json: bool) -> None:
         emit_json(result)
         return
     click.echo(f"{tx_count}-tx block over 3 hops: p50 {result['p50_ms']} ms, max {result['max_ms']} ms")
+
+
+@command.command(name="dashboard")
+@click.option("--nodes", type=click.IntRange(1, 32), default=8, show_default=True,
+              help="nodes of the temporary PoW testnet (ignored with --dir)")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="measure this running testnet instead of starting one")
+@click.option("--window", "window_s", type=click.FloatRange(2, 600), default=20.0, show_default=True,
+              help="seconds per window; windows alternate without and with the page")
+@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def dashboard_command(nodes: int, directory: Path | None, window_s: float, rounds: int, as_json: bool) -> None:
+    """Each node's CPU with the testnet dashboard refreshing once a second against without it (percent of one
+    core; docs/DASHBOARD.md). Starts a NODES-node PoW testnet in a temporary directory unless --dir is given."""
+    import asyncio
+
+    from testnet import launcher
+    from testnet.bench_dashboard import measure
+    from testnet.state import TestnetError
+
+    try:
+        with _exit_on_sigterm(), tempfile.TemporaryDirectory(prefix="chainlab-dash-bench-") as scratch:
+            target = directory
+            if target is None:
+                target = launcher.up(launcher.UpOptions(nodes=nodes, directory=Path(scratch) / "net",
+                                                        load_accounts=2)).path
+            try:
+                report = asyncio.run(measure(target, window_s=window_s, rounds=rounds))
+            finally:
+                if directory is None:
+                    launcher.down(target)
+    except TestnetError as exc:
+        fail(str(exc))
+    report["date"] = time.strftime("%Y-%m-%d")
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"dashboard cost on {len(report['nodes'])} {report['consensus']} nodes, {rounds} x {window_s:g} s "
+               f"off/on, page every 1 s ({report['machine']['cpu_count']} cores, {report['date']})")
+    for node in report["nodes"]:
+        click.echo(f"  {node['node']:<8} off {node['cpu_off_pct']:5.2f}%  on {node['cpu_on_pct']:5.2f}%  "
+                   f"cost {node['cost_pct']:+.2f}% of a core")
+    build = report["build_ms"]
+    click.echo(f"max cost {report['max_cost_pct']:+.2f}% of a core; {report['states_per_s']} states/s; "
+               f"state built in p50 {build['p50']} ms, p95 {build['p95']} ms, max {build['max']} ms")
 
 
 def _parse_genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:

@@ -108,11 +108,15 @@ def _genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--foreground", is_flag=True, help="show a live table until Ctrl-C, then take the testnet down")
 @click.option("--load-tps", type=click.FloatRange(0, min_open=True), help="with --foreground: a light load")
 @click.option("--trace", is_flag=True, help="every node writes a causal trace (collect with `testnet trace`)")
+@click.option("--web-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="with --foreground: the dashboard's port on 127.0.0.1 (0: a free one)")
+@click.option("--no-web", is_flag=True, help="with --foreground: no dashboard")
 @json_option
 @user_errors
 def up_command(nodes: int, consensus: str, directory: Path | None, topology: str, hashrate_shares: str | None,
                hashrate_hps: float | None, genesis_params: tuple[str, ...], seed: str | None, load_accounts: int,
-               foreground: bool, load_tps: float | None, trace: bool, as_json: bool) -> None:
+               foreground: bool, load_tps: float | None, trace: bool, web_port: int, no_web: bool,
+               as_json: bool) -> None:
     """Create and start a testnet; waits until every node answers and has its topology's peers.
 
     Ports are chosen by the OS, so testnets never collide. Miners run niced with capped hash rates (the genesis
@@ -139,7 +143,8 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
     summary = None
     try:
         with exclusive_load(testnet.path):
-            summary = asyncio.run(live.foreground(testnet.path, load_tps=load_tps))
+            summary = asyncio.run(live.foreground(testnet.path, load_tps=load_tps,
+                                                  web_port=None if no_web else web_port, on_web=_say))
     finally:
         # Whatever ended the live table (Ctrl-C, SIGTERM, SIGHUP, a closed output pipe, an error), the nodes go
         # down before anything else is written: a write to a closed pipe must not skip this.
@@ -443,6 +448,34 @@ async def _load_with_progress(generator: LoadGenerator, *, interactive: bool) ->
     if interactive:
         click.echo("", err=True)
     return result
+
+
+@command.command(name="web")
+@dir_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (the page is read-only, but it shows the whole testnet: keep it local)")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port")
+@click.option("--open", "open_browser", is_flag=True, help="open the page in the default browser")
+@user_errors
+def web_command(directory: Path | None, host: str, port: int, open_browser: bool) -> None:
+    """Serve the testnet dashboard until Ctrl-C: every node's state and head, the union of their block trees with
+    each node's head and final block, the partition groups and netem, the nemesis events as they happen, the load
+    figures and the last `testnet check` (docs/DASHBOARD.md). Prints its URL; works on a running testnet and, from
+    its files, after `down`."""
+    from testnet.dashboard import serve
+
+    root = launcher.resolve_directory(directory)
+
+    def ready(url: str) -> None:
+        click.echo(url)
+        click.echo(f"dashboard of {root}; Ctrl-C stops it", err=True)
+        if open_browser:
+            import webbrowser
+
+            if not webbrowser.open(url):
+                click.echo("note  no browser could be opened; open the URL above", err=True)
+
+    asyncio.run(serve(root, host=host, port=port, on_ready=ready))
 
 
 @command.command(name="trace")

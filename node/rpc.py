@@ -62,8 +62,8 @@ _ADMIN_PREFIX = "/v1/admin/"
 # The explorer (docs/EXPLORER.md): static files shipped in the package, read once, served read-only. The policy lets
 # the page load only its own script and style and talk only to this origin; nothing inline runs.
 EXPLORER_DIR = Path(__file__).with_name("explorer")
-EXPLORER_FILES = {"": ("index.html", "text/html"), "explorer.js": ("explorer.js", "text/javascript"),
-                  "explorer.css": ("explorer.css", "text/css")}
+EXPLORER_FILES = {"": ("index.html", "text/html"), "common.js": ("common.js", "text/javascript"),
+                  "explorer.js": ("explorer.js", "text/javascript"), "explorer.css": ("explorer.css", "text/css")}
 EXPLORER_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

@@ -11,6 +11,7 @@ inside the period after the grace.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from chain.crypto import address_from_text
 from chain.genesis import Genesis
 from consensus.registry import spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
+from node.config import write_private_text
 from node.datadir import GENESIS_FILE, DatadirError, read_genesis_file
 from testnet import procs
 from testnet.checks import (
@@ -36,7 +38,7 @@ from testnet.collect import CollectError, NodeView, count_log_alarms, rpc_view, 
 from testnet.consistency import analyse
 from testnet.history import Op, acknowledged_final, read_history
 from testnet.nemesis import refresh
-from testnet.state import HISTORY_FILE, Testnet, TestnetError, load_testnet, read_events
+from testnet.state import CHECK_FILE, HISTORY_FILE, Testnet, TestnetError, iso_now, load_testnet, read_events
 from testnet.topology import components
 from testnet.tracecollect import read_node_traces
 from testnet.tracelinks import link_failed_checks
@@ -100,7 +102,17 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
     out = {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": checks, "sources": sources}
     if not out["ok"]:
         out["trace"] = _trace_links(testnet, checks)
+    _save_result(testnet.path, out)
     return out
+
+
+def _save_result(directory: Path, result: dict[str, Any]) -> None:
+    """Keep the result as <dir>/check.json (with the time), for the dashboard; a directory that cannot be written
+    to (a copy on read-only media) is noted in the result's sources, not an error of the checks."""
+    try:
+        write_private_text(directory / CHECK_FILE, json.dumps({**result, "time": iso_now()}, indent=2) + "\n")
+    except OSError as exc:
+        result["sources"]["check.json"] = f"not saved: {exc.strerror or exc}"
 
 
 def _trace_links(testnet: Testnet, checks: list[dict[str, Any]]) -> dict[str, Any]:

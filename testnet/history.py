@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 OP_TYPES = ("invoke", "ok", "fail", "info")
+FLUSH_EVERY_S = 1.0  # records reach the file within a second, for the dashboard that reads it as it grows
 
 
 class HistoryError(ValueError):
@@ -58,6 +59,7 @@ class HistoryWriter:
         self._next = last_index(path) + 1
         self._out: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._unflushed = 0
+        self._flushed_at = time.monotonic()
 
     def record(self, type: str, *, process: str, node: str, op: str, key: str, value: Any = None,
                error: str | None = None) -> Op:
@@ -68,9 +70,11 @@ class HistoryWriter:
             self._next += 1
             self._out.write(json.dumps(entry.to_json(), separators=(",", ":")) + "\n")
             self._unflushed += 1
-            if self._unflushed >= 256:
+            now = time.monotonic()
+            if self._unflushed >= 256 or now - self._flushed_at >= FLUSH_EVERY_S:
                 self._out.flush()
                 self._unflushed = 0
+                self._flushed_at = now
             return entry
 
     def flush(self) -> None:

@@ -15,9 +15,9 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import aiohttp
 from rich.console import Console, Group
@@ -29,6 +29,9 @@ from consensus.registry import spec_named
 from testnet.history import HistoryWriter
 from testnet.load import LoadGenerator, LoadOptions
 from testnet.state import HISTORY_FILE, NodeRecord, Testnet, load_testnet
+
+if TYPE_CHECKING:
+    from testnet.dashboard import DashboardServer
 
 # A closed terminal (SIGHUP) ends a foreground testnet as Ctrl-C and SIGTERM do.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -99,26 +102,29 @@ def _title(testnet: Testnet, uptime_s: float) -> str:
             f"up {int(uptime_s) // 60:02d}:{int(uptime_s) % 60:02d}")
 
 
-def _footer(load: LoadGenerator | None) -> list[str]:
+def _footer(load: LoadGenerator | None, web_url: str | None = None) -> list[str]:
     lines = []
     if load is not None:
         counts = load.counts
         lines.append(f"load {load.options.tps:g} tx/s: {counts.submitted} sent, {counts.accepted} accepted, "
                      f"{counts.failed} rejected, {counts.unknown} unknown, {counts.included} included, "
                      f"{counts.final} final ({load.current_tps():.1f} tx/s accepted now)")
+    if web_url:
+        lines.append(f"dashboard {web_url}")
     lines.append("Ctrl-C stops the testnet")
     return lines
 
 
 def render(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
-           load: LoadGenerator | None) -> str:
+           load: LoadGenerator | None, web_url: str | None = None) -> str:
     """The table as plain text (for a pipe or a file)."""
-    lines = [_title(testnet, uptime_s), *format_rows(table_rows(testnet, statuses), left=LEFT), *_footer(load)]
+    lines = [_title(testnet, uptime_s), *format_rows(table_rows(testnet, statuses), left=LEFT),
+             *_footer(load, web_url)]
     return "\n".join(lines)
 
 
 def render_rich(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, uptime_s: float,
-                load: LoadGenerator | None) -> Group:
+                load: LoadGenerator | None, web_url: str | None = None) -> Group:
     """The table for a terminal (rich)."""
     header, *rows = table_rows(testnet, statuses)
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -126,7 +132,8 @@ def render_rich(testnet: Testnet, statuses: Sequence[dict[str, Any] | None], *, 
         table.add_column(name, justify="left" if index in LEFT else "right", no_wrap=index != len(header) - 1)
     for row in rows:
         table.add_row(*row, style="dim" if row[1] not in ("running",) and not row[1].startswith("syncing") else None)
-    return Group(Text(_title(testnet, uptime_s), style="bold"), table, *(Text(line) for line in _footer(load)))
+    return Group(Text(_title(testnet, uptime_s), style="bold"), table,
+                 *(Text(line) for line in _footer(load, web_url)))
 
 
 def format_rows(rows: Sequence[Sequence[str]], left: set[int]) -> list[str]:
@@ -150,10 +157,11 @@ async def _status(session: aiohttp.ClientSession, record: NodeRecord) -> dict[st
 
 
 async def foreground(directory: Path, *, load_tps: float | None = None, refresh_s: float = 0.5,
-                     out: TextIO | None = None) -> dict[str, Any] | None:
-    """Show the live table (and run the load) until SIGINT, SIGTERM or SIGHUP, or until its output is closed (a
-    pipe whose reader went away: BrokenPipeError is not raised, the table just stops); returns the load summary,
-    if any."""
+                     out: TextIO | None = None, web_port: int | None = None,
+                     on_web: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """Show the live table (and run the load, and serve the dashboard on 127.0.0.1:`web_port` unless it is None,
+    telling `on_web` its URL) until SIGINT, SIGTERM or SIGHUP, or until its output is closed (a pipe whose reader
+    went away: BrokenPipeError is not raised, the table just stops); returns the load summary, if any."""
     stream = out or sys.stdout
     interactive = stream.isatty()
     stop = asyncio.Event()
@@ -170,9 +178,18 @@ async def foreground(directory: Path, *, load_tps: float | None = None, refresh_
         generator = LoadGenerator(testnet, LoadOptions(tps=load_tps, duration_s=None, settle_timeout_s=0.0),
                                   history)
         load_task = asyncio.ensure_future(generator.run(stop))
+    web: DashboardServer | None = None
+    web_url: str | None = None
     frame = 0
     live = Live(console=Console(file=stream), auto_refresh=False, transient=False) if interactive else None
     try:
+        if web_port is not None:
+            from testnet.dashboard import DashboardServer  # here: the dashboard uses this module's cells
+
+            web = DashboardServer(directory, port=web_port)
+            web_url = await web.start()
+            if on_web is not None:
+                on_web(f"dashboard: {web_url}")
         if live is not None:
             live.start()
         async with aiohttp.ClientSession(trust_env=False) as session:
@@ -184,9 +201,11 @@ async def foreground(directory: Path, *, load_tps: float | None = None, refresh_
                 uptime_s = time.monotonic() - started
                 try:
                     if live is not None:
-                        live.update(render_rich(testnet, statuses, uptime_s=uptime_s, load=generator), refresh=True)
+                        live.update(render_rich(testnet, statuses, uptime_s=uptime_s, load=generator,
+                                                web_url=web_url), refresh=True)
                     elif frame % 10 == 0:
-                        stream.write(render(testnet, statuses, uptime_s=uptime_s, load=generator) + "\n\n")
+                        stream.write(render(testnet, statuses, uptime_s=uptime_s, load=generator, web_url=web_url)
+                                     + "\n\n")
                         stream.flush()
                 except BrokenPipeError:
                     break
@@ -206,3 +225,5 @@ async def foreground(directory: Path, *, load_tps: float | None = None, refresh_
             await asyncio.gather(load_task, return_exceptions=True)
         if history is not None:
             history.close()
+        if web is not None:
+            await web.stop()

@@ -23,6 +23,7 @@ STATE_FILE = "testnet.json"
 EVENTS_FILE = "events.jsonl"
 HISTORY_FILE = "history.jsonl"
 REPORT_FILE = "report.json"
+CHECK_FILE = "check.json"  # the last `testnet check` result, for the dashboard
 LOCK_FILE = ".lock"
 FORMAT_VERSION = 1
 NODE_STATES = ("running", "paused", "stopped", "killed")

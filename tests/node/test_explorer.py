@@ -15,10 +15,13 @@ def test_the_explorer_is_served_with_a_strict_policy_and_nothing_else_is() -> No
         policy = page.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "default-src 'none'" in policy and "'unsafe-inline'" not in policy
         assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["X-Frame-Options"] == "DENY"
-        assert '<script src="/explorer/explorer.js"></script>' in page.body and "<script>" not in page.body
-        script = await client.get("/explorer/explorer.js")
-        assert script.status == 200 and script.headers["Content-Type"].startswith("text/javascript")
-        assert ".innerHTML" not in script.body and "Authorization" not in script.body and "/v1/admin" not in script.body
+        assert "<script>" not in page.body
+        for name in ("common.js", "explorer.js"):
+            script = await client.get(f"/explorer/{name}")
+            assert script.status == 200 and script.headers["Content-Type"].startswith("text/javascript")
+            assert ".innerHTML" not in script.body and "Authorization" not in script.body
+            assert "/v1/admin" not in script.body, name
+            assert f'<script src="/explorer/{name}"></script>' in page.body
         assert (await client.get("/explorer/explorer.css")).status == 200
         for path in ("/explorer/../node.key", "/explorer/config.toml", "/explorer/%2e%2e%2fconfig.toml"):
             missing = await client.get(path)

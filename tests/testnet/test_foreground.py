@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def _start_foreground(tmp_path: Path, groups: list[int], nodes: int, *, stderr_t
     raise AssertionError("the foreground testnet did not start: " + (tmp_path / "launcher.err").read_text())
 
 
+def _dashboard_url(err: Path) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in err.read_text().splitlines():
+            if line.startswith("dashboard: http://127.0.0.1:"):
+                return line.split(" ", 1)[1]
+        time.sleep(0.1)
+    raise AssertionError("no dashboard URL printed: " + err.read_text())
+
+
 def _assert_all_gone(pids: list[int], directory: Path) -> None:
     """No node, and no member of a node's process group (its mining and signature workers), is left."""
     deadline = time.monotonic() + GONE_S
@@ -106,6 +117,9 @@ def test_a_closed_output_pipe_takes_the_nodes_down(tmp_path: Path, cleanup: list
 
 def test_a_hang_up_takes_the_nodes_down(tmp_path: Path, cleanup: list[int]) -> None:
     launcher, pids = _start_foreground(tmp_path, cleanup, nodes=1)
+    url = _dashboard_url(tmp_path / "launcher.err")  # `make run` prints the dashboard's URL, and it answers
+    with urllib.request.urlopen(url + "api/state", timeout=10) as reply:
+        assert [node["name"] for node in json.load(reply)["nodes"]] == ["node0"]
     launcher.send_signal(signal.SIGHUP)  # the terminal was closed
     launcher.wait(timeout=GONE_S)
     _assert_all_gone(pids, tmp_path)
