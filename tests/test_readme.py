@@ -2,8 +2,9 @@
 
 Each block runs in a fresh working directory (with the project's `.venv`, `Makefile` and `testnet/scenarios`
 linked in, `HOME` pointing inside it and `CHAINLAB_PASSWORD` set for the wallet prompts). A command that runs
-until Ctrl-C (`make run`, `chainlab devnet`, `chainlab node run`) is started in the background in its own session,
-waited for until it is up, and stopped with SIGINT when its block ends: it must exit quietly (no traceback) and
+until Ctrl-C (`make run`, `chainlab devnet`, `chainlab node run`, `chainlab testnet web`) is started in the
+background in its own session, waited for until it is up (`make run` and `testnet web` until their dashboard
+answers), and stopped with SIGINT when its block ends: it must exit quietly (no traceback) and
 leave no process behind. `make test` is this suite itself and is not run again. A few long commands are shortened
 (SHORTER: fewer blocks, shorter durations, the CI variant of a scenario); everything else runs as written, and a
 command that fails fails the test with its output.
@@ -119,7 +120,7 @@ class Session:
 
     @staticmethod
     def _is_foreground(command: str) -> bool:
-        return bool(re.match(r"(make run|chainlab devnet|chainlab node run)\b", command))
+        return bool(re.match(r"(make run|chainlab devnet|chainlab node run|chainlab testnet web)\b", command))
 
     def _start(self, command: str) -> None:
         log = self.cwd / f"foreground-{len(self.running)}.log"
@@ -143,7 +144,17 @@ class Session:
                     state = json.loads((self.cwd / "testnets" / "latest" / "testnet.json").read_text())
                     return [int(n["pid"]) for n in state["nodes"] if n.get("pid")]
                 return []
-            return (lambda: "Ctrl-C stops the testnet" in log.read_text(errors="replace")), testnet_pids
+            def testnet_up() -> bool:
+                text = log.read_text(errors="replace")
+                dashboard = re.search(r"^dashboard: (http://127\.0\.0\.1:\d+/)$", text, flags=re.M)
+                return "Ctrl-C stops the testnet" in text and bool(dashboard) and \
+                    _http_ok(dashboard.group(1) + "api/state")  # type: ignore[union-attr]
+            return testnet_up, testnet_pids
+        if command.startswith("chainlab testnet web"):
+            def dashboard_up() -> bool:
+                found = re.search(r"^(http://127\.0\.0\.1:\d+/)$", log.read_text(errors="replace"), flags=re.M)
+                return bool(found) and _http_ok(found.group(1) + "api/state")  # type: ignore[union-attr]
+            return dashboard_up, lambda: []
         if command.startswith("chainlab devnet"):
             port = re.search(r"--rpc-port\s+(\d+)", command)
             url = f"http://127.0.0.1:{port.group(1) if port else 8645}/v1/status"
