@@ -48,6 +48,11 @@ def _matplotlib() -> Any:
         raise PlotError(f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}") from None
 
 
+def require_matplotlib() -> None:
+    """Return if matplotlib can be imported, else raise PlotError saying how to install it."""
+    _matplotlib()
+
+
 def check_target(path: str) -> Path:
     """`path` as the SVG file to write, or PlotError: checked before measuring, so that minutes of benchmark are
     not lost to a typo or a missing matplotlib."""
