@@ -25,7 +25,7 @@ def block_of_fresh_transfers():  # type: ignore[no-untyped-def]
     return genesis, block.encoded, bare
 
 
-def test_validate_block(benchmark, block_of_fresh_transfers) -> None:  # type: ignore[no-untyped-def]
+def test_validate_block(benchmark, block_of_fresh_transfers, figures) -> None:  # type: ignore[no-untyped-def]
     genesis, raw, _ = block_of_fresh_transfers
     rules = Rules.from_genesis(genesis)
 
@@ -38,6 +38,7 @@ def test_validate_block(benchmark, block_of_fresh_transfers) -> None:  # type: i
 
     benchmark.pedantic(validate, setup=setup, rounds=7)
     benchmark.extra_info.update(measure_validation(TXS, workers=1, repeats=5))
+    figures("validate", benchmark.extra_info)
 
 
 def test_bare_signature_verification(benchmark, block_of_fresh_transfers) -> None:  # type: ignore[no-untyped-def]
@@ -50,17 +51,20 @@ def test_bare_signature_verification(benchmark, block_of_fresh_transfers) -> Non
     benchmark.pedantic(verify, rounds=7)
 
 
-def test_validate_with_two_workers(benchmark) -> None:  # type: ignore[no-untyped-def]
+def test_validate_with_two_workers(benchmark, figures) -> None:  # type: ignore[no-untyped-def]
     # One measurement times both: rounds alternate two-process and one-process validation of the same block.
     result = benchmark.pedantic(lambda: measure_validation(4000, workers=2, repeats=7), rounds=1)
     benchmark.extra_info.update(result)
+    figures("validate", result)
 
 
-def test_store_import(benchmark) -> None:  # type: ignore[no-untyped-def]
+def test_store_import(benchmark, figures) -> None:  # type: ignore[no-untyped-def]
     result = benchmark.pedantic(lambda: measure_store(50, 1000), rounds=1)
     benchmark.extra_info.update(result)
+    figures("store", result)
 
 
-def test_reorg(benchmark) -> None:  # type: ignore[no-untyped-def]
+def test_reorg(benchmark, figures) -> None:  # type: ignore[no-untyped-def]
     result = benchmark.pedantic(lambda: measure_reorg(10, 1000), rounds=1)
     benchmark.extra_info.update(result)
+    figures("reorg", result)

@@ -19,7 +19,8 @@ from chain.block import decode_block
 from chain.devtools import block_on, dev_genesis, dev_keys, fresh_transfers
 from chain.genesis import Genesis, GenesisError, parse_param_value
 from chain.validation import Rules, SignatureChecker, connect_block
-from cli.common import emit_json, fail
+from cli import plots
+from cli.common import emit_json, fail, int_list
 from consensus.pow.devtools import generate_pow_chain
 from consensus.registry import all_parameters, engine_names
 from node.datadir import init_datadir, open_chain
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 @click.group(name="bench")
 def command() -> None:
     """Measure block validation, storage, mining, sync and RPC against their limits."""
+
 
 
 def _timed(run: Callable[[], object]) -> float:
@@ -162,30 +164,37 @@ def _median_pair(
 @command.command(name="validate")
 @click.option("--txs", "tx_count", type=click.IntRange(1, 20_000), default=1000, show_default=True,
               help="transactions in the block")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="processes checking signatures (1 = in this process)")
+@click.option("--workers", "worker_counts", callback=int_list(1, 64), default="1", metavar="W[,W...]",
+              show_default=True,
+              help="processes checking signatures (1 = in this process); several (1,2,4) measure each in turn")
 @click.option("--repeats", type=click.IntRange(1, 101), default=15, show_default=True,
               help="back-to-back pairs measured; the median pair is reported")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def validate_command(tx_count: int, workers: int, repeats: int, as_json: bool) -> None:
+@plots.option
+def validate_command(tx_count: int, worker_counts: tuple[int, ...], repeats: int, as_json: bool,
+                     plot_path: str | None) -> None:
     """Validate and apply one block of fresh transfers, against bare signature checks of the same block.
 
     ratio = validate_s / verify_only_s: what decoding, hashing, state and commitment add to the signatures.
     With --workers W > 1, `speedup` is in-process validation time over W-process time, measured in the same
-    rounds. Every figure is the median of back-to-back rounds (see docs/PERFORMANCE.md).
+    rounds. Every figure is the median of back-to-back rounds (see docs/PERFORMANCE.md). Several worker counts
+    (--workers 1,2) are measured one after the other; --json then prints {"runs": [...]}.
     """
-    result = measure_validation(tx_count, workers, repeats)
+    target = plots.target_or_fail(plot_path)
+    results = [measure_validation(tx_count, workers, repeats) for workers in worker_counts]
+    plots.draw_or_fail(target, lambda path: plots.validation(results, path))
     if as_json:
-        emit_json(result)
+        emit_json(results[0] if len(results) == 1 else {"runs": results})
         return
-    line = (
-        f"{result['txs']} txs, {result['workers']} worker(s): validate {result['validate_s'] * 1e3:.1f} ms, "
-        f"bare verify {result['verify_only_s'] * 1e3:.1f} ms, ratio {result['ratio']:.3f}, "
-        f"{result['tx_per_s']:.0f} tx/s"
-    )
-    if "speedup" in result:
-        line += f", {result['speedup']:.2f}x the {result['single_worker_tx_per_s']:.0f} tx/s of one process"
-    click.echo(line)
+    for result in results:
+        line = (
+            f"{result['txs']} txs, {result['workers']} worker(s): validate {result['validate_s'] * 1e3:.1f} ms, "
+            f"bare verify {result['verify_only_s'] * 1e3:.1f} ms, ratio {result['ratio']:.3f}, "
+            f"{result['tx_per_s']:.0f} tx/s"
+        )
+        if "speedup" in result:
+            line += f", {result['speedup']:.2f}x the {result['single_worker_tx_per_s']:.0f} tx/s of one process"
+        click.echo(line)
 
 
 def _dev_chain(blocks: int, txs: int, seed: bytes, *, finality_threshold: int = 6, branches: int = 1,
@@ -235,9 +244,12 @@ def measure_store(blocks: int, txs: int) -> dict[str, float | int]:
 @click.option("--blocks", type=click.IntRange(1, 100_000), default=200, show_default=True)
 @click.option("--txs", type=click.IntRange(0, 20_000), default=1000, show_default=True, help="transactions per block")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def store_command(blocks: int, txs: int, as_json: bool) -> None:
+@plots.option
+def store_command(blocks: int, txs: int, as_json: bool, plot_path: str | None) -> None:
     """Import a generated chain into LevelDB against validating it in memory (store_overhead = import/validate - 1)."""
+    target = plots.target_or_fail(plot_path)
     result = measure_store(blocks, txs)
+    plots.draw_or_fail(target, lambda path: plots.store(result, path))
     if as_json:
         emit_json(result)
         return
@@ -276,12 +288,15 @@ def measure_reorg(depth: int, txs: int) -> dict[str, float | int]:
 @click.option("--depth", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--txs", type=click.IntRange(0, 20_000), default=1000, show_default=True, help="transactions per block")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def reorg_command(depth: int, txs: int, as_json: bool) -> None:
+@plots.option
+def reorg_command(depth: int, txs: int, as_json: bool, plot_path: str | None) -> None:
     """Time a reorg: disconnect DEPTH blocks and connect a rival branch of DEPTH + 1, against connecting DEPTH.
 
     ratio = reorg_s / connect_s (the rival branch has one block more, which it needs to win on work).
     """
+    target = plots.target_or_fail(plot_path)
     result = measure_reorg(depth, txs)
+    plots.draw_or_fail(target, lambda path: plots.reorg(result, path))
     if as_json:
         emit_json(result)
         return
@@ -326,9 +341,12 @@ def measure_mining(seconds: float) -> dict[str, float]:
 @command.command(name="mine")
 @click.option("--seconds", type=click.FloatRange(0.5, 600), default=5.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def mine_command(seconds: float, as_json: bool) -> None:
+@plots.option
+def mine_command(seconds: float, as_json: bool, plot_path: str | None) -> None:
     """One mining process against a bare double-SHA-256 loop over 80-byte headers (ratio = mining / raw)."""
+    target = plots.target_or_fail(plot_path)
     result = measure_mining(seconds)
+    plots.draw_or_fail(target, lambda path: plots.mining(result, path))
     if as_json:
         emit_json(result)
         return
@@ -374,11 +392,14 @@ def checker_command(ops: int, processes: int, keys: int, seed: int, as_json: boo
 @click.option("--blocks", type=click.IntRange(1, 100_000), default=2000, show_default=True)
 @click.option("--txs", type=click.IntRange(0, 5_000), default=100, show_default=True, help="transactions per block")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def sync_command(blocks: int, txs: int, as_json: bool) -> None:
+@plots.option
+def sync_command(blocks: int, txs: int, as_json: bool, plot_path: str | None) -> None:
     """A fresh node process syncing from a peer over loopback, against importing the same blocks from a file."""
     from testnet.bench_network import measure_sync
 
+    target = plots.target_or_fail(plot_path)
     result = measure_sync(blocks, txs)
+    plots.draw_or_fail(target, lambda path: plots.sync(result, path))
     if as_json:
         emit_json(result)
         return
@@ -388,18 +409,28 @@ def sync_command(blocks: int, txs: int, as_json: bool) -> None:
 
 @command.command(name="rpc")
 @click.option("--txs", "tx_count", type=click.IntRange(1, 1_000_000), default=20_000, show_default=True)
-@click.option("--clients", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("--clients", "client_counts", callback=int_list(1, 1024), default="64", metavar="N[,N...]",
+              show_default=True,
+              help="concurrent HTTP clients; several (1,4,16,64) measure each in turn")
 @click.option("--trace", is_flag=True, help="measure causal tracing's cost: untraced and traced runs in turn, each "
                                             "with one peer the transactions are gossiped to")
 @click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True,
               help="with --trace: untraced/traced pairs of runs (medians are reported)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def rpc_command(tx_count: int, clients: int, trace: bool, rounds: int, as_json: bool) -> None:
-    """Signed transfers POSTed over HTTP by concurrent clients to one node process."""
+@plots.option
+def rpc_command(tx_count: int, client_counts: tuple[int, ...], trace: bool, rounds: int, as_json: bool,
+                plot_path: str | None) -> None:
+    """Signed transfers POSTed over HTTP by concurrent clients to one node process.
+
+    Several client counts (--clients 1,4,16,64) are measured one after the other, each on a fresh node; --json
+    then prints {"runs": [...]}, and --plot draws throughput and latency against the clients.
+    """
     from testnet.bench_network import measure_rpc, measure_rpc_trace_overhead
 
     if trace:
-        overhead = measure_rpc_trace_overhead(tx_count, clients, rounds)
+        if len(client_counts) > 1 or plot_path is not None:
+            fail("--trace measures one client count and draws no plot: give one --clients and no --plot")
+        overhead = measure_rpc_trace_overhead(tx_count, client_counts[0], rounds)
         if as_json:
             emit_json(overhead)
             return
@@ -409,12 +440,15 @@ def rpc_command(tx_count: int, clients: int, trace: bool, rounds: int, as_json: 
         click.echo(f"nodes' CPU per transaction: untraced {overhead['untraced_cpu_us_per_tx']} us, traced "
                    f"{overhead['traced_cpu_us_per_tx']} us ({overhead['cpu_overhead_pct']}%)")
         return
-    result = measure_rpc(tx_count, clients)
+    target = plots.target_or_fail(plot_path)
+    results = [measure_rpc(tx_count, clients) for clients in client_counts]
+    plots.draw_or_fail(target, lambda path: plots.rpc(results, path))
     if as_json:
-        emit_json(result)
+        emit_json(results[0] if len(results) == 1 else {"runs": results})
         return
-    click.echo(f"{result['accepted']} accepted in {result['seconds']} s: {result['accepted_per_s']}/s, "
-               f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+    for result in results:
+        click.echo(f"{result['clients']} clients: {result['accepted']} accepted in {result['seconds']} s: "
+                   f"{result['accepted_per_s']}/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
 
 
 @command.command(name="sim-trace")
@@ -569,8 +603,9 @@ def _exit_on_sigterm() -> Iterator[None]:
               help="after the window, SIGKILL the leader/primary this many times and time the recovery")
 @click.option("--compare", type=click.Choice(["etcd"]), help="run the same load against a 3-member etcd")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@plots.option
 def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, genesis_params: tuple[str, ...],
-                      failover_kills: int, compare: str | None, as_json: bool) -> None:
+                      failover_kills: int, compare: str | None, as_json: bool, plot_path: str | None) -> None:
     """Committed transfers per second of a real NODES-node network under a closed-loop load.
 
     Each client submits one signed transfer, waits until a final block holds it, then submits the next; clients
@@ -580,11 +615,13 @@ def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, 
     options = ConsensusBenchOptions(consensus=engine, nodes=nodes, clients=clients, duration_s=duration_s,
                                     genesis_params=_parse_genesis_params(genesis_params),
                                     failover_kills=failover_kills)
+    target = plots.target_or_fail(plot_path)
     try:
         with _exit_on_sigterm():
             report = run_consensus_bench(options, compare)
     except (BenchError, EtcdUnavailable, LocalNodeError) as exc:
         fail(str(exc))
+    plots.draw_or_fail(target, lambda path: plots.consensus(report, path))
     if as_json:
         emit_json(report)
         return

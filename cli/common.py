@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -35,3 +36,24 @@ def started_line(node: Node, datadir: object) -> str:
         "datadir": str(datadir), "node_id": node.key.public_key.hex(),
         "address": node.status().get("address"), "pid": os.getpid(),
     }, sort_keys=True)
+
+
+
+def int_list(low: int, high: int) -> Callable[[click.Context, click.Parameter, str], tuple[int, ...]]:
+    """A click option callback reading a comma-separated list of integers within [low, high] (`--clients
+    1,2,4,8`): distinct, in the given order; a single number is a list of one. (A callback rather than a
+    `click.ParamType`, which is generic only from click 8.2 on.)"""
+    def parse(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+        numbers: list[int] = []
+        for part in str(value).split(","):
+            try:
+                number = int(part.strip())
+            except ValueError:
+                raise click.BadParameter(f"{part.strip()!r} is not an integer (give N or N,N,...)") from None
+            if not low <= number <= high:
+                raise click.BadParameter(f"{number} is not in the range {low}-{high}")
+            if number not in numbers:
+                numbers.append(number)
+        return tuple(numbers)
+
+    return parse
