@@ -23,8 +23,9 @@ from cli.common import emit_json, fail
 from consensus.registry import all_parameters, engine_names
 from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
+from testnet.cells import engine_cell, engine_column, state_cell
 from testnet.history import HistoryWriter
-from testnet.live import engine_cell, engine_column, format_rows, state_cell
+from testnet.live import format_rows
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
 from testnet.scenario import ManifestError, Scenario, load_manifest, plan

@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from node.rpc import EXPLORER_DIR, EXPLORER_HEADERS
+from testnet.cells import engine_cell, state_cell
 from testnet.dashview import (
     TREE_HEIGHTS,
     BlockCache,
@@ -38,7 +39,6 @@ from testnet.dashview import (
     partition_view,
     tree_layout,
 )
-from testnet.live import engine_cell, state_cell
 from testnet.state import CHECK_FILE, EVENTS_FILE, HISTORY_FILE, NodeRecord, Testnet, TestnetError, load_testnet
 
 log = logging.getLogger("chainlab.testnet.dashboard")

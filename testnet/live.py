@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import aiohttp
 from rich.console import Console, Group
@@ -25,13 +25,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from consensus.registry import spec_named
+from testnet.cells import engine_cell, engine_column, state_cell
+from testnet.dashboard import DashboardServer
 from testnet.history import HistoryWriter
 from testnet.load import LoadGenerator, LoadOptions
 from testnet.state import HISTORY_FILE, NodeRecord, Testnet, load_testnet
-
-if TYPE_CHECKING:
-    from testnet.dashboard import DashboardServer
 
 # A closed terminal (SIGHUP) ends a foreground testnet as Ctrl-C and SIGTERM do.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -52,33 +50,6 @@ def output_closed(stream: TextIO) -> bool:
     except OSError:
         return False
     return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events)
-
-
-def engine_column(consensus: str) -> str:
-    """The header of the engine column, as the engine's spec names it (PoW: MINING; others: ROLE)."""
-    return spec_named(consensus).status_column
-
-
-def engine_cell(consensus: str, status: dict[str, Any] | None) -> str:
-    """The engine's cell: mining on/off with the reachable hash share (PoW), or the role (primary-backup)."""
-    if status is None:
-        return "-"
-    engine = status.get("engine", {})
-    return spec_named(consensus).status_cell(engine if isinstance(engine, dict) else {})
-
-
-def state_cell(state: str, status: dict[str, Any] | None) -> str:
-    """The node's process state, or `syncing 40% (ETA 12s)` while it catches up with its peers."""
-    sync = status.get("sync") if status is not None else None
-    if state != "running" or not isinstance(sync, dict):
-        return state
-    try:  # a node's answer, read as it comes: a malformed one shows as the plain state
-        target = int(sync.get("target_height") or 0)
-        share = 100 * int(sync.get("height") or 0) // target if target > 0 else 100
-    except (TypeError, ValueError):
-        return state
-    eta = sync.get("eta_s")
-    return f"syncing {share}%" + (f" (ETA {eta:.0f}s)" if isinstance(eta, int | float) else "")
 
 
 LEFT = {0, 1, 3, 7}  # text columns; the others are numbers
@@ -184,8 +155,6 @@ async def foreground(directory: Path, *, load_tps: float | None = None, refresh_
     live = Live(console=Console(file=stream), auto_refresh=False, transient=False) if interactive else None
     try:
         if web_port is not None:
-            from testnet.dashboard import DashboardServer  # here: the dashboard uses this module's cells
-
             web = DashboardServer(directory, port=web_port)
             web_url = await web.start()
             if on_web is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from testnet.live import state_cell
+from testnet.cells import state_cell
 
 
 def test_a_syncing_node_shows_its_progress_and_eta() -> None:
