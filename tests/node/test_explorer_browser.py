@@ -44,9 +44,12 @@ def screenshot_on_failure(browser: Any, directory: Path, name: str) -> Iterator[
 
 
 def wait(browser: Any, condition: Callable[[Any], Any], what: str) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT_S).until(condition, message=f"waited {WAIT_S} s for {what}")
+    # Pages redraw themselves on every block: an element found a moment ago may be gone; look again.
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition, message=f"waited {WAIT_S} s for {what}")
 
 
 def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Path) -> None:
