@@ -226,9 +226,10 @@ class ChainStore:
         for ref in address_txs(self.store, address, before=before, limit=limit):
             block_hash = self.hash_at(ref.height)
             block = self.get_block(block_hash) if block_hash is not None else None
-            if block is None or ref.position >= len(block.txs) or block.txs[ref.position].hash != ref.tx_hash:
+            tx = block.txs[ref.position] if block is not None and ref.position < len(block.txs) else None
+            if block is None or tx is None or address not in (tx.sender_address, tx.recipient):
                 raise ChainStoreError(f"address index entry {ref} does not match the best chain")
-            history.append((ref, block.hash, block.txs[ref.position]))
+            history.append((ref, block.hash, tx))
         return history
 
     def tip_state(self) -> State:

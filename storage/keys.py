@@ -8,7 +8,7 @@
 | b"A" + address (20)               | account                                       |
 | b"U" + block hash (32)            | undo data of the block                        |
 | b"T" + tx hash (32)               | tx index entry: block hash + position         |
-| b"X" + address (20) + height (8) + position (4) | hash of a best-chain tx the address sent or received |
+| b"X" + address (20) + height (8) + position (4) | empty: a best-chain tx the address sent or received |
 | b"E" + engine name                | consensus engine state                        |
 | b"\\x00tip"                        | hash of the best-chain tip                    |
 | b"\\x00final"                      | final height                                  |

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import chain.addrindex as addrindex
 from chain.blocktree import BlockTree
 from chain.chainstore import SCHEMA_UPGRADES, ChainStore
-from chain.errors import RejectError
+from chain.errors import ChainStoreError, RejectError
 from chain.genesis import Genesis
 from storage import keys
 from storage.base import Store
@@ -41,7 +41,7 @@ def scanned_index(tree: BlockTree) -> dict[bytes, bytes]:
         assert block is not None
         for position, tx in enumerate(block.txs):
             for address in (tx.sender_address, tx.recipient):
-                expected[keys.address_tx_key(address, height, position)] = tx.hash
+                expected[keys.address_tx_key(address, height, position)] = b""
     return expected
 
 
@@ -68,6 +68,20 @@ def test_connect_indexes_sender_and_recipient_and_a_self_transfer_once() -> None
     assert tree.store.address_history(key(0).address, before=None, limit=2)[-1][0].position == 0
     assert tree.store.address_history(key(2).address, before=None, limit=5)[0][2].recipient == key(2).address
     assert tree.store.address_history(key(7).address, before=None, limit=5) == []
+
+
+def test_an_entry_that_does_not_match_the_best_chain_is_an_error_not_a_wrong_answer() -> None:
+    g = genesis()
+    tree = new_tree(g)
+    for block, _ in chain_of(g, 2, txs_at={0: [transfer(0, 1, 10, 1, 0)]}):
+        tree.add_block(block, now_ms=NOW_MS)
+    store = tree.store.store
+    store.write_batch({keys.address_tx_key(key(5).address, 1, 0): b""}, [])  # a tx key 5 neither sent nor received
+    with pytest.raises(ChainStoreError, match="does not match the best chain"):
+        tree.store.address_history(key(5).address, before=None, limit=5)
+    store.write_batch({keys.address_tx_key(key(6).address, 1, 9): b""}, [])  # past the block's transactions
+    with pytest.raises(ChainStoreError, match="does not match the best chain"):
+        tree.store.address_history(key(6).address, before=None, limit=5)
 
 
 def test_a_reorg_moves_the_index_to_the_new_branch() -> None:
