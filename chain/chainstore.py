@@ -3,20 +3,22 @@ batch per logical step (store a block, connect it, disconnect it).
 
 Write-ahead ordering (docs/STORAGE.md): a block's body and metadata are written (one batch) before it can be
 connected; connecting writes, in one batch, the block's status, its best-chain height entry, every changed
-account, its undo record, its transactions' index entries, the tip record (hash + state accumulator) and the final
-height. Disconnecting is the mirror batch. So the store always holds the state of exactly the block the tip record
-names, and a torn sequence of batches (a crash in the middle of a reorg) leaves a tip that is some valid block of
-either branch; on restart fork choice simply resumes the reorg.
+account, its undo record, its transactions' index entries, their address index entries (chain/addrindex.py), the
+tip record (hash + state accumulator) and the final height. Disconnecting is the mirror batch. So the store always
+holds the state of exactly the block the tip record names, and a torn sequence of batches (a crash in the middle of
+a reorg) leaves a tip that is some valid block of either branch; on restart fork choice simply resumes the reorg.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
+from chain.addrindex import AddressTxRef, address_txs, block_entries, build_address_index
 from chain.block import Block, BlockHeader, decode_block, decode_header
 from chain.encoding import TAG_BLOCK_META, check_uint, pack, unpack
+from chain.errors import ChainStoreError as ChainStoreError  # defined beside the other errors, used here first
 from chain.errors import DecodeError
 from chain.fifo import trimmed
 from chain.genesis import Genesis
@@ -30,16 +32,15 @@ from chain.state import (
     decode_account,
     decode_undo,
 )
+from chain.tx import Transaction
 from storage import keys
 from storage.base import Store
 
 GENESIS_KEY = b"\x00genesis"
+SCHEMA_UPGRADES: Mapping[int, Callable[[Store], None]] = {1: build_address_index}
+"""The upgrades of this layer's records, by the schema version they start from (storage/schema.py)."""
 _MAX_META_BYTES = 32 * 1024
 RECENT_BLOCKS = 64  # decoded block bodies kept in memory (ChainStore.get_block)
-
-
-class ChainStoreError(Exception):
-    """The store's contents contradict themselves or this node's genesis (not a peer's fault)."""
 
 
 class BlockStatus(IntEnum):
@@ -216,6 +217,21 @@ class ChainStore:
             return None
         return raw[:32], int.from_bytes(raw[32:], "big")
 
+    def address_history(self, address: bytes, *, before: tuple[int, int] | None, limit: int,
+                        ) -> list[tuple[AddressTxRef, bytes, Transaction]]:
+        """Up to `limit` best-chain transactions sent or received by `address`, newest first, strictly older than
+        `before` = (height, position) when given: (index entry, block hash, transaction). Reads one range of the
+        address index (chain/addrindex.py), then each entry's block through the height index."""
+        history = []
+        for ref in address_txs(self.store, address, before=before, limit=limit):
+            block_hash = self.hash_at(ref.height)
+            block = self.get_block(block_hash) if block_hash is not None else None
+            tx = block.txs[ref.position] if block is not None and ref.position < len(block.txs) else None
+            if block is None or tx is None or address not in (tx.sender_address, tx.recipient):
+                raise ChainStoreError(f"address index entry {ref} does not match the best chain")
+            history.append((ref, block.hash, tx))
+        return history
+
     def tip_state(self) -> State:
         """The state at the tip, reading accounts from the store."""
         _, accumulator = self.tip()
@@ -282,6 +298,7 @@ class ChainStore:
         block_hash = block.hash
         for index, tx in enumerate(block.txs):
             puts[tx_prefix + tx.hash] = block_hash + index.to_bytes(4, "big")
+        puts.update(block_entries(block))
         self._write(puts, deletes, sync=sync, accounts=changes)
 
     def disconnect(self, block: Block, undo: Undo, parent_hash: bytes, final_height: int) -> None:
@@ -298,6 +315,7 @@ class ChainStore:
             else:
                 puts[keys.account_key(address)] = account.encode()
         deletes.extend(keys.tx_index_key(tx.hash) for tx in block.txs)
+        deletes.extend(block_entries(block))
         self._write(puts, deletes, accounts=restored)
 
     def set_final_height(self, height: int, *, sync: bool = True) -> None:

@@ -24,3 +24,7 @@ class DecodeError(RejectError, ValueError):
 
     def __init__(self, message: str, code: str = "malformed") -> None:
         super().__init__(code, message)
+
+
+class ChainStoreError(Exception):
+    """The store's contents contradict themselves or this node's genesis (not a peer's fault)."""

@@ -374,3 +374,46 @@ def wallet_balance(account: str, node_url: str | None, level: str, wallet_dir: P
             ("block", answer_field(proof, "block_hash", str)),
         ])
     _echo_fields(fields)
+
+
+@command.command(name="history")
+@click.argument("account", metavar="WALLET_OR_ADDRESS")
+@node_option
+@click.option("--limit", type=click.IntRange(1, 100), default=25, show_default=True, metavar="N",
+              help="List at most N transactions (newest first).")
+@click.option("--before", metavar="CURSOR", default=None,
+              help="Continue below this cursor (the `older:` line of the previous page).")
+@wallet_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the node's JSON answer.")
+def wallet_history(account: str, node_url: str | None, limit: int, before: str | None, wallet_dir: Path | None,
+                   as_json: bool) -> None:
+    """List the transactions WALLET_OR_ADDRESS sent or received on the node's best chain, newest first: height,
+    direction (sent, received, self), the other address, amount, fee, final or its confirmations, and the hash;
+    the account's own pooled transactions first. An `older:` line gives the cursor of the next page."""
+    keystore = open_keystore(wallet_dir)
+    with user_errors():
+        address = resolve_account(account, keystore)
+    client = node_client(node_url)
+    with node_errors("reading the account's transactions failed"):
+        page = client.account_txs(crypto.address_to_text(address), limit=limit, before=before)
+    if as_json:
+        emit_json(page)
+        return
+    for row in _rows(page, "pending"):
+        click.echo(f"pending  {row.get('direction'):<8} {row.get('counterparty')}  amount {row.get('amount')}  "
+                   f"fee {row.get('fee')}  nonce {row.get('nonce')}  {row.get('hash')}")
+    rows = _rows(page, "txs")
+    for row in rows:
+        standing = "final" if row.get("final") else f"{row.get('confirmations')} conf"
+        click.echo(f"{row.get('height'):>7}  {row.get('direction'):<8} {row.get('counterparty')}  amount "
+                   f"{row.get('amount')}  fee {row.get('fee')}  {standing}  {row.get('hash')}")
+    if not rows and before is None:
+        click.echo("no transaction on the best chain")
+    cursor = page.get("next")
+    if isinstance(cursor, str):
+        click.echo(f"older: chainlab wallet history {account} --before {cursor}")
+
+
+def _rows(answer: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    rows = answer.get(name)
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []

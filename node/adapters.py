@@ -19,6 +19,8 @@ from chain.mempool import Mempool, PoolEntryView
 from chain.tx import Transaction
 from consensus.engine import Engine, ReadResult, UnsupportedAdmin
 from node.api import (
+    AccountTx,
+    AccountTxPage,
     AccountView,
     BlockPosition,
     EventBroker,
@@ -282,6 +284,20 @@ class NodeApiAdapter:
         account = tree.final_account(address)
         balance, nonce = (account.balance, account.nonce) if account else (0, 0)
         return AccountView(balance=balance, nonce=nonce, height=tree.final_height)
+
+    def account_txs(self, address: bytes, before: tuple[int, int] | None, limit: int) -> AccountTxPage:
+        """A page of the address index (chain.chainstore.ChainStore.address_history), one entry more than asked
+        to know whether an older page exists."""
+        tree = self.node.tree
+        history = tree.store.address_history(address, before=before, limit=limit + 1)
+        txs = tuple(
+            AccountTx(tx=tx, height=ref.height, block_hash=block_hash, position=ref.position,
+                      final=ref.height <= tree.final_height, confirmations=tree.height - ref.height + 1)
+            for ref, block_hash, tx in history[:limit]
+        )
+        older = (txs[-1].height, txs[-1].position) if len(history) > limit and txs else None
+        pending = tuple(self.node.mempool.txs_from(address)) if before is None else ()
+        return AccountTxPage(txs=txs, older=older, pending=pending)
 
     async def account_linearizable(self, address: bytes) -> tuple[AccountView, ReadProof]:
         """The final state once the engine's read index is final: no await between the final height's check

@@ -32,6 +32,7 @@ WaitLevel = Literal["included", "final"]
 WAIT_LEVELS: tuple[WaitLevel, ...] = ("included", "final")
 TX_STATES: tuple[TxState, ...] = ("pending", "included", "final", "unknown")
 DEFAULT_MAX_QUEUED_EVENTS = 256
+TxDirection = Literal["sent", "received", "self"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +80,38 @@ class AccountView:
     nonce: int
     height: int
     pending_nonce: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountTx:
+    """One transaction of an account's history: transaction number `position` of the best-chain block
+    `block_hash` at `height`; `final` when that height is final; `confirmations` counts the block and those above
+    it up to the tip."""
+
+    tx: Transaction
+    height: int
+    block_hash: bytes
+    position: int
+    final: bool
+    confirmations: int
+
+    def direction(self, address: bytes) -> TxDirection:
+        """How the transaction moved coins for `address` (its sender, its recipient, or both)."""
+        sender = self.tx.sender_address
+        if sender == self.tx.recipient:
+            return "self"
+        return "sent" if sender == address else "received"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountTxPage:
+    """A page of an account's history, newest first. `older` is where the next page starts, (height, position)
+    of the last entry of this page, or None when there is no older transaction; `pending` are the account's own
+    pooled transactions (given with the first page only)."""
+
+    txs: tuple[AccountTx, ...]
+    older: tuple[int, int] | None
+    pending: tuple[Transaction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +202,12 @@ class NodeAPI(Protocol):
     def account(self, address: bytes, at: ReadLevel) -> AccountView:
         """The account at `address` as of the tip (`latest`) or the final block (`final`); a never-used address
         reads as balance 0, nonce 0. (`linearizable` reads go through `account_linearizable`.)"""
+        ...
+
+    def account_txs(self, address: bytes, before: tuple[int, int] | None, limit: int) -> AccountTxPage:
+        """Up to `limit` best-chain transactions sent or received by `address`, newest first, strictly older than
+        `before` = (height, position) when given; read from the store's address index (a range scan, never a scan
+        of the chain). The first page (`before` None) also lists the account's pooled transactions."""
         ...
 
     async def account_linearizable(self, address: bytes) -> tuple[AccountView, ReadProof]:

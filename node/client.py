@@ -194,6 +194,13 @@ class RpcClient:
         result: dict[str, Any] = self._call("GET", path, query={"at": at})
         return result
 
+    def account_txs(self, address: str, *, limit: int | None = None, before: str | None = None) -> dict[str, Any]:
+        """GET /v1/accounts/{address}/txs: a page of the account's transactions, newest first, and `next`, the
+        cursor to pass as `before` for the older page (None on the last page)."""
+        path = f"/v1/accounts/{urllib.parse.quote(address, safe='')}/txs"
+        result: dict[str, Any] = self._call("GET", path, query={"limit": limit, "before": before})
+        return result
+
     def mempool(self, limit: int | None = None) -> dict[str, Any]:
         """GET /v1/mempool: size, bytes and the best-paying transactions."""
         result: dict[str, Any] = self._call("GET", "/v1/mempool", query={"limit": limit})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.blocktree import BlockTree
-from chain.chainstore import ChainStore, ChainStoreError
+from chain.chainstore import SCHEMA_UPGRADES, ChainStore, ChainStoreError
 from chain.genesis import Genesis, GenesisError, parse_genesis
 from chain.validation import SignatureChecker
 from consensus.registry import chain_policy, check_genesis
@@ -55,8 +55,8 @@ def init_datadir(datadir: str | os.PathLike[str], genesis: Genesis) -> None:
     # The store first, then genesis.toml: a directory with a genesis file always has its store, and a crash in
     # between leaves a directory that init_datadir simply completes next time.
     try:
-        store = open_store(str(root / STORE_DIR), create=True)
-    except StoreError as exc:
+        store = open_store(str(root / STORE_DIR), create=True, upgrades=SCHEMA_UPGRADES)
+    except (StoreError, ChainStoreError) as exc:
         raise DatadirError(str(exc)) from exc
     try:
         chain_store = ChainStore(store)
@@ -115,8 +115,8 @@ def open_chain(datadir: str | os.PathLike[str], *, signatures: SignatureChecker 
         raise DatadirError(f"{root} has no chain store ({root / STORE_DIR} is missing): nothing to read; "
                            "import or sync a chain first")
     try:
-        store = open_store(str(root / STORE_DIR), create=True)
-    except StoreError as exc:
+        store = open_store(str(root / STORE_DIR), create=True, upgrades=SCHEMA_UPGRADES)
+    except (StoreError, ChainStoreError) as exc:
         raise DatadirError(str(exc)) from exc
     try:
         tree = BlockTree(ChainStore(store), genesis, chain_policy(genesis), signatures=signatures,

@@ -30,8 +30,8 @@ from chain import crypto
 from chain.block import Block
 from chain.encoding import U64_MAX
 from chain.errors import DecodeError, RejectError
-from chain.tx import decode_tx
-from node.api import READ_LEVELS, WAIT_LEVELS, EventSubscription, NodeAPI, TxStatus, WaitLevel
+from chain.tx import Transaction, decode_tx
+from node.api import READ_LEVELS, WAIT_LEVELS, AccountTx, EventSubscription, NodeAPI, TxStatus, WaitLevel
 from node.metrics import NodeMetrics
 from p2p.listener import ListenerGuard, SocketLimits
 from p2p.protocol.messages import normalize_peer_address
@@ -51,11 +51,14 @@ DEFAULT_MEMPOOL_PAGE = 1_000
 DEFAULT_WAIT_TIMEOUT_S = 30
 MAX_WAIT_TIMEOUT_S = 120
 MAX_BLOCKS_PER_MINE = 1000
+MAX_ACCOUNT_TXS_PER_PAGE = 100
+DEFAULT_ACCOUNT_TXS_PER_PAGE = 25
 # Engine codes that are the client's fault rather than the node's momentary state (everything else is a 503).
 _CLIENT_READ_CODES = frozenset({"unsupported-read-level"})
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 _HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_CURSOR_RE = re.compile(r"[0-9a-f]{24}")  # height (8 bytes) and position (4 bytes), hex
 _BODY_CHUNK_BYTES = 64 * 1024
 _ADMIN_PREFIX = "/v1/admin/"
 
@@ -206,6 +209,27 @@ def _full_txs(request: web.Request) -> bool:
     return value == "full"
 
 
+def encode_cursor(height: int, position: int) -> str:
+    """The `next` cursor of an account's history page: where the next (older) page starts. Opaque to clients."""
+    return (height.to_bytes(8, "big") + position.to_bytes(4, "big")).hex()
+
+
+def parse_cursor(text: str) -> tuple[int, int]:
+    """(height, position) of a cursor made by `encode_cursor`; ApiError `bad-query` for anything else."""
+    if not _CURSOR_RE.fullmatch(text):
+        raise ApiError(400, "bad-query", "before must be the `next` cursor of a previous page")
+    raw = bytes.fromhex(text)
+    return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+
+
+def parse_address(text: str) -> bytes:
+    """A checksummed text address; ApiError `bad-address` saying what is wrong."""
+    try:
+        return crypto.address_from_text(text)
+    except crypto.AddressError as exc:
+        raise ApiError(400, "bad-address", str(exc)) from None
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object: `bad-json` for anything that is not JSON, `bad-request` for a non-object."""
     try:
@@ -249,6 +273,25 @@ def tx_status_view(tx_hash: bytes, status: TxStatus) -> dict[str, object]:
     }
 
 
+def account_tx_view(address: bytes, entry: AccountTx) -> dict[str, object]:
+    """One row of an account's history, as `address` sees it."""
+    tx = entry.tx
+    direction = entry.direction(address)
+    counterparty = tx.recipient if direction == "sent" else tx.sender_address
+    return {
+        "hash": tx.hash.hex(), "height": entry.height, "block": entry.block_hash.hex(), "position": entry.position,
+        "direction": direction, "counterparty": crypto.address_to_text(counterparty), "amount": tx.amount,
+        "fee": tx.fee, "nonce": tx.nonce, "final": entry.final, "confirmations": entry.confirmations,
+    }
+
+
+def pending_tx_view(tx: Transaction) -> dict[str, object]:
+    """One of the account's own pooled transactions."""
+    direction = "self" if tx.sender_address == tx.recipient else "sent"
+    return {"hash": tx.hash.hex(), "direction": direction, "counterparty": crypto.address_to_text(tx.recipient),
+            "amount": tx.amount, "fee": tx.fee, "nonce": tx.nonce}
+
+
 # ------------------------------------------------------------------------------------------------- server
 
 
@@ -276,7 +319,8 @@ class RpcServer:
         get = [
             ("/v1/status", self._status), ("/v1/blocks", self._blocks), ("/v1/blocks/{ref}", self._block),
             ("/v1/tips", self._tips), ("/v1/reorgs", self._reorgs), ("/v1/transactions/{hash}", self._tx_status),
-            ("/v1/accounts/{address}", self._account), ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
+            ("/v1/accounts/{address}", self._account), ("/v1/accounts/{address}/txs", self._account_txs),
+            ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
             ("/v1/events", self._events), ("/metrics", self._metrics),
             ("/explorer", self._explorer_root), ("/explorer/", self._explorer), ("/explorer/{file}", self._explorer),
         ]
@@ -496,10 +540,7 @@ class RpcServer:
         return _json(tx_status_view(tx_hash, self.api.tx_status(tx_hash)))
 
     async def _account(self, request: web.Request) -> web.Response:
-        try:
-            address = crypto.address_from_text(request.match_info["address"])
-        except crypto.AddressError as exc:
-            raise ApiError(400, "bad-address", str(exc)) from None
+        address = parse_address(request.match_info["address"])
         level = request.query.get("at", "latest")
         if level not in READ_LEVELS:
             raise ApiError(400, "unsupported-read-level",
@@ -523,6 +564,19 @@ class RpcServer:
         if view.pending_nonce is not None:
             body["pending_nonce"] = view.pending_nonce
         return _json(body)
+
+    async def _account_txs(self, request: web.Request) -> web.Response:
+        address = parse_address(request.match_info["address"])
+        limit = _query_uint(request, "limit", DEFAULT_ACCOUNT_TXS_PER_PAGE, least=1, most=MAX_ACCOUNT_TXS_PER_PAGE)
+        cursor = request.query.get("before")
+        before = parse_cursor(cursor) if cursor is not None else None
+        page = self.api.account_txs(address, before, limit)
+        return _json({
+            "address": crypto.address_to_text(address),
+            "txs": [account_tx_view(address, entry) for entry in page.txs[:limit]],
+            "next": encode_cursor(*page.older) if page.older is not None else None,
+            "pending": [pending_tx_view(tx) for tx in page.pending],
+        })
 
     async def _mempool(self, request: web.Request) -> web.Response:
         limit = _query_uint(request, "limit", DEFAULT_MEMPOOL_PAGE, least=1, most=MAX_MEMPOOL_PAGE)

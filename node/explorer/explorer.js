@@ -103,16 +103,46 @@ async function transaction(hash) {
        t.status === "unknown" ? el("p", {class: "muted"}, "This node does not know the transaction (yet, or any more).") : null);
 }
 
-async function account(address) {
-  const [latest, final] = await Promise.all([
-    api(`/v1/accounts/${encodeURIComponent(address)}`), api(`/v1/accounts/${encodeURIComponent(address)}?at=final`)]);
+const ACCOUNT_TXS_PER_PAGE = 25;
+
+// An account's transactions, newest first, from the node's address index (GET /v1/accounts/{address}/txs); `before`
+// is the cursor of an older page (the `next` of the page above it), or null for the newest.
+function accountTxs(address, page) {
+  const rows = page.txs.map(t => [
+    link(`#/block/${t.height}`, t.height), hashLink("tx", t.hash), badge(t.direction),
+    hashLink("account", t.counterparty), t.amount, t.fee,
+    t.final ? badge("final") : el("span", {}, badge("included"), ` ${t.confirmations} conf.`),
+  ]);
+  const nav = el("p", {class: "pager"},
+    page.next ? link(`#/account/${encodeURIComponent(address)}/older/${encodeURIComponent(page.next)}`, "older \u2192", "older") : null,
+    page.next ? " " : null,
+    link(`#/account/${encodeURIComponent(address)}`, "newest", "newest"));
+  const pending = page.pending.length
+    ? [el("h2", {}, "Pending"),
+       table(["tx", "direction", "to", "amount", "fee", "nonce"],
+             page.pending.map(t => [hashLink("tx", t.hash), badge(t.direction), hashLink("account", t.counterparty),
+                                    t.amount, t.fee, t.nonce]), [3, 4, 5])]
+    : [];
+  const listing = rows.length
+    ? table(["height", "tx", "direction", "counterparty", "amount", "fee", "status"], rows, [4, 5])
+    : el("p", {class: "muted", id: "account-no-txs"}, "no transaction on the best chain");
+  if (rows.length) listing.querySelector("tbody").id = "account-txs";
+  return [...pending, el("h2", {}, "Transactions"), listing, nav];
+}
+
+async function account(address, before) {
+  const path = encodeURIComponent(address);
+  const query = `limit=${ACCOUNT_TXS_PER_PAGE}` + (before ? `&before=${encodeURIComponent(before)}` : "");
+  const [latest, final, page] = await Promise.all([
+    api(`/v1/accounts/${path}`), api(`/v1/accounts/${path}?at=final`), api(`/v1/accounts/${path}/txs?${query}`)]);
   show(el("h1", {}, "Account"),
        fields([["address", el("span", {class: "hash", id: "account-address"}, latest.address)]]),
        table(["read at", "balance", "nonce", "height"], [
          ["latest", latest.balance, latest.nonce, link(`#/block/${latest.height}`, latest.height)],
          ["final", final.balance, final.nonce, link(`#/block/${final.height}`, final.height)],
        ], [1, 2]),
-       el("p", {class: "muted"}, `next nonce to use: ${latest.pending_nonce}`));
+       el("p", {class: "muted"}, `next nonce to use: ${latest.pending_nonce}`),
+       ...accountTxs(latest.address, page));
 }
 
 async function mempool() {
@@ -232,7 +262,8 @@ const routes = [
   [/^#?\/?$/, () => home()],
   [/^#\/block\/([^/]+)$/, m => block(decodeURIComponent(m[1]))],
   [/^#\/tx\/([0-9a-fA-F]{64})$/, m => transaction(m[1])],
-  [/^#\/account\/([^/]+)$/, m => account(decodeURIComponent(m[1]))],
+  [/^#\/account\/([^/]+)$/, m => account(decodeURIComponent(m[1]), null)],
+  [/^#\/account\/([^/]+)\/older\/([0-9a-f]{24})$/, m => account(decodeURIComponent(m[1]), m[2])],
   [/^#\/mempool$/, () => mempool()],
   [/^#\/peers$/, () => peers()],
   [/^#\/tips$/, () => tips()],
@@ -259,7 +290,7 @@ function scheduleRefresh() {
     refreshTimer = null;
     const current = document.body.dataset.page;
     try {
-      if (["home", "tx", "block", "tree"].includes(current)) await route();
+      if (["home", "tx", "block", "tree", "account"].includes(current)) await route();
       else await refreshStatus();
     } catch (error) { /* the next event retries */ }
   }, 300);

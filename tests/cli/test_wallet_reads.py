@@ -125,3 +125,32 @@ def test_wallet_balance_linearizable_errors_are_one_line(wallet_dir: Path, serve
 def test_wallet_balance_refuses_unknown_levels(wallet_dir: Path, served: ServerThread) -> None:
     result = _balance(wallet_dir, served.url, "--at", "strong")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+# --- wallet history ---------------------------------------------------------------------------------------------
+
+
+def _history(wallet_dir: Path, url: str, *args: str) -> Result:
+    env = {"CHAINLAB_WALLET_DIR": str(wallet_dir), "CHAINLAB_NODE": None}
+    return CliRunner(env=env).invoke(main, ["wallet", "history", "alice", "--node", url, *args],
+                                     prog_name="chainlab")
+
+
+def test_wallet_history_pages_newest_first_with_the_cursor(wallet_dir: Path, served: ServerThread,
+                                                            node: FakeNode) -> None:
+    hashes = served.call(lambda: [node.blocks[2].txs[0].hash.hex(), node.blocks[1].txs[0].hash.hex()])
+    first = _history(wallet_dir, served.url, "--limit", "1")
+    assert_ok(first)
+    lines = first.stdout.splitlines()
+    assert lines[0].split()[:2] == ["2", "sent"] and lines[0].endswith(hashes[0]) and "conf" in lines[0]
+    assert lines[1].startswith("older: chainlab wallet history alice --before ")
+    second = _history(wallet_dir, served.url, "--limit", "1", "--before", lines[1].split()[-1])
+    assert_ok(second)
+    assert second.stdout.splitlines() == [
+        f"      1  sent     {crypto.address_to_text(key(1).address)}  amount 100  fee {MIN_FEE}  final  {hashes[1]}"]
+    as_json = ok_json(_history(wallet_dir, served.url, "--json"))
+    assert [row["hash"] for row in as_json["txs"]] == hashes and as_json["next"] is None
+
+
+def test_wallet_history_bad_cursor_is_one_line(wallet_dir: Path, served: ServerThread) -> None:
+    assert_one_line_error(_history(wallet_dir, served.url, "--before", "nonsense"), "[bad-query]")

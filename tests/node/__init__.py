@@ -31,6 +31,8 @@ from chain.state import State
 from chain.tx import Transaction
 from chain.validation import SignatureChecker
 from node.api import (
+    AccountTx,
+    AccountTxPage,
     AccountView,
     BlockPosition,
     EventBroker,
@@ -196,6 +198,20 @@ class FakeNode:
         balance, nonce = (account.balance, account.nonce) if account is not None else (0, 0)
         pending = self.pool.pending_nonce(address, state) if at == "latest" else None
         return AccountView(balance=balance, nonce=nonce, height=height, pending_nonce=pending)
+
+    def account_txs(self, address: bytes, before: tuple[int, int] | None, limit: int) -> AccountTxPage:
+        # A scan of the fake's chain: the reference the node's index is held to (tests/node/test_account_txs.py).
+        tip = len(self.blocks) - 1
+        history = [
+            AccountTx(tx=tx, height=block.height, block_hash=block.hash, position=position,
+                      final=block.height <= self.final_height, confirmations=tip - block.height + 1)
+            for block in reversed(self.blocks) for position, tx in reversed(list(enumerate(block.txs)))
+            if address in (tx.sender_address, tx.recipient) and (before is None or (block.height, position) < before)
+        ]
+        page = tuple(history[:limit])
+        older = (page[-1].height, page[-1].position) if len(history) > limit else None
+        pending = tuple(self.pool.txs_from(address)) if before is None else ()
+        return AccountTxPage(txs=page, older=older, pending=pending)
 
     async def account_linearizable(self, address: bytes) -> tuple[AccountView, ReadProof]:
         grant = self.read_grant

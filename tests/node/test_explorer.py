@@ -39,3 +39,24 @@ def test_the_reorg_log_route() -> None:
         assert reply.status == 200 and reply.body == {"reorgs": node.reorgs()}
 
     run_scenario(scenario)
+
+
+def test_the_account_page_reads_the_history_within_the_routes_limits() -> None:
+    import re
+
+    from chain import crypto
+    from node.rpc import MAX_ACCOUNT_TXS_PER_PAGE, encode_cursor
+    from tests.conftest import key
+
+    async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
+        script = (await client.get("/explorer/explorer.js")).body
+        per_page = int(re.search(r"const ACCOUNT_TXS_PER_PAGE = (\d+);", script).group(1))  # type: ignore[union-attr]
+        assert 1 <= per_page <= MAX_ACCOUNT_TXS_PER_PAGE and "/txs?" in script
+        # The older page's route takes exactly the cursors the node gives.
+        route = re.search(r"\[/\^#\\/account\\/\(\[\^/\]\+\)\\/older\\/\((.+?)\)\$/", script)
+        assert route is not None and re.fullmatch(route.group(1), encode_cursor(2**64 - 1, 7))
+        address = crypto.address_to_text(key(0).address)
+        page = await client.get(f"/v1/accounts/{address}/txs?limit={per_page}")
+        assert page.status == 200 and len(page.body["txs"]) == 2 and page.body["next"] is None
+
+    run_scenario(scenario)

@@ -1,7 +1,7 @@
 """The explorer of a real mining node in headless Chromium: the recent blocks grow by themselves (the event
 stream), a transaction's page turns `final`, search finds a block by height and an account by address, a memo
-holding markup and a script is shown as text and runs nothing, and the tips page lists the active tip. A page that
-fails leaves a screenshot in the test's temporary directory."""
+holding markup and a script is shown as text and runs nothing, an account's page lists its transaction, and the tips
+page lists the active tip. A page that fails leaves a screenshot in the test's temporary directory."""
 
 from __future__ import annotations
 
@@ -44,9 +44,12 @@ def screenshot_on_failure(browser: Any, directory: Path, name: str) -> Iterator[
 
 
 def wait(browser: Any, condition: Callable[[Any], Any], what: str) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT_S).until(condition, message=f"waited {WAIT_S} s for {what}")
+    # Pages redraw themselves on every block: an element found a moment ago may be gone; look again.
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition, message=f"waited {WAIT_S} s for {what}")
 
 
 def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Path) -> None:
@@ -86,6 +89,17 @@ def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Pa
         box.send_keys(address, Keys.ENTER)
         wait(browser, lambda b: b.find_elements(By.ID, "account-address")
              and b.find_element(By.ID, "account-address").text == address, "the account found by address")
+        # Its history (the address index): the transfer above, sent, final, linked to its page. Read in one script
+        # call: the page redraws itself on every block.
+        rows = wait(browser, lambda b: b.execute_script(
+            "return Array.from(document.querySelectorAll('#account-txs tr')).map(row => ["
+            "  row.querySelector('a[href^=\"#/tx/\"]').getAttribute('href'),"
+            "  ...Array.from(row.cells).map(cell => cell.textContent)])"), "the account's transactions")
+        assert [row[0] for row in rows] == [f"#/tx/{tx_hash}"]
+        _, height, _, direction, counterparty, amount, fee, standing = rows[0]
+        assert (direction, amount, fee, standing) == ("sent", "7", "2", "final")
+        assert counterparty == crypto.address_to_text(node.load_keys[1].address)[:16] + "\u2026"
+        assert int(height) >= 1 and browser.find_elements(By.CSS_SELECTOR, "a.older") == []
         box = browser.find_element(By.ID, "search-input")
         box.clear()
         box.send_keys("<img src=x onerror=alert(1)>", Keys.ENTER)

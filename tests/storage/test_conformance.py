@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from storage import (
+    SCHEMA_VERSION,
     LevelDBStore,
     MemoryStore,
     SchemaVersionError,
@@ -296,19 +297,47 @@ def test_context_manager_closes(make_store: StoreFactory) -> None:
 
 
 def test_schema_stamped_in_empty_store_then_accepted(store: Store) -> None:
-    assert check_schema(store, "somewhere") == 1
+    assert check_schema(store, "somewhere", supported=1) == 1
     assert store.get(SCHEMA_KEY) == b"1"
-    assert check_schema(store, "somewhere") == 1
+    assert check_schema(store, "somewhere", supported=1) == 1
     with pytest.raises(SchemaVersionError) as info:
         check_schema(store, "somewhere", supported=2)
     assert (info.value.found, info.value.supported) == (1, 2)
     assert "somewhere" in str(info.value)
 
 
+def test_an_empty_store_is_stamped_with_the_current_version(store: Store) -> None:
+    assert check_schema(store, "somewhere") == SCHEMA_VERSION
+    assert store.get(SCHEMA_KEY) == str(SCHEMA_VERSION).encode()
+
+
+def test_an_older_store_runs_each_upgrade_in_order_and_writes_each_version_after_it(store: Store) -> None:
+    store.write_batch({SCHEMA_KEY: b"1", b"data": b"v1"})
+    seen: list[tuple[int, bytes | None]] = []
+
+    def step(version: int) -> Callable[[Store], None]:
+        def upgrade(upgraded: Store) -> None:
+            seen.append((version, upgraded.get(SCHEMA_KEY)))
+            upgraded.write_batch({b"data": f"v{version + 1}".encode()})
+        return upgrade
+
+    assert check_schema(store, "somewhere", supported=3, upgrades={1: step(1), 2: step(2)}) == 3
+    assert seen == [(1, b"1"), (2, b"2")]
+    assert (store.get(SCHEMA_KEY), store.get(b"data")) == (b"3", b"v3")
+
+
+def test_an_older_store_with_a_missing_upgrade_is_refused_untouched(store: Store) -> None:
+    store.write_batch({SCHEMA_KEY: b"1"})
+    ran: list[int] = []
+    with pytest.raises(SchemaVersionError, match="not supported") as info:
+        check_schema(store, "somewhere", supported=3, upgrades={2: lambda _: ran.append(2)})
+    assert info.value.found == 1 and ran == [] and store.get(SCHEMA_KEY) == b"1"
+
+
 @pytest.mark.parametrize(
     ("stored", "found", "words"),
     [
-        (b"2", 2, "newer"),
+        (str(SCHEMA_VERSION + 1).encode(), SCHEMA_VERSION + 1, "newer"),
         (b"0", 0, "not supported"),
         (b"01", None, "no readable"),
         (b"x", None, "no readable"),

@@ -93,3 +93,36 @@ def test_address_from_malformed_key() -> None:
 def test_bad_engine_names(name: str) -> None:
     with pytest.raises(ValueError, match="engine name"):
         keys.engine_key(name)
+
+
+@given(st.binary(min_size=20, max_size=20), st.integers(min_value=0, max_value=2**64 - 1),
+       st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=0, max_value=2**64 - 1),
+       st.integers(min_value=0, max_value=2**32 - 1))
+def test_address_index_keys_round_trip_and_sort_by_height_then_position(
+        address: bytes, height: int, position: int, other_height: int, other_position: int) -> None:
+    key = keys.address_tx_key(address, height, position)
+    assert len(key) == 33 and key.startswith(keys.address_tx_prefix(address)) and key[:1] == b"X"
+    assert keys.address_tx_from_key(key) == (address, height, position)
+    other = keys.address_tx_key(address, other_height, other_position)
+    assert (key < other) == ((height, position) < (other_height, other_position))
+
+
+@pytest.mark.parametrize(("height", "position"), [(-1, 0), (2**64, 0), (0, -1), (0, 2**32)])
+def test_address_index_key_out_of_range(height: int, position: int) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        keys.address_tx_key(ADDRESS, height, position)
+
+
+def test_address_index_key_types_and_lengths() -> None:
+    with pytest.raises(ValueError, match="20 bytes"):
+        keys.address_tx_key(bytes(21), 0, 0)
+    with pytest.raises(TypeError):
+        keys.address_tx_key(ADDRESS, 0, True)
+    with pytest.raises(TypeError):
+        keys.address_tx_prefix(ADDRESS.hex())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", [b"X" + bytes(31), b"X" + bytes(33), b"A" + bytes(32), b""])
+def test_address_index_from_malformed_key(key: bytes) -> None:
+    with pytest.raises(ValueError, match="not an address-index key"):
+        keys.address_tx_from_key(key)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage import (
+    SCHEMA_VERSION,
     LevelDBStore,
     MemoryStore,
     SchemaVersionError,
@@ -92,11 +93,11 @@ def test_newer_schema_version_names_the_path_and_releases_the_lock(tmp_path: Pat
     path = tmp_path / "db"
     open_store(path).close()
     with LevelDBStore(path) as store:
-        assert store.get(SCHEMA_KEY) == b"1"
-        store.write_batch({SCHEMA_KEY: b"2"})
+        assert store.get(SCHEMA_KEY) == str(SCHEMA_VERSION).encode()
+        store.write_batch({SCHEMA_KEY: str(SCHEMA_VERSION + 1).encode()})
     with pytest.raises(SchemaVersionError, match="newer") as info:
         open_store(path)
-    assert (info.value.found, info.value.supported) == (2, 1)
+    assert (info.value.found, info.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
     assert info.value.path == str(path)
     assert str(path) in str(info.value)
     LevelDBStore(path).close()
@@ -105,7 +106,7 @@ def test_newer_schema_version_names_the_path_and_releases_the_lock(tmp_path: Pat
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     with open_store(None) as memory:
         assert isinstance(memory, MemoryStore)
-        assert memory.get(SCHEMA_KEY) == b"1"
+        assert memory.get(SCHEMA_KEY) == str(SCHEMA_VERSION).encode()
     with open_store(str(tmp_path / "db")) as disk:
         assert isinstance(disk, LevelDBStore)
-        assert disk.get(SCHEMA_KEY) == b"1"
+        assert disk.get(SCHEMA_KEY) == str(SCHEMA_VERSION).encode()
