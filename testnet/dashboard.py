@@ -106,6 +106,7 @@ class DashboardSource:
         self._history = TailReader(directory / HISTORY_FILE)
         self._unreachable: dict[str, str] = {}
         self._heights: dict[str, int] = {}  # each node's height at the last state, by RPC URL
+        self._remembered: dict[str, int] = {}  # heads and tips seen (hash -> height), drawn when since abandoned
         self._state: dict[str, Any] | None = None
         self._built_at = 0.0
         self._lock = asyncio.Lock()
@@ -135,6 +136,13 @@ class DashboardSource:
                  for record, (status, tips, _) in zip(testnet.nodes, polled, strict=True) if status is not None]
         top = max((view.height for view in views), default=0)
         self.blocks.prune_below(top - 4 * TREE_HEIGHTS)
+        tree = tree_layout(self.blocks, views, remembered=self._remembered)
+        for view in views:
+            self._remembered[view.head] = view.height
+            for tip in view.tips:
+                if isinstance(tip.get("hash"), str) and isinstance(tip.get("height"), int):
+                    self._remembered[tip["hash"]] = tip["height"]
+        self._remembered = {h: height for h, height in self._remembered.items() if height > top - TREE_HEIGHTS}
         return {
             "testnet": {"dir": testnet.dir, "chain_id": testnet.chain_id, "consensus": testnet.consensus,
                         "topology": testnet.topology, "nodes": len(testnet.nodes)},
@@ -144,7 +152,7 @@ class DashboardSource:
             "partition": partition_view([r.name for r in testnet.nodes],
                                         {r.name: r.faults.blocked for r in testnet.nodes},
                                         {r.name: r.faults.netem() for r in testnet.nodes}),
-            "tree": tree_layout(self.blocks, views),
+            "tree": tree,
             "events": self.events.to_json(),
             "load": self.load.to_json(time.time_ns()) if self.load.counts["submitted"] else None,
             "check": check_view(self._read_check()),

@@ -103,13 +103,17 @@ class _Leaf:
 
 
 def tree_layout(cache: BlockCache, views: Sequence[NodeView], *, heights: int = TREE_HEIGHTS,
-                max_branches: int = MAX_BRANCHES) -> dict[str, Any]:
+                max_branches: int = MAX_BRANCHES, remembered: Iterable[str] = ()) -> dict[str, Any]:
     """The union of the nodes' block trees over the top `heights` heights, as columns.
 
     The first column is the chain of the highest head (ties: the head most nodes share); each other head and each
     side tip a node keeps gets a column of the blocks no earlier column holds, joined to the block it forks from.
     Each node's head and final block are named on the blocks. A chain whose blocks are not all fetched yet is drawn
     down to its lowest fetched block.
+
+    `remembered` are heads and tips seen in earlier states: one that no chain drawn holds any more gets a column
+    marked `abandoned`, so a branch a node left in a reorg stays in the picture after the node itself dropped it
+    (nodes forget side branches that fork below their final block).
     """
     leaves: dict[str, _Leaf] = {}
     for view in views:
@@ -124,11 +128,16 @@ def tree_layout(cache: BlockCache, views: Sequence[NodeView], *, heights: int = 
                 ref = cache.get(tip_hash)
                 assert ref is not None
                 leaves[tip_hash] = _Leaf(tip_hash, ref.height, str(status) if status else "fork")
+    for block_hash in remembered:
+        ref = cache.get(block_hash)
+        if ref is not None and block_hash not in leaves:
+            leaves[block_hash] = _Leaf(block_hash, ref.height, "abandoned")
     if not leaves:
         return {"bottom": 0, "top": 0, "columns": [], "heads": {}, "finals": {}, "hidden_branches": 0}
     top = max(leaf.height for leaf in leaves.values())
     bottom = max(0, top - heights + 1)
-    ordered = sorted(leaves.values(), key=lambda leaf: (leaf.status != "active", -leaf.height, -len(leaf.nodes),
+    rank = {"active": 0, "abandoned": 2}
+    ordered = sorted(leaves.values(), key=lambda leaf: (rank.get(leaf.status, 1), -leaf.height, -len(leaf.nodes),
                                                         leaf.hash))
     placed: dict[str, int] = {}
     columns: list[dict[str, Any]] = []

@@ -126,6 +126,10 @@ function treeView(tree, nodes) {
   });
   tree.columns.forEach((column, c) => {
     const kind = c === 0 ? "main" : `side ${column.status}`;
+    if (column.status === "abandoned" && column.blocks.length) {
+      const top = column.blocks[0];
+      picture.append(svg("text", {class: "abandoned-label", x: x(c) - 6, y: y(top.height) - 10}, "abandoned"));
+    }
     for (const b of column.blocks) {
       const heads = tree.heads[b.hash] || [];
       const finals = tree.finals[b.hash] || [];
@@ -151,6 +155,7 @@ function treeView(tree, nodes) {
     }
   });
   picture.setAttribute("width", right);
+  picture.setAttribute("data-columns", tree.columns.map(c => c.status).join(","));
   const wrap = el("div", {}, picture);
   if (tree.hidden_branches) wrap.append(el("p", {class: "muted"}, `${tree.hidden_branches} more branch(es) not drawn`));
   return wrap;

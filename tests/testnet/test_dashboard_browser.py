@@ -1,6 +1,7 @@
 """The dashboard of a real 4-node testnet in headless Chromium, driven as a user drives it (docs/DASHBOARD.md):
 `testnet web` prints its URL; the page shows the four nodes and their heads in the block tree; `testnet partition`
-shows as two groups and a nemesis event, `heal` as one group again; a `testnet check` shows its verdict. A page that
+shows as two groups, a nemesis event and two heads on two branches (both halves mine), `heal` as one group, one
+head, and the branch left behind still drawn; a `testnet check` shows its verdict. A page that
 fails leaves a screenshot in the test's temporary directory."""
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def test_the_dashboard_of_a_4_node_testnet_shows_a_partition_and_its_end(browser
     web: subprocess.Popen[str] | None = None
     try:
         chainlab("testnet", "up", "--nodes", "4", "--dir", str(directory), "--seed", "dashboard",
-                 "--hashrate-hps", "2000", "--load-accounts", "2", "--genesis-param", "block_interval_s=1")
+                 "--hashrate-hps", "2000", "--load-accounts", "2", "--genesis-param", "block_interval_s=1",
+                 # threshold 0.2: both halves keep mining through the partition, so the chain forks
+                 "--genesis-param", "partition_threshold=0.2")
         web = subprocess.Popen([sys.executable, "-m", "cli.main", "testnet", "web", "--dir", str(directory)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
                                start_new_session=True)
@@ -72,11 +75,17 @@ def test_the_dashboard_of_a_4_node_testnet_shows_a_partition_and_its_end(browser
                  "two partition groups")
             wait(browser, lambda b: first_event(b) == "partition", "the partition in the nemesis events")
             assert "partitioned into 2 groups" in browser.find_element(By.ID, "partition-summary").text
+            wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#union-tree text.heads")) >= 2,
+                 "the two halves' heads on two branches of the tree")
 
         chainlab("testnet", "heal", "--dir", str(directory))
         with screenshot_on_failure(browser, tmp_path, "dashboard-heal"):
             wait(browser, lambda b: partition_state(b) == ("false", ["node0,node1,node2,node3"]), "one group")
             wait(browser, lambda b: first_event(b) == "heal", "the heal in the nemesis events")
+            wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#union-tree text.heads")) == 1,
+                 "every node on one head again")
+            columns = browser.find_element(By.ID, "union-tree").get_attribute("data-columns").split(",")
+            assert columns[0] == "active" and len(columns) >= 2, columns  # the branch left behind is still drawn
 
         chainlab("testnet", "check", "--dir", str(directory), "--only", "no-safety-alarm")
         with screenshot_on_failure(browser, tmp_path, "dashboard-check"):

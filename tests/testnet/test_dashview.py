@@ -146,3 +146,12 @@ def test_the_check_events_and_file_tail_views() -> None:
     assert [e["action"] for e in log.to_json()] == ["heal", "partition"] and "network" not in log.to_json()[0]
     assert lines_complete(b'{"a":1}\n{"b"') == ([b'{"a":1}'], b'{"b"')
     assert lines_complete(b"partial") == ([], b"partial")
+
+
+def test_a_branch_the_nodes_left_and_forgot_stays_drawn_as_abandoned() -> None:
+    cache, a, b = forked()
+    views = [NodeView(name=f"node{i}", head=a[-1], height=9, final_height=7) for i in range(3)]  # all moved to a
+    assert [c["status"] for c in tree_layout(cache, views)["columns"]] == ["active"]
+    tree = tree_layout(cache, views, remembered=[b[-1], a[-3], "never-fetched"])
+    assert [(c["status"], c["fork_from"]) for c in tree["columns"]] == [("active", None), ("abandoned", "s5")]
+    assert [x["hash"] for x in tree["columns"][1]["blocks"]] == ["b7", "b6"]  # a7, on the active chain, adds nothing
