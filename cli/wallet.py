@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -411,7 +412,10 @@ def wallet_history(account: str, node_url: str | None, limit: int, before: str |
         click.echo("no transaction on the best chain")
     cursor = page.get("next")
     if isinstance(cursor, str):
-        click.echo(f"older: chainlab wallet history {account} --before {cursor}")
+        again = [account, *(["--node", node_url] if node_url else []),
+                 *(["--limit", str(limit)] if limit != 25 else []),
+                 *(["--wallet-dir", str(wallet_dir)] if wallet_dir is not None else [])]
+        click.echo(f"older: chainlab wallet history {shlex.join(again)} --before {cursor}")
 
 
 def _rows(answer: dict[str, Any], name: str) -> list[dict[str, Any]]:

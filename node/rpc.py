@@ -323,6 +323,7 @@ class RpcServer:
             ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
             ("/v1/events", self._events), ("/metrics", self._metrics),
             ("/explorer", self._explorer_root), ("/explorer/", self._explorer), ("/explorer/{file}", self._explorer),
+            ("/favicon.ico", self._no_icon),
         ]
         post = [
             ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
@@ -416,6 +417,9 @@ class RpcServer:
         else:
             message = exc.reason
         return error_response(status, _HTTP_CODES.get(status, f"http-{status}"), message, headers)
+
+    async def _no_icon(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)  # the explorer has no icon; browsers ask for one on every page
 
     async def _explorer_root(self, request: web.Request) -> web.Response:
         return web.Response(status=301, headers={"Location": "/explorer/"})

@@ -106,6 +106,7 @@ class DashboardSource:
         self._history = TailReader(directory / HISTORY_FILE)
         self._unreachable: dict[str, str] = {}
         self._heights: dict[str, int] = {}  # each node's height at the last state, by RPC URL
+        self._last_views: dict[str, NodeView] = {}  # each node's head as last seen, shown while it is down
         self._remembered: dict[str, int] = {}  # heads and tips seen (hash -> height), drawn when since abandoned
         self._state: dict[str, Any] | None = None
         self._built_at = 0.0
@@ -131,9 +132,14 @@ class DashboardSource:
         for record in _json_lines(self._history.read_lines()):
             self.load.feed(record)
         polled = await asyncio.gather(*(self._poll(session, record) for record in testnet.nodes))
-        views = [NodeView(name=record.name, head=str(status["head"]), height=int(status["height"]),
-                          final_height=int(status["final_height"]), tips=tips)
-                 for record, (status, tips, _) in zip(testnet.nodes, polled, strict=True) if status is not None]
+        views = []
+        for node, (status, tips, _) in zip(testnet.nodes, polled, strict=True):
+            if status is not None:
+                self._last_views[node.name] = NodeView(
+                    name=node.name, head=str(status["head"]), height=int(status["height"]),
+                    final_height=int(status["final_height"]), tips=tips)
+            if node.name in self._last_views:  # a node down or not answering: where it was when last seen
+                views.append(self._last_views[node.name])
         top = max((view.height for view in views), default=0)
         self.blocks.prune_below(top - 4 * TREE_HEIGHTS)
         tree = tree_layout(self.blocks, views, remembered=self._remembered)

@@ -243,10 +243,12 @@ class LoadFigures:
         self.last_ns = 0
 
     def feed(self, record: Mapping[str, Any]) -> None:
-        """One history record; records of other ops or malformed ones are skipped."""
+        """One history record; records of other ops, the rebroadcaster's and malformed ones are skipped."""
         kind, op, key, time_ns = record.get("type"), record.get("op"), record.get("key"), record.get("time_ns")
         if not isinstance(key, str) or not isinstance(time_ns, int):
             return
+        if str(record.get("process", "")).startswith("rebroadcast"):
+            return  # the load's resubmissions of accepted transactions: not new sends (docs/TESTNET.md)
         self.last_ns = max(self.last_ns, time_ns)
         if op == "transfer":
             if kind == "invoke":

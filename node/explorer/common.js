@@ -36,6 +36,7 @@ function memoText(hex) {
 function badge(text) { return el("span", {class: `badge ${String(text).replace(/[^a-z-]/g, "")}`}, text); }
 
 function age(ms) {
+  if (!ms) return "-";  // genesis: timestamp 0
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   if (s < 60) return `${s} s ago`;
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;

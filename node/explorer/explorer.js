@@ -10,7 +10,7 @@ let lastStatus = null;
 
 // The small helpers (el, table, api, svg, ...) are in common.js, shared with the testnet dashboard.
 
-function show(...nodes) { page.replaceChildren(...nodes); }
+function show(...nodes) { page.replaceChildren(...nodes.filter(n => n !== null && n !== undefined && n !== false)); }
 function failure(error) { show(el("p", {class: "error"}, String(error.message || error))); }
 
 // -- the status bar -----------------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ async function tree() {
   const top = Math.max(s.height, ...sideTips.map(x => x.height));
   const row = 24, colActive = 60, colWidth = 110;
   const y = h => 24 + (top - h) * row;
-  const width = colActive + (branches.length + 1) * colWidth + 60;
+  const width = colActive + (branches.length + 1) * colWidth + 160;  // room for "final at N" past the labels
   const picture = svg("svg", {id: "block-tree", width, height: y(bottom) + 30, role: "img"});
   const finalY = y(s.final_height) + row / 2;
   picture.append(svg("line", {class: "final-line", x1: 0, x2: width, y1: finalY, y2: finalY}),
@@ -243,17 +243,22 @@ async function tree() {
 
 async function search(query) {
   const q = query.trim();
+  // A refusal stays on screen: the page it replaces (recent blocks) would otherwise be redrawn over it on the next
+  // block.
+  const refuse = text => {
+    show(el("p", {class: "error", id: "search-result"}, text));
+    document.body.dataset.page = "search";
+  };
   if (/^\d+$/.test(q)) { location.hash = `#/block/${q}`; return; }
   if (/^cl[0-9a-f]{48}$/i.test(q)) { location.hash = `#/account/${q}`; return; }
   if (/^[0-9a-f]{64}$/i.test(q)) {
     try { await api(`/v1/blocks/${q}`); location.hash = `#/block/${q}`; return; } catch (error) { /* not a block */ }
     const t = await api(`/v1/transactions/${q}`);
     if (t.status !== "unknown") { location.hash = `#/tx/${q}`; return; }
-    show(el("p", {class: "error", id: "search-result"}, `no block or transaction ${q} on this node`));
+    refuse(`no block or transaction ${q} on this node`);
     return;
   }
-  show(el("p", {class: "error", id: "search-result"},
-          `"${q}" is not a height, a 64-digit block or transaction hash, or an address (cl...)`));
+  refuse(`"${q}" is not a height, a 64-digit block or transaction hash, or an address (cl...)`);
 }
 
 // -- routing and live updates ---------------------------------------------------------------------------------------
@@ -275,8 +280,10 @@ async function route() {
   for (const [pattern, render] of routes) {
     const match = hash.match(pattern);
     if (match) {
-      try { await render(match); } catch (error) { failure(error); }
-      document.body.dataset.page = hash.split("/")[1] || "home";
+      let failed = false;
+      try { await render(match); } catch (error) { failure(error); failed = true; }
+      // A page that failed is not redrawn on each new block (it would ask again for what was refused).
+      document.body.dataset.page = failed ? "error" : hash.split("/")[1] || "home";
       return;
     }
   }

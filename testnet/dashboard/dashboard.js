@@ -43,9 +43,12 @@ function partitionView(state) {
   const groups = el("div", {class: "groups"}, ...p.groups.map(g =>
     el("div", {class: "group", "data-members": g.join(",")},
        ...g.map(name => el("span", {class: down.has(name) ? "name down" : "name"}, name)))));
-  const summary = p.partitioned
-    ? el("p", {id: "partition-summary", class: "error"}, `partitioned into ${p.groups.length} groups`)
-    : el("p", {id: "partition-summary"}, "one network: every node can reach every other");
+  const running = state.nodes.filter(n => n.state === "running" || String(n.state).startsWith("syncing")).length;
+  const summary = running === 0
+    ? el("p", {id: "partition-summary", class: "muted"}, "no node running")
+    : p.partitioned
+      ? el("p", {id: "partition-summary", class: "error"}, `partitioned into ${p.groups.length} groups`)
+      : el("p", {id: "partition-summary"}, "one network: every node can reach every other");
   const wrap = el("div", {class: p.partitioned ? "partitioned" : null, "data-partitioned": String(p.partitioned),
                           "data-groups": String(p.groups.length)}, summary, groups);
   const blocked = Object.entries(p.blocked);
@@ -125,7 +128,7 @@ function treeView(tree, nodes) {
     if (from) picture.append(svg("line", {class: "edge fork", x1: from.x, y1: from.y, x2: x(c), y2: y(lowest.height)}));
   });
   tree.columns.forEach((column, c) => {
-    const kind = c === 0 ? "main" : `side ${column.status}`;
+    const kind = c === 0 && column.status === "active" ? "main" : `side ${column.status}`;
     if (column.status === "abandoned" && column.blocks.length) {
       const top = column.blocks[0];
       picture.append(svg("text", {class: "abandoned-label", x: x(c) - 6, y: y(top.height) - 10}, "abandoned"));
@@ -187,7 +190,7 @@ async function refresh() {
       render(state);
       lastState = state;
     }
-    liveLine.textContent = `updated ${new Date(state.time_ms).toLocaleTimeString()} (state built in ` +
+    liveLine.textContent = `updated ${new Date(state.time_ms).toISOString().slice(11, 19)}Z (state built in ` +
       `${state.dashboard ? state.dashboard.build_ms : "?"} ms)`;
   } catch (error) {
     failures += 1;

@@ -143,7 +143,8 @@ def test_wallet_history_pages_newest_first_with_the_cursor(wallet_dir: Path, ser
     assert_ok(first)
     lines = first.stdout.splitlines()
     assert lines[0].split()[:2] == ["2", "sent"] and lines[0].endswith(hashes[0]) and "conf" in lines[0]
-    assert lines[1].startswith("older: chainlab wallet history alice --before ")
+    # the next page's command, pasted as printed, asks the same node for the same page size
+    assert lines[1].startswith(f"older: chainlab wallet history alice --node {served.url} --limit 1 --before ")
     second = _history(wallet_dir, served.url, "--limit", "1", "--before", lines[1].split()[-1])
     assert_ok(second)
     assert second.stdout.splitlines() == [

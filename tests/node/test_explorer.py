@@ -26,6 +26,7 @@ def test_the_explorer_is_served_with_a_strict_policy_and_nothing_else_is() -> No
         for path in ("/explorer/../node.key", "/explorer/config.toml", "/explorer/%2e%2e%2fconfig.toml"):
             missing = await client.get(path)
             assert missing.status == 404 and missing.body["error"]["code"] == "not-found", path
+        assert (await client.get("/favicon.ico")).status == 204  # no icon, and no 404 in the browser's console
         root = await client.request("GET", "/explorer", headers={})
         assert root.status == 200  # aiohttp followed the redirect to /explorer/
         assert ADMIN_TOKEN not in page.body + script.body

@@ -195,3 +195,20 @@ def test_testnet_web_refuses_a_directory_that_is_not_a_testnet(tmp_path: Path) -
                           capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "not a testnet directory" in done.stderr
+
+
+def test_a_node_that_went_down_keeps_its_last_head_in_the_tree(tmp_path: Path) -> None:
+    from testnet.state import load_testnet
+
+    async def body(server: DashboardServer, session: aiohttp.ClientSession, calls: list[str]) -> None:
+        await state_of(server, session)
+        testnet = load_testnet(tmp_path)
+        testnet.nodes[0].state = "stopped"
+        save_testnet(testnet)
+        await asyncio.sleep(0.25)
+        state, _ = await state_of(server, session)
+        assert "height" not in state["nodes"][0] and state["nodes"][0]["state"] == "stopped"
+        assert state["tree"]["heads"] == {"h4": ["node0"]}  # where it was, not an 'abandoned' chain
+        assert [c["status"] for c in state["tree"]["columns"]] == ["active"]
+
+    run_with_dashboard(tmp_path, body)

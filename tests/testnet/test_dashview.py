@@ -123,7 +123,10 @@ def test_load_figures_count_each_outcome_and_measure_latency_to_inclusion_and_fi
                op(2, "invoke", "transfer", "t2", 10), op(3, "fail", "transfer", "t2", 12),
                op(4, "invoke", "transfer", "t3", 20), op(5, "info", "transfer", "t3", 1020),
                op(6, "ok", "included", "t1", 400), op(7, "ok", "final", "t1", 2000),
-               {"type": "ok", "op": "transfer"}, {"type": "ok", "op": "transfer", "key": "t9", "time_ns": "soon"}]
+               {"type": "ok", "op": "transfer"}, {"type": "ok", "op": "transfer", "key": "t9", "time_ns": "soon"},
+               # the rebroadcaster resubmitting t1, refused because a block holds it: not a send, not a rejection
+               {**op(8, "invoke", "transfer", "t1", 900), "process": "rebroadcast-node3"},
+               {**op(9, "fail", "transfer", "t1", 901), "process": "rebroadcast-node3", "error": "nonce-too-low"}]
     for record in records:
         load.feed(record)
     figures = load.to_json(now_ns=3_000_000_000)
