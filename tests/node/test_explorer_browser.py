@@ -105,6 +105,10 @@ def test_the_explorer_of_a_mining_node(browser: Any, node: Cluster, tmp_path: Pa
         box.send_keys("<img src=x onerror=alert(1)>", Keys.ENTER)
         message = wait(browser, lambda b: b.find_elements(By.ID, "search-result"), "the refusal")[0].text
         assert "is not a height" in message and "<img" in message  # shown as the characters typed
+        seen = int(browser.find_element(By.CSS_SELECTOR, "#status-height b").text)
+        wait(browser, lambda b: int(b.find_element(By.CSS_SELECTOR, "#status-height b").text) > seen,
+             "a new block after the refusal")
+        assert browser.find_elements(By.ID, "search-result")  # the new block did not redraw a page over it
 
     with screenshot_on_failure(browser, tmp_path, "reloads"):
         # Each page holds an event stream; one left open after the page is gone would take one of the six
@@ -147,7 +151,10 @@ def test_the_tree_of_a_node_that_saw_a_fork_shows_both_branches_and_the_reorg(br
             assert browser.find_elements(By.CSS_SELECTOR, "#block-tree a.active")
             assert browser.find_elements(By.CSS_SELECTOR, "#block-tree line.edge.fork")  # joined to its fork point
             assert browser.find_elements(By.CSS_SELECTOR, "#block-tree line.final-line")
-            rows = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#reorg-log tr"), "the reorg log")
-            assert int(rows[0].find_elements(By.TAG_NAME, "td")[1].text) >= 1  # its depth
+            # read inside the wait: the page redraws on every block, so a row found a moment ago may be gone
+            depths = wait(browser, lambda b: [int(row.find_elements(By.TAG_NAME, "td")[1].text)
+                                              for row in b.find_elements(By.CSS_SELECTOR, "#reorg-log tr")],
+                          "the reorg log")
+            assert depths[0] >= 1
     finally:
         cluster.stop()

@@ -36,6 +36,13 @@ def partition_state(browser: Any) -> tuple[str, list[str]]:
     return view.get_attribute("data-partitioned"), groups
 
 
+def tree_columns(browser: Any) -> list[str]:
+    """The statuses of the union tree's columns (first: the highest chain)."""
+    from selenium.webdriver.common.by import By
+
+    return (browser.find_element(By.ID, "union-tree").get_attribute("data-columns") or "").split(",")
+
+
 def first_event(browser: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -75,8 +82,8 @@ def test_the_dashboard_of_a_4_node_testnet_shows_a_partition_and_its_end(browser
                  "two partition groups")
             wait(browser, lambda b: first_event(b) == "partition", "the partition in the nemesis events")
             assert "partitioned into 2 groups" in browser.find_element(By.ID, "partition-summary").text
-            wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#union-tree text.heads")) >= 2,
-                 "the two halves' heads on two branches of the tree")
+            wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#union-tree text.heads")) >= 2
+                 and len(tree_columns(b)) >= 2, "the two halves' heads on two branches of the tree")
 
         chainlab("testnet", "heal", "--dir", str(directory))
         with screenshot_on_failure(browser, tmp_path, "dashboard-heal"):
@@ -84,7 +91,7 @@ def test_the_dashboard_of_a_4_node_testnet_shows_a_partition_and_its_end(browser
             wait(browser, lambda b: first_event(b) == "heal", "the heal in the nemesis events")
             wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#union-tree text.heads")) == 1,
                  "every node on one head again")
-            columns = browser.find_element(By.ID, "union-tree").get_attribute("data-columns").split(",")
+            columns = wait(browser, tree_columns, "the tree")
             assert columns[0] == "active" and len(columns) >= 2, columns  # the branch left behind is still drawn
 
         chainlab("testnet", "check", "--dir", str(directory), "--only", "no-safety-alarm")
