@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 from pathlib import Path
 
@@ -91,11 +92,6 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
     if mine_on_demand:
         config = config.with_overrides({"mining.enabled": False})
     setup_logging("text", "info", "devnet")
-    if not as_json:
-        click.echo(f"devnet in {directory}: RPC http://127.0.0.1:{config.rpc.port}, explorer "
-                   f"http://127.0.0.1:{config.rpc.port}/explorer/, dev account "
-                   f"{address_to_text(dev.address)} (import it: chainlab wallet import dev --secret-file "
-                   f"{directory / DEV_SECRET_FILE}); Ctrl-C stops", err=True)
 
     async def main() -> None:
         node = Node(directory, config)
@@ -105,13 +101,23 @@ def command(directory: Path, block_interval_s: float, hashrate_hps: float, rpc_p
         except BaseException:
             await node.stop()
             raise
+        rpc_url = node.rpc.url if node.rpc is not None else f"http://127.0.0.1:{config.rpc.port}"
         if as_json:
             click.echo(started_line(node, directory))
+        else:  # only now: the URLs are the ports really listened on, and a port in use never prints them
+            click.echo(f"devnet in {directory}: RPC {rpc_url}, explorer {rpc_url}/explorer/, dev account "
+                       f"{address_to_text(dev.address)} (import it: chainlab wallet import dev --secret-file "
+                       f"{directory / DEV_SECRET_FILE}); Ctrl-C stops", err=True)
         await node.wait_stopped()
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
-    except (DatadirError, OSError) as exc:
+    except DatadirError as exc:
         fail(f"devnet: {exc}")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"devnet: {exc.strerror or 'address already in use'}; choose another --rpc-port (now {rpc_port}) "
+                 f"or --p2p-port (now {p2p_port}), or 0 for a free one")
+        fail(f"devnet: {exc.strerror or exc}")

@@ -125,6 +125,8 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
     """
     if load_tps and not foreground:
         raise TestnetError("--load-tps goes with --foreground (otherwise use `chainlab testnet load`)")
+    if foreground and not no_web and web_port:
+        _check_port_free("127.0.0.1", web_port, "--web-port")  # before any node starts, not after they all have
     options = launcher.UpOptions(nodes=nodes, consensus=consensus, directory=directory, topology=topology,
                                  hashrate_shares=_shares(hashrate_shares), hashrate_hps=hashrate_hps,
                                  genesis_params=_genesis_params(genesis_params), seed=seed,
@@ -157,6 +159,20 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
     if not result["ok"]:
         fail(f"processes left after down: {result['left']}")
     _say(f"testnet down ({testnet.dir})")
+
+
+def _check_port_free(host: str, port: int, option: str) -> None:
+    """Refuse a port something already listens on, as a one-line error, before anything is started. The port can
+    still be taken between this check and the real bind; that later error is one line too."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise TestnetError(f"{option} {port}: {host}:{port} cannot be listened on "
+                               f"({exc.strerror or exc}); choose another port, or 0 for a free one") from None
 
 
 def _exit_on_signals() -> None:
@@ -282,6 +298,15 @@ def _emit_event(event: dict[str, Any], as_json: bool) -> None:
         fail(f"could not reach {', '.join(failures)}: {'; '.join(failures.values())}")
 
 
+def _note_deferred(path: Path, event: dict[str, Any], as_json: bool) -> None:
+    """A partition, heal or netem reaches only running nodes; say (on stderr) which nodes will get theirs when
+    they start, so a user who partitioned a stopped testnet is not left thinking it is cut."""
+    waiting = [record.name for record in load_testnet(path).nodes
+               if record.name in event["nodes"] and record.state != "running"]
+    if waiting and not as_json:
+        click.echo(f"note  not running: {', '.join(waiting)}; they get these faults when they start", err=True)
+
+
 def _node_action(name: str, help_text: str) -> None:
     @command.command(name=name, help=help_text)
     @click.argument("node")
@@ -334,6 +359,7 @@ def partition_command(groups: tuple[str, ...], shape: str | None, directory: Pat
         testnet = load_testnet(path)
         event = nemesis.partition(groups=parse_groups(groups, testnet.index_of))
     _emit_event(event, as_json)
+    _note_deferred(path, event, as_json)
 
 
 @command.command(name="heal")
@@ -346,8 +372,10 @@ def heal_command(directory: Path | None, partition_only: bool, netem_only: bool,
     """Clear the partition and netem on every node."""
     if partition_only and netem_only:
         raise TestnetError("--partition-only and --netem-only exclude each other")
-    event = Nemesis(launcher.resolve_directory(directory)).heal(partition=not netem_only, netem=not partition_only)
+    path = launcher.resolve_directory(directory)
+    event = Nemesis(path).heal(partition=not netem_only, netem=not partition_only)
     _emit_event(event, as_json)
+    _note_deferred(path, event, as_json)
 
 
 @command.command(name="netem")
@@ -364,9 +392,10 @@ def netem_command(directory: Path | None, nodes: str | None, delay_ms: float, ji
                   duplicate: float, as_json: bool) -> None:
     """Delay (+- jitter), drop and duplicate the nodes' outgoing P2P frames; all zeros clears. Keeps partitions."""
     refs = [part.strip() for part in nodes.split(",") if part.strip()] if nodes else None
-    event = Nemesis(launcher.resolve_directory(directory)).netem(refs, delay_ms=delay_ms, jitter_ms=jitter_ms,
-                                                                   loss=loss, duplicate=duplicate)
+    path = launcher.resolve_directory(directory)
+    event = Nemesis(path).netem(refs, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss, duplicate=duplicate)
     _emit_event(event, as_json)
+    _note_deferred(path, event, as_json)
 
 
 @command.command(name="load")

@@ -83,7 +83,9 @@ function svg(tag, attrs, ...children) {
 function engineSummary(consensus, engine) {
   if (!engine) return "";
   if (consensus === "pow") {
-    const share = typeof engine.reachable_share === "number" ? `, reaches ${(engine.reachable_share * 100).toFixed(0)}% of the hash power` : "";
+    // The partition handler's reason names the share already ("reachable share 0.667"): say it once.
+    const said = typeof engine.reason === "string" && engine.reason.includes("share");
+    const share = !said && typeof engine.reachable_share === "number" ? `, reaches ${(engine.reachable_share * 100).toFixed(0)}% of the hash power` : "";
     return `mining ${engine.mining ? "on" : "off"} (${engine.reason || "?"})${share}`;
   }
   const parts = [];

@@ -78,6 +78,22 @@ def test_devnet_json_start_up_line(devnet: Devnet) -> None:
     assert devnet.url.startswith("http://127.0.0.1:") and started["pid"] == devnet.process.pid
 
 
+def test_devnet_on_a_busy_port_is_one_line_and_prints_no_url(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "cli.main", "devnet", "--dir", str(tmp_path / "dn"),
+                                 "--rpc-port", str(port)], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                timeout=START_TIMEOUT_S)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "address already in use" in errors[0] and f"--rpc-port (now {port})" in errors[0]
+    assert "devnet in" not in result.stderr and f":{port}/explorer" not in result.stderr
+
+
 def test_mine_on_demand_makes_exactly_n_valid_blocks(devnet: Devnet, invoke: Invoke, wallet_dir: Path) -> None:
     env = devnet.env()
     before = ok_json(invoke("chain", "status", "--json", env=env))["height"]

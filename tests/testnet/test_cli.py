@@ -157,3 +157,28 @@ def test_logs_json_names_the_node_and_keeps_json_records(fake_testnet: Path) -> 
                      {**record, "node": "node1"}]
     code, stdout, _ = run("logs", "node1", "--dir", str(fake_testnet))
     assert code == 0 and stdout.splitlines()[0].endswith("chainlab.node: up")
+
+
+def test_a_busy_web_port_is_refused_before_any_node_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, stdout, stderr = run("up", "--nodes", "1", "--foreground", "--web-port", str(port),
+                                   "--dir", str(tmp_path / "t"))
+    assert code == 1 and stdout == ""
+    assert f"--web-port {port}: 127.0.0.1:{port} cannot be listened on" in one_error(stderr)
+    assert not (tmp_path / "t").exists()
+
+
+def test_faults_for_nodes_that_are_not_running_say_so(fake_testnet: Path) -> None:
+    for args in (["partition", "0", "1,2"], ["netem", "--nodes", "1", "--loss", "0.1"], ["heal"]):
+        code, stdout, stderr = run(*args, "--dir", str(fake_testnet))
+        assert code == 0 and stdout.strip()
+        assert "note  not running:" in stderr and "when they start" in stderr, (args, stderr)
+    code, _, stderr = run("netem", "--nodes", "1", "--loss", "0.1", "--dir", str(fake_testnet))
+    assert "not running: node1;" in stderr
+    code, _, stderr = run("heal", "--dir", str(fake_testnet), "--json")
+    assert code == 0 and stderr == ""
