@@ -12,6 +12,7 @@ from chain.blocktree import ChainPolicy
 from chain.genesis import CHAIN_PARAMETERS, Genesis, GenesisError, ParamSpec
 from consensus.engine import Engine, EngineContext
 from consensus.params import check_engine_params
+from consensus.pbft.spec import PBFT
 from consensus.pow.spec import POW
 from consensus.primary_backup.spec import PRIMARY_BACKUP
 from consensus.raft.spec import RAFT
@@ -27,7 +28,7 @@ class UnknownEngineError(GenesisError):
 
 
 # The one list of engines of this build (a new engine adds its spec here).
-_SPECS: dict[str, EngineSpec] = {spec.name: spec for spec in (POW, PRIMARY_BACKUP, ROUND_ROBIN, RAFT)}
+_SPECS: dict[str, EngineSpec] = {spec.name: spec for spec in (POW, PRIMARY_BACKUP, ROUND_ROBIN, RAFT, PBFT)}
 
 
 def register(spec: EngineSpec) -> EngineSpec:

@@ -1,0 +1,1 @@
+"""Practical Byzantine Fault Tolerance (docs/ENGINES.md, "PBFT")."""

@@ -1,0 +1,69 @@
+"""PBFT's registration (consensus/registry.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from chain.genesis import Genesis
+from consensus.params import engine_param
+from consensus.pbft.engine import (
+    PBFT_PARAMETERS,
+    PbftEngine,
+    PbftPolicy,
+    check_pbft_genesis,
+    pbft_warnings,
+    validator_set,
+)
+from consensus.pbft.seal import describe_pbft_seal
+from consensus.spec import EngineSpec, StatusMetric
+
+
+def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
+    """A quorum (2f+1 of 3f+1) of the validators can commit; fewer cannot."""
+    validators = validator_set(genesis)
+    return len(set(group) & set(validators.addresses)) >= validators.quorum
+
+
+def _detection_delay(genesis: Genesis) -> float:
+    """A silent primary is noticed after the view-change timeout, and the new view needs a round on top."""
+    return 2 * float(engine_param(genesis, PBFT_PARAMETERS, "view_change_timeout_s"))
+
+
+def _testnet_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
+    # A block a second, a view change after 3 s without a commit: faults show within seconds.
+    interval = float(params.get("block_interval_s", 1.0))
+    return {"block_interval_s": interval, "view_change_timeout_s": max(3.0, 3 * interval)}
+
+
+def _cell(engine: Mapping[str, Any]) -> str:
+    role = str(engine.get("role", "?"))
+    return f"{role} v{engine.get('view', '?')}" + (" vc" if engine.get("view_changing") else "")
+
+
+PBFT = EngineSpec(
+    describe_seal=describe_pbft_seal,
+    name="pbft",
+    summary="PBFT (Castro-Liskov): n = 3f+1 validators commit a block with 2f+1 signed commits, whatever f of "
+            "them do; checkpoints, watermarks and view changes; each block carries its parent's finality proof",
+    parameters=PBFT_PARAMETERS,
+    build=PbftEngine,
+    policy=PbftPolicy,
+    check=check_pbft_genesis,
+    warnings=pbft_warnings,
+    has_quorum=_has_quorum,
+    detection_delay_s=_detection_delay,
+    testnet_defaults=_testnet_defaults,
+    status_column="PBFT",
+    status_cell=_cell,
+    block_term=None,
+    metrics=(
+        StatusMetric(name="chainlab_pbft_view", help="PBFT view this node is in (or moving to)", status_field="view"),
+        StatusMetric(name="chainlab_pbft_view_changes", help="Views this node has moved to since it started",
+                     status_field="view_changes", kind="counter"),
+        StatusMetric(name="chainlab_pbft_stable_checkpoint", help="Height of the last stable checkpoint (the low "
+                     "watermark)", status_field="stable_checkpoint"),
+    ),
+)
+
+
