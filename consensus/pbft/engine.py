@@ -18,11 +18,11 @@ whole protocol in the project's terms.
   below it are deleted from the engine's store.
 - **View change.** A backup that sees no commit for a block interval plus `view_change_timeout_s` (doubling with
   each view change that brings no commit, up to 8 times) moves to view v+1 and sends VIEW-CHANGE with its stable
-  checkpoint proof and its prepared certificates above it. The new primary, with a quorum of view-changes, sends NEW-VIEW re-issuing the
-  prepared blocks (null, i.e. a fresh block, where none prepared); every replica verifies the NEW-VIEW in full
-  (consensus/pbft/quorum.py) before it enters the view. f+1 validators asking for higher views pull a replica
-  into the view change (section 4.5.2); a commit certificate from a higher view moves a replica that was away
-  into that view.
+  checkpoint proof and its prepared certificates above it. The new primary, with a quorum of view-changes, sends
+  NEW-VIEW re-issuing the prepared blocks (null, i.e. a fresh block, where none prepared); every replica verifies
+  the NEW-VIEW in full (consensus/pbft/quorum.py) before it enters the view. f+1 validators asking for higher views
+  pull a replica into the view change (section 4.5.2); a commit certificate from a higher view moves a replica that
+  was away into that view.
 - **Durable acknowledgements.** A PREPARE, COMMIT, CHECKPOINT or VIEW-CHANGE leaves only once the votes it
   rests on are on disk (`Ready.durable`), and a restarted validator reloads its view, its votes and its prepared
   certificates, so it never votes twice differently for one (view, height).
