@@ -70,3 +70,36 @@ def test_a_backup_that_acknowledged_a_block_has_it_after_sigkill(tmp_path: Path)
                 assert str(backup.block(height)["hash"]) == block_hash, f"backup lost block {height}"
     finally:
         cluster.stop()
+
+
+def test_pbft_commits_replaces_a_killed_primary_and_the_restarted_node_catches_up(tmp_path: Path) -> None:
+    """Four real PBFT validators (f = 1): a transfer goes final; SIGKILL the primary and the other three move to
+    the next view and go on committing; the killed node restarts over its store and follows the same chain."""
+    cluster = Cluster.create(tmp_path, 4, consensus="pbft",
+                             params={"block_interval_s": 0.3, "view_change_timeout_s": 1.0})
+    try:
+        cluster.start()
+        cluster.wait_connected(3)
+        tx = make_transfer(cluster.load_keys[0], chain_id=cluster.genesis.chain_id,
+                           recipient=cluster.load_keys[3].address, amount=55, fee=1, nonce=0)
+        tx_hash = cluster.nodes[1].client().submit_tx(tx.encoded)
+        wait_until(lambda: all(n.client().tx_status(tx_hash)["status"] == "final" for n in cluster.nodes), 40,
+                   "the transaction to be final on every node")
+        engine = cluster.nodes[0].client().status()["engine"]
+        assert engine["quorum"] == 3 and engine["f"] == 1 and not engine["view_changing"]
+        primary = next(i for i, n in enumerate(cluster.nodes) if n.client().status()["engine"]["role"] == "primary")
+        view = int(engine["view"])
+        cluster.nodes[primary].kill()
+        others = [n for i, n in enumerate(cluster.nodes) if i != primary]
+        reached = max(int(n.client().status()["final_height"]) for n in others)
+        wait_until(lambda: min(int(n.client().status()["final_height"]) for n in others) >= reached + 3, 40,
+                   "three more blocks committed without the old primary")
+        assert all(int(n.client().status()["engine"]["view"]) > view for n in others)
+        cluster.start([primary])
+        target = max(int(n.client().status()["final_height"]) for n in others)
+        wait_until(lambda: int(cluster.nodes[primary].client().status()["final_height"]) >= target, 40,
+                   "the restarted node to catch up")
+        for height in range(1, target + 1):
+            assert len({final_hash(cluster, i, height) for i in range(4)}) == 1, f"nodes disagree at {height}"
+    finally:
+        cluster.stop()
