@@ -27,6 +27,7 @@ from node.datadir import init_datadir, open_chain
 from node.mining import measure_hashes
 from testnet.bench_consensus import DEFAULT_BLOCK_INTERVAL_S, BenchError, ConsensusBenchOptions, measure_consensus
 from testnet.bench_etcd import EtcdUnavailable, etcd_binary, measure_etcd
+from testnet.linearizability import DEFAULT_MAX_STATES, DEFAULT_TIMEOUT_S
 from testnet.local import LocalNodeError
 
 if TYPE_CHECKING:
@@ -362,10 +363,16 @@ def mine_command(seconds: float, as_json: bool, plot_path: str | None) -> None:
 @click.option("--keys", type=click.IntRange(1, 10_000_000), default=1_000, show_default=True,
               help="registers (the checker splits the history per key)")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--timeout-s", type=click.FloatRange(0, min_open=True), default=DEFAULT_TIMEOUT_S, show_default=True,
+              help="give up with verdict `unknown` after this long (as `check linearizable`)")
+@click.option("--max-states", type=click.IntRange(1), default=DEFAULT_MAX_STATES, show_default=True,
+              help="give up with verdict `unknown` after exploring this many (linearized set, state) pairs")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def checker_command(ops: int, processes: int, keys: int, seed: int, as_json: bool) -> None:
+def checker_command(ops: int, processes: int, keys: int, seed: int, timeout_s: float, max_states: int,
+                    as_json: bool) -> None:
     """The linearizability checker on a generated linearizable register history (real registers, each operation
-    taking effect at a random moment of its interval): seconds to a verdict and the process's peak memory."""
+    taking effect at a random moment of its interval): seconds to a verdict and the process's peak memory. The
+    search has `check linearizable`'s budget: past it the verdict is `unknown` and the budget is named."""
     import random
     import resource
 
@@ -375,17 +382,26 @@ def checker_command(ops: int, processes: int, keys: int, seed: int, as_json: boo
     history = generate_register_history(random.Random(seed), operations=ops, processes=processes, keys=keys)
     generated_s = time.perf_counter() - started
     started = time.perf_counter()
-    result = check(history, RegisterModel(), max_states=10**9)
+    deadline = time.monotonic() + timeout_s
+    result = check(history, RegisterModel(), max_states=max_states, should_stop=lambda: time.monotonic() > deadline)
     check_s = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    report = {"ops": ops, "processes": processes, "keys": keys, "seed": seed, "verdict": result.verdict,
-              "states": result.states, "check_s": round(check_s, 3), "generate_s": round(generated_s, 3),
-              "ops_per_s": round(ops / check_s) if check_s > 0 else None, "peak_rss_mib": round(peak_mib, 1)}
+    report: dict[str, Any] = {
+        "ops": ops, "processes": processes, "keys": keys, "seed": seed, "verdict": result.verdict,
+        "states": result.states, "check_s": round(check_s, 3), "generate_s": round(generated_s, 3),
+        "ops_per_s": round(ops / check_s) if check_s > 0 else None, "peak_rss_mib": round(peak_mib, 1),
+        "budget": {"max_states": max_states, "timeout_s": timeout_s}}
+    if result.verdict == "unknown":
+        report["reason"] = result.reason
+        report["keys_checked"] = len(result.keys)
     if as_json:
         emit_json(report)
         return
     click.echo(f"{ops:,} operations, {processes} processes, {keys:,} keys: {result.verdict} in {check_s:.2f} s "
                f"({result.states:,} states), peak memory {peak_mib:,.0f} MiB")
+    if result.verdict == "unknown":
+        click.echo(f"unknown: {result.reason} at key {len(result.keys)} of {result.key_count} (--max-states "
+                   f"{max_states:,}, --timeout-s {timeout_s:g}); a smaller --ops or more --keys gives a verdict")
 
 
 @command.command(name="sync")

@@ -45,6 +45,7 @@ PROMISES: dict[str, tuple[str, ...]] = {
     "final": ("monotonic-reads", "monotonic-writes", "writes-follow-reads"),
     "latest": ("monotonic-writes",),
 }
+LINEARIZABLE_LEVELS = tuple(level for level, promised in PROMISES.items() if "linearizable" in promised)
 EXAMPLES = 5  # violations kept per guarantee
 
 

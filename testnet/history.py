@@ -12,14 +12,17 @@ block).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 OP_TYPES = ("invoke", "ok", "fail", "info")
+RECORD_FIELDS = ("index", "time_ns", "type", "process", "node", "op", "key")  # value and error may be left out
+log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 1.0  # records reach the file within a second, for the dashboard that reads it as it grows
 
 
@@ -108,32 +111,66 @@ def last_index(path: Path) -> int:
     return -1
 
 
-def parse_ops(lines: Iterable[str], source: str = "history") -> list[Op]:
-    """Parse history lines; a torn last line (a crash mid-write) is skipped, any other bad line is an error."""
+def parse_ops(lines: Iterable[str], source: str = "history",
+              on_torn_line: Callable[[int], None] | None = None) -> list[Op]:
+    """Parse history lines (each with its newline, as a text stream gives them); any bad line is an error, except a
+    torn last line: one without a newline (a crash mid-write) after at least one good record, which is skipped and
+    reported to `on_torn_line` (its line number; a warning in the log without one). A bad line that ends with a
+    newline, or one with nothing good before it, is not a torn write but a file that is not a history."""
     ops: list[Op] = []
-    pending_error: str | None = None
+    pending: tuple[int, str] | None = None  # (line number, error) of a bad line that may be a torn last line
     for number, line in enumerate(lines, start=1):
+        if pending is not None:
+            raise HistoryError(pending[1])
         if not line.strip():
             continue
-        if pending_error is not None:
-            raise HistoryError(pending_error)
         try:
-            data = json.loads(line)
-            ops.append(Op(index=int(data["index"]), time_ns=int(data["time_ns"]), type=str(data["type"]),
-                          process=str(data["process"]), node=str(data["node"]), op=str(data["op"]),
-                          key=str(data["key"]), value=data.get("value"), error=data.get("error")))
+            ops.append(_op_from_line(line))
         except (ValueError, KeyError, TypeError) as exc:
-            pending_error = f"{source} line {number}: not a history record ({exc})"
+            error = f"{source} line {number}: not a history record ({exc})"
+            if line.endswith("\n") or not ops:
+                raise HistoryError(error) from None
+            pending = (number, error)
+    if pending is not None:
+        if on_torn_line is not None:
+            on_torn_line(pending[0])
+        else:
+            log.warning("%s line %d: torn last line (no newline, not a record) ignored", source, pending[0])
     return ops
 
 
-def read_history(path: Path) -> list[Op]:
-    """Every record of a history file (empty when there is none)."""
+def _op_from_line(line: str) -> Op:
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise TypeError(f"a JSON {type(data).__name__}, not an object")
+    missing = [name for name in RECORD_FIELDS if name not in data]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} field")
+    return Op(index=int(data["index"]), time_ns=int(data["time_ns"]), type=str(data["type"]),
+              process=str(data["process"]), node=str(data["node"]), op=str(data["op"]), key=str(data["key"]),
+              value=data.get("value"), error=data.get("error"))
+
+
+def read_history(path: Path, on_torn_line: Callable[[int], None] | None = None) -> list[Op]:
+    """Every record of a history file (empty when there is none); HistoryError names the first bad line, a line
+    that is not UTF-8 included. A torn last line is skipped as parse_ops says."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            return parse_ops(stream, str(path))
+        with open(path, "rb") as stream:
+            return parse_ops(_decoded(stream, str(path)), str(path), on_torn_line)
     except FileNotFoundError:
         return []
+
+
+def _decoded(stream: IO[bytes], source: str) -> Iterator[str]:
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if not raw.endswith(b"\n"):  # a last line torn inside a character: parse_ops judges it as torn
+                yield raw.decode("utf-8", "replace")
+                continue
+            raise HistoryError(f"{source} line {number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                               f"{exc.start + 1})") from None
 
 
 def acknowledged_final(ops: Iterable[Op]) -> dict[str, int]:

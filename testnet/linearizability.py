@@ -45,6 +45,11 @@ class _Refused:
 
 REFUSED: Any = _Refused()
 DEFAULT_MAX_STATES = 5_000_000  # explored (linearized set, state) pairs across all keys before `unknown`
+DEFAULT_TIMEOUT_S = 60.0  # the command-line tools' time budget (`check linearizable`, `bench checker`)
+# The explored states' memo is what grows: about MEMO_ENTRY_BYTES per state (set slot, tuple, int header) plus a
+# byte per 7 bits of the linearized-set int (measured, CPython 3.11). 512 MiB of it keeps a check under 1 GiB.
+DEFAULT_MAX_MEMO_BYTES = 512 * 2**20
+MEMO_ENTRY_BYTES = 120
 POLL_STEPS = 4096  # how often the stop callback is asked
 
 
@@ -318,9 +323,17 @@ class Result:
     verdict: Verdict
     model: str
     operations: list[Operation]
-    keys: list[KeyResult]
+    keys: list[KeyResult]  # the keys checked, in order, up to the first that is not linearizable (or unknown)
+    key_count: int  # every key of the history's operations; more than len(keys) when the check stopped early
     states: int
     reason: str = ""  # why unknown
+
+    def scope(self) -> str:
+        """`136 operations on 12 key(s)`, and where the check stopped when it did not reach every key."""
+        text = f"{len(self.operations)} operations on {self.key_count} key(s)"
+        if len(self.keys) < self.key_count:
+            text += f", stopped at key {len(self.keys)} of {self.key_count}"
+        return text
 
     @property
     def failed_key(self) -> KeyResult | None:
@@ -345,7 +358,8 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         """The machine-readable verdict (`check linearizable --json`)."""
         out: dict[str, Any] = {"verdict": self.verdict, "model": self.model, "operations": len(self.operations),
-                               "keys": len(self.keys), "states": self.states}
+                               "keys": self.key_count, "keys_checked": len(self.keys),
+                               "states": self.states}
         if self.reason:
             out["reason"] = self.reason
         failed = self.failed_key
@@ -365,18 +379,27 @@ def _op_json(op: Operation) -> dict[str, Any]:
 
 
 class _Budget:
-    def __init__(self, max_states: int, should_stop: Callable[[], bool] | None) -> None:
+    def __init__(self, max_states: int, max_memo_bytes: int, should_stop: Callable[[], bool] | None) -> None:
         self.left = max_states
+        self.memo_bytes_left = max_memo_bytes
+        self.max_states = max_states
+        self.max_memo_bytes = max_memo_bytes
         self.should_stop = should_stop
         self.steps = 0
         self.reason = ""
 
-    def spend(self) -> bool:
-        """Count one explored state; False once the budget is gone."""
+    def spend(self, linearized_bits: int) -> bool:
+        """Count one explored state whose linearized set's highest operation is `linearized_bits`; False once the
+        budget is gone. A state's memo entry grows with that bit (a Python int of that many bits), which is why a
+        long single-key history can exhaust memory well before the state count."""
         self.left -= 1
         self.steps += 1
+        self.memo_bytes_left -= MEMO_ENTRY_BYTES + linearized_bits // 7
         if self.left < 0:
-            self.reason = "state budget exhausted"
+            self.reason = f"state budget of {self.max_states:,} states exhausted"
+            return False
+        if self.memo_bytes_left < 0:
+            self.reason = f"memory budget of {self.max_memo_bytes / 2**20:,.0f} MiB of explored states exhausted"
             return False
         if self.should_stop is not None and self.steps % POLL_STEPS == 0 and self.should_stop():
             self.reason = "time budget exhausted"
@@ -385,13 +408,14 @@ class _Budget:
 
 
 def check(ops: Sequence[Op], model: Model, *, max_states: int = DEFAULT_MAX_STATES,
-          should_stop: Callable[[], bool] | None = None) -> Result:
-    """Check a history against `model`, key by key; `unknown` when the budget runs out first."""
+          max_memo_bytes: int = DEFAULT_MAX_MEMO_BYTES, should_stop: Callable[[], bool] | None = None) -> Result:
+    """Check a history against `model`, key by key; `unknown` when the budget (explored states, their estimated
+    memory, the stop callback) runs out first."""
     operations = model.operations(ops)
     by_key: dict[str, list[Operation]] = {}
     for operation in operations:
         by_key.setdefault(operation.key, []).append(operation)
-    budget = _Budget(max_states, should_stop)
+    budget = _Budget(max_states, max_memo_bytes, should_stop)
     results: list[KeyResult] = []
     verdict: Verdict = "linearizable"
     for key in sorted(by_key):
@@ -403,7 +427,7 @@ def check(ops: Sequence[Op], model: Model, *, max_states: int = DEFAULT_MAX_STAT
         if result.verdict == "unknown":
             verdict = "unknown"
             break
-    return Result(verdict=verdict, model=model.name, operations=operations, keys=results,
+    return Result(verdict=verdict, model=model.name, operations=operations, keys=results, key_count=len(by_key),
                   states=sum(r.states for r in results), reason=budget.reason if verdict == "unknown" else "")
 
 
@@ -452,7 +476,7 @@ def check_key(key: str, ops: Sequence[Operation], model: Model, budget: _Budget)
             if after is not REFUSED:
                 marked = linearized | (1 << entry.op)
                 if (marked, after) not in seen:
-                    if not budget.spend():
+                    if not budget.spend(marked.bit_length()):
                         return KeyResult(key=key, verdict="unknown", operations=len(local), states=states)
                     states += 1
                     seen.add((marked, after))

@@ -113,9 +113,9 @@ def run_scenario(scenario: Scenario, seed: int, directory: Path | None, progress
         launcher.up(options, progress)
         with exclusive_load(directory):
             asyncio.run(_drive(run, directory, progress))
-        progress("checks (from RPC)")
         run.checks["rpc"] = run_checks(directory, CheckOptions(
             checks=scenario.checks, converge_timeout_s=scenario.converge_timeout_s))
+        progress(checks_line("from RPC", run.checks["rpc"]))
     except (TestnetError, OSError) as exc:
         run.error = str(exc)
     except KeyboardInterrupt:
@@ -123,6 +123,14 @@ def run_scenario(scenario: Scenario, seed: int, directory: Path | None, progress
     finally:
         _teardown(run, directory, progress)
     return run
+
+
+def checks_line(source: str, result: dict[str, Any]) -> str:
+    """The progress line after the checks of one source ran: `checks (from RPC): 6 ok` or with the failed ones
+    named (a header alone said nothing: `testnet cap` prints no per-check lines after it)."""
+    failed = [check["name"] for check in result["checks"] if not check["ok"]]
+    passed = len(result["checks"]) - len(failed)
+    return f"checks ({source}): {passed} ok" + (f", FAILED {', '.join(failed)}" if failed else "")
 
 
 def _teardown(run: Run, directory: Path, progress: Progress) -> None:
@@ -136,10 +144,10 @@ def _teardown(run: Run, directory: Path, progress: Progress) -> None:
         if run.down is not None and not run.down["ok"]:
             run.error = run.error or f"processes left after down: {run.down['left']}"
         if run.scenario.check_stores and run.error is None:
-            progress("checks (from the stores)")
             try:
                 run.checks["stores"] = run_checks(directory, CheckOptions(checks=run.scenario.checks,
                                                                           source="stores"))
+                progress(checks_line("from the stores", run.checks["stores"]))
             except TestnetError as exc:
                 run.error = str(exc)
     if directory.exists():

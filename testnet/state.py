@@ -234,18 +234,35 @@ def read_events(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return read_event_file(path)
 
 
-def read_event_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_event_file(path: str | os.PathLike[str], *, strict: bool = False) -> list[dict[str, Any]]:
     """Every event of an events.jsonl file by its path, which need not sit in a testnet directory (a torn last
-    line is skipped); OSError when it cannot be read."""
-    events = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    line is skipped); OSError when it cannot be read. Lenient by default: lines that are not JSON objects are skipped.
+    With `strict` (a file the user named), every line must be an event ({time_ns, action, ...}) except a torn last
+    line (no newline, after an event), and the file must hold one: ValueError naming the line otherwise."""
+    text = Path(path).read_text(encoding="utf-8")
+    events: list[dict[str, Any]] = []
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):  # anything else is not an event this tool wrote
+        except ValueError as exc:
+            event, problem = None, f"not JSON ({exc})"
+        else:
+            problem = "" if _is_event(event) or (not strict and isinstance(event, dict)) else \
+                "not an event ({time_ns, action, ...})"
+        if not problem:
             events.append(event)
+        elif strict and not (number == len(lines) and not line.endswith("\n") and events):
+            raise ValueError(f"{path} line {number}: {problem}")
+    if strict and not events:
+        raise ValueError(f"no events in {path}")
     return events
+
+
+def _is_event(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("time_ns"), int) and isinstance(value.get("action"), str)
 
 
 def _iso(time_ns: int) -> str:

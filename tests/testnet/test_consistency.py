@@ -400,3 +400,26 @@ def test_check_consistency_command(tmp_path: Path) -> None:
         target = str(tmp_path / "missing.jsonl") if not bad else str(path)
         result = CliRunner().invoke(cli, ["check", "consistency", target, *bad])
         assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_check_linearizable_account_checks_only_the_levels_that_promise_it(tmp_path: Path) -> None:
+    h = History()
+    tx = h.send("client-0", A, 0)
+    h.final(tx, 1)
+    h.read("client-1", A, 0, level="latest")  # stale, as latest may be
+    h.read("client-1", A, 1, level="linearizable")
+    path = write_history(tmp_path / "history.jsonl", h)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["check", "linearizable", str(path), "--model", "account"])
+    assert result.exit_code == 0, result.output
+    assert "reads at linearizable with every transfer" in result.stdout
+    assert "reads left out: 1 latest" in result.stdout
+    data = json.loads(runner.invoke(cli, ["check", "linearizable", str(path), "--model", "account", "--json"]).stdout)
+    assert data["levels"] == {"checked": ["linearizable"], "left_out": {"latest": 1}}
+    every = runner.invoke(cli, ["check", "linearizable", str(path), "--model", "account",
+                                "--levels", "latest,final,linearizable"])
+    assert every.exit_code == 1 and "reads at latest, final, linearizable" in every.stdout
+    for bad, message in ((["--levels", "latest"], "give --model account too"),
+                         (["--model", "account", "--levels", "eventual"], "unknown level 'eventual'")):
+        refused = runner.invoke(cli, ["check", "linearizable", str(path), *bad])
+        assert refused.exit_code == 1 and message in refused.stderr and "Traceback" not in refused.output

@@ -99,3 +99,36 @@ def test_acknowledged_final_and_accepted_sets() -> None:
            op(6, "invoke", "o", "t3", "included"), op(7, "ok", "o", "t3", "included", {"height": 8})]
     assert accepted(ops) == {"t1"}
     assert acknowledged_final(ops) == {"t1": 7}
+
+
+GOOD = json.dumps({"index": 0, "time_ns": 1, "type": "invoke", "process": "p", "node": "n", "op": "read", "key": "k",
+                   "value": None, "error": None})
+
+
+@pytest.mark.parametrize("text", ["not json\n", "not json", "[1,2,3]\n", '{"index": 0, "time_', '{"index": 0}\n',
+                                  GOOD.replace('"invoke"', '"bad"') + "\n"])
+def test_a_one_line_file_that_is_not_a_record_is_an_error_not_a_torn_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(text)
+    with pytest.raises(HistoryError, match="line 1: not a history record"):
+        read_history(path)
+
+
+def test_only_a_last_line_without_newline_after_a_record_is_torn_and_it_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(GOOD + "\n" + GOOD[:20] + "\n")  # ends with a newline: written whole, so not a torn write
+    with pytest.raises(HistoryError, match="line 2"):
+        read_history(path)
+    path.write_text(GOOD + "\n" + GOOD[:20])
+    torn: list[int] = []
+    assert len(read_history(path, on_torn_line=torn.append)) == 1 and torn == [2]
+
+
+def test_a_line_that_is_not_utf8_is_a_history_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(GOOD.encode() + b"\n\xff\xfe\n" + GOOD.encode() + b"\n")
+    with pytest.raises(HistoryError, match="line 2: not UTF-8"):
+        read_history(path)
+    path.write_bytes(GOOD.encode() + b'\n{"index": 1, "key": "\xc3')  # torn inside a character: still a torn line
+    torn: list[int] = []
+    assert len(read_history(path, on_torn_line=torn.append)) == 1 and torn == [2]

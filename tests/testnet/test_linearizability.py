@@ -196,3 +196,82 @@ def test_the_command_exits_by_verdict_and_prints_json(tmp_path: Path) -> None:
     garbage.write_text("{not json\n{}\n")
     refused = runner.invoke(main, ["check", "linearizable", str(garbage)])
     assert refused.exit_code == 1 and "Traceback" not in refused.output and "line 1" in refused.stderr
+
+
+def one_error_line(result: Any) -> str:
+    """The command's stderr, which must be exactly one `error: ...` line (no traceback)."""
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return str(lines[0])
+
+
+@pytest.mark.parametrize("command", ["linearizable", "consistency"])
+def test_a_file_that_is_not_a_well_formed_history_is_one_error_line(tmp_path: Path, command: str) -> None:
+    record = H().invoke("a", "write", 1).ops[0].to_json()
+    completion = {**record, "type": "ok"}
+    cases: list[tuple[bytes, str]] = [
+        (b"not json\n", "line 1: not a history record"),
+        (b"[1,2,3]\n", "line 1: not a history record"),
+        (b'{"index": 0, "time_', "line 1: not a history record"),
+        (json.dumps({**record, "type": "bad"}).encode() + b"\n", "line 1: not a history record"),
+        (b"", "no history records in"),
+        (b"\n\n", "no history records in"),
+        (json.dumps(record).encode() + b"\n\xff\n", "line 2: not UTF-8"),
+        (json.dumps(completion).encode() + b"\n", "ok at index 0 (a write) has no matching invoke"),
+        (json.dumps(record).encode() + b"\n" + json.dumps({**record, "index": 1}).encode() + b"\n",
+         "process a invokes write at index 1 while index 0 is open"),
+    ]
+    runner = CliRunner()
+    for content, message in cases:
+        path = tmp_path / "history.jsonl"
+        path.write_bytes(content)
+        assert message in one_error_line(runner.invoke(main, ["check", command, str(path)])), content
+
+
+@pytest.mark.parametrize("command", ["linearizable", "consistency"])
+def test_a_torn_last_line_is_ignored_with_a_note_and_named_events_must_be_events(tmp_path: Path,
+                                                                                 command: str) -> None:
+    ops = H().invoke("a", "write", 1).ok("a", 1).ops
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(op.to_json()) + "\n" for op in ops) + '{"index": 2, "ti')
+    runner = CliRunner()
+    result = runner.invoke(main, ["check", command, str(path)])
+    assert result.exit_code == 0 and "note: " in result.stderr and "line 3: torn last line" in result.stderr
+    path.write_text("".join(json.dumps(op.to_json()) + "\n" for op in ops))
+    events = tmp_path / "events.txt"
+    for content, message in (("garbage\n", "line 1: not JSON"), ("[1]\n", "line 1: not an event"),
+                             ("", "no events in")):
+        events.write_text(content)
+        refused = runner.invoke(main, ["check", command, str(path), "--html", str(tmp_path / "r.html"),
+                                       "--events", str(events)])
+        assert message in one_error_line(refused)
+
+
+def test_the_summary_counts_the_whole_history_when_the_check_stops_early(tmp_path: Path) -> None:
+    ops = (H().invoke("a", "write", 1, key="k1").ok("a", 1).invoke("b", "read", key="k1").ok("b", 2)
+           .invoke("c", "write", 1, key="k2").ok("c", 1).invoke("d", "read", key="k3").ok("d", None).ops)
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(op.to_json()) + "\n" for op in ops))
+    result = CliRunner().invoke(main, ["check", "linearizable", str(path)])
+    assert result.exit_code == 1 and "4 operations on 3 key(s), stopped at key 1 of 3" in result.stdout
+    data = json.loads(CliRunner().invoke(main, ["check", "linearizable", str(path), "--json"]).stdout)
+    assert (data["keys"], data["keys_checked"]) == (3, 1)
+
+
+def test_a_memory_budget_gives_unknown_before_a_long_key_exhausts_memory() -> None:
+    ops = generate_register_history(random.Random(1), operations=400, processes=16)
+    result = check(ops, RegisterModel(), max_memo_bytes=20_000)
+    assert result.verdict == "unknown" and "memory budget" in result.reason
+
+
+def test_bench_checker_has_the_budget_of_check_linearizable() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["bench", "checker", "--ops", "3000", "--processes", "64", "--keys", "1",
+                                  "--max-states", "2000", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["verdict"] == "unknown" and data["states"] <= 2000 and "state budget of 2,000" in data["reason"]
+    assert data["budget"] == {"max_states": 2000, "timeout_s": 60.0}
+    text = runner.invoke(main, ["bench", "checker", "--ops", "3000", "--processes", "64", "--keys", "1",
+                                "--timeout-s", "0.01"])
+    assert text.exit_code == 0 and "unknown: time budget exhausted" in text.stdout and "--timeout-s 0.01" in text.stdout
