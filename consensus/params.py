@@ -8,6 +8,11 @@ from typing import Any
 from chain.genesis import CHAIN_PARAMETERS, Genesis, GenesisError, ParamSpec, coerce_param
 
 
+def positive(value: float) -> str | None:
+    """A `ParamSpec.check` for parameters that must be above zero (timeouts, intervals)."""
+    return None if value > 0 else "must be greater than 0"
+
+
 def check_engine_params(genesis: Genesis, specs: Mapping[str, ParamSpec]) -> None:
     """GenesisError unless every parameter of `genesis` is a chain-level one or one of the engine's `specs`,
     with a value those tables accept."""

@@ -79,11 +79,11 @@ from consensus.pbft.quorum import (
     Watermarks,
     check_commit_cert,
     check_new_view,
-    check_pre_prepare,
-    check_prepare,
+    check_role,
     check_statement,
     check_view_change,
     make_new_view,
+    quorum_of,
     stable_checkpoint,
     view_to_join,
 )
@@ -95,6 +95,7 @@ COMMIT_KIND = "pbft/commit"
 CHECKPOINT_KIND = "pbft/checkpoint"
 VIEW_CHANGE_KIND = "pbft/view-change"
 NEW_VIEW_KIND = "pbft/new-view"
+MAX_FOREIGN_VIEWS = 64  # commits of another view are kept only this many views away from ours
 MAX_BACKOFF = 8  # a view change's timeout doubles with each one that brings no commit, up to this multiple
 RETRY_INTERVALS = 2.0  # in-flight votes and view-changes are sent again after this many block intervals
 
@@ -132,7 +133,7 @@ def validator_set(genesis: Genesis) -> Validators:
 def max_new_view_bytes(n: int, window: int) -> int:
     """The largest NEW-VIEW a network of n validators and watermark window L can need: a quorum of view-changes,
     each with a checkpoint proof and up to L prepared certificates of a quorum of statements."""
-    quorum = Validators.of(i.to_bytes(20, "big") for i in range(1, n + 1)).quorum
+    quorum = quorum_of(n)
     view_change = STATEMENT_BYTES * quorum * (window + 1) + 256
     return quorum * view_change + window * STATEMENT_BYTES + 256
 
@@ -609,8 +610,7 @@ class PbftEngine(EngineBase):
         self._commit(cert)
 
     def _on_vote(self, sender: bytes, vote: Vote, now: float) -> None:
-        if self._refused(sender, vote):
-            return
+        signer = self._check_sender(sender, vote)
         chain = self._chain
         if chain is None:
             return
@@ -620,6 +620,13 @@ class PbftEngine(EngineBase):
             self._rejected["outside-watermarks"] += 1
             return
         if vote.tag == TAG_COMMIT:
+            if vote.view != self.view and (vote.seq != chain.tip.height + 1
+                                           or abs(vote.view - self.view) > MAX_FOREIGN_VIEWS):
+                # Another view's commits matter for the next height alone (a validator that left or missed a view
+                # catches up with them); kept for any view and height, a Byzantine validator's made-up views
+                # would grow the slots without bound.
+                self._rejected["foreign-view"] += 1
+                return
             self._slot(vote.view, vote.seq).commits[vote.signer] = vote
             self._try_commit(vote.view, vote.seq)
             return
@@ -627,11 +634,7 @@ class PbftEngine(EngineBase):
             return  # another view's pre-prepare or prepare: not ours to act on
         slot = self._slot(vote.view, vote.seq)
         if vote.tag == TAG_PRE_PREPARE:
-            try:
-                check_pre_prepare(vote, self.validators, self.genesis_hash)
-            except RejectError as exc:
-                self._rejected[exc.code] += 1
-                raise
+            self._check_role(vote, signer)
             if slot.pre_prepare is not None:
                 if slot.pre_prepare.digest != vote.digest:
                     self._ready.notes.append(f"pbft: the primary of view {vote.view} pre-prepared two blocks at "
@@ -642,25 +645,32 @@ class PbftEngine(EngineBase):
             slot.pre_prepare = vote
             self._validate(vote.view, vote.seq)
         else:
-            try:
-                check_prepare(vote, self.validators, self.genesis_hash)
-            except RejectError as exc:
-                self._rejected[exc.code] += 1
-                raise
+            self._check_role(vote, signer)
             slot.prepares[vote.signer] = vote
             self._check_prepared(vote.view, vote.seq)
 
-    def _refused(self, sender: bytes, statement: Vote | Checkpoint | ViewChange) -> bool:
-        """Count and raise for a statement that is not its sender's own, valid, validator's statement."""
+    def _check_sender(self, sender: bytes, statement: Vote | Checkpoint | ViewChange) -> bytes:
+        """The signer of a statement that is its sender's own, valid, validator's statement; counted and raised
+        otherwise."""
         try:
             signer = check_statement(statement, self.validators, self.genesis_hash)
         except RejectError as exc:
             self._rejected[exc.code] += 1
             raise
+        self._check_own(sender, signer)
+        return signer
+
+    def _check_own(self, sender: bytes, signer: bytes) -> None:
         if signer != sender:
             self._rejected["bad-signature"] += 1
             raise RejectError("bad-signature", "a statement signed by another validator than its sender")
-        return False
+
+    def _check_role(self, vote: Vote, signer: bytes) -> None:
+        try:
+            check_role(vote, signer, self.validators)
+        except RejectError as exc:
+            self._rejected[exc.code] += 1
+            raise
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
@@ -672,7 +682,7 @@ class PbftEngine(EngineBase):
         self._record_checkpoint(checkpoint)
 
     def _on_checkpoint(self, sender: bytes, checkpoint: Checkpoint) -> None:
-        self._refused(sender, checkpoint)
+        self._check_sender(sender, checkpoint)
         if checkpoint.seq <= self._stable[0] or checkpoint.seq > self.marks.high + self.window:
             return
         self._record_checkpoint(checkpoint)
@@ -725,26 +735,34 @@ class PbftEngine(EngineBase):
                           prepared=prepared).signed(self.key, self.genesis_hash)
 
     def _on_view_change(self, sender: bytes, vc: ViewChange, now: float) -> None:
-        self._refused(sender, vc)
-        if vc.new_view == self.view and not self.changing:
-            # A validator that missed our view's start asks for it: as its primary, send the NEW-VIEW again.
-            if self._new_view is not None and self._new_view.view == self.view and now >= self._new_view_resent_at:
-                self._new_view_resent_at = now + RETRY_INTERVALS * max(self.interval_s, 0.25)
-                self._broadcast(NEW_VIEW_KIND, self._new_view.encode())
-            return
-        if vc.new_view < self.view:
+        if vc.new_view < self.view or (vc.new_view == self.view and not self.changing):
+            self._check_sender(sender, vc)
+            if vc.new_view == self.view:
+                # A validator that missed our view's start asks for it: as its primary, send the NEW-VIEW again.
+                nv = self._new_view
+                if nv is not None and nv.view == self.view and now >= self._new_view_resent_at:
+                    self._new_view_resent_at = now + RETRY_INTERVALS * max(self.interval_s, 0.25)
+                    self._broadcast(NEW_VIEW_KIND, nv.encode())
             return  # stale
         try:
-            check_view_change(vc, self.validators, self.genesis_hash, self.window)
+            signer = check_view_change(vc, self.validators, self.genesis_hash, self.window)  # verifies it once
         except RejectError as exc:
             self._rejected[exc.code] += 1
             raise
+        self._check_own(sender, signer)
         self._record_view_change(vc, now)
 
     def _record_view_change(self, vc: ViewChange, now: float) -> None:
-        signer = crypto.address_of(vc.signer)
+        signer = vc.address
+        if vc.new_view < self._asked.get(signer, 0):
+            return  # overtaken: the validator asks for a later view already
+        # One view-change per validator, its latest: made-up views cannot grow the table.
+        for view in [v for v, group in self._view_changes.items() if signer in group and v != vc.new_view]:
+            del self._view_changes[view][signer]
+            if not self._view_changes[view]:
+                del self._view_changes[view]
         self._view_changes.setdefault(vc.new_view, {})[signer] = vc
-        self._asked[signer] = max(self._asked.get(signer, 0), vc.new_view)
+        self._asked[signer] = vc.new_view
         join = view_to_join(self.view, {a: v for a, v in self._asked.items() if a != self.address},
                             self.validators)
         if join is not None:

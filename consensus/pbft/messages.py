@@ -69,8 +69,28 @@ def _list(value: object, name: str, limit: int) -> list[Any]:
     return value
 
 
+class _Signed:
+    """What every signed statement shares: a signature check against its own signing hash, and the signer's
+    address. The dataclasses below define `signer`, `signature` and `signing_hash`."""
+
+    __slots__ = ()
+    signer: bytes
+    signature: bytes
+
+    def signing_hash(self, genesis_hash: bytes) -> bytes:
+        raise NotImplementedError
+
+    def verifies(self, genesis_hash: bytes) -> bool:
+        """The signature is the signer's, over this statement on this network."""
+        return crypto.verify(self.signer, self.signature, self.signing_hash(genesis_hash))
+
+    @property
+    def address(self) -> bytes:
+        return crypto.address_of(self.signer)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Vote:
+class Vote(_Signed):
     """PRE-PREPARE, PREPARE or COMMIT (by `tag`): `signer` says that in `view`, sequence number `seq` (a height)
     holds the block `digest`. The primary of `view` signs the pre-prepare; backups prepare; everyone commits."""
 
@@ -87,13 +107,6 @@ class Vote:
     def signed(self, key: crypto.PrivateKey, genesis_hash: bytes) -> Vote:
         return Vote(tag=self.tag, view=self.view, seq=self.seq, digest=self.digest, signer=key.public_key,
                     signature=key.sign(self.signing_hash(genesis_hash)))
-
-    def verifies(self, genesis_hash: bytes) -> bool:
-        return crypto.verify(self.signer, self.signature, self.signing_hash(genesis_hash))
-
-    @property
-    def address(self) -> bytes:
-        return crypto.address_of(self.signer)
 
     def fields(self) -> list[Any]:
         return [self.view, self.seq, self.digest, self.signer, self.signature]
@@ -128,7 +141,7 @@ def commit(view: int, seq: int, digest: bytes) -> Vote:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Checkpoint:
+class Checkpoint(_Signed):
     """CHECKPOINT: `signer`'s state after executing up to `seq` is the block `digest` (whose header commits to
     the state root). Stable at 2f+1 matching checkpoints."""
 
@@ -143,13 +156,6 @@ class Checkpoint:
     def signed(self, key: crypto.PrivateKey, genesis_hash: bytes) -> Checkpoint:
         return Checkpoint(seq=self.seq, digest=self.digest, signer=key.public_key,
                           signature=key.sign(self.signing_hash(genesis_hash)))
-
-    def verifies(self, genesis_hash: bytes) -> bool:
-        return crypto.verify(self.signer, self.signature, self.signing_hash(genesis_hash))
-
-    @property
-    def address(self) -> bytes:
-        return crypto.address_of(self.signer)
 
     def fields(self) -> list[Any]:
         return [self.seq, self.digest, self.signer, self.signature]
@@ -200,7 +206,7 @@ class PreparedCert:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ViewChange:
+class ViewChange(_Signed):
     """VIEW-CHANGE to `new_view`: the signer's last stable checkpoint (`stable_seq`, proven by 2f+1 checkpoints;
     none at 0, the genesis) and a prepared certificate for each sequence number above it it prepared."""
 
@@ -222,13 +228,6 @@ class ViewChange:
         return ViewChange(new_view=self.new_view, stable_seq=self.stable_seq,
                           checkpoint_proof=self.checkpoint_proof, prepared=self.prepared, signer=key.public_key,
                           signature=key.sign(self.signing_hash(genesis_hash)))
-
-    def verifies(self, genesis_hash: bytes) -> bool:
-        return crypto.verify(self.signer, self.signature, self.signing_hash(genesis_hash))
-
-    @property
-    def address(self) -> bytes:
-        return crypto.address_of(self.signer)
 
     def fields(self) -> list[Any]:
         return [*self._body(), self.signer, self.signature]
@@ -252,7 +251,7 @@ class ViewChange:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NewView:
+class NewView(_Signed):
     """NEW-VIEW for `view`, from its primary: the 2f+1 view-changes it is built from (V) and the pre-prepares it
     re-issues (O: one per sequence number between the highest stable checkpoint in V and the highest prepared one,
     the null digest where nothing prepared)."""
@@ -272,13 +271,6 @@ class NewView:
     def signed(self, key: crypto.PrivateKey, genesis_hash: bytes) -> NewView:
         return NewView(view=self.view, view_changes=self.view_changes, pre_prepares=self.pre_prepares,
                        signer=key.public_key, signature=key.sign(self.signing_hash(genesis_hash)))
-
-    def verifies(self, genesis_hash: bytes) -> bool:
-        return crypto.verify(self.signer, self.signature, self.signing_hash(genesis_hash))
-
-    @property
-    def address(self) -> bytes:
-        return crypto.address_of(self.signer)
 
     def encode(self) -> bytes:
         return pack(TAG_NEW_VIEW, 1, [*self._body(), self.signer, self.signature])

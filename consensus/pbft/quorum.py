@@ -40,6 +40,11 @@ from consensus.pbft.messages import (
 )
 
 
+def quorum_of(n: int) -> int:
+    """ceil((n + f + 1) / 2) with f = (n - 1) // 3: 2f + 1 when n = 3f + 1 (see `Validators.quorum`)."""
+    return (n + (n - 1) // 3 + 2) // 2
+
+
 @dataclass(frozen=True, slots=True)
 class Validators:
     """The validator set from genesis, in address order: n = 3f + 1 (or more: f is the most that n tolerates),
@@ -71,7 +76,7 @@ class Validators:
         """ceil((n + f + 1) / 2), which is 2f + 1 when n = 3f + 1: any two quorums share at least f + 1
         validators, so at least one honest one. (2f + 1 alone is too few when n is not 3f + 1: with n = 5, two
         quorums of 3 may share only the one Byzantine validator.)"""
-        return (self.n + self.f + 2) // 2
+        return quorum_of(self.n)
 
     @property
     def weak(self) -> int:
@@ -124,21 +129,29 @@ class Watermarks:
             raise RejectError("outside-watermarks", f"sequence number {seq} outside ({self.low}, {self.high}]")
 
 
+def check_role(vote: Vote, signer: bytes, validators: Validators) -> None:
+    """Who may make a vote, for an already verified `signer`: a pre-prepare comes from its view's primary, a
+    prepare from a backup (the primary's pre-prepare is its prepare: sawtooth-pbft#111 counted a primary that also
+    prepared twice toward 2f); anyone commits."""
+    primary = validators.primary(vote.view)
+    if vote.tag == TAG_PRE_PREPARE and signer != primary:
+        raise RejectError("wrong-primary", f"pre-prepare for view {vote.view} not from its primary")
+    if vote.tag == TAG_PREPARE and signer == primary:
+        raise RejectError("wrong-primary", f"the primary of view {vote.view} does not prepare")
+
+
 def check_pre_prepare(vote: Vote, validators: Validators, genesis_hash: bytes) -> None:
-    """A pre-prepare must come from its view's primary."""
+    """A verified pre-prepare from its view's primary."""
     if vote.tag != TAG_PRE_PREPARE:
         raise RejectError("malformed", "not a pre-prepare")
-    if check_statement(vote, validators, genesis_hash) != validators.primary(vote.view):
-        raise RejectError("wrong-primary", f"pre-prepare for view {vote.view} not from its primary")
+    check_role(vote, check_statement(vote, validators, genesis_hash), validators)
 
 
 def check_prepare(vote: Vote, validators: Validators, genesis_hash: bytes) -> None:
-    """A prepare comes from a backup: the primary's pre-prepare is its prepare (sawtooth-pbft#111: a primary that
-    also prepared counted twice toward 2f)."""
+    """A verified prepare from a backup."""
     if vote.tag != TAG_PREPARE:
         raise RejectError("malformed", "not a prepare")
-    if check_statement(vote, validators, genesis_hash) == validators.primary(vote.view):
-        raise RejectError("wrong-primary", f"the primary of view {vote.view} does not prepare")
+    check_role(vote, check_statement(vote, validators, genesis_hash), validators)
 
 
 def is_prepared(cert: PreparedCert, validators: Validators, genesis_hash: bytes) -> bool:
@@ -158,17 +171,16 @@ def check_prepared_cert(cert: PreparedCert, validators: Validators, genesis_hash
     matching = [p for p in cert.prepares if (p.view, p.seq, p.digest) == (pp.view, pp.seq, pp.digest)]
     if len(matching) != len(cert.prepares):
         raise RejectError("bad-certificate", f"prepares for another request in the certificate of seq {pp.seq}")
-    for p in matching:
-        check_prepare(p, validators, genesis_hash)
-    backups = _signers(matching, validators, genesis_hash)
+    backups = set()
+    for p in matching:  # each signature verified once
+        if p.tag != TAG_PREPARE:
+            raise RejectError("malformed", "not a prepare")
+        signer = check_statement(p, validators, genesis_hash)
+        check_role(p, signer, validators)
+        backups.add(signer)
     if len(backups) < validators.quorum - 1:  # with the primary's pre-prepare: a quorum
         raise RejectError("bad-certificate", f"seq {pp.seq} view {pp.view}: {len(backups)} distinct prepares, "
                                              f"{validators.quorum - 1} needed")
-
-
-def count_matching(votes: Iterable[Vote], view: int, seq: int, digest: bytes) -> int:
-    """Distinct signers among already-checked `votes` for (view, seq, digest)."""
-    return len({v.signer for v in votes if (v.view, v.seq, v.digest) == (view, seq, digest)})
 
 
 def check_commit_cert(cert: CommitCert, validators: Validators, genesis_hash: bytes) -> None:

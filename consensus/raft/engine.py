@@ -50,7 +50,7 @@ from consensus.engine import (
     SealOutcome,
     StatusBase,
 )
-from consensus.params import engine_param
+from consensus.params import engine_param, positive
 from consensus.raft.messages import (
     APPEND_KIND,
     APPEND_RESP_KIND,
@@ -74,17 +74,12 @@ from consensus.raft.messages import (
 )
 from consensus.raft.seal import MAX_MEMBERS, check_raft_seal, decode_raft_seal, make_raft_seal, seal_term
 
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
 RAFT_PARAMETERS: dict[str, ParamSpec] = {
     "election_timeout_s": ParamSpec(kind=float, default=1.0, meaning="election timeout T: a follower that hears no "
                                     "leader for a random time in [T, 2T) campaigns; a leader that hears no majority "
-                                    "for T steps down", check=_positive),
+                                    "for T steps down", check=positive),
     "heartbeat_interval_s": ParamSpec(kind=float, default=0.1, meaning="leader heartbeats (at most T/2)",
-                                      check=_positive),
+                                      check=positive),
     "max_empty_interval_s": ParamSpec(kind=float, default=5.0, meaning="an empty block at most this often when "
                                       "no transaction waits (0: never)"),
     "max_inflight_blocks": ParamSpec(kind=int, default=64, meaning="blocks sent to a follower and not yet "
