@@ -132,6 +132,12 @@ def _quiet_logs(verbose: bool) -> None:
               help="primary-backup acknowledgements for finality (-1: a majority of the backups)")
 @click.option("--liveness-budget", "liveness_budget_s", type=click.FloatRange(min=0), default=0.0,
               help="virtual seconds the healed network gets (default: from the interval and finality)")
+@click.option("--byzantine", default="", metavar="random|NODE:BEHAVIOUR,...",
+              help="Byzantine validators (pbft): `random` lets the seed draw 1..f of them, or name them, e.g. "
+                   "1:equivocate,3:silent (docs/ENGINES.md lists the behaviours)")
+@click.option("--twins", type=click.IntRange(0, 63), default=0, show_default=True,
+              help="validators 0..N-1 run a twin with the same key on the other side of a split (pbft; f+1 twins "
+                   "break safety: a demonstration)")
 @click.option("--swarm", is_flag=True, help="run --runs seeds with options drawn at random")
 @click.option("--runs", type=click.IntRange(1), default=20, show_default=True, help="swarm runs")
 @click.option("--swarm-seed", type=click.IntRange(0, SEED_MAX), default=None, help="swarm seed (default: random)")
@@ -143,7 +149,7 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             block_interval_s: float, finality_threshold: int, max_delay_s: float, async_scale_s: float,
             tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, trace_path: Path | None,
         heartbeat_interval_s: float,
-            acks_required: int, liveness_budget_s: float,
+            acks_required: int, liveness_budget_s: float, byzantine: str, twins: int,
             swarm: bool, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
     """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
@@ -172,7 +178,7 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
                            finality_threshold=finality_threshold, max_delay_s=max_delay_s,
                            async_scale_s=async_scale_s, tx_rate_per_s=tx_rate_per_s, read_rate_per_s=read_rate_per_s,
                            heartbeat_interval_s=heartbeat_interval_s, acks_required=acks_required,
-                           liveness_budget_s=liveness_budget_s)
+                           liveness_budget_s=liveness_budget_s, byzantine=byzantine.strip(), twins=twins)
     except ConfigError as exc:
         fail(str(exc))
     click.echo(f"SEED={seed}", err=as_json)
@@ -260,7 +266,7 @@ def _print_result(result: SimResult, timing: Timing) -> None:
 _PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "model", "block_interval_s",
                        "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "read_rate_per_s",
                        "history_path", "trace_path", "heartbeat_interval_s",
-                       "acks_required", "liveness_budget_s")
+                       "acks_required", "liveness_budget_s", "byzantine", "twins")
 
 
 def _flag(context: click.Context, name: str) -> str:

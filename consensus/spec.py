@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chain import crypto
 from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy
 from chain.errors import RejectError
@@ -50,6 +51,22 @@ class StatusMetric:
     def __post_init__(self) -> None:
         if not self.name.startswith("chainlab_") or self.name.endswith("_total"):
             raise AssertionError(f"metric {self.name!r}: chainlab_ prefix, and no _total (the exporter adds it)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinalityProof:
+    """What a block's seal proves about its parent (engines whose seals carry finality proofs, PBFT): the parent
+    it names, the view it was committed in, the validators that signed it, and whether it verifies."""
+
+    height: int
+    block_hash: bytes
+    view: int
+    signers: tuple[bytes, ...]  # validator addresses, in order
+    error: str | None = None  # why it does not verify (None: it does)
+
+    def to_json(self) -> dict[str, object]:
+        return {"height": self.height, "block": self.block_hash.hex(), "view": self.view,
+                "signers": [crypto.address_to_text(a) for a in self.signers], "error": self.error}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +132,11 @@ class EngineSpec:
     # A block's seal as fields a person reads (the explorer, GET /v1/blocks/{ref}): PoW target and nonce, the signer
     # of a signed seal, Raft's term and leader. Raises on a malformed seal; `seal_view` turns that into a note.
     describe_seal: Callable[[BlockHeader], dict[str, Any]] = lambda header: {}
+    # Byzantine behaviours the engine's admin action `byzantine` switches on (consensus/pbft/byzantine.py).
+    byzantine_behaviours: tuple[str, ...] = ()
+    # The finality proof of a block's parent that its seal carries, verified against genesis (None: the seal
+    # carries none); the safety oracle of the simulator and `testnet check` names conflicting certificates with it.
+    parent_certificate: Callable[[Genesis, BlockHeader], FinalityProof | None] | None = None
 
     def param(self, genesis: Genesis, name: str) -> Any:
         """Engine parameter `name` of `genesis` (its default when unset)."""

@@ -8,13 +8,15 @@ The checks are pure functions over small snapshots, so each one can be shown to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chain.block import BlockHeader
 from chain.blocktree import BlockTree
 from chain.crypto import address_to_text
 from chain.state import Account
+from consensus.spec import FinalityProof
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,3 +231,59 @@ def ledger_of_tree(node: str, tree: BlockTree, *, at_final: bool = False) -> Led
             sent.setdefault(address_to_text(tx.sender_address), []).append(tx.nonce)
     return LedgerView(node=node, genesis_supply=sum(tree.genesis.balances.values()), minted=minted,
                       balances=balances, nonces=nonces, sent_nonces=sent)
+
+
+def check_certificates(proofs: Mapping[str, Sequence[FinalityProof]], *, f: int,
+                       names: Mapping[bytes, str] | None = None) -> CheckResult:
+    """The finality certificates of the final blocks (engines whose seals carry them, PBFT): each verifies, and
+    no two nodes hold certificates for different blocks at one height. `proofs` holds, per honest node, the
+    certificate each final block's child carries. A conflict names both certificates and the validators that
+    signed both: more than `f` of them means more Byzantine validators than the network tolerates. `names` gives
+    validator addresses the names of the nodes that hold their keys."""
+    def who(address: bytes) -> str:
+        text = address_to_text(address)[:12]
+        return f"{names[address]} ({text})" if names and address in names else text
+
+
+    by_height: dict[int, tuple[str, FinalityProof]] = {}
+    checked = 0
+    for node, node_proofs in proofs.items():
+        for proof in node_proofs:
+            if proof.error is not None:
+                return CheckResult(name="certificates", ok=False,
+                                   detail=f"{node}: the final block {proof.block_hash.hex()[:16]} at height "
+                                          f"{proof.height} carries a certificate that does not verify "
+                                          f"({proof.error})")
+            checked += 1
+            first = by_height.setdefault(proof.height, (node, proof))
+            if first[1].block_hash != proof.block_hash:
+                other_node, other = first
+                both = sorted(set(other.signers) & set(proof.signers))
+                return CheckResult(name="certificates", ok=False, detail=(
+                    f"height {proof.height}: {other_node} committed {other.block_hash.hex()[:16]} with "
+                    f"{_certificate(other, who)}; {node} committed {proof.block_hash.hex()[:16]} with "
+                    f"{_certificate(proof, who)}; {len(both)} validators signed both "
+                    f"({', '.join(who(a) for a in both)}), more than f = {f}"))
+    return CheckResult(name="certificates", ok=True,
+                       detail=f"{checked} certificates of {len(proofs)} nodes verify and agree on "
+                              f"{len(by_height)} heights")
+
+
+def _certificate(proof: FinalityProof, who: Callable[[bytes], str]) -> str:
+    signers = ", ".join(who(a) for a in proof.signers)
+    return f"a certificate of view {proof.view} signed by {len(proof.signers)} ({signers})"
+
+
+def certificates_of_tree(tree: BlockTree, describe: Callable[[BlockHeader], FinalityProof | None]) -> list[
+        FinalityProof]:
+    """The certificate each final block of `tree`'s active chain gets from its child on that chain."""
+    proofs = []
+    for height in range(2, tree.height + 1):
+        child_hash = tree.hash_at(height)
+        meta = tree.meta(child_hash) if child_hash is not None else None
+        if meta is None or height - 1 > tree.final_height:
+            break
+        proof = describe(meta.header)
+        if proof is not None:
+            proofs.append(proof)
+    return proofs

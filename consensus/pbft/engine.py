@@ -53,11 +53,23 @@ from consensus.engine import (
     EngineState,
     Outgoing,
     ProposeRequest,
+    Ready,
     Sealed,
     SealOutcome,
     StatusBase,
 )
 from consensus.params import engine_param
+from consensus.pbft.byzantine import (
+    CHECKPOINT_KIND,
+    COMMIT_KIND,
+    NEW_VIEW_KIND,
+    PRE_PREPARE_KIND,
+    PREPARE_KIND,
+    VIEW_CHANGE_KIND,
+    VOTE_TAGS,
+    Misbehaviour,
+    parse_behaviour,
+)
 from consensus.pbft.messages import (
     NULL_DIGEST,
     STATEMENT_BYTES,
@@ -89,12 +101,6 @@ from consensus.pbft.quorum import (
 )
 from consensus.pbft.seal import check_pbft_seal, decode_pbft_seal, make_pbft_seal
 
-PRE_PREPARE_KIND = "pbft/pre-prepare"
-PREPARE_KIND = "pbft/prepare"
-COMMIT_KIND = "pbft/commit"
-CHECKPOINT_KIND = "pbft/checkpoint"
-VIEW_CHANGE_KIND = "pbft/view-change"
-NEW_VIEW_KIND = "pbft/new-view"
 MAX_FOREIGN_VIEWS = 64  # commits of another view are kept only this many views away from ours
 MAX_BACKOFF = 8  # a view change's timeout doubles with each one that brings no commit, up to this multiple
 RETRY_INTERVALS = 2.0  # in-flight votes and view-changes are sent again after this many block intervals
@@ -248,6 +254,7 @@ class PbftStatus(StatusBase):
     quorum: int
     view_changes: int  # views this node has moved to since it started
     rejected: dict[str, int]  # peer statements refused, by code
+    byzantine: str | None = None  # the behaviour this validator was switched to (consensus/pbft/byzantine.py)
 
 
 class PbftEngine(EngineBase):
@@ -291,6 +298,8 @@ class PbftEngine(EngineBase):
         self._certs: dict[int, CommitCert] = {}  # recent commit certificates by height (the store keeps all)
         self._view_change_count = 0
         self._rejected: Counter[str] = Counter()
+        self._rng = context.rng
+        self._misbehaviour: Misbehaviour | None = None  # a Byzantine validator's lie (byzantine.py)
 
     # -- the contract ---------------------------------------------------------------------------------------------
 
@@ -358,6 +367,8 @@ class PbftEngine(EngineBase):
             self._retry_at = now + RETRY_INTERVALS * max(self.interval_s, 0.25)
             self._resend()
         self._maybe_propose(now)
+        if self._misbehaviour is not None and chain is not None:
+            self._misbehaviour.on_tick(self._ready, view=self.view, marks=self.marks, next_seq=chain.tip.height + 1)
 
     def on_peers(self, count: int, *, now: float) -> None:
         if count:
@@ -415,9 +426,8 @@ class PbftEngine(EngineBase):
 
     def on_message(self, sender: bytes, message: EngineMessage, *, now: float, now_ms: int) -> None:
         kind = message.kind
-        if kind in (PRE_PREPARE_KIND, PREPARE_KIND, COMMIT_KIND):
-            tag = {PRE_PREPARE_KIND: TAG_PRE_PREPARE, PREPARE_KIND: TAG_PREPARE, COMMIT_KIND: TAG_COMMIT}[kind]
-            self._on_vote(sender, Vote.decode(message.payload, tag), now)
+        if kind in VOTE_TAGS:
+            self._on_vote(sender, Vote.decode(message.payload, VOTE_TAGS[kind]), now)
         elif kind == CHECKPOINT_KIND:
             self._on_checkpoint(sender, Checkpoint.decode(message.payload))
         elif kind == VIEW_CHANGE_KIND:
@@ -446,6 +456,27 @@ class PbftEngine(EngineBase):
         self._try_commit_any(tip.height + 1)
         self.tick(now=now, now_ms=now_ms)
 
+    def admin(self, action: str, value: object, *, now: float) -> dict[str, object]:
+        """`byzantine`: make this validator lie one way of consensus/pbft/byzantine.py (`honest` to stop)."""
+        if action != "byzantine":
+            return super().admin(action, value, now=now)
+        behaviour = parse_behaviour(value)
+        if behaviour is not None and (self.key is None or not self.is_validator):
+            raise RejectError("not-a-validator", "only a validator can be Byzantine: this node holds no validator key")
+        self._misbehaviour = None
+        if behaviour is not None and self.key is not None:
+            self._misbehaviour = Misbehaviour(behaviour, key=self.key, genesis_hash=self.genesis_hash,
+                                              validators=self.validators, rng=self._rng)
+        self._ready.notes.append(f"pbft: byzantine behaviour {behaviour or 'off'} (admin)")
+        return {"byzantine": behaviour or "honest"}
+
+    def ready(self) -> Ready:
+        """Take the pending outputs, bent by a Byzantine behaviour when one is on."""
+        ready = super().ready()
+        if self._misbehaviour is not None:
+            self._misbehaviour.apply(ready)
+        return ready
+
     def status(self, *, now: float) -> PbftStatus:
         chain = self._chain
         seq = chain.tip.height + 1 if chain is not None else 1
@@ -465,7 +496,8 @@ class PbftEngine(EngineBase):
                           view_changing=self.changing, sequence=seq, phase=phase, stable_checkpoint=self._stable[0],
                           low_watermark=marks.low, high_watermark=marks.high, validators=self.validators.n,
                           f=self.validators.f, quorum=self.validators.quorum,
-                          view_changes=self._view_change_count, rejected=dict(self._rejected))
+                          view_changes=self._view_change_count, rejected=dict(self._rejected),
+                          byzantine=self._misbehaviour.behaviour if self._misbehaviour is not None else None)
 
     # -- normal case ----------------------------------------------------------------------------------------------
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from chain import crypto
+from chain.block import BlockHeader
+from chain.errors import DecodeError, RejectError
 from chain.genesis import Genesis
 from consensus.params import engine_param
+from consensus.pbft.byzantine import BEHAVIOURS
 from consensus.pbft.engine import (
     PBFT_PARAMETERS,
     PbftEngine,
@@ -15,8 +19,9 @@ from consensus.pbft.engine import (
     pbft_warnings,
     validator_set,
 )
-from consensus.pbft.seal import describe_pbft_seal
-from consensus.spec import EngineSpec, StatusMetric
+from consensus.pbft.quorum import check_commit_cert
+from consensus.pbft.seal import decode_pbft_seal, describe_pbft_seal
+from consensus.spec import EngineSpec, FinalityProof, StatusMetric
 
 
 def _has_quorum(genesis: Genesis, group: Collection[bytes]) -> bool:
@@ -41,6 +46,27 @@ def _cell(engine: Mapping[str, Any]) -> str:
     return f"{role} v{engine.get('view', '?')}" + (" vc" if engine.get("view_changing") else "")
 
 
+def _parent_certificate(genesis: Genesis, header: BlockHeader) -> FinalityProof | None:
+    """The commit certificate of the block's parent that its seal carries, checked against genesis."""
+    try:
+        cert = decode_pbft_seal(header.seal).cert()
+    except DecodeError as exc:
+        return FinalityProof(height=header.height - 1, block_hash=header.parent, view=0, signers=(),
+                             error=f"unreadable seal: {exc}")
+    if cert is None:
+        return None
+    error = None
+    try:
+        check_commit_cert(cert, validator_set(genesis), genesis.hash)
+        if cert.digest != header.parent or cert.seq != header.height - 1:
+            error = "the certificate names another block than the parent"
+    except RejectError as exc:
+        error = f"{exc.code}: {exc.message}"
+    return FinalityProof(height=cert.seq, block_hash=cert.digest, view=cert.view,
+                         signers=tuple(sorted(crypto.address_of(signer) for signer, _ in cert.signatures)),
+                         error=error)
+
+
 PBFT = EngineSpec(
     describe_seal=describe_pbft_seal,
     name="pbft",
@@ -57,6 +83,9 @@ PBFT = EngineSpec(
     status_column="PBFT",
     status_cell=_cell,
     block_term=None,
+    admin_actions=("byzantine",),
+    byzantine_behaviours=BEHAVIOURS,
+    parent_certificate=_parent_certificate,
     metrics=(
         StatusMetric(name="chainlab_pbft_view", help="PBFT view this node is in (or moving to)", status_field="view"),
         StatusMetric(name="chainlab_pbft_view_changes", help="Views this node has moved to since it started",

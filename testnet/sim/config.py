@@ -46,6 +46,13 @@ class SimConfig:
     heartbeat_interval_s: float = 1.0  # PoW presence heartbeats (the genesis default)
     acks_required: int = -1  # primary-backup: acknowledgements for finality (-1: a majority of the backups)
     liveness_budget_s: float = 0.0  # 0: derived from the block interval and finality depth
+    # Byzantine validators (engines with behaviours, PBFT): "" none, "random" (the seed draws 1..f of them and
+    # their behaviours), or "1:equivocate,3:silent" (node index: behaviour).
+    byzantine: str = ""
+    # Twins (arXiv 2004.10617): the first `twins` validators run a second node with the same key. The safety phase
+    # splits the network in two sides, each with one of every twin pair; with twins <= f no side reaches a quorum
+    # the other does not overlap in an honest validator; with f+1 both sides commit, and the oracle must say so.
+    twins: int = 0
 
     def __post_init__(self) -> None:
         if type(self.seed) is not int or not 0 <= self.seed <= SEED_MAX:
@@ -70,6 +77,13 @@ class SimConfig:
             raise ConfigError("finality_threshold must be at least 1")
         if self.acks_required >= self.nodes:
             raise ConfigError("acks_required must be below the number of nodes (the backups)")
+        behaviours = spec_named(self.consensus).byzantine_behaviours
+        if (self.byzantine or self.twins) and not behaviours:
+            raise ConfigError(f"the {self.consensus} engine has no Byzantine behaviours (--byzantine, --twins)")
+        if self.byzantine and self.byzantine != "random":
+            self.byzantine_nodes()  # raises ConfigError when malformed
+        if not 0 <= self.twins < self.nodes or (self.twins and self.nodes < 2):
+            raise ConfigError("twins must be within 0..nodes-1")
 
     # -- derived -------------------------------------------------------------------------------------------------
 
@@ -91,6 +105,27 @@ class SimConfig:
     def min_progress_blocks(self) -> int:
         """Blocks every node must gain in the liveness phase: PoW needs k+1 so a post-heal block goes final."""
         return self.finality_threshold + 1 if spec_named(self.consensus).confirmation_finality else 3
+
+    @property
+    def size(self) -> int:
+        """Node processes in the run: the validators and their twins."""
+        return self.nodes + self.twins
+
+    def byzantine_nodes(self) -> dict[int, str]:
+        """The explicit `byzantine` option as {node index: behaviour} (empty for "" and "random")."""
+        if self.byzantine in ("", "random"):
+            return {}
+        behaviours = spec_named(self.consensus).byzantine_behaviours
+        chosen: dict[int, str] = {}
+        for part in self.byzantine.split(","):
+            index, sep, behaviour = part.strip().partition(":")
+            if not sep or not index.isdigit() or int(index) >= self.nodes or int(index) in chosen:
+                raise ConfigError(f"byzantine: {part.strip()!r} is not NODE:BEHAVIOUR with a distinct node index "
+                                  f"below {self.nodes}")
+            if behaviour not in behaviours:
+                raise ConfigError(f"byzantine: unknown behaviour {behaviour!r} (known: {', '.join(behaviours)})")
+            chosen[int(index)] = behaviour
+        return chosen
 
     def node_keys(self) -> list[PrivateKey]:
         """Deterministic node keys (the same for every run of this size)."""
@@ -134,6 +169,10 @@ class SimConfig:
             parts.append(f"--acks {self.acks_required}")
         if self.liveness_budget_s:
             parts.append(f"--liveness-budget {self.liveness_budget_s:g}")
+        if self.byzantine:
+            parts.append(f"--byzantine {self.byzantine}")
+        if self.twins:
+            parts.append(f"--twins {self.twins}")
         return " ".join(parts)
 
     def to_json(self) -> dict[str, object]:
@@ -145,7 +184,8 @@ class SimConfig:
             "async_scale_s": self.async_scale_s, "tx_rate_per_s": self.tx_rate_per_s,
             "read_rate_per_s": self.read_rate_per_s,
             "heartbeat_interval_s": self.heartbeat_interval_s, "acks_required": self.effective_acks,
-            "liveness_budget_s": self.effective_liveness_budget_s,
+            "liveness_budget_s": self.effective_liveness_budget_s, "byzantine": self.byzantine or None,
+            "twins": self.twins,
         }
 
 

@@ -149,6 +149,9 @@ class SimCore(Protocol):
     def housekeeping(self, *, now: float, now_ms: int) -> OutputView:
         """Expire old orphans and mempool entries (every chain.housekeeping.HOUSEKEEPING_S)."""
 
+    def admin(self, action: str, value: object, *, now: float, now_ms: int) -> tuple[OutputView, dict[str, object]]:
+        """An engine admin action (RejectError if the engine has none by that name)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoreSpec:

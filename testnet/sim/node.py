@@ -74,6 +74,7 @@ class NodeStats:
     rejected: dict[str, int] = field(default_factory=dict)  # reject code -> count (blocks, txs, engine messages)
     punishments: list[str] = field(default_factory=list)  # the first few penalties with points (a ban in reality)
     punishment_count: int = 0
+    punished: dict[str, int] = field(default_factory=dict)  # peer name -> penalties with points
 
     def rejection(self, code: str) -> None:
         """Count one rejection."""
@@ -268,6 +269,14 @@ class SimNode:
         self._flush()
         return None
 
+    def admin(self, action: str, value: object, t: float) -> dict[str, object]:
+        """An engine admin action (the simulator switches Byzantine behaviours with it)."""
+        self.t = t
+        out, answer = self._core().admin(action, value, now=self.clock.now(t), now_ms=self.clock.now_ms(t))
+        self._apply(out)
+        self._flush()
+        return answer
+
     def read_index(self, request_id: int, t: float) -> None:
         """A client asks for a linearizable read here; the engine's answer reaches the hooks' `read_answers`."""
         self.t = t
@@ -409,5 +418,6 @@ class SimNode:
 
     def _record_fault(self, peer: str, what: str) -> None:
         self.stats.punishment_count += 1
+        self.stats.punished[peer] = self.stats.punished.get(peer, 0) + 1
         if len(self.stats.punishments) < _MAX_RECORDED_FAULTS:
             self.stats.punishments.append(f"{self.name} <- {peer}: {what}")

@@ -140,6 +140,14 @@ class Topology:
         return f"{self.shape}: " + " | ".join(",".join(map(str, g)) for g in self.components())
 
 
+def groups_topology(shape: str, nodes: int, groups: Sequence[Sequence[int]]) -> Topology:
+    """Each group a clique, no link between groups (the twin split)."""
+    links: frozenset[Pair] = frozenset()
+    for group in groups:
+        links |= _clique(sorted(group))
+    return Topology(shape=shape, nodes=nodes, links=links)
+
+
 def full_mesh(nodes: int) -> Topology:
     """Every link up (no partition)."""
     return Topology(shape="healed", nodes=nodes, links=_clique(range(nodes)))

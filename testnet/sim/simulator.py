@@ -38,6 +38,8 @@ from consensus.registry import spec_named
 from storage.memory import MemoryStore
 from testnet.checks import (
     CheckResult,
+    certificates_of_tree,
+    check_certificates,
     check_convergence,
     check_final_prefix,
     check_ledger,
@@ -75,7 +77,7 @@ from testnet.sim.faults import CrashNode, Nemesis, draw_clocks, draw_link_faults
 from testnet.sim.links import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S, Links
 from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_model
 from testnet.sim.node import SimNode
-from testnet.sim.shapes import Topology, full_mesh
+from testnet.sim.shapes import Topology, full_mesh, groups_topology
 from testnet.sim.trace import Trace
 from testnet.sim.wire import SimCodec, Wire
 
@@ -153,19 +155,24 @@ class Simulator:
         self.spec = spec_named(config.consensus)
         self.shares = draw_shares(rng, n) if self.spec.seals_with_workers else [1.0 / n] * n
         self.clocks = draw_clocks(rng, n, "drift" in config.faults)
+        if config.twins:  # drawn only for runs with twins, so every other seed keeps its draws
+            self.clocks += draw_clocks(rng, config.twins, "drift" in config.faults)
         self.safety_link_faults = draw_link_faults(rng, loss="loss" in config.faults, duplicate="dup" in config.faults)
         self.gst_s = rng.uniform(0.0, config.duration_s) if config.model == "partial-sync" else 0.0
         self.model: NetworkModel = make_model(config.model, max_delay_s=config.max_delay_s, gst_s=self.gst_s,
                                               async_scale_s=config.async_scale_s)
         self.link_faults: LinkFaults = self.safety_link_faults
-        self.topology: Topology = full_mesh(n)
+        self.size = size = config.size  # validators and their twins
+        self.topology: Topology = full_mesh(size)
         self._partitioned = False  # fast path: with no partition on, every established link carries messages
-        self.links = Links(n)
+        self.links = Links(size)
         self.genesis = config.genesis(self.shares)
         target = int(str(self.genesis.param("initial_target")), 16) if self.spec.seals_with_workers else MAX_TARGET
         if target != MAX_TARGET:
             raise AssertionError("the simulator draws block times; it needs a genesis at the maximum target")
-        self.nemesis = Nemesis(nodes=n, partition="partition" in config.faults, crash="crash" in config.faults,
+        # With twins, the twin split is the partition of the safety phase (see _split_twins).
+        self.nemesis = Nemesis(nodes=n, partition="partition" in config.faults and not config.twins,
+                               crash="crash" in config.faults,
                                interval_s=3.0 * config.block_interval_s, block_interval_s=config.block_interval_s,
                                finality_threshold=config.finality_threshold)
         self.codec = SimCodec()  # one for the whole network: a block relayed to every node is decoded once
@@ -180,9 +187,13 @@ class Simulator:
                     hashrate_hps=self.shares[i] / config.block_interval_s * work_of_target(MAX_TARGET), hooks=self,
                     codec=self.codec)
             for i in range(n)
+        ] + [
+            SimNode(index=n + j, name=f"twin{j}", key=keys[j], store=MemoryStore(), clock=self.clocks[n + j],
+                    hashrate_hps=0.0, hooks=self, codec=self.codec)
+            for j in range(config.twins)
         ]
         self._index = {node.name: node.index for node in self.nodes}
-        directory = {node.key.address: node.name for node in self.nodes}
+        directory = {node.key.address: node.name for node in self.nodes[:n]}
         for node in self.nodes:
             node.peer_of_address = directory
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -192,6 +203,15 @@ class Simulator:
             Submit: self._on_submit, Read: self._on_read, ReadTimeout: self._on_read_timeout,
             EndSafety: self._on_end_safety, Probe: self._on_probe, Observe: self._on_observe,
         }
+        # Byzantine validators: drawn last, and only when asked for, so every other seed keeps its draws.
+        self.byzantine: dict[int, str] = config.byzantine_nodes()
+        if config.byzantine == "random":
+            behaviours = self.spec.byzantine_behaviours
+            f = (n - 1) // 3
+            count = rng.randint(1, f) if f else 0
+            self.byzantine = {i: rng.choice(behaviours) for i in sorted(rng.sample(range(n), count))}
+        # Who the safety checks judge: not a Byzantine validator, not a twin nor the validator it doubles.
+        self.faulty = set(self.byzantine) | set(range(config.twins)) | set(range(n, size))
 
     # -- running -------------------------------------------------------------------------------------------------
 
@@ -199,8 +219,10 @@ class Simulator:
         """Run both phases and judge the outcome."""
         for node in self.nodes:
             self._boot(node)
-        self._reconcile_links()
         config = self.config
+        if config.twins:
+            self._split_twins()
+        self._reconcile_links()
         if self.nemesis.enabled:
             self.queue.push(self.nemesis.next_delay(self.rng), NemesisStep())
         if config.tx_rate_per_s > 0:
@@ -230,6 +252,9 @@ class Simulator:
         node.boot(self.core_factory(spec), self.t)
         core = node.core
         assert core is not None
+        behaviour = self.byzantine.get(node.index)
+        if behaviour is not None:
+            node.admin("byzantine", behaviour, self.t)
         phase = self.rng.uniform(0.0, core.engine.tick_interval_s)  # nodes do not tick in lockstep
         self.queue.push(self.t + node.clock.virtual_interval(phase), Tick(node=node.index,
                                                                         incarnation=node.incarnation))
@@ -288,6 +313,8 @@ class Simulator:
         if kind != "final" or height < 0:
             return
         self.clients.on_final(node, t)
+        if node.index in self.faulty:
+            return  # the oracle judges honest nodes
         first = self._final_seen.setdefault(height, (node.name, ident))
         if len(self._final_seen) > FINAL_WATCH_HEIGHTS:
             del self._final_seen[next(iter(self._final_seen))]  # oldest first: memory stays flat on long runs
@@ -332,7 +359,7 @@ class Simulator:
             self.tracer.receive(dst.name, self.nodes[event.src].name, event.stamp, self.t)
         alarms = dst.core.tree.safety_alarms
         dst.receive(self.nodes[event.src].name, message, self.t)
-        if dst.core is not None and dst.core.tree.safety_alarms > alarms:
+        if dst.core is not None and dst.core.tree.safety_alarms > alarms and dst.index not in self.faulty:
             self._violation(dst, "raised a safety alarm")
 
     def _violation(self, node: SimNode, what: str) -> None:
@@ -368,7 +395,7 @@ class Simulator:
         self.trace.record(self.t, node.name, "mined", event.job_id.to_bytes(8, "big"))
         alarms = node.core.tree.safety_alarms
         node.block_found(event.generation, event.job_id, self.t)
-        if node.core is not None and node.core.tree.safety_alarms > alarms:
+        if node.core is not None and node.core.tree.safety_alarms > alarms and node.index not in self.faulty:
             self._violation(node, "raised a safety alarm")
 
     def _on_link_up(self, event: LinkUp) -> None:
@@ -436,13 +463,28 @@ class Simulator:
             self.queue.push(self.t + action.duration_s, HealPartition(serial=self._partition_serial))
         self.queue.push(self.t + self.nemesis.next_delay(self.rng), event)
 
+    def _split_twins(self) -> None:
+        """The twin split, for the whole safety phase: one side holds the twinned validators and the first half of
+        the others, the other side their twins and the rest."""
+        n, twins = self.config.nodes, self.config.twins
+        others = list(range(twins, n))
+        half = (len(others) + 1) // 2
+        sides = [list(range(twins)) + others[:half], list(range(n, n + twins)) + others[half:]]
+        self.topology = groups_topology("twins", self.size, sides)
+        self._partitioned = True
+        self.stats["partitions"] += 1
+        self.trace.record(self.t, "nemesis", "partition", sha256(self.topology.describe().encode()))
+        if self.tracer is not None:
+            groups = [[self.nodes[i].name for i in side] for side in sides]
+            self._trace_network("partition", {"shape": self.topology.describe(), "groups": groups})
+
     def _on_heal_partition(self, event: HealPartition) -> None:
         if event.serial != self._partition_serial or self.topology.shape == "healed":
             return
         self._heal_topology()
 
     def _heal_topology(self) -> None:
-        self.topology = full_mesh(self.config.nodes)
+        self.topology = full_mesh(self.size)
         self._partitioned = False
         self.trace.record(self.t, "nemesis", "heal", b"")
         self._trace_network("heal")
@@ -479,7 +521,7 @@ class Simulator:
         """Tell the tracer who is cut off from whom and who is down, after a nemesis action."""
         if self.tracer is None:
             return
-        n = self.config.nodes
+        n = self.size
         blocked = {self.nodes[a].name: [self.nodes[b].name for b in range(n) if not self.topology.connected(a, b)]
                    for a in range(n)} if self._partitioned else {}
         self.tracer.network(action, self.t, blocked={k: v for k, v in blocked.items() if v},
@@ -533,7 +575,7 @@ class Simulator:
         self.trace.record(self.t, "nemesis", "end-safety", b"")
         self.link_faults = NO_LINK_FAULTS
         self.model = self.model.healed()
-        self.topology = full_mesh(self.config.nodes)
+        self.topology = full_mesh(self.size)
         self._partitioned = False
         self._trace_network("heal", {"why": "the safety phase ended"})
         for node in self.nodes:
@@ -557,9 +599,9 @@ class Simulator:
     def _liveness_reached(self) -> bool:
         if not self.links.all_up():
             return False
-        trees = [(node.name, node.core.tree) for node in self.nodes if node.core is not None]
-        if len(trees) != len(self.nodes):
+        if any(node.core is None for node in self.nodes):
             return False
+        trees = self._honest_trees()
         progress = self.config.min_progress_blocks
         for name, tree in trees:
             if tree.height - self._heal_heights[name] < progress or tree.final_height <= self._heal_finals[name]:
@@ -573,16 +615,23 @@ class Simulator:
 
     # -- the verdict ---------------------------------------------------------------------------------------------
 
+    def _honest_trees(self) -> list[tuple[str, Any]]:
+        """(name, block tree) of every running node the checks judge: not Byzantine, not a twin pair."""
+        return [(node.name, node.core.tree) for node in self.nodes
+                if node.core is not None and node.index not in self.faulty]
+
     def _verdict(self) -> SimResult:
-        trees = [(node.name, node.core.tree) for node in self.nodes if node.core is not None]
+        trees = self._honest_trees()
         snapshots = [snapshot_of_tree(name, tree) for name, tree in trees]
         checks = [check_final_prefix(snapshots), check_no_safety_alarm(snapshots), check_convergence(snapshots),
                   self._ledger_check(trees)]
         if self.phase == "liveness":
             heights = {name: tree.height for name, tree in trees}
             finals = {name: tree.final_height for name, tree in trees}
-            checks.append(check_liveness(self._heal_heights, heights, min_progress=self.config.min_progress_blocks))
-            checks.append(replace(check_liveness(self._heal_finals, finals, min_progress=1),
+            heal_heights = {k: v for k, v in self._heal_heights.items() if k in heights}
+            checks.append(check_liveness(heal_heights, heights, min_progress=self.config.min_progress_blocks))
+            checks.append(replace(check_liveness({k: v for k, v in self._heal_finals.items() if k in finals}, finals,
+                                                 min_progress=1),
                                   name="finality-progress"))
         else:
             checks.append(CheckResult(name="liveness", ok=False, detail="the run ended before the liveness phase"))
@@ -592,6 +641,13 @@ class Simulator:
             headers = [meta.header for _, tree in trees for meta in tree.known_blocks() if meta.height > 0]
             headers.extend(header for node in self.nodes for header in node.proposed)
             checks.append(check_one_leader_per_term((block_term(h), h.proposer.hex()) for h in headers))
+        if self.spec.parent_certificate is not None:
+            describe = self.spec.parent_certificate
+            genesis = self.genesis
+            proofs = {name: certificates_of_tree(tree, lambda header: describe(genesis, header))
+                      for name, tree in trees}
+            names = {node.key.address: node.name for node in self.nodes[:self.config.nodes]}
+            checks.append(check_certificates(proofs, f=(self.config.nodes - 1) // 3, names=names))
         if self.config.read_rate_per_s > 0:
             checks.append(self.clients.linearizable_check())
         ok = all(check.ok for check in checks)
@@ -611,12 +667,17 @@ class Simulator:
             results[0].detail.split(": ", 1)[1] if results else "no node"))
 
     def _misbehaviour_check(self) -> CheckResult:
-        count = sum(node.stats.punishment_count for node in self.nodes)
+        faulty = {self.nodes[i].name for i in self.faulty}
+        honest = [node for node in self.nodes if node.name not in faulty]
+        count = sum(c for node in honest for peer, c in node.stats.punished.items() if peer not in faulty)
         if count:
-            first = next(p for node in self.nodes for p in node.stats.punishments)
+            first = next(p for node in honest for p in node.stats.punishments
+                         if p.split(" <- ", 1)[1].split(":", 1)[0] not in faulty)
             return CheckResult(name="no-misbehaviour", ok=False,
                                detail=f"{count} penalties between honest nodes, first: {first}")
-        return CheckResult(name="no-misbehaviour", ok=True, detail="no honest node was punished")
+        caught = sum(c for node in honest for peer, c in node.stats.punished.items() if peer in faulty)
+        return CheckResult(name="no-misbehaviour", ok=True, detail="no honest node was punished" + (
+            f"; {caught} penalties of Byzantine nodes" if caught else ""))
 
     def _params(self) -> dict[str, object]:
         return {
