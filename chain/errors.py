@@ -26,5 +26,14 @@ class DecodeError(RejectError, ValueError):
         super().__init__(code, message)
 
 
+class RelayedRejectError(RejectError):
+    """A statement an engine refused that a peer only relayed: its fault is its `origin`'s (a validator address),
+    not the relaying peer's, which passes on what is not addressed to it unchecked (consensus/envelope.py)."""
+
+    def __init__(self, error: RejectError, origin: bytes) -> None:
+        super().__init__(error.code, error.message)
+        self.origin = origin
+
+
 class ChainStoreError(Exception):
     """The store's contents contradict themselves or this node's genesis (not a peer's fault)."""

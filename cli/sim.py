@@ -30,7 +30,7 @@ from testnet.sim.config import CONSENSUS, SEED_MAX, ConfigError, SimConfig, pars
 from testnet.sim.core import CoreSpec, SimCore
 from testnet.sim.network import MODELS
 from testnet.sim.simulator import SimResult, Simulator
-from testnet.sim.swarm import swarm_configs
+from testnet.sim.swarm import SPACES, SwarmSpace, swarm_configs
 from testnet.state import trace_events_path
 
 
@@ -139,6 +139,9 @@ def _quiet_logs(verbose: bool) -> None:
               help="validators 0..N-1 run a twin with the same key on the other side of a split (pbft; f+1 twins "
                    "break safety: a demonstration)")
 @click.option("--swarm", is_flag=True, help="run --runs seeds with options drawn at random")
+@click.option("--space", "swarm_space", type=click.Choice(sorted(SPACES)), default="default", show_default=True,
+              help="what the swarm draws from: every engine with crash and network faults, or PBFT with up to f "
+                   "Byzantine validators and twins")
 @click.option("--runs", type=click.IntRange(1), default=20, show_default=True, help="swarm runs")
 @click.option("--swarm-seed", type=click.IntRange(0, SEED_MAX), default=None, help="swarm seed (default: random)")
 @click.option("--memory-every", "memory_every_s", type=click.FloatRange(min=0), default=0.0,
@@ -150,7 +153,7 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, trace_path: Path | None,
         heartbeat_interval_s: float,
             acks_required: int, liveness_budget_s: float, byzantine: str, twins: int,
-            swarm: bool, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
+            swarm: bool, swarm_space: str, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
     """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
     chosen faults, then a liveness phase after healing, judged by the testnet's checks. One 64-bit seed draws
@@ -165,9 +168,9 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
         if drawn:  # they would be silently ignored: the swarm draws every run's options from its seed
             fail(f"{', '.join(drawn)} cannot go with --swarm, which draws each run's options (use --runs and "
                  "--swarm-seed; replay one run with the command the swarm prints)")
-        _swarm(runs, swarm_seed if swarm_seed is not None else secrets.randbits(64), as_json)
+        _swarm(runs, swarm_seed if swarm_seed is not None else secrets.randbits(64), SPACES[swarm_space], as_json)
         return
-    for name in ("runs", "swarm_seed"):
+    for name in ("runs", "swarm_seed", "swarm_space"):
         if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
             fail(f"{_flag(context, name)} goes with --swarm")
     if seed is None:
@@ -274,12 +277,12 @@ def _flag(context: click.Context, name: str) -> str:
     return next((p.opts[0] for p in context.command.params if p.name == name), name)
 
 
-def _swarm(runs: int, swarm_seed: int, as_json: bool) -> None:
+def _swarm(runs: int, swarm_seed: int, space: SwarmSpace, as_json: bool) -> None:
     click.echo(f"SWARM_SEED={swarm_seed}", err=as_json)
     rows: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for number, config in enumerate(itertools.islice(swarm_configs(swarm_seed), runs), start=1):
+    for number, config in enumerate(itertools.islice(swarm_configs(swarm_seed, space), runs), start=1):
         result, timing = run_timed(config)
         wall_s = timing.wall_s
         row = {"seed": config.seed, "ok": result.ok, "virtual_s": round(result.virtual_s, 1),

@@ -141,6 +141,7 @@ class Received:
     deliver: EngineMessage | None
     relay: bytes | None
     addressee: bytes | None = None  # the validator address it is for (None: everyone)
+    relayed: bool = False  # it came over one or more hops: the peer that handed it over is not its author
 
 
 class EnvelopeRouter:
@@ -211,7 +212,8 @@ class EnvelopeRouter:
         relay = envelope.relayed().encode() if envelope.hops < MAX_HOPS and not only_us else None
         for_us = not envelope.to or only_us
         deliver = EngineMessage(kind=envelope.kind, payload=envelope.body) if for_us else None
-        return Received(sender=envelope.sender_address, deliver=deliver, relay=relay, addressee=envelope.to or None)
+        return Received(sender=envelope.sender_address, deliver=deliver, relay=relay, addressee=envelope.to or None,
+                        relayed=envelope.hops > 0)
 
     def _remember(self, ident: tuple[bytes, int]) -> None:
         self._seen[ident] = None

@@ -22,7 +22,7 @@ from chain import crypto
 from chain.block import Block, make_block
 from chain.blocktree import AddResult, BlockTree
 from chain.chainstore import ChainStore
-from chain.errors import RejectError
+from chain.errors import RejectError, RelayedRejectError
 from chain.genesis import Genesis
 from chain.housekeeping import MEMPOOL_MAX_AGE_S
 from chain.mempool import Mempool
@@ -221,7 +221,12 @@ class NodeCore:
             return out  # a copy seen before
         self._envelope_peer = peer
         if received.deliver is not None:
-            self.engine.on_message(received.sender, received.deliver, now=now, now_ms=now_ms)
+            try:
+                self.engine.on_message(received.sender, received.deliver, now=now, now_ms=now_ms)
+            except RejectError as error:
+                if received.relayed:  # the relaying peer passed on another validator's statement
+                    raise RelayedRejectError(error, received.sender) from error
+                raise
         if received.relay is not None:
             out.engine_messages.append(PeerBroadcast(message=EngineMessage(kind=ENVELOPE_KIND, payload=received.relay),
                                                      exclude=peer, address=received.addressee))

@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from chain import crypto
 from chain.block import Block
 from chain.crypto import PrivateKey
-from chain.errors import RejectError
+from chain.errors import RejectError, RelayedRejectError
 from p2p.config import BlockVerdict, ChainAccess, P2PConfig
 from p2p.importer import Importer, ImportHooks
 from p2p.listener import ListenerGuard
@@ -673,6 +673,11 @@ class P2PService:
         else the engine raises is our bug (logged with its traceback, once per interval)."""
         try:
             self.chain.on_engine_message(peer, message.kind, message.payload)
+        except RelayedRejectError as error:  # the peer relayed it; its author is another validator
+            self.metrics.engine_rejects[error.code] += 1
+            self._log_limited(f"engine-reject-relayed {error.code}", now, logging.WARNING,
+                              "engine refused a %s statement of validator %s relayed by %s: %s", message.kind,
+                              crypto.address_to_text(error.origin), peer[:16], error)
         except RejectError as error:
             self.metrics.engine_rejects[error.code] += 1
             penalty = engine_penalty(error.code)

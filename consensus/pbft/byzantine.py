@@ -110,10 +110,11 @@ class Misbehaviour:
         low = max(next_seq, marks.low + 1)
         if low > marks.high:
             return
+        primary = self.validators.primary(view) == self.key.address  # a primary's prepare is refused by its role
         for _ in range(FLOOD_PER_TICK):
             digest = self.rng.randbytes(32)
             seq = self.rng.randint(low, marks.high)
-            if self.rng.random() < 0.5:
+            if self.rng.random() < 0.5 and not primary:
                 vote, kind = prepare(view, seq, digest), PREPARE_KIND
             else:
                 vote, kind = commit(view, next_seq, digest), COMMIT_KIND

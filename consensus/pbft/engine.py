@@ -102,6 +102,7 @@ from consensus.pbft.quorum import (
 from consensus.pbft.seal import check_pbft_seal, decode_pbft_seal, make_pbft_seal
 
 MAX_FOREIGN_VIEWS = 64  # commits of another view are kept only this many views away from ours
+KEPT_VIEW_CHANGES = 4  # view-changes kept per validator (its latest views)
 MAX_BACKOFF = 8  # a view change's timeout doubles with each one that brings no commit, up to this multiple
 RETRY_INTERVALS = 2.0  # in-flight votes and view-changes are sent again after this many block intervals
 
@@ -360,7 +361,11 @@ class PbftEngine(EngineBase):
         chain = self._chain
         if chain is None or not self.is_validator:
             return
-        if now >= self._deadline:
+        if now >= self._deadline and (not self.changing or self._view_change_quorum()):
+            # Changing view, the timer runs only once a quorum asks for this view or a later one (Castro and Liskov,
+            # 4.5.2, counting a validator that moved on as one that came this far): a
+            # replica that moved on alone would run ahead of the others view after view, and no view would ever
+            # gather a quorum again (sawtooth-pbft#90, replicas stuck in view-changing).
             self._start_view_change(self.view + 1, now, reason="no commit in time" if not self.changing
                                     else f"no new view {self.view} in time")
         if now >= self._retry_at:
@@ -788,18 +793,28 @@ class PbftEngine(EngineBase):
         signer = vc.address
         if vc.new_view < self._asked.get(signer, 0):
             return  # overtaken: the validator asks for a later view already
-        # One view-change per validator, its latest: made-up views cannot grow the table.
-        for view in [v for v, group in self._view_changes.items() if signer in group and v != vc.new_view]:
+        # A validator's latest KEPT_VIEW_CHANGES view-changes: made-up views cannot grow the table, and one that
+        # moved on still counts towards the quorum of the view it left (a replica that kept only the latest lost
+        # that quorum, and with it the timer that would move it along: a view-change deadlock).
+        mine = sorted(v for v, group in self._view_changes.items() if signer in group and v != vc.new_view)
+        for view in mine[:max(0, len(mine) - KEPT_VIEW_CHANGES + 1)]:
             del self._view_changes[view][signer]
             if not self._view_changes[view]:
                 del self._view_changes[view]
+        had_quorum = self._view_change_quorum()
         self._view_changes.setdefault(vc.new_view, {})[signer] = vc
         self._asked[signer] = vc.new_view
+        if self.changing and not had_quorum and self._view_change_quorum():
+            self._deadline = now + self._timeout()  # the quorum is here: the new primary has its time from now
         join = view_to_join(self.view, {a: v for a, v in self._asked.items() if a != self.address},
                             self.validators)
         if join is not None:
             self._start_view_change(join, now, reason=f"{self.validators.weak} validators ask for view {join}")
         self._maybe_new_view(now)
+
+    def _view_change_quorum(self) -> bool:
+        """A quorum of validators asks for our view or a later one: at least f+1 honest ones have come this far."""
+        return sum(1 for view in self._asked.values() if view >= self.view) >= self.validators.quorum
 
     def _maybe_new_view(self, now: float) -> None:
         if not self.changing or self.key is None or self.validators.primary(self.view) != self.address:

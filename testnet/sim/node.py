@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chain import crypto
 from chain.block import Block, BlockHeader
 from chain.crypto import PrivateKey
-from chain.errors import RejectError
+from chain.errors import RejectError, RelayedRejectError
 from chain.tx import Transaction
 from consensus.engine import ReadResult
 from p2p.protocol.relay import (
@@ -301,9 +302,14 @@ class SimNode:
             out = core.receive_engine_message(peer, message.engine_kind, message.payload, now=self.clock.now(t),
                                               now_ms=self.clock.now_ms(t))
         except RejectError as error:
-            # The service logs an engine's rejection as a bug and keeps the connection; an honest run has none.
+            # The service logs an engine's rejection and keeps the connection; an honest run has none. A relayed
+            # statement is its author's fault, not the relaying peer's.
             self.stats.rejection(f"engine:{error.code}")
-            self._record_fault(peer, f"engine message {message.engine_kind}: {error.code}")
+            author = peer
+            if isinstance(error, RelayedRejectError):
+                author = self.peer_of_address.get(error.origin, crypto.address_to_text(error.origin)[:12])
+            self._record_fault(author, f"engine message {message.engine_kind}: {error.code}"
+                                       + (f" (relayed by {peer})" if author != peer else ""))
             return
         self._apply(out)
 

@@ -205,11 +205,12 @@ class Simulator:
         }
         # Byzantine validators: drawn last, and only when asked for, so every other seed keeps its draws.
         self.byzantine: dict[int, str] = config.byzantine_nodes()
-        if config.byzantine == "random":
+        if config.byzantine == "random":  # 1..f liars in all, twins counted, none of them a twinned validator
             behaviours = self.spec.byzantine_behaviours
-            f = (n - 1) // 3
-            count = rng.randint(1, f) if f else 0
-            self.byzantine = {i: rng.choice(behaviours) for i in sorted(rng.sample(range(n), count))}
+            spare = (n - 1) // 3 - config.twins
+            count = rng.randint(1, spare) if spare > 0 else 0
+            chosen = sorted(rng.sample(range(config.twins, n), count))
+            self.byzantine = {i: rng.choice(behaviours) for i in chosen}
         # Who the safety checks judge: not a Byzantine validator, not a twin nor the validator it doubles.
         self.faulty = set(self.byzantine) | set(range(config.twins)) | set(range(n, size))
 

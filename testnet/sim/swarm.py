@@ -33,6 +33,9 @@ class SwarmSpace:
     durations_blocks: tuple[int, ...] = (20, 40, 60)  # safety phase, in block intervals
     tx_rates_per_s: tuple[float, ...] = (0.0, 0.2, 1.0)
     read_rate_per_s: float = 1.0  # client reads of the runs whose engine serves linearizable reads (Raft)
+    # Byzantine runs (engines with behaviours): each run has twins for 0..f validators and, beside them, Byzantine
+    # validators the run's seed draws (at most f in all: the bound PBFT promises safety within).
+    byzantine: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_nodes <= self.max_nodes:
@@ -66,11 +69,20 @@ def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
     # finalize its own branch (docs/ENGINES.md). With 1 s heartbeats and 2 s blocks (a 4 s window, two block
     # intervals) the swarm finds final-prefix violations at k = 5..6: the engine's known limit, not bad luck.
     heartbeat = round(interval / 10, 4)
+    byzantine, twins = "", 0
+    if space.byzantine and spec_named(consensus).byzantine_behaviours:  # drawn only here: other spaces keep theirs
+        twins = rng.randint(0, (nodes - 1) // 3)
+        byzantine = "random"
     return SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration, faults=faults, model=model,
                      block_interval_s=interval, finality_threshold=finality, max_delay_s=max_delay,
                      async_scale_s=async_scale, tx_rate_per_s=tx_rate, read_rate_per_s=read_rate,
-                     acks_required=acks,
-                     heartbeat_interval_s=heartbeat)
+                     acks_required=acks, heartbeat_interval_s=heartbeat, byzantine=byzantine, twins=twins)
+
+
+# The Byzantine swarm: PBFT networks of 4..7 validators where up to f lie or run twins (`chainlab sim --swarm
+# --space byzantine`, and CI).
+BYZANTINE_SPACE = SwarmSpace(consensus=("pbft",), min_nodes=4, max_nodes=7, byzantine=True)
+SPACES = {"default": SwarmSpace(), "byzantine": BYZANTINE_SPACE}
 
 
 def swarm_configs(swarm_seed: int, space: SwarmSpace | None = None) -> Iterator[SimConfig]:

@@ -68,6 +68,7 @@ def test_addressed_messages_reach_only_their_validator_but_are_relayed_by_all() 
     assert at_b.addressee == C.address  # the driver sends the relay straight to C when C is its neighbour
     at_c = router(C).receive(at_b.relay)
     assert at_c is not None and at_c.deliver is not None and at_c.sender == A.address
+    assert at_c.relayed and not at_b.relayed  # C knows B only passed A's statement on: B is not to blame for it
     assert at_c.relay is None  # for C alone: nobody else needs a copy
 
 

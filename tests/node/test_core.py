@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from random import Random
 
+import pytest
+
 from chain import crypto
 from chain.block import Block
 from chain.blocktree import ChainPolicy
+from chain.errors import RejectError, RelayedRejectError
 from chain.genesis import Genesis
 from consensus.engine import (
     ChainView,
@@ -191,6 +194,34 @@ def test_envelopes_are_relayed_but_delivered_only_to_their_addressee() -> None:
     hop = relayed.engine_messages[0].message
     target.receive_engine_message("r", hop.kind, hop.payload, now=1.0, now_ms=NOW_MS)
     assert target_engine.delivered == [(PRIMARY.address, EngineMessage(kind="s/hi", payload=b"x"))]
+
+
+class RefusingEngine(ScriptedEngine):
+    def on_message(self, sender: bytes, message: EngineMessage, *, now: float, now_ms: int) -> None:
+        raise RejectError("wrong-primary", "refused")
+
+
+def test_a_refused_statement_is_blamed_on_its_author_not_on_the_peer_that_relayed_it() -> None:
+    g = genesis()
+    sender, _ = scripted_core(MemoryStore(), PRIMARY, g)
+    relay, _ = scripted_core(MemoryStore(), BACKUP_1, g)
+    core_rng = Random(7)
+    target = NodeCore.over_store(name="t", genesis=g, store=MemoryStore(), key=BACKUP_2, rng=core_rng,
+                                 engine=RefusingEngine(EngineContext(genesis=g, key=BACKUP_2, rng=core_rng)))
+    target.start(now=0.0, now_ms=NOW_MS)
+    sender.engine._ready.messages.append(  # type: ignore[attr-defined]
+        Outgoing(message=EngineMessage(kind="s/hi", payload=b"x"), to=BACKUP_2.address))
+    sent = sender.tick(now=1.0, now_ms=NOW_MS).engine_messages[0].message
+    hop = relay.receive_engine_message("s", sent.kind, sent.payload, now=1.0, now_ms=NOW_MS).engine_messages[0].message
+    with pytest.raises(RelayedRejectError) as relayed:
+        target.receive_engine_message("r", hop.kind, hop.payload, now=1.0, now_ms=NOW_MS)
+    assert relayed.value.origin == PRIMARY.address and relayed.value.code == "wrong-primary"
+    sender.engine._ready.messages.append(  # type: ignore[attr-defined]
+        Outgoing(message=EngineMessage(kind="s/hi", payload=b"y"), to=BACKUP_2.address))
+    direct = sender.tick(now=2.0, now_ms=NOW_MS).engine_messages[0].message
+    with pytest.raises(RejectError) as refused:  # straight from its author: the peer's own fault
+        target.receive_engine_message("s", direct.kind, direct.payload, now=2.0, now_ms=NOW_MS)
+    assert not isinstance(refused.value, RelayedRejectError)
 
 
 def test_a_commit_of_a_block_not_here_yet_applies_when_it_arrives() -> None:

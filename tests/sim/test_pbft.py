@@ -67,3 +67,16 @@ def test_pbft_replays_exactly() -> None:
     first = Simulator(config(7), node_core_factory).run()
     again = Simulator(config(7), node_core_factory).run()
     assert first.trace_hash == again.trace_hash and first.trace_events == again.trace_events
+
+
+def test_replicas_are_never_stuck_in_view_changing_sawtooth_pbft_90() -> None:
+    """sawtooth-pbft#90: replicas stuck in view-changing. Found by the Byzantine swarm (a silent validator, crashes
+    and partitions): one replica timed out view after view ahead of the others, and no view gathered a quorum
+    again. Then a replica that kept one view-change per validator lost the quorum of the view another had just
+    left. Now the timer of a view change runs only once a quorum asks for that view or a later one, and a
+    validator's latest few view-changes are kept."""
+    stuck = SimConfig(seed=332654162003075250, consensus="pbft", nodes=4, duration_s=600.0, block_interval_s=10.0,
+                      faults=parse_faults("crash,drift,loss,partition"), model="asynchronous", finality_threshold=5,
+                      max_delay_s=0.1, async_scale_s=0.02, tx_rate_per_s=0.2, byzantine="random")
+    result = Simulator(stuck, node_core_factory).run()
+    assert result.ok, [c for c in result.checks if not c.ok]

@@ -93,3 +93,12 @@ def test_byzantine_options_are_checked() -> None:
         SimConfig(seed=1, consensus="pbft", nodes=4, twins=4)
     config = SimConfig(seed=1, consensus="pbft", nodes=4, byzantine="1:flood", twins=1)
     assert "--byzantine 1:flood --twins 1" in config.command()
+
+
+def test_a_lie_relayed_by_an_honest_node_is_blamed_on_its_author() -> None:
+    """An honest node relays what is not addressed to it (or not of its view) unchecked; when the addressee
+    refuses it, the fault is the author's (chain.errors.RelayedRejectError): no honest relayer is punished."""
+    result, sim = run("0:equivocate", nodes=7, faults="partition")
+    assert result.ok, [c for c in result.checks if not c.ok]
+    relayed = [p for node in sim.nodes for p in node.stats.punishments if "relayed by" in p]
+    assert all(p.split(" <- ", 1)[1].startswith("node0:") for p in relayed)

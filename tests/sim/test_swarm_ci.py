@@ -2,8 +2,9 @@
 exact command that replays it.
 
 The swarm seed is `CHAINLAB_SIM_SWARM_SEED` if set, else the first 64 bits of `git rev-parse HEAD`, else a
-constant; the budget is `CHAINLAB_SIM_SWARM_BUDGET_S` (default 60 s; the run in flight finishes, so the test
-ends within one run of it).
+constant; the budget is `CHAINLAB_SIM_SWARM_BUDGET_S` (default 28 s; the run in flight finishes, so the test
+ends within one run of it). The Byzantine swarm (PBFT with up to f liars and twins) gets
+`CHAINLAB_SIM_BYZANTINE_BUDGET_S` (default 12 s) with the same seed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 from pathlib import Path
 
 from testnet.sim.simulator import Simulator
-from testnet.sim.swarm import swarm_configs
+from testnet.sim.swarm import BYZANTINE_SPACE, SwarmSpace, swarm_configs
 from tests.sim.helpers import node_core_factory
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BUDGET_S = 40.0
+DEFAULT_BUDGET_S = 28.0
+BYZANTINE_BUDGET_S = 12.0
 FALLBACK_SEED = 0x636861696E6C6162  # "chainlab"
 
 
@@ -35,12 +37,11 @@ def swarm_seed() -> int:
         return FALLBACK_SEED
 
 
-def test_commit_swarm_finds_no_failure() -> None:
-    budget_s = float(os.environ.get("CHAINLAB_SIM_SWARM_BUDGET_S", DEFAULT_BUDGET_S))
+def run_swarm(space: SwarmSpace | None, budget_s: float) -> None:
     seed = swarm_seed()
     started = time.monotonic()
     runs, failures = 0, []
-    for config in swarm_configs(seed):
+    for config in swarm_configs(seed, space):
         if runs and time.monotonic() - started >= budget_s:
             break
         result = Simulator(config, node_core_factory).run()
@@ -51,3 +52,12 @@ def test_commit_swarm_finds_no_failure() -> None:
     print(f"SWARM_SEED={seed}: {runs} runs in {time.monotonic() - started:.1f} s")
     assert runs >= 1
     assert not failures, f"swarm {seed} ({runs} runs) failed:\n" + "\n".join(failures)
+
+
+def test_commit_swarm_finds_no_failure() -> None:
+    run_swarm(None, float(os.environ.get("CHAINLAB_SIM_SWARM_BUDGET_S", DEFAULT_BUDGET_S)))
+
+
+def test_byzantine_swarm_finds_no_failure() -> None:
+    """PBFT networks where up to f validators lie (each documented behaviour) or run twins."""
+    run_swarm(BYZANTINE_SPACE, float(os.environ.get("CHAINLAB_SIM_BYZANTINE_BUDGET_S", BYZANTINE_BUDGET_S)))
