@@ -620,7 +620,7 @@ def _exit_on_sigterm() -> Iterator[None]:
               help="seconds measured (after a 1 s warm-up)")
 @click.option("--genesis-param", "genesis_params", multiple=True, metavar="KEY=VALUE",
               help=f"genesis parameter (repeatable); the bench sets block_interval_s={DEFAULT_BLOCK_INTERVAL_S} "
-                   "(raft: 0.01) and acks_required=1 (engines that have it) unless given")
+                   "(raft, pbft: 0.01) and acks_required=1 (engines that have it) unless given")
 @click.option("--failover-kills", type=click.IntRange(0, 100), default=0, show_default=True,
               help="after the window, SIGKILL the leader/primary this many times and time the recovery")
 @click.option("--compare", type=click.Choice(["etcd", *engine_names()]),
