@@ -25,7 +25,13 @@ from consensus.pow.devtools import generate_pow_chain
 from consensus.registry import all_parameters, engine_names
 from node.datadir import init_datadir, open_chain
 from node.mining import measure_hashes
-from testnet.bench_consensus import DEFAULT_BLOCK_INTERVAL_S, BenchError, ConsensusBenchOptions, measure_consensus
+from testnet.bench_consensus import (
+    DEFAULT_BLOCK_INTERVAL_S,
+    BenchError,
+    ConsensusBenchOptions,
+    compare_engine,
+    measure_consensus,
+)
 from testnet.bench_etcd import EtcdUnavailable, etcd_binary, measure_etcd
 from testnet.linearizability import DEFAULT_MAX_STATES, DEFAULT_TIMEOUT_S
 from testnet.local import LocalNodeError
@@ -614,10 +620,12 @@ def _exit_on_sigterm() -> Iterator[None]:
               help="seconds measured (after a 1 s warm-up)")
 @click.option("--genesis-param", "genesis_params", multiple=True, metavar="KEY=VALUE",
               help=f"genesis parameter (repeatable); the bench sets block_interval_s={DEFAULT_BLOCK_INTERVAL_S} "
-                   "(raft: 0.01) and acks_required=1 (engines that have it) unless given")
+                   "(raft, pbft: 0.01) and acks_required=1 (engines that have it) unless given")
 @click.option("--failover-kills", type=click.IntRange(0, 100), default=0, show_default=True,
               help="after the window, SIGKILL the leader/primary this many times and time the recovery")
-@click.option("--compare", type=click.Choice(["etcd"]), help="run the same load against a 3-member etcd")
+@click.option("--compare", type=click.Choice(["etcd", *engine_names()]),
+              help="then run the same load against a 3-member etcd, or a network of another engine (e.g. raft: "
+                   "same nodes, clients and duration, no fail-over), and report the ratio")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @plots.option
 def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, genesis_params: tuple[str, ...],
@@ -646,7 +654,8 @@ def consensus_command(engine: str, nodes: int, clients: int, duration_s: float, 
 
 
 def run_consensus_bench(options: ConsensusBenchOptions, compare: str | None) -> dict[str, Any]:
-    """The chainlab network's report, with etcd's under `compare` (and the ratio of the rates) when asked."""
+    """The chainlab network's report, with etcd's or another engine's under `compare` (and the ratio of the rates)
+    when asked."""
     if compare == "etcd":
         etcd_binary()  # before minutes of chainlab: say now when etcd is missing
     report = measure_consensus(options)
@@ -655,6 +664,9 @@ def run_consensus_bench(options: ConsensusBenchOptions, compare: str | None) -> 
         etcd = measure_etcd(options.clients, options.duration_s, options.warmup_s)
         rate = etcd["writes_per_s"]
         report["compare"] = {**etcd, "ratio_tx_per_s": round(report["committed_tx_per_s"] / rate, 4) if rate else None}
+    elif compare is not None:
+        click.echo(f"running {compare}...", err=True)
+        report["compare"] = compare_engine(options, report, compare)
     return report
 
 
@@ -671,8 +683,9 @@ def format_consensus_report(report: dict[str, Any]) -> list[str]:
     def cell(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f}"
 
-    rows.append(("chainlab", f"{report['committed_tx_per_s']:.1f}", cell(report["commit_p50_ms"]),
-                 cell(report["commit_p99_ms"]), cell(report["commit_max_ms"]), errors(report["errors"])))
+    rows.append((f"chainlab {report['consensus']}", f"{report['committed_tx_per_s']:.1f}",
+                 cell(report["commit_p50_ms"]), cell(report["commit_p99_ms"]), cell(report["commit_max_ms"]),
+                 errors(report["errors"])))
     compare = report.get("compare")
     if compare:
         rows.append((compare["version"].replace("Version: ", ""), f"{compare['writes_per_s']:.1f}",
@@ -689,7 +702,11 @@ def format_consensus_report(report: dict[str, Any]) -> list[str]:
         lines.append(f"the nodes used {nodes_cpu['cpu_share']:.2f} cores ({nodes_cpu['cpu_per_commit_us']} us of CPU "
                      f"per commit)")
     if compare and compare.get("ratio_tx_per_s") is not None:
-        lines.append(f"chainlab/etcd: {compare['ratio_tx_per_s']:.3f} of etcd's writes/s")
+        if compare.get("system") == "chainlab":
+            lines.append(f"{report['consensus']}/{compare['consensus']}: {compare['ratio_tx_per_s']:.3f} of "
+                         f"{compare['consensus']}'s commits/s in the same run ({compare['genesis_params']})")
+        else:
+            lines.append(f"chainlab/etcd: {compare['ratio_tx_per_s']:.3f} of etcd's writes/s")
     failover = report.get("failover")
     if failover:
         lines.append(f"fail-over ({failover['kills']} leader kills): commit on a survivor after "

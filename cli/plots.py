@@ -206,18 +206,20 @@ def consensus(report: Mapping[str, Any], path: Path, *, date: str | None = None)
                 report["commit_p99_ms"], report["commit_max_ms"], MEASURED)]
     compare = report.get("compare")
     if compare:
-        systems.append((str(compare["version"]).replace("Version: ", "etcd "), compare["writes_per_s"],
-                        compare["p50_ms"], compare["p99_ms"], compare["max_ms"], PEER))
+        peer = str(compare["version"]).replace("Version: ", "etcd ")  # "chainlab raft" for another engine
+        systems.append((peer, compare["writes_per_s"], compare["p50_ms"], compare["p99_ms"], compare["max_ms"], PEER))
     params = ", ".join(f"{k}={v}" for k, v in sorted(report["genesis_params"].items()))
     setup = (f"{report['nodes']} nodes, {report['clients']} closed-loop clients, {report['duration_s']:.0f} s "
              f"measured, durable writes ({params})")
-    title = "Consensus: committed transfers" + (" against etcd" if compare else "")
+    peer_name = "etcd" if not compare or compare.get("system") != "chainlab" else str(compare["consensus"])
+    title = "Consensus: committed transfers" + (f" against {peer_name}" if compare else "")
     with _figure(path, title, setup, columns=2, date=date, width_in=8.0) as (_, (rate_axes, latency_axes)):
         names = [system[0] for system in systems]
         bars = rate_axes.bar(names, [system[1] for system in systems], 0.6, color=[system[5] for system in systems])
         _label_bars(rate_axes, bars, [f"{system[1]:,.0f}/s" for system in systems])
         rate_axes.set_ylabel("commits per second (final transfers or puts/s)")
-        rate_axes.set_title("throughput" + (f" (chainlab/etcd {compare['ratio_tx_per_s']:.2f})"
+        mine = "chainlab" if peer_name == "etcd" else str(report["consensus"])
+        rate_axes.set_title("throughput" + (f" ({mine}/{peer_name} {compare['ratio_tx_per_s']:.2f})"
                                             if compare and compare.get("ratio_tx_per_s") is not None else ""))
         rate_axes.set_ylim(0, max(system[1] for system in systems) * 1.2 or 1)
         width = 0.8 / len(systems)

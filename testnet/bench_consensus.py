@@ -12,6 +12,10 @@ node, so whichever node reports finality first settles the transfer).
 
 `--failover-kills N` (engines whose status `engine.role` names a leader or primary): SIGKILL the leader, time
 until a surviving node commits a block, restart it, time until it caught up; N times, while the load runs on.
+
+`--compare ENGINE` (`compare_engine`): then the same load on a fresh network of another engine, in the same run, so
+that two engines' rates are measured on the machine in the same state (`bench consensus --consensus pbft
+--compare raft`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from chain.crypto import PrivateKey
-from chain.genesis import TOP_LEVEL
+from chain.genesis import CHAIN_PARAMETERS, TOP_LEVEL
 from chain.tx import Transaction, make_transfer
 from consensus.registry import spec_named
 from node import eventloop
@@ -88,6 +92,33 @@ def bench_genesis(consensus: str, nodes: int, given: dict[str, Any]) -> tuple[di
     if "acks_required" in spec.parameters and nodes > 1:
         params.setdefault("acks_required", 1)
     return top, params
+
+
+def comparison_params(engine: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(the given genesis parameters `engine` knows, the names of those it does not): a comparison run takes the
+    chain-level and top-level ones, and its own engine's defaults for the rest."""
+    known = {**CHAIN_PARAMETERS, **spec_named(engine).parameters}
+    kept = {k: v for k, v in given.items() if k in TOP_LEVEL or k in known}
+    return kept, sorted(set(given) - set(kept))
+
+
+def compare_engine(options: ConsensusBenchOptions, first: dict[str, Any], engine: str) -> dict[str, Any]:
+    """The same load (nodes, clients, duration, no fail-over) on a network of `engine`, as the `compare` entry of
+    the report `first`: its rate, latencies, errors, CPU and genesis, and the ratio of `first`'s rate to it."""
+    params, dropped = comparison_params(engine, options.genesis_params)
+    other = measure_consensus(ConsensusBenchOptions(
+        consensus=engine, nodes=options.nodes, clients=options.clients, duration_s=options.duration_s,
+        warmup_s=options.warmup_s, genesis_params=params, seed=options.seed))
+    rate = other["committed_tx_per_s"]
+    return {"system": "chainlab", "consensus": engine, "version": f"chainlab {engine}", "nodes": options.nodes,
+            "clients": options.clients, "duration_s": other["duration_s"], "writes": other["committed_tx"],
+            "writes_per_s": rate, "p50_ms": other["commit_p50_ms"], "p99_ms": other["commit_p99_ms"],
+            "max_ms": other["commit_max_ms"], "blocks": other["blocks"], "errors": other["errors"],
+            "client_cpu_share": other["client"]["client_cpu_share"],
+            "server_cpu_share": other["nodes_cpu"]["cpu_share"],
+            "server_cpu_per_op_us": other["nodes_cpu"]["cpu_per_commit_us"],
+            "genesis_params": other["genesis_params"], "params_not_taken": dropped,
+            "ratio_tx_per_s": round(first["committed_tx_per_s"] / rate, 4) if rate else None}
 
 
 class FinalWatcher:

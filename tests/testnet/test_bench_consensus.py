@@ -13,8 +13,8 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from chain.genesis import Genesis
-from cli.bench import command
-from testnet.bench_consensus import FinalWatcher, TransferLoad, bench_genesis
+from cli.bench import command, format_consensus_report
+from testnet.bench_consensus import FinalWatcher, TransferLoad, bench_genesis, comparison_params
 from testnet.cluster import Cluster
 from testnet.local import LocalNode
 from tests.conftest import key
@@ -36,8 +36,53 @@ def test_a_short_bench_commits_transfers_and_reports_sane_percentiles() -> None:
     assert report["nodes_cpu"]["cpu_s"] > 0 and report["nodes_cpu"]["cpu_per_commit_us"] > 0
 
 
+@pytest.mark.slow
+def test_compare_with_another_engine_runs_it_on_the_same_load_and_reports_the_ratio() -> None:
+    outcome = CliRunner().invoke(command, ["consensus", "--consensus", "pbft", "--nodes", "2", "--clients", "4",
+                                           "--duration", "2", "--json", "--compare", "raft",
+                                           "--genesis-param", "view_change_timeout_s=2"])
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads(outcome.stdout)
+    compare = report["compare"]
+    assert report["consensus"] == "pbft" and compare["consensus"] == "raft" and compare["system"] == "chainlab"
+    assert compare["nodes"] == 2 and compare["clients"] == 4 and compare["writes"] > 0
+    assert report["committed_tx"] > 0
+    assert compare["ratio_tx_per_s"] == pytest.approx(report["committed_tx_per_s"] / compare["writes_per_s"],
+                                                      rel=0.01)
+    # pbft's own parameter stays with pbft; raft runs at its own bench defaults.
+    assert compare["params_not_taken"] == ["view_change_timeout_s"]
+    assert compare["genesis_params"]["block_interval_s"] == 0.01 and "view_change_timeout_s" not in compare[
+        "genesis_params"]
+    assert "failover" not in report
+
+
+def test_a_comparison_takes_the_chain_parameters_and_leaves_the_other_engines() -> None:
+    given = {"block_interval_s": 0.05, "view_change_timeout_s": 2.0, "election_timeout_s": 0.5,
+             "finality_threshold": 3}
+    assert comparison_params("raft", given) == ({"block_interval_s": 0.05, "election_timeout_s": 0.5,
+                                                  "finality_threshold": 3}, ["view_change_timeout_s"])
+    assert comparison_params("pbft", given)[1] == ["election_timeout_s"]
+
+
+def test_the_human_table_has_a_row_and_a_ratio_for_the_compared_engine() -> None:
+    report = {"consensus": "pbft", "nodes": 4, "clients": 64, "duration_s": 20.0,
+              "genesis_params": {"block_interval_s": 0.01}, "committed_tx": 20_000, "committed_tx_per_s": 1000.0,
+              "commit_p50_ms": 60.0, "commit_p99_ms": 100.0, "commit_max_ms": 150.0, "blocks": 500, "errors": {},
+              "client": {"client_cpu_share": 0.05, "client_cpu_per_op_us": 60.0},
+              "nodes_cpu": {"cpu_share": 1.5, "cpu_per_commit_us": 1500.0},
+              "machine": {"cpu_count": 2, "cpu_model": "test CPU"}, "date": "2026-12-06T20:00:00+00:00",
+              "compare": {"system": "chainlab", "consensus": "raft", "version": "chainlab raft",
+                          "writes_per_s": 1600.0, "p50_ms": 40.0, "p99_ms": 90.0, "max_ms": 120.0, "errors": {},
+                          "genesis_params": {"block_interval_s": 0.01}, "ratio_tx_per_s": 0.625}}
+    lines = format_consensus_report(report)
+    assert any(line.startswith("chainlab pbft ") and "1000.0" in line for line in lines)
+    assert any(line.startswith("chainlab raft ") and "1600.0" in line for line in lines)
+    assert any(line.startswith("pbft/raft: 0.625 of raft's commits/s") for line in lines)
+
+
 def test_the_bench_block_interval_suits_the_engine_unless_given() -> None:
     assert bench_genesis("raft", 3, {})[1]["block_interval_s"] == 0.01
+    assert bench_genesis("pbft", 4, {})[1]["block_interval_s"] == 0.01
     assert bench_genesis("primary-backup", 3, {})[1]["block_interval_s"] == 0.1
     assert bench_genesis("raft", 3, {"block_interval_s": 0.05})[1]["block_interval_s"] == 0.05
 
