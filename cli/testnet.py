@@ -1,5 +1,5 @@
 """`chainlab testnet ...`: local networks of real node processes: up, status, down, logs; the nemesis (kill,
-stop, start, restart, pause, resume, partition, heal, netem); load; check; scenarios (docs/TESTNET.md)."""
+stop, start, restart, pause, resume, partition, heal, netem, byzantine); load; check; scenarios (docs/TESTNET.md)."""
 
 from __future__ import annotations
 
@@ -398,6 +398,23 @@ def netem_command(directory: Path | None, nodes: str | None, delay_ms: float, ji
     _note_deferred(path, event, as_json)
 
 
+@command.command(name="byzantine")
+@click.argument("node")
+@click.option("--behaviour", required=True, metavar="B",
+              help="one of the engine's behaviours (PBFT: equivocate, silent, withhold-commits, bad-signatures, "
+                   "stale-view-change, flood), twins (a second process with NODE's validator key), or honest")
+@dir_option
+@json_option
+@user_errors
+def byzantine_command(node: str, behaviour: str, directory: Path | None, as_json: bool) -> None:
+    """Make a validator Byzantine (docs/TESTNET.md, "Byzantine nodes"): it keeps the honest protocol inside and lies
+    on the wire one way; `twins` starts NODE-twin, a second node holding NODE's validator key; `honest` turns the
+    behaviour off and stops a twin. Remembered: a node that starts again gets its behaviour back, and `testnet
+    check` judges only the honest nodes."""
+    path = launcher.resolve_directory(directory)
+    _emit_event(Nemesis(path).byzantine(node, behaviour), as_json)
+
+
 @command.command(name="load")
 @dir_option
 @click.option("--tps", type=click.FloatRange(0, min_open=True), required=True, help="target transactions/s")
@@ -553,12 +570,20 @@ def check_command(directory: Path | None, converge_timeout_s: float, source: str
     else:
         for check in result["checks"]:
             click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+        _print_excluded(result.get("excluded") or {})
         _print_trace_links(result.get("trace") or {})
         unread = {k: v for k, v in result["sources"].items() if v not in ("rpc", "store")}
         for name, why in unread.items():
             click.echo(f"note  {name}: {why}", err=True)
     if not result["ok"]:
         sys.exit(1)
+
+
+def _print_excluded(excluded: dict[str, str]) -> None:
+    """The nodes the checks left out, and why (Byzantine ones: the checks judge honest nodes)."""
+    if excluded:
+        listing = "; ".join(f"{name} ({why})" for name, why in excluded.items())
+        click.echo(f"note  not judged, Byzantine: {listing}; the checks apply to the honest nodes")
 
 
 def _print_trace_links(links: dict[str, Any]) -> None:

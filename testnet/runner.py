@@ -251,8 +251,8 @@ def _restore(directory: Path) -> str:
         if record.state == "paused":
             nemesis.resume(record.name)
             done.append(f"resumed {record.name}")
-        elif record.state in ("stopped", "killed"):
-            nemesis.start(record.name)
+        elif record.state in ("stopped", "killed") and not (record.twin_of and not record.byzantine):
+            nemesis.start(record.name)  # not a twin stopped by `honest`: it is retired, not down
             done.append(f"started {record.name}")
     return ", ".join(done)
 
