@@ -645,7 +645,8 @@ def scenarios_command(as_json: bool) -> None:
 @user_errors
 def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run: bool, as_json: bool) -> None:
     """Run a scenario manifest (a file, or a shipped scenario's name) end to end and write <dir>/report.json;
-    exit 1 if a step or check failed. The testnet is always taken down."""
+    exit 1 if a step or check failed. A manifest with `expect = "fail"` (a demonstration) exits 0 when it failed
+    as expected. The testnet is always taken down."""
     from testnet.runner import choose_seed, run_scenario
 
     manifest = _find_scenario(scenario)
@@ -668,15 +669,21 @@ def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run
         for source, result in report["checks"].items():
             for check in result["checks"]:
                 click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  [{source}] {check['name']}: {check['detail']}")
+        _print_excluded(next((r.get("excluded") for r in report["checks"].values() if r.get("excluded")), {}))
         failed_steps = [s for s in report["steps"] if not s["ok"]]
         for step in failed_steps:
             click.echo(f"FAIL  step {step['index']} {json.dumps(step['step'], sort_keys=True)}: {step['detail']}")
         verdict = "PASS" if report["ok"] else "FAIL"
+        if report["expect"] == "fail":
+            verdict = "FAILED AS EXPECTED" if report["as_expected"] else (
+                "PASSED, BUT EXPECTED TO FAIL" if report["ok"] else "FAIL (not the expected failure)")
+            for name, detail in report["expected_failures"].items():
+                click.echo(f"expected failure  {name}: {detail}")
         click.echo(f"{verdict}  {manifest.name} SEED={chosen} in {report['duration_s']:.0f} s; "
                    f"report {report['dir']}/report.json")
     if report["error"]:
         fail(f"scenario {manifest.name} (SEED={chosen}): {report['error']}")
-    if not report["ok"]:
+    if not report["as_expected"]:
         sys.exit(1)
 
 
