@@ -1,5 +1,5 @@
 """`chainlab testnet ...`: local networks of real node processes: up, status, down, logs; the nemesis (kill,
-stop, start, restart, pause, resume, partition, heal, netem); load; check; scenarios (docs/TESTNET.md)."""
+stop, start, restart, pause, resume, partition, heal, netem, byzantine); load; check; scenarios (docs/TESTNET.md)."""
 
 from __future__ import annotations
 
@@ -398,6 +398,23 @@ def netem_command(directory: Path | None, nodes: str | None, delay_ms: float, ji
     _note_deferred(path, event, as_json)
 
 
+@command.command(name="byzantine")
+@click.argument("node")
+@click.option("--behaviour", required=True, metavar="B",
+              help="one of the engine's behaviours (PBFT: equivocate, silent, withhold-commits, bad-signatures, "
+                   "stale-view-change, flood), twins (a second process with NODE's validator key), or honest")
+@dir_option
+@json_option
+@user_errors
+def byzantine_command(node: str, behaviour: str, directory: Path | None, as_json: bool) -> None:
+    """Make a validator Byzantine (docs/TESTNET.md, "Byzantine nodes"): it keeps the honest protocol inside and lies
+    on the wire one way; `twins` starts NODE-twin, a second node holding NODE's validator key; `honest` turns the
+    behaviour off and stops a twin. Remembered: a node that starts again gets its behaviour back, and `testnet
+    check` judges only the honest nodes."""
+    path = launcher.resolve_directory(directory)
+    _emit_event(Nemesis(path).byzantine(node, behaviour), as_json)
+
+
 @command.command(name="load")
 @dir_option
 @click.option("--tps", type=click.FloatRange(0, min_open=True), required=True, help="target transactions/s")
@@ -553,12 +570,20 @@ def check_command(directory: Path | None, converge_timeout_s: float, source: str
     else:
         for check in result["checks"]:
             click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+        _print_excluded(result.get("excluded") or {})
         _print_trace_links(result.get("trace") or {})
         unread = {k: v for k, v in result["sources"].items() if v not in ("rpc", "store")}
         for name, why in unread.items():
             click.echo(f"note  {name}: {why}", err=True)
     if not result["ok"]:
         sys.exit(1)
+
+
+def _print_excluded(excluded: dict[str, str]) -> None:
+    """The nodes the checks left out, and why (Byzantine ones: the checks judge honest nodes)."""
+    if excluded:
+        listing = "; ".join(f"{name} ({why})" for name, why in excluded.items())
+        click.echo(f"note  not judged, Byzantine: {listing}; the checks apply to the honest nodes")
 
 
 def _print_trace_links(links: dict[str, Any]) -> None:
@@ -620,7 +645,8 @@ def scenarios_command(as_json: bool) -> None:
 @user_errors
 def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run: bool, as_json: bool) -> None:
     """Run a scenario manifest (a file, or a shipped scenario's name) end to end and write <dir>/report.json;
-    exit 1 if a step or check failed. The testnet is always taken down."""
+    exit 1 if a step or check failed. A manifest with `expect = "fail"` (a demonstration) exits 0 when it failed
+    as expected. The testnet is always taken down."""
     from testnet.runner import choose_seed, run_scenario
 
     manifest = _find_scenario(scenario)
@@ -643,15 +669,21 @@ def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run
         for source, result in report["checks"].items():
             for check in result["checks"]:
                 click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  [{source}] {check['name']}: {check['detail']}")
+        _print_excluded(next((r.get("excluded") for r in report["checks"].values() if r.get("excluded")), {}))
         failed_steps = [s for s in report["steps"] if not s["ok"]]
         for step in failed_steps:
             click.echo(f"FAIL  step {step['index']} {json.dumps(step['step'], sort_keys=True)}: {step['detail']}")
         verdict = "PASS" if report["ok"] else "FAIL"
+        if report["expect"] == "fail":
+            verdict = "FAILED AS EXPECTED" if report["as_expected"] else (
+                "PASSED, BUT EXPECTED TO FAIL" if report["ok"] else "FAIL (not the expected failure)")
+            for name, detail in report["expected_failures"].items():
+                click.echo(f"expected failure  {name}: {detail}")
         click.echo(f"{verdict}  {manifest.name} SEED={chosen} in {report['duration_s']:.0f} s; "
                    f"report {report['dir']}/report.json")
     if report["error"]:
         fail(f"scenario {manifest.name} (SEED={chosen}): {report['error']}")
-    if not report["ok"]:
+    if not report["as_expected"]:
         sys.exit(1)
 
 

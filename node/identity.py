@@ -1,4 +1,9 @@
-"""The node key (`node.key` in the data directory): P2P node id, miner address and validator identity."""
+"""The node key (`node.key` in the data directory): P2P node id, miner address and validator identity.
+
+A data directory may also hold `p2p.key`: the node then proves that key, not `node.key`, at the P2P handshake.
+The testnet's twins (docs/TESTNET.md, "Byzantine nodes") use it: two processes that hold one validator key are two
+peers to the network, not one node that keeps replacing its own connection.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 from chain.crypto import PrivateKey
 
 KEY_FILE = "node.key"
+P2P_KEY_FILE = "p2p.key"
 
 
 class IdentityError(ValueError):
@@ -29,3 +35,14 @@ def load_or_create_key(datadir: str | os.PathLike[str], secret_hex: str | None =
     with os.fdopen(descriptor, "w", encoding="ascii") as out:
         out.write(secret.hex() + "\n")
     return key
+
+
+def load_p2p_key(datadir: str | os.PathLike[str]) -> PrivateKey | None:
+    """The P2P identity of `p2p.key` when the data directory has one (None: the node key serves)."""
+    path = Path(datadir) / P2P_KEY_FILE
+    if not path.exists():
+        return None
+    try:
+        return PrivateKey(bytes.fromhex(path.read_text(encoding="ascii").strip()))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise IdentityError(f"{path}: not a valid P2P key ({exc})") from exc

@@ -38,7 +38,7 @@ from node.api import EventBroker
 from node.config import ConfigError, NodeConfig
 from node.core import NodeCore, Output
 from node.datadir import OpenChain, open_chain
-from node.identity import load_or_create_key
+from node.identity import load_or_create_key, load_p2p_key
 from node.lifetime import ignore_sigint
 from node.metrics import NodeMetrics
 from node.mining import Miner, solve_puzzle
@@ -71,6 +71,8 @@ class Node:
         self.datadir = Path(datadir)
         self.config = config
         self.key = load_or_create_key(self.datadir)
+        # The P2P identity: the node key, unless the data directory holds a key of its own for it (a twin's).
+        self.p2p_key = load_p2p_key(self.datadir) or self.key
         self.chain: OpenChain = open_chain(self.datadir, create=True)
         self.core = NodeCore(name=config.node.name, tree=self.chain.tree, key=self.key,
                              mining=config.mining.enabled)
@@ -125,7 +127,7 @@ class Node:
                       target_peers=p2p.target_peers, max_peers=p2p.max_peers, advertise_url=p2p.advertise_url,
                       socket_limits=p2p.socket_limits()),
             # Handshake challenges must be unpredictable: the system's randomness, not a seeded generator.
-            self.key, ChainAccessAdapter(self), rng=random.SystemRandom(),
+            self.p2p_key, ChainAccessAdapter(self), rng=random.SystemRandom(),
         )
         if self.tracer is not None:
             service.tracer = WireTracer(self.tracer)
@@ -152,7 +154,7 @@ class Node:
         self._update_metrics()
         self._write_node_info()
         log.info("node %s up: height %d, p2p %s, rpc %s, node id %s", self.config.node.name, self.tree.height,
-                 service.url, server.url, self.key.public_key.hex()[:16])
+                 service.url, server.url, self.p2p_key.public_key.hex()[:16])
         for warning in self.core.spec.start_warnings(self.genesis, self.key.address, self.config.mining.enabled):
             log.warning("genesis: %s", warning)
 
@@ -194,7 +196,7 @@ class Node:
         """`node.json` in the data directory: how tools find a running node (pid, bound URLs, node id)."""
         assert self.p2p is not None and self.rpc is not None, "written once both servers are bound"
         info = {"pid": os.getpid(), "name": self.config.node.name, "p2p_url": self.p2p.url, "rpc_url": self.rpc.url,
-                "node_id": self.key.public_key.hex(), "address": crypto.address_to_text(self.key.address)}
+                "node_id": self.p2p_key.public_key.hex(), "address": crypto.address_to_text(self.key.address)}
         path = self.datadir / NODE_INFO_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -20,14 +20,17 @@ from typing import Any
 
 from chain.crypto import address_from_text
 from chain.genesis import Genesis
-from consensus.registry import spec_named
+from consensus.registry import EngineSpec, spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import write_private_text
 from node.datadir import GENESIS_FILE, DatadirError, read_genesis_file
 from testnet import procs
 from testnet.checks import (
     CheckResult,
+    certificate_heights,
+    certificates_of_headers,
     check_acknowledged_final,
+    check_certificates,
     check_convergence,
     check_final_prefix,
     check_ledger,
@@ -44,7 +47,11 @@ from testnet.tracecollect import read_node_traces
 from testnet.tracelinks import link_failed_checks
 
 CHECK_NAMES = ("final-prefix-agreement", "convergence", "ledger-invariants", "no-lost-acknowledged-tx", "liveness",
-               "no-safety-alarm", "consistency")
+               "no-safety-alarm", "consistency", "certificates")
+# `certificates` runs only for engines whose seals carry their parent's certificate (the spec's parent_certificate):
+# it verifies those of the last CERTIFICATE_WINDOW final heights of each node and of every height where nodes
+# disagree.
+CERTIFICATE_WINDOW = 256
 CONSISTENCY_TIMEOUT_S = 30.0
 SOURCES = ("auto", "rpc", "stores")
 
@@ -78,13 +85,16 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
     testnet = load_testnet(directory)
     refresh(testnet)
     genesis = testnet_genesis(testnet)
-    running = [r for r in testnet.nodes if r.state == "running" and procs.owned(r.pid, r.datadir)]
+    # The safety checks are about honest nodes: what a Byzantine node (or a twin pair) holds proves nothing.
+    excluded = testnet.byzantine()
+    running = [r for r in testnet.nodes if r.state == "running" and procs.owned(r.pid, r.datadir)
+               and r.name not in excluded]
     clients = [(r.name, RpcClient(r.rpc_url, timeout_s=10.0)) for r in running]
     use_rpc = options.source != "stores"
     results: dict[str, CheckResult] = {}
     if "convergence" in options.checks and use_rpc and clients:
         results["convergence"] = _converge(clients, options.converge_timeout_s)
-    views, sources = _collect(testnet, genesis, options.source, "ledger-invariants" in options.checks)
+    views, sources = _collect(testnet, genesis, options.source, "ledger-invariants" in options.checks, excluded)
     snapshots = [view.snapshot for view in views]
     if "convergence" in options.checks and "convergence" not in results:
         # From stopped nodes' stores the tips may be a race frozen by shutdown: compare where all are final.
@@ -99,7 +109,8 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
         results.update(_checks_on_views(testnet, genesis, views, options))
     ordered = [results[name] for name in CHECK_NAMES if name in options.checks and name in results]
     checks = [r.to_json() for r in ordered]
-    out = {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": checks, "sources": sources}
+    out = {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": checks, "sources": sources,
+           "excluded": excluded}
     if not out["ok"]:
         out["trace"] = _trace_links(testnet, checks)
     _save_result(testnet.path, out)
@@ -171,11 +182,13 @@ def _converge(clients: Sequence[tuple[str, RpcClient]], timeout_s: float) -> Che
     return CheckResult(name=result.name, ok=result.ok, detail=result.detail + suffix)
 
 
-def _collect(testnet: Testnet, genesis: Genesis, source: str, with_ledger: bool,
+def _collect(testnet: Testnet, genesis: Genesis, source: str, with_ledger: bool, excluded: Mapping[str, str],
              ) -> tuple[list[NodeView], dict[str, str]]:
     views: list[NodeView] = []
     sources: dict[str, str] = {}
     for record in testnet.nodes:
+        if record.name in excluded:
+            continue  # `excluded` in the result says why
         up = procs.owned(record.pid, record.datadir)
         try:
             if up and record.state == "running" and source != "stores":
@@ -209,9 +222,43 @@ def _checks_on_views(testnet: Testnet, genesis: Genesis, views: Sequence[NodeVie
     if "liveness" in wanted:
         results["liveness"] = check_liveness_periods(testnet, genesis, views, options)
     if "no-safety-alarm" in wanted:
-        log_alarms = {record.name: count_log_alarms(record.log) for record in testnet.nodes}
+        judged = {view.node for view in views}
+        log_alarms = {record.name: count_log_alarms(record.log) for record in testnet.nodes if record.name in judged}
         results["no-safety-alarm"] = check_no_safety_alarm(snapshots, log_alarms)
+    if "certificates" in wanted and spec_named(testnet.consensus).parent_certificate is not None:
+        results["certificates"] = check_final_certificates(testnet, genesis, views)
     return results
+
+
+def tolerated_faults(genesis: Genesis, spec: EngineSpec) -> int:
+    """How many Byzantine validators the engine's quorums tolerate (PBFT: f of 3f+1): any two quorums share
+    2q - n validators, and while at most 2q - n - 1 of them lie, they share an honest one, who signed only one of
+    two conflicting blocks."""
+    validators = sorted(genesis.validators)
+    quorum = next((size for size in range(1, len(validators) + 1) if spec.has_quorum(genesis, validators[:size])),
+                  len(validators))
+    return max(0, 2 * quorum - len(validators) - 1)
+
+
+def validator_names(testnet: Testnet) -> dict[bytes, str]:
+    """Each validator address with the nodes holding its key (`node1+node1-twin` for a twin pair)."""
+    names: dict[bytes, str] = {}
+    for record in testnet.nodes:
+        if record.address:
+            address = address_from_text(record.address)
+            names[address] = f"{names[address]}+{record.name}" if address in names else record.name
+    return names
+
+
+def check_final_certificates(testnet: Testnet, genesis: Genesis, views: Sequence[NodeView]) -> CheckResult:
+    """`check_certificates` on the honest nodes' final blocks (bounded by CERTIFICATE_WINDOW)."""
+    spec = spec_named(testnet.consensus)
+    describe = spec.parent_certificate
+    assert describe is not None, "called for engines whose seals carry certificates"
+    heights = certificate_heights([view.snapshot for view in views], window=CERTIFICATE_WINDOW)
+    proofs = {view.node: certificates_of_headers(view.headers, view.snapshot.final_height, heights,
+                                                 lambda header: describe(genesis, header)) for view in views}
+    return check_certificates(proofs, f=tolerated_faults(genesis, spec), names=validator_names(testnet))
 
 
 def merge(name: str, results: Sequence[CheckResult]) -> CheckResult:

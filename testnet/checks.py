@@ -274,6 +274,36 @@ def _certificate(proof: FinalityProof, who: Callable[[bytes], str]) -> str:
     return f"a certificate of view {proof.view} signed by {len(proof.signers)} ({signers})"
 
 
+def certificate_heights(snapshots: Sequence[ChainSnapshot], *, window: int) -> set[int]:
+    """The final heights whose certificates `testnet check` verifies, bounded on long chains: each node's last
+    `window` final heights, and every final height where two nodes hold different blocks (where a conflict is)."""
+    chosen: set[int] = set()
+    by_height: dict[int, set[str]] = {}
+    for snapshot in snapshots:
+        chosen.update(range(max(1, snapshot.final_height - window + 1), snapshot.final_height + 1))
+        for height in range(1, snapshot.final_height + 1):
+            block_hash = snapshot.hashes.get(height)
+            if block_hash is not None:
+                by_height.setdefault(height, set()).add(block_hash)
+    chosen.update(height for height, hashes in by_height.items() if len(hashes) > 1)
+    return chosen
+
+
+def certificates_of_headers(headers: Mapping[int, BlockHeader], final_height: int, heights: Iterable[int],
+                            describe: Callable[[BlockHeader], FinalityProof | None]) -> list[FinalityProof]:
+    """The certificates of one node's final blocks at `heights`, each from the child block on its best chain
+    (`headers` by height); a final block whose child the node does not hold yet is skipped."""
+    proofs = []
+    for height in sorted(heights):
+        child = headers.get(height + 1)
+        if height > final_height or child is None:
+            continue
+        proof = describe(child)
+        if proof is not None:
+            proofs.append(proof)
+    return proofs
+
+
 def certificates_of_tree(tree: BlockTree, describe: Callable[[BlockHeader], FinalityProof | None]) -> list[
         FinalityProof]:
     """The certificate each final block of `tree`'s active chain gets from its child on that chain."""

@@ -43,6 +43,7 @@ class NodeView:
     final_txs: set[str] = field(default_factory=set)
     block_times_ms: dict[int, int] = field(default_factory=dict)
     ledger: LedgerView | None = None
+    headers: dict[int, BlockHeader] = field(default_factory=dict)  # best-chain headers (seals: the certificates)
 
 
 def iter_blocks(client: RpcClient, start: int, stop: int, *, full_txs: bool) -> Iterator[dict[str, Any]]:
@@ -80,6 +81,7 @@ class _Scan:
     txs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     rewards: dict[int, int] = field(default_factory=dict)
     proposers: dict[int, str] = field(default_factory=dict)
+    headers: dict[int, BlockHeader] = field(default_factory=dict)
 
 
 def rpc_view(name: str, client: RpcClient, genesis: Genesis, *, with_ledger: bool = True) -> NodeView:
@@ -98,7 +100,8 @@ def rpc_view(name: str, client: RpcClient, genesis: Genesis, *, with_ledger: boo
         raise CollectError(f"{name}: {exc}") from None
     final_txs = {str(tx["hash"]) for height in range(snapshot.final_height + 1) for tx in scan.txs.get(height, [])}
     return NodeView(node=name, source="rpc", snapshot=snapshot, final_txs=final_txs,
-                    block_times_ms=dict(scan.times), ledger=ledger)
+                    block_times_ms=dict(scan.times), ledger=ledger,
+                    headers={h: header for h, header in scan.headers.items() if h <= tip})
 
 
 def _extend(scan: _Scan, client: RpcClient, genesis: Genesis, start: int, stop: int) -> None:
@@ -109,7 +112,8 @@ def _extend(scan: _Scan, client: RpcClient, genesis: Genesis, start: int, stop: 
         scan.times[height] = int(block["timestamp_ms"])
         scan.txs[height] = list(block["txs"])
         scan.proposers[height] = str(block["proposer"])
-        scan.rewards[height] = policy.block_reward(header_of(block)) if height > 0 else 0
+        header = scan.headers[height] = header_of(block)
+        scan.rewards[height] = policy.block_reward(header) if height > 0 else 0
 
 
 def _rpc_ledger(name: str, client: RpcClient, genesis: Genesis, scan: _Scan, final: int) -> LedgerView:
@@ -153,18 +157,20 @@ def store_view(name: str, datadir: str | Path) -> NodeView:
             ledger = ledger_of_tree(name, tree, at_final=True)
             final_txs: set[str] = set()
             times: dict[int, int] = {}
+            headers: dict[int, BlockHeader] = {}
             for height in range(tree.height + 1):
                 block_hash = tree.hash_at(height)
                 block = tree.get_block(block_hash) if block_hash is not None else None
                 if block is None:
                     continue
                 times[height] = block.header.timestamp_ms
+                headers[height] = block.header
                 if height <= tree.final_height:
                     final_txs.update(tx.hash.hex() for tx in block.txs)
     except DatadirError as exc:
         raise CollectError(f"{name}: {exc}") from None
     return NodeView(node=name, source="store", snapshot=snapshot, final_txs=final_txs, block_times_ms=times,
-                    ledger=ledger)
+                    ledger=ledger, headers=headers)
 
 
 def tip_snapshots(named_clients: Sequence[tuple[str, RpcClient]]) -> list[ChainSnapshot]:

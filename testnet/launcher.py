@@ -181,7 +181,7 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
             procs.adopt(handle.process)
         for handle, record in zip(handles, testnet.nodes, strict=True):
             handle.wait_started(START_TIMEOUT_S)
-            _adopt_info(record, handle)
+            adopt_info(record, handle)
         progress(f"{options.nodes} nodes answering after {time.monotonic() - started:.1f} s; connecting")
         for low, high in sorted(edges):
             _client(testnet.nodes[high]).connect_peer(testnet.nodes[low].p2p_url)
@@ -235,13 +235,14 @@ def _write_node_config(testnet: Testnet, record: NodeRecord, *, first_start: boo
     }
     if not first_start:
         neighbour_urls = [testnet.nodes[n].p2p_url for n in neighbours(_edges(testnet), record.index)]
-        overrides.update({"p2p.port": _port(record.p2p_url), "rpc.port": _port(record.rpc_url),
+        overrides.update({"p2p.port": port_of(record.p2p_url), "rpc.port": port_of(record.rpc_url),
                           "p2p.bootstrap": neighbour_urls})
     config = load_config(record.datadir).with_overrides(overrides)
     write_config(record.datadir, config)
 
 
-def _port(url: str) -> int:
+def port_of(url: str) -> int:
+    """The port of a node URL (ws://127.0.0.1:PORT/p2p, http://127.0.0.1:PORT)."""
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
@@ -249,7 +250,8 @@ def _edges(testnet: Testnet) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in testnet.edges]
 
 
-def _adopt_info(record: NodeRecord, handle: LocalNode) -> None:
+def adopt_info(record: NodeRecord, handle: LocalNode) -> None:
+    """Record a started node's process and the URLs and ids it published."""
     assert handle.process is not None
     record.pid = handle.process.pid
     record.rpc_url, record.p2p_url = handle.rpc_url, handle.p2p_url
@@ -304,7 +306,7 @@ def start_node(testnet: Testnet, record: NodeRecord, wait_s: float = START_TIMEO
     except LocalNodeError as exc:
         record.state, record.pid = "stopped", None
         raise TestnetError(str(exc).splitlines()[0] + f" (see {record.log})") from None
-    _adopt_info(record, handle)
+    adopt_info(record, handle)
 
 
 def stop_nodes(records: Sequence[NodeRecord], timeout_s: float = 10.0, *, hard: bool = False,
@@ -362,6 +364,9 @@ def status(directory: Path) -> dict[str, Any]:
     testnet = load_testnet(directory)
     with ThreadPoolExecutor(max_workers=max(1, len(testnet.nodes))) as pool:
         nodes = list(pool.map(node_status, testnet.nodes))
+    byzantine = testnet.byzantine()
+    for entry in nodes:
+        entry["byzantine"] = byzantine.get(entry["name"])  # why `testnet check` leaves it out (None: honest)
     return {"dir": testnet.dir, "chain_id": testnet.chain_id, "genesis": testnet.genesis,
             "consensus": testnet.consensus, "topology": testnet.topology, "nodes": nodes}
 

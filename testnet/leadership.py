@@ -1,9 +1,9 @@
 """Leader-based engines seen from outside: who leads, who takes writes, what a deposed leader may still serve.
 
-These read only the generic fields of `/v1/status`'s `engine` document (`role`, `term`) and the RPC's refusal
-codes, so they apply to any engine that has a leader and terms (Raft today); an engine without them simply never
-shows a leader. Used by the scenario runner's `leader` node reference and its leader expectations
-(docs/TESTNET.md). Each expectation returns `(ok, detail)`.
+These read only the generic fields of `/v1/status`'s `engine` document (`role`, `term`, or `view` for a `primary`)
+and the RPC's refusal codes, so they apply to any engine that has a leader and terms (Raft's leader, PBFT's primary
+of a view); an engine without them simply never shows a leader. Used by the scenario runner's `leader` node
+reference and its leader expectations (docs/TESTNET.md). Each expectation returns `(ok, detail)`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ def _engine(record: NodeRecord) -> dict[str, Any] | None:
     return engine if isinstance(engine, dict) else None
 
 
+def leads(engine: dict[str, Any]) -> bool:
+    """The engine document says its node leads: Raft's `leader`, or the `primary` of a view (PBFT), whose view
+    stands for the term. (Primary-backup's fixed primary has no view: it never changes, so it is no leader here.)"""
+    role = engine.get("role")
+    return role == "leader" or (role == "primary" and "view" in engine)
+
+
 def leaders(testnet: Testnet, indices: Sequence[int] | None = None) -> tuple[list[Leader], int]:
     """The running nodes (of `indices`, default all) that say they lead, and the highest term any of them
     reports."""
@@ -55,9 +62,9 @@ def leaders(testnet: Testnet, indices: Sequence[int] | None = None) -> tuple[lis
         engine = _engine(record)
         if engine is None:
             continue
-        term = int(engine.get("term", 0) or 0)
+        term = int(engine.get("term", engine.get("view", 0)) or 0)
         highest = max(highest, term)
-        if engine.get("role") == "leader":
+        if leads(engine):
             found.append(Leader(index=record.index, term=term))
     return found, highest
 

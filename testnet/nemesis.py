@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
-from testnet import launcher, procs
+from testnet import byzantine, launcher, procs
 from testnet.state import NodeRecord, Testnet, TestnetError, append_event, load_testnet, locked, save_testnet
 from testnet.topology import Blocked, TopologyError, blocked_from_groups, shape_blocked
 
@@ -74,7 +74,10 @@ class Nemesis:
                 raise TestnetError(f"{record.name} is {record.state}")
             launcher.start_node(testnet, record)
             _push(testnet, [record])
-            return append_event(testnet, "start", nodes=[record.name], pid=record.pid)
+            if record.twin_of:
+                record.byzantine = byzantine.TWINS  # a retired twin started again is a twin again
+            return append_event(testnet, "start", nodes=[record.name], pid=record.pid,
+                                **_behaviour_back(record))
 
     def restart(self, ref: str | int, *, hard: bool = False, timeout_s: float = 10.0) -> dict[str, Any]:
         """Stop (or with `hard`, kill) and start again; a node that is already down is just started (as systemd's
@@ -87,7 +90,8 @@ class Nemesis:
             record.state = "stopped"
             launcher.start_node(testnet, record)
             _push(testnet, [record])
-            return append_event(testnet, "restart", nodes=[record.name], old_pid=old_pid, pid=record.pid, hard=hard)
+            return append_event(testnet, "restart", nodes=[record.name], old_pid=old_pid, pid=record.pid, hard=hard,
+                                **_behaviour_back(record))
 
     def pause(self, ref: str | int) -> dict[str, Any]:
         """SIGSTOP the node's process group: it neither computes nor answers, and its peers time it out."""
@@ -168,6 +172,74 @@ class Nemesis:
             failures = _push(testnet, records, force=True)
             return append_event(testnet, "netem", nodes=[r.name for r in records], delay_ms=delay_ms,
                                 jitter_ms=jitter_ms, loss=loss, duplicate=duplicate, failures=failures)
+
+
+    # -- Byzantine validators ------------------------------------------------------------------------------------
+
+    def byzantine(self, ref: str | int, behaviour: str) -> dict[str, Any]:
+        """Switch a validator to one of its engine's Byzantine behaviours, `honest` again, or `twins`: start a
+        second process holding its key (testnet/byzantine.py). Remembered in testnet.json: a node that starts
+        again gets its behaviour back, and the checks leave Byzantine nodes out."""
+        with self._testnet() as testnet:
+            byzantine.check_behaviour(testnet.consensus, behaviour)
+            record = testnet.node(ref)
+            if record.twin_of:
+                raise TestnetError(f"{record.name} is a twin of {record.twin_of}: give behaviours to validators "
+                                   f"(`--behaviour honest` on {record.twin_of} stops the twin)")
+            if behaviour == byzantine.TWINS:
+                return self._start_twin(testnet, record)
+            if behaviour == byzantine.HONEST:
+                return self._honest(testnet, record)
+            if record.state != "running" or not procs.owned(record.pid, record.datadir):
+                raise TestnetError(f"{record.name} is not running (it is {record.state}); start it first")
+            answer = byzantine.switch(record, behaviour)
+            record.byzantine = behaviour
+            return append_event(testnet, "byzantine", nodes=[record.name], behaviour=behaviour, answer=answer)
+
+    def _honest(self, testnet: Testnet, record: NodeRecord) -> dict[str, Any]:
+        """Behaviour off (a stopped node simply starts honest) and any twin stopped: a retired twin stays in the
+        record, and the pair stays out of the checks, since their chains may hold what both signed."""
+        detail: dict[str, Any] = {}
+        twin = _twin_of(testnet, record)
+        if twin is not None:
+            if twin.state in ("running", "paused"):
+                [result] = launcher.stop_nodes([twin])
+                detail["twin_stopped"] = result["outcome"]
+            twin.state, twin.faults_applied, twin.byzantine = "stopped", False, ""
+        if record.state == "running" and procs.owned(record.pid, record.datadir):
+            detail["answer"] = byzantine.switch(record, byzantine.HONEST)
+        record.byzantine = ""
+        nodes = [record.name] + ([twin.name] if twin is not None else [])
+        return append_event(testnet, "byzantine", nodes=nodes, behaviour=byzantine.HONEST, **detail)
+
+    def _start_twin(self, testnet: Testnet, record: NodeRecord) -> dict[str, Any]:
+        twin = _twin_of(testnet, record)
+        if twin is not None and twin.state in ("running", "paused") and procs.owned(twin.pid, twin.datadir):
+            raise TestnetError(f"{record.name} already has a running twin ({twin.name})")
+        if twin is None:
+            twin = byzantine.create_twin(testnet, record)
+            first = True
+        else:
+            first = False
+        twin.state, twin.byzantine = "stopped", byzantine.TWINS
+        launcher.start_node(testnet, twin)
+        if first:
+            byzantine.pin_twin_config(testnet, twin)
+        failures = _push(testnet, testnet.nodes if first else [twin])
+        return append_event(testnet, "byzantine", nodes=[record.name, twin.name], behaviour=byzantine.TWINS,
+                            twin=twin.name, pid=twin.pid, failures=failures)
+
+
+def _twin_of(testnet: Testnet, record: NodeRecord) -> NodeRecord | None:
+    return next((node for node in testnet.nodes if node.twin_of == record.name), None)
+
+
+def _behaviour_back(record: NodeRecord) -> dict[str, Any]:
+    """A started node's recorded behaviour, given again; the event's detail (with the failure, if any)."""
+    if not record.byzantine or record.byzantine == byzantine.TWINS:
+        return {}
+    error = byzantine.reapply(record)
+    return {"byzantine": record.byzantine, **({"failures": {record.name: error}} if error else {})}
 
 
 def refresh(testnet: Testnet) -> None:

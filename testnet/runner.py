@@ -77,10 +77,34 @@ class Run:
                 and all(c.get("ok", False) for c in self.checks.values())
                 and bool(self.down and self.down.get("ok")))
 
+    def failed_checks(self) -> dict[str, str]:
+        """Each failed check with its first detail (`[source] detail`)."""
+        failed: dict[str, str] = {}
+        for source, result in self.checks.items():
+            for check in result.get("checks", []):
+                if not check["ok"]:
+                    failed.setdefault(check["name"], f"[{source}] {check['detail']}")
+        return failed
+
+    def as_expected(self) -> bool:
+        """The run came out as the manifest expects: passed, or (`expect = "fail"`) ran to the end, went down
+        cleanly, and failed with every check of `expect_failed_checks` (any check when it names none)."""
+        if self.scenario.expect == "pass":
+            return self.ok()
+        if self.error is not None or not (self.down and self.down.get("ok")):
+            return False
+        failed = self.failed_checks()
+        wanted = self.scenario.expect_failed_checks
+        return all(name in failed for name in wanted) if wanted else bool(failed)
+
     def report(self) -> dict[str, Any]:
         """The report document."""
         return {
             "scenario": self.scenario.name, "manifest": self.scenario.path, "seed": self.seed, "ok": self.ok(),
+            "expect": self.scenario.expect, "as_expected": self.as_expected(),
+            "expected_failures": ({name: detail for name, detail in self.failed_checks().items()
+                                   if name in self.scenario.expect_failed_checks or not
+                                   self.scenario.expect_failed_checks} if self.scenario.expect == "fail" else {}),
             "dir": str(self.directory) if self.directory else None, "started": self.started,
             "duration_s": round(time.monotonic() - self.started_at, 3), "error": self.error,
             "plan": [s.to_json() for s in plan(self.scenario, self.seed)],
@@ -251,8 +275,8 @@ def _restore(directory: Path) -> str:
         if record.state == "paused":
             nemesis.resume(record.name)
             done.append(f"resumed {record.name}")
-        elif record.state in ("stopped", "killed"):
-            nemesis.start(record.name)
+        elif record.state in ("stopped", "killed") and not (record.twin_of and not record.byzantine):
+            nemesis.start(record.name)  # not a twin stopped by `honest`: it is retired, not down
             done.append(f"started {record.name}")
     return ", ".join(done)
 
@@ -325,6 +349,9 @@ def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, st
         event = nemesis.partition(groups=spec.get("groups"), shape=spec.get("shape"), order=spec.get("order"))
     elif action == "heal":
         event = nemesis.heal(partition=bool(spec.get("partition", True)), netem=bool(spec.get("netem", True)))
+    elif action == "byzantine":
+        assert node is not None, "a byzantine step names its node (checked by the manifest parser)"
+        event = nemesis.byzantine(node, str(spec["behaviour"]))
     elif action == "netem":
         event = nemesis.netem(spec.get("nodes"), delay_ms=float(spec.get("delay_ms", 0)),
                               jitter_ms=float(spec.get("jitter_ms", 0)), loss=float(spec.get("loss", 0)),
@@ -343,7 +370,7 @@ def _describe(step: Step) -> str:
     if step.kind == "expect":
         return f"expect {spec['expect']} on {spec['nodes']}"
     words = [str(spec["action"])]
-    for key in ("node", "groups", "shape", "nodes", "delay_ms", "jitter_ms", "loss", "hard"):
+    for key in ("node", "behaviour", "groups", "shape", "nodes", "delay_ms", "jitter_ms", "loss", "hard"):
         if spec.get(key) is not None and spec[key] is not False:
             words.append(f"{key}={spec[key]}")
     return " ".join(words)

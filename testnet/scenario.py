@@ -18,11 +18,12 @@ from typing import Any
 from chain.genesis import TOP_LEVEL, GenesisError, parse_param_value
 from consensus.registry import all_parameters, engine_names
 from testnet.audit import CHECK_NAMES
+from testnet.byzantine import TWIN_SUFFIX, TWINS, behaviours
 from testnet.linearizability import READ_LEVELS
 from testnet.topology import TOPOLOGIES, TopologyError, blocked_from_groups, shape_blocked
 
 NODE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")
-ACTIONS = (*NODE_ACTIONS, "partition", "heal", "netem", "random")
+ACTIONS = (*NODE_ACTIONS, "partition", "heal", "netem", "random", "byzantine")
 RANDOM_FAULTS = ("kill", "stop", "restart", "pause", "partition", "netem")
 EXPECTATIONS = ("mining", "not mining", "stalled", "not stalled", "progress", "no progress", "new leader",
                 "no quorum", "accepts writes", "no stale read")
@@ -32,6 +33,9 @@ EXPECTATIONS = ("mining", "not mining", "stalled", "not stalled", "progress", "n
 RUNTIME_NODES = ("leader", "previous")
 SHAPE_NAMES = ("halves", "isolate", "bridge", "majorities-ring", "minority-third")
 DEFAULT_NETEM = {"delay_ms": 100.0, "jitter_ms": 50.0, "loss": 0.05, "duplicate": 0.0}
+# What a scenario expects of its run: to pass, or (a demonstration of what breaks beyond the fault model, e.g. f+1
+# Byzantine validators) to fail, with `expect_failed_checks` among the failed checks.
+OUTCOMES = ("pass", "fail")
 
 
 class ManifestError(ValueError):
@@ -96,6 +100,8 @@ class Scenario:
     checks: list[str] = field(default_factory=lambda: list(CHECK_NAMES))
     converge_timeout_s: float = 60.0
     check_stores: bool = True
+    expect: str = "pass"
+    expect_failed_checks: list[str] = field(default_factory=list)
     path: str = ""
 
 
@@ -152,7 +158,8 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"not valid TOML: {exc}") from None
-    allowed = ("name", "description", "seed", "network", "load", "timeline", "end", "checks")
+    allowed = ("name", "description", "seed", "expect", "expect_failed_checks", "network", "load", "timeline", "end",
+               "checks")
     unknown = sorted(set(doc) - set(allowed))
     if unknown:
         raise ManifestError(f"{unknown[0]}: unknown key (known: {', '.join(allowed)})")
@@ -165,8 +172,9 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
     timeline = doc.get("timeline", [])
     if not isinstance(timeline, list) or not all(isinstance(step, dict) for step in timeline):
         raise ManifestError("timeline: must be an array of tables ([[timeline]])")
+    twins: list[int] = []  # the nodes given twins so far: `nodeK-twin` names one of them from there on
     for number, step in enumerate(timeline):
-        _check_step(step, f"timeline[{number}]", network)
+        _check_step(step, f"timeline[{number}]", network, twins)
     end = _table(doc, "end", "manifest", ("heal", "wait", "timeout_s"))
     checks = _table(doc, "checks", "manifest", ("run", "converge_timeout_s", "stores"))
     seed = doc.get("seed")
@@ -174,7 +182,15 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
         _number(seed, "seed", integer=True)
     scenario = Scenario(name=_text(doc.get("name", default_name), "name"),
                         description=_text(doc.get("description", ""), "description"), seed=seed, network=network,
-                        load=load, timeline=timeline)
+                        load=load, timeline=timeline, expect=_text(doc.get("expect", "pass"), "expect", OUTCOMES))
+    if "expect_failed_checks" in doc:
+        names = doc["expect_failed_checks"]
+        if scenario.expect != "fail":
+            raise ManifestError("expect_failed_checks: goes with expect = \"fail\"")
+        if not isinstance(names, list) or not names:
+            raise ManifestError("expect_failed_checks: must be a non-empty list of check names")
+        scenario.expect_failed_checks = [_text(n, f"expect_failed_checks[{i}]", CHECK_NAMES)
+                                         for i, n in enumerate(names)]
     if "heal" in end:
         if not isinstance(end["heal"], bool):
             raise ManifestError("end.heal: must be true or false")
@@ -271,10 +287,11 @@ STEP_KEYS = {
                "duplicate"),
     "wait": ("wait", "timeout_s", "nodes"),
     "expect": ("expect", "nodes", "within_s", "for_s"),
+    "byzantine": ("action", "node", "behaviour"),
 }
 
 
-def _check_step(step: dict[str, Any], where: str, network: NetworkSpec) -> None:
+def _check_step(step: dict[str, Any], where: str, network: NetworkSpec, twins: list[int]) -> None:
     kinds = [k for k in ("action", "wait", "expect") if k in step]
     if len(kinds) != 1:
         raise ManifestError(f"{where}: give exactly one of action, wait or expect")
@@ -294,13 +311,16 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec) -> None:
     if unknown:
         raise ManifestError(f"{where}.{unknown[0]}: unknown key for this step (known: {', '.join(allowed)})")
     count = network.nodes
-    if group in ("node", "restart"):
+    if group in ("node", "restart", "byzantine"):
         if "node" not in step:
             raise ManifestError(f"{where}.node: missing (which node?)")
+        index = None
         if step["node"] != "random" and step["node"] not in RUNTIME_NODES:
-            node_index(step["node"], count, f"{where}.node")
+            index = node_index(step["node"], count, f"{where}.node", twins if group != "byzantine" else ())
         if "hard" in step and not isinstance(step["hard"], bool):
             raise ManifestError(f"{where}.hard: must be true or false")
+        if group == "byzantine":
+            _check_byzantine(step, where, network, index, twins)
     elif group == "partition":
         if ("groups" in step) == ("shape" in step):
             raise ManifestError(f"{where}: give groups or shape")
@@ -308,8 +328,8 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec) -> None:
             groups = step["groups"]
             if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
                 raise ManifestError(f"{where}.groups: must be a list of lists of nodes, e.g. [[0, 1], [2, 3, 4]]")
-            resolved = [[node_index(n, count, f"{where}.groups") for n in g] for g in groups]
-            _try_shape(lambda: blocked_from_groups(resolved, count), f"{where}.groups")
+            resolved = [[node_index(n, count, f"{where}.groups", twins) for n in g] for g in groups]
+            _try_shape(lambda: blocked_from_groups(resolved, count + len(twins)), f"{where}.groups")
         else:
             shape = _text(step["shape"], f"{where}.shape")
             if shape != "random":
@@ -335,6 +355,23 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec) -> None:
         for key in ("within_s", "for_s"):
             if key in step:
                 _number(step[key], f"{where}.{key}", minimum=0.1)
+
+
+def _check_byzantine(step: dict[str, Any], where: str, network: NetworkSpec, index: int | None,
+                     twins: list[int]) -> None:
+    """A `byzantine` step: a behaviour of the network's engine (checked against its spec), twins on a named node."""
+    known = behaviours(network.consensus)
+    if not known:
+        raise ManifestError(f"{where}.action: {network.consensus} has no Byzantine behaviours")
+    if "behaviour" not in step:
+        raise ManifestError(f"{where}.behaviour: missing (one of {', '.join(known)})")
+    behaviour = _text(step["behaviour"], f"{where}.behaviour", known)
+    if behaviour == TWINS:
+        if index is None:
+            raise ManifestError(f"{where}.node: twins need a node named in the manifest (node0 or 0), so that "
+                                f"later steps can name its twin")
+        if index not in twins:
+            twins.append(index)
 
 
 def _try_shape(build: Callable[[], object], where: str) -> None:
@@ -397,10 +434,16 @@ def usable_shapes(shapes: Sequence[str], count: int) -> list[str]:
     return usable
 
 
-def node_index(ref: Any, count: int, where: str) -> int:
-    """A node given as an index (2) or a name ("node2")."""
+def node_index(ref: Any, count: int, where: str, twins: Sequence[int] = ()) -> int:
+    """A node given as an index (2) or a name ("node2"); with `twins` (the nodes given twins, in order), also
+    "node2-twin", whose index follows the network's nodes in the order the twins were made."""
     if isinstance(ref, bool):
         raise ManifestError(f"{where}: {ref!r} is not a node")
+    if isinstance(ref, str) and ref.endswith(TWIN_SUFFIX):
+        original = node_index(ref[:-len(TWIN_SUFFIX)], count, where)
+        if original not in twins:
+            raise ManifestError(f"{where}: {ref!r}: no earlier step gives node{original} a twin")
+        return count + list(twins).index(original)
     if isinstance(ref, str) and ref.startswith("node") and ref[4:].isdigit():
         ref = int(ref[4:])
     if not isinstance(ref, int) or not 0 <= ref < count:
@@ -441,6 +484,7 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
     """The concrete steps of the timeline: node refs resolved, random steps expanded from `seed`."""
     rng = random.Random(seed)
     count = scenario.network.nodes
+    twins = twins_of(scenario)
     steps: list[Step] = []
     for number, entry in enumerate(scenario.timeline):
         origin = f"timeline[{number}]"
@@ -455,20 +499,32 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
         elif entry["action"] == "random":
             steps.extend(_expand_random(entry, rng, count, at_s, after_s, origin))
         else:
-            spec = _resolve_action(entry, rng, count, origin)
+            spec = _resolve_action(entry, rng, count, origin, twins)
             steps.append(Step(kind="action", spec=spec, at_s=at_s, after_s=after_s, origin=origin))
     return steps
 
 
-def _resolve_action(entry: Mapping[str, Any], rng: random.Random, count: int, origin: str) -> dict[str, Any]:
+def twins_of(scenario: Scenario) -> list[int]:
+    """The nodes the timeline gives twins, in order (their twins' indices follow the network's nodes)."""
+    twins: list[int] = []
+    for entry in scenario.timeline:
+        if entry.get("action") == "byzantine" and entry.get("behaviour") == TWINS:
+            index = node_index(entry["node"], scenario.network.nodes, "timeline")
+            if index not in twins:
+                twins.append(index)
+    return twins
+
+
+def _resolve_action(entry: Mapping[str, Any], rng: random.Random, count: int, origin: str, twins: Sequence[int],
+                    ) -> dict[str, Any]:
     spec = {k: v for k, v in entry.items() if k not in ("at_s", "after_s")}
     if "node" in spec:
         if spec["node"] == "random":
             spec["node"] = rng.randrange(count)
         elif spec["node"] not in RUNTIME_NODES:
-            spec["node"] = node_index(spec["node"], count, origin)
+            spec["node"] = node_index(spec["node"], count, origin, twins)
     if "groups" in spec:
-        spec["groups"] = [[node_index(n, count, origin) for n in group] for group in spec["groups"]]
+        spec["groups"] = [[node_index(n, count, origin, twins) for n in group] for group in spec["groups"]]
     if spec.get("shape") == "random":
         spec.update(_random_shape(rng, count, SHAPE_NAMES))
     if "nodes" in spec:

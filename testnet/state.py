@@ -75,6 +75,10 @@ class NodeRecord:
     hashrate_hps: float = 0.0
     faults: Faults = field(default_factory=Faults)
     faults_applied: bool = True  # False while a paused or stopped node still has to receive `faults`
+    # Byzantine: the behaviour the node was switched to (`testnet byzantine`; given again when it starts), "" when
+    # honest; a twin names the node whose validator key it holds (testnet/byzantine.py).
+    byzantine: str = ""
+    twin_of: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The node's entry in testnet.json."""
@@ -151,6 +155,21 @@ class Testnet:
         """The index of a node given by name or index."""
         return self.node(ref).index
 
+    def byzantine(self) -> dict[str, str]:
+        """The nodes the safety checks leave out, each with why: a behaviour switched on, a twin, or a node that
+        has one (two processes signing with one validator key are both that validator, and it is not honest)."""
+        twins = {node.twin_of: node.name for node in self.nodes if node.twin_of}
+        out: dict[str, str] = {}
+        for node in self.nodes:
+            reasons = [f"behaviour {node.byzantine}"] if node.byzantine and not node.twin_of else []
+            if node.twin_of:
+                reasons.append(f"twin of {node.twin_of}")
+            if node.name in twins:
+                reasons.append(f"has a twin ({twins[node.name]})")
+            if reasons:
+                out[node.name] = ", ".join(reasons)
+        return out
+
     def by_name(self, name: str) -> NodeRecord:
         """A node by its exact name."""
         for node in self.nodes:
@@ -207,6 +226,7 @@ def network_state(testnet: Testnet) -> dict[str, Any]:
         "down": [n.name for n in testnet.nodes if n.state in ("stopped", "killed")],
         "blocked": {n.name: sorted(n.faults.blocked) for n in testnet.nodes if n.faults.blocked},
         "netem": {n.name: n.faults.netem() for n in testnet.nodes if n.faults.netem()},
+        "byzantine": testnet.byzantine(),
     }
 
 

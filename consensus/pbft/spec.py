@@ -43,7 +43,8 @@ def _testnet_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _cell(engine: Mapping[str, Any]) -> str:
     role = str(engine.get("role", "?"))
-    return f"{role} v{engine.get('view', '?')}" + (" vc" if engine.get("view_changing") else "")
+    cell = f"{role} v{engine.get('view', '?')}" + (" vc" if engine.get("view_changing") else "")
+    return cell + (f" byz:{engine['byzantine']}" if engine.get("byzantine") else "")
 
 
 def _parent_certificate(genesis: Genesis, header: BlockHeader) -> FinalityProof | None:

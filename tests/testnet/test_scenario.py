@@ -32,7 +32,9 @@ def test_the_shipped_set_is_complete() -> None:
     names = {p.stem for p in SCENARIOS.glob("*.toml")}
     assert {"pow-partition-heal", "pow-crash-restart", "pow-netem", "pow-random-faults", "primary-backup-crash",
             "ci-pow-partition-heal", "ci-pow-crash-restart", "raft-leader-kill", "raft-minority-partition",
-            "raft-leader-pause", "ci-raft-leader-kill", "ci-raft-minority-partition"} <= names
+            "raft-leader-pause", "ci-raft-leader-kill", "ci-raft-minority-partition", "pbft-primary-kill",
+            "pbft-equivocating-primary", "pbft-f-byzantine", "pbft-f-plus-one-twins",
+            "ci-pbft-equivocating-primary"} <= names
 
 
 def test_leader_and_previous_stay_for_the_run_to_resolve() -> None:
@@ -185,3 +187,73 @@ def test_unreadable_manifest(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ManifestError, match="not UTF-8"):
         load_manifest(binary)
+
+
+PBFT = """
+[network]
+nodes = 4
+consensus = "pbft"
+"""
+
+
+def test_byzantine_steps_and_twin_names_resolve() -> None:
+    scenario = parse_manifest(PBFT + """
+[[timeline]]
+action = "byzantine"
+node = "leader"
+behaviour = "equivocate"
+[[timeline]]
+action = "byzantine"
+node = "node2"
+behaviour = "twins"
+[[timeline]]
+action = "byzantine"
+node = 0
+behaviour = "twins"
+[[timeline]]
+action = "partition"
+groups = [["node0", "node2", 1], ["node2-twin", "node0-twin", 3]]
+[[timeline]]
+action = "kill"
+node = "node0-twin"
+""")
+    steps = [s.spec for s in plan(scenario, 1)]
+    assert steps[0] == {"action": "byzantine", "node": "leader", "behaviour": "equivocate"}
+    assert steps[1]["node"] == 2 and steps[2]["node"] == 0
+    assert steps[3]["groups"] == [[0, 2, 1], [4, 5, 3]] and steps[4]["node"] == 5  # twins follow the 4 nodes
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (PBFT + "[[timeline]]\naction = 'byzantine'\nnode = 1\nbehaviour = 'lie'\n",
+     "timeline\\[0\\].behaviour: 'lie' is not one of equivocate, .*twins, honest"),
+    (PBFT + "[[timeline]]\naction = 'byzantine'\nnode = 1\n", "timeline\\[0\\].behaviour: missing"),
+    ("[network]\nnodes = 3\nconsensus = 'raft'\n[[timeline]]\naction = 'byzantine'\nnode = 1\n"
+     "behaviour = 'silent'\n", "timeline\\[0\\].action: raft has no Byzantine behaviours"),
+    (PBFT + "[[timeline]]\naction = 'byzantine'\nnode = 'leader'\nbehaviour = 'twins'\n",
+     "twins need a node named in the manifest"),
+    (PBFT + "[[timeline]]\naction = 'kill'\nnode = 'node1-twin'\n[[timeline]]\naction = 'byzantine'\n"
+     "node = 1\nbehaviour = 'twins'\n", "'node1-twin': no earlier step gives node1 a twin"),
+    (PBFT + "expect = 'maybe'\n", "expect: 'maybe' is not one of pass, fail"),
+    (PBFT + "expect_failed_checks = ['certificates']\n", "expect_failed_checks: goes with expect"),
+    (PBFT + "expect = 'fail'\nexpect_failed_checks = ['nope']\n", "expect_failed_checks\\[0\\]: 'nope'"),
+])
+def test_bad_byzantine_steps_are_refused_naming_the_key(text: str, message: str) -> None:
+    # top-level keys must come before the tables: move an `expect...` line to the front
+    lines = text.strip().splitlines()
+    top = [line for line in lines if line.startswith("expect")]
+    with pytest.raises(ManifestError, match=message):
+        parse_manifest("\n".join(top + [line for line in lines if line not in top]))
+
+
+def test_an_expected_failure_is_judged_by_the_named_checks() -> None:
+    from testnet.runner import Run
+
+    scenario = parse_manifest('expect = "fail"\nexpect_failed_checks = ["certificates"]\n' + PBFT)
+    run = Run(scenario=scenario, seed=1, down={"ok": True})
+    run.checks = {"rpc": {"checks": [{"name": "certificates", "ok": False, "detail": "height 3: ..."},
+                                     {"name": "convergence", "ok": True, "detail": ""}]}}
+    assert run.as_expected() and not run.ok() and run.failed_checks() == {"certificates": "[rpc] height 3: ..."}
+    run.checks["rpc"]["checks"][0]["ok"] = True
+    assert not run.as_expected()  # it passed: not the demonstration it claims to be
+    run.checks["rpc"]["checks"][0]["ok"], run.down = False, {"ok": False}
+    assert not run.as_expected()  # a process left behind is never as expected

@@ -1,0 +1,127 @@
+"""Byzantine nodes in a testnet without processes (testnet/byzantine.py, the nemesis action, `testnet byzantine`'s
+errors, what testnet.json remembers) and the certificate oracle's inputs (testnet/checks.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chain.block import BlockHeader
+from cli.main import main
+from consensus.registry import spec_named
+from consensus.spec import FinalityProof
+from testnet.audit import tolerated_faults
+from testnet.byzantine import behaviours, check_behaviour
+from testnet.checks import ChainSnapshot, certificate_heights, certificates_of_headers, check_certificates
+from testnet.state import NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
+
+
+def make(tmp_path: Path, consensus: str = "pbft", count: int = 4) -> Testnet:
+    nodes = [NodeRecord(index=i, name=f"node{i}", datadir=str(tmp_path / f"node{i}"), log=str(tmp_path / f"n{i}.log"),
+                        admin_token="t", node_id=f"{i:02x}" * 33, state="stopped") for i in range(count)]
+    testnet = Testnet(dir=str(tmp_path), seed="s", chain_id="c", genesis="g", consensus=consensus, topology="full",
+                      edges=[[a, b] for a in range(count) for b in range(a + 1, count)], nodes=nodes, load_accounts=8,
+                      block_interval_s=1.0, finality_threshold=3)
+    save_testnet(testnet)
+    return testnet
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["testnet", *args])
+    assert "Traceback" not in result.output + result.stderr
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_behaviours_come_from_the_engine_spec() -> None:
+    assert behaviours("pbft") == (*spec_named("pbft").byzantine_behaviours, "twins", "honest")
+    assert behaviours("raft") == ()
+    with pytest.raises(TestnetError, match=r"^raft has no Byzantine behaviours \(engines that have: pbft\)$"):
+        check_behaviour("raft", "equivocate")
+    with pytest.raises(TestnetError, match=r"unknown behaviour 'lie' for pbft \(known: equivocate, .*twins, honest\)"):
+        check_behaviour("pbft", "lie")
+
+
+@pytest.mark.parametrize(("consensus", "node", "behaviour", "message"), [
+    ("pow", "node0", "equivocate", "pow has no Byzantine behaviours (engines that have: pbft)"),
+    ("pbft", "node0", "lie", "unknown behaviour 'lie' for pbft (known: equivocate, silent"),
+    ("pbft", "node1", "equivocate", "node1 is not running (it is stopped); start it first"),
+    ("pbft", "node9", "flood", "no node 'node9' in this testnet"),
+])
+def test_byzantine_refuses_in_one_line(tmp_path: Path, consensus: str, node: str, behaviour: str,
+                                       message: str) -> None:
+    make(tmp_path, consensus)
+    code, stdout, stderr = run("byzantine", node, "--behaviour", behaviour, "--dir", str(tmp_path))
+    lines = stderr.strip().splitlines()
+    assert code == 1 and stdout == "" and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not load_testnet(tmp_path).byzantine()
+
+
+def test_honest_on_a_stopped_node_clears_what_it_would_start_with(tmp_path: Path) -> None:
+    testnet = make(tmp_path)
+    testnet.nodes[2].byzantine = "flood"
+    save_testnet(testnet)
+    code, _, stderr = run("byzantine", "node2", "--behaviour", "honest", "--dir", str(tmp_path))
+    assert code == 0, stderr
+    assert load_testnet(tmp_path).byzantine() == {}
+
+
+def test_the_record_says_who_is_byzantine_and_why(tmp_path: Path) -> None:
+    testnet = make(tmp_path)
+    testnet.nodes[0].byzantine = "equivocate"
+    testnet.nodes.append(NodeRecord(index=4, name="node1-twin", datadir="d", log="l", admin_token="t",
+                                    twin_of="node1", byzantine="twins"))
+    save_testnet(testnet)
+    loaded = load_testnet(tmp_path)
+    assert loaded.byzantine() == {"node0": "behaviour equivocate", "node1": "has a twin (node1-twin)",
+                                  "node1-twin": "twin of node1"}
+    code, _, stderr = run("byzantine", "node1-twin", "--behaviour", "flood", "--dir", str(tmp_path))
+    assert code == 1 and "node1-twin is a twin of node1" in stderr
+
+
+def test_tolerated_faults_follow_the_engines_quorum(tmp_path: Path) -> None:
+    from chain.genesis import Genesis
+
+    for count, f in ((4, 1), (7, 2), (3, 0)):
+        genesis = Genesis(chain_id="c", consensus="pbft", params={}, balances={},
+                          validators={bytes([i]) * 20: 1 for i in range(count)}, finality_threshold=1)
+        assert tolerated_faults(genesis, spec_named("pbft")) == f
+
+
+# -- the certificate oracle's inputs ---------------------------------------------------------------------------
+
+
+def header(height: int, parent: bytes) -> BlockHeader:
+    return BlockHeader(version=1, height=height, parent=parent, timestamp_ms=height, tx_root=bytes(32),
+                       state_root=bytes(32), proposer=bytes(20), seal=b"")
+
+
+def test_certificate_heights_are_bounded_but_keep_every_disagreement() -> None:
+    agreed = {h: f"{h:064x}" for h in range(1001)}
+    forked = {**agreed, 5: "f" * 64}
+    snapshots = [ChainSnapshot(node="a", height=1000, head="", final_height=1000, hashes=agreed),
+                 ChainSnapshot(node="b", height=990, head="", final_height=990, hashes=forked)]
+    assert certificate_heights(snapshots, window=10) == {5, *range(981, 1001)}
+
+
+def test_a_planted_conflict_fails_and_names_both_certificates_and_the_double_signers() -> None:
+    v = [bytes([i]) * 20 for i in range(4)]
+    names = {v[0]: "node0+node0-twin", v[1]: "node1+node1-twin", v[2]: "node2", v[3]: "node3"}
+    block_a, block_b = b"\xaa" * 32, b"\xbb" * 32
+
+    def describe_for(signers: tuple[bytes, ...]):  # type: ignore[no-untyped-def]
+        def describe(child: BlockHeader) -> FinalityProof:
+            return FinalityProof(height=child.height - 1, block_hash=child.parent, view=0, signers=signers)
+        return describe
+
+    # node2's child of height 3 certifies block_a at 2 (signed by 0, 1, 2); node3's certifies block_b (0, 1, 3)
+    side_a = certificates_of_headers({3: header(3, block_a)}, 2, {2}, describe_for((v[0], v[1], v[2])))
+    side_b = certificates_of_headers({3: header(3, block_b)}, 2, {2}, describe_for((v[0], v[1], v[3])))
+    assert certificates_of_headers({3: header(3, block_a)}, 1, {2}, describe_for(())) == []  # not final yet
+    result = check_certificates({"node2": side_a, "node3": side_b}, f=1, names=names)
+    assert not result.ok
+    assert "height 2: node2 committed aaaaaaaaaaaaaaaa" in result.detail
+    assert "node3 committed bbbbbbbbbbbbbbbb" in result.detail
+    assert "2 validators signed both (node0+node0-twin" in result.detail and "more than f = 1" in result.detail
+    assert check_certificates({"node2": side_a, "node3": side_a}, f=1, names=names).ok
