@@ -522,7 +522,7 @@ class PbftEngine(EngineBase):
             return
         tip = chain.tip
         seq = tip.height + 1
-        if not self.marks.admits(seq) or self._proposed == (self.view, seq):
+        if seq > self.marks.high or self._proposed == (self.view, seq):
             return
         if self._slot(self.view, seq).pre_prepare is not None:
             return  # a NEW-VIEW re-issued this height: its block goes on
@@ -547,6 +547,7 @@ class PbftEngine(EngineBase):
         self._persist_vote(vote)
         self._broadcast(PRE_PREPARE_KIND, vote.encode())
         self._ready.decisions.append(("block-proposed", {"view": self.view, "height": seq}))
+        self._check_prepared(self.view, seq)  # a lone validator (n = 1) needs no prepare: it is prepared now
 
     def _validate(self, view: int, seq: int) -> None:
         chain = self._chain
@@ -653,7 +654,10 @@ class PbftEngine(EngineBase):
             return
         if vote.seq <= chain.tip.height:
             return  # already final here
-        if not self.marks.admits(vote.seq):
+        if vote.seq > self.marks.high:
+            # Above the window. (Below it there is only what is final here already, refused above: a checkpoint the
+            # others made stable before we committed its height moves the low watermark past our tip, and the
+            # votes that commit our next height must still count; fabric#1119.)
             self._rejected["outside-watermarks"] += 1
             return
         if vote.tag == TAG_COMMIT:
