@@ -254,6 +254,9 @@ def _print_result(result: SimResult, timing: Timing) -> None:
                f"({result.virtual_s / max(timing.wall_s, 1e-9):.1f}x; CPU {timing.cpu_s:.2f} s), "
                f"{result.trace_events} trace events")
     click.echo(f"trace_hash {result.trace_hash}")
+    not_judged = result.stats.get("not_judged")
+    if isinstance(not_judged, dict) and not_judged:
+        click.echo("not judged (Byzantine): " + ", ".join(f"{name} ({why})" for name, why in not_judged.items()))
     for check in result.checks:
         click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
     if result.first_violation:

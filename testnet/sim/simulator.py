@@ -696,6 +696,13 @@ class Simulator:
         stats["heights"] = {name: tree.height for name, tree in trees}
         stats["final_heights"] = {name: tree.final_height for name, tree in trees}
         stats["liveness_reached"] = self._liveness_met
+        n = self.config.nodes
+        not_judged = {self.nodes[i].name: self.byzantine[i] for i in sorted(self.byzantine)}
+        for j in range(self.config.twins):
+            not_judged[self.nodes[j].name] = f"twin {self.nodes[n + j].name} holds its key"
+            not_judged[self.nodes[n + j].name] = f"holds {self.nodes[j].name}'s key"
+        if not_judged:
+            stats["not_judged"] = not_judged
         rejected: dict[str, int] = {}
         for node in self.nodes:
             for code, count in node.stats.rejected.items():
