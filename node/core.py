@@ -433,8 +433,12 @@ class NodeCore:
         acknowledge only what is on disk."""
         writes = ready.persist
         if writes:
+            # Not `durable`, with a synced commit in this same Ready (step 3), the commit's sync covers this batch
+            # too (one log): a PBFT commit certificate and its block's finality cost one fsync, not two. A crash
+            # between them loses both, as if this Ready never happened; nothing sent in step 2 claimed otherwise.
+            covered = not ready.durable and ready.commit is not None and not self.spec.volatile_commit_index
             self.tree.store.write_engine_state(self.engine.name, writes.puts, writes.deletes, writes.delete_ranges,
-                                               sync=True)
+                                               sync=not covered)
         elif ready.durable:
             self.tree.make_durable()
 

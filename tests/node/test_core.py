@@ -224,6 +224,28 @@ def test_a_refused_statement_is_blamed_on_its_author_not_on_the_peer_that_relaye
     assert not isinstance(refused.value, RelayedRejectError)
 
 
+def test_an_engine_batch_with_a_commit_rides_the_commits_fsync_unless_it_is_durable() -> None:
+    """A finality proof written with the commit it proves costs one fsync: the commit's synced write syncs the
+    log that holds it. A durable batch (one whose messages acknowledge it) is still synced before they leave."""
+    g = genesis()
+    store = RecordingStore()
+    core, engine = scripted_core(store, g=g)
+    (first, _), = [sealed_block(g.initial_state(), g.block(), [])]
+    core.receive_block(first, source="p", now=1.0, now_ms=NOW_MS)
+    store.batches.clear()
+    engine._ready.persist.put(b"cert/1", b"proof")
+    engine._ready.commit = first.hash
+    core.tick(now=2.0, now_ms=NOW_MS)
+    assert core.tree.final_height == 1
+    assert [sync for _, _, sync in store.batches] == [False, True]  # the proof, then the synced commit
+    assert any(k.endswith(b"cert/1") for k in store.batches[0][0])
+    store.batches.clear()
+    engine._ready.persist.put(b"vote/2", b"v")
+    engine._ready.durable = True
+    core.tick(now=3.0, now_ms=NOW_MS)
+    assert store.batches[0][2] is True
+
+
 def test_a_commit_of_a_block_not_here_yet_applies_when_it_arrives() -> None:
     g = genesis()
     core, engine = scripted_core(MemoryStore(), g=g)
