@@ -82,7 +82,7 @@ def test_the_human_table_has_a_row_and_a_ratio_for_the_compared_engine() -> None
 
 def test_the_bench_block_interval_suits_the_engine_unless_given() -> None:
     assert bench_genesis("raft", 3, {})[1]["block_interval_s"] == 0.01
-    assert bench_genesis("pbft", 4, {})[1]["block_interval_s"] == 0.01
+    assert bench_genesis("pbft", 4, {})[1]["block_interval_s"] == 0.02
     assert bench_genesis("primary-backup", 3, {})[1]["block_interval_s"] == 0.1
     assert bench_genesis("raft", 3, {"block_interval_s": 0.05})[1]["block_interval_s"] == 0.05
 
