@@ -102,3 +102,25 @@ def test_a_lie_relayed_by_an_honest_node_is_blamed_on_its_author() -> None:
     assert result.ok, [c for c in result.checks if not c.ok]
     relayed = [p for node in sim.nodes for p in node.stats.punishments if "relayed by" in p]
     assert all(p.split(" <- ", 1)[1].startswith("node0:") for p in relayed)
+
+
+def test_an_honest_node_that_accepts_a_bad_signature_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted bug: the engine skips the signature check of the statements it receives. The Byzantine validator's
+    broken commits then end up in commit certificates that the next block's seal carries, which every other node's
+    header check refuses: the run fails (the honest nodes stall and punish each other), where the real engine
+    passes the same run."""
+    from chain import crypto
+    from chain.errors import RejectError
+    from consensus.pbft import engine
+
+    assert run("1:bad-signatures")[0].ok
+
+    def careless(statement: Any, validators: Any, genesis_hash: bytes) -> bytes:
+        address = crypto.address_of(statement.signer)
+        if address not in validators:
+            raise RejectError("not-a-validator", "not a validator")
+        return address  # the bug: no signature check
+
+    monkeypatch.setattr(engine, "check_statement", careless)
+    result, _ = run("1:bad-signatures")
+    assert not result.ok and {"liveness", "no-misbehaviour"} & set(result.failed_checks())
