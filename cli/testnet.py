@@ -1,4 +1,4 @@
-"""`chainlab testnet ...`: local networks of real node processes: up, status, down, logs; the nemesis (kill,
+"""`chainlab testnet ...`: local networks of real node processes: up, attach, status, down, logs; the nemesis (kill,
 stop, start, restart, pause, resume, partition, heal, netem, byzantine); load; check; scenarios (docs/TESTNET.md)."""
 
 from __future__ import annotations
@@ -67,9 +67,10 @@ def progress_to_stderr(message: str) -> None:
 
 @click.group(name="testnet")
 def command() -> None:
-    """Local testnets of real node processes: bring one up, break it, load it, check it, run scenarios.
+    """Local testnets of real node processes: bring one up, break it, load it, check it, run scenarios; or attach
+    to nodes started elsewhere (`attach`) and drive them through RPC.
 
-    Commands other than `up` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
+    Commands other than `up`, `attach` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
     (the last testnet `up` made in its default place). NODE is a node name (node2) or index (2).
     """
 

@@ -94,6 +94,8 @@ class NodeRecord:
         try:
             faults = Faults(**data.get("faults", {}))
             fields = {k: v for k, v in data.items() if k != "faults"}
+            if fields.get("remote"):
+                fields.setdefault("state", "running")  # not ours to start or stop: it runs unless said otherwise
             record = cls(faults=faults, **fields)
         except TypeError as exc:
             raise TestnetError(f"bad node entry in {STATE_FILE}: {exc}") from None

@@ -79,7 +79,7 @@ def hand_written(directory: Path, consensus: str = "pow") -> Path:
     """The smallest testnet.json of remote nodes that docs/TESTNET.md shows (ids given: no RPC needed here)."""
     directory.mkdir(parents=True, exist_ok=True)
     nodes = [{"name": f"n{i}", "rpc_url": f"http://127.0.0.1:{free_port()}", "admin_token": "t", "remote": True,
-              "state": "running", "node_id": f"{i:02x}" * 33, "p2p_url": f"ws://127.0.0.1:{free_port()}/p2p"}
+              "node_id": f"{i:02x}" * 33, "p2p_url": f"ws://127.0.0.1:{free_port()}/p2p"}
              for i in range(3)]
     record = {"version": 1, "chain_id": "c", "genesis": "ab" * 32, "consensus": consensus,
               "block_interval_s": 1.0, "finality_threshold": 3, "nodes": nodes}
@@ -92,6 +92,7 @@ def test_a_hand_written_record_gets_indices_and_a_full_mesh(tmp_path: Path) -> N
     assert [n.index for n in testnet.nodes] == [0, 1, 2] and all(n.remote for n in testnet.nodes)
     assert testnet.edges == [[0, 1], [0, 2], [1, 2]] and testnet.load_accounts == 0 and testnet.seed == ""
     assert testnet.node("n1").pid is None and testnet.node("n1").datadir == ""
+    assert testnet.node("n1").state == "running"  # a hand-written remote node without a state runs
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -123,6 +124,12 @@ def test_twins_of_a_remote_validator_are_refused(tmp_path: Path) -> None:
     directory = hand_written(tmp_path, consensus="pbft")
     code, _, stderr = run("byzantine", "n0", "--behaviour", "twins", "--dir", str(directory))
     assert code == 1 and "needs a process this machine started; remote node n0" in one_error(stderr)
+
+
+def test_load_without_load_accounts_says_how_to_get_them(tmp_path: Path) -> None:
+    directory = hand_written(tmp_path)
+    code, _, stderr = run("load", "--dir", str(directory), "--tps", "1", "--duration", "1")
+    assert code == 1 and "no load accounts: attach it with --seed S" in one_error(stderr)
 
 
 def test_down_forgets_an_attached_testnet_without_touching_its_nodes(tmp_path: Path) -> None:
@@ -211,6 +218,23 @@ def test_attach_drives_a_network_started_separately(tmp_path: Path) -> None:
 
         assert run("down", "--dir", str(attached))[0] == 0
         assert all(procs.owned(n.pid, n.datadir) for n in nodes)  # forgotten, not stopped
+
+        # The same network as a hand-written record: ids and genesis are asked of the nodes when needed.
+        by_hand = tmp_path / "by-hand"
+        by_hand.mkdir()
+        (by_hand / STATE_FILE).write_text(json.dumps({
+            "version": 1, "chain_id": record.chain_id, "genesis": record.genesis, "consensus": "pow",
+            "block_interval_s": 0.5, "finality_threshold": 2,
+            "nodes": [{"name": f"h{n.index}", "rpc_url": n.rpc_url, "admin_token": n.admin_token, "remote": True}
+                      for n in nodes]}))
+        assert run("partition", "h0", "h1", "--dir", str(by_hand))[0] == 0
+        wait_for("the hand-written partition cut node0 off", lambda: client.status()["peers"] == 0)
+        assert [n.node_id for n in load_testnet(by_hand).nodes] == [n.node_id for n in nodes]
+        assert run("heal", "--dir", str(by_hand))[0] == 0
+        wait_for("node0 reconnected after the hand-written heal", lambda: client.status()["peers"] == 1)
+        code, stdout, stderr = run("check", "--dir", str(by_hand), "--only", "ledger-invariants", "--json")
+        assert code == 0 and json.loads(stdout)["ok"], stdout + stderr
+        assert (by_hand / "genesis.toml").is_file()
     finally:
         for directory in (started, other):
             if (directory / STATE_FILE).exists():
