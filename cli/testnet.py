@@ -1,4 +1,4 @@
-"""`chainlab testnet ...`: local networks of real node processes: up, status, down, logs; the nemesis (kill,
+"""`chainlab testnet ...`: local networks of real node processes: up, attach, status, down, logs; the nemesis (kill,
 stop, start, restart, pause, resume, partition, heal, netem, byzantine); load; check; scenarios (docs/TESTNET.md)."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from testnet.history import HistoryWriter
 from testnet.live import format_rows
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
+from testnet.remote import AttachOptions, attach, refuse_remote
 from testnet.scenario import ManifestError, Scenario, load_manifest, plan
 from testnet.state import HISTORY_FILE, TestnetError, load_testnet
 from testnet.topology import TOPOLOGIES, TopologyError, parse_groups
@@ -66,9 +67,10 @@ def progress_to_stderr(message: str) -> None:
 
 @click.group(name="testnet")
 def command() -> None:
-    """Local testnets of real node processes: bring one up, break it, load it, check it, run scenarios.
+    """Local testnets of real node processes: bring one up, break it, load it, check it, run scenarios; or attach
+    to nodes started elsewhere (`attach`) and drive them through RPC.
 
-    Commands other than `up` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
+    Commands other than `up`, `attach` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
     (the last testnet `up` made in its default place). NODE is a node name (node2) or index (2).
     """
 
@@ -216,11 +218,45 @@ def status_command(directory: Path | None, as_json: bool) -> None:
         status = entry["status"]
         cells = ((str(status["height"]), str(status["head"])[:12], str(status["final_height"]), str(status["peers"]),
                   str(status["mempool_size"])) if status else ("-",) * 5)
-        rows.append((entry["name"], state_cell(entry["state"], status), str(entry["pid"] or "-"), *cells,
+        pid = "remote" if entry.get("remote") else str(entry["pid"] or "-")
+        rows.append((entry["name"], state_cell(entry["state"], status), pid, *cells,
                      engine_cell(testnet.consensus, status), entry["rpc_url"]))
     click.echo(f"testnet {view['dir']}  chain {view['chain_id']}  {view['consensus']}  {view['topology']}")
     for line in format_rows(rows, left={0, 1, 4, 8, 9}):
         click.echo(line)
+
+
+@command.command(name="attach")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="testnet directory to write (its testnet.json must not exist yet)")
+@click.option("--rpc", "rpc_urls", required=True, metavar="URL[,URL...]",
+              help="the nodes' RPC URLs, e.g. http://10.0.0.5:8545,http://10.0.0.6:8545 (repeatable)",
+              multiple=True)
+@click.option("--admin-token-file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the admin token of every node, or lines of `NAME TOKEN` (one per node)")
+@click.option("--name-prefix", default="node", show_default=True, help="nodes are named PREFIX0, PREFIX1, ...")
+@click.option("--seed", default="", help="the seed whose load accounts the genesis funds (`testnet up --seed`), "
+                                         "for `testnet load`")
+@json_option
+@user_errors
+def attach_command(directory: Path, rpc_urls: tuple[str, ...], admin_token_file: Path, name_prefix: str, seed: str,
+                   as_json: bool) -> None:
+    """Drive nodes this machine did not start (docs/TESTNET.md, "Attaching to a network the toolkit did not
+    start"): check that each URL answers, that they share one genesis and that the admin token opens them, then
+    write DIR/testnet.json. status, partition, heal, netem, byzantine, load, check, web and the live table then
+    work on them; kill, stop, start, restart, pause, resume, logs and twins are refused for them (they need a
+    local process); down forgets them without touching them."""
+    urls = [part for entry in rpc_urls for part in entry.split(",")]
+    testnet = attach(AttachOptions(directory=directory, rpc_urls=urls, admin_token_file=admin_token_file,
+                                   name_prefix=name_prefix, seed=seed))
+    if as_json:
+        emit_json({**testnet.to_json(), "nodes": [{**n.to_json(), "admin_token": "***"} for n in testnet.nodes]})
+        return
+    click.echo(testnet.dir)
+    click.echo(f"attached {len(testnet.nodes)} {testnet.consensus} nodes of chain {testnet.chain_id} "
+               f"({', '.join(n.name for n in testnet.nodes)}; {len(testnet.edges)} connections"
+               + (f"; {testnet.load_accounts} load accounts" if seed else "; no --seed: no load accounts")
+               + f"); `chainlab testnet status --dir {testnet.dir}`", err=True)
 
 
 @command.command(name="down")
@@ -230,13 +266,20 @@ def status_command(directory: Path | None, as_json: bool) -> None:
 @json_option
 @user_errors
 def down_command(directory: Path | None, timeout_s: float, as_json: bool) -> None:
-    """Stop every node: SIGTERM, SIGKILL after the timeout; fails if any process of a node is left."""
+    """Stop every node: SIGTERM, SIGKILL after the timeout; fails if any process of a node is left. Remote nodes
+    (`testnet attach`) are not touched: the testnet forgets them (an attached testnet loses its testnet.json)."""
     result = launcher.down(launcher.resolve_directory(directory), timeout_s)
     if as_json:
         emit_json(result)
     else:
         for entry in result["nodes"]:
             click.echo(f"{entry['node']}: {entry['outcome']}" + (f" (pid {entry['pid']})" if entry["pid"] else ""))
+            if entry.get("faults_left"):
+                click.echo(f"note  {entry['node']} keeps the faults the nemesis gave it "
+                           f"({json.dumps(entry['faults_left'], sort_keys=True)}); attach again and `heal` to clear "
+                           "them", err=True)
+        if result.get("forgotten"):
+            click.echo(f"forgot the attached testnet in {result['dir']}; its nodes run on as they were", err=True)
     if not result["ok"]:
         fail(f"processes left: {result['left']}")
 
@@ -253,6 +296,7 @@ def down_command(directory: Path | None, timeout_s: float, as_json: bool) -> Non
 def logs_command(node: str, directory: Path | None, follow: bool, lines: int, as_json: bool) -> None:
     """Print a node's log (its last lines; -f follows it)."""
     record = load_testnet(launcher.resolve_directory(directory)).node(node)
+    refuse_remote([record], "logs", "a log file on this machine")
     path = Path(record.log)
     if not path.exists():
         raise TestnetError(f"{record.name} has no log yet ({path})")

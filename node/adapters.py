@@ -208,6 +208,7 @@ class NodeApiAdapter:
     def __init__(self, node: RunningNode) -> None:
         self.node = node
         self.metrics = node.metrics
+        self.genesis = node.genesis
 
     def status(self) -> dict[str, object]:
         """The status document."""

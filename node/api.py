@@ -22,6 +22,7 @@ import prometheus_client
 from chain.block import Block, BlockHeader
 from chain.blocktree import TipInfo
 from chain.errors import RejectError
+from chain.genesis import Genesis
 from chain.mempool import PoolEntryView
 from chain.tx import Transaction
 
@@ -161,6 +162,7 @@ class NodeAPI(Protocol):
     bug and becomes a 500 `internal` answer with a logged traceback."""
 
     metrics: prometheus_client.CollectorRegistry
+    genesis: Genesis  # served by GET /v1/genesis, so a toolkit attaching by URL learns the network's rules
 
     def status(self) -> dict[str, object]:
         """JSON-ready summary: chain_id, genesis (hex), consensus, height, head (hex), final_height, final_hash

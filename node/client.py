@@ -141,6 +141,11 @@ class RpcClient:
         result: dict[str, Any] = self._call("GET", "/v1/status")
         return result
 
+    def genesis(self) -> dict[str, Any]:
+        """GET /v1/genesis: {"genesis": hash hex, "chain_id", "toml": the genesis document}."""
+        result: dict[str, Any] = self._call("GET", "/v1/genesis")
+        return result
+
     def block(self, ref: int | str | bytes, *, full_txs: bool = False) -> dict[str, Any]:
         """GET /v1/blocks/{ref}: a height, or a hash (bytes or hex)."""
         text = ref.hex() if isinstance(ref, bytes) else str(ref)

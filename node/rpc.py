@@ -317,7 +317,8 @@ class RpcServer:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=self.config.max_body_bytes)
         get = [
-            ("/v1/status", self._status), ("/v1/blocks", self._blocks), ("/v1/blocks/{ref}", self._block),
+            ("/v1/status", self._status), ("/v1/genesis", self._genesis), ("/v1/blocks", self._blocks),
+            ("/v1/blocks/{ref}", self._block),
             ("/v1/tips", self._tips), ("/v1/reorgs", self._reorgs), ("/v1/transactions/{hash}", self._tx_status),
             ("/v1/accounts/{address}", self._account), ("/v1/accounts/{address}/txs", self._account_txs),
             ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
@@ -479,6 +480,10 @@ class RpcServer:
 
     async def _status(self, request: web.Request) -> web.Response:
         return _json(self.api.status())
+
+    async def _genesis(self, request: web.Request) -> web.Response:
+        genesis = self.api.genesis
+        return _json({"genesis": genesis.hash.hex(), "chain_id": genesis.chain_id, "toml": genesis.to_toml()})
 
     async def _block(self, request: web.Request) -> web.Response:
         ref = parse_block_ref(request.match_info["ref"])

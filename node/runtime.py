@@ -485,6 +485,9 @@ class Node:
             "node": self.config.node.name,
             "peers": len(self.p2p.peer_ids()) if self.p2p is not None else 0,
             "p2p_url": self.p2p.url if self.p2p is not None else None,
+            # The id peers know this node by (p2p.key when present, else the node key in `node_id`): what a
+            # fault spec's blocked_peers names.
+            "p2p_node_id": self.p2p_key.public_key.hex(),
             "bootstrap_peers": self.p2p.configured_peers() if self.p2p is not None else [],
             "syncing": bool(self.p2p.syncing) if self.p2p is not None else False,
             "sync_target_height": self.p2p.sync_progress[1] if self.p2p is not None else self.tree.height,

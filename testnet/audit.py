@@ -24,7 +24,6 @@ from consensus.registry import EngineSpec, spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import write_private_text
 from node.datadir import GENESIS_FILE, DatadirError, read_genesis_file
-from testnet import procs
 from testnet.checks import (
     CheckResult,
     certificate_heights,
@@ -41,6 +40,7 @@ from testnet.collect import CollectError, NodeView, count_log_alarms, rpc_view, 
 from testnet.consistency import analyse
 from testnet.history import Op, acknowledged_final, read_history
 from testnet.nemesis import refresh
+from testnet.remote import attached_genesis, node_up
 from testnet.state import CHECK_FILE, HISTORY_FILE, Testnet, TestnetError, iso_now, load_testnet, read_events
 from testnet.topology import components
 from testnet.tracecollect import read_node_traces
@@ -68,7 +68,9 @@ class CheckOptions:
 
 
 def testnet_genesis(testnet: Testnet) -> Genesis:
-    """The genesis of the testnet (from its first node's data directory)."""
+    """The genesis of the testnet (from its first node's data directory; an attached testnet's genesis.toml)."""
+    if testnet.nodes[0].remote:
+        return attached_genesis(testnet)
     try:
         return read_genesis_file(Path(testnet.nodes[0].datadir) / GENESIS_FILE)
     except DatadirError as exc:
@@ -87,7 +89,7 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
     genesis = testnet_genesis(testnet)
     # The safety checks are about honest nodes: what a Byzantine node (or a twin pair) holds proves nothing.
     excluded = testnet.byzantine()
-    running = [r for r in testnet.nodes if r.state == "running" and procs.owned(r.pid, r.datadir)
+    running = [r for r in testnet.nodes if r.state == "running" and node_up(r)
                and r.name not in excluded]
     clients = [(r.name, RpcClient(r.rpc_url, timeout_s=10.0)) for r in running]
     use_rpc = options.source != "stores"
@@ -189,12 +191,15 @@ def _collect(testnet: Testnet, genesis: Genesis, source: str, with_ledger: bool,
     for record in testnet.nodes:
         if record.name in excluded:
             continue  # `excluded` in the result says why
-        up = procs.owned(record.pid, record.datadir)
+        up = node_up(record)
         try:
             if up and record.state == "running" and source != "stores":
                 client = RpcClient(record.rpc_url, timeout_s=10.0)
                 views.append(rpc_view(record.name, client, genesis, with_ledger=with_ledger))
                 sources[record.name] = "rpc"
+            elif record.remote:  # its store is on its host
+                sources[record.name] = ("unavailable (remote: its store is on its host; checked from RPC only)"
+                                        if source == "stores" else f"unavailable (remote, {record.state})")
             elif not up and source != "rpc":
                 views.append(store_view(record.name, record.datadir))
                 sources[record.name] = "store"
@@ -223,7 +228,8 @@ def _checks_on_views(testnet: Testnet, genesis: Genesis, views: Sequence[NodeVie
         results["liveness"] = check_liveness_periods(testnet, genesis, views, options)
     if "no-safety-alarm" in wanted:
         judged = {view.node for view in views}
-        log_alarms = {record.name: count_log_alarms(record.log) for record in testnet.nodes if record.name in judged}
+        log_alarms = {record.name: count_log_alarms(record.log) for record in testnet.nodes
+                      if record.name in judged and not record.remote}  # a remote node's status counts its alarms
         results["no-safety-alarm"] = check_no_safety_alarm(snapshots, log_alarms)
     if "certificates" in wanted and spec_named(testnet.consensus).parent_certificate is not None:
         results["certificates"] = check_final_certificates(testnet, genesis, views)

@@ -32,6 +32,7 @@ from node.datadir import DatadirError
 from testnet import procs
 from testnet.cluster import Cluster
 from testnet.local import LocalNode, LocalNodeError
+from testnet.remote import forget, refuse_remote
 from testnet.state import (
     STATE_FILE,
     NodeRecord,
@@ -294,6 +295,7 @@ def wait_connected(testnet: Testnet, timeout_s: float, indices: Sequence[int] | 
 
 def start_node(testnet: Testnet, record: NodeRecord, wait_s: float = START_TIMEOUT_S) -> None:
     """Start a stopped node again from its data directory (its config pins its ports and neighbours)."""
+    refuse_remote([record], "start")
     if procs.owned(record.pid, record.datadir):
         raise TestnetError(f"{record.name} is already running (pid {record.pid})")
     handle = LocalNode(name=record.name, datadir=Path(record.datadir), log_path=Path(record.log),
@@ -313,6 +315,8 @@ def stop_nodes(records: Sequence[NodeRecord], timeout_s: float = 10.0, *, hard: 
                ) -> list[dict[str, Any]]:
     """Stop nodes in parallel: SIGTERM then SIGKILL of the group after `timeout_s` (`hard`: SIGKILL at once).
     Returns, per node, what happened and any process of its group left alive (must be none)."""
+    refuse_remote(records, "stop")
+
     def one(record: NodeRecord) -> dict[str, Any]:
         pid = record.pid
         if not pid or not procs.owned(pid, record.datadir):
@@ -331,23 +335,37 @@ def stop_nodes(records: Sequence[NodeRecord], timeout_s: float = 10.0, *, hard: 
 
 
 def down(directory: Path, timeout_s: float = 10.0) -> dict[str, Any]:
-    """Stop every node of the testnet; the result lists each node's outcome and `ok` (no process left)."""
+    """Stop every node of the testnet; the result lists each node's outcome and `ok` (no process left). Remote
+    nodes are not touched but forgotten: a testnet of remote nodes only loses its testnet.json (`forgotten`), and
+    in a mixed one they stay as they are while the local ones stop."""
     with locked(directory):
         testnet = load_testnet(directory)
-        results = stop_nodes(testnet.nodes, timeout_s)
-        for record in testnet.nodes:
+        local = [record for record in testnet.nodes if not record.remote]
+        results = stop_nodes(local, timeout_s) + forget(testnet)
+        for record in local:
             record.state = "stopped"
             record.faults_applied = False
         save_testnet(testnet)
         append_event(testnet, "down", nodes=[r.name for r in testnet.nodes])
+        forgotten = not local
+        if forgotten:
+            (testnet.path / STATE_FILE).unlink()  # it holds the admin tokens; events, history and checks stay
     left = [pid for result in results for pid in result["left"]]
-    return {"dir": str(directory), "nodes": results, "ok": not left, "left": left}
+    return {"dir": str(directory), "nodes": results, "ok": not left, "left": left, "forgotten": forgotten}
 
 
 def node_status(record: NodeRecord, timeout_s: float = 2.0) -> dict[str, Any]:
     """The node's process state and, when it answers, its /v1/status (or the error)."""
+    if record.remote:
+        entry: dict[str, Any] = {"name": record.name, "index": record.index, "pid": None, "state": record.state,
+                                 "remote": True, "rpc_url": record.rpc_url, "status": None, "error": None}
+        try:
+            entry["status"] = _client(record, timeout_s).status()
+        except (RpcError, RpcUnavailable) as exc:
+            entry["error"] = str(exc)
+        return entry
     running = procs.owned(record.pid, record.datadir)
-    entry: dict[str, Any] = {"name": record.name, "index": record.index, "pid": record.pid if running else None,
+    entry = {"name": record.name, "index": record.index, "pid": record.pid if running else None, "remote": False,
                              "state": record.state if running else ("killed" if record.state == "killed"
                                                                     else "stopped"),
                              "rpc_url": record.rpc_url, "status": None, "error": None}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
-from testnet import procs
+from testnet.remote import node_up
 from testnet.state import NodeRecord, Testnet, TestnetError
 
 POLL_S = 0.1
@@ -32,7 +32,7 @@ class Leader:
 
 
 def _running(testnet: Testnet) -> list[NodeRecord]:
-    return [r for r in testnet.nodes if r.state == "running" and procs.owned(r.pid, r.datadir)]
+    return [r for r in testnet.nodes if r.state == "running" and node_up(r)]
 
 
 def _engine(record: NodeRecord) -> dict[str, Any] | None:

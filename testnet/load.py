@@ -159,6 +159,9 @@ class LoadGenerator:
         if options.read_ratio > 0 and not options.reads:
             raise TestnetError("--read-ratio needs --reads LEVEL[,LEVEL...]")
         available = testnet.load_accounts
+        if not available:
+            raise TestnetError("this testnet has no load accounts: attach it with --seed S, the seed whose load "
+                               "accounts its genesis funds (`testnet up --seed S`)")
         count = options.accounts or available
         if not 1 <= count <= available:
             raise TestnetError(f"--accounts must be 1..{available} (the load accounts funded in genesis)")

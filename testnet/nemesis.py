@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
-from testnet import byzantine, launcher, procs
+from testnet import byzantine, launcher, procs, remote
 from testnet.state import NodeRecord, Testnet, TestnetError, append_event, load_testnet, locked, save_testnet
 from testnet.topology import Blocked, TopologyError, blocked_from_groups, shape_blocked
 
@@ -27,7 +27,12 @@ def fault_spec(testnet: Testnet, record: NodeRecord) -> dict[str, Any]:
     """The body of the node's `set_faults` call: the node ids it blocks plus its netem settings."""
     spec: dict[str, Any] = dict(record.faults.netem())
     if record.faults.blocked:
-        spec["blocked_peers"] = sorted(testnet.by_name(name).node_id for name in record.faults.blocked)
+        blocked = [testnet.by_name(name) for name in record.faults.blocked]
+        unknown = [node.name for node in blocked if not (node.p2p_node_id or node.node_id)]
+        if unknown:
+            raise TestnetError(f"no node id known for {', '.join(unknown)} (a remote node that has not answered "
+                               "/v1/status yet): cannot tell the others whom to block")
+        spec["blocked_peers"] = sorted(node.p2p_node_id or node.node_id for node in blocked)
     return spec
 
 
@@ -50,7 +55,7 @@ class Nemesis:
     def kill(self, ref: str | int) -> dict[str, Any]:
         """SIGKILL the node and its workers (a crash: nothing is flushed, no goodbye to peers)."""
         with self._testnet() as testnet:
-            record = _running(testnet, ref, allow_paused=True)
+            record = _running(testnet, ref, allow_paused=True, action="kill")
             assert record.pid is not None
             left = procs.kill_group(record.pid)
             if left:
@@ -61,7 +66,7 @@ class Nemesis:
     def stop(self, ref: str | int, timeout_s: float = 10.0) -> dict[str, Any]:
         """SIGTERM (graceful shutdown), SIGKILL after `timeout_s`."""
         with self._testnet() as testnet:
-            record = _running(testnet, ref, allow_paused=True)
+            record = _running(testnet, ref, allow_paused=True, action="stop")
             [result] = launcher.stop_nodes([record], timeout_s)
             record.state, record.faults_applied = "stopped", False
             return append_event(testnet, "stop", nodes=[record.name], pid=record.pid, outcome=result["outcome"])
@@ -70,6 +75,7 @@ class Nemesis:
         """Start a stopped or killed node again; it gets its recorded faults back."""
         with self._testnet() as testnet:
             record = testnet.node(ref)
+            remote.refuse_remote([record], "start")
             if record.state in ("running", "paused"):
                 raise TestnetError(f"{record.name} is {record.state}")
             launcher.start_node(testnet, record)
@@ -84,6 +90,7 @@ class Nemesis:
         restart does)."""
         with self._testnet() as testnet:
             record = testnet.node(ref)
+            remote.refuse_remote([record], "restart")
             old_pid = record.pid if record.state in ("running", "paused") else None
             if old_pid is not None:
                 launcher.stop_nodes([record], timeout_s, hard=hard)
@@ -96,7 +103,7 @@ class Nemesis:
     def pause(self, ref: str | int) -> dict[str, Any]:
         """SIGSTOP the node's process group: it neither computes nor answers, and its peers time it out."""
         with self._testnet() as testnet:
-            record = _running(testnet, ref)
+            record = _running(testnet, ref, action="pause")
             assert record.pid is not None
             launcher.pause_signal(record.pid, True)
             record.state = "paused"
@@ -106,6 +113,7 @@ class Nemesis:
         """SIGCONT a paused node (it gets the faults decided while it was paused)."""
         with self._testnet() as testnet:
             record = testnet.node(ref)
+            remote.refuse_remote([record], "resume")
             if record.state != "paused" or record.pid is None:
                 raise TestnetError(f"{record.name} is not paused (it is {record.state})")
             launcher.pause_signal(record.pid, False)
@@ -187,10 +195,11 @@ class Nemesis:
                 raise TestnetError(f"{record.name} is a twin of {record.twin_of}: give behaviours to validators "
                                    f"(`--behaviour honest` on {record.twin_of} stops the twin)")
             if behaviour == byzantine.TWINS:
+                remote.refuse_remote([record], "a twin (a second process with the node's key)")
                 return self._start_twin(testnet, record)
             if behaviour == byzantine.HONEST:
                 return self._honest(testnet, record)
-            if record.state != "running" or not procs.owned(record.pid, record.datadir):
+            if record.state != "running" or not remote.node_up(record):
                 raise TestnetError(f"{record.name} is not running (it is {record.state}); start it first")
             answer = byzantine.switch(record, behaviour)
             record.byzantine = behaviour
@@ -206,7 +215,7 @@ class Nemesis:
                 [result] = launcher.stop_nodes([twin])
                 detail["twin_stopped"] = result["outcome"]
             twin.state, twin.faults_applied, twin.byzantine = "stopped", False, ""
-        if record.state == "running" and procs.owned(record.pid, record.datadir):
+        if record.state == "running" and remote.node_up(record):
             detail["answer"] = byzantine.switch(record, byzantine.HONEST)
         record.byzantine = ""
         nodes = [record.name] + ([twin.name] if twin is not None else [])
@@ -214,7 +223,7 @@ class Nemesis:
 
     def _start_twin(self, testnet: Testnet, record: NodeRecord) -> dict[str, Any]:
         twin = _twin_of(testnet, record)
-        if twin is not None and twin.state in ("running", "paused") and procs.owned(twin.pid, twin.datadir):
+        if twin is not None and twin.state in ("running", "paused") and remote.node_up(twin):
             raise TestnetError(f"{record.name} already has a running twin ({twin.name})")
         if twin is None:
             twin = byzantine.create_twin(testnet, record)
@@ -243,16 +252,19 @@ def _behaviour_back(record: NodeRecord) -> dict[str, Any]:
 
 
 def refresh(testnet: Testnet) -> None:
-    """Mark nodes whose process is gone (exited or killed outside the nemesis) as stopped."""
+    """Mark nodes whose process is gone (exited or killed outside the nemesis) as stopped; learn the ids of remote
+    nodes written by hand without them."""
     for record in testnet.nodes:
-        if record.state in ("running", "paused") and not procs.owned(record.pid, record.datadir):
+        if record.state in ("running", "paused") and not remote.node_up(record):
             record.state, record.faults_applied = "stopped", False
+    remote.fill_identity(testnet)
 
 
-def _running(testnet: Testnet, ref: str | int, *, allow_paused: bool = False) -> NodeRecord:
+def _running(testnet: Testnet, ref: str | int, *, allow_paused: bool = False, action: str) -> NodeRecord:
     record = testnet.node(ref)
+    remote.refuse_remote([record], action)
     states = ("running", "paused") if allow_paused else ("running",)
-    if record.state not in states or not procs.owned(record.pid, record.datadir):
+    if record.state not in states or not remote.node_up(record):
         raise TestnetError(f"{record.name} is not running (it is {record.state})")
     return record
 

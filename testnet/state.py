@@ -62,9 +62,9 @@ class NodeRecord:
 
     index: int
     name: str
-    datadir: str
-    log: str
-    admin_token: str
+    datadir: str = ""  # "" on a remote node
+    log: str = ""
+    admin_token: str = ""
     rpc_url: str = ""
     p2p_url: str = ""
     node_id: str = ""
@@ -79,6 +79,10 @@ class NodeRecord:
     # honest; a twin names the node whose validator key it holds (testnet/byzantine.py).
     byzantine: str = ""
     twin_of: str = ""
+    # A node the toolkit did not start (`testnet attach`, or a hand-written record): reached only through its RPC
+    # URL and admin token; no pid, no data directory, no log here (testnet/remote.py).
+    remote: bool = False
+    p2p_node_id: str = ""  # the id peers block it by, when it differs from node_id (a remote node's /v1/status)
 
     def to_json(self) -> dict[str, Any]:
         """The node's entry in testnet.json."""
@@ -90,11 +94,21 @@ class NodeRecord:
         try:
             faults = Faults(**data.get("faults", {}))
             fields = {k: v for k, v in data.items() if k != "faults"}
+            if fields.get("remote"):
+                fields.setdefault("state", "running")  # not ours to start or stop: it runs unless said otherwise
             record = cls(faults=faults, **fields)
         except TypeError as exc:
             raise TestnetError(f"bad node entry in {STATE_FILE}: {exc}") from None
         if record.state not in NODE_STATES:
             raise TestnetError(f"bad node state {record.state!r} in {STATE_FILE}")
+        if record.remote and (record.pid is not None or record.datadir):
+            raise TestnetError(f"node {record.name} in {STATE_FILE} is remote but has a pid or a datadir (a remote "
+                               "node is reached by rpc_url only)")
+        if record.remote and not record.rpc_url:
+            raise TestnetError(f"remote node {record.name} in {STATE_FILE} has no rpc_url")
+        if not record.remote and not record.datadir:
+            raise TestnetError(f"node {record.name} in {STATE_FILE} has no datadir (say \"remote\": true for a node "
+                               "the toolkit did not start)")
         return record
 
 
@@ -105,16 +119,17 @@ class Testnet:
     __test__ = False  # not a pytest test class, despite the name
 
     dir: str
-    seed: str
     chain_id: str
     genesis: str
     consensus: str
-    topology: str
-    edges: list[list[int]]
     nodes: list[NodeRecord]
-    load_accounts: int
     block_interval_s: float
     finality_threshold: int
+    # Optional in a hand-written record of remote nodes: no seed means no load accounts, no edges a full mesh.
+    seed: str = ""
+    topology: str = "full"
+    edges: list[list[int]] = field(default_factory=list)
+    load_accounts: int = 0
     created: str = ""
     version: int = FORMAT_VERSION
 
@@ -135,11 +150,24 @@ class Testnet:
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise TestnetError(f"{STATE_FILE} is not a version-{FORMAT_VERSION} testnet record")
         try:
-            nodes = [NodeRecord.from_json(node) for node in data["nodes"]]
+            # A hand-written record may leave out the indices (the order is the index) and the directory.
+            nodes = [NodeRecord.from_json({"index": index, **node}) for index, node in enumerate(data["nodes"])]
             fields = {k: v for k, v in data.items() if k != "nodes"}
-            return cls(nodes=nodes, **fields)
-        except (KeyError, TypeError) as exc:
+            fields.setdefault("dir", "")
+            testnet = cls(nodes=nodes, **fields)
+        except (KeyError, TypeError, AttributeError) as exc:
             raise TestnetError(f"bad {STATE_FILE}: {exc}") from None
+        if [node.index for node in nodes] != list(range(len(nodes))) or not nodes:
+            raise TestnetError(f"bad {STATE_FILE}: nodes must be a non-empty list with indices 0, 1, ... in order")
+        if len({node.name for node in nodes}) != len(nodes):
+            raise TestnetError(f"bad {STATE_FILE}: two nodes share a name")
+        if not testnet.edges and testnet.topology == "full":
+            testnet.edges = [[i, j] for i in range(len(nodes)) for j in range(i + 1, len(nodes))]
+        return testnet
+
+    def remote_nodes(self) -> list[NodeRecord]:
+        """The nodes the toolkit did not start."""
+        return [node for node in self.nodes if node.remote]
 
     def node(self, ref: str | int) -> NodeRecord:
         """A node by name (`node2`) or index (`2`); TestnetError listing the nodes otherwise."""

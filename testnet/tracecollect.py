@@ -48,6 +48,9 @@ def read_node_traces(testnet: Testnet) -> NodeTraces:
     per_node: dict[str, int] = {}
     missing: dict[str, str] = {}
     for record in testnet.nodes:
+        if record.remote:
+            missing[record.name] = "remote node: its trace file stays on its host (no RPC serves it)"
+            continue
         path = node_trace_path(Path(record.datadir))
         if not path.is_file():
             missing[record.name] = f"no trace at {path} (start the testnet with `testnet up --trace`)"

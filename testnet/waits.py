@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
-from testnet import procs
 from testnet.checks import check_convergence
 from testnet.collect import tip_snapshots
+from testnet.remote import node_up
 from testnet.scenario import parse_wait
 from testnet.state import NodeRecord, Testnet, load_testnet
 
@@ -24,7 +24,7 @@ POLL_S = 0.25
 
 def _running(testnet: Testnet, indices: Sequence[int] | None) -> list[NodeRecord]:
     chosen = [testnet.nodes[i] for i in indices] if indices is not None else testnet.nodes
-    return [r for r in chosen if r.state == "running" and procs.owned(r.pid, r.datadir)]
+    return [r for r in chosen if r.state == "running" and node_up(r)]
 
 
 def _status(record: NodeRecord) -> dict[str, Any] | None:

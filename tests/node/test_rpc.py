@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from chain import crypto
+from chain.genesis import parse_genesis
 from chain.tx import Transaction
 from node.api import AccountView, EventBroker, TxStatus
 from node.metrics import NodeMetrics
@@ -54,6 +55,16 @@ def test_status() -> None:
         assert reply.status == 200 and reply.headers["Content-Type"].startswith("application/json")
         assert reply.body == json.loads(json.dumps(node.status()))
         assert server.url == f"http://127.0.0.1:{server.port}"
+
+    _run(scenario)
+
+
+def test_genesis_document_parses_back_to_the_served_hash() -> None:
+    async def scenario(server: RpcServer, client: Client, node: FakeNode) -> None:
+        reply = await client.get("/v1/genesis")
+        assert reply.status == 200
+        assert reply.body["genesis"] == node.genesis.hash.hex() and reply.body["chain_id"] == node.genesis.chain_id
+        assert parse_genesis(reply.body["toml"]).hash == node.genesis.hash
 
     _run(scenario)
 
