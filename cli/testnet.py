@@ -614,7 +614,7 @@ def check_command(directory: Path | None, converge_timeout_s: float, source: str
     else:
         for check in result["checks"]:
             click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
-        _print_excluded(result.get("excluded") or {})
+        _print_excluded(result.get("excluded") or {}, result.get("beyond_f"))
         _print_trace_links(result.get("trace") or {})
         unread = {k: v for k, v in result["sources"].items() if v not in ("rpc", "store")}
         for name, why in unread.items():
@@ -623,11 +623,16 @@ def check_command(directory: Path | None, converge_timeout_s: float, source: str
         sys.exit(1)
 
 
-def _print_excluded(excluded: dict[str, str]) -> None:
-    """The nodes the checks left out, and why (Byzantine ones: the checks judge honest nodes)."""
+def _print_excluded(excluded: dict[str, str], beyond_f: dict[str, int] | None = None) -> None:
+    """The nodes the checks left out, and why (Byzantine ones: the checks judge honest nodes); and a warning when
+    more validators are Byzantine than the engine tolerates, where a pass proves nothing."""
     if excluded:
         listing = "; ".join(f"{name} ({why})" for name, why in excluded.items())
         click.echo(f"note  not judged, Byzantine: {listing}; the checks apply to the honest nodes")
+    if beyond_f:
+        click.echo(f"note  {beyond_f['byzantine']} of {beyond_f['validators']} validators are Byzantine, more than "
+                   f"f = {beyond_f['f']}: the engine promises neither safety nor liveness, so passing checks prove "
+                   "nothing (the certificate oracle names what broke, if anything did)")
 
 
 def _print_trace_links(links: dict[str, Any]) -> None:
@@ -713,7 +718,8 @@ def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run
         for source, result in report["checks"].items():
             for check in result["checks"]:
                 click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  [{source}] {check['name']}: {check['detail']}")
-        _print_excluded(next((r.get("excluded") for r in report["checks"].values() if r.get("excluded")), {}))
+        judged: dict[str, Any] = next((r for r in report["checks"].values() if r.get("excluded")), {})
+        _print_excluded(judged.get("excluded") or {}, judged.get("beyond_f"))
         failed_steps = [s for s in report["steps"] if not s["ok"]]
         for step in failed_steps:
             click.echo(f"FAIL  step {step['index']} {json.dumps(step['step'], sort_keys=True)}: {step['detail']}")

@@ -113,6 +113,9 @@ def run_checks(directory: Path, options: CheckOptions | None = None) -> dict[str
     checks = [r.to_json() for r in ordered]
     out = {"ok": all(r.ok for r in ordered), "dir": testnet.dir, "checks": checks, "sources": sources,
            "excluded": excluded}
+    beyond = beyond_tolerance(testnet, genesis, excluded)
+    if beyond is not None:
+        out["beyond_f"] = beyond
     if not out["ok"]:
         out["trace"] = _trace_links(testnet, checks)
     _save_result(testnet.path, out)
@@ -244,6 +247,19 @@ def tolerated_faults(genesis: Genesis, spec: EngineSpec) -> int:
     quorum = next((size for size in range(1, len(validators) + 1) if spec.has_quorum(genesis, validators[:size])),
                   len(validators))
     return max(0, 2 * quorum - len(validators) - 1)
+
+
+def beyond_tolerance(testnet: Testnet, genesis: Genesis, excluded: Mapping[str, str]) -> dict[str, int] | None:
+    """`{"byzantine", "f", "validators"}` when more validators are Byzantine (a behaviour, or a key two processes
+    hold: a twin pair is one validator) than the engine's quorums tolerate; None within the fault model. Beyond f
+    the engine promises nothing: checks that pass prove nothing, and the certificate oracle shows what broke."""
+    if not excluded:
+        return None
+    validators = {record.twin_of or record.name for record in testnet.nodes if record.name in excluded}
+    f = tolerated_faults(genesis, spec_named(testnet.consensus))
+    if len(validators) <= f:
+        return None
+    return {"byzantine": len(validators), "f": f, "validators": len(genesis.validators)}
 
 
 def validator_names(testnet: Testnet) -> dict[bytes, str]:

@@ -125,3 +125,31 @@ def test_a_planted_conflict_fails_and_names_both_certificates_and_the_double_sig
     assert "node3 committed bbbbbbbbbbbbbbbb" in result.detail
     assert "2 validators signed both (node0+node0-twin" in result.detail and "more than f = 1" in result.detail
     assert check_certificates({"node2": side_a, "node3": side_a}, f=1, names=names).ok
+
+
+def test_more_byzantine_validators_than_f_are_said_so(tmp_path: Path) -> None:
+    """`testnet check` on 7 validators with 3 silent ones (f = 2) passed without a word that the network was
+    beyond its fault model; a twin pair is one Byzantine validator."""
+    from chain.genesis import Genesis
+    from testnet.audit import beyond_tolerance
+
+    genesis = Genesis(chain_id="c", consensus="pbft", params={}, balances={},
+                      validators={bytes([i]) * 20: 1 for i in range(7)}, finality_threshold=1)
+    testnet = make(tmp_path, count=7)
+    testnet.nodes[0].byzantine = "equivocate"
+    testnet.nodes.append(NodeRecord(index=7, name="node1-twin", datadir="d", log="l", admin_token="t",
+                                    twin_of="node1", byzantine="twins"))
+    assert beyond_tolerance(testnet, genesis, testnet.byzantine()) is None  # node0, and node1 with its twin: 2
+    testnet.nodes[2].byzantine = "silent"
+    assert beyond_tolerance(testnet, genesis, testnet.byzantine()) == {"byzantine": 3, "f": 2, "validators": 7}
+    assert beyond_tolerance(testnet, genesis, {}) is None
+
+
+def test_check_prints_the_beyond_f_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.testnet import _print_excluded
+
+    _print_excluded({"node0": "behaviour silent", "node1": "behaviour flood"},
+                    {"byzantine": 2, "f": 1, "validators": 4})
+    output = capsys.readouterr().out
+    assert "not judged, Byzantine: node0 (behaviour silent); node1 (behaviour flood)" in output
+    assert "2 of 4 validators are Byzantine, more than f = 1" in output
