@@ -13,7 +13,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -257,6 +257,9 @@ def _print_result(result: SimResult, timing: Timing) -> None:
     not_judged = result.stats.get("not_judged")
     if isinstance(not_judged, dict) and not_judged:
         click.echo("not judged (Byzantine): " + ", ".join(f"{name} ({why})" for name, why in not_judged.items()))
+    note = _byzantine_note(config, result.stats)
+    if note:
+        click.echo(f"note: {note}")
     for check in result.checks:
         click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
     if result.first_violation:
@@ -266,6 +269,22 @@ def _print_result(result: SimResult, timing: Timing) -> None:
                    f"{sample['store_mib']} MiB, height {sample['max_height']}")
     click.echo(f"result: {'OK' if result.ok else 'FAILED'}")
     click.echo(f"replay: {config.command()}")
+
+
+def _byzantine_note(config: SimConfig, stats: Mapping[str, object]) -> str:
+    """What the user should know about the Byzantine validators asked for: none drawn by `random`, or more of
+    them than the quorums tolerate (a demonstration, not a test of the fault model)."""
+    count, f = stats.get("byzantine_validators"), stats.get("f")
+    if not isinstance(count, int) or not isinstance(f, int):
+        return ""
+    if count > f:
+        return (f"{count} of {config.nodes} validators are Byzantine, more than f = {f}: the engine promises "
+                "neither safety nor liveness here (a failure is no bug; a pass proves nothing)")
+    if config.byzantine == "random" and count == config.twins:
+        why = (f"f = {f} with {config.nodes} validators" if config.twins == 0
+               else f"the {config.twins} twin(s) use up f = {f}")
+        return f"--byzantine random drew no Byzantine validator: {why}"
+    return ""
 
 
 # The options of one run; with --swarm they are drawn from the swarm seed instead.

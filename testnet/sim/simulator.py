@@ -703,6 +703,9 @@ class Simulator:
             not_judged[self.nodes[n + j].name] = f"holds {self.nodes[j].name}'s key"
         if not_judged:
             stats["not_judged"] = not_judged
+        if self.config.byzantine or self.config.twins:  # how many validators lie, against what the quorums tolerate
+            stats["byzantine_validators"] = len(set(self.byzantine) | set(range(self.config.twins)))
+            stats["f"] = (n - 1) // 3
         rejected: dict[str, int] = {}
         for node in self.nodes:
             for code, count in node.stats.rejected.items():

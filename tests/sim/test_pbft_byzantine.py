@@ -124,3 +124,24 @@ def test_an_honest_node_that_accepts_a_bad_signature_is_caught(monkeypatch: pyte
     monkeypatch.setattr(engine, "check_statement", careless)
     result, _ = run("1:bad-signatures")
     assert not result.ok and {"liveness", "no-misbehaviour"} & set(result.failed_checks())
+
+
+def test_the_cli_says_when_the_byzantine_validators_are_beyond_f_or_none_were_drawn() -> None:
+    """`sim --byzantine random` on 3 validators (f = 0) drew nobody without a word, and `--byzantine
+    0:silent,1:flood` on 4 (f = 1) passed as if PBFT had been tested within its fault model."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    def sim(*args: str) -> str:
+        result = CliRunner().invoke(main, ["sim", "--consensus", "pbft", "--faults", "none", "--duration", "10",
+                                           "--block-interval", "2", "--seed", "5", *args])
+        assert "Traceback" not in result.output
+        return result.output
+
+    assert "2 of 4 validators are Byzantine, more than f = 1" in sim("--nodes", "4", "--byzantine", "0:silent,1:flood")
+    assert "drew no Byzantine validator: f = 0 with 3 validators" in sim("--nodes", "3", "--byzantine", "random")
+    assert "drew no Byzantine validator: the 1 twin(s) use up f = 1" in sim("--nodes", "4", "--twins", "1",
+                                                                            "--byzantine", "random")
+    quiet = sim("--nodes", "4", "--byzantine", "0:silent")
+    assert "note:" not in quiet and "result: OK" in quiet
