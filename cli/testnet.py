@@ -20,7 +20,8 @@ import click
 
 from chain.genesis import GenesisError, parse_param_value
 from cli.common import emit_json, fail
-from consensus.registry import all_parameters, engine_names
+from consensus.registry import all_parameters, engine_names, spec_named
+from p2p.config import P2PConfig
 from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
 from testnet.cells import engine_cell, engine_column, state_cell
@@ -456,7 +457,13 @@ def byzantine_command(node: str, behaviour: str, directory: Path | None, as_json
     behaviour off and stops a twin. Remembered: a node that starts again gets its behaviour back, and `testnet
     check` judges only the honest nodes."""
     path = launcher.resolve_directory(directory)
-    _emit_event(Nemesis(path).byzantine(node, behaviour), as_json)
+    event = Nemesis(path).byzantine(node, behaviour)
+    _emit_event(event, as_json)
+    was = event["detail"].get("was")
+    if not as_json and was in spec_named(load_testnet(path).consensus).byzantine_banned:
+        click.echo(f"note  {event['nodes'][0]}'s peers banned it for its {was} (for {P2PConfig().ban_s:g} s): "
+                   "honest again, it stays cut off from them until the bans expire or those peers restart (a "
+                   "restarted node forgets the bans it held)", err=True)
 
 
 @command.command(name="load")

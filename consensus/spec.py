@@ -134,6 +134,9 @@ class EngineSpec:
     describe_seal: Callable[[BlockHeader], dict[str, Any]] = lambda header: {}
     # Byzantine behaviours the engine's admin action `byzantine` switches on (consensus/pbft/byzantine.py).
     byzantine_behaviours: tuple[str, ...] = ()
+    # Those of them whose messages honest peers ban the sender for (p2p/protocol/limits.py, ENGINE_PENALTIES): a
+    # validator switched back to honest stays cut off from those peers until the bans expire.
+    byzantine_banned: tuple[str, ...] = ()
     # The finality proof of a block's parent that its seal carries, verified against genesis (None: the seal
     # carries none); the safety oracle of the simulator and `testnet check` names conflicting certificates with it.
     parent_certificate: Callable[[Genesis, BlockHeader], FinalityProof | None] | None = None

@@ -217,6 +217,8 @@ class Nemesis:
             twin.state, twin.faults_applied, twin.byzantine = "stopped", False, ""
         if record.state == "running" and remote.node_up(record):
             detail["answer"] = byzantine.switch(record, byzantine.HONEST)
+        if record.byzantine:
+            detail["was"] = record.byzantine
         record.byzantine = ""
         nodes = [record.name] + ([twin.name] if twin is not None else [])
         return append_event(testnet, "byzantine", nodes=nodes, behaviour=byzantine.HONEST, **detail)

@@ -44,6 +44,9 @@ from consensus.pbft.messages import (
 from consensus.pbft.quorum import Validators, Watermarks
 
 BEHAVIOURS = ("equivocate", "silent", "withhold-commits", "bad-signatures", "stale-view-change", "flood")
+# What honest peers ban the sender for (a forged signature is misbehaviour whoever relays it): `honest` again, the
+# validator stays cut off from them for the P2P ban time.
+BANNED = ("bad-signatures",)
 HONEST = "honest"
 FLOOD_PER_TICK = 8
 

@@ -10,7 +10,7 @@ from chain.block import BlockHeader
 from chain.errors import DecodeError, RejectError
 from chain.genesis import Genesis
 from consensus.params import engine_param
-from consensus.pbft.byzantine import BEHAVIOURS
+from consensus.pbft.byzantine import BANNED, BEHAVIOURS
 from consensus.pbft.engine import (
     PBFT_PARAMETERS,
     PbftEngine,
@@ -86,6 +86,7 @@ PBFT = EngineSpec(
     block_term=None,
     admin_actions=("byzantine",),
     byzantine_behaviours=BEHAVIOURS,
+    byzantine_banned=BANNED,
     parent_certificate=_parent_certificate,
     # One height is in flight at a time and the primary proposes at most once per interval after the last commit,
     # so the interval is idle time added to every round (pre-prepare, prepare, commit: three message delays and

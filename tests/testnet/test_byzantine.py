@@ -67,6 +67,20 @@ def test_honest_on_a_stopped_node_clears_what_it_would_start_with(tmp_path: Path
     assert load_testnet(tmp_path).byzantine() == {}
 
 
+@pytest.mark.parametrize(("was", "noted"), [("bad-signatures", True), ("flood", False)])
+def test_honest_after_bad_signatures_says_the_peers_still_ban_it(tmp_path: Path, was: str, noted: bool) -> None:
+    """Switched back to honest after bad-signatures, a validator stayed at 0 peers for ten minutes (its peers ban
+    a forged signature for the P2P ban time) while the command said nothing: the user took it for a hang."""
+    testnet = make(tmp_path)
+    testnet.nodes[1].byzantine = was
+    save_testnet(testnet)
+    code, stdout, stderr = run("byzantine", "node1", "--behaviour", "honest", "--dir", str(tmp_path))
+    assert code == 0, stderr
+    assert f'"was": "{was}"' in stdout
+    assert ("note  node1's peers banned it for its bad-signatures (for 600 s)" in stderr) is noted
+    assert spec_named("pbft").byzantine_banned == ("bad-signatures",)
+
+
 def test_the_record_says_who_is_byzantine_and_why(tmp_path: Path) -> None:
     testnet = make(tmp_path)
     testnet.nodes[0].byzantine = "equivocate"
