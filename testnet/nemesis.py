@@ -200,7 +200,8 @@ class Nemesis:
             if behaviour == byzantine.HONEST:
                 return self._honest(testnet, record)
             if record.state != "running" or not remote.node_up(record):
-                raise TestnetError(f"{record.name} is not running (it is {record.state}); start it first")
+                how = "resume" if record.state == "paused" else "start"  # a frozen process answers nothing
+                raise TestnetError(f"{record.name} is not running (it is {record.state}); {how} it first")
             answer = byzantine.switch(record, behaviour)
             record.byzantine = behaviour
             return append_event(testnet, "byzantine", nodes=[record.name], behaviour=behaviour, answer=answer)

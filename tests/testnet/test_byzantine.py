@@ -58,6 +58,24 @@ def test_byzantine_refuses_in_one_line(tmp_path: Path, consensus: str, node: str
     assert not load_testnet(tmp_path).byzantine()
 
 
+def test_a_paused_node_is_to_be_resumed_not_started(tmp_path: Path) -> None:
+    """`testnet byzantine` on a paused node said 'start it first', and `testnet start` refuses a paused node."""
+    import subprocess
+    import sys
+
+    testnet = make(tmp_path)
+    # A live process whose command line names the node's data directory stands for the frozen node.
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", testnet.nodes[2].datadir])
+    try:
+        testnet.nodes[2].state, testnet.nodes[2].pid = "paused", stand_in.pid
+        save_testnet(testnet)
+        code, _, stderr = run("byzantine", "node2", "--behaviour", "silent", "--dir", str(tmp_path))
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    assert code == 1 and "node2 is not running (it is paused); resume it first" in stderr
+
+
 def test_honest_on_a_stopped_node_clears_what_it_would_start_with(tmp_path: Path) -> None:
     testnet = make(tmp_path)
     testnet.nodes[2].byzantine = "flood"
