@@ -210,6 +210,10 @@ class Nemesis:
         """Behaviour off (a stopped node simply starts honest) and any twin stopped: a retired twin stays in the
         record, and the pair stays out of the checks, since their chains may hold what both signed."""
         detail: dict[str, Any] = {}
+        if record.state == "paused" and record.byzantine and procs.owned(record.pid, record.datadir):
+            # A frozen process cannot be told, and once resumed it would go on lying while the record (and so the
+            # checks) took it for honest.
+            raise TestnetError(f"{record.name} is paused with behaviour {record.byzantine}; resume it first")
         twin = _twin_of(testnet, record)
         if twin is not None:
             if twin.state in ("running", "paused"):

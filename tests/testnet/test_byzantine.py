@@ -58,7 +58,7 @@ def test_byzantine_refuses_in_one_line(tmp_path: Path, consensus: str, node: str
     assert not load_testnet(tmp_path).byzantine()
 
 
-def test_a_paused_node_is_to_be_resumed_not_started(tmp_path: Path) -> None:
+def test_a_paused_node_is_to_be_resumed_first(tmp_path: Path) -> None:
     """`testnet byzantine` on a paused node said 'start it first', and `testnet start` refuses a paused node."""
     import subprocess
     import sys
@@ -70,10 +70,17 @@ def test_a_paused_node_is_to_be_resumed_not_started(tmp_path: Path) -> None:
         testnet.nodes[2].state, testnet.nodes[2].pid = "paused", stand_in.pid
         save_testnet(testnet)
         code, _, stderr = run("byzantine", "node2", "--behaviour", "silent", "--dir", str(tmp_path))
+        assert code == 1 and "node2 is not running (it is paused); resume it first" in stderr
+        # `honest` on a paused liar cleared the record without telling the node: resumed, it went on equivocating
+        # while `testnet check` judged it as honest.
+        testnet.nodes[2].byzantine = "equivocate"
+        save_testnet(testnet)
+        code, _, stderr = run("byzantine", "node2", "--behaviour", "honest", "--dir", str(tmp_path))
+        assert code == 1 and "node2 is paused with behaviour equivocate; resume it first" in stderr
+        assert load_testnet(tmp_path).nodes[2].byzantine == "equivocate"
     finally:
         stand_in.kill()
         stand_in.wait()
-    assert code == 1 and "node2 is not running (it is paused); resume it first" in stderr
 
 
 def test_honest_on_a_stopped_node_clears_what_it_would_start_with(tmp_path: Path) -> None:
