@@ -165,12 +165,16 @@ def check_pbft_genesis(genesis: Genesis) -> None:
 def pbft_warnings(genesis: Genesis) -> list[str]:
     n = len(genesis.validators)
     f = (n - 1) // 3
+    warnings = []
     if n < 4:
-        return [f"{n} pbft validator(s) tolerate no Byzantine validator (f = 0); 4 tolerate one"]
-    if n != 3 * f + 1:
-        return [f"{n} pbft validators tolerate f = {f}, as {3 * f + 1} would: the other {n - 3 * f - 1} only make "
-                f"quorums larger"]
-    return []
+        warnings.append(f"{n} pbft validator(s) tolerate no Byzantine validator (f = 0); 4 tolerate one")
+    elif n != 3 * f + 1:
+        warnings.append(f"{n} pbft validators tolerate f = {f}, as {3 * f + 1} would: the other {n - 3 * f - 1} "
+                        f"only make quorums larger")
+    if any(weight != 1 for weight in genesis.validators.values()):
+        # Quorums count validators (one vote each): a weight would suggest voting power PBFT does not give.
+        warnings.append("pbft counts validators, one vote each: the validator weights of this genesis are ignored")
+    return warnings
 
 
 class PbftPolicy:

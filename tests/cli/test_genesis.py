@@ -247,3 +247,17 @@ def test_pow_initial_target_comes_from_this_machines_hash_rate_unless_given(invo
     kept = ok_json(invoke("genesis", "new", "--out", str(out), "--force", "--consensus", "pow", "--param",
                           f"initial_target={given}", "--json"))
     assert kept["measured"] == "" and parse_genesis(out.read_text()).params["initial_target"] == given
+
+
+def test_pbft_warns_that_validator_weights_are_ignored(invoke: Invoke, tmp_path: Path) -> None:
+    """`--validator a=2` on a pbft genesis was taken without a word, though quorums count validators."""
+    four = [crypto.address_to_text(key(i).address) for i in range(7, 11)]
+    out = tmp_path / "g.toml"
+    weighted = invoke("genesis", "new", "--out", str(out), "--consensus", "pbft", "--validator", f"{four[0]}=2",
+                      *[arg for address in four[1:] for arg in ("--validator", address)])
+    assert_ok(weighted)
+    assert "warning: pbft counts validators, one vote each: the validator weights of this genesis are ignored" in (
+        weighted.stderr)
+    plain = invoke("genesis", "new", "--out", str(out), "--force", "--consensus", "pbft",
+                   *[arg for address in four for arg in ("--validator", address)], "--json")
+    assert ok_json(plain)["warnings"] == []
