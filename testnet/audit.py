@@ -239,24 +239,31 @@ def _checks_on_views(testnet: Testnet, genesis: Genesis, views: Sequence[NodeVie
     return results
 
 
+def quorum_size(genesis: Genesis, spec: EngineSpec) -> int:
+    """The fewest validators the engine's `has_quorum` accepts."""
+    validators = sorted(genesis.validators)
+    return next((size for size in range(1, len(validators) + 1) if spec.has_quorum(genesis, validators[:size])),
+                len(validators))
+
+
 def tolerated_faults(genesis: Genesis, spec: EngineSpec) -> int:
     """How many Byzantine validators the engine's quorums tolerate (PBFT: f of 3f+1): any two quorums share
     2q - n validators, and while at most 2q - n - 1 of them lie, they share an honest one, who signed only one of
     two conflicting blocks."""
-    validators = sorted(genesis.validators)
-    quorum = next((size for size in range(1, len(validators) + 1) if spec.has_quorum(genesis, validators[:size])),
-                  len(validators))
-    return max(0, 2 * quorum - len(validators) - 1)
+    return max(0, 2 * quorum_size(genesis, spec) - len(genesis.validators) - 1)
 
 
 def beyond_tolerance(testnet: Testnet, genesis: Genesis, excluded: Mapping[str, str]) -> dict[str, int] | None:
     """`{"byzantine", "f", "validators"}` when more validators are Byzantine (a behaviour, or a key two processes
-    hold: a twin pair is one validator) than the engine's quorums tolerate; None within the fault model. Beyond f
-    the engine promises nothing: checks that pass prove nothing, and the certificate oracle shows what broke."""
+    hold: a twin pair is one validator) than the engine tolerates for both safety and liveness; None within the
+    fault model. Beyond f the engine promises nothing: checks that pass prove nothing, and the certificate oracle
+    shows what broke."""
     if not excluded:
         return None
     validators = {record.twin_of or record.name for record in testnet.nodes if record.name in excluded}
-    f = tolerated_faults(genesis, spec_named(testnet.consensus))
+    spec = spec_named(testnet.consensus)
+    # Safety needs two quorums to share an honest validator, liveness a quorum of honest ones (PBFT: f of 3f+1).
+    f = min(tolerated_faults(genesis, spec), len(genesis.validators) - quorum_size(genesis, spec))
     if len(validators) <= f:
         return None
     return {"byzantine": len(validators), "f": f, "validators": len(genesis.validators)}

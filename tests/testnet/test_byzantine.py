@@ -182,6 +182,13 @@ def test_more_byzantine_validators_than_f_are_said_so(tmp_path: Path) -> None:
     testnet.nodes[2].byzantine = "silent"
     assert beyond_tolerance(testnet, genesis, testnet.byzantine()) == {"byzantine": 3, "f": 2, "validators": 7}
     assert beyond_tolerance(testnet, genesis, {}) is None
+    # Two validators (f = 0): one silent stalls them, though two quorums of 2 still share an honest one.
+    pair = Genesis(chain_id="c", consensus="pbft", params={}, balances={},
+                   validators={bytes([i]) * 20: 1 for i in range(2)}, finality_threshold=1)
+    (tmp_path / "two").mkdir()
+    two = make(tmp_path / "two", count=2)
+    two.nodes[0].byzantine = "silent"
+    assert beyond_tolerance(two, pair, two.byzantine()) == {"byzantine": 1, "f": 0, "validators": 2}
 
 
 def test_check_prints_the_beyond_f_warning(capsys: pytest.CaptureFixture[str]) -> None:
