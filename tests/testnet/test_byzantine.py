@@ -199,3 +199,34 @@ def test_check_prints_the_beyond_f_warning(capsys: pytest.CaptureFixture[str]) -
     output = capsys.readouterr().out
     assert "not judged, Byzantine: node0 (behaviour silent); node1 (behaviour flood)" in output
     assert "2 of 4 validators are Byzantine, more than f = 1" in output
+
+
+def test_a_node_made_byzantine_over_the_admin_api_is_not_judged(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chainlab node admin byzantine --value equivocate` (or curl) bypasses testnet.json: `testnet check` then
+    judged the equivocating node as honest, while `testnet status` showed it as byz:equivocate."""
+    import testnet.audit as audit
+
+    testnet = make(tmp_path)
+    for record in testnet.nodes:
+        record.state, record.pid, record.rpc_url = "running", 1, f"http://{record.name}"
+    testnet.nodes[3].byzantine = "flood"  # known from the record: not asked again
+    reports = {"http://node0": {"engine": {"byzantine": "equivocate"}}, "http://node1": {"engine": {"byzantine": None}},
+               "http://node2": {"height": 3}}
+    asked: list[str] = []
+
+    class FakeClient:
+        def __init__(self, url: str, **_: object) -> None:
+            self.url = url
+
+        def status(self) -> dict[str, object]:
+            asked.append(self.url)
+            return reports[self.url]
+
+    monkeypatch.setattr(audit, "RpcClient", FakeClient)
+    monkeypatch.setattr(audit, "node_up", lambda record: True)
+    found = audit.reported_byzantine(testnet, testnet.byzantine())
+    assert found == {"node0": "behaviour equivocate, reported by the node itself: set outside `testnet byzantine`"}
+    assert sorted(asked) == ["http://node0", "http://node1", "http://node2"]
+    testnet.consensus = "raft"  # no behaviours: nobody is asked
+    assert audit.reported_byzantine(testnet, {}) == {} and len(asked) == 3
