@@ -230,3 +230,23 @@ def test_a_node_made_byzantine_over_the_admin_api_is_not_judged(tmp_path: Path,
     assert sorted(asked) == ["http://node0", "http://node1", "http://node2"]
     testnet.consensus = "raft"  # no behaviours: nobody is asked
     assert audit.reported_byzantine(testnet, {}) == {} and len(asked) == 3
+
+
+def test_liveness_owes_progress_only_to_a_quorum_of_honest_validators(tmp_path: Path) -> None:
+    """One silent validator and one killed of four: `testnet check` failed liveness ('quorum connected for
+    38.6 s'), counting the silent liar towards the quorum of 3 that PBFT never promised to make progress with."""
+    from chain import crypto
+    from chain.genesis import Genesis
+    from testnet.audit import quorum_predicate
+    from tests.conftest import key
+
+    testnet = make(tmp_path)
+    for i, record in enumerate(testnet.nodes):
+        record.address = crypto.address_to_text(key(i + 1).address)
+    genesis = Genesis(chain_id="c", consensus="pbft", params={}, balances={},
+                      validators={key(i + 1).address: 1 for i in range(4)}, finality_threshold=1)
+    has_quorum = quorum_predicate(testnet, genesis)
+    three = {"running": ["node0", "node2", "node3"], "blocked": {}}
+    assert has_quorum(three)
+    assert not has_quorum({**three, "byzantine": {"node0": "behaviour silent"}})
+    assert has_quorum({"running": ["node0", "node1", "node2", "node3"], "byzantine": {"node0": "behaviour silent"}})
