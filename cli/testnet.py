@@ -789,3 +789,12 @@ def _print_cap(result: dict[str, Any]) -> None:
     for engine, run in result["runs"].items():
         status = "ok" if run["ok"] else f"FAILED ({', '.join(run['failed']) or run['error']})"
         click.echo(f"{engine}: scenario {status}; history {run['dir']}/history.jsonl; report {run.get('report', '-')}")
+
+
+def _add_render_command() -> None:
+    from cli.render import command as render_command
+
+    command.add_command(render_command)
+
+
+_add_render_command()

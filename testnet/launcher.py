@@ -141,7 +141,7 @@ def network_arguments(options: UpOptions) -> tuple[str, dict[str, Any]]:
     try:
         spec = spec_named(options.consensus)
     except UnknownEngineError as exc:
-        raise TestnetError(str(exc)) from None
+        raise TestnetError(f"--consensus: {exc}") from None
     # An engine may choose its own testnet block interval; the rest of its defaults may depend on the interval.
     params.setdefault("block_interval_s", spec.testnet_defaults(params).get("block_interval_s", 2.0))
     for key, value in spec.testnet_defaults(params).items():
