@@ -51,16 +51,16 @@ kubectl apply -f kubernetes/
 kubectl -n {ns} rollout status statefulset/{kubernetes.STATEFULSET}
 ```
 
-| file | objects |
-|---|---|
-| `kubernetes/00-namespace.yaml` | Namespace `{ns}` |
-| `kubernetes/10-genesis-configmap.yaml` | ConfigMap `{kubernetes.GENESIS_CONFIGMAP}` (`genesis.toml`) |
-| `kubernetes/20-secrets.yaml` (*secret*) | Secret `{kubernetes.KEYS_SECRET}` (each node's `node.key` and `config.toml`, which holds its admin token), Secret `{kubernetes.TOKENS_SECRET}` (the `NAME TOKEN` file for the checker) |
-| `kubernetes/30-service.yaml` | headless Service `{kubernetes.SERVICE}`: `{first.host}`, ... |
-| `kubernetes/40-statefulset.yaml` | StatefulSet `{kubernetes.STATEFULSET}` (pods {pods}), probes on `/v1/status`, a 1Gi volume each |
-| `kubernetes/50-poddisruptionbudget.yaml` | at most one node down at a time for voluntary disruptions |
-| `kubernetes/60-checker-job.yaml` | Job `{kubernetes.CHECKER_JOB}`: attach, load, check |
-| `admin-tokens` (*secret*) | the same `NAME TOKEN` file, for `testnet attach` from your machine |
+- `kubernetes/00-namespace.yaml`: Namespace `{ns}`
+- `kubernetes/10-genesis-configmap.yaml`: ConfigMap `{kubernetes.GENESIS_CONFIGMAP}` (`genesis.toml`)
+- `kubernetes/20-secrets.yaml` (*secret*): Secret `{kubernetes.KEYS_SECRET}` (each node's `node.key` and
+  `config.toml`, which holds its admin token) and Secret `{kubernetes.TOKENS_SECRET}` (the `NAME TOKEN` file)
+- `kubernetes/30-service.yaml`: headless Service `{kubernetes.SERVICE}`: `{first.host}`, ...
+- `kubernetes/40-statefulset.yaml`: StatefulSet `{kubernetes.STATEFULSET}` (pods {pods}), probes on
+  `/v1/status`, a 1Gi volume each
+- `kubernetes/50-poddisruptionbudget.yaml`: at most one node down at a time for voluntary disruptions
+- `kubernetes/60-checker-job.yaml`: Job `{kubernetes.CHECKER_JOB}`: attach, load, check
+- `admin-tokens` (*secret*): the same `NAME TOKEN` file, for `testnet attach` from your machine
 
 Each node bootstraps from its topology neighbours by their stable names (`{first.p2p_url}`, ...).
 
@@ -74,7 +74,8 @@ kubectl -n {ns} wait --for=condition=complete --timeout=15m job/{kubernetes.CHEC
 kubectl -n {ns} logs job/{kubernetes.CHECKER_JOB}
 ```
 
-To run it again: `kubectl -n {ns} delete job {kubernetes.CHECKER_JOB} && kubectl apply -f kubernetes/60-checker-job.yaml`.
+To run it again:
+`kubectl -n {ns} delete job {kubernetes.CHECKER_JOB} && kubectl apply -f kubernetes/60-checker-job.yaml`.
 
 ## 4. Attach the toolkit from your machine
 
@@ -116,11 +117,10 @@ docker compose -f compose.yaml up -d node{" node".join(str(n.index) for n in net
 docker compose -f compose.yaml ps
 ```
 
-| file | what |
-|---|---|
-| `compose.yaml` | services {", ".join(n.name for n in network.nodes)} on network `{compose.NETWORK}`, a volume each, health checks on `/v1/status`; service `checker` |
-| `genesis.toml` | the genesis (a Compose config) |
-| `secrets/` (*secret*, 0700) | each node's `node.key` and `config.toml` (with its admin token), and `admin-tokens` |
+- `compose.yaml`: services {", ".join(n.name for n in network.nodes)} on network `{compose.NETWORK}`, a volume
+  each, health checks on `/v1/status`; the one-shot service `checker`
+- `genesis.toml`: the genesis (a Compose config)
+- `secrets/` (*secret*, 0700): each node's `node.key` and `config.toml` (with its admin token), and `admin-tokens`
 
 Each node's RPC is published on the host's loopback: {urls}. The containers run as root inside: Compose
 bind-mounts file secrets with their host owner and mode 0600, which only root in the container can read.
