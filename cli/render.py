@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json
+from cli.testnet_args import genesis_params, shares, user_errors
 from testnet.launcher import UpOptions
 from testnet.render.files import render
 from testnet.render.network import RenderOptions
@@ -40,15 +41,13 @@ def source_tree() -> Path | None:
 def _network(manifest: Path | None, given: dict[str, Any], seed: str | None) -> tuple[UpOptions, dict[str, float]]:
     """The network options, from the flags or from a scenario manifest's [network] (and its [load] for the
     checker's rate); a flag of the network next to --manifest is refused (which would win?)."""
-    from cli.testnet import _genesis_params, _shares
-
     if manifest is None:
         nodes = _number(given["nodes"], "--nodes", integer=True)
         options = UpOptions(
             nodes=int(nodes) if nodes is not None else DEFAULT_NODES, consensus=given["consensus"] or "pow",
-            topology=given["topology"] or "full", hashrate_shares=_shares(given["hashrate_shares"]),
+            topology=given["topology"] or "full", hashrate_shares=shares(given["hashrate_shares"]),
             hashrate_hps=_number(given["hashrate_hps"], "--hashrate-hps"),
-            genesis_params=_genesis_params(given["genesis_params"]), seed=seed,
+            genesis_params=genesis_params(given["genesis_params"]), seed=seed,
             load_accounts=int(_number(given["load_accounts"], "--load-accounts", integer=True) or 256))
         return options, {}
     clashing = [flag for flag, key in zip(_NETWORK_FLAGS, given, strict=True) if given[key]]
@@ -96,8 +95,6 @@ def command(target: str, out: Path, force: bool, manifest: Path | None, nodes: s
     """Write Kubernetes objects (--target kubernetes) or a Compose file (--target compose) for the network
     `testnet up` would start with the same options and seed (same genesis, same node keys), a Dockerfile for the
     node image, and a README.md saying how to build, apply, attach and check. Secrets are written 0600."""
-    from cli.testnet import user_errors
-
     @user_errors
     def run() -> None:
         given = {"nodes": nodes, "consensus": consensus, "topology": topology, "hashrate_shares": hashrate_shares,

@@ -11,16 +11,17 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
-from chain.genesis import GenesisError, parse_param_value
 from cli.common import emit_json, fail
-from consensus.registry import all_parameters, engine_names
+from cli.testnet_args import genesis_params as _genesis_params
+from cli.testnet_args import shares as _shares
+from cli.testnet_args import user_errors
+from consensus.registry import engine_names
 from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
 from testnet.cells import engine_cell, engine_column, state_cell
@@ -31,22 +32,7 @@ from testnet.nemesis import Nemesis
 from testnet.remote import AttachOptions, attach, refuse_remote
 from testnet.scenario import ManifestError, Scenario, load_manifest, plan
 from testnet.state import HISTORY_FILE, TestnetError, load_testnet
-from testnet.topology import TOPOLOGIES, TopologyError, parse_groups
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def user_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Turn the toolkit's user-facing errors into one `error: ...` line and exit 1."""
-    @wraps(function)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return function(*args, **kwargs)
-        except (TestnetError, ManifestError, TopologyError, GenesisError) as exc:
-            fail(str(exc))
-
-    return wrapper
+from testnet.topology import TOPOLOGIES, parse_groups
 
 
 def dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,25 +59,6 @@ def command() -> None:
     Commands other than `up`, `attach` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
     (the last testnet `up` made in its default place). NODE is a node name (node2) or index (2).
     """
-
-
-def _shares(text: str | None) -> list[float]:
-    if not text:
-        return []
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise TestnetError(f"--hashrate-shares {text!r}: give numbers separated by commas, e.g. 3,1,1") from None
-
-
-def _genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key:
-            raise TestnetError(f"--genesis-param {entry!r}: use KEY=VALUE")
-        params[key.strip()] = parse_param_value(key.strip(), value.strip(), all_parameters())
-    return params
 
 
 @command.command(name="up")
