@@ -11,16 +11,17 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
-from chain.genesis import GenesisError, parse_param_value
 from cli.common import emit_json, fail
-from consensus.registry import all_parameters, engine_names, spec_named
+from cli.testnet_args import genesis_params as _genesis_params
+from cli.testnet_args import shares as _shares
+from cli.testnet_args import user_errors
+from consensus.registry import engine_names, spec_named
 from p2p.config import P2PConfig
 from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
@@ -32,22 +33,7 @@ from testnet.nemesis import Nemesis
 from testnet.remote import AttachOptions, attach, refuse_remote
 from testnet.scenario import ManifestError, Scenario, load_manifest, plan
 from testnet.state import HISTORY_FILE, TestnetError, load_testnet
-from testnet.topology import TOPOLOGIES, TopologyError, parse_groups
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def user_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Turn the toolkit's user-facing errors into one `error: ...` line and exit 1."""
-    @wraps(function)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return function(*args, **kwargs)
-        except (TestnetError, ManifestError, TopologyError, GenesisError) as exc:
-            fail(str(exc))
-
-    return wrapper
+from testnet.topology import TOPOLOGIES, parse_groups
 
 
 def dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,25 +60,6 @@ def command() -> None:
     Commands other than `up`, `attach` and `run` find the testnet through --dir, $CHAINLAB_TESTNET, or ./testnets/latest
     (the last testnet `up` made in its default place). NODE is a node name (node2) or index (2).
     """
-
-
-def _shares(text: str | None) -> list[float]:
-    if not text:
-        return []
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise TestnetError(f"--hashrate-shares {text!r}: give numbers separated by commas, e.g. 3,1,1") from None
-
-
-def _genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key:
-            raise TestnetError(f"--genesis-param {entry!r}: use KEY=VALUE")
-        params[key.strip()] = parse_param_value(key.strip(), value.strip(), all_parameters())
-    return params
 
 
 @command.command(name="up")
@@ -802,3 +769,12 @@ def _print_cap(result: dict[str, Any]) -> None:
     for engine, run in result["runs"].items():
         status = "ok" if run["ok"] else f"FAILED ({', '.join(run['failed']) or run['error']})"
         click.echo(f"{engine}: scenario {status}; history {run['dir']}/history.jsonl; report {run.get('report', '-')}")
+
+
+def _add_render_command() -> None:
+    from cli.render import command as render_command
+
+    command.add_command(render_command)
+
+
+_add_render_command()

@@ -42,6 +42,63 @@ def sink_key(seed: str, index: int) -> PrivateKey:
     return PrivateKey.from_seed(f"chainlab-sink/{seed}/{index}".encode())
 
 
+def key_file_text(key: PrivateKey) -> str:
+    """The text of a node's `node.key` file (node/identity.py reads it): the secret as hex and a newline."""
+    return key.secret.hex() + "\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkPlan:
+    """What a network is before anything is written: its genesis, node and load keys, and each node's
+    configuration (name, admin token, mining). The launcher writes it into data directories; `testnet render`
+    writes the same plan into Kubernetes and Compose files."""
+
+    genesis: Genesis
+    keys: list[PrivateKey]
+    load_keys: list[PrivateKey]
+    configs: list[NodeConfig]
+
+    @classmethod
+    def make(
+        cls, count: int, *, consensus: str = "pow", seed: str | None = None, params: dict[str, Any] | None = None,
+        finality_threshold: int = 6, hashrate_shares: Sequence[float] = (), hashrate_hps: float = 2000.0,
+        load_accounts: int = 8, balance: int = 10**12, mining: bool = True, block_reward: int = 50,
+        mining_nice: int = 0, chain_id: str | None = None, trace: bool = False,
+    ) -> NetworkPlan:
+        """The plan of `count` nodes (arguments as Cluster.create); ValueError or GenesisError for bad values."""
+        seed = seed or secrets.token_hex(4)
+        keys = [node_key(seed, i) for i in range(count)]
+        loads = [load_key(seed, i) for i in range(load_accounts)]
+        shares = list(hashrate_shares) or [1.0] * count
+        if len(shares) != count:
+            raise ValueError("give one hash-rate share per node")
+        if any(share < 0 for share in shares) or sum(shares) <= 0:
+            raise ValueError("hash-rate shares must be non-negative, and at least one positive")
+        total_share = sum(shares)
+        rates = [hashrate_hps * count * share / total_share for share in shares]
+        genesis_params: dict[str, Any] = {"block_interval_s": 1.0}
+        genesis_params.update(params or {})
+        spec = spec_named(consensus)
+        genesis_params, validators = spec.testnet_network([k.address for k in keys],
+                                                          [s / total_share for s in shares], sum(rates),
+                                                          genesis_params)
+        genesis = Genesis(chain_id=chain_id or f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
+                          balances={k.address: balance for k in loads}, validators=validators,
+                          finality_threshold=finality_threshold, block_reward=block_reward)
+        check_genesis(genesis)  # before anything is written: a parameter of another engine is a one-line error
+        configs = [
+            NodeConfig(
+                node=NodeSection(name=f"node{index}", trace_file=TRACE_FILE if trace else ""),
+                p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=secrets.token_hex(16)),
+                # a zero share must not mine: hashrate_hps 0 would mean "no cap"
+                mining=MiningSection(enabled=mining and (rates[index] > 0 or not spec.seals_with_workers), processes=1,
+                                     hashrate_hps=rates[index], nice=mining_nice),
+            )
+            for index in range(count)
+        ]
+        return cls(genesis=genesis, keys=keys, load_keys=loads, configs=configs)
+
+
 @dataclass
 class Cluster:
     """Nodes of one local network."""
@@ -66,47 +123,23 @@ class Cluster:
         share of 0 makes a node that does not mine and is not a declared miner). `mining_nice` is the nice value of
         the mining workers. With `trace`, every node writes a causal trace to TRACE_FILE in its data directory
         (docs/TRACING.md), which `chainlab testnet trace` collects."""
-        seed = seed or secrets.token_hex(4)
+        plan = NetworkPlan.make(
+            count, consensus=consensus, seed=seed, params=params, finality_threshold=finality_threshold,
+            hashrate_shares=hashrate_shares, hashrate_hps=hashrate_hps, load_accounts=load_accounts, balance=balance,
+            mining=mining, block_reward=block_reward, mining_nice=mining_nice, chain_id=chain_id, trace=trace)
         root.mkdir(parents=True, exist_ok=True)
-        keys = [node_key(seed, i) for i in range(count)]
-        loads = [load_key(seed, i) for i in range(load_accounts)]
-        shares = list(hashrate_shares) or [1.0] * count
-        if len(shares) != count:
-            raise ValueError("give one hash-rate share per node")
-        if any(share < 0 for share in shares) or sum(shares) <= 0:
-            raise ValueError("hash-rate shares must be non-negative, and at least one positive")
-        total_share = sum(shares)
-        rates = [hashrate_hps * count * share / total_share for share in shares]
-        genesis_params: dict[str, Any] = {"block_interval_s": 1.0}
-        genesis_params.update(params or {})
-        spec = spec_named(consensus)
-        genesis_params, validators = spec.testnet_network([k.address for k in keys],
-                                                          [s / total_share for s in shares], sum(rates),
-                                                          genesis_params)
-        genesis = Genesis(chain_id=chain_id or f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
-                          balances={k.address: balance for k in loads}, validators=validators,
-                          finality_threshold=finality_threshold, block_reward=block_reward)
-        check_genesis(genesis)  # before anything is written: a parameter of another engine is a one-line error
         nodes = []
-        for index, key in enumerate(keys):
-            datadir = root / f"node{index}"
-            init_datadir(datadir, genesis)
-            token = secrets.token_hex(16)
-            config = NodeConfig(
-                node=NodeSection(name=f"node{index}", trace_file=TRACE_FILE if trace else ""),
-                p2p=P2PSection(port=0), rpc=RpcSection(port=0, admin_token=token),
-                # a zero share must not mine: hashrate_hps 0 would mean "no cap"
-                mining=MiningSection(enabled=mining and (rates[index] > 0 or not spec.seals_with_workers), processes=1,
-                                     hashrate_hps=rates[index], nice=mining_nice),
-            )
+        for index, (key, config) in enumerate(zip(plan.keys, plan.configs, strict=True)):
+            datadir = root / config.node.name
+            init_datadir(datadir, plan.genesis)
             write_config(datadir, config)
             key_path = datadir / KEY_FILE
             if not key_path.exists():
-                key_path.write_text(key.secret.hex() + "\n")
+                key_path.write_text(key_file_text(key))
                 key_path.chmod(0o600)
-            nodes.append(LocalNode(name=f"node{index}", datadir=datadir, log_path=root / f"node{index}.log",
-                                   admin_token=token, extra_args=list(extra_args)))
-        return cls(root=root, genesis=genesis, nodes=nodes, keys=keys, load_keys=loads)
+            nodes.append(LocalNode(name=config.node.name, datadir=datadir, log_path=root / f"node{index}.log",
+                                   admin_token=config.rpc.admin_token, extra_args=list(extra_args)))
+        return cls(root=root, genesis=plan.genesis, nodes=nodes, keys=plan.keys, load_keys=plan.load_keys)
 
     def start(self, indices: Sequence[int] | None = None, wait_s: float = 30.0) -> None:
         """Start nodes (all by default), each bootstrapping from every running node before it."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.genesis import TOP_LEVEL, GenesisError
-from consensus.registry import spec_named
+from consensus.registry import UnknownEngineError, spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import ConfigError, load_config, write_config
 from node.datadir import DatadirError
@@ -119,9 +119,10 @@ def _split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return top, {k: v for k, v in params.items() if k not in TOP_LEVEL}
 
 
-def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
-    """Create and start a testnet; returns its record once every node answers and has its topology's peers.
-    On failure every started process is stopped and TestnetError says what went wrong (logs stay in the dir)."""
+def network_arguments(options: UpOptions) -> tuple[str, dict[str, Any]]:
+    """The seed and the keyword arguments of Cluster.create / NetworkPlan.make for `options`, checked and with the
+    engine's testnet defaults filled in: `testnet up` and `testnet render` make the same network from them.
+    TestnetError (one line) for a bad value."""
     if options.nodes < 1:
         raise TestnetError("--nodes must be at least 1")
     if options.topology not in TOPOLOGIES:
@@ -137,23 +138,34 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     miners = sum(1 for share in shares if share > 0)
     total_hps = options.hashrate_hps or DEFAULT_HASHRATE_PER_MINER_HPS * max(1, miners)
     top, params = _split_params(dict(options.genesis_params))
-    spec = spec_named(options.consensus)
+    try:
+        spec = spec_named(options.consensus)
+    except UnknownEngineError as exc:
+        raise TestnetError(f"--consensus: {exc}") from None
     # An engine may choose its own testnet block interval; the rest of its defaults may depend on the interval.
     params.setdefault("block_interval_s", spec.testnet_defaults(params).get("block_interval_s", 2.0))
     for key, value in spec.testnet_defaults(params).items():
         params.setdefault(key, value)
+    return seed, {
+        "consensus": options.consensus, "seed": seed, "params": params,
+        "finality_threshold": int(top.get("finality_threshold", 6)), "block_reward": int(top.get("block_reward", 50)),
+        "chain_id": top.get("chain_id"), "hashrate_shares": shares, "hashrate_hps": total_hps / options.nodes,
+        "load_accounts": options.load_accounts, "mining_nice": options.mining_nice, "trace": options.trace,
+    }
+
+
+def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
+    """Create and start a testnet; returns its record once every node answers and has its topology's peers.
+    On failure every started process is stopped and TestnetError says what went wrong (logs stay in the dir)."""
+    seed, arguments = network_arguments(options)
+    spec = spec_named(options.consensus)
     if options.directory and (Path(options.directory) / STATE_FILE).exists():
         raise TestnetError(f"{options.directory} already holds a testnet (take it down and delete it, or use "
                            "another --dir)")
     fresh = not options.directory or not Path(options.directory).exists()
     directory = Path(options.directory).resolve() if options.directory else default_directory(seed)
     try:
-        cluster = Cluster.create(
-            directory, options.nodes, consensus=options.consensus, seed=seed, params=params,
-            finality_threshold=int(top.get("finality_threshold", 6)), block_reward=int(top.get("block_reward", 50)),
-            chain_id=top.get("chain_id"), hashrate_shares=shares, hashrate_hps=total_hps / options.nodes,
-            load_accounts=options.load_accounts, mining_nice=options.mining_nice, trace=options.trace,
-        )
+        cluster = Cluster.create(directory, options.nodes, **arguments)
     except (ValueError, GenesisError, DatadirError) as exc:
         if fresh:  # nothing was started: do not leave a half-made directory behind
             shutil.rmtree(directory, ignore_errors=True)
