@@ -20,7 +20,7 @@ from typing import Any
 
 from chain.crypto import address_from_text
 from chain.genesis import Genesis
-from consensus.registry import EngineSpec, spec_named
+from consensus.registry import spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import write_private_text
 from node.datadir import GENESIS_FILE, DatadirError, read_genesis_file
@@ -35,6 +35,8 @@ from testnet.checks import (
     check_ledger,
     check_liveness,
     check_no_safety_alarm,
+    quorum_size,
+    tolerated_faults,
 )
 from testnet.collect import CollectError, NodeView, count_log_alarms, rpc_view, store_view, tip_snapshots
 from testnet.consistency import analyse
@@ -257,20 +259,6 @@ def _checks_on_views(testnet: Testnet, genesis: Genesis, views: Sequence[NodeVie
     if "certificates" in wanted and spec_named(testnet.consensus).parent_certificate is not None:
         results["certificates"] = check_final_certificates(testnet, genesis, views)
     return results
-
-
-def quorum_size(genesis: Genesis, spec: EngineSpec) -> int:
-    """The fewest validators the engine's `has_quorum` accepts."""
-    validators = sorted(genesis.validators)
-    return next((size for size in range(1, len(validators) + 1) if spec.has_quorum(genesis, validators[:size])),
-                len(validators))
-
-
-def tolerated_faults(genesis: Genesis, spec: EngineSpec) -> int:
-    """How many Byzantine validators the engine's quorums tolerate (PBFT: f of 3f+1): any two quorums share
-    2q - n validators, and while at most 2q - n - 1 of them lie, they share an honest one, who signed only one of
-    two conflicting blocks."""
-    return max(0, 2 * quorum_size(genesis, spec) - len(genesis.validators) - 1)
 
 
 def beyond_tolerance(testnet: Testnet, genesis: Genesis, excluded: Mapping[str, str]) -> dict[str, int] | None:

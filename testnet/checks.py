@@ -15,8 +15,9 @@ from typing import Any
 from chain.block import BlockHeader
 from chain.blocktree import BlockTree
 from chain.crypto import address_to_text
+from chain.genesis import Genesis
 from chain.state import Account
-from consensus.spec import FinalityProof
+from consensus.spec import EngineSpec, FinalityProof
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,3 +318,17 @@ def certificates_of_tree(tree: BlockTree, describe: Callable[[BlockHeader], Fina
         if proof is not None:
             proofs.append(proof)
     return proofs
+
+
+def quorum_size(genesis: Genesis, spec: EngineSpec) -> int:
+    """The fewest validators the engine's `has_quorum` accepts."""
+    validators = sorted(genesis.validators)
+    return next((size for size in range(1, len(validators) + 1) if spec.has_quorum(genesis, validators[:size])),
+                len(validators))
+
+
+def tolerated_faults(genesis: Genesis, spec: EngineSpec) -> int:
+    """How many Byzantine validators the engine's quorums tolerate (PBFT: f of 3f+1): any two quorums share
+    2q - n validators, and while at most 2q - n - 1 of them lie, they share an honest one, who signed only one of
+    two conflicting blocks."""
+    return max(0, 2 * quorum_size(genesis, spec) - len(genesis.validators) - 1)

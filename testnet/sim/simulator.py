@@ -48,6 +48,7 @@ from testnet.checks import (
     check_one_leader_per_term,
     ledger_of_tree,
     snapshot_of_tree,
+    tolerated_faults,
 )
 from testnet.history import Op
 from testnet.sim.causal import DECISIONS, CausalTracer
@@ -648,7 +649,7 @@ class Simulator:
             proofs = {name: certificates_of_tree(tree, lambda header: describe(genesis, header))
                       for name, tree in trees}
             names = {node.key.address: node.name for node in self.nodes[:self.config.nodes]}
-            checks.append(check_certificates(proofs, f=(self.config.nodes - 1) // 3, names=names))
+            checks.append(check_certificates(proofs, f=tolerated_faults(self.genesis, self.spec), names=names))
         if self.config.read_rate_per_s > 0:
             checks.append(self.clients.linearizable_check())
         ok = all(check.ok for check in checks)

@@ -12,9 +12,14 @@ from chain.block import BlockHeader
 from cli.main import main
 from consensus.registry import spec_named
 from consensus.spec import FinalityProof
-from testnet.audit import tolerated_faults
 from testnet.byzantine import behaviours, check_behaviour
-from testnet.checks import ChainSnapshot, certificate_heights, certificates_of_headers, check_certificates
+from testnet.checks import (
+    ChainSnapshot,
+    certificate_heights,
+    certificates_of_headers,
+    check_certificates,
+    tolerated_faults,
+)
 from testnet.state import NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
 
 
