@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testnet import procs
 from testnet.state import Faults, TestnetError
 
 PREFIX = "cl-"
@@ -247,7 +248,7 @@ class Group:
     testnet_id: str
     namespaces: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
-    pids: list[int] = field(default_factory=list)  # processes inside its namespaces
+    pids: list[int] = field(default_factory=list)  # processes inside its namespaces, and a launcher still alive
     directory: str = ""  # from the registry, when known
 
 
@@ -346,9 +347,11 @@ def destroy(plan: NetnsPlan) -> list[str]:
 
 
 def register(testnet_id: str, directory: Path) -> None:
-    """Remember which testnet directory an id belongs to (for `testnet doctor`)."""
+    """Remember which testnet directory an id belongs to and which launcher is making it (for `testnet doctor`:
+    between the namespaces' creation and the nodes' start no process is inside them, yet they are in use)."""
     REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
-    (REGISTRY_DIR / testnet_id).write_text(json.dumps({"dir": str(directory)}) + "\n", encoding="utf-8")
+    entry = {"dir": str(directory), "launcher_pid": os.getpid()}
+    (REGISTRY_DIR / testnet_id).write_text(json.dumps(entry) + "\n", encoding="utf-8")
 
 
 def apply_all(plan: NetnsPlan, wanted: Sequence[tuple[int, Sequence[int], Faults]], *, partition: bool,
@@ -386,11 +389,16 @@ def survey() -> dict[str, Group]:
     groups = group_by_testnet(namespaces, links)
     for group in groups.values():
         for name in group.namespaces:
-            group.pids += [int(p) for p in _run(["ip", "netns", "pids", name]).stdout.split() if p.isdigit()]
+            inside = [int(p) for p in _run(["ip", "netns", "pids", name]).stdout.split() if p.isdigit()]
+            group.pids += [pid for pid in inside if procs.alive(pid)]  # a zombie holds nothing
         try:
-            group.directory = str(json.loads((REGISTRY_DIR / group.testnet_id).read_text())["dir"])
-        except (OSError, ValueError, KeyError, TypeError):
-            group.directory = ""
+            entry = json.loads((REGISTRY_DIR / group.testnet_id).read_text())
+            group.directory = str(entry["dir"])
+            launcher = int(entry.get("launcher_pid", 0))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if launcher and launcher not in group.pids and procs.alive(launcher) and launcher != os.getpid():
+            group.pids.append(launcher)  # still starting its nodes
     return groups
 
 

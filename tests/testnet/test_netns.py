@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cli.main import main
 from testnet import launcher, netns, procs
 from testnet.netns import Netem, NetnsPlan
-from testnet.state import Faults, TestnetError, load_testnet
+from testnet.state import Faults, NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
 
 PLAN = NetnsPlan(testnet_id="abc123", subnet="10.77.0.0/24", nodes=2)
 
@@ -234,3 +234,63 @@ def test_a_netns_testnet_is_partitioned_and_healed_by_the_kernel_and_leaves_noth
             for group in netns.survey().values():
                 if group.testnet_id == testnet_id:
                     netns.remove_group(group)
+
+
+def test_a_killed_launchers_namespaces_are_listed_and_removed_by_doctor(tmp_path: Path) -> None:
+    reason = _netns_unavailable()
+    if reason:
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    directory = tmp_path / "t"
+    launcher_process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "testnet", "up", "--netns", "--nodes", "2", "--foreground", "--no-web",
+         "--dir", str(directory), "--subnet", "10.231.8.0/24", "--load-accounts", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    testnet_id = ""
+    try:
+        deadline = time.monotonic() + 30
+        while not directory.joinpath("testnet.json").exists() and time.monotonic() < deadline:
+            assert launcher_process.poll() is None, launcher_process.stderr.read() if launcher_process.stderr else ""
+            time.sleep(0.1)
+        testnet = load_testnet(directory)
+        testnet_id = testnet.netns_id
+        launcher_process.kill()  # SIGKILL: no clean-up of its own
+        launcher_process.wait(10)
+        for record in testnet.nodes:  # they go with it (parent-death signal), their workers just after
+            assert record.pid is not None and procs.wait_gone(record.pid, 10)
+        deadline = time.monotonic() + 10
+        while netns.survey()[testnet_id].pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+        code, stdout, _ = run("doctor")
+        assert code == 0 and f"cl-{testnet_id} (testnet {directory}): leftover; 2 namespaces" in stdout
+        code, stdout, stderr = run("doctor", "--fix")
+        assert code == 0 and f"cl-{testnet_id} (testnet {directory}): removed" in stdout, stderr
+        namespaces, links = _host_names()
+        assert f"cl-{testnet_id}" not in namespaces + links
+        code, _, stderr = run("down", "--dir", str(directory))  # nothing left to do, and no error for it
+        assert code == 0, stderr
+    finally:
+        if launcher_process.poll() is None:
+            launcher_process.kill()
+            launcher_process.wait(10)
+        if launcher_process.stderr is not None:
+            launcher_process.stderr.close()
+        if directory.joinpath("testnet.json").exists():
+            for record in load_testnet(directory).nodes:
+                if record.pid and procs.owned(record.pid, record.datadir):
+                    procs.kill_group(record.pid)
+        if testnet_id:
+            for group in netns.survey().values():
+                if group.testnet_id == testnet_id:
+                    netns.remove_group(group)
+
+
+def test_reorder_and_rate_need_a_netns_testnet(tmp_path: Path) -> None:
+    nodes = [NodeRecord(index=i, name=f"node{i}", datadir=str(tmp_path / f"node{i}"), log=str(tmp_path / f"{i}.log"),
+                        admin_token="t", node_id=f"{i:02x}" * 33, state="stopped") for i in range(2)]
+    save_testnet(Testnet(dir=str(tmp_path), seed="s", chain_id="c", genesis="g", consensus="pow", nodes=nodes,
+                         block_interval_s=1.0, finality_threshold=3))
+    code, _, stderr = run("netem", "--delay-ms", "10", "--reorder", "0.1", "--dir", str(tmp_path))
+    assert code == 1 and "need the kernel's netem" in one_error(stderr)
+    code, _, stderr = run("netem", "--rate-kbit", "100", "--dir", str(tmp_path))
+    assert code == 1 and "testnet up --netns" in one_error(stderr)
