@@ -30,6 +30,8 @@ from testnet.history import HistoryWriter
 from testnet.live import format_rows
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
+from testnet.netns import DEFAULT_SUBNET
+from testnet.netns import doctor as netns_doctor
 from testnet.remote import AttachOptions, attach, refuse_remote
 from testnet.scenario import ManifestError, Scenario, load_manifest, plan
 from testnet.state import HISTORY_FILE, TestnetError, load_testnet
@@ -82,12 +84,15 @@ def command() -> None:
 @click.option("--web-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="with --foreground: the dashboard's port on 127.0.0.1 (0: a free one)")
 @click.option("--no-web", is_flag=True, help="with --foreground: no dashboard")
+@click.option("--netns", is_flag=True, help="each node in its own network namespace on a bridge (root only); "
+              "partition and netem then use the kernel")
+@click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="with --netns: the nodes' IPv4 subnet")
 @json_option
 @user_errors
 def up_command(nodes: int, consensus: str, directory: Path | None, topology: str, hashrate_shares: str | None,
                hashrate_hps: float | None, genesis_params: tuple[str, ...], seed: str | None, load_accounts: int,
-               foreground: bool, load_tps: float | None, trace: bool, web_port: int, no_web: bool,
-               as_json: bool) -> None:
+               foreground: bool, load_tps: float | None, trace: bool, web_port: int, no_web: bool, netns: bool,
+               subnet: str, as_json: bool) -> None:
     """Create and start a testnet; waits until every node answers and has its topology's peers.
 
     Ports are chosen by the OS, so testnets never collide. Miners run niced with capped hash rates (the genesis
@@ -95,12 +100,15 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
     """
     if load_tps and not foreground:
         raise TestnetError("--load-tps goes with --foreground (otherwise use `chainlab testnet load`)")
+    if subnet != DEFAULT_SUBNET and not netns:
+        raise TestnetError("--subnet goes with --netns")
     if foreground and not no_web and web_port:
         _check_port_free("127.0.0.1", web_port, "--web-port")  # before any node starts, not after they all have
     options = launcher.UpOptions(nodes=nodes, consensus=consensus, directory=directory, topology=topology,
                                  hashrate_shares=_shares(hashrate_shares), hashrate_hps=hashrate_hps,
                                  genesis_params=_genesis_params(genesis_params), seed=seed,
-                                 load_accounts=load_accounts, tie_to_launcher=foreground, trace=trace)
+                                 load_accounts=load_accounts, tie_to_launcher=foreground, trace=trace,
+                                 netns=netns, subnet=subnet)
     started = time.monotonic()
     if foreground:
         _exit_on_signals()  # while starting: up() stops what it started, then the command exits
@@ -248,8 +256,37 @@ def down_command(directory: Path | None, timeout_s: float, as_json: bool) -> Non
                            "them", err=True)
         if result.get("forgotten"):
             click.echo(f"forgot the attached testnet in {result['dir']}; its nodes run on as they were", err=True)
+    if result.get("netns", {}).get("failures"):
+        fail(f"network namespaces not removed: {'; '.join(result['netns']['failures'])} "
+             "(`chainlab testnet doctor --fix`)")
     if not result["ok"]:
         fail(f"processes left: {result['left']}")
+
+
+@command.command(name="doctor")
+@click.option("--fix", is_flag=True, help="remove the leftovers (namespaces with no process in them, and their "
+              "links and bridge)")
+@json_option
+@user_errors
+def doctor_command(fix: bool, as_json: bool) -> None:
+    """List the network namespaces, veth links and bridges of --netns testnets on this host (names cl-ID-...);
+    those with no process inside are leftovers of a launcher that died, and --fix removes them."""
+    result = netns_doctor(fix=fix)
+    if as_json:
+        emit_json(result)
+    else:
+        if not result["groups"]:
+            click.echo("no network namespaces or links of chainlab testnets on this host")
+        for group in result["groups"]:
+            where = f" (testnet {group['dir']})" if group["dir"] else ""
+            state = (f"in use, pids {' '.join(map(str, group['pids']))}" if group["pids"]
+                     else "removed" if group["removed"] else "leftover")
+            click.echo(f"cl-{group['id']}{where}: {state}; {len(group['namespaces'])} namespaces, "
+                       f"links {' '.join(group['links']) or '-'}")
+        if result["leftovers"] and not fix:
+            click.echo("`chainlab testnet doctor --fix` removes the leftovers", err=True)
+    if result["failures"]:
+        fail("could not remove: " + "; ".join(result["failures"]))
 
 
 @command.command(name="logs")
@@ -307,13 +344,17 @@ def _emit_event(event: dict[str, Any], as_json: bool) -> None:
                + (f" {json.dumps(detail, sort_keys=True)}" if detail else ""))
     failures = event["detail"].get("failures")
     if failures:
-        fail(f"could not reach {', '.join(failures)}: {'; '.join(failures.values())}")
+        reasons = list(dict.fromkeys(failures.values()))  # a kernel without netem fails alike on every node
+        fail(f"could not reach {', '.join(failures)}: {'; '.join(reasons)}")
 
 
 def _note_deferred(path: Path, event: dict[str, Any], as_json: bool) -> None:
     """A partition, heal or netem reaches only running nodes; say (on stderr) which nodes will get theirs when
     they start, so a user who partitioned a stopped testnet is not left thinking it is cut."""
-    waiting = [record.name for record in load_testnet(path).nodes
+    testnet = load_testnet(path)
+    if testnet.netns_id:
+        return  # the kernel applied them: a namespace does not need its node running
+    waiting = [record.name for record in testnet.nodes
                if record.name in event["nodes"] and record.state != "running"]
     if waiting and not as_json:
         click.echo(f"note  not running: {', '.join(waiting)}; they get these faults when they start", err=True)
@@ -398,14 +439,22 @@ def heal_command(directory: Path | None, partition_only: bool, netem_only: bool,
 @click.option("--loss", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="drop probability")
 @click.option("--duplicate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="duplication probability")
+@click.option("--reorder", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="--netns only: probability that a packet skips the delay (needs --delay-ms)")
+@click.option("--rate-kbit", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="--netns only: the link's rate in kbit/s (0: unlimited)")
 @json_option
 @user_errors
 def netem_command(directory: Path | None, nodes: str | None, delay_ms: float, jitter_ms: float, loss: float,
-                  duplicate: float, as_json: bool) -> None:
-    """Delay (+- jitter), drop and duplicate the nodes' outgoing P2P frames; all zeros clears. Keeps partitions."""
+                  duplicate: float, reorder: float, rate_kbit: float, as_json: bool) -> None:
+    """Delay (+- jitter), drop and duplicate the nodes' outgoing P2P frames; all zeros clears. Keeps partitions.
+
+    On a --netns testnet the kernel does it (tc netem on each node's link, every packet but the toolkit's RPC),
+    and can also reorder packets and limit the rate."""
     refs = [part.strip() for part in nodes.split(",") if part.strip()] if nodes else None
     path = launcher.resolve_directory(directory)
-    event = Nemesis(path).netem(refs, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss, duplicate=duplicate)
+    event = Nemesis(path).netem(refs, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss, duplicate=duplicate,
+                                reorder=reorder, rate_kbit=rate_kbit)
     _emit_event(event, as_json)
     _note_deferred(path, event, as_json)
 

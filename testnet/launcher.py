@@ -29,9 +29,10 @@ from consensus.registry import UnknownEngineError, spec_named
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import ConfigError, load_config, write_config
 from node.datadir import DatadirError
-from testnet import procs
+from testnet import netns, procs
 from testnet.cluster import Cluster
 from testnet.local import LocalNode, LocalNodeError
+from testnet.netns import DEFAULT_SUBNET
 from testnet.remote import forget, refuse_remote
 from testnet.state import (
     STATE_FILE,
@@ -77,6 +78,8 @@ class UpOptions:
     # the main thread. A detached testnet's nodes outlive the command that started them.
     tie_to_launcher: bool = False
     trace: bool = False  # every node writes a causal trace (docs/TRACING.md; `chainlab testnet trace` collects)
+    netns: bool = False  # each node in its own network namespace on a bridge (root only; testnet/netns.py)
+    subnet: str = DEFAULT_SUBNET
 
 
 def _noop(message: str) -> None:
@@ -159,6 +162,7 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     On failure every started process is stopped and TestnetError says what went wrong (logs stay in the dir)."""
     seed, arguments = network_arguments(options)
     spec = spec_named(options.consensus)
+    plan = _netns_plan(options)
     if options.directory and (Path(options.directory) / STATE_FILE).exists():
         raise TestnetError(f"{options.directory} already holds a testnet (take it down and delete it, or use "
                            "another --dir)")
@@ -174,9 +178,9 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
         edges = topology_edges(options.topology, options.nodes, random.Random(f"{seed}/topology"))
     except TopologyError as exc:
         raise TestnetError(str(exc)) from None
-    testnet = _record(cluster, directory, seed, options, edges)
+    testnet = _record(cluster, directory, seed, options, edges, plan)
     progress(f"testnet {directory}: {options.nodes} {options.consensus} nodes, {options.topology} topology, "
-             f"chain {testnet.chain_id}")
+             f"chain {testnet.chain_id}" + (f", namespaces {plan.namespace(0)}.. on {plan.subnet}" if plan else ""))
     for warning in spec.warnings(cluster.genesis):  # e.g. acks_required=0 given on purpose
         progress(f"warning: {warning}")
     for record in testnet.nodes:
@@ -185,9 +189,13 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
         raise TestnetError("a foreground testnet starts its nodes from the main thread (their parent-death signal "
                            "follows the thread that started them)")
     started = time.monotonic()
-    handles = [LocalNode(name=r.name, datadir=Path(r.datadir), log_path=Path(r.log), admin_token=r.admin_token)
-               for r in testnet.nodes]
+    handles = [LocalNode(name=r.name, datadir=Path(r.datadir), log_path=Path(r.log), admin_token=r.admin_token,
+                         exec_prefix=netns_exec_prefix(testnet, r)) for r in testnet.nodes]
     try:
+        if plan is not None:
+            netns.create(plan, directory)
+            progress(f"{options.nodes} namespaces on bridge {plan.bridge} ({plan.gateway}) after "
+                     f"{time.monotonic() - started:.1f} s")
         for handle in handles:
             handle.launch(tie_to_parent=options.tie_to_launcher)
             assert handle.process is not None
@@ -207,6 +215,9 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
                 procs.terminate(handle.process.pid, 5.0)
         for record in testnet.nodes:
             record.state, record.pid = "stopped", None
+        if plan is not None:
+            netns.destroy(plan)
+            testnet.netns_id = ""  # nothing of it is left to take down
         save_testnet(testnet)
         if isinstance(exc, LocalNodeError | RpcError | RpcUnavailable | TestnetError | ConfigError):
             raise TestnetError(f"testnet did not come up: {exc}") from None
@@ -217,20 +228,46 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
     return testnet
 
 
+def _netns_plan(options: UpOptions) -> netns.NetnsPlan | None:
+    """With --netns: check that namespaces can be made here and the subnet is free, and name them (a fresh id,
+    so two netns testnets never share a name); before anything is created."""
+    if not options.netns:
+        return None
+    netns.preflight()
+    plan = netns.NetnsPlan(testnet_id=secrets.token_hex(3), subnet=options.subnet, nodes=options.nodes)
+    netns.check_subnet_free(plan.subnet)
+    return plan
+
+
+def netns_plan(testnet: Testnet) -> netns.NetnsPlan | None:
+    """The namespaces of a --netns testnet (None for one on the host's network)."""
+    if not testnet.netns_id:
+        return None
+    return netns.NetnsPlan(testnet_id=testnet.netns_id, subnet=testnet.netns_subnet, nodes=len(testnet.nodes))
+
+
+def netns_exec_prefix(testnet: Testnet, record: NodeRecord) -> list[str]:
+    """What runs the node's command in its namespace ([] on the host's network)."""
+    plan = netns_plan(testnet)
+    return netns.exec_prefix(plan, record.index) if plan is not None and record.netns else []
+
+
 def _record(cluster: Cluster, directory: Path, seed: str, options: UpOptions, edges: set[tuple[int, int]],
-            ) -> Testnet:
+            plan: netns.NetnsPlan | None) -> Testnet:
     nodes = []
     for index, node in enumerate(cluster.nodes):
         config = load_config(node.datadir)
         nodes.append(NodeRecord(index=index, name=node.name, datadir=str(node.datadir), log=str(node.log_path),
                                 admin_token=node.admin_token, mining=config.mining.enabled,
-                                hashrate_hps=round(config.mining.hashrate_hps, 3)))
+                                hashrate_hps=round(config.mining.hashrate_hps, 3),
+                                netns=plan.namespace(index) if plan else ""))
     genesis = cluster.genesis
     return Testnet(dir=str(directory), seed=seed, chain_id=genesis.chain_id, genesis=genesis.hash.hex(),
                    consensus=genesis.consensus, topology=options.topology, edges=[list(e) for e in sorted(edges)],
                    nodes=nodes, load_accounts=len(cluster.load_keys),
                    block_interval_s=float(genesis.param("block_interval_s")),
-                   finality_threshold=genesis.finality_threshold, created=iso_now())
+                   finality_threshold=genesis.finality_threshold, created=iso_now(),
+                   netns_id=plan.testnet_id if plan else "", netns_subnet=plan.subnet if plan else "")
 
 
 def _write_node_config(testnet: Testnet, record: NodeRecord, *, first_start: bool) -> None:
@@ -246,6 +283,9 @@ def _write_node_config(testnet: Testnet, record: NodeRecord, *, first_start: boo
         # 0: dial only bootstrap peers, never addresses learnt by peer exchange, so a line stays a line
         "p2p.target_peers": count - 1 if full else 0,
     }
+    plan = netns_plan(testnet)
+    if plan is not None and record.netns:  # its own address: peers and the toolkit reach it over the bridge
+        overrides.update({"p2p.host": plan.ip(record.index), "rpc.host": plan.ip(record.index)})
     if not first_start:
         neighbour_urls = [testnet.nodes[n].p2p_url for n in neighbours(_edges(testnet), record.index)]
         overrides.update({"p2p.port": port_of(record.p2p_url), "rpc.port": port_of(record.rpc_url),
@@ -310,8 +350,11 @@ def start_node(testnet: Testnet, record: NodeRecord, wait_s: float = START_TIMEO
     refuse_remote([record], "start")
     if procs.owned(record.pid, record.datadir):
         raise TestnetError(f"{record.name} is already running (pid {record.pid})")
+    if record.netns and not netns.namespace_exists(record.netns):
+        raise TestnetError(f"{record.name}'s network namespace {record.netns} is gone (`testnet down` or "
+                           "`testnet doctor --fix` removed it): bring up a new testnet")
     handle = LocalNode(name=record.name, datadir=Path(record.datadir), log_path=Path(record.log),
-                       admin_token=record.admin_token)
+                       admin_token=record.admin_token, exec_prefix=netns_exec_prefix(testnet, record))
     handle.launch()
     assert handle.process is not None
     procs.adopt(handle.process)
@@ -357,13 +400,17 @@ def down(directory: Path, timeout_s: float = 10.0) -> dict[str, Any]:
         for record in local:
             record.state = "stopped"
             record.faults_applied = False
+        plan = netns_plan(testnet)
+        # After the processes: a namespace with a process in it outlives its name.
+        netns_left = netns.destroy(plan) if plan is not None else []
         save_testnet(testnet)
         append_event(testnet, "down", nodes=[r.name for r in testnet.nodes])
         forgotten = not local
         if forgotten:
             (testnet.path / STATE_FILE).unlink()  # it holds the admin tokens; events, history and checks stay
     left = [pid for result in results for pid in result["left"]]
-    return {"dir": str(directory), "nodes": results, "ok": not left, "left": left, "forgotten": forgotten}
+    return {"dir": str(directory), "nodes": results, "ok": not left and not netns_left, "left": left,
+            "forgotten": forgotten, **({"netns": {"removed": plan.testnet_id, "failures": netns_left}} if plan else {})}
 
 
 def node_status(record: NodeRecord, timeout_s: float = 2.0) -> dict[str, Any]:

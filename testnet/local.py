@@ -43,6 +43,7 @@ class LocalNode:
     log_path: Path
     admin_token: str = ""
     extra_args: list[str] = field(default_factory=list)
+    exec_prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NS`: what runs the node command
     process: subprocess.Popen[bytes] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -87,8 +88,8 @@ class LocalNode:
             raise LocalNodeError(f"{self.name} is already running (pid {self.process.pid})")
         (self.datadir / NODE_INFO_FILE).unlink(missing_ok=True)
         self.info = {}
-        args = [*chainlab_command(), "node", "run", "--datadir", str(self.datadir), "--name", self.name,
-                *[a for p in peers for a in ("--peer", p)], *self.extra_args]
+        args = [*self.exec_prefix, *chainlab_command(), "node", "run", "--datadir", str(self.datadir),
+                "--name", self.name, *[a for p in peers for a in ("--peer", p)], *self.extra_args]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns the descriptor from here on
         try:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
-from testnet import byzantine, launcher, procs, remote
+from testnet import byzantine, launcher, netns, procs, remote
 from testnet.state import NodeRecord, Testnet, TestnetError, append_event, load_testnet, locked, save_testnet
 from testnet.topology import Blocked, TopologyError, blocked_from_groups, shape_blocked
 
@@ -141,7 +141,7 @@ class Nemesis:
                 raise TestnetError(str(exc)) from None
             for record in testnet.nodes:
                 record.faults.blocked = sorted(testnet.nodes[i].name for i in blocked.get(record.index, set()))
-            failures = _push(testnet, testnet.nodes)
+            failures = _push(testnet, testnet.nodes, layers=("partition",))
             detail: dict[str, Any] = {"shape": shape} if shape else {"groups": [list(g) for g in groups or []]}
             if order is not None:
                 detail["order"] = list(order)
@@ -157,29 +157,41 @@ class Nemesis:
                 if netem:
                     record.faults.delay_ms = record.faults.jitter_ms = 0.0
                     record.faults.loss = record.faults.duplicate = 0.0
-            failures = _push(testnet, testnet.nodes, force=True)
+                    record.faults.reorder = record.faults.rate_kbit = 0.0
+            layers = ("partition",) * partition + ("netem",) * netem
+            failures = _push(testnet, testnet.nodes, force=True, layers=layers)
             return append_event(testnet, "heal", nodes=[r.name for r in testnet.nodes], partition=partition,
                                 netem=netem, failures=failures)
 
     def netem(self, refs: Sequence[str | int] | None, *, delay_ms: float = 0.0, jitter_ms: float = 0.0,
-              loss: float = 0.0, duplicate: float = 0.0) -> dict[str, Any]:
+              loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
+              rate_kbit: float = 0.0) -> dict[str, Any]:
         """Delay (+- jitter), loss and duplication of every outgoing frame of the given nodes (all by default);
-        keeps their blocked sets. All zeros clears netem on those nodes."""
+        keeps their blocked sets. All zeros clears netem on those nodes. On a --netns testnet this is the
+        kernel's netem on each node's link, which also reorders and limits the rate (`reorder`, `rate_kbit`)."""
         for name, value in (("delay_ms", delay_ms), ("jitter_ms", jitter_ms), ("loss", loss),
-                            ("duplicate", duplicate)):
+                            ("duplicate", duplicate), ("reorder", reorder), ("rate_kbit", rate_kbit)):
             if value < 0:
                 raise TestnetError(f"{name} must not be negative")
-        for name, value in (("loss", loss), ("duplicate", duplicate)):
+        for name, value in (("loss", loss), ("duplicate", duplicate), ("reorder", reorder)):
             if value > 1:
                 raise TestnetError(f"{name} is a probability in [0, 1]")
         with self._testnet() as testnet:
+            if (reorder or rate_kbit) and not testnet.netns_id:
+                raise TestnetError("--reorder and --rate-kbit need the kernel's netem: a testnet started with "
+                                   "`testnet up --netns`")
+            if reorder and not delay_ms:
+                raise TestnetError("--reorder needs --delay-ms (netem reorders by sending some packets at once "
+                                   "and delaying the rest)")
             records = [testnet.node(ref) for ref in refs] if refs else list(testnet.nodes)
             for record in records:
                 record.faults.delay_ms, record.faults.jitter_ms = float(delay_ms), float(jitter_ms)
                 record.faults.loss, record.faults.duplicate = float(loss), float(duplicate)
-            failures = _push(testnet, records, force=True)
+                record.faults.reorder, record.faults.rate_kbit = float(reorder), float(rate_kbit)
+            failures = _push(testnet, records, force=True, layers=("netem",))
+            kernel = {"reorder": reorder, "rate_kbit": rate_kbit} if testnet.netns_id else {}
             return append_event(testnet, "netem", nodes=[r.name for r in records], delay_ms=delay_ms,
-                                jitter_ms=jitter_ms, loss=loss, duplicate=duplicate, failures=failures)
+                                jitter_ms=jitter_ms, loss=loss, duplicate=duplicate, failures=failures, **kernel)
 
 
     # -- Byzantine validators ------------------------------------------------------------------------------------
@@ -196,6 +208,9 @@ class Nemesis:
                                    f"(`--behaviour honest` on {record.twin_of} stops the twin)")
             if behaviour == byzantine.TWINS:
                 remote.refuse_remote([record], "a twin (a second process with the node's key)")
+                if testnet.netns_id:
+                    raise TestnetError("twins are not supported on a --netns testnet yet (a twin would need a "
+                                       "namespace of its own)")
                 return self._start_twin(testnet, record)
             if behaviour == byzantine.HONEST:
                 return self._honest(testnet, record)
@@ -246,6 +261,17 @@ class Nemesis:
                             twin=twin.name, pid=twin.pid, failures=failures)
 
 
+def _push_kernel(testnet: Testnet, plan: netns.NetnsPlan, records: Sequence[NodeRecord],
+                 layers: Sequence[str]) -> dict[str, str]:
+    wanted = [(record.index, [testnet.by_name(name).index for name in record.faults.blocked], record.faults)
+              for record in records]
+    failures = netns.apply_all(plan, wanted, partition="partition" in layers, netem="netem" in layers)
+    for record in records:
+        record.faults_applied = True
+    by_namespace = {plan.namespace(record.index): record.name for record in records}
+    return {by_namespace[name]: error for name, error in failures.items()}
+
+
 def _twin_of(testnet: Testnet, record: NodeRecord) -> NodeRecord | None:
     return next((node for node in testnet.nodes if node.twin_of == record.name), None)
 
@@ -276,9 +302,15 @@ def _running(testnet: Testnet, ref: str | int, *, allow_paused: bool = False, ac
     return record
 
 
-def _push(testnet: Testnet, records: Sequence[NodeRecord], *, force: bool = False) -> dict[str, str]:
+def _push(testnet: Testnet, records: Sequence[NodeRecord], *, force: bool = False,
+          layers: Sequence[str] = ("partition", "netem")) -> dict[str, str]:
     """Send each running node its fault configuration (in parallel, so a partition cuts at once); paused and
-    stopped nodes are marked to receive theirs later. Returns the nodes that could not be reached."""
+    stopped nodes are marked to receive theirs later. Returns the nodes that could not be reached.
+    On a --netns testnet the kernel applies the changed `layers` instead, whatever state the node is in (its
+    namespace outlives its process), and the nodes' own fault hooks stay unused."""
+    plan = launcher.netns_plan(testnet)
+    if plan is not None:
+        return _push_kernel(testnet, plan, records, layers)
     def one(record: NodeRecord) -> tuple[str, str | None]:
         if record.state != "running":
             record.faults_applied = False

@@ -27,7 +27,7 @@ CHECK_FILE = "check.json"  # the last `testnet check` result, for the dashboard
 LOCK_FILE = ".lock"
 FORMAT_VERSION = 1
 NODE_STATES = ("running", "paused", "stopped", "killed")
-NETEM_FIELDS = ("delay_ms", "jitter_ms", "loss", "duplicate")
+NETEM_FIELDS = ("delay_ms", "jitter_ms", "loss", "duplicate", "reorder", "rate_kbit")
 
 
 class TestnetError(Exception):
@@ -46,6 +46,9 @@ class Faults:
     jitter_ms: float = 0.0
     loss: float = 0.0
     duplicate: float = 0.0
+    # Kernel netem only (a --netns testnet): the nodes' own fault hooks have no reordering or rate limit.
+    reorder: float = 0.0
+    rate_kbit: float = 0.0
 
     def netem(self) -> dict[str, float]:
         """The non-zero netem settings."""
@@ -83,6 +86,7 @@ class NodeRecord:
     # URL and admin token; no pid, no data directory, no log here (testnet/remote.py).
     remote: bool = False
     p2p_node_id: str = ""  # the id peers block it by, when it differs from node_id (a remote node's /v1/status)
+    netns: str = ""  # the network namespace it runs in (`testnet up --netns`), "" on the host's network
 
     def to_json(self) -> dict[str, Any]:
         """The node's entry in testnet.json."""
@@ -131,6 +135,9 @@ class Testnet:
     edges: list[list[int]] = field(default_factory=list)
     load_accounts: int = 0
     created: str = ""
+    # `testnet up --netns`: the id in the names of its namespaces and links (testnet/netns.py) and its subnet
+    netns_id: str = ""
+    netns_subnet: str = ""
     version: int = FORMAT_VERSION
 
     @property
