@@ -208,7 +208,11 @@ class NodeApiAdapter:
     def __init__(self, node: RunningNode) -> None:
         self.node = node
         self.metrics = node.metrics
-        self.genesis = node.genesis
+
+    @property
+    def genesis(self) -> Genesis:
+        """The network's genesis (read when asked: `GET /v1/genesis`)."""
+        return self.node.genesis
 
     def status(self) -> dict[str, object]:
         """The status document."""

@@ -162,7 +162,9 @@ class NodeAPI(Protocol):
     bug and becomes a 500 `internal` answer with a logged traceback."""
 
     metrics: prometheus_client.CollectorRegistry
-    genesis: Genesis  # served by GET /v1/genesis, so a toolkit attaching by URL learns the network's rules
+    @property
+    def genesis(self) -> Genesis:
+        """The network's genesis: GET /v1/genesis serves it, so a toolkit attaching by URL learns the rules."""
 
     def status(self) -> dict[str, object]:
         """JSON-ready summary: chain_id, genesis (hex), consensus, height, head (hex), final_height, final_hash
