@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from chain.block import BlockHeader
-from cli.main import main
 from consensus.registry import spec_named
 from consensus.spec import FinalityProof
 from testnet.byzantine import behaviours, check_behaviour
@@ -21,6 +19,7 @@ from testnet.checks import (
     tolerated_faults,
 )
 from testnet.state import NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
+from tests.testnet.clitools import run
 
 
 def make(tmp_path: Path, consensus: str = "pbft", count: int = 4) -> Testnet:
@@ -31,12 +30,6 @@ def make(tmp_path: Path, consensus: str = "pbft", count: int = 4) -> Testnet:
                       block_interval_s=1.0, finality_threshold=3)
     save_testnet(testnet)
     return testnet
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["testnet", *args])
-    assert "Traceback" not in result.output + result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_behaviours_come_from_the_engine_spec() -> None:

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from testnet.state import NodeRecord, Testnet, save_testnet
+from tests.testnet.clitools import one_error, run
 
 
 @pytest.fixture
@@ -22,18 +21,6 @@ def fake_testnet(tmp_path: Path) -> Path:
                          edges=[[0, 1], [0, 2], [1, 2]], nodes=nodes, load_accounts=8, block_interval_s=1.0,
                          finality_threshold=3))
     return tmp_path
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["testnet", *args], env=env)
-    assert "Traceback" not in result.output + result.stderr
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -12,26 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from testnet import launcher, netns, procs
 from testnet.netns import Netem, NetnsPlan
 from testnet.state import Faults, NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
+from tests.testnet.clitools import one_error, run
 
 PLAN = NetnsPlan(testnet_id="abc123", subnet="10.77.0.0/24", nodes=2)
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["testnet", *args])
-    assert "Traceback" not in result.output + result.stderr, result.output + result.stderr
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    return lines[0]
 
 
 # -- names and commands (pure) --------------------------------------------------------------------------------------

@@ -10,25 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from node.client import RpcClient
 from testnet import launcher, procs
 from testnet.remote import read_admin_tokens
 from testnet.state import STATE_FILE, TestnetError, load_testnet
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["testnet", *args])
-    assert "Traceback" not in result.output + result.stderr, result.output + result.stderr
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    return lines[0]
+from tests.testnet.clitools import one_error, run
 
 
 def free_port() -> int:
