@@ -308,16 +308,29 @@ def certificates_of_headers(headers: Mapping[int, BlockHeader], final_height: in
 def certificates_of_tree(tree: BlockTree, describe: Callable[[BlockHeader], FinalityProof | None]) -> list[
         FinalityProof]:
     """The certificate each final block of `tree`'s active chain gets from its child on that chain."""
-    proofs = []
-    for height in range(2, tree.height + 1):
+    headers: dict[int, BlockHeader] = {}
+    for height in range(2, min(tree.height, tree.final_height + 1) + 1):
         child_hash = tree.hash_at(height)
         meta = tree.meta(child_hash) if child_hash is not None else None
-        if meta is None or height - 1 > tree.final_height:
+        if meta is None:
             break
-        proof = describe(meta.header)
-        if proof is not None:
-            proofs.append(proof)
-    return proofs
+        headers[height] = meta.header
+    return certificates_of_headers(headers, tree.final_height, range(1, tree.final_height + 1), describe)
+
+
+def certificate_reader(genesis: Genesis, spec: EngineSpec) -> Callable[[BlockHeader], FinalityProof | None]:
+    """`spec.parent_certificate` on `genesis`, each header read and verified once however many nodes hold it."""
+    describe = spec.parent_certificate
+    assert describe is not None, "for engines whose seals carry certificates"
+    seen: dict[bytes, FinalityProof | None] = {}
+
+    def read(header: BlockHeader) -> FinalityProof | None:
+        key = header.hash
+        if key not in seen:
+            seen[key] = describe(genesis, header)
+        return seen[key]
+
+    return read
 
 
 def quorum_size(genesis: Genesis, spec: EngineSpec) -> int:

@@ -38,6 +38,7 @@ from consensus.registry import spec_named
 from storage.memory import MemoryStore
 from testnet.checks import (
     CheckResult,
+    certificate_reader,
     certificates_of_tree,
     check_certificates,
     check_convergence,
@@ -644,10 +645,8 @@ class Simulator:
             headers.extend(header for node in self.nodes for header in node.proposed)
             checks.append(check_one_leader_per_term((block_term(h), h.proposer.hex()) for h in headers))
         if self.spec.parent_certificate is not None:
-            describe = self.spec.parent_certificate
-            genesis = self.genesis
-            proofs = {name: certificates_of_tree(tree, lambda header: describe(genesis, header))
-                      for name, tree in trees}
+            read = certificate_reader(self.genesis, self.spec)
+            proofs = {name: certificates_of_tree(tree, read) for name, tree in trees}
             names = {node.key.address: node.name for node in self.nodes[:self.config.nodes]}
             checks.append(check_certificates(proofs, f=tolerated_faults(self.genesis, self.spec), names=names))
         if self.config.read_rate_per_s > 0:
