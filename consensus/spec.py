@@ -6,7 +6,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chain import crypto
 from chain.block import BlockHeader
 from chain.blocktree import ChainPolicy
 from chain.errors import RejectError
@@ -63,10 +62,6 @@ class FinalityProof:
     view: int
     signers: tuple[bytes, ...]  # validator addresses, in order
     error: str | None = None  # why it does not verify (None: it does)
-
-    def to_json(self) -> dict[str, object]:
-        return {"height": self.height, "block": self.block_hash.hex(), "view": self.view,
-                "signers": [crypto.address_to_text(a) for a in self.signers], "error": self.error}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
