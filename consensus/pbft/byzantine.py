@@ -80,14 +80,11 @@ class Misbehaviour:
         self.genesis_hash = genesis_hash
         self.validators = validators
         self.rng = rng
-        self.sent = 0  # messages this behaviour made up or bent
-        self.dropped = 0  # messages it did not send
 
     def apply(self, ready: Ready) -> None:
         """Rewrite `ready` in place: its messages (and, when silent, its proposal)."""
         behaviour = self.behaviour
         if behaviour == "silent":
-            self.dropped += len(ready.messages)
             ready.messages = []
             ready.propose = None
             return
@@ -95,8 +92,8 @@ class Misbehaviour:
         for outgoing in ready.messages:
             kind = outgoing.message.kind
             if behaviour == "withhold-commits" and kind == COMMIT_KIND:
-                self.dropped += 1
-            elif behaviour == "equivocate" and kind == PRE_PREPARE_KIND and outgoing.to is None:
+                continue
+            if behaviour == "equivocate" and kind == PRE_PREPARE_KIND and outgoing.to is None:
                 out.extend(self._equivocate(outgoing.message))
             elif behaviour == "bad-signatures":
                 out.append(self._bad_signature(outgoing))
@@ -123,7 +120,6 @@ class Misbehaviour:
                 vote, kind = commit(view, next_seq, digest), COMMIT_KIND
             ready.messages.append(Outgoing(message=EngineMessage(
                 kind=kind, payload=vote.signed(self.key, self.genesis_hash).encode())))
-            self.sent += 1
 
     # -- the lies -------------------------------------------------------------------------------------------------
 
@@ -135,7 +131,6 @@ class Misbehaviour:
         me = self.key.address
         backups = [a for a in self.validators.addresses if a != me]
         half = len(backups) // 2  # fewer than 2f get the real one: neither digest can prepare
-        self.sent += len(backups) - half
         return [Outgoing(message=message if i < half else EngineMessage(kind=message.kind, payload=other.encode()),
                          to=address) for i, address in enumerate(backups)]
 
@@ -154,7 +149,6 @@ class Misbehaviour:
         else:
             return outgoing
         broken = replace(statement, signature=_corrupt(statement.signature))
-        self.sent += 1
         return Outgoing(message=EngineMessage(kind=kind, payload=broken.encode()), to=outgoing.to)
 
     def _stale(self, outgoing: Outgoing) -> Outgoing:
@@ -162,7 +156,6 @@ class Misbehaviour:
         vc = ViewChange.decode(outgoing.message.payload)
         stale = ViewChange(new_view=vc.new_view, stable_seq=0, checkpoint_proof=(), prepared=()).signed(
             self.key, self.genesis_hash)
-        self.sent += 1
         return Outgoing(message=EngineMessage(kind=VIEW_CHANGE_KIND, payload=stale.encode()), to=outgoing.to)
 
 
