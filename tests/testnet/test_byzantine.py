@@ -19,17 +19,11 @@ from testnet.checks import (
     tolerated_faults,
 )
 from testnet.state import NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
-from tests.testnet.clitools import run
+from tests.testnet.clitools import run, stopped_testnet
 
 
 def make(tmp_path: Path, consensus: str = "pbft", count: int = 4) -> Testnet:
-    nodes = [NodeRecord(index=i, name=f"node{i}", datadir=str(tmp_path / f"node{i}"), log=str(tmp_path / f"n{i}.log"),
-                        admin_token="t", node_id=f"{i:02x}" * 33, state="stopped") for i in range(count)]
-    testnet = Testnet(dir=str(tmp_path), seed="s", chain_id="c", genesis="g", consensus=consensus, topology="full",
-                      edges=[[a, b] for a in range(count) for b in range(a + 1, count)], nodes=nodes, load_accounts=8,
-                      block_interval_s=1.0, finality_threshold=3)
-    save_testnet(testnet)
-    return testnet
+    return stopped_testnet(tmp_path, consensus=consensus, count=count)
 
 
 def test_behaviours_come_from_the_engine_spec() -> None:

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from testnet.state import NodeRecord, Testnet, save_testnet
-from tests.testnet.clitools import one_error, run
+from tests.testnet.clitools import one_error, run, stopped_testnet
 
 
 @pytest.fixture
 def fake_testnet(tmp_path: Path) -> Path:
     """A testnet record whose nodes never ran (no process, no store)."""
-    nodes = [NodeRecord(index=i, name=f"node{i}", datadir=str(tmp_path / f"node{i}"), log=str(tmp_path / f"n{i}.log"),
-                        admin_token="t", node_id=f"{i:02x}" * 33, state="stopped") for i in range(3)]
-    save_testnet(Testnet(dir=str(tmp_path), seed="s", chain_id="c", genesis="g", consensus="pow", topology="full",
-                         edges=[[0, 1], [0, 2], [1, 2]], nodes=nodes, load_accounts=8, block_interval_s=1.0,
-                         finality_threshold=3))
+    stopped_testnet(tmp_path)
     return tmp_path
 
 

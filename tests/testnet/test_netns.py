@@ -15,8 +15,8 @@ import pytest
 
 from testnet import launcher, netns, procs
 from testnet.netns import Netem, NetnsPlan
-from testnet.state import Faults, NodeRecord, Testnet, TestnetError, load_testnet, save_testnet
-from tests.testnet.clitools import one_error, run
+from testnet.state import Faults, TestnetError, load_testnet
+from tests.testnet.clitools import one_error, run, stopped_testnet
 
 PLAN = NetnsPlan(testnet_id="abc123", subnet="10.77.0.0/24", nodes=2)
 
@@ -273,10 +273,7 @@ def test_a_killed_launchers_namespaces_are_listed_and_removed_by_doctor(tmp_path
 
 
 def test_reorder_and_rate_need_a_netns_testnet(tmp_path: Path) -> None:
-    nodes = [NodeRecord(index=i, name=f"node{i}", datadir=str(tmp_path / f"node{i}"), log=str(tmp_path / f"{i}.log"),
-                        admin_token="t", node_id=f"{i:02x}" * 33, state="stopped") for i in range(2)]
-    save_testnet(Testnet(dir=str(tmp_path), seed="s", chain_id="c", genesis="g", consensus="pow", nodes=nodes,
-                         block_interval_s=1.0, finality_threshold=3))
+    stopped_testnet(tmp_path, count=2)
     code, _, stderr = run("netem", "--delay-ms", "10", "--reorder", "0.1", "--dir", str(tmp_path))
     assert code == 1 and "need the kernel's netem" in one_error(stderr)
     code, _, stderr = run("netem", "--rate-kbit", "100", "--dir", str(tmp_path))
