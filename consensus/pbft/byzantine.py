@@ -16,7 +16,7 @@ it from the truth by its form; the protocol must.
 | `bad-signatures`    | every statement it sends carries a signature that does not verify                  |
 | `stale-view-change` | its VIEW-CHANGEs claim the genesis as stable checkpoint and hide what it prepared   |
 | `flood`             | every tick, FLOOD_PER_TICK signed PREPAREs and COMMITs for made-up blocks at heights |
-|                     | inside the watermarks                                                               |
+|                     | inside the watermarks (COMMITs for the next height; no PREPARE while primary)       |
 
 Twins (two processes holding one validator key, arXiv 2004.10617) need no code here: each twin is an honest
 engine; the testnet launcher and the simulator run the second process.
