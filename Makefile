@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-long bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-long: $(STAMP)
+	$(PY) -m pytest --long -m long
 
 bench: $(STAMP)
 	$(PY) -m pytest benches --benchmark-enable --benchmark-only -q

@@ -36,7 +36,7 @@ from node.datadir import init_datadir, open_chain
 SEED = 20_240_611
 CHAIN_BLOCKS = 600
 TXS_PER_BLOCK = 20
-ROUNDS = int(os.environ.get("CHAINLAB_CRASH_ROUNDS", "16"))  # more for a longer hunt (24 took ~36 s on 2 cores)
+ROUNDS = int(os.environ.get("CHAINLAB_CRASH_ROUNDS", "12"))  # more for a longer hunt (12: ~24 s on 2 cores; 24: ~36 s)
 EARLY_KILL_SHARE = 0.25  # rounds killed while the process starts and opens the store
 MID_ROUND_BLOCKS = CHAIN_BLOCKS // ROUNDS // 2  # mean blocks a mid-import round lets through: far from finishing
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

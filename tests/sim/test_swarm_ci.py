@@ -2,7 +2,7 @@
 exact command that replays it.
 
 The swarm seed is `CHAINLAB_SIM_SWARM_SEED` if set, else the first 64 bits of `git rev-parse HEAD`, else a
-constant; the budget is `CHAINLAB_SIM_SWARM_BUDGET_S` (default 22 s; the run in flight finishes, so the test
+constant; the budget is `CHAINLAB_SIM_SWARM_BUDGET_S` (default 16 s; the run in flight finishes, so the test
 ends within one run of it). The Byzantine swarm (PBFT with up to f liars and twins) gets
 `CHAINLAB_SIM_BYZANTINE_BUDGET_S` (default 10 s) with the same seed.
 """
@@ -19,7 +19,7 @@ from testnet.sim.swarm import BYZANTINE_SPACE, SwarmSpace, swarm_configs
 from tests.sim.helpers import node_core_factory
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BUDGET_S = 22.0
+DEFAULT_BUDGET_S = 16.0
 BYZANTINE_BUDGET_S = 10.0
 FALLBACK_SEED = 0x636861696E6C6162  # "chainlab"
 

@@ -37,6 +37,7 @@ def test_a_short_bench_commits_transfers_and_reports_sane_percentiles() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # two bench runs back to back (~14 s)
 def test_compare_with_another_engine_runs_it_on_the_same_load_and_reports_the_ratio() -> None:
     outcome = CliRunner().invoke(command, ["consensus", "--consensus", "pbft", "--nodes", "2", "--clients", "4",
                                            "--duration", "2", "--json", "--compare", "raft",

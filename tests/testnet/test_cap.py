@@ -56,6 +56,7 @@ def test_rows_count_each_side_inside_the_window() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # ~45 s of two real testnets; the CAP rows and windows are tested above without processes
 def test_cap_command_shows_raft_consistent_and_pow_available(tmp_path: Path) -> None:
     directory = tmp_path / "cap"
     try:
