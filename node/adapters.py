@@ -7,6 +7,7 @@ runtime builds the adapters, so importing it back would make a cycle."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
@@ -351,7 +352,7 @@ class NodeApiAdapter:
 
     def set_faults(self, spec: dict[str, object]) -> dict[str, object]:
         """Fault injection in the P2P transport (testnet nemesis)."""
-        allowed = {"blocked_peers", "delay_ms", "jitter_ms", "loss", "duplicate"}
+        allowed = {"blocked_peers", "delay_ms", "jitter_ms", "loss", "duplicate", "peer_delay_ms"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
@@ -367,10 +368,17 @@ class NodeApiAdapter:
         for name in ("loss", "duplicate"):
             if numbers[name] > 1:
                 raise ValueError(f"{name} is a probability in [0, 1]")
-        faults = FaultConfig(blocked_peers=frozenset(blocked), **numbers)
+        peer_delay = spec.get("peer_delay_ms", {})
+        if not isinstance(peer_delay, dict) or not all(
+                isinstance(ms, int | float) and not isinstance(ms, bool) and math.isfinite(ms) and ms >= 0
+                for ms in peer_delay.values()):
+            raise ValueError("peer_delay_ms must map node ids to non-negative numbers of ms")
+        faults = FaultConfig(blocked_peers=frozenset(blocked), peer_delay_ms={str(k): float(v) for k, v in
+                                                                              peer_delay.items()}, **numbers)
         self._p2p().set_faults(faults)
         log.warning("faults set: %s", spec)
-        return {"blocked_peers": sorted(blocked), **numbers}
+        return {"blocked_peers": sorted(blocked), **numbers, **({"peer_delay_ms": dict(faults.peer_delay_ms)}
+                                                                 if faults.peer_delay_ms else {})}
 
     def set_mining(self, enabled: bool) -> dict[str, object]:
         """Admin mining switch; answers the engine's decision after the switch (the partition handler may still

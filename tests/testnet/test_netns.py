@@ -16,7 +16,7 @@ import pytest
 from testnet import launcher, netns, procs
 from testnet.netns import Netem, NetnsPlan
 from testnet.state import Faults, TestnetError, load_testnet
-from tests.testnet.clitools import one_error, run, stopped_testnet
+from tests.testnet.clitools import netns_unavailable, one_error, run, stopped_testnet
 
 PLAN = NetnsPlan(testnet_id="abc123", subnet="10.77.0.0/24", nodes=2)
 
@@ -131,17 +131,6 @@ def test_netns_without_root_or_ip_is_one_line_naming_what_to_do(tmp_path: Path,
 
 # -- a real --netns testnet -----------------------------------------------------------------------------------------
 
-def _netns_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "not root: --netns needs CAP_NET_ADMIN"
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        return "no `ip`/`tc` (iproute2)"
-    probe = "cl-test-probe"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
-    return None if made.returncode == 0 else f"`ip netns add` fails here: {made.stderr.strip()}"
-
-
 def _host_names() -> tuple[str, str]:
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
@@ -163,7 +152,7 @@ def _dials(namespace: str, p2p_url: str) -> bool:
 
 
 def test_a_netns_testnet_is_partitioned_and_healed_by_the_kernel_and_leaves_nothing(tmp_path: Path) -> None:
-    reason = _netns_unavailable()
+    reason = netns_unavailable()
     if reason:
         print(f"skipped: {reason}")
         pytest.skip(reason)
@@ -224,7 +213,7 @@ def test_a_netns_testnet_is_partitioned_and_healed_by_the_kernel_and_leaves_noth
 
 
 def test_a_killed_launchers_namespaces_are_listed_and_removed_by_doctor(tmp_path: Path) -> None:
-    reason = _netns_unavailable()
+    reason = netns_unavailable()
     if reason:
         print(f"skipped: {reason}")
         pytest.skip(reason)
