@@ -34,7 +34,7 @@ from testnet.nemesis import Nemesis
 from testnet.netns import DEFAULT_SUBNET
 from testnet.netns import doctor as netns_doctor
 from testnet.remote import AttachOptions, attach, refuse_remote
-from testnet.scenario import ManifestError, Scenario, load_manifest, plan
+from testnet.scenario import ManifestError, Scenario, check_attached, load_manifest, plan
 from testnet.state import HISTORY_FILE, TestnetError, load_testnet
 from testnet.topology import TOPOLOGIES, parse_groups
 
@@ -758,10 +758,14 @@ def scenarios_command(as_json: bool) -> None:
 def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run: bool, as_json: bool) -> None:
     """Run a scenario manifest (a file, or a shipped scenario's name) end to end and write <dir>/report.json;
     exit 1 if a step or check failed. A manifest with `expect = "fail"` (a demonstration) exits 0 when it failed
-    as expected. The testnet is always taken down."""
-    from testnet.runner import choose_seed, run_scenario
+    as expected. The testnet is always taken down; with a --dir from `testnet attach`, the run drives that network
+    instead, heals it at the end and leaves it running."""
+    from testnet.runner import attached_network, choose_seed, run_scenario
 
     manifest = _find_scenario(scenario)
+    attached = attached_network(directory)
+    if attached is not None:
+        check_attached(manifest, attached)  # refused here, in one line, before anything runs
     chosen = choose_seed(manifest, seed)
     if dry_run:
         steps = [step.to_json() for step in plan(manifest, chosen)]

@@ -4,6 +4,7 @@ healed through the kernel, checked, and taken down leaving no namespace, link, b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -267,3 +268,46 @@ def test_reorder_and_rate_need_a_netns_testnet(tmp_path: Path) -> None:
     assert code == 1 and "need the kernel's netem" in one_error(stderr)
     code, _, stderr = run("netem", "--rate-kbit", "100", "--dir", str(tmp_path))
     assert code == 1 and "testnet up --netns" in one_error(stderr)
+
+
+NETNS_SCENARIO = """
+name = "netns-isolate"
+[network]
+nodes = 3
+netns = true
+subnet = "10.231.11.0/24"
+load_accounts = 4
+[network.params]
+block_interval_s = 0.5
+[[timeline]]
+at_s = 1
+action = "partition"
+shape = "isolate:2"
+[[timeline]]
+after_s = 2
+action = "heal"
+[end]
+wait = ["converged"]
+timeout_s = 20
+[checks]
+converge_timeout_s = 10
+"""
+
+
+@pytest.mark.long
+def test_a_scenario_with_netns_true_runs_in_namespaces_and_leaves_nothing(tmp_path: Path) -> None:
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(NETNS_SCENARIO)
+    directory = tmp_path / "run"
+    code, stdout, stderr = run("run", str(manifest), "--dir", str(directory), "--seed", "1")
+    assert code == 0, stdout + stderr
+    testnet = load_testnet(directory)
+    assert testnet.netns_id and all(record.rpc_url.startswith("http://10.231.11.") for record in testnet.nodes)
+    partition = next(json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()
+                     if json.loads(line)["action"] == "partition")
+    assert partition["network"]["blocked"]["node2"] == ["node0", "node1"]
+    namespaces, links = _host_names()
+    assert f"cl-{testnet.netns_id}" not in namespaces + links
