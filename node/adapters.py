@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from chain.block import Block, BlockHeader
@@ -88,6 +89,10 @@ class RunningNode(Protocol):
     @property
     def reorg_log(self) -> Iterable[dict[str, object]]:
         """The node's last reorgs, newest first."""
+
+    @property
+    def trace_path(self) -> Path | None:
+        """The causal trace file; None when the node does not trace."""
 
     @property
     def p2p(self) -> P2PService | None:
@@ -379,6 +384,10 @@ class NodeApiAdapter:
         log.warning("faults set: %s", spec)
         return {"blocked_peers": sorted(blocked), **numbers, **({"peer_delay_ms": dict(faults.peer_delay_ms)}
                                                                  if faults.peer_delay_ms else {})}
+
+    def trace_path(self) -> Path | None:
+        """`[node] trace_file` in the data directory; None when the node does not trace."""
+        return self.node.trace_path
 
     def set_mining(self, enabled: bool) -> dict[str, object]:
         """Admin mining switch; answers the engine's decision after the switch (the partition handler may still

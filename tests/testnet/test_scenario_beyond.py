@@ -116,7 +116,7 @@ converge_timeout_s = 10
 def test_a_manifest_runs_against_a_network_started_separately(tmp_path: Path) -> None:
     started, attached = tmp_path / "started", tmp_path / "attached"
     try:
-        launcher.up(launcher.UpOptions(nodes=2, directory=started, seed="scn", load_accounts=4,
+        launcher.up(launcher.UpOptions(nodes=2, directory=started, seed="scn", load_accounts=4, trace=True,
                                        genesis_params={"block_interval_s": 0.5, "finality_threshold": 2}))
         nodes = load_testnet(started).nodes
         tokens = tmp_path / "tokens"
@@ -137,6 +137,15 @@ def test_a_manifest_runs_against_a_network_started_separately(tmp_path: Path) ->
         assert (attached / STATE_FILE).exists()  # still attached: the run forgot nothing
         assert all(procs.owned(n.pid, n.datadir) for n in nodes)  # and stopped nothing
         assert all(not n.faults.blocked for n in load_testnet(attached).nodes)
+
+        # Their causal traces come over RPC (GET /v1/admin/trace): nothing of theirs is on this side.
+        code, stdout, stderr = run("trace", "--dir", str(attached), "--json")
+        assert code == 0, stderr
+        collected = json.loads(stdout)
+        assert set(collected["per_node"]) == {"node0", "node1"} and collected["missing"] == {}
+        merged = (attached / "trace.jsonl").read_text().splitlines()
+        assert {json.loads(line)["node"] for line in merged} == {"node0", "node1"}
+        assert (attached / "trace.events.jsonl").is_file()  # the run's partition and heal, for the diagram
     finally:
         if (started / STATE_FILE).exists():
             assert launcher.down(started, timeout_s=5)["ok"]
