@@ -27,13 +27,14 @@ from testnet import launcher, live
 from testnet.audit import CHECK_NAMES, SOURCES, CheckOptions, run_checks
 from testnet.cells import engine_cell, engine_column, state_cell
 from testnet.history import HistoryWriter
+from testnet.latency import LatencyMatrix, load_matrix
 from testnet.live import format_rows
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
 from testnet.netns import DEFAULT_SUBNET
 from testnet.netns import doctor as netns_doctor
 from testnet.remote import AttachOptions, attach, refuse_remote
-from testnet.scenario import ManifestError, Scenario, load_manifest, plan
+from testnet.scenario import ManifestError, Scenario, check_attached, load_manifest, plan
 from testnet.state import HISTORY_FILE, TestnetError, load_testnet
 from testnet.topology import TOPOLOGIES, parse_groups
 
@@ -87,12 +88,14 @@ def command() -> None:
 @click.option("--netns", is_flag=True, help="each node in its own network namespace on a bridge (root only); "
               "partition and netem then use the kernel")
 @click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="with --netns: the nodes' IPv4 subnet")
+@click.option("--latency-matrix", "latency_matrix", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML: [regions] node = \"region\", [latency_ms] \"a-b\" = one-way ms (docs/TESTNET.md)")
 @json_option
 @user_errors
 def up_command(nodes: int, consensus: str, directory: Path | None, topology: str, hashrate_shares: str | None,
                hashrate_hps: float | None, genesis_params: tuple[str, ...], seed: str | None, load_accounts: int,
                foreground: bool, load_tps: float | None, trace: bool, web_port: int, no_web: bool, netns: bool,
-               subnet: str, as_json: bool) -> None:
+               subnet: str, latency_matrix: Path | None, as_json: bool) -> None:
     """Create and start a testnet; waits until every node answers and has its topology's peers.
 
     Ports are chosen by the OS, so testnets never collide. Miners run niced with capped hash rates (the genesis
@@ -109,10 +112,15 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
                                  genesis_params=_genesis_params(genesis_params), seed=seed,
                                  load_accounts=load_accounts, tie_to_launcher=foreground, trace=trace,
                                  netns=netns, subnet=subnet)
+    # Read before anything starts: a bad matrix is refused with nothing made.
+    matrix = load_matrix(latency_matrix, [f"node{i}" for i in range(nodes)]) if latency_matrix else None
     started = time.monotonic()
     if foreground:
         _exit_on_signals()  # while starting: up() stops what it started, then the command exits
     testnet = launcher.up(options, progress_to_stderr)
+    if matrix is not None:
+        _give_latency(testnet.path, matrix)
+        testnet = load_testnet(testnet.path)
     if not foreground:
         if as_json:
             emit_json(testnet.to_json())
@@ -333,6 +341,38 @@ def _log_json(node_name: str, line: str) -> str:
     entry: dict[str, Any] = {**parsed, "node": node_name} if isinstance(parsed, dict) else {"node": node_name,
                                                                                               "line": text}
     return json.dumps(entry, sort_keys=True) + "\n"
+
+
+def _give_latency(path: Path, matrix: LatencyMatrix) -> None:
+    """The matrix on a testnet `up` just started; if a node cannot take it (a kernel without netem), the testnet is
+    taken down again and the one-line error says why: a network without the latency asked for proves nothing."""
+    event = Nemesis(path).latency(matrix)
+    failures = event["detail"].get("failures")
+    if failures:
+        launcher.down(path)
+        reasons = "; ".join(dict.fromkeys(failures.values()))
+        raise TestnetError(f"the latency matrix could not be applied ({', '.join(failures)}: {reasons}); the "
+                           "testnet was taken down")
+    pairs = ", ".join(f"{pair} {ms:g} ms" for pair, ms in event["detail"]["latency_ms"].items())
+    progress_to_stderr(f"latency matrix: {len(set(matrix.regions.values()))} regions ({pairs or 'no delays'})")
+
+
+@command.command(name="latency")
+@click.argument("matrix_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--clear", is_flag=True, help="take the latency matrix away")
+@dir_option
+@json_option
+@user_errors
+def latency_command(matrix_file: Path | None, clear: bool, directory: Path | None, as_json: bool) -> None:
+    """Give a running testnet a latency matrix (MATRIX_FILE, as `up --latency-matrix`) or take it away (--clear):
+    every node's traffic to each peer is delayed by the one-way delay between their regions. `heal` keeps it."""
+    if clear == (matrix_file is not None):
+        raise TestnetError("give a matrix file or --clear (one of them)")
+    path = launcher.resolve_directory(directory)
+    matrix = None
+    if matrix_file is not None:
+        matrix = load_matrix(matrix_file, [record.name for record in load_testnet(path).nodes])
+    _emit_event(Nemesis(path).latency(matrix), as_json)
 
 
 def _emit_event(event: dict[str, Any], as_json: bool) -> None:
@@ -718,10 +758,14 @@ def scenarios_command(as_json: bool) -> None:
 def run_command(scenario: str, seed: int | None, directory: Path | None, dry_run: bool, as_json: bool) -> None:
     """Run a scenario manifest (a file, or a shipped scenario's name) end to end and write <dir>/report.json;
     exit 1 if a step or check failed. A manifest with `expect = "fail"` (a demonstration) exits 0 when it failed
-    as expected. The testnet is always taken down."""
-    from testnet.runner import choose_seed, run_scenario
+    as expected. The testnet is always taken down; with a --dir from `testnet attach`, the run drives that network
+    instead, heals it at the end and leaves it running."""
+    from testnet.runner import attached_network, choose_seed, run_scenario
 
     manifest = _find_scenario(scenario)
+    attached = attached_network(directory)
+    if attached is not None:
+        check_attached(manifest, attached)  # refused here, in one line, before anything runs
     chosen = choose_seed(manifest, seed)
     if dry_run:
         steps = [step.to_json() for step in plan(manifest, chosen)]

@@ -7,8 +7,10 @@ runtime builds the adapters, so importing it back would make a cycle."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from chain.block import Block, BlockHeader
@@ -87,6 +89,10 @@ class RunningNode(Protocol):
     @property
     def reorg_log(self) -> Iterable[dict[str, object]]:
         """The node's last reorgs, newest first."""
+
+    @property
+    def trace_path(self) -> Path | None:
+        """The causal trace file; None when the node does not trace."""
 
     @property
     def p2p(self) -> P2PService | None:
@@ -351,7 +357,7 @@ class NodeApiAdapter:
 
     def set_faults(self, spec: dict[str, object]) -> dict[str, object]:
         """Fault injection in the P2P transport (testnet nemesis)."""
-        allowed = {"blocked_peers", "delay_ms", "jitter_ms", "loss", "duplicate"}
+        allowed = {"blocked_peers", "delay_ms", "jitter_ms", "loss", "duplicate", "peer_delay_ms"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
@@ -367,10 +373,21 @@ class NodeApiAdapter:
         for name in ("loss", "duplicate"):
             if numbers[name] > 1:
                 raise ValueError(f"{name} is a probability in [0, 1]")
-        faults = FaultConfig(blocked_peers=frozenset(blocked), **numbers)
+        peer_delay = spec.get("peer_delay_ms", {})
+        if not isinstance(peer_delay, dict) or not all(
+                isinstance(ms, int | float) and not isinstance(ms, bool) and math.isfinite(ms) and ms >= 0
+                for ms in peer_delay.values()):
+            raise ValueError("peer_delay_ms must map node ids to non-negative numbers of ms")
+        faults = FaultConfig(blocked_peers=frozenset(blocked), peer_delay_ms={str(k): float(v) for k, v in
+                                                                              peer_delay.items()}, **numbers)
         self._p2p().set_faults(faults)
         log.warning("faults set: %s", spec)
-        return {"blocked_peers": sorted(blocked), **numbers}
+        return {"blocked_peers": sorted(blocked), **numbers, **({"peer_delay_ms": dict(faults.peer_delay_ms)}
+                                                                 if faults.peer_delay_ms else {})}
+
+    def trace_path(self) -> Path | None:
+        """`[node] trace_file` in the data directory; None when the node does not trace."""
+        return self.node.trace_path
 
     def set_mining(self, enabled: bool) -> dict[str, object]:
         """Admin mining switch; answers the engine's decision after the switch (the partition handler may still

@@ -15,6 +15,7 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import prometheus_client
@@ -249,6 +250,10 @@ class NodeAPI(Protocol):
 
     def set_faults(self, spec: dict[str, object]) -> dict[str, object]:
         """Install the fault-injection spec and return the faults now in force; ValueError for a bad spec."""
+        ...
+
+    def trace_path(self) -> Path | None:
+        """The node's causal trace file (`[node] trace_file`, docs/TRACING.md); None when it does not trace."""
         ...
 
     def set_mining(self, enabled: bool) -> dict[str, object]:

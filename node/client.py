@@ -251,6 +251,15 @@ class RpcClient:
         result: dict[str, Any] = self._call("POST", "/v1/admin/faults", body=dict(spec), admin=True)
         return result
 
+    def trace(self) -> str:
+        """GET /v1/admin/trace (needs the admin token): the node's causal trace file, JSON lines."""
+        response = self._open("GET", "/v1/admin/trace", admin=True, timeout_s=max(self.timeout_s, 60.0))
+        with response:
+            try:
+                return response.read().decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException) as exc:
+                raise RpcUnavailable(self.base_url, _reason(exc)) from None
+
     def set_mining(self, enabled: bool) -> dict[str, Any]:
         """POST /v1/admin/mining (needs the admin token)."""
         result: dict[str, Any] = self._call("POST", "/v1/admin/mining", body={"enabled": enabled}, admin=True)

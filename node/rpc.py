@@ -324,7 +324,7 @@ class RpcServer:
             ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
             ("/v1/events", self._events), ("/metrics", self._metrics),
             ("/explorer", self._explorer_root), ("/explorer/", self._explorer), ("/explorer/{file}", self._explorer),
-            ("/favicon.ico", self._no_icon),
+            ("/favicon.ico", self._no_icon), ("/v1/admin/trace", self._admin_trace),
         ]
         post = [
             ("/v1/transactions", self._submit_tx), ("/v1/admin/faults", self._admin_faults),
@@ -658,6 +658,16 @@ class RpcServer:
         except ValueError as exc:
             raise ApiError(400, "bad-fault-spec", str(exc)) from None
         return _json(faults)
+
+    async def _admin_trace(self, request: web.Request) -> web.StreamResponse:
+        """The node's causal trace file as it is now (JSON lines; a line being written may be torn at the end):
+        `testnet trace` on a node of another host (docs/TRACING.md)."""
+        self._require_admin(request)
+        path = self.api.trace_path()
+        if path is None or not path.is_file():
+            raise ApiError(404, "no-trace", "this node does not trace ([node] trace_file is empty)" if path is None
+                           else f"no trace file yet at {path}")
+        return web.FileResponse(path, headers={"Content-Type": "application/x-ndjson"})
 
     async def _admin_mining(self, request: web.Request) -> web.Response:
         self._require_admin(request)

@@ -158,11 +158,16 @@ class Node:
         for warning in self.core.spec.start_warnings(self.genesis, self.key.address, self.config.mining.enabled):
             log.warning("genesis: %s", warning)
 
+    @property
+    def trace_path(self) -> Path | None:
+        """The file of `[node] trace_file`; None when tracing is off."""
+        return self.datadir / self.config.node.trace_file if self.config.node.trace_file else None
+
     def _open_trace(self) -> NodeTracer | None:
         """The causal trace of `[node] trace_file` (docs/TRACING.md), or None when tracing is off."""
-        if not self.config.node.trace_file:
+        path = self.trace_path
+        if path is None:
             return None
-        path = self.datadir / self.config.node.trace_file
         try:
             tracer, self._trace_file = open_trace(self.config.node.name, path, self.key.public_key.hex())
         except (OSError, ValueError) as exc:

@@ -469,7 +469,7 @@ class P2PService:
             self.metrics.frames_dropped["blocked"] += 1
             return
         else:
-            delays = self.faults.plan(self._rng)
+            delays = self.faults.plan(self._rng, conn.peer)
             if not delays:
                 self.metrics.frames_dropped["loss"] += 1
                 return

@@ -17,6 +17,7 @@ from typing import Any
 
 from node.client import RpcClient, RpcError, RpcUnavailable
 from testnet import byzantine, launcher, netns, procs, remote
+from testnet.latency import LatencyMatrix, delays_by_index
 from testnet.state import NodeRecord, Testnet, TestnetError, append_event, load_testnet, locked, save_testnet
 from testnet.topology import Blocked, TopologyError, blocked_from_groups, shape_blocked
 
@@ -33,6 +34,14 @@ def fault_spec(testnet: Testnet, record: NodeRecord) -> dict[str, Any]:
             raise TestnetError(f"no node id known for {', '.join(unknown)} (a remote node that has not answered "
                                "/v1/status yet): cannot tell the others whom to block")
         spec["blocked_peers"] = sorted(node.p2p_node_id or node.node_id for node in blocked)
+    delays = testnet.latency_ms.get(record.name, {})
+    if delays:
+        peers = [testnet.by_name(name) for name in delays]
+        unknown = [node.name for node in peers if not (node.p2p_node_id or node.node_id)]
+        if unknown:
+            raise TestnetError(f"no node id known for {', '.join(unknown)}: cannot give {record.name} its "
+                               "latency to them")
+        spec["peer_delay_ms"] = {(node.p2p_node_id or node.node_id): delays[node.name] for node in peers}
     return spec
 
 
@@ -194,6 +203,23 @@ class Nemesis:
                                 jitter_ms=jitter_ms, loss=loss, duplicate=duplicate, failures=failures, **kernel)
 
 
+    def latency(self, matrix: LatencyMatrix | None) -> dict[str, Any]:
+        """Give the network a latency matrix (None: take it away): each node's packets (frames) to each peer are
+        delayed by the one-way delay between their regions, in the kernel on a --netns testnet, else by the
+        nodes' own fault hooks. It is the network's geography, not a fault: `heal` keeps it."""
+        with self._testnet() as testnet:
+            if matrix is not None:
+                names = [record.name for record in testnet.nodes]
+                if sorted(matrix.regions) != sorted(names):
+                    raise TestnetError(f"the latency matrix places {', '.join(sorted(matrix.regions))}, not this "
+                                       f"testnet's nodes ({', '.join(names)})")
+            testnet.regions = dict(matrix.regions) if matrix is not None else {}
+            testnet.latency_ms = matrix.delays() if matrix is not None else {}
+            failures = _push(testnet, testnet.nodes, force=True, layers=("netem",))
+            pairs = {f"{a}-{b}": ms for (a, b), ms in sorted(matrix.pair_ms.items())} if matrix is not None else {}
+            return append_event(testnet, "latency", nodes=[r.name for r in testnet.nodes], regions=testnet.regions,
+                                latency_ms=pairs, failures=failures)
+
     # -- Byzantine validators ------------------------------------------------------------------------------------
 
     def byzantine(self, ref: str | int, behaviour: str) -> dict[str, Any]:
@@ -265,7 +291,9 @@ def _push_kernel(testnet: Testnet, plan: netns.NetnsPlan, records: Sequence[Node
                  layers: Sequence[str]) -> dict[str, str]:
     wanted = [(record.index, [testnet.by_name(name).index for name in record.faults.blocked], record.faults)
               for record in records]
-    failures = netns.apply_all(plan, wanted, partition="partition" in layers, netem="netem" in layers)
+    delays = delays_by_index(testnet.latency_ms, [record.name for record in testnet.nodes])
+    failures = netns.apply_all(plan, wanted, partition="partition" in layers, netem="netem" in layers,
+                               delays=delays)
     for record in records:
         record.faults_applied = True
     by_namespace = {plan.namespace(record.index): record.name for record in records}
@@ -315,7 +343,8 @@ def _push(testnet: Testnet, records: Sequence[NodeRecord], *, force: bool = Fals
         if record.state != "running":
             record.faults_applied = False
             return record.name, None
-        if record.faults.is_clear() and record.faults_applied and not force:
+        if record.faults.is_clear() and not testnet.latency_ms.get(record.name) and record.faults_applied \
+                and not force:
             return record.name, None
         client = RpcClient(record.rpc_url, admin_token=record.admin_token or None, timeout_s=RPC_TIMEOUT_S)
         try:

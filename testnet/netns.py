@@ -3,8 +3,9 @@
 Each node runs in its own namespace `cl-<id>-node<i>` whose `eth0` is one end of a veth pair; the other end,
 `cl-<id>-v<i>`, is a port of the bridge `cl-<id>-br` in the root namespace, which holds the subnet's first address
 (the toolkit reaches the nodes' RPC from there). Partitions are blackhole routes inside the blocking node's
-namespace; netem is a `tc netem` qdisc on the node's `eth0`, behind a prio qdisc whose filter keeps traffic to the
-bridge address (the toolkit's RPC) out of it, so `testnet check` is not slowed or lost by the faults it checks.
+namespace; netem is a `tc netem` qdisc on the node's `eth0`, under an htb root whose filter keeps traffic to the
+bridge address (the toolkit's RPC) out of it, so `testnet check` is not slowed or lost by the faults it checks; a
+latency matrix adds one class per destination, chosen by its address, with its own netem delay.
 
 The builders (`*_commands`) are pure: they return the `ip`/`tc` argv lists, and `run_commands` runs them. Every
 name starts with `cl-<6 hex digits>-`, so `testnet doctor` finds what a dead launcher left behind; a small
@@ -13,13 +14,14 @@ registry in /run/chainlab/netns (tmpfs, gone at reboot like the namespaces) maps
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ REGISTRY_DIR = Path("/run/chainlab/netns")
 COMMAND_TIMEOUT_S = 10.0
 # htb classes: 1:10 carries traffic to the bridge address (no faults), 1:20 everything else (rate, then netem).
 UNLIMITED_RATE = "10gbit"
+UNLIMITED_KBIT = 10_000_000
+PEER_CLASS_BASE = 0x100  # a latency matrix's class for destination j is 1:<0x100 + j> (tc reads minors in hex)
 HTB_QUANTUM = "1514"  # one full frame per round; htb's default (rate / r2q) is too big at 10gbit and warns
 Argv = list[str]
 
@@ -172,12 +176,20 @@ def clear_netem_command(plan: NetnsPlan, index: int) -> Argv:
     return ["tc", "-n", plan.namespace(index), "qdisc", "del", "dev", DEVICE, "root"]
 
 
-def netem_commands(plan: NetnsPlan, index: int, netem: Netem) -> list[Argv]:
+def netem_commands(plan: NetnsPlan, index: int, netem: Netem,
+                   peer_delay_ms: Mapping[int, float] | None = None) -> list[Argv]:
     """Node `index`'s outgoing packets limited to `netem.rate_kbit` and through a netem qdisc, except those to the
     bridge address (the toolkit's RPC), which a u32 filter puts in a class of their own; run after
     clear_netem_command. An htb root rather than netem's own `rate`: htb and u32 are in every kernel that has
-    qdiscs at all, netem (sch_netem) is a module some kernels leave out, and the rate limit then still works."""
-    if netem.is_clear():
+    qdiscs at all, netem (sch_netem) is a module some kernels leave out, and the rate limit then still works.
+
+    `peer_delay_ms` (a latency matrix's row: destination index -> one-way ms) adds, per destination, an htb class
+    `1:<0x100 + j>` chosen by a u32 filter on the destination address, with a netem child that delays by the
+    matrix's value plus `netem`'s own delay (and applies its jitter, loss, duplication and reordering). The
+    classes then sit under one parent `1:1` holding the rate, so `--rate-kbit` still limits the node's whole
+    link, not each destination."""
+    delays = {peer: ms for peer, ms in sorted((peer_delay_ms or {}).items()) if ms > 0}
+    if netem.is_clear() and not delays:
         return []
     tc = ["tc", "-n", plan.namespace(index)]
     rate = f"{netem.rate_kbit:g}kbit" if netem.rate_kbit else UNLIMITED_RATE
@@ -185,14 +197,35 @@ def netem_commands(plan: NetnsPlan, index: int, netem: Netem) -> list[Argv]:
         [*tc, "qdisc", "add", "dev", DEVICE, "root", "handle", "1:", "htb", "default", "20"],
         [*tc, "class", "add", "dev", DEVICE, "parent", "1:", "classid", "1:10", "htb", "rate", UNLIMITED_RATE,
          "quantum", HTB_QUANTUM],
-        [*tc, "class", "add", "dev", DEVICE, "parent", "1:", "classid", "1:20", "htb", "rate", rate, "ceil", rate,
-         "quantum", HTB_QUANTUM],
+    ]
+    parent = "1:"
+    if delays:
+        parent = "1:1"
+        commands.append([*tc, "class", "add", "dev", DEVICE, "parent", "1:", "classid", parent, "htb", "rate", rate,
+                         "ceil", rate, "quantum", HTB_QUANTUM])
+        share = f"{(netem.rate_kbit or UNLIMITED_KBIT) / (len(delays) + 1):g}kbit"  # assured; each may borrow to `rate`
+        leaf = ["rate", share, "ceil", rate]
+    else:
+        leaf = ["rate", rate, "ceil", rate]
+    commands += [
+        [*tc, "class", "add", "dev", DEVICE, "parent", parent, "classid", "1:20", "htb", *leaf, "quantum",
+         HTB_QUANTUM],
         [*tc, "filter", "add", "dev", DEVICE, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
          "dst", f"{plan.gateway}/32", "flowid", "1:10"],
     ]
     arguments = netem.arguments()
     if arguments:
         commands.append([*tc, "qdisc", "add", "dev", DEVICE, "parent", "1:20", "handle", "20:", "netem", *arguments])
+    for peer, ms in delays.items():
+        minor = f"{PEER_CLASS_BASE + peer:x}"
+        commands += [
+            [*tc, "class", "add", "dev", DEVICE, "parent", parent, "classid", f"1:{minor}", "htb", *leaf, "quantum",
+             HTB_QUANTUM],
+            [*tc, "filter", "add", "dev", DEVICE, "parent", "1:", "protocol", "ip", "prio", "2", "u32", "match", "ip",
+             "dst", f"{plan.ip(peer)}/32", "flowid", f"1:{minor}"],
+            [*tc, "qdisc", "add", "dev", DEVICE, "parent", f"1:{minor}", "handle", f"{minor}:", "netem",
+             *dataclasses.replace(netem, delay_ms=netem.delay_ms + ms).arguments()],
+        ]
     return commands
 
 
@@ -355,9 +388,10 @@ def register(testnet_id: str, directory: Path) -> None:
 
 
 def apply_all(plan: NetnsPlan, wanted: Sequence[tuple[int, Sequence[int], Faults]], *, partition: bool,
-              netem: bool) -> dict[str, str]:
-    """Apply (index, blocked indices, faults) for several nodes in parallel, so a partition cuts at once; returns
-    {namespace: error} for those that failed."""
+              netem: bool, delays: Mapping[int, Mapping[int, float]] | None = None) -> dict[str, str]:
+    """Apply (index, blocked indices, faults) for several nodes in parallel, so a partition cuts at once, with
+    each node's row of the latency matrix (`delays`, by index) on its link; returns {namespace: error} for those
+    that failed."""
     def one(item: tuple[int, Sequence[int], Faults]) -> tuple[str, str | None]:
         index, blocked, faults = item
         try:
@@ -365,7 +399,7 @@ def apply_all(plan: NetnsPlan, wanted: Sequence[tuple[int, Sequence[int], Faults
                 run_commands(block_commands(plan, index, blocked))
             if netem:
                 run_tolerant([clear_netem_command(plan, index)])
-                run_commands(netem_commands(plan, index, Netem.of(faults)))
+                run_commands(netem_commands(plan, index, Netem.of(faults), (delays or {}).get(index)))
         except TestnetError as exc:
             return plan.namespace(index), str(exc)
         return plan.namespace(index), None

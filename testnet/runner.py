@@ -22,8 +22,9 @@ from testnet.history import HistoryWriter
 from testnet.leadership import Leader, expect_new_leader, expect_no_stale_read, expect_writes, find_leader, leaders
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
 from testnet.nemesis import Nemesis
-from testnet.scenario import Scenario, Step, parse_wait, plan
-from testnet.state import HISTORY_FILE, REPORT_FILE, STATE_FILE, TestnetError, iso_now, load_testnet
+from testnet.netns import DEFAULT_SUBNET
+from testnet.scenario import ManifestError, Scenario, Step, check_attached, parse_wait, plan
+from testnet.state import HISTORY_FILE, REPORT_FILE, STATE_FILE, Testnet, TestnetError, iso_now, load_testnet
 from testnet.waits import expect, wait_for
 
 Progress = Callable[[str], None]
@@ -68,6 +69,7 @@ class Run:
     checks: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     down: dict[str, Any] | None = None
+    attached: bool = False  # driven an attached network: nothing started, nothing taken down
     started: str = field(default_factory=iso_now)
     started_at: float = field(default_factory=time.monotonic)
 
@@ -122,8 +124,23 @@ def choose_seed(scenario: Scenario, seed: int | None) -> int:
     return secrets.randbelow(2**31)
 
 
+def attached_network(directory: Path | None) -> Testnet | None:
+    """The record in `directory` when it is an attached network (every node remote: `testnet attach` or a
+    hand-written testnet.json), which a run drives as it is; None when the run starts its own network there.
+    TestnetError for a directory holding a testnet the toolkit started (a run never reuses one)."""
+    if directory is None or not (directory / STATE_FILE).is_file():
+        return None
+    testnet = load_testnet(directory)
+    if not all(record.remote for record in testnet.nodes):
+        raise TestnetError(f"{directory} already holds a testnet this machine started: `testnet run` starts its "
+                           "own in a new --dir, or drives an attached network (`testnet attach`)")
+    return testnet
+
+
 def run_scenario(scenario: Scenario, seed: int, directory: Path | None, progress: Progress) -> Run:
-    """Run the scenario end to end; never leaves a process behind; the report is in `<dir>/report.json`."""
+    """Run the scenario end to end; never leaves a process behind; the report is in `<dir>/report.json`. On an
+    attached network (docs/TESTNET.md, "Scenarios on an attached network") nothing is started or taken down: the
+    run drives the nodes through RPC, heals them at the end and checks from RPC."""
     run = Run(scenario=scenario, seed=seed)
     network = scenario.network
     if directory is None:
@@ -132,15 +149,29 @@ def run_scenario(scenario: Scenario, seed: int, directory: Path | None, progress
     options = launcher.UpOptions(nodes=network.nodes, consensus=network.consensus, directory=directory,
                                  topology=network.topology, hashrate_shares=network.hashrate_shares,
                                  hashrate_hps=network.hashrate_hps, genesis_params=dict(network.params),
-                                 seed=f"s{seed}", load_accounts=network.load_accounts)
+                                 seed=f"s{seed}", load_accounts=network.load_accounts, netns=network.netns,
+                                 subnet=network.subnet or DEFAULT_SUBNET)
     try:
-        launcher.up(options, progress)
+        attached = attached_network(directory)
+        run.attached = attached is not None
+        if attached is not None:
+            ignored = check_attached(scenario, attached)
+            progress(f"attached network in {directory}: {len(attached.nodes)} remote {attached.consensus} nodes, "
+                     "nothing started" + (f"; ignored: {', '.join(ignored)} (it runs as it was started)"
+                                          if ignored else ""))
+        else:
+            launcher.up(options, progress)
+        if network.latency is not None:
+            event = Nemesis(directory).latency(network.latency)
+            if event["detail"].get("failures"):
+                reasons = "; ".join(dict.fromkeys(event["detail"]["failures"].values()))
+                raise TestnetError(f"the latency matrix could not be applied: {reasons}")
         with exclusive_load(directory):
             asyncio.run(_drive(run, directory, progress))
         run.checks["rpc"] = run_checks(directory, CheckOptions(
             checks=scenario.checks, converge_timeout_s=scenario.converge_timeout_s))
         progress(checks_line("from RPC", run.checks["rpc"]))
-    except (TestnetError, OSError) as exc:
+    except (TestnetError, ManifestError, OSError) as exc:
         run.error = str(exc)
     except KeyboardInterrupt:
         run.error = "interrupted"
@@ -158,8 +189,16 @@ def checks_line(source: str, result: dict[str, Any]) -> str:
 
 
 def _teardown(run: Run, directory: Path, progress: Progress) -> None:
-    """Down (always), the store checks (unless the run broke), and the report."""
-    if (directory / STATE_FILE).exists():
+    """Down (always), the store checks (unless the run broke), and the report. An attached network is left
+    running (its record too): there is no process to stop and no store to check here."""
+    if run.attached:
+        faults = {r.name: r.faults.netem() | ({"blocked": r.faults.blocked} if r.faults.blocked else {})
+                  for r in load_testnet(directory).nodes if not r.faults.is_clear()}
+        run.down = {"dir": str(directory), "ok": True, "attached": True, "nodes": [], "left": [],
+                    "faults_left": faults}
+        progress("attached network left running" + (f"; faults left on it (end.heal = false): {faults}"
+                                                     if faults else ""))
+    elif (directory / STATE_FILE).exists():
         progress("down")
         try:
             run.down = launcher.down(directory)

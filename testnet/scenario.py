@@ -19,10 +19,14 @@ from chain.genesis import TOP_LEVEL, GenesisError, parse_param_value
 from consensus.registry import all_parameters, engine_names
 from testnet.audit import CHECK_NAMES
 from testnet.byzantine import TWIN_SUFFIX, TWINS, behaviours
+from testnet.latency import LatencyMatrix, parse_matrix
 from testnet.linearizability import READ_LEVELS
+from testnet.state import Testnet, TestnetError
 from testnet.topology import TOPOLOGIES, TopologyError, blocked_from_groups, shape_blocked
 
 NODE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")
+NETWORK_KEYS = ("nodes", "consensus", "topology", "hashrate_shares", "hashrate_hps", "load_accounts", "params",
+                "netns", "subnet", "latency")
 ACTIONS = (*NODE_ACTIONS, "partition", "heal", "netem", "random", "byzantine")
 RANDOM_FAULTS = ("kill", "stop", "restart", "pause", "partition", "netem")
 EXPECTATIONS = ("mining", "not mining", "stalled", "not stalled", "progress", "no progress", "new leader",
@@ -53,6 +57,10 @@ class NetworkSpec:
     hashrate_hps: float | None = None
     load_accounts: int = 64
     params: dict[str, Any] = field(default_factory=dict)
+    netns: bool = False  # each node in its own network namespace (`testnet up --netns`; root only)
+    subnet: str = ""  # with netns: the nodes' subnet ("" for the launcher's default)
+    latency: LatencyMatrix | None = None  # [network.latency]: regions and per-pair delays
+    keys: list[str] = field(default_factory=list)  # the keys the manifest gave (an attached run names ignored ones)
 
 
 @dataclass(kw_only=True)
@@ -163,9 +171,7 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
     unknown = sorted(set(doc) - set(allowed))
     if unknown:
         raise ManifestError(f"{unknown[0]}: unknown key (known: {', '.join(allowed)})")
-    network = _network(_table(doc, "network", "manifest", ("nodes", "consensus", "topology", "hashrate_shares",
-                                                            "hashrate_hps", "load_accounts", "params"),
-                              required=True))
+    network = _network(_table(doc, "network", "manifest", NETWORK_KEYS, required=True))
     load_table = _table(doc, "load", "manifest", ("tps", "duration_s", "accounts", "start_at_s", "settle_timeout_s",
                                                      "reads", "read_ratio"))
     load = _load(load_table, network) if load_table else None
@@ -221,7 +227,25 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
 def _network(table: dict[str, Any]) -> NetworkSpec:
     if "nodes" not in table:
         raise ManifestError("network.nodes: missing (how many nodes?)")
-    spec = NetworkSpec(nodes=int(_number(table["nodes"], "network.nodes", minimum=1, integer=True, maximum=64)))
+    spec = NetworkSpec(nodes=int(_number(table["nodes"], "network.nodes", minimum=1, integer=True, maximum=64)),
+                       keys=sorted(table))
+    if "netns" in table:
+        if not isinstance(table["netns"], bool):
+            raise ManifestError("network.netns: must be true or false")
+        spec.netns = table["netns"]
+    if "subnet" in table:
+        if not spec.netns:
+            raise ManifestError("network.subnet: goes with netns = true")
+        spec.subnet = _text(table["subnet"], "network.subnet")
+    if "latency" in table:
+        if not isinstance(table["latency"], dict):
+            raise ManifestError("network.latency: must be a table with [network.latency.regions] and "
+                                "[network.latency.latency_ms]")
+        try:
+            spec.latency = parse_matrix(table["latency"], [f"node{i}" for i in range(spec.nodes)],
+                                        where="network.latency")
+        except TestnetError as exc:
+            raise ManifestError(str(exc)) from None
     spec.consensus = _text(table.get("consensus", "pow"), "network.consensus", tuple(engine_names()))
     spec.topology = _text(table.get("topology", "full"), "network.topology", TOPOLOGIES)
     if "hashrate_shares" in table:
@@ -366,6 +390,9 @@ def _check_byzantine(step: dict[str, Any], where: str, network: NetworkSpec, ind
     if "behaviour" not in step:
         raise ManifestError(f"{where}.behaviour: missing (one of {', '.join(known)})")
     behaviour = _text(step["behaviour"], f"{where}.behaviour", known)
+    if behaviour == TWINS and network.netns:
+        raise ManifestError(f"{where}.behaviour: twins are not supported with network.netns = true yet (a twin "
+                            "would need a namespace of its own)")
     if behaviour == TWINS:
         if index is None:
             raise ManifestError(f"{where}.node: twins need a node named in the manifest (node0 or 0), so that "
@@ -573,3 +600,46 @@ def _expand_random(entry: Mapping[str, Any], rng: random.Random, count: int, at_
         steps.append(Step(kind="action", spec=first, origin=where, **timing))
         steps.append(Step(kind="action", spec=second, after_s=held, origin=where))
     return steps
+
+
+# Keys of [network] that say how to start a network: an attached one already runs as it was started.
+START_KEYS = ("topology", "hashrate_shares", "hashrate_hps", "load_accounts", "params")
+
+
+def check_attached(scenario: Scenario, testnet: Testnet) -> list[str]:
+    """A manifest run against an attached network (`testnet run MANIFEST --dir D`, D from `testnet attach`):
+    ManifestError (one line naming the key) for what cannot be done to nodes this machine did not start, before
+    anything runs; returns the [network] keys that are ignored (how to start a network that already runs)."""
+    network = scenario.network
+    where = f"the attached network in {testnet.dir}"
+    if network.nodes != len(testnet.nodes):
+        raise ManifestError(f"network.nodes: {network.nodes}, but {where} has {len(testnet.nodes)} nodes")
+    if network.consensus != testnet.consensus:
+        raise ManifestError(f"network.consensus: {network.consensus}"
+                            f"{'' if 'consensus' in network.keys else ' (the default)'}, but {where} runs "
+                            f"{testnet.consensus}")
+    for key in ("netns", "subnet", "latency"):
+        if key in network.keys:
+            raise ManifestError(f"network.{key}: not on {where} (its links are not this host's; give a latency "
+                                "matrix with `testnet latency FILE --dir D`, which the nodes' fault hooks apply)")
+    local = "needs a process this machine started, and its nodes are remote (partition, heal, netem, byzantine, " \
+            "waits and expectations work on them; crash faults belong to whatever runs the nodes)"
+    for number, step in enumerate(scenario.timeline):
+        action = step.get("action")
+        if action in NODE_ACTIONS:
+            raise ManifestError(f"timeline[{number}].action: {action} on {where} {local}")
+        if action == "random":
+            process = [f for f in step.get("faults", list(RANDOM_FAULTS)) if f in NODE_ACTIONS]
+            if process:
+                raise ManifestError(f"timeline[{number}].faults: {', '.join(process)} on {where} {local}; give "
+                                    "faults = [\"partition\", \"netem\"]")
+        if action == "byzantine" and step.get("behaviour") == TWINS:
+            raise ManifestError(f"timeline[{number}].behaviour: twins on {where} {local}")
+    if scenario.load is not None:
+        if not testnet.load_accounts:
+            raise ManifestError(f"load: {where} has no load accounts (attach with the --seed whose accounts its "
+                                "genesis funds)")
+        if (scenario.load.accounts or 0) > testnet.load_accounts:
+            raise ManifestError(f"load.accounts: {scenario.load.accounts}, but {where} has "
+                                f"{testnet.load_accounts} load accounts")
+    return [f"network.{key}" for key in START_KEYS if key in network.keys]

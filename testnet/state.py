@@ -138,6 +138,9 @@ class Testnet:
     # `testnet up --netns`: the id in the names of its namespaces and links (testnet/netns.py) and its subnet
     netns_id: str = ""
     netns_subnet: str = ""
+    # A latency matrix (testnet/latency.py): each node's region, and each node's one-way delay to each peer in ms
+    regions: dict[str, str] = field(default_factory=dict)
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     version: int = FORMAT_VERSION
 
     @property

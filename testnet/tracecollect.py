@@ -7,20 +7,27 @@ host: one clock; the tools order by the clocks, not by this), and writes one tra
 copied beside it as `OUT.events.jsonl`, so `chainlab trace diagram` shades the faults without further options. A
 node without a trace, or a trace that cannot be read, is reported and the rest is collected; a bad line in the
 middle of a file is an error naming the file and line (a torn last line, from a crash, is skipped).
+A remote node's trace (an attached network) comes over RPC, `GET /v1/admin/trace` with its admin token: the same
+file, read where the node runs. Across hosts the wall clocks differ, so the merged order by time is only a
+layout; the tools order by the vector clocks, which need no common clock.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from causality.events import TraceError, TraceEvent, parse_trace
+from node.client import RpcClient, RpcError, RpcUnavailable
 from node.config import ConfigError, load_config
 from testnet.cluster import TRACE_FILE
-from testnet.state import EVENTS_FILE, Testnet, TestnetError, load_testnet, trace_events_path
+from testnet.state import EVENTS_FILE, NodeRecord, Testnet, TestnetError, load_testnet, trace_events_path
+
+REMOTE_TIMEOUT_S = 10.0
 
 
 def node_trace_path(datadir: Path) -> Path:
@@ -49,7 +56,17 @@ def read_node_traces(testnet: Testnet) -> NodeTraces:
     missing: dict[str, str] = {}
     for record in testnet.nodes:
         if record.remote:
-            missing[record.name] = "remote node: its trace file stays on its host (no RPC serves it)"
+            text, why = _remote_trace(record)
+            if text is None:
+                missing[record.name] = why
+                continue
+            try:
+                found = list(parse_trace(io.StringIO(text), f"{record.name}'s trace (GET {record.rpc_url}"
+                                                            "/v1/admin/trace)"))
+            except TraceError as exc:
+                raise TestnetError(str(exc)) from None
+            per_node[record.name] = len(found)
+            events.extend(found)
             continue
         path = node_trace_path(Path(record.datadir))
         if not path.is_file():
@@ -75,6 +92,21 @@ def read_node_traces(testnet: Testnet) -> NodeTraces:
             renamed += 1
         merged.append(event)
     return NodeTraces(merged, per_node, missing, renamed)
+
+
+def _remote_trace(record: NodeRecord) -> tuple[str | None, str]:
+    """A remote node's trace as it serves it (`GET /v1/admin/trace`, with its admin token), or None and why not."""
+    client = RpcClient(record.rpc_url, admin_token=record.admin_token or None, timeout_s=REMOTE_TIMEOUT_S)
+    try:
+        return client.trace(), ""
+    except RpcUnavailable as exc:
+        return None, f"remote node does not answer ({exc})"
+    except RpcError as exc:
+        if exc.code == "no-trace":
+            return None, f"remote node does not trace: {exc.message} (set [node] trace_file where it runs)"
+        if exc.http_status == 404:
+            return None, "remote node serves no trace (GET /v1/admin/trace: a node older than that route)"
+        return None, f"remote node refused GET /v1/admin/trace: {exc.code}: {exc.message}"
 
 
 def collect(directory: Path, out: Path) -> dict[str, Any]:

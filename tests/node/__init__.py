@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -246,6 +247,9 @@ class FakeNode:
 
     def subscribe(self) -> EventSubscription:
         return self.broker.subscribe()
+
+    def trace_path(self) -> Path | None:
+        return None
 
     def set_faults(self, spec: dict[str, object]) -> dict[str, object]:
         allowed = {"drop_to": list, "delay_ms": int, "loss": float}

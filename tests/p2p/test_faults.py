@@ -42,8 +42,19 @@ def test_blocked_peers_match_ids_or_urls() -> None:
     assert faults.blocks("02ab") and faults.blocks(None, "ws://x/p2p") and not faults.blocks("03cd", "")
 
 
+def test_a_peer_delay_adds_to_frames_to_that_peer_only_and_draws_nothing() -> None:
+    matrix = FaultConfig(peer_delay_ms={"02ab": 80.0})
+    rng = Random(3)
+    assert matrix.plan(rng, "02ab") == (0.08,) and matrix.plan(rng, "03cd") == (0.0,) and matrix.plan(rng) == (0.0,)
+    assert rng.random() == Random(3).random()  # no draw: a matrix leaves a seeded run's faults as they were
+    both = FaultConfig(delay_ms=20, duplicate=1.0, peer_delay_ms={"02ab": 80.0})
+    assert both.plan(Random(1), "02ab") == pytest.approx((0.1, 0.1))
+
+
 @pytest.mark.parametrize("kwargs", [{"loss": 1.5}, {"duplicate": -0.1}, {"delay_ms": -1},
-                                    {"jitter_ms": float("inf")}, {"blocked_peers": {"x"}}])
+                                    {"jitter_ms": float("inf")}, {"blocked_peers": {"x"}},
+                                    {"peer_delay_ms": {"02ab": -1.0}}, {"peer_delay_ms": {"02ab": float("nan")}},
+                                    {"peer_delay_ms": {"02ab": True}}, {"peer_delay_ms": [("02ab", 1.0)]}])
 def test_invalid_configs(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         FaultConfig(**kwargs)  # type: ignore[arg-type]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -34,3 +37,27 @@ def stopped_testnet(directory: Path, *, consensus: str = "pow", count: int = 3) 
                       block_interval_s=1.0, finality_threshold=3)
     save_testnet(testnet)
     return testnet
+
+
+def netns_unavailable() -> str | None:
+    """Why a --netns testnet cannot run here (not root, no iproute2, no `ip netns`), or None when it can."""
+    if os.geteuid() != 0:
+        return "not root: --netns needs CAP_NET_ADMIN"
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "no `ip`/`tc` (iproute2)"
+    probe = "cl-test-probe"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+    return None if made.returncode == 0 else f"`ip netns add` fails here: {made.stderr.strip()}"
+
+
+def kernel_has_netem() -> bool:
+    """The kernel takes a netem qdisc (sch_netem), tried on the loopback of a throw-away namespace."""
+    probe = "cl-test-netem"
+    subprocess.run(["ip", "netns", "add", probe], capture_output=True, check=False)
+    try:
+        added = subprocess.run(["tc", "-n", probe, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+                               capture_output=True, check=False)
+        return added.returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)

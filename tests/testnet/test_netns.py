@@ -4,6 +4,7 @@ healed through the kernel, checked, and taken down leaving no namespace, link, b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from testnet import launcher, netns, procs
 from testnet.netns import Netem, NetnsPlan
 from testnet.state import Faults, TestnetError, load_testnet
-from tests.testnet.clitools import one_error, run, stopped_testnet
+from tests.testnet.clitools import netns_unavailable, one_error, run, stopped_testnet
 
 PLAN = NetnsPlan(testnet_id="abc123", subnet="10.77.0.0/24", nodes=2)
 
@@ -131,17 +132,6 @@ def test_netns_without_root_or_ip_is_one_line_naming_what_to_do(tmp_path: Path,
 
 # -- a real --netns testnet -----------------------------------------------------------------------------------------
 
-def _netns_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "not root: --netns needs CAP_NET_ADMIN"
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        return "no `ip`/`tc` (iproute2)"
-    probe = "cl-test-probe"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
-    return None if made.returncode == 0 else f"`ip netns add` fails here: {made.stderr.strip()}"
-
-
 def _host_names() -> tuple[str, str]:
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
@@ -163,7 +153,7 @@ def _dials(namespace: str, p2p_url: str) -> bool:
 
 
 def test_a_netns_testnet_is_partitioned_and_healed_by_the_kernel_and_leaves_nothing(tmp_path: Path) -> None:
-    reason = _netns_unavailable()
+    reason = netns_unavailable()
     if reason:
         print(f"skipped: {reason}")
         pytest.skip(reason)
@@ -224,7 +214,7 @@ def test_a_netns_testnet_is_partitioned_and_healed_by_the_kernel_and_leaves_noth
 
 
 def test_a_killed_launchers_namespaces_are_listed_and_removed_by_doctor(tmp_path: Path) -> None:
-    reason = _netns_unavailable()
+    reason = netns_unavailable()
     if reason:
         print(f"skipped: {reason}")
         pytest.skip(reason)
@@ -278,3 +268,46 @@ def test_reorder_and_rate_need_a_netns_testnet(tmp_path: Path) -> None:
     assert code == 1 and "need the kernel's netem" in one_error(stderr)
     code, _, stderr = run("netem", "--rate-kbit", "100", "--dir", str(tmp_path))
     assert code == 1 and "testnet up --netns" in one_error(stderr)
+
+
+NETNS_SCENARIO = """
+name = "netns-isolate"
+[network]
+nodes = 3
+netns = true
+subnet = "10.231.11.0/24"
+load_accounts = 4
+[network.params]
+block_interval_s = 0.5
+[[timeline]]
+at_s = 1
+action = "partition"
+shape = "isolate:2"
+[[timeline]]
+after_s = 2
+action = "heal"
+[end]
+wait = ["converged"]
+timeout_s = 20
+[checks]
+converge_timeout_s = 10
+"""
+
+
+@pytest.mark.long
+def test_a_scenario_with_netns_true_runs_in_namespaces_and_leaves_nothing(tmp_path: Path) -> None:
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(NETNS_SCENARIO)
+    directory = tmp_path / "run"
+    code, stdout, stderr = run("run", str(manifest), "--dir", str(directory), "--seed", "1")
+    assert code == 0, stdout + stderr
+    testnet = load_testnet(directory)
+    assert testnet.netns_id and all(record.rpc_url.startswith("http://10.231.11.") for record in testnet.nodes)
+    partition = next(json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()
+                     if json.loads(line)["action"] == "partition")
+    assert partition["network"]["blocked"]["node2"] == ["node0", "node1"]
+    namespaces, links = _host_names()
+    assert f"cl-{testnet.netns_id}" not in namespaces + links

@@ -203,6 +203,9 @@ def test_attach_drives_a_network_started_separately(tmp_path: Path) -> None:
         assert code == 0 and result["ok"], result["checks"]
         assert result["sources"] == {"node0": "rpc", "node1": "rpc"}
 
+        code, _, stderr = run("trace", "--dir", str(attached))  # these nodes do not trace: said per node
+        assert code == 1 and "node0: remote node does not trace: this node does not trace" in one_error(stderr)
+
         assert run("down", "--dir", str(attached))[0] == 0
         assert all(procs.owned(n.pid, n.datadir) for n in nodes)  # forgotten, not stopped
 
