@@ -26,6 +26,7 @@ from chain.errors import RejectError, RelayedRejectError
 from chain.genesis import Genesis
 from chain.housekeeping import MEMPOOL_MAX_AGE_S
 from chain.mempool import Mempool
+from chain.state import check_operation
 from chain.tx import Transaction
 from chain.validation import SignatureChecker, check_block_cheap
 from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, ReadResult, Ready, Sealed
@@ -263,6 +264,8 @@ class NodeCore:
     def receive_tx(self, tx: Transaction, *, source: str | None, now: float, now_ms: int) -> Output:
         """Mempool admission (RejectError with its code), relay, and a template refresh for the miners."""
         out = Output()
+        if tx.op is not None and source is None:
+            check_operation(self.tree.state, tx, self.tree.height + 1)
         self.mempool.add(tx, self.tree.state, now=now)
         destination = self.engine.tx_destination()
         if destination != self.key.address:  # our own: we propose it ourselves
