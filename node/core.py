@@ -25,6 +25,7 @@ from chain.chainstore import ChainStore
 from chain.errors import RejectError, RelayedRejectError
 from chain.genesis import Genesis
 from chain.housekeeping import MEMPOOL_MAX_AGE_S
+from chain.leases import LeaseWatch
 from chain.mempool import Mempool
 from chain.state import check_operation
 from chain.tx import Transaction
@@ -128,6 +129,7 @@ class NodeCore:
         self.key = key
         self.spec = check_genesis(self.genesis)
         self.mempool = Mempool.from_genesis(self.genesis, tree.signatures)
+        self.leases = LeaseWatch(tree.store.tx_outcome)  # lock events for /v1/events (chain/leases.py)
         self.rng = rng if rng is not None else Random(crypto.sha256(b"engine-rng" + key.public_key))
         self.engine: Engine = engine if engine is not None else engine_for(
             self.genesis, key, rng=self.rng, proposing_allowed=mining)
@@ -389,6 +391,10 @@ class NodeCore:
             out.events.append({"type": "block", "height": block.height, "hash": block.hash.hex(),
                                "txs": len(block.txs), "proposer": crypto.address_to_text(block.header.proposer),
                                "time_ms": now_ms})
+        if result.connected:
+            out.events.extend(self.leases.on_tip_change(result.connected, tree.state, tree.height,
+                                                        final_height=tree.final_height,
+                                                        reorg=bool(result.disconnected)))
         if result.connected:
             tip = result.connected[-1]
             out.tip_note = f"block {tip.height} {tip.hash.hex()[:16]}  {len(tip.txs)} tx  final {tree.final_height}"
