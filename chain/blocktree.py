@@ -239,6 +239,18 @@ class BlockTree:
                     account, found = previous, True
         return account if found else self.state.get(address)
 
+    def final_record(self, key: bytes) -> bytes | None:
+        """The record at `key` (chain/locks.py) as of the final block, the way `final_account` reads accounts."""
+        record = None
+        found = False
+        for height in range(self.height, self.final_height, -1):
+            block_hash = self.hash_at(height)
+            assert block_hash is not None
+            for changed, previous in self.store.get_undo(block_hash).previous_records:
+                if changed == key:
+                    record, found = previous, True
+        return record if found else self.state.get_record(key)
+
     def is_on_best_chain(self, block_hash: bytes) -> bool:
         """True when the block is part of the active chain."""
         meta = self._metas.get(block_hash)

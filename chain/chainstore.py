@@ -3,8 +3,9 @@ batch per logical step (store a block, connect it, disconnect it).
 
 Write-ahead ordering (docs/STORAGE.md): a block's body and metadata are written (one batch) before it can be
 connected; connecting writes, in one batch, the block's status, its best-chain height entry, every changed
-account, its undo record, its transactions' index entries, their address index entries (chain/addrindex.py), the
-tip record (hash + state accumulator) and the final height. Disconnecting is the mirror batch. So the store always
+account and record (locks, register: chain/locks.py), its undo record, its transactions' index entries, their
+address index entries (chain/addrindex.py), its operations' outcomes, the tip record (hash + state accumulator)
+and the final height. Disconnecting is the mirror batch. So the store always
 holds the state of exactly the block the tip record names, and a torn sequence of batches (a crash in the middle of
 a reorg) leaves a tip that is some valid block of either branch; on restart fork choice simply resumes the reorg.
 """
@@ -132,6 +133,10 @@ class StoreAccounts:
         if len(cache) > self._cache_entries:
             self._cache = trimmed(cache, self._cache_entries)
 
+    def get_record(self, key: bytes) -> bytes | None:
+        """The stored record (chain/locks.py), or None. Uncached: records are few and read by operations only."""
+        return self._store.get(keys.record_key(key))
+
     def written(self, changes: Mapping[bytes, Account | None]) -> None:
         """Tell the cache what a batch just wrote."""
         self._remember(changes)
@@ -232,6 +237,17 @@ class ChainStore:
             history.append((ref, block.hash, tx))
         return history
 
+    def tx_outcome(self, tx_hash: bytes) -> str | None:
+        """The outcome ("ok" or a reject code) of a best-chain operation transaction, or None."""
+        raw = self.store.get(keys.outcome_key(tx_hash))
+        return None if raw is None else raw.decode("ascii")
+
+    def iter_records(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored record (chain verify)."""
+        cut = len(keys.RECORD)
+        for key, value in self.store.iterate(prefix=keys.RECORD):
+            yield key[cut:], value
+
     def tip_state(self) -> State:
         """The state at the tip, reading accounts from the store."""
         _, accumulator = self.tip()
@@ -299,6 +315,13 @@ class ChainStore:
         for index, tx in enumerate(block.txs):
             puts[tx_prefix + tx.hash] = block_hash + index.to_bytes(4, "big")
         puts.update(block_entries(block))
+        for key, value in application.state.record_changes.items():
+            if value is None:
+                deletes.append(keys.record_key(key))
+            else:
+                puts[keys.record_key(key)] = value
+        for result in application.op_results:
+            puts[keys.outcome_key(result.tx_hash)] = result.code.encode("ascii")
         self._write(puts, deletes, sync=sync, accounts=changes)
 
     def disconnect(self, block: Block, undo: Undo, parent_hash: bytes, final_height: int) -> None:
@@ -316,6 +339,12 @@ class ChainStore:
                 puts[keys.account_key(address)] = account.encode()
         deletes.extend(keys.tx_index_key(tx.hash) for tx in block.txs)
         deletes.extend(block_entries(block))
+        for key, value in undo.previous_records:
+            if value is None:
+                deletes.append(keys.record_key(key))
+            else:
+                puts[keys.record_key(key)] = value
+        deletes.extend(keys.outcome_key(tx.hash) for tx in block.txs if tx.op is not None)
         self._write(puts, deletes, accounts=restored)
 
     def set_final_height(self, height: int, *, sync: bool = True) -> None:

@@ -23,6 +23,8 @@ TAG_GENESIS = 4
 TAG_ACCOUNT = 5
 TAG_UNDO = 6
 TAG_BLOCK_META = 7
+TAG_LOCK = 8  # lock record (chain/locks.py)
+TAG_KV = 9  # fenced register record (chain/locks.py)
 # 16.. are reserved for consensus engines, 32.. for P2P messages.
 
 U64_MAX = (1 << 64) - 1

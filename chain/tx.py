@@ -1,8 +1,15 @@
-"""Transfer transactions: the only transaction kind of the account model.
+"""Transactions of the account model: transfers (version 1) and operations (version 2: locks and the fenced
+register, chain/locks.py).
 
-Encoding: `[1, 1, chain_id, sender_pubkey, recipient, amount, fee, nonce, memo, signature]`. The signature covers
-the SHA-256 of the same array without the signature (`signing_hash`); the transaction id is the SHA-256 of the
-whole encoding. Replay protection is the chain id plus the sender's nonce.
+Encodings: a transfer is `[1, 1, chain_id, sender_pubkey, recipient, amount, fee, nonce, memo, signature]`; an
+operation is `[1, 2, chain_id, sender_pubkey, fee, nonce, op, signature]` with `op` the operation's own array
+(`[1, name, lease_blocks]` acquire, `[2, name, lease_blocks]` renew, `[3, name]` release, `[4, key, value, lock,
+token]` kv-put). The signature covers the SHA-256 of the same array without the signature (`signing_hash`); the
+transaction id is the SHA-256 of the whole encoding. Replay protection is the chain id plus the sender's nonce.
+
+An operation moves no coins: in memory its `recipient` is its sender's address, its `amount` 0 and its `memo`
+empty (none of them is encoded), so every path that pays fees and counts nonces treats it as a zero self-transfer
+and only the state machine looks at `op`. Transfers keep their version-1 bytes and ids unchanged.
 
 `Transaction` is an immutable tuple (its encoding and id are computed once, at construction) rather than a frozen
 dataclass: a block of 1,000 transactions builds 1,000 of them on the validation hot path, and a frozen dataclass's
@@ -15,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-from chain import crypto
+from chain import crypto, locks
 from chain.encoding import (
     TAG_TX,
     U64_MAX,
@@ -31,6 +38,7 @@ from chain.encoding import (
 from chain.errors import DecodeError
 
 TX_VERSION = 1
+OP_TX_VERSION = 2
 MAX_MEMO_BYTES = 256
 MAX_CHAIN_ID_CHARS = 64
 MAX_TX_BYTES = 512
@@ -52,10 +60,12 @@ class _TransactionFields(NamedTuple):
     signature: bytes  # 64-byte compact signature; empty while unsigned
     encoded: bytes  # canonical encoding (derived)
     hash: bytes  # SHA-256 of `encoded`: the transaction id (derived)
+    op: locks.Operation | None = None  # the operation of a version-2 transaction; None for a transfer
 
 
 class Transaction(_TransactionFields):
-    """A signed (or, before `signed`, unsigned) transfer of `amount` from `sender` to `recipient`.
+    """A signed (or, before `signed`, unsigned) transfer of `amount` from `sender` to `recipient`, or (built by
+    `Transaction.operation`) an operation `op` of `sender` on a lock or the register.
 
     Construct with keywords; every field is checked (types, sizes, u64 ranges). The signature itself is checked by
     validation, where the cost belongs.
@@ -70,7 +80,22 @@ class Transaction(_TransactionFields):
         _check_fields(chain_id, sender, recipient, amount, fee, nonce, memo, signature)
         encoded = pack(TAG_TX, TX_VERSION, [chain_id, sender, recipient, amount, fee, nonce, memo, signature])
         return tuple.__new__(
-            cls, (chain_id, sender, recipient, amount, fee, nonce, memo, signature, encoded, crypto.sha256(encoded))
+            cls, (chain_id, sender, recipient, amount, fee, nonce, memo, signature, encoded, crypto.sha256(encoded),
+                  None)
+        )
+
+    @classmethod
+    def operation(
+        cls, *, chain_id: str, sender: bytes, fee: int, nonce: int, op: locks.Operation, signature: bytes = b"",
+    ) -> Transaction:
+        """A version-2 transaction carrying `op` (a zero self-transfer as far as fees and nonces go)."""
+        if not isinstance(op, locks.LockAcquire | locks.LockRenew | locks.LockRelease | locks.KvPut):
+            raise ValueError(f"op must be a lock or register operation, got {type(op).__name__}")
+        _check_fields(chain_id, sender, bytes(crypto.ADDRESS_BYTES), 0, fee, nonce, b"", signature)
+        encoded = pack(TAG_TX, OP_TX_VERSION, [chain_id, sender, fee, nonce, op.to_array(), signature])
+        return tuple.__new__(
+            cls, (chain_id, sender, crypto.address_of(sender), 0, fee, nonce, b"", signature, encoded,
+                  crypto.sha256(encoded), op)
         )
 
     @property
@@ -78,12 +103,22 @@ class Transaction(_TransactionFields):
         """Digest the sender signs: SHA-256 of the encoding without the signature."""
         if len(self.signature) == crypto.SIGNATURE_BYTES:
             # Same bytes as packing the unsigned fields: the signature is the last item (a 66-byte bin) and the
-            # array header shrinks by one; slicing skips a second msgpack pass on the hot path.
-            return crypto.sha256(_UNSIGNED_ARRAY_HEADER + self.encoded[1:-_SIGNATURE_BIN_BYTES])
+            # array header (a fixarray of either version) shrinks by one; slicing skips a second msgpack pass.
+            header = _UNSIGNED_ARRAY_HEADER if self.op is None else bytes((self.encoded[0] - 1,))
+            return crypto.sha256(header + self.encoded[1:-_SIGNATURE_BIN_BYTES])
+        if self.op is not None:
+            return crypto.sha256(
+                pack(TAG_TX, OP_TX_VERSION, [self.chain_id, self.sender, self.fee, self.nonce, self.op.to_array()])
+            )
         return crypto.sha256(
             pack(TAG_TX, TX_VERSION, [self.chain_id, self.sender, self.recipient, self.amount, self.fee, self.nonce,
                                       self.memo])
         )
+
+    @property
+    def kind(self) -> str:
+        """"transfer" or the operation's kind ("lock-acquire", "lock-renew", "lock-release", "kv-put")."""
+        return "transfer" if self.op is None else self.op.kind
 
     @property
     def sender_address(self) -> bytes:
@@ -99,6 +134,9 @@ class Transaction(_TransactionFields):
         """Return this transaction signed by `key`; the key must match `sender`."""
         if key.public_key != self.sender:
             raise ValueError("the signing key does not match the transaction's sender")
+        if self.op is not None:
+            return Transaction.operation(chain_id=self.chain_id, sender=self.sender, fee=self.fee, nonce=self.nonce,
+                                         op=self.op, signature=key.sign(self.signing_hash))
         return Transaction(
             chain_id=self.chain_id, sender=self.sender, recipient=self.recipient, amount=self.amount,
             fee=self.fee, nonce=self.nonce, memo=self.memo, signature=key.sign(self.signing_hash),
@@ -118,6 +156,8 @@ class Transaction(_TransactionFields):
             "memo": self.memo.hex(),
             "signature": self.signature.hex(),
             "size": self.size,
+            "kind": self.kind,
+            **({"op": self.op.to_json()} if self.op is not None else {}),
         }
 
 
@@ -179,12 +219,14 @@ def decode_tx(data: object) -> Transaction:
             and _packb(obj) == raw
         ):
             return _new_tuple(Transaction, (chain_id, sender, recipient, amount, fee, nonce, memo, signature, raw,
-                                            _sha256(raw).digest()))
+                                            _sha256(raw).digest(), None))
     return _decode_tx_checked(raw)
 
 
 def _decode_tx_checked(raw: bytes) -> Transaction:
     """The general path of `decode_tx`: every check with its own message."""
+    if _version_of(raw) == OP_TX_VERSION:
+        return _decode_op_tx(raw)
     fields = unpack(raw, TAG_TX, TX_VERSION, _TX_FIELDS, MAX_TX_BYTES)
     try:
         _check_fields(*fields)
@@ -194,6 +236,35 @@ def _decode_tx_checked(raw: bytes) -> Transaction:
         raise DecodeError("transaction: unsigned")
     # Checked by the same function __new__ runs, and canonical: the fast path refused it for no reason we know.
     raise DecodeError("transaction: refused")
+
+
+def _version_of(raw: bytes) -> object:
+    try:
+        obj = _unpackb(raw) if len(raw) <= MAX_TX_BYTES else None
+    except Exception:  # not msgpack: the version-1 path reports it
+        return None
+    return obj[1] if type(obj) is list and len(obj) >= 2 and type(obj[1]) is int else None
+
+
+def _decode_op_tx(raw: bytes) -> Transaction:
+    chain_id, sender, fee, nonce, op_array, signature = unpack(raw, TAG_TX, OP_TX_VERSION, 6, MAX_TX_BYTES)
+    try:
+        op = locks.decode_op(op_array)
+        tx = Transaction.operation(chain_id=chain_id, sender=sender, fee=fee, nonce=nonce, op=op,
+                                   signature=signature)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"transaction: {exc}") from exc
+    if not signature:
+        raise DecodeError("transaction: unsigned")
+    if tx.encoded != raw:  # e.g. an op field that decodes but re-encodes otherwise
+        raise DecodeError("non-canonical encoding")
+    return tx
+
+
+def make_operation(key: crypto.PrivateKey, op: locks.Operation, *, chain_id: str, fee: int, nonce: int
+                   ) -> Transaction:
+    """Build and sign an operation transaction from `key`'s account."""
+    return Transaction.operation(chain_id=chain_id, sender=key.public_key, fee=fee, nonce=nonce, op=op).signed(key)
 
 
 def make_transfer(

@@ -435,6 +435,11 @@ def _replay_best_chain(tree: BlockTree, height: int) -> tuple[AccountDict, int, 
                 accounts.pop(address, None)
             else:
                 accounts[address] = account
+        for key, value in after.record_changes.items():
+            if value is None:
+                accounts.records.pop(key, None)
+            else:
+                accounts.records[key] = value
         state = State(accounts, after.accumulator, elements=elements)
         parent = block.hash
     return accounts, state.accumulator, parent
@@ -481,8 +486,14 @@ def _check_stored_accounts(tree: BlockTree, tip: BlockMeta, replayed: AccountDic
                                    f"the replay has {_describe(expected)}")
             yield address, account
 
+    stored_records = dict(tree.store.iter_records())
+    if stored_records != replayed.records and not differences:
+        key = min(k for k in stored_records.keys() | replayed.records.keys()
+                  if stored_records.get(k) != replayed.records.get(k))
+        differences.append(f"record {key!r} is stored as {stored_records.get(key)!r}, the replay has "
+                           f"{replayed.records.get(key)!r}")
     try:
-        recomputed = commitment_of(accumulate(compared()))
+        recomputed = commitment_of(accumulate(compared(), stored_records.items()))
     except DecodeError as exc:
         raise ChainMismatch(tip.height, tip.hash, f"a stored account does not decode: {exc}") from exc
     if not differences and seen != len(replayed):

@@ -8,7 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 # Command family modules; each exposes a click command or group named `command`.
-_FAMILIES = ("cli.wallet", "cli.genesis", "cli.tx", "cli.bench", "cli.demo", "cli.chain", "cli.node", "cli.devnet",
+_FAMILIES = ("cli.wallet", "cli.genesis", "cli.tx", "cli.lock", "cli.kv",
+             "cli.bench", "cli.demo", "cli.chain", "cli.node", "cli.devnet",
              "cli.mempool", "cli.events", "cli.mine",
              "cli.testnet", "cli.sim", "cli.check", "cli.trace")
 

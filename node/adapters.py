@@ -28,6 +28,7 @@ from node.api import (
     EventBroker,
     EventSubscription,
     ReadProof,
+    RecordView,
     TxState,
     TxStatus,
     WaitLevel,
@@ -282,7 +283,9 @@ class NodeApiAdapter:
         block = node.tree.get_block(block_hash)
         tx = block.txs[index] if block is not None and index < len(block.txs) else None
         status: TxState = "final" if meta.height <= node.tree.final_height else "included"
-        return TxStatus(status=status, height=meta.height, block_hash=block_hash, index=index, tx=tx)
+        outcome = node.tree.store.tx_outcome(tx_hash) if tx is not None and tx.op is not None else None
+        return TxStatus(status=status, height=meta.height, block_hash=block_hash, index=index, tx=tx,
+                        outcome=outcome)
 
     def account(self, address: bytes, at: str) -> AccountView:
         """As of the tip, or of the final block (the tip state with the non-final blocks' undo applied)."""
@@ -315,6 +318,22 @@ class NodeApiAdapter:
         (inside read_index) and the state read, so the proof names the very block the answer reflects."""
         grant = await self.node.read_index()
         view = self.account(address, "final")
+        block_hash = self.node.tree.hash_at(view.height)
+        assert block_hash is not None, "the final block is on the best chain"
+        return view, ReadProof(term=grant.term, read_index=grant.index, applied_height=view.height,
+                               block_hash=block_hash)
+
+    def record(self, key: bytes, at: str) -> RecordView:
+        """As of the tip, or of the final block (the tip state with the non-final blocks' undo applied)."""
+        tree = self.node.tree
+        if at == "latest":
+            return RecordView(record=tree.state.get_record(key), height=tree.height)
+        return RecordView(record=tree.final_record(key), height=tree.final_height)
+
+    async def record_linearizable(self, key: bytes) -> tuple[RecordView, ReadProof]:
+        """As `account_linearizable`, for a record."""
+        grant = await self.node.read_index()
+        view = self.record(key, "final")
         block_hash = self.node.tree.hash_at(view.height)
         assert block_hash is not None, "the final block is on the best chain"
         return view, ReadProof(term=grant.term, read_index=grant.index, applied_height=view.height,

@@ -61,6 +61,7 @@ class TxStatus:
     block_hash: bytes | None = None
     index: int | None = None
     tx: Transaction | None = None
+    outcome: str | None = None  # an included operation's outcome: "ok" or its reject code (chain/locks.py)
 
     def __post_init__(self) -> None:
         if self.status not in TX_STATES:
@@ -68,6 +69,15 @@ class TxStatus:
         located = self.height is not None and self.block_hash is not None and self.index is not None
         if self.status in ("included", "final") and not located:
             raise ValueError(f"a {self.status} transaction needs height, block_hash and index")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordView:
+    """A lock or register record read at a level: `height` is the block the read reflects; `record` is the
+    record's encoding (chain/locks.py), None when absent."""
+
+    record: bytes | None
+    height: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +229,16 @@ class NodeAPI(Protocol):
         """The account as of the final block once the engine's read index is final, with the proof. RejectError
         with the engine's code (`no-leader`, `no-quorum`, `unsupported-read-level`, ...), `read-timeout`, `busy`
         (too many reads pending) or `stopping`."""
+        ...
+
+    def record(self, key: bytes, at: ReadLevel) -> RecordView:
+        """The lock or register record at state key `key` (chain/locks.py) as of the tip (`latest`) or the final
+        block (`final`). (`linearizable` reads go through `record_linearizable`.)"""
+        ...
+
+    async def record_linearizable(self, key: bytes) -> tuple[RecordView, ReadProof]:
+        """The record as of the final block once the engine's read index is final, with the proof; errors as
+        `account_linearizable`."""
         ...
 
     def write_refusal(self) -> RejectError | None:

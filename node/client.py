@@ -199,6 +199,19 @@ class RpcClient:
         result: dict[str, Any] = self._call("GET", path, query={"at": at})
         return result
 
+    def lock(self, name: str, at: str = "final") -> dict[str, Any]:
+        """GET /v1/locks/{name}?at=final|latest|linearizable: {name, at, height, lock} with `lock` None when never
+        granted, else {holder, token, expires_at, granted_height, granted_index, held} (docs/LOCKS.md)."""
+        result: dict[str, Any] = self._call("GET", f"/v1/locks/{urllib.parse.quote(name, safe='')}",
+                                            query={"at": at})
+        return result
+
+    def kv(self, key: str, at: str = "final") -> dict[str, Any]:
+        """GET /v1/kv/{key}?at=final|latest|linearizable: {key, at, height, value (hex or None), lock, token,
+        written_height}."""
+        result: dict[str, Any] = self._call("GET", f"/v1/kv/{urllib.parse.quote(key, safe='')}", query={"at": at})
+        return result
+
     def account_txs(self, address: str, *, limit: int | None = None, before: str | None = None) -> dict[str, Any]:
         """GET /v1/accounts/{address}/txs: a page of the account's transactions, newest first, and `next`, the
         cursor to pass as `before` for the older page (None on the last page)."""

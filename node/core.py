@@ -25,7 +25,9 @@ from chain.chainstore import ChainStore
 from chain.errors import RejectError, RelayedRejectError
 from chain.genesis import Genesis
 from chain.housekeeping import MEMPOOL_MAX_AGE_S
+from chain.leases import LeaseWatch
 from chain.mempool import Mempool
+from chain.state import check_operation
 from chain.tx import Transaction
 from chain.validation import SignatureChecker, check_block_cheap
 from consensus.engine import Engine, EngineMessage, Outgoing, ProposeRequest, Puzzle, ReadResult, Ready, Sealed
@@ -127,6 +129,7 @@ class NodeCore:
         self.key = key
         self.spec = check_genesis(self.genesis)
         self.mempool = Mempool.from_genesis(self.genesis, tree.signatures)
+        self.leases = LeaseWatch(tree.store.tx_outcome)  # lock events for /v1/events (chain/leases.py)
         self.rng = rng if rng is not None else Random(crypto.sha256(b"engine-rng" + key.public_key))
         self.engine: Engine = engine if engine is not None else engine_for(
             self.genesis, key, rng=self.rng, proposing_allowed=mining)
@@ -263,6 +266,8 @@ class NodeCore:
     def receive_tx(self, tx: Transaction, *, source: str | None, now: float, now_ms: int) -> Output:
         """Mempool admission (RejectError with its code), relay, and a template refresh for the miners."""
         out = Output()
+        if tx.op is not None and source is None:
+            check_operation(self.tree.state, tx, self.tree.height + 1)
         self.mempool.add(tx, self.tree.state, now=now)
         destination = self.engine.tx_destination()
         if destination != self.key.address:  # our own: we propose it ourselves
@@ -386,6 +391,10 @@ class NodeCore:
             out.events.append({"type": "block", "height": block.height, "hash": block.hash.hex(),
                                "txs": len(block.txs), "proposer": crypto.address_to_text(block.header.proposer),
                                "time_ms": now_ms})
+        if result.connected:
+            out.events.extend(self.leases.on_tip_change(result.connected, tree.state, tree.height,
+                                                        final_height=tree.final_height,
+                                                        reorg=bool(result.disconnected)))
         if result.connected:
             tip = result.connected[-1]
             out.tip_note = f"block {tip.height} {tip.hash.hex()[:16]}  {len(tip.txs)} tx  final {tree.final_height}"

@@ -30,8 +30,19 @@ from chain import crypto
 from chain.block import Block
 from chain.encoding import U64_MAX
 from chain.errors import DecodeError, RejectError
+from chain.locks import MAX_NAME_CHARS, decode_kv_record, decode_lock_record, kv_key, lock_key
 from chain.tx import Transaction, decode_tx
-from node.api import READ_LEVELS, WAIT_LEVELS, AccountTx, EventSubscription, NodeAPI, TxStatus, WaitLevel
+from node.api import (
+    READ_LEVELS,
+    WAIT_LEVELS,
+    AccountTx,
+    EventSubscription,
+    NodeAPI,
+    ReadProof,
+    RecordView,
+    TxStatus,
+    WaitLevel,
+)
 from node.metrics import NodeMetrics
 from p2p.listener import ListenerGuard, SocketLimits
 from p2p.protocol.messages import normalize_peer_address
@@ -230,6 +241,13 @@ def parse_address(text: str) -> bytes:
         raise ApiError(400, "bad-address", str(exc)) from None
 
 
+def parse_record_name(text: str, what: str) -> str:
+    """A lock name or register key (printable ASCII, 1..64 characters); ApiError `bad-name` otherwise."""
+    if not 0 < len(text) <= MAX_NAME_CHARS or not text.isascii() or not text.isprintable():
+        raise ApiError(400, "bad-name", f"a {what} is 1..{MAX_NAME_CHARS} printable ASCII characters")
+    return text
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object: `bad-json` for anything that is not JSON, `bad-request` for a non-object."""
     try:
@@ -270,6 +288,7 @@ def tx_status_view(tx_hash: bytes, status: TxStatus) -> dict[str, object]:
         "block": status.block_hash.hex() if status.block_hash is not None else None,
         "index": status.index,
         "tx": status.tx.to_json() if status.tx is not None else None,
+        **({"result": status.outcome} if status.outcome is not None else {}),
     }
 
 
@@ -321,6 +340,7 @@ class RpcServer:
             ("/v1/blocks/{ref}", self._block),
             ("/v1/tips", self._tips), ("/v1/reorgs", self._reorgs), ("/v1/transactions/{hash}", self._tx_status),
             ("/v1/accounts/{address}", self._account), ("/v1/accounts/{address}/txs", self._account_txs),
+            ("/v1/locks/{name}", self._lock), ("/v1/kv/{key}", self._kv),
             ("/v1/mempool", self._mempool), ("/v1/peers", self._peers),
             ("/v1/events", self._events), ("/metrics", self._metrics),
             ("/explorer", self._explorer_root), ("/explorer/", self._explorer), ("/explorer/{file}", self._explorer),
@@ -572,6 +592,42 @@ class RpcServer:
             body["read_proof"] = proof.to_json()
         if view.pending_nonce is not None:
             body["pending_nonce"] = view.pending_nonce
+        return _json(body)
+
+    async def _read_record(self, request: web.Request, key: bytes) -> tuple[str, RecordView, ReadProof | None]:
+        """A record at the request's read level (`?at=`, default `final`: a grant counts once final)."""
+        level = request.query.get("at", "final")
+        if level not in READ_LEVELS:
+            raise ApiError(400, "unsupported-read-level",
+                           f"read level {level[:40]!r} is not supported; use one of {', '.join(READ_LEVELS)}")
+        if level != "linearizable":
+            return level, self.api.record(key, "final" if level == "final" else "latest"), None
+        try:
+            view, proof = await self.api.record_linearizable(key)
+        except RejectError as exc:
+            if exc.code in _CLIENT_READ_CODES:
+                raise ApiError(400, exc.code, exc.message) from None
+            raise unavailable(exc) from None
+        return level, view, proof
+
+    async def _lock(self, request: web.Request) -> web.Response:
+        name = parse_record_name(request.match_info["name"], "lock name")
+        level, view, proof = await self._read_record(request, lock_key(name))
+        lock = decode_lock_record(view.record) if view.record is not None else None
+        body: dict[str, object] = {"name": name, "at": level, "height": view.height,
+                                   "lock": lock.to_json(view.height) if lock is not None else None}
+        if proof is not None:
+            body["read_proof"] = proof.to_json()
+        return _json(body)
+
+    async def _kv(self, request: web.Request) -> web.Response:
+        key = parse_record_name(request.match_info["key"], "key")
+        level, view, proof = await self._read_record(request, kv_key(key))
+        record = decode_kv_record(view.record) if view.record is not None else None
+        body: dict[str, object] = {"key": key, "at": level, "height": view.height,
+                                   **(record.to_json() if record is not None else {"value": None})}
+        if proof is not None:
+            body["read_proof"] = proof.to_json()
         return _json(body)
 
     async def _account_txs(self, request: web.Request) -> web.Response:

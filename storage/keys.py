@@ -6,6 +6,8 @@
 | b"M" + block hash (32)            | block metadata: height, cumulative work, status |
 | b"H" + height (8, big-endian)     | hash of the best-chain block at that height   |
 | b"A" + address (20)               | account                                       |
+| b"R" + record key (b"L"/b"K" + name) | lock or register record (chain/locks.py)     |
+| b"O" + tx hash (32)               | outcome (reject code or "ok") of a best-chain operation transaction |
 | b"U" + block hash (32)            | undo data of the block                        |
 | b"T" + tx hash (32)               | tx index entry: block hash + position         |
 | b"X" + address (20) + height (8) + position (4) | empty: a best-chain tx the address sent or received |
@@ -27,6 +29,8 @@ BLOCK = b"B"
 BLOCK_META = b"M"
 HEIGHT = b"H"
 ACCOUNT = b"A"
+RECORD = b"R"
+OUTCOME = b"O"
 UNDO = b"U"
 TX_INDEX = b"T"
 ADDRESS_TX = b"X"
@@ -43,7 +47,7 @@ HEIGHT_BYTES = 8
 POSITION_BYTES = 4
 MAX_ENGINE_NAME_BYTES = 64
 
-_HASH_PREFIXES = frozenset({BLOCK, BLOCK_META, UNDO, TX_INDEX})
+_HASH_PREFIXES = frozenset({BLOCK, BLOCK_META, UNDO, TX_INDEX, OUTCOME})
 
 
 def block_key(block_hash: bytes) -> bytes:
@@ -115,6 +119,18 @@ def address_from_key(key: bytes) -> bytes:
     if len(key) != 1 + ADDRESS_BYTES or key[:1] != ACCOUNT:
         raise ValueError(f"not an account key: {key!r}")
     return key[1:]
+
+
+def record_key(key: bytes) -> bytes:
+    """Store key of a state record (a lock or register key of chain/locks.py, 2..65 bytes)."""
+    if not 2 <= len(key) <= 65:
+        raise ValueError(f"record key of {len(key)} bytes")
+    return RECORD + key
+
+
+def outcome_key(tx_hash: bytes) -> bytes:
+    """Key of an operation transaction's outcome."""
+    return OUTCOME + _sized(tx_hash, HASH_BYTES, "tx hash")
 
 
 def engine_key(name: str) -> bytes:
