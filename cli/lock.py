@@ -179,6 +179,6 @@ def status(name: str, node_url: str | None, level: str, as_json: bool) -> None:
         click.echo(f"{name}: never granted (as of height {view.get('height')}, {level})")
         return
     state = "held" if lock.get("held") else "free (lease over)"
-    click.echo(f"name:       {name} ({state}, as of height {view.get('height')}, {level})")
+    click.echo(f"{'name:':<16}{name} ({state}, as of height {view.get('height')}, {level})")
     for label in ("holder", "token", "expires_at", "granted_height"):
-        click.echo(f"{label.replace('_', ' ') + ':':<12}{lock.get(label)}")
+        click.echo(f"{label.replace('_', ' ') + ':':<16}{lock.get(label)}")
