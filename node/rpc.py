@@ -573,7 +573,8 @@ class RpcServer:
             raise ApiError(504, "wait-timeout", f"transaction {tx.hash.hex()} is submitted but not {wait} after "
                            f"{timeout_s:g} s", details={"hash": tx.hash.hex()})
         return _json({"hash": tx.hash.hex(), "status": status.status, "height": status.height,
-                      "block_hash": status.block_hash.hex() if status.block_hash is not None else None})
+                      "block_hash": status.block_hash.hex() if status.block_hash is not None else None,
+                      "index": status.index, **({"result": status.outcome} if status.outcome is not None else {})})
 
     async def _tx_status(self, request: web.Request) -> web.Response:
         tx_hash = parse_hash(request.match_info["hash"], "transaction")
