@@ -33,6 +33,7 @@ from testnet.bench_consensus import (
     measure_consensus,
 )
 from testnet.bench_etcd import EtcdUnavailable, etcd_binary, measure_etcd
+from testnet.bench_lock import LockBenchOptions, format_lock_report, measure_locks
 from testnet.linearizability import DEFAULT_MAX_STATES, DEFAULT_TIMEOUT_S
 from testnet.local import LocalNodeError
 
@@ -716,3 +717,42 @@ def format_consensus_report(report: dict[str, Any]) -> list[str]:
                      f"{cell(failover['recovery_p50_ms'])} ms, max {cell(failover['recovery_max_ms'])} ms")
     lines.append(f"machine: {report['machine']['cpu_count']} x {report['machine']['cpu_model']}, {report['date']}")
     return lines
+
+
+@command.command(name="lock")
+@click.option("--nodes", type=click.IntRange(1, 16), default=3, show_default=True, help="Raft nodes")
+@click.option("--clients", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="closed-loop lock clients (one funded account each, one operation in flight each)")
+@click.option("--locks", type=click.IntRange(1, 4096), default=32, show_default=True,
+              help="locks the clients compete for (client i takes lock i mod LOCKS)")
+@click.option("--lease-blocks", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option("--writes-per-lease", type=click.IntRange(0, 10_000), default=8, show_default=True,
+              help="fenced writes a client makes under each grant before it releases")
+@click.option("--duration", "duration_s", type=click.FloatRange(0.5, 3600), default=20.0, show_default=True,
+              help="seconds measured (after a 1 s warm-up)")
+@click.option("--genesis-param", "genesis_params", multiple=True, metavar="KEY=VALUE",
+              help="genesis parameter (repeatable); as for `bench consensus`")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def lock_command(nodes: int, clients: int, locks: int, lease_blocks: int, writes_per_lease: int, duration_s: float,
+                 genesis_params: tuple[str, ...], as_json: bool) -> None:
+    """Acquire-to-granted latency (p50/p99) and sustained lock operations per second of a real Raft network.
+
+    Clients compete for the locks: acquire, write through the fenced register with the grant's token, release;
+    each operation waits until final. After the window the `locks` checker runs on the chain; exit 1 if it finds
+    a violation (docs/LOCKS.md "Performance", docs/PERFORMANCE.md).
+    """
+    options = LockBenchOptions(nodes=nodes, clients=clients, locks=locks, lease_blocks=lease_blocks,
+                               writes_per_lease=writes_per_lease, duration_s=duration_s,
+                               genesis_params=_parse_genesis_params(genesis_params))
+    try:
+        with _exit_on_sigterm():
+            report = measure_locks(options)
+    except (BenchError, LocalNodeError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report)
+    else:
+        for line in format_lock_report(report):
+            click.echo(line)
+    if not report["check"]["ok"]:
+        raise SystemExit(1)

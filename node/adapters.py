@@ -241,6 +241,10 @@ class NodeApiAdapter:
         final = on_best and meta.height <= tree.final_height
         return BlockPosition(height=meta.height, on_best_chain=on_best, final=final)
 
+    def op_outcome(self, tx_hash: bytes) -> str | None:
+        """From the store's outcome records (kept for best-chain operations only)."""
+        return self.node.tree.store.tx_outcome(tx_hash)
+
     def blocks_range(self, from_height: int, limit: int) -> list[Block]:
         """Consecutive best-chain blocks."""
         tree = self.node.tree

@@ -191,6 +191,11 @@ class NodeAPI(Protocol):
         """Position of a block that `block` just returned (KeyError for an unknown hash)."""
         ...
 
+    def op_outcome(self, tx_hash: bytes) -> str | None:
+        """The recorded outcome ("ok" or a reject code) of a lock or register operation on the best chain; None
+        for anything else."""
+        ...
+
     def blocks_range(self, from_height: int, limit: int) -> list[Block]:
         """Up to `limit` consecutive blocks of the best chain starting at `from_height` (fewer near the tip)."""
         ...

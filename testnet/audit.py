@@ -42,6 +42,7 @@ from testnet.checks import (
 from testnet.collect import CollectError, NodeView, count_log_alarms, rpc_view, store_view, tip_snapshots
 from testnet.consistency import analyse
 from testnet.history import Op, acknowledged_final, read_history
+from testnet.lockcheck import check_locks
 from testnet.nemesis import refresh
 from testnet.remote import attached_genesis, node_up
 from testnet.state import CHECK_FILE, HISTORY_FILE, Testnet, TestnetError, iso_now, load_testnet, read_events
@@ -50,7 +51,7 @@ from testnet.tracecollect import read_node_traces
 from testnet.tracelinks import link_failed_checks
 
 CHECK_NAMES = ("final-prefix-agreement", "convergence", "ledger-invariants", "no-lost-acknowledged-tx", "liveness",
-               "no-safety-alarm", "consistency", "certificates")
+               "no-safety-alarm", "consistency", "certificates", "locks")
 # `certificates` runs only for engines whose seals carry their parent's certificate (the spec's parent_certificate):
 # it verifies those of the last CERTIFICATE_WINDOW final heights of each node and of every height where nodes
 # disagree.
@@ -257,6 +258,9 @@ def _checks_on_views(testnet: Testnet, genesis: Genesis, views: Sequence[NodeVie
         log_alarms = {record.name: count_log_alarms(record.log) for record in testnet.nodes
                       if record.name in judged and not record.remote}  # a remote node's status counts its alarms
         results["no-safety-alarm"] = check_no_safety_alarm(snapshots, log_alarms)
+    if "locks" in wanted:
+        results["locks"] = merge("locks", [CheckResult(name="locks", ok=ok, detail=detail)
+                                           for ok, detail in (check_locks(v.node, v.lock_ops) for v in views)])
     if "certificates" in wanted and spec_named(testnet.consensus).parent_certificate is not None:
         results["certificates"] = check_final_certificates(testnet, genesis, views)
     return results

@@ -6,7 +6,9 @@ its ledger view. From RPC the ledger is read at the final height: the node's acc
 address that can hold funds (genesis balances, every sender, recipient and proposer of a final block), retried
 until all reads report the same final height, and the supply minted by the final blocks (the engine's block
 reward, computed from each header). From a store it is the same: the final block's state (`ledger_of_tree`
-with `at_final`), so both sources give the same figures on the same chain.
+with `at_final`), so both sources give the same figures on the same chain. The lock and register operations of
+the final blocks come with their recorded outcomes: from RPC the `result` of each operation in the full blocks,
+from a store its outcome records.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from consensus.registry import chain_policy
 from node.client import RpcClient, RpcError, RpcUnavailable
 from node.datadir import DatadirError, open_chain
 from testnet.checks import ChainSnapshot, LedgerView, ledger_of_tree, snapshot_of_tree
+from testnet.lockcheck import LockOp, lock_op_of_json, lock_ops_of_blocks
 
 PAGE_TXS = 5000  # aim for pages of about this many full transactions
 LEDGER_ATTEMPTS = 6
@@ -44,6 +47,7 @@ class NodeView:
     block_times_ms: dict[int, int] = field(default_factory=dict)
     ledger: LedgerView | None = None
     headers: dict[int, BlockHeader] = field(default_factory=dict)  # best-chain headers (seals: the certificates)
+    lock_ops: list[LockOp] = field(default_factory=list)  # the lock and register operations of the final blocks
 
 
 def iter_blocks(client: RpcClient, start: int, stop: int, *, full_txs: bool) -> Iterator[dict[str, Any]]:
@@ -99,9 +103,15 @@ def rpc_view(name: str, client: RpcClient, genesis: Genesis, *, with_ledger: boo
     except (RpcError, RpcUnavailable, KeyError, ValueError) as exc:
         raise CollectError(f"{name}: {exc}") from None
     final_txs = {str(tx["hash"]) for height in range(snapshot.final_height + 1) for tx in scan.txs.get(height, [])}
+    try:
+        lock_ops = [op for height in range(snapshot.final_height + 1)
+                    for index, tx in enumerate(scan.txs.get(height, []))
+                    if (op := lock_op_of_json(height, index, tx)) is not None]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CollectError(f"{name}: a lock operation it served is malformed: {exc}") from None
     return NodeView(node=name, source="rpc", snapshot=snapshot, final_txs=final_txs,
                     block_times_ms=dict(scan.times), ledger=ledger,
-                    headers={h: header for h, header in scan.headers.items() if h <= tip})
+                    headers={h: header for h, header in scan.headers.items() if h <= tip}, lock_ops=lock_ops)
 
 
 def _extend(scan: _Scan, client: RpcClient, genesis: Genesis, start: int, stop: int) -> None:
@@ -158,6 +168,7 @@ def store_view(name: str, datadir: str | Path) -> NodeView:
             final_txs: set[str] = set()
             times: dict[int, int] = {}
             headers: dict[int, BlockHeader] = {}
+            final_blocks = []
             for height in range(tree.height + 1):
                 block_hash = tree.hash_at(height)
                 block = tree.get_block(block_hash) if block_hash is not None else None
@@ -167,10 +178,12 @@ def store_view(name: str, datadir: str | Path) -> NodeView:
                 headers[height] = block.header
                 if height <= tree.final_height:
                     final_txs.update(tx.hash.hex() for tx in block.txs)
+                    final_blocks.append(block)
+            lock_ops = lock_ops_of_blocks(final_blocks, tree.store.tx_outcome)
     except DatadirError as exc:
         raise CollectError(f"{name}: {exc}") from None
     return NodeView(node=name, source="store", snapshot=snapshot, final_txs=final_txs, block_times_ms=times,
-                    ledger=ledger, headers=headers)
+                    ledger=ledger, headers=headers, lock_ops=lock_ops)
 
 
 def tip_snapshots(named_clients: Sequence[tuple[str, RpcClient]]) -> list[ChainSnapshot]:

@@ -14,11 +14,13 @@ so a bug in the state machine shows up as a violation here rather than being rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from chain.block import Block
-from chain.locks import KvPut, LockAcquire, LockRelease, LockRenew
+from chain.crypto import address_from_text
+from chain.locks import KvPut, LockAcquire, LockRenew
 
 TOKEN_INDEX_BITS = 32  # the documented token layout, restated so the checker does not borrow the code it checks
 
@@ -69,14 +71,37 @@ def lock_ops_of_blocks(blocks: Iterable[Block], outcome_of: Callable[[bytes], st
             if op is None:
                 continue
             outcome = outcome_of(tx.hash) or "unknown"
-            common = {"height": block.height, "index": index, "sender": tx.recipient, "outcome": outcome}
+            # An operation's `recipient` is its sender's address (chain/tx.py).
             if isinstance(op, KvPut):
-                ops.append(LockOp(kind=op.kind, lock=op.lock, key=op.key, token=op.token, **common))  # type: ignore[arg-type]
+                ops.append(LockOp(height=block.height, index=index, kind=op.kind, sender=tx.recipient,
+                                  outcome=outcome, lock=op.lock, key=op.key, token=op.token))
             elif isinstance(op, LockAcquire | LockRenew):
-                ops.append(LockOp(kind=op.kind, lock=op.name, lease_blocks=op.lease_blocks, **common))  # type: ignore[arg-type]
-            elif isinstance(op, LockRelease):
-                ops.append(LockOp(kind=op.kind, lock=op.name, **common))  # type: ignore[arg-type]
+                ops.append(LockOp(height=block.height, index=index, kind=op.kind, sender=tx.recipient,
+                                  outcome=outcome, lock=op.name, lease_blocks=op.lease_blocks))
+            else:
+                ops.append(LockOp(height=block.height, index=index, kind=op.kind, sender=tx.recipient,
+                                  outcome=outcome, lock=op.name))
     return ops
+
+
+def lock_op_of_json(height: int, index: int, tx: Mapping[str, Any]) -> LockOp | None:
+    """The operation of one transaction as `GET /v1/blocks?txs=full` gives it (`op`, and `result` on the best
+    chain), None for a transfer; KeyError or ValueError for a malformed one."""
+    op = tx.get("op")
+    if op is None:
+        return None
+    kind = str(op["kind"])
+    sender = address_from_text(str(tx["from"]))
+    outcome = str(tx.get("result") or "unknown")
+    if kind == "kv-put":
+        return LockOp(height=height, index=index, kind=kind, sender=sender, outcome=outcome, lock=str(op["lock"]),
+                      key=str(op["key"]), token=int(op["token"]))
+    if kind in ("lock-acquire", "lock-renew"):
+        return LockOp(height=height, index=index, kind=kind, sender=sender, outcome=outcome, lock=str(op["name"]),
+                      lease_blocks=int(op["lease_blocks"]))
+    if kind == "lock-release":
+        return LockOp(height=height, index=index, kind=kind, sender=sender, outcome=outcome, lock=str(op["name"]))
+    raise ValueError(f"unknown operation kind {kind!r}")
 
 
 def check_lock_history(ops: Sequence[LockOp]) -> list[LockViolation]:
@@ -120,3 +145,25 @@ def check_lock_history(ops: Sequence[LockOp]) -> list[LockViolation]:
                     message=f"write of {op.key!r} with token {op.token} by {op.sender.hex()}: the newest grant is "
                             f"{newest}, its lease {'is live' if live else 'is over'}"))
     return violations
+
+
+def check_locks(node: str, ops: Sequence[LockOp]) -> tuple[bool, str]:
+    """One node's verdict for `chainlab testnet check`'s `locks` check: (ok, detail). Operations whose outcome is
+    unknown (a node too old to record it) cannot be judged and fail the check."""
+    unknown = [op for op in ops if op.outcome == "unknown"]
+    if unknown:
+        first = unknown[0]
+        return False, (f"{node}: {len(unknown)} operation(s) without a recorded outcome, e.g. {first.kind} at "
+                       f"height {first.height} index {first.index}")
+    if not ops:
+        return True, f"{node}: no lock or register operations"
+    violations = check_lock_history(ops)
+    if violations:
+        more = f" ({len(violations)} violations)" if len(violations) > 1 else ""
+        return False, f"{node}: {violations[0].describe()}{more}"
+    granted = sum(1 for op in ops if op.kind == "lock-acquire" and op.outcome == "ok")
+    written = sum(1 for op in ops if op.kind == "kv-put" and op.outcome == "ok")
+    refused = sum(1 for op in ops if op.outcome != "ok")
+    locks = len({op.lock for op in ops})
+    return True, (f"{node}: {len(ops)} operations on {locks} locks ({granted} grants, {written} fenced writes "
+                  f"accepted, {refused} refused), no violation")

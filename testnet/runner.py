@@ -21,6 +21,7 @@ from testnet.audit import CheckOptions, run_checks
 from testnet.history import HistoryWriter
 from testnet.leadership import Leader, expect_new_leader, expect_no_stale_read, expect_writes, find_leader, leaders
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
+from testnet.lockactors import LockActors
 from testnet.nemesis import Nemesis
 from testnet.netns import DEFAULT_SUBNET
 from testnet.scenario import ManifestError, Scenario, Step, check_attached, parse_wait, plan
@@ -33,11 +34,13 @@ LEADERSHIP_EXPECTATIONS = ("new leader", "no quorum", "accepts writes", "no stal
 
 @dataclass
 class Targets:
-    """What the run-time node references refer to: the node the last node action acted on (`previous`), and the
-    leader that action deposed, if it was one (the `new leader` expectation wants someone else in a later term)."""
+    """What the run-time references refer to: the node the last node action acted on (`previous`), the leader that
+    action deposed, if it was one (the `new leader` expectation wants someone else in a later term), and the lock
+    clients with the leases they hold."""
 
     previous: int | None = None
     deposed: Leader | None = None
+    lock_clients: LockActors = field(default_factory=LockActors)  # the `lock` steps' clients and their leases
 
 
 @dataclass
@@ -376,6 +379,8 @@ def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, st
                         all_final=all_final)
     if step.kind == "expect":
         return _expect(spec, directory, targets)
+    if spec["action"] == "lock":
+        return targets.lock_clients.run(spec, load_testnet(directory))
     nemesis = Nemesis(directory)
     action = spec["action"]
     node = _resolve_node(spec["node"], directory, targets) if "node" in spec else None
@@ -408,6 +413,9 @@ def _describe(step: Step) -> str:
         return f"wait {spec['wait']}"
     if step.kind == "expect":
         return f"expect {spec['expect']} on {spec['nodes']}"
+    if spec["action"] == "lock":
+        return " ".join([f"lock client={spec['client']} {spec['op']} {spec['lock']}",
+                         *(f"{k}={spec[k]}" for k in ("lease_blocks", "key", "value", "expect_result") if k in spec)])
     words = [str(spec["action"])]
     for key in ("node", "behaviour", "groups", "shape", "nodes", "delay_ms", "jitter_ms", "loss", "hard"):
         if spec.get(key) is not None and spec[key] is not False:

@@ -16,18 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from chain.genesis import TOP_LEVEL, GenesisError, parse_param_value
+from chain.locks import MAX_LEASE_BLOCKS, MAX_NAME_CHARS, MAX_VALUE_BYTES, OUTCOME_CODES
 from consensus.registry import all_parameters, engine_names
 from testnet.audit import CHECK_NAMES
 from testnet.byzantine import TWIN_SUFFIX, TWINS, behaviours
 from testnet.latency import LatencyMatrix, parse_matrix
 from testnet.linearizability import READ_LEVELS
+from testnet.lockactors import LOCK_OPS
 from testnet.state import Testnet, TestnetError
 from testnet.topology import TOPOLOGIES, TopologyError, blocked_from_groups, shape_blocked
 
 NODE_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")
 NETWORK_KEYS = ("nodes", "consensus", "topology", "hashrate_shares", "hashrate_hps", "load_accounts", "params",
                 "netns", "subnet", "latency")
-ACTIONS = (*NODE_ACTIONS, "partition", "heal", "netem", "random", "byzantine")
+ACTIONS = (*NODE_ACTIONS, "partition", "heal", "netem", "random", "byzantine", "lock")
 RANDOM_FAULTS = ("kill", "stop", "restart", "pause", "partition", "netem")
 EXPECTATIONS = ("mining", "not mining", "stalled", "not stalled", "progress", "no progress", "new leader",
                 "no quorum", "accepts writes", "no stale read")
@@ -181,6 +183,10 @@ def parse_manifest(text: str, default_name: str = "scenario") -> Scenario:
     twins: list[int] = []  # the nodes given twins so far: `nodeK-twin` names one of them from there on
     for number, step in enumerate(timeline):
         _check_step(step, f"timeline[{number}]", network, twins)
+    clients = lock_clients(timeline)
+    if len(clients) > network.load_accounts:
+        raise ManifestError(f"timeline: {len(clients)} lock clients, but network.load_accounts = "
+                            f"{network.load_accounts} (each client signs with a load account)")
     end = _table(doc, "end", "manifest", ("heal", "wait", "timeout_s"))
     checks = _table(doc, "checks", "manifest", ("run", "converge_timeout_s", "stores"))
     seed = doc.get("seed")
@@ -312,6 +318,7 @@ STEP_KEYS = {
     "wait": ("wait", "timeout_s", "nodes"),
     "expect": ("expect", "nodes", "within_s", "for_s"),
     "byzantine": ("action", "node", "behaviour"),
+    "lock": ("action", "client", "op", "lock", "lease_blocks", "key", "value", "expect_result"),
 }
 
 
@@ -362,6 +369,8 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec, twins: l
         for key in ("partition", "netem"):
             if key in step and not isinstance(step[key], bool):
                 raise ManifestError(f"{where}.{key}: must be true or false")
+    elif group == "lock":
+        _check_lock(step, where)
     elif group in ("netem", "random"):
         _check_netem(step, where, count)
         if group == "random":
@@ -379,6 +388,43 @@ def _check_step(step: dict[str, Any], where: str, network: NetworkSpec, twins: l
         for key in ("within_s", "for_s"):
             if key in step:
                 _number(step[key], f"{where}.{key}", minimum=0.1)
+
+
+def _check_lock(step: dict[str, Any], where: str) -> None:
+    """A lock client's step (testnet/lockactors.py): which client, which operation on which lock, its arguments,
+    and the outcome it expects."""
+    for required in ("client", "op", "lock"):
+        if required not in step:
+            raise ManifestError(f"{where}.{required}: missing")
+    _text(step["client"], f"{where}.client")
+    if not step["client"]:
+        raise ManifestError(f"{where}.client: must not be empty")
+    op = _text(step["op"], f"{where}.op", LOCK_OPS)
+    _name_field(step["lock"], f"{where}.lock")
+    needs = {"acquire": ("lease_blocks",), "renew": ("lease_blocks",), "release": (), "put": ("key", "value")}[op]
+    for required in needs:
+        if required not in step:
+            raise ManifestError(f"{where}.{required}: missing (op = {op!r} needs {', '.join(needs)})")
+    extra = sorted({"lease_blocks", "key", "value"} & set(step) - set(needs))
+    if extra:
+        raise ManifestError(f"{where}.{extra[0]}: not used by op = {op!r}")
+    if "lease_blocks" in step:
+        _number(step["lease_blocks"], f"{where}.lease_blocks", minimum=1, integer=True, maximum=MAX_LEASE_BLOCKS)
+    if "key" in step:
+        _name_field(step["key"], f"{where}.key")
+    if "value" in step:
+        value = _text(step["value"], f"{where}.value")
+        if len(value.encode()) > MAX_VALUE_BYTES:
+            raise ManifestError(f"{where}.value: at most {MAX_VALUE_BYTES} bytes")
+    if "expect_result" in step:
+        _text(step["expect_result"], f"{where}.expect_result", OUTCOME_CODES)
+
+
+def _name_field(value: Any, where: str) -> str:
+    text = _text(value, where)
+    if not 1 <= len(text) <= MAX_NAME_CHARS or not text.isascii() or not text.isprintable():
+        raise ManifestError(f"{where}: 1 to {MAX_NAME_CHARS} printable ASCII characters")
+    return text
 
 
 def _check_byzantine(step: dict[str, Any], where: str, network: NetworkSpec, index: int | None,
@@ -512,6 +558,7 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
     rng = random.Random(seed)
     count = scenario.network.nodes
     twins = twins_of(scenario)
+    clients = lock_clients(scenario.timeline)
     steps: list[Step] = []
     for number, entry in enumerate(scenario.timeline):
         origin = f"timeline[{number}]"
@@ -527,8 +574,19 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
             steps.extend(_expand_random(entry, rng, count, at_s, after_s, origin))
         else:
             spec = _resolve_action(entry, rng, count, origin, twins)
+            if spec["action"] == "lock":
+                spec["account"] = clients[str(spec["client"])]
             steps.append(Step(kind="action", spec=spec, at_s=at_s, after_s=after_s, origin=origin))
     return steps
+
+
+def lock_clients(timeline: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Each lock client of the timeline with the load account it signs with: 0, 1, ... in order of appearance."""
+    clients: dict[str, int] = {}
+    for entry in timeline:
+        if entry.get("action") == "lock":
+            clients.setdefault(str(entry["client"]), len(clients))
+    return clients
 
 
 def twins_of(scenario: Scenario) -> list[int]:

@@ -157,6 +157,9 @@ class FakeNode:
         return BlockPosition(height=block.height, on_best_chain=on_best,
                              final=on_best and block.height <= self.final_height)
 
+    def op_outcome(self, tx_hash: bytes) -> str | None:
+        return None  # the fake chain carries transfers only
+
     def blocks_range(self, from_height: int, limit: int) -> list[Block]:
         return self.blocks[from_height:from_height + limit]
 

@@ -3,13 +3,40 @@ shown to fail on a hand-made bad history."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.locks import KvPut, LockAcquire, LockRelease, LockRenew, Operation, decode_lock_record, fencing_token
-from testnet.lockcheck import LockOp, check_lock_history, lock_ops_of_blocks
+from chain import locks as chain_locks
+from chain.crypto import address_to_text
+from chain.genesis import parse_genesis
+from chain.locks import (
+    KvPut,
+    KvRecord,
+    LockAcquire,
+    LockRelease,
+    LockRenew,
+    Operation,
+    RecordReader,
+    decode_lock_record,
+    fencing_token,
+    kv_key,
+    lock_key,
+)
+from node.client import RpcClient
+from node.lockclient import LockClient, LockRefused
+from testnet.collect import rpc_view
+from testnet.lockcheck import LockOp, check_lock_history, check_locks, lock_op_of_json, lock_ops_of_blocks
 from tests.chain.test_locks import Chain
+from tests.cli.test_lock_cli import node_url
 from tests.conftest import key
+from tests.node.test_reads import scripted_engine
+
+__all__ = ["node_url", "scripted_engine"]  # fixtures: a real in-process node, and the engine it runs
+honest_kv_put = chain_locks._apply_kv_put
 
 A, B = key(0).address, key(1).address
 
@@ -94,3 +121,64 @@ def test_whatever_clients_do_the_state_machine_keeps_the_promises(script: list[t
         }[action]
         chain.step(chain.tx(sender, operation))
     assert check_lock_history(_ops_of(chain)) == []
+
+
+# -- the `locks` check of `chainlab testnet check`: operations and outcomes read over RPC ----------------------
+
+
+def _until_height(client: RpcClient, height: int) -> None:
+    deadline = time.monotonic() + 10
+    while int(client.status()["final_height"]) < height:
+        assert time.monotonic() < deadline, f"the node did not reach height {height}"
+        time.sleep(0.02)
+
+
+def _planted_accept_stale(read: RecordReader, op: KvPut, sender: bytes, height: int,
+                          ) -> tuple[str, Mapping[bytes, bytes], int, int]:
+    """The planted bug: the register takes any token a grant of the lock ever issued, not only the newest."""
+    raw = read(lock_key(op.lock))
+    if raw is not None and op.token < decode_lock_record(raw).token:
+        written = KvRecord(value=op.value, lock=op.lock, token=op.token, height=height)
+        return "ok", {kv_key(op.key): written.encode()}, op.token, 0
+    return honest_kv_put(read, op, sender, height)
+
+
+def test_the_locks_check_reads_operations_over_rpc_and_fails_on_a_planted_stale_write(
+        node_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rpc = RpcClient(node_url)
+    genesis = parse_genesis(str(rpc.genesis()["toml"]))
+    alice, bob = LockClient(rpc, key(0)), LockClient(rpc, key(1))
+    old = alice.acquire("jobs", lease_blocks=2)
+    alice.put("cfg", b"a", old)
+    _until_height(rpc, old.expires_at)
+    new = bob.acquire("jobs", lease_blocks=500)
+    with pytest.raises(LockRefused) as refused:  # the honest node: refused, at admission
+        alice.put("cfg", b"late", old)
+    assert refused.value.code == "stale-fencing-token"
+    view = rpc_view("node0", rpc, genesis, with_ledger=False)
+    assert [(op.kind, op.outcome) for op in view.lock_ops] == [
+        ("lock-acquire", "ok"), ("kv-put", "ok"), ("lock-acquire", "ok")]
+    ok, detail = check_locks("node0", view.lock_ops)
+    assert ok and detail == ("node0: 3 operations on 1 locks (2 grants, 1 fenced writes accepted, 0 refused), "
+                             "no violation")
+
+    monkeypatch.setattr(chain_locks, "_apply_kv_put", _planted_accept_stale)
+    height = alice.put("cfg", b"late", old)  # the planted rule lets the paused client's write in
+    assert rpc.kv("cfg")["token"] == old.token and new.token > old.token
+    _until_height(rpc, height)
+    ok, detail = check_locks("node0", rpc_view("node0", rpc, genesis, with_ledger=False).lock_ops)
+    assert not ok
+    assert detail.startswith(f"node0: stale-write-accepted at height {height} on lock 'jobs': write of 'cfg' with "
+                             f"token {old.token}, the newest grant is {new.token}")
+
+
+def test_an_operation_without_an_outcome_cannot_be_judged() -> None:
+    tx = {"from": address_to_text(A), "op": {"kind": "lock-acquire", "name": "l", "lease_blocks": 3}}
+    op = lock_op_of_json(4, 1, tx)
+    assert op == LockOp(height=4, index=1, kind="lock-acquire", sender=A, lock="l", lease_blocks=3, outcome="unknown")
+    assert check_locks("n", [op]) == (False, "n: 1 operation(s) without a recorded outcome, e.g. lock-acquire at "
+                                             "height 4 index 1")
+    assert lock_op_of_json(4, 2, {"from": address_to_text(A)}) is None  # a transfer
+    with pytest.raises(ValueError, match="unknown operation kind"):
+        lock_op_of_json(4, 3, {"from": address_to_text(A), "op": {"kind": "lock-steal"}})
+    assert check_locks("n", []) == (True, "n: no lock or register operations")

@@ -16,6 +16,9 @@ nodes = 4
 """
 
 
+LOCK_STEP = "[network]\nnodes = 3\n[[timeline]]\naction = 'lock'\n"
+
+
 def manifest(extra: str) -> str:
     return MINIMAL + extra
 
@@ -169,6 +172,17 @@ def test_random_shape_is_drawn_and_fits_the_network() -> None:
     ("[network]\nnodes = 3\n[[timeline]]\naction = 'random'\nfaults = ['partition']\nshapes = ['majorities-ring']\n",
      "none of them fits 3 nodes"),
     ("[network]\nnodes = 3\n[end]\nwait = ['done']\n", "end.wait\\[0\\]"),
+    (LOCK_STEP + "op = 'acquire'\nlock = 'j'\nlease_blocks = 3\n", "timeline\\[0\\].client: missing"),
+    (LOCK_STEP + "client = 'a'\nop = 'steal'\nlock = 'j'\n", "timeline\\[0\\].op: 'steal' is not one of"),
+    (LOCK_STEP + "client = 'a'\nop = 'acquire'\nlock = 'j'\n", "lease_blocks: missing \\(op = 'acquire' needs"),
+    (LOCK_STEP + "client = 'a'\nop = 'acquire'\nlock = 'j'\nlease_blocks = 10001\n", "must be at least 1 and"),
+    (LOCK_STEP + "client = 'a'\nop = 'release'\nlock = 'j'\nkey = 'k'\n", "timeline\\[0\\].key: not used by op"),
+    (LOCK_STEP + "client = 'a'\nop = 'put'\nlock = 'j'\nkey = ''\nvalue = 'v'\n", "key: 1 to 64 printable"),
+    (LOCK_STEP + "client = 'a'\nop = 'release'\nlock = 'j'\nexpect_result = 'fine'\n", "'fine' is not one of"),
+    (LOCK_STEP + "client = 'a'\nop = 'release'\nlock = 'j'\nnode = 1\n", "timeline\\[0\\].node: unknown key"),
+    ("[network]\nnodes = 3\nload_accounts = 1\n[[timeline]]\naction = 'lock'\nclient = 'a'\nop = 'release'\n"
+     "lock = 'j'\n[[timeline]]\naction = 'lock'\nclient = 'b'\nop = 'release'\nlock = 'j'\n",
+     "2 lock clients, but network.load_accounts = 1"),
     ("[network]\nnodes = 3\n[checks]\nrun = ['vibes']\n", "checks.run\\[0\\]"),
     ("[network]\nnodes = 3\ntimeline = 5\n", "network.timeline: unknown key"),
     ("timeline = 5\n[network]\nnodes = 3\n", "timeline: must be an array of tables"),
@@ -257,3 +271,10 @@ def test_an_expected_failure_is_judged_by_the_named_checks() -> None:
     assert not run.as_expected()  # it passed: not the demonstration it claims to be
     run.checks["rpc"]["checks"][0]["ok"], run.down = False, {"ok": False}
     assert not run.as_expected()  # a process left behind is never as expected
+
+
+def test_lock_clients_sign_with_load_accounts_in_order_of_appearance() -> None:
+    steps = plan(load_manifest(SCENARIOS / "raft-lock-pause.toml"), 1)
+    clients = [(s.spec["client"], s.spec["account"], s.spec["op"]) for s in steps if s.spec.get("action") == "lock"]
+    assert clients == [("a", 0, "acquire"), ("a", 0, "put"), ("b", 1, "acquire"), ("b", 1, "put"), ("a", 0, "put"),
+                       ("b", 1, "release")]
