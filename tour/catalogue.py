@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import smr
+from tour.demos import partition, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -52,7 +52,8 @@ CONCEPTS: tuple[Concept, ...] = (
             demonstration=smr.run),
     Concept(name="partition-handling", group=GROUPS[4], kind=SIM,
             title="Network partition handling: by quorum and by hash power", title_zh="网络分区处理",
-            summary="one partition, Raft and PoW side by side: only the quorum / hash-power majority moves on"),
+            summary="one partition, Raft and PoW side by side: only the quorum / hash-power majority moves on",
+            demonstration=partition.run),
     Concept(name="primary-backup", group=GROUPS[4], kind=SIM, title="Primary-backup replication",
             title_zh="主备复制", summary="the primary crashes: primary-backup stops (no fail-over), Raft fails over"),
     Concept(name="multi-master", group=GROUPS[4], kind=SIM, title="Multi-master replication", title_zh="多主复制",
