@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import partition, smr
+from tour.demos import chains, partition, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -70,9 +70,11 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="happens-before and concurrency on a PoW fork, from vector clocks; the space-time diagram"),
     Concept(name="longest-chain", group=GROUPS[7], kind=SIM, title="Longest chain and orphan blocks",
             title_zh="最长链与孤块",
-            summary="forks resolved by most work, orphans waiting for their parents, every node on one tip"),
+            summary="forks resolved by most work, orphans waiting for their parents, every node on one tip",
+            demonstration=chains.longest_chain),
     Concept(name="finality", group=GROUPS[7], kind=SIM, title="Confirmation finality", title_zh="确认与最终性",
-            summary="reorg depths over many seeds against the finality threshold k: what k buys"),
+            summary="reorg depths over many seeds against the finality threshold k: what k buys",
+            demonstration=chains.finality),
 )
 
 BY_NAME = {concept.name: concept for concept in CONCEPTS}

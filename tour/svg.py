@@ -82,3 +82,43 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, y_label: str = "
                     f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{MARGIN + 10}" fill="#b53f3f">'
                     f'{escape(marker[1])}</text>')
     return _frame(title, WIDTH, HEIGHT, body)
+
+
+def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, final_height: int,
+               note: str = "") -> str:
+    """A block tree: `blocks` are (hash, height, parent hash, on the best chain); the best chain runs along the
+    top row, each other block below it at its height, linked to its parent; a dashed line marks the final
+    height (everything left of it is final)."""
+    if not blocks:
+        return _frame(title, WIDTH, 80, ['<text x="48" y="50">no blocks</text>'])
+    low = min(height for _, height, _, _ in blocks)
+    high = max(height for _, height, _, _ in blocks)
+    rows: dict[int, int] = {}
+    position: dict[str, tuple[float, float]] = {}
+    step = max(18.0, (WIDTH - 2 * MARGIN) / max(1, high - low))
+    ordered = sorted(blocks, key=lambda b: (b[1], not b[3], b[0]))
+    for block_hash, height, _, best in ordered:
+        row = 0 if best else rows.get(height, 0) + 1
+        if not best:
+            rows[height] = row
+        position[block_hash] = (MARGIN + (height - low) * step, MARGIN + 20 + row * 28)
+    width = int(MARGIN * 2 + (high - low) * step + 40)
+    height_px = int(max(y for _, y in position.values()) + MARGIN)
+    body = []
+    for block_hash, _, parent, _ in ordered:
+        if parent in position:
+            (x1, y1), (x2, y2) = position[parent], position[block_hash]
+            body.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#999"/>')
+    for block_hash, height, _, best in ordered:
+        x, y = position[block_hash]
+        colour = COLOURS[0] if best else "#bbbbbb"
+        body.append(f'<rect x="{x - 7:.1f}" y="{y - 7:.1f}" width="14" height="14" fill="{colour}">'
+                    f'<title>{escape(block_hash[:16])} height {height}{"" if best else " (stale)"}</title></rect>')
+    if low <= final_height <= high:
+        x = MARGIN + (final_height - low) * step + step / 2
+        body.append(f'<line x1="{x:.1f}" y1="{MARGIN}" x2="{x:.1f}" y2="{height_px - 10}" stroke="#b53f3f" '
+                    f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{MARGIN + 4}" fill="#b53f3f">final up to '
+                    f'{final_height}</text>')
+    body.append(f'<text x="{MARGIN}" y="{height_px - 8}">heights {low}..{high}; blue: best chain, grey: stale '
+                f'blocks. {escape(note)}</text>')
+    return _frame(title, max(width, WIDTH), height_px, body)
