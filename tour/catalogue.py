@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import chains, partition, smr
+from tour.demos import chains, partition, pbft, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -62,7 +62,8 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="leader election, log replication and fail-over; one leader per term"),
     Concept(name="pbft", group=GROUPS[5], kind=SIM, title="PBFT (practical Byzantine fault tolerance)",
             title_zh="实用拜占庭容错 (PBFT)",
-            summary="f Byzantine validators of 3f+1 are tolerated, f+1 break safety (twins)"),
+            summary="f Byzantine validators of 3f+1 are tolerated, f+1 break safety (twins)",
+            demonstration=pbft.run),
     Concept(name="distributed-lock", group=GROUPS[5], kind=REAL, title="Distributed lock with fencing",
             title_zh="分布式锁", summary="leases and fencing tokens: a stale holder's write is refused"),
     Concept(name="causality", group=GROUPS[6], kind=SIM,

@@ -1,9 +1,9 @@
 """Helpers the simulated demonstrations share (pure): a scripted nemesis, and a sampler of every node's chain.
 
 The simulator's nemesis draws its faults from the seed (testnet/sim/faults.py); a demonstration wants one fault
-at a known time instead, so `ScriptedNemesis` offers the same three calls (`enabled`, `next_delay`,
-`next_action`) and replaces the drawn one on a `Simulator` before it runs. The simulator then does what it
-always does with a partition: traces it, cuts the links, heals it after its duration.
+at a known time instead, so `ScriptedNemesis` is a `Nemesis` whose `next_delay` and `next_action` follow a
+script; it replaces the drawn one on a `Simulator` before it runs. The simulator then does what it always does
+with a partition: traces it, cuts the links, heals it after its duration.
 
 `ChainEvents` reads what every core reports (reorgs with their depth, blocks that came before their parent) by
 wrapping the core factory: the simulator drives the same cores, seen through `TappedCore`.
@@ -21,26 +21,23 @@ from chain.mempool import Mempool
 from chain.tx import Transaction
 from consensus.engine import Engine
 from testnet.sim.core import CoreFactory, CoreSpec, OutputView, SimCore
-from testnet.sim.faults import NemesisAction, StartPartition
+from testnet.sim.faults import Nemesis, NemesisAction, StartPartition
 from testnet.sim.shapes import groups_topology
 from testnet.sim.simulator import Simulator
 
 NEVER_S = 1e12
 
 
-class ScriptedNemesis:
+class ScriptedNemesis(Nemesis):
     """Starts one partition into `sides` at `at_s` for `duration_s`, and nothing else."""
 
     def __init__(self, *, nodes: int, sides: Sequence[Sequence[int]], at_s: float, duration_s: float) -> None:
+        super().__init__(nodes=nodes, partition=True, crash=False, interval_s=NEVER_S, block_interval_s=1.0,
+                         finality_threshold=1)
         self.action: NemesisAction | None = StartPartition(
             topology=groups_topology("scripted", nodes, sides), duration_s=duration_s)
         self.at_s = at_s
         self._first = True
-
-    @property
-    def enabled(self) -> bool:
-        """The simulator schedules a step only when this is True."""
-        return True
 
     def next_delay(self, rng: Random) -> float:
         """The first step comes at `at_s`; the one after it never."""
