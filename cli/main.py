@@ -11,7 +11,7 @@ import click
 _FAMILIES = ("cli.wallet", "cli.genesis", "cli.tx", "cli.lock", "cli.kv",
              "cli.bench", "cli.demo", "cli.chain", "cli.node", "cli.devnet",
              "cli.mempool", "cli.events", "cli.mine",
-             "cli.testnet", "cli.sim", "cli.check", "cli.trace")
+             "cli.testnet", "cli.sim", "cli.check", "cli.trace", "cli.tour")
 
 
 def _version() -> str:

@@ -1,0 +1,153 @@
+"""`chainlab tour`: the theory tour (docs/THEORY.md). Lists the concepts, runs their demonstrations, writes and
+opens their pictures. The demonstrations are pure (tour/); this shell gives them the real node cores, prints,
+writes files and opens a browser."""
+
+from __future__ import annotations
+
+import logging
+import time
+import webbrowser
+from pathlib import Path
+
+import click
+
+from cli.common import emit_json, fail
+from cli.sim import node_core_factory
+from tour.catalogue import CONCEPTS, GROUPS, built_concepts, concept_named
+from tour.model import Concept, Outcome, TourContext
+
+NOT_BUILT_EXIT = 2
+UNKNOWN_EXIT = 2
+DEFAULT_SEED = 1
+DEFAULT_OUT = "chainlab-tour"
+
+
+def _listing(as_json: bool) -> None:
+    if as_json:
+        emit_json({"groups": list(GROUPS), "concepts": [concept.to_json() for concept in CONCEPTS]})
+        return
+    width = max(len(concept.name) for concept in CONCEPTS)
+    for group in GROUPS:
+        click.echo(f"{group}:")
+        for concept in (c for c in CONCEPTS if c.group == group):
+            state = "built" if concept.built else "not built yet"
+            click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {state:<13}  {concept.summary}")
+    built = len(built_concepts())
+    click.echo(f"{built} of {len(CONCEPTS)} concepts have a demonstration; run one with `chainlab tour run NAME`, "
+               "all with `chainlab tour run --all`")
+
+
+@click.group(name="tour", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="the catalogue as one JSON document")
+@click.pass_context
+def command(ctx: click.Context, as_json: bool) -> None:
+    """The theory tour: each distributed-systems concept made to happen, checked and drawn (docs/THEORY.md).
+
+    Without a subcommand, lists the concepts by group: how each demonstration runs (simulated: seconds,
+    deterministic by seed; real-process: node processes on this machine) and whether it is built yet.
+    """
+    if ctx.invoked_subcommand is None:
+        _listing(as_json)
+
+
+def _write(outcome: Outcome, out: Path) -> list[str]:
+    if not outcome.pictures:
+        return []
+    directory = out / outcome.concept
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for picture in outcome.pictures:
+            path = directory / picture.name
+            path.write_text(picture.text, encoding="utf-8")
+            written.append(str(path))
+    except OSError as exc:
+        fail(f"--out: cannot write under {out}: {exc.strerror or exc}")
+    return written
+
+
+def _open(paths: list[str]) -> None:
+    for path in paths:
+        try:  # without a display (or browser) this does nothing and says False; it must never fail the run
+            opened = webbrowser.open(Path(path).resolve().as_uri())
+        except webbrowser.Error as exc:
+            opened = False
+            click.echo(f"note: cannot open {path}: {exc}", err=True)
+        if not opened:
+            click.echo(f"note: no browser to open {path}", err=True)
+
+
+def _print(outcome: Outcome, concept: Concept, written: list[str], wall_s: float) -> None:
+    click.echo(f"== {concept.name}: {concept.title} ({concept.title_zh})  seed {outcome.seed}")
+    for line in outcome.lines:
+        click.echo(f"  {line}")
+    for check in outcome.checks:
+        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    for path, picture in zip(written, outcome.pictures, strict=True):
+        click.echo(f"  picture: {path}  ({picture.caption})")
+    click.echo(f"  verdict: {'ok' if outcome.ok else 'FAILED: ' + ', '.join(outcome.failed_checks())}"
+               f"  ({wall_s:.1f} s)")
+
+
+def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
+    assert concept.demonstration is not None
+    started = time.perf_counter()
+    outcome = concept.demonstration(context)
+    return outcome, time.perf_counter() - started
+
+
+@command.command(name="run")
+@click.argument("name", required=False)
+@click.option("--all", "run_all", is_flag=True, help="every built demonstration, then a summary table")
+@click.option("--fast", is_flag=True, help="fewer seeds and shorter runs (what CI runs)")
+@click.option("--seed", type=click.IntRange(0, (1 << 64) - 1), default=DEFAULT_SEED, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
+              help="directory the pictures go to (one subdirectory per concept)")
+@click.option("--open", "open_pictures", is_flag=True, help="open the pictures in a browser")
+def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, out: str,
+        open_pictures: bool) -> None:
+    """Run the demonstration of concept NAME (or --all): print what happened and its checks' verdicts, write its
+    pictures under --out. Exit 0 when every check passed, 1 when one failed, 2 for an unknown or unbuilt concept."""
+    if run_all == (name is not None):
+        fail("give one concept NAME or --all (the list: chainlab tour)", code=UNKNOWN_EXIT)
+    if name is not None:
+        concept = concept_named(name)
+        if concept is None:
+            fail(f"unknown concept {name!r} (the list: chainlab tour)", code=UNKNOWN_EXIT)
+        if not concept.built:
+            fail(f"concept {name!r} is not built yet (docs/THEORY.md lists what is)", code=NOT_BUILT_EXIT)
+        concepts = [concept]
+    else:
+        concepts = built_concepts()
+    logging.getLogger("chainlab").setLevel(logging.CRITICAL + 1)  # the cores' log lines are not the tour's output
+    context = TourContext(seed=seed, core_factory=node_core_factory, fast=fast)
+    rows: list[tuple[Concept, Outcome, float, list[str]]] = []
+    for concept in concepts:
+        outcome, wall_s = _run_one(concept, context)
+        written = _write(outcome, Path(out))
+        rows.append((concept, outcome, wall_s, written))
+        if not as_json:
+            _print(outcome, concept, written, wall_s)
+        if open_pictures:
+            _open(written)
+    failed = [concept.name for concept, outcome, _, _ in rows if not outcome.ok]
+    if as_json:
+        results = [{**outcome.to_json(written), "wall_s": round(wall_s, 2)} for _, outcome, wall_s, written in rows]
+        emit_json(results[0] if name is not None else {"ok": not failed, "results": results})
+    elif run_all:
+        _summary(rows)
+    if failed:
+        raise SystemExit(1)
+
+
+def _summary(rows: list[tuple[Concept, Outcome, float, list[str]]]) -> None:
+    click.echo("")
+    click.echo(f"{'concept':<28} {'kind':<12} {'verdict':<7} {'wall':>7}  checks")
+    for concept, outcome, wall_s, _ in rows:
+        passed = sum(check.ok for check in outcome.checks)
+        click.echo(f"{concept.name:<28} {concept.kind.value:<12} {'ok' if outcome.ok else 'FAILED':<7} "
+                   f"{wall_s:>6.1f}s  {passed}/{len(outcome.checks)} passed"
+                   + ("" if outcome.ok else f" (failed: {', '.join(outcome.failed_checks())})"))
+    failed = sum(not outcome.ok for _, outcome, _, _ in rows)
+    click.echo(f"{len(rows) - failed} of {len(rows)} demonstrations passed")

@@ -1,0 +1,85 @@
+"""`chainlab tour`: the listing, the errors for unknown and unbuilt concepts, --json, pictures written, --all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import main
+from tour.catalogue import CONCEPTS, GROUPS
+from tour.model import Kind
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_error(result: Result, code: int, *needles: str) -> None:
+    """Exit `code` with one `error: ...` line on stderr, nothing on stdout, no traceback."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_listing_names_every_concept_under_its_group_with_kind_and_state() -> None:
+    result = invoke("tour")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for group in GROUPS:
+        assert f"{group}:" in lines
+    for concept in CONCEPTS:
+        row = next(line for line in lines if line.split()[:1] == [concept.name])
+        assert concept.kind.value in row
+        assert ("not built yet" in row) != concept.built
+
+
+def test_listing_as_json() -> None:
+    document = json.loads(invoke("tour", "--json").stdout)
+    assert document["groups"] == list(GROUPS)
+    assert [c["name"] for c in document["concepts"]] == [c.name for c in CONCEPTS]
+    first = document["concepts"][0]
+    assert set(first) == {"name", "group", "title", "title_zh", "summary", "kind", "built"}
+    assert {c["kind"] for c in document["concepts"]} <= {kind.value for kind in Kind}
+
+
+def test_every_group_has_a_concept_and_every_concept_a_chinese_name() -> None:
+    assert {concept.group for concept in CONCEPTS} == set(GROUPS)
+    assert all(concept.title_zh and concept.summary for concept in CONCEPTS)
+
+
+def test_unknown_concept_is_a_one_line_error_with_exit_2() -> None:
+    assert_error(invoke("tour", "run", "no-such-thing"), 2, "unknown concept 'no-such-thing'")
+
+
+def test_unbuilt_concept_says_not_built_yet_with_exit_2() -> None:
+    unbuilt = next(concept for concept in CONCEPTS if not concept.built)
+    assert_error(invoke("tour", "run", unbuilt.name), 2, "not built yet")
+
+
+@pytest.mark.parametrize("args", [(), ("state-machine-replication", "--all")])
+def test_run_needs_exactly_one_of_name_and_all(args: tuple[str, ...]) -> None:
+    assert_error(invoke("tour", "run", *args), 2, "give one concept NAME or --all")
+
+
+def test_run_prints_checks_and_verdict() -> None:
+    result = invoke("tour", "run", "state-machine-replication", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert "ok   same-order-same-state" in result.stdout
+    assert "verdict: ok" in result.stdout
+
+
+def test_run_json_shape(tmp_path: Path) -> None:
+    result = invoke("tour", "run", "state-machine-replication", "--json", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document) == {"concept", "seed", "ok", "lines", "checks", "figures", "pictures", "written", "wall_s"}
+    assert document["ok"] is True and document["seed"] == 1
+    assert {check["name"] for check in document["checks"]} == {"same-order-same-state",
+                                                               "different-order-different-state"}

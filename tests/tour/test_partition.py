@@ -1,0 +1,23 @@
+"""Partition handling: Raft and PoW both finalise only on their majority side; a PoW engine that ignores its
+partition handler (tests/sim/helpers.py) finalises on the minority side too, and the check says so."""
+
+from __future__ import annotations
+
+from cli.sim import node_core_factory
+from tests.sim.helpers import reckless_core_factory
+from tour.demos import partition
+from tour.model import TourContext
+
+CONTEXT = TourContext(seed=1, core_factory=node_core_factory, fast=True)
+
+
+def test_only_the_majority_side_finalizes_under_raft_and_pow() -> None:
+    outcome = partition.run(CONTEXT)
+    assert outcome.ok, outcome.checks
+    assert {p.name for p in outcome.pictures} == {"raft-final-heights.svg", "pow-final-heights.svg"}
+    assert outcome.pictures[0].text.startswith("<svg")
+
+
+def test_a_pow_engine_without_its_partition_handler_fails_the_check() -> None:
+    outcome = partition.run(CONTEXT, pow_core_factory=reckless_core_factory)
+    assert outcome.failed_checks() == ["pow-only-majority-side-finalizes"]
