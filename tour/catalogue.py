@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import chains, partition, pbft, smr
+from tour.demos import causality, chains, models, partition, pbft, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -25,7 +25,8 @@ SIM, REAL = Kind.SIMULATED, Kind.REAL_PROCESS
 CONCEPTS: tuple[Concept, ...] = (
     Concept(name="system-models", group=GROUPS[0], kind=SIM,
             title="Synchronous, asynchronous and partially synchronous models", title_zh="同步、异步与部分同步模型",
-            summary="the same Raft network under the three delay models: no stable leader before GST, one after"),
+            summary="the same Raft network under the three delay models: no stable leader before GST, one after",
+            demonstration=models.run),
     Concept(name="consistency-levels", group=GROUPS[1], kind=SIM,
             title="Strong, weak and eventual consistency", title_zh="强一致性、弱一致性与最终一致性",
             summary="reads at linearizable, final and latest levels during a partition, judged by the checkers"),
@@ -68,7 +69,8 @@ CONCEPTS: tuple[Concept, ...] = (
             title_zh="分布式锁", summary="leases and fencing tokens: a stale holder's write is refused"),
     Concept(name="causality", group=GROUPS[6], kind=SIM,
             title="Event model, causality and vector clocks", title_zh="事件模型、因果关系与向量时钟",
-            summary="happens-before and concurrency on a PoW fork, from vector clocks; the space-time diagram"),
+            summary="happens-before and concurrency on a PoW fork, from vector clocks; the space-time diagram",
+            demonstration=causality.run),
     Concept(name="blockchain", group=GROUPS[7], kind=REAL, title="The blockchain as a distributed system",
             title_zh="区块链作为分布式系统",
             summary="a testnet of real nodes: gossip, sync, mining and finality seen in the explorer and dashboard"),

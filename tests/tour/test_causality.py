@@ -1,0 +1,33 @@
+"""Causality on a PoW fork: the fork's blocks are concurrent by their vector clocks, a block's arrivals come after
+its mining, and the reorg that resolved the fork knew both. Clocks that never merge what a message carries (each
+node counting only its own events) see nothing across nodes, and the checks say so."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from causality.clocks import VectorClock
+from causality.events import TraceEvent
+from cli.sim import node_core_factory
+from tour.demos import causality
+from tour.model import TourContext
+
+CONTEXT = TourContext(seed=1, core_factory=node_core_factory, fast=True)
+
+
+def local_only(event: TraceEvent) -> TraceEvent:
+    """The clock of a node that ticks on its own events and ignores the clock a message carries."""
+    return replace(event, vc=VectorClock({event.node: event.seq}), lamport=event.seq)
+
+
+def test_the_fork_is_concurrent_and_its_resolution_knows_both() -> None:
+    outcome = causality.run(CONTEXT)
+    assert outcome.ok, outcome.checks
+    assert {p.name for p in outcome.pictures} == {"spacetime.svg", "spacetime.html"}
+    assert "<svg" in outcome.pictures[0].text
+
+
+def test_clocks_that_do_not_merge_on_receive_fail_the_checks() -> None:
+    outcome = causality.run(CONTEXT, rewrite=local_only)
+    assert "delivery-happens-after-mining" in outcome.failed_checks()
+    assert "resolution-knows-both" in outcome.failed_checks()
