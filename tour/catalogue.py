@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import causality, chains, models, partition, pbft, smr
+from tour.demos import causality, chains, models, multimaster, partition, pbft, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -58,7 +58,8 @@ CONCEPTS: tuple[Concept, ...] = (
     Concept(name="primary-backup", group=GROUPS[4], kind=SIM, title="Primary-backup replication",
             title_zh="主备复制", summary="the primary crashes: primary-backup stops (no fail-over), Raft fails over"),
     Concept(name="multi-master", group=GROUPS[4], kind=SIM, title="Multi-master replication", title_zh="多主复制",
-            summary="two sides of a PoW partition take conflicting transfers; fork choice picks one, the loser named"),
+            summary="two sides of a PoW partition take conflicting transfers; fork choice picks one, the loser named",
+            demonstration=multimaster.run),
     Concept(name="raft", group=GROUPS[5], kind=SIM, title="Raft", title_zh="Raft 算法",
             summary="leader election, log replication and fail-over; one leader per term"),
     Concept(name="pbft", group=GROUPS[5], kind=SIM, title="PBFT (practical Byzantine fault tolerance)",

@@ -1,0 +1,144 @@
+"""Multi-master replication (多主复制): PoW lets both sides of a partition write, and fork choice settles it.
+
+Five PoW miners are cut into {0, 1} | {2, 3, 4}. With the partition handler off (θ = 0, plain Nakamoto PoW: every
+side keeps mining, as Bitcoin does) each side is a master: a client sends one transfer to node 0 and a conflicting
+one to node 2, from the same account with the same nonce (a double spend), and each side puts its own in a block.
+At the heal the branch with more work wins every node (chain/blocktree.py's fork choice), its transfer stays, and
+the other side's block is disconnected: its transfer can never be applied (the nonce is spent). The demonstration
+names the loser.
+
+With chainlab's default θ = 0.5 the minority side would not mine at all (the partition-handling concept): PoW
+becomes single-master during a partition, which is the point of the handler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from chain.blocktree import BlockTree
+from chain.tx import Transaction, make_transfer
+from testnet.checks import CheckResult
+from testnet.sim.config import SimConfig
+from testnet.sim.core import CoreFactory, CoreSpec, SimCore
+from testnet.sim.simulator import Simulator
+from tour.model import Outcome, TourContext
+from tour.simtools import ScriptedNemesis
+
+NODES = 5
+SIDES = ((0, 1), (2, 3, 4))
+WRITERS = (0, 2)  # the node each side's client writes to
+CUT_AT_S = 10.0
+CUT_S = 20.0
+WRITE_AT_S = 12.0
+K = 12  # above the blocks either side can mine in the partition, so no final block is reverted at the heal
+
+
+def every_side_mines(inner: CoreFactory) -> CoreFactory:
+    """`inner`, with the genesis's partition threshold at 0: a node mines whatever hash power it reaches."""
+    def build(spec: CoreSpec) -> SimCore:
+        params = {**spec.genesis.params, "partition_threshold": 0.0}
+        return inner(replace(spec, genesis=replace(spec.genesis, params=params)))
+    return build
+
+
+def best_chain_txs(tree: BlockTree) -> dict[bytes, int]:
+    """Every transaction on the tree's best chain: hash -> height."""
+    found: dict[bytes, int] = {}
+    for height in range(1, tree.height + 1):
+        block_hash = tree.hash_at(height)
+        block = tree.get_block(block_hash) if block_hash is not None else None
+        for tx in block.txs if block is not None else ():
+            found[tx.hash] = height
+    return found
+
+
+@dataclass(slots=True)
+class Writer:
+    """The two clients: at WRITE_AT_S each sends its transfer to its side (same sender, same nonce), and at the end
+    of the partition every node's best chain is read."""
+
+    txs: list[Transaction] = field(default_factory=list)
+    refused: list[str | None] = field(default_factory=list)
+    at_heal: list[set[bytes]] = field(default_factory=list)
+    work_at_heal: list[int] = field(default_factory=list)
+
+    def observe(self, t: float, simulator: Simulator) -> None:
+        """The simulator's observer hook (each virtual second)."""
+        if not self.txs and t >= WRITE_AT_S:
+            sender = simulator.load_keys[0]
+            core = simulator.nodes[WRITERS[0]].core
+            assert core is not None
+            nonce = core.mempool.pending_nonce(sender.address, core.tree.state)
+            for i, writer in enumerate(WRITERS):  # one account pays two recipients with one nonce: a double spend
+                tx = make_transfer(sender, chain_id=simulator.genesis.chain_id,
+                                   recipient=simulator.load_keys[1 + i].address, amount=111 * (i + 1), fee=1,
+                                   nonce=nonce)
+                self.txs.append(tx)
+                self.refused.append(simulator.nodes[writer].submit_tx(tx, t))
+        if not self.at_heal and t >= CUT_AT_S + CUT_S - 1.0:
+            self.at_heal = [set(best_chain_txs(n.core.tree)) if n.core is not None else set() for n in simulator.nodes]
+            self.work_at_heal = [n.core.tree.tip.cumulative_work if n.core is not None else 0
+                                 for n in simulator.nodes]
+
+
+def run(context: TourContext) -> Outcome:
+    """The demonstration: the partition, the two writes, the heal, and which write survived."""
+    writer = Writer()
+    config = SimConfig(seed=context.seed, consensus="pow", nodes=NODES, duration_s=CUT_AT_S + CUT_S + 20.0,
+                       faults=frozenset(), model="synchronous", block_interval_s=2.0, finality_threshold=K,
+                       max_delay_s=0.05, tx_rate_per_s=0.0, liveness_budget_s=60.0)
+    simulator = Simulator(config, every_side_mines(context.core_factory), observer=writer.observe,
+                          observe_every_s=1.0)
+    simulator.nemesis = ScriptedNemesis(nodes=NODES, sides=SIDES, at_s=CUT_AT_S, duration_s=CUT_S)
+    result = simulator.run()
+    return _judge(context, simulator, result.ok, result.failed_checks(), writer)
+
+
+def _judge(context: TourContext, simulator: Simulator, sim_ok: bool, sim_failed: list[str],
+           writer: Writer) -> Outcome:
+    if len(writer.txs) != 2 or not writer.at_heal:
+        return Outcome(concept="multi-master", seed=context.seed, lines=("the writes were not made",),
+                       checks=(CheckResult(name="both-sides-accepted", ok=False, detail="no writes"),))
+    hashes = [tx.hash for tx in writer.txs]
+    accepted = [all(hashes[i] in writer.at_heal[n] for n in side) for i, side in enumerate(SIDES)]
+    finals = [best_chain_txs(n.core.tree) if n.core is not None else {} for n in simulator.nodes]
+    kept = [[h in chain for chain in finals] for h in hashes]
+    winners = [i for i in range(2) if all(kept[i])]
+    losers = [i for i in range(2) if not any(kept[i])]
+    shares = [sum(simulator.shares[n] for n in side) for side in SIDES]
+    work = [max(writer.work_at_heal[n] for n in side) for side in SIDES]
+    lines = [f"{NODES} PoW miners, partition handler off (θ = 0); cut into {list(SIDES[0])} | {list(SIDES[1])} at "
+             f"t={CUT_AT_S:g}s for {CUT_S:g}s; hash shares {shares[0]:.0%} | {shares[1]:.0%}; k = {K}"]
+    for i, (tx, side) in enumerate(zip(writer.txs, SIDES, strict=True)):
+        lines.append(f"side {list(side)}: node{WRITERS[i]} took transfer {tx.hash.hex()[:12]} (amount {tx.amount}, "
+                     f"nonce {tx.nonce}): {'admitted' if writer.refused[i] is None else writer.refused[i]}; in the "
+                     f"side's chain at the heal: {'yes' if accepted[i] else 'no'}")
+    heights = {n.name: n.core.tree.height for n in simulator.nodes if n.core is not None}
+    lines.append(f"chain work at the heal: side {list(SIDES[0])} {work[0]}, side {list(SIDES[1])} {work[1]}"
+                 + (" (a tie: each node keeps the tip it saw first until the next block breaks it)"
+                    if work[0] == work[1] else ""))
+    resolved = len(winners) == 1 and len(losers) == 1
+    by_work = resolved and work[winners[0]] >= work[losers[0]]
+    if resolved:
+        w, lo = winners[0], losers[0]
+        lines.append(f"after the heal every node (heights {min(heights.values())}..{max(heights.values())}) keeps "
+                     f"{hashes[w].hex()[:12]} (side {list(SIDES[w])}); the loser: {hashes[lo].hex()[:12]} of side "
+                     f"{list(SIDES[lo])}, its block disconnected and its nonce spent")
+    checks = (
+        CheckResult(name="both-sides-accepted", ok=all(accepted), detail=(
+            "each side's nodes had its own conflicting transfer in their best chain before the heal" if all(accepted)
+            else f"in the sides' chains at the heal: {accepted}")),
+        CheckResult(name="fork-choice-kept-one", ok=by_work, detail=(
+            f"every node keeps {hashes[winners[0]].hex()[:12]}, written on the side with at least as much work at the "
+            f"heal; "
+            f"{hashes[losers[0]].hex()[:12]} is on no node's best chain" if by_work else
+            f"the transfers are on the nodes' best chains as {kept} (node by node), work at the heal {work}: the "
+            "conflict is not resolved by most work")),
+        CheckResult(name="converged-after-heal", ok=sim_ok, detail=(
+            "every simulator check passed after the heal" if sim_ok else f"failed: {', '.join(sim_failed)}")),
+    )
+    figures = {"shares": [round(s, 3) for s in shares], "work_at_heal": work, "txs": [h.hex() for h in hashes],
+               "accepted": accepted,
+               "winner": hashes[winners[0]].hex() if len(winners) == 1 else None,
+               "loser": hashes[losers[0]].hex() if len(losers) == 1 else None}
+    return Outcome(concept="multi-master", seed=context.seed, lines=tuple(lines), checks=checks, figures=figures)
