@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -133,18 +134,32 @@ class LockWatch:
                 await asyncio.sleep(0.1)
 
 
+@dataclass(kw_only=True)
+class ClientPauses:
+    """Kleppmann's paused holder, for `testnet load --workload lock`: before a write under its grant a client
+    sleeps `pause_s` (longer than its lease) with probability `chance`, then writes with its old token."""
+
+    chance: float
+    pause_s: float
+    rng: random.Random
+    taken: int = 0
+
+
 class LockLoad:
     """The closed loop's operation: the client's next lock operation, submitted and waited for until final."""
 
-    def __init__(self, cluster: Cluster, options: LockBenchOptions, watch: LockWatch) -> None:
+    def __init__(self, chain_id: str, urls: list[str], keys: list[PrivateKey], options: LockBenchOptions,
+                 watch: LockWatch, pauses: ClientPauses | None = None) -> None:
         self.watch = watch
+        self.pauses = pauses
         self.refused_at_admission: list[float] = []  # when an acquire was refused `lock-held` before any block
-        self.chain_id = cluster.genesis.chain_id
+        self.refusal_codes: dict[str, int] = {}  # every operation refused at admission (HTTP 422), by code
+        self.chain_id = chain_id
         self.options = options
-        urls = [node.rpc_url for node in cluster.nodes]
+        self.urls = urls
         self.clients = [_Client(key=key, lock=f"lock-{index % options.locks}", node=index % len(urls),
                                 connections=[LeanClient(urls[index % len(urls)]) for _ in range(options.pipeline)])
-                        for index, key in enumerate(cluster.load_keys[:options.clients])]
+                        for index, key in enumerate(keys[:options.clients])]
         self.granted: list[tuple[float, float]] = []  # (when final, acquire-to-granted seconds)
         # (when final, submit-to-final seconds) of every operation: an acquire's time waiting for a free lock is
         # not the operation's latency, so the loop's own per-call times are not used
@@ -159,8 +174,32 @@ class LockLoad:
                          token=client.token)
         return LockRelease(name=client.lock)
 
+    async def sync_nonces(self) -> None:
+        """Read each client's account nonce (a testnet's load accounts may have sent before)."""
+        for client in self.clients:
+            client.nonce = await self._account_nonce(client, client.nonce)
+
     async def __call__(self, index: int) -> str | None:
         client = self.clients[index]
+        if client.token is not None and client.writes_left > 0 and self.pauses is not None \
+                and self.pauses.rng.random() < self.pauses.chance:
+            self.pauses.taken += 1
+            await asyncio.sleep(self.pauses.pause_s)  # the lease runs out meanwhile; the write below is late
+        error = await self._next(client)
+        if error in ("unavailable", "commit-timeout"):
+            await self._fail_over(client)
+        return error
+
+    async def _fail_over(self, client: _Client) -> None:
+        """The client's node failed it: move to the next node and read the nonce back (the lost transaction may or
+        may not have been taken)."""
+        for connection in client.connections:
+            connection.close()
+        client.node = (client.node + 1) % len(self.urls)
+        client.connections = [LeanClient(self.urls[client.node]) for _ in client.connections]
+        client.nonce = await self._account_nonce(client, client.nonce)
+
+    async def _next(self, client: _Client) -> str | None:
         if client.token is not None and client.writes_left > 1 and len(client.connections) > 1:
             return await self._write_batch(client)
         op = self._next_op(client)
@@ -219,8 +258,10 @@ class LockLoad:
         answer = _json(reply.body)
         if reply.status != 200 or answer.get("status") != "final":
             code = str((answer.get("error") or {}).get("code") or f"http-{reply.status}")
-            if op.kind == "kv-put" and code != "nonce-too-low":  # the lease is gone: take the lock again
-                client.token = None
+            if reply.status == 422:
+                self.refusal_codes[code] = self.refusal_codes.get(code, 0) + 1
+            if reply.status == 422 and op.kind in ("kv-put", "lock-release") and code != "nonce-too-low":
+                client.token = None  # the lease is gone (ran out, or another client holds the lock): take it again
             return code
         self.finished.append((time.monotonic(), time.monotonic() - begun))
         result = str(answer.get("result", "unknown"))
@@ -281,7 +322,8 @@ def measure_locks(options: LockBenchOptions) -> dict[str, Any]:
 async def _run(cluster: Cluster, options: LockBenchOptions) -> dict[str, Any]:
     watch = LockWatch(cluster.nodes[0].rpc_url)
     watch.start()
-    load = LockLoad(cluster, options, watch)
+    load = LockLoad(cluster.genesis.chain_id, [node.rpc_url for node in cluster.nodes], cluster.load_keys, options,
+                    watch)
     try:
         result = await run_closed_loop(options.clients, load, duration_s=options.duration_s,
                                        warmup_s=options.warmup_s,
