@@ -728,13 +728,16 @@ def format_consensus_report(report: dict[str, Any]) -> list[str]:
 @click.option("--lease-blocks", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--writes-per-lease", type=click.IntRange(0, 10_000), default=8, show_default=True,
               help="fenced writes a client makes under each grant before it releases")
+@click.option("--pipeline", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="fenced writes a holder has in flight at once under one grant (each still waited for until "
+                   "final; the release goes out after all of them)")
 @click.option("--duration", "duration_s", type=click.FloatRange(0.5, 3600), default=20.0, show_default=True,
               help="seconds measured (after a 1 s warm-up)")
 @click.option("--genesis-param", "genesis_params", multiple=True, metavar="KEY=VALUE",
               help="genesis parameter (repeatable); as for `bench consensus`")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def lock_command(nodes: int, clients: int, locks: int, lease_blocks: int, writes_per_lease: int, duration_s: float,
-                 genesis_params: tuple[str, ...], as_json: bool) -> None:
+def lock_command(nodes: int, clients: int, locks: int, lease_blocks: int, writes_per_lease: int, pipeline: int,
+                 duration_s: float, genesis_params: tuple[str, ...], as_json: bool) -> None:
     """Acquire-to-granted latency (p50/p99) and sustained lock operations per second of a real Raft network.
 
     Clients compete for the locks: acquire, write through the fenced register with the grant's token, release;
@@ -742,7 +745,7 @@ def lock_command(nodes: int, clients: int, locks: int, lease_blocks: int, writes
     a violation (docs/LOCKS.md "Performance", docs/PERFORMANCE.md).
     """
     options = LockBenchOptions(nodes=nodes, clients=clients, locks=locks, lease_blocks=lease_blocks,
-                               writes_per_lease=writes_per_lease, duration_s=duration_s,
+                               writes_per_lease=writes_per_lease, pipeline=pipeline, duration_s=duration_s,
                                genesis_params=_parse_genesis_params(genesis_params))
     try:
         with _exit_on_sigterm():

@@ -30,12 +30,13 @@ from testnet.history import HistoryWriter
 from testnet.latency import LatencyMatrix, load_matrix
 from testnet.live import format_rows
 from testnet.load import LoadGenerator, LoadOptions, exclusive_load
+from testnet.lockload import LockLoadOptions, format_lock_load, run_lock_load
 from testnet.nemesis import Nemesis
 from testnet.netns import DEFAULT_SUBNET
 from testnet.netns import doctor as netns_doctor
 from testnet.remote import AttachOptions, attach, refuse_remote
 from testnet.scenario import ManifestError, Scenario, check_attached, load_manifest, plan
-from testnet.state import HISTORY_FILE, TestnetError, load_testnet
+from testnet.state import HISTORY_FILE, Testnet, TestnetError, load_testnet
 from testnet.topology import TOPOLOGIES, parse_groups
 
 
@@ -524,7 +525,10 @@ def byzantine_command(node: str, behaviour: str, directory: Path | None, as_json
 
 @command.command(name="load")
 @dir_option
-@click.option("--tps", type=click.FloatRange(0, min_open=True), required=True, help="target transactions/s")
+@click.option("--workload", type=click.Choice(["transfer", "lock"]), default="transfer", show_default=True,
+              help="transfer: signed transfers at --tps; lock: closed-loop clients (--accounts, default 8) competing "
+                   "for --locks locks through the fenced register, some pausing past their lease")
+@click.option("--tps", type=click.FloatRange(0, min_open=True), help="target transactions/s (transfer workload)")
 @click.option("--duration", "duration_s", type=click.FloatRange(0, min_open=True), required=True,
               help="seconds of sending")
 @click.option("--accounts", type=click.IntRange(1), help="load accounts to send from (default: all)")
@@ -539,16 +543,30 @@ def byzantine_command(node: str, behaviour: str, directory: Path | None, as_json
 @click.option("--sink/--no-sink", "sink", default=None,
               help="send to sink accounts so that each load account changes only by its own transfers "
                    "(default: on with --reads)")
+@click.option("--locks", type=click.IntRange(1, 1024), default=2, show_default=True, help="lock workload: locks")
+@click.option("--lease-blocks", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="lock workload: lease of each grant")
+@click.option("--pause-chance", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="lock workload: chance a holder pauses 1.5 leases before a write (then writes with its old token)")
 @json_option
 @user_errors
-def load_command(directory: Path | None, tps: float, duration_s: float, accounts: int | None, nodes: str | None,
-                 settle_timeout_s: float | None, seed: int | None, reads: str | None, read_ratio: float,
-                 sink: bool | None, as_json: bool) -> None:
+def load_command(directory: Path | None, workload: str, tps: float | None, duration_s: float, accounts: int | None,
+                 nodes: str | None, settle_timeout_s: float | None, seed: int | None, reads: str | None,
+                 read_ratio: float, sink: bool | None, locks: int, lease_blocks: int, pause_chance: float,
+                 as_json: bool) -> None:
     """Send signed transfers at TPS for DURATION seconds (and with --reads, read accounts too), record every
     operation in history.jsonl, wait for finality, and report counts and latencies to inclusion and finality.
-    `chainlab check consistency DIR/history.jsonl` then judges the reads."""
+    `chainlab check consistency DIR/history.jsonl` then judges the reads. With --workload lock, run lock clients
+    for DURATION seconds instead; `chainlab testnet check` (locks) then judges the chain."""
     path = launcher.resolve_directory(directory)
     testnet = load_testnet(path)
+    if workload == "lock":
+        _lock_load(testnet, LockLoadOptions(duration_s=duration_s, clients=accounts or 8, locks=locks,
+                                            lease_blocks=lease_blocks, pause_chance=pause_chance, seed=seed or 0),
+                   as_json)
+        return
+    if tps is None:
+        raise TestnetError("--tps is required for the transfer workload")
     levels = tuple(level.strip() for level in reads.split(",") if level.strip()) if reads else ()
     if reads is not None and not levels:
         raise TestnetError("--reads needs at least one level: latest, final or linearizable")
@@ -572,6 +590,18 @@ def load_command(directory: Path | None, tps: float, duration_s: float, accounts
         fail("no transaction was accepted (see rejections: is any node running and reachable?)")
     if summary["accepted_not_final"]:
         fail(f"{summary['accepted_not_final']} accepted transactions did not become final within the settle timeout")
+
+
+def _lock_load(testnet: Testnet, options: LockLoadOptions, as_json: bool) -> None:
+    with exclusive_load(Path(testnet.dir)):
+        summary = asyncio.run(run_lock_load(testnet, options))
+    if as_json:
+        emit_json(summary)
+    else:
+        for line in format_lock_load(summary):
+            click.echo(line)
+    if not summary["lock_ops"]:
+        fail("no lock operation became final (is any node running and reachable?)")
 
 
 def _print_load_summary(summary: dict[str, Any]) -> None:

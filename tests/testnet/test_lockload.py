@@ -1,0 +1,54 @@
+"""`chainlab testnet load --workload lock` on a real 3-node Raft testnet, judged by `testnet check` (locks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.testnet.clitools import one_error, run, stopped_testnet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chainlab(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout_s, check=False)
+
+
+@pytest.mark.slow
+def test_paused_lock_clients_are_refused_and_the_locks_check_passes(tmp_path: Path) -> None:
+    directory = str(tmp_path / "t")
+    up = chainlab("testnet", "up", "--dir", directory, "--nodes", "3", "--consensus", "raft", "--load-accounts", "6",
+                  "--genesis-param", "block_interval_s=0.1")
+    try:
+        assert up.returncode == 0, up.stderr
+        load = chainlab("testnet", "load", "--dir", directory, "--workload", "lock", "--accounts", "6", "--locks",
+                        "2", "--lease-blocks", "5", "--pause-chance", "0.4", "--duration", "3", "--seed", "3",
+                        "--json")
+        assert load.returncode == 0, load.stderr
+        summary = json.loads(load.stdout)
+        assert summary["workload"] == "lock" and summary["grants"] > 2 and summary["pauses"] > 0
+        assert summary["outcomes"].get("kv-put ok", 0) > 0
+        # a paused holder's late write is refused (at admission or in its block), never accepted
+        late = {"stale-fencing-token", "lock-not-held", "not-lock-holder"}
+        refused = sum(n for code, n in summary["refused_at_admission"].items() if code in late)
+        refused += sum(n for kind, n in summary["outcomes"].items()
+                       if kind.startswith("kv-put ") and kind.split(" ", 1)[1] in late)
+        assert refused > 0, summary
+        check = chainlab("testnet", "check", "--dir", directory, "--only", "locks")
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "no violation" in check.stdout and "fenced writes accepted" in check.stdout
+    finally:
+        chainlab("testnet", "down", "--dir", directory)
+
+
+def test_the_transfer_workload_still_needs_tps_and_lock_options_are_checked(tmp_path: Path) -> None:
+    stopped_testnet(tmp_path)
+    code, _, stderr = run("load", "--duration", "1", "--dir", str(tmp_path))
+    assert code == 1 and "--tps is required for the transfer workload" in one_error(stderr)
+    code, _, stderr = run("load", "--workload", "lock", "--duration", "1", "--accounts", "9", "--dir", str(tmp_path))
+    assert code == 1 and "the testnet has 8 load accounts" in one_error(stderr)
