@@ -220,3 +220,21 @@ def test_a_split_of_a_hundred_nodes_pauses_the_minority_and_heals() -> None:
     assert split["converged_after_heal_s"] is not None
     again = Simulator(config, node_core_factory).run()  # same seed, same run
     assert again.trace_hash == first.trace_hash and again.scale == first.scale
+
+
+@pytest.mark.long
+def test_a_thousand_nodes_for_a_virtual_hour() -> None:
+    """The performance target of issue #19 (docs/PERFORMANCE.md, "Simulator at scale"): 1,000 nodes, one virtual
+    hour of 10 s blocks. Long (about ten minutes of CPU): deselected by default."""
+    import time
+
+    config = SimConfig(seed=1, nodes=1000, degree=8, latency=WORLD, miners=5, heartbeat_interval_s=2.5,
+                       duration_s=3600.0, faults=frozenset(), model="synchronous", max_delay_s=0.02,
+                       tx_rate_per_s=0.0, liveness_budget_s=1.0)
+    started = time.process_time()
+    result = Simulator(config, node_core_factory).run()
+    cpu_s = time.process_time() - started
+    assert set(result.failed_checks()) <= CUT_SHORT, result.failed_checks()
+    propagation = (result.scale or {})["propagation"]
+    assert isinstance(propagation, dict) and propagation["reached"] >= 300
+    assert cpu_s < 600, f"{cpu_s:.0f} CPU s"
