@@ -26,8 +26,9 @@ from cli.simtrace import TraceWriter
 from node.core import NodeCore
 from testnet.history import Op
 from testnet.sim.causal import CausalTracer
-from testnet.sim.config import CONSENSUS, SEED_MAX, ConfigError, SimConfig, parse_faults
+from testnet.sim.config import CONSENSUS, MAX_NODES, SEED_MAX, ConfigError, SimConfig, parse_faults, parse_split
 from testnet.sim.core import CoreSpec, SimCore
+from testnet.sim.latency import BUILT_IN, LatencyError, LatencyMatrix, parse_latency
 from testnet.sim.network import MODELS
 from testnet.sim.simulator import SimResult, Simulator
 from testnet.sim.swarm import SPACES, SwarmSpace, swarm_configs
@@ -102,7 +103,8 @@ def _quiet_logs(verbose: bool) -> None:
 
 @click.command(name="sim")
 @click.option("--consensus", type=click.Choice(CONSENSUS), default="pow", show_default=True)
-@click.option("--nodes", type=click.IntRange(1, 64), default=5, show_default=True)
+@click.option("--nodes", type=click.IntRange(1, MAX_NODES), default=5, show_default=True,
+              help="nodes in the network (more than 64 need --degree)")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="64-bit seed (default: random)")
 @click.option("--duration", "duration_s", type=click.FloatRange(min=1), default=600.0, show_default=True,
               help="virtual seconds of the safety phase (faults on); the liveness phase follows")
@@ -138,6 +140,16 @@ def _quiet_logs(verbose: bool) -> None:
 @click.option("--twins", type=click.IntRange(0, 63), default=0, show_default=True,
               help="validators 0..N-1 run a twin with the same key on the other side of a split (pbft; f+1 twins "
                    "break safety: a demonstration)")
+@click.option("--degree", type=click.IntRange(0), default=0, show_default=True,
+              help="P2P overlay: every node linked to this many random peers (a random regular graph); 0: full mesh")
+@click.option("--latency", "latency_source", default="", metavar="world|FILE",
+              help="latency matrix: the built-in `world` regions, or a TOML file of regions and per-pair delays "
+                   "(docs/SCALE.md); the model's delay then adds jitter on top")
+@click.option("--miners", type=click.IntRange(0), default=0, show_default=True,
+              help="pow: only the first N nodes mine, the others relay (0: every node mines)")
+@click.option("--split", "split_spec", default="", metavar="SHARE@START+DURATION",
+              help="pow: cut the network in two at START for DURATION virtual s, one side holding SHARE of the hash "
+                   "power (e.g. 0.7@1200+600), and report what the partition handler did")
 @click.option("--swarm", is_flag=True, help="run --runs seeds with options drawn at random")
 @click.option("--space", "swarm_space", type=click.Choice(sorted(SPACES)), default="default", show_default=True,
               help="what the swarm draws from: every engine with crash and network faults, or PBFT with up to f "
@@ -152,8 +164,9 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             block_interval_s: float, finality_threshold: int, max_delay_s: float, async_scale_s: float,
             tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, trace_path: Path | None,
         heartbeat_interval_s: float,
-            acks_required: int, liveness_budget_s: float, byzantine: str, twins: int,
-            swarm: bool, swarm_space: str, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
+            acks_required: int, liveness_budget_s: float, byzantine: str, twins: int, degree: int,
+            latency_source: str, miners: int, split_spec: str, swarm: bool, swarm_space: str, runs: int,
+            swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
     """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
     chosen faults, then a liveness phase after healing, judged by the testnet's checks. One 64-bit seed draws
@@ -176,13 +189,17 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
     if seed is None:
         seed = secrets.randbits(64)
     try:
+        latency = load_latency(latency_source) if latency_source else None
+        split = parse_split(split_spec) if split_spec else (0.0, 0.0, 0.0)
         config = SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration_s,
                            faults=parse_faults(faults), model=model, block_interval_s=block_interval_s,
                            finality_threshold=finality_threshold, max_delay_s=max_delay_s,
                            async_scale_s=async_scale_s, tx_rate_per_s=tx_rate_per_s, read_rate_per_s=read_rate_per_s,
                            heartbeat_interval_s=heartbeat_interval_s, acks_required=acks_required,
-                           liveness_budget_s=liveness_budget_s, byzantine=byzantine.strip(), twins=twins)
-    except ConfigError as exc:
+                           liveness_budget_s=liveness_budget_s, byzantine=byzantine.strip(), twins=twins,
+                           degree=degree, latency=latency, miners=miners, split_share=split[0],
+                           split_at_s=split[1], split_for_s=split[2])
+    except (ConfigError, LatencyError) as exc:
         fail(str(exc))
     click.echo(f"SEED={seed}", err=as_json)
     if as_json:
@@ -209,6 +226,18 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             _print_trace_hints(result, trace_path)
     if not result.ok:
         sys.exit(1)
+
+
+def load_latency(source: str) -> LatencyMatrix:
+    """A built-in matrix by name, or one read from a TOML file (LatencyError, one line, otherwise)."""
+    if source in BUILT_IN:
+        return BUILT_IN[source]
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LatencyError(f"--latency {source}: not a built-in matrix ({', '.join(BUILT_IN)}) and not a readable "
+                           f"file: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse_latency(source, text)
 
 
 def _run_traced(config: SimConfig, trace_path: Path, memory_every_s: float) -> tuple[SimResult, Timing]:
@@ -260,6 +289,8 @@ def _print_result(result: SimResult, timing: Timing) -> None:
     note = _byzantine_note(config, result.stats)
     if note:
         click.echo(f"note: {note}")
+    for line in _scale_lines(result.scale or {}):
+        click.echo(line)
     for check in result.checks:
         click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
     if result.first_violation:
@@ -269,6 +300,33 @@ def _print_result(result: SimResult, timing: Timing) -> None:
                    f"{sample['store_mib']} MiB, height {sample['max_height']}")
     click.echo(f"result: {'OK' if result.ok else 'FAILED'}")
     click.echo(f"replay: {config.command()}")
+
+
+def _scale_lines(scale: Mapping[str, Any]) -> list[str]:
+    """The network-wide figures (docs/SCALE.md) as a few lines."""
+    lines = []
+    overlay, propagation, stale = scale.get("overlay"), scale.get("propagation"), scale.get("stale")
+    if isinstance(overlay, dict):
+        lines.append(f"overlay: degree {overlay['degree']}, {overlay['links']} links, up to "
+                     f"{overlay['hops_from_node0_max']} hops from node0 (mean {overlay['hops_from_node0_mean']}); "
+                     f"{scale.get('miners')} miners" + (f"; latency {scale['latency']}" if "latency" in scale else ""))
+    if isinstance(propagation, dict):
+        lines.append(f"propagation to {propagation['fraction']:.0%} of nodes: p50 {propagation['p50_s']} s, p99 "
+                     f"{propagation['p99_s']} s, max {propagation['max_s']} s ({propagation['reached']} of "
+                     f"{propagation['blocks']} blocks got there)")
+    if isinstance(stale, dict):
+        lines.append(f"stale blocks: {stale['stale']} of {stale['mined']} mined (rate {stale['rate']})")
+    split = scale.get("split")
+    if isinstance(split, dict):
+        for name, side in zip("AB", split["sides"], strict=True):
+            lines.append(f"split side {name}: {side['nodes']} nodes, {side['miners']} miners, hash "
+                         f"{side['hash_share']:.3f}: mining {side['mining_before']} before, {side['mining_at_end']} at "
+                         f"the heal, {side['mining_after_heal']} once converged; all paused after "
+                         f"{side['all_paused_after_s']} s; {side['blocks_while_cut']} blocks while cut")
+        lines.append(f"split heal: {split['reorged_nodes']} nodes reorged (deepest {split['deepest_reorg']}, "
+                     f"{split['blocks_disconnected']} blocks disconnected in all); one tip again "
+                     f"{split['converged_after_heal_s']} s after the heal")
+    return lines
 
 
 def _byzantine_note(config: SimConfig, stats: Mapping[str, object]) -> str:
@@ -291,7 +349,8 @@ def _byzantine_note(config: SimConfig, stats: Mapping[str, object]) -> str:
 _PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "model", "block_interval_s",
                        "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "read_rate_per_s",
                        "history_path", "trace_path", "heartbeat_interval_s",
-                       "acks_required", "liveness_budget_s", "byzantine", "twins")
+                       "acks_required", "liveness_budget_s", "byzantine", "twins", "degree", "latency_source",
+                       "miners", "split_spec")
 
 
 def _flag(context: click.Context, name: str) -> str:

@@ -102,6 +102,16 @@ def _envelope_of(fields: list[Any], genesis_hash: bytes) -> Envelope:
     return envelope
 
 
+def envelope_ident(payload: bytes) -> tuple[bytes, int] | None:
+    """(sender, seq) of an encoded envelope, what a router's seen-set holds; None when it does not decode."""
+    try:
+        fields = unpack(payload, TAG_ENVELOPE, 1, _FIELDS, _MAX_BYTES)
+    except (DecodeError, ValueError, TypeError):
+        return None
+    sender, seq = fields[1], fields[2]
+    return (sender, seq) if type(sender) is bytes and type(seq) is int else None
+
+
 class VerifiedSignatures:
     """Envelope signatures known to be good, shared by several routers of one process (the simulator's nodes all
     check the same heartbeat; a real node checks each envelope once anyway). A signature verifies or not, whoever
@@ -214,6 +224,10 @@ class EnvelopeRouter:
         deliver = EngineMessage(kind=envelope.kind, payload=envelope.body) if for_us else None
         return Received(sender=envelope.sender_address, deliver=deliver, relay=relay, addressee=envelope.to or None,
                         relayed=envelope.hops > 0)
+
+    def has_seen(self, ident: tuple[bytes, int]) -> bool:
+        """True when an envelope with this (sender, seq) would be dropped as a copy seen before."""
+        return ident in self._seen
 
     def _remember(self, ident: tuple[bytes, int]) -> None:
         self._seen[ident] = None

@@ -241,6 +241,11 @@ class NodeCore:
             out.fetch_blocks.append((peer, pending))
         return out
 
+    def envelope_seen(self, ident: tuple[bytes, int]) -> bool:
+        """True when an engine envelope with this (sender, seq) is a copy seen before, which
+        `receive_engine_message` would drop without effect (the simulator skips delivering it)."""
+        return self.envelopes.has_seen(ident)
+
     def precheck_block(self, block: Block, *, now_ms: int) -> bool:
         """Header, seal/PoW and merkle root: what must hold before a block is relayed. Raises RejectError; returns
         True when the header could be checked against its parent (the import then need not repeat it)."""

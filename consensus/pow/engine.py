@@ -104,10 +104,16 @@ class PowEngine(EngineBase):
 
     def tick(self, *, now: float, now_ms: int) -> None:
         """Send a heartbeat when due and re-evaluate the decision (reachability changes with time)."""
-        if self.key is not None and now >= self._next_heartbeat:
+        if self._announces_presence() and now >= self._next_heartbeat:
             self._ready.messages.append(Outgoing(message=EngineMessage(kind=KIND, payload=encode_presence(now_ms))))
             self._next_heartbeat = now + self.params.heartbeat_interval_s
         self._decide(now, tip_changed=False)
+
+    def _announces_presence(self) -> bool:
+        """Miners announce their presence: a node with a key that mines or is a declared miner of genesis. A relay
+        (mining off and no declared share) sends none: nobody counts its hash power, and at scale its heartbeats
+        would be most of the traffic (docs/SCALE.md)."""
+        return self.key is not None and (self.mining_enabled or self.address in self.genesis.validators)
 
     def on_message(self, sender: bytes, message: EngineMessage, *, now: float, now_ms: int) -> None:
         """A presence heartbeat (the envelope authenticated the sender and relays it); anything else is a

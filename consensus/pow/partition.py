@@ -152,7 +152,8 @@ class PartitionHandler:
 
     def decide(self, *, now: float, has_key: bool, enabled: bool) -> tuple[Decision, str | None]:
         """The next decision, and a log note when the partition handler itself paused or resumed."""
-        share = self.reachable_share(now)
+        # A node that does not mine decides the same whatever it reaches (next_state): skip counting the share.
+        share = self.reachable_share(now) if has_key and enabled else 0.0
         decision = next_state(Inputs(has_key=has_key, enabled=enabled, share=share,
                                      partition_paused=self._partition_paused, blocks_behind=self.blocks_behind,
                                      awaiting_peers=self.awaiting_peers),

@@ -13,11 +13,14 @@ from chain.crypto import PrivateKey
 from chain.devtools import dev_keys
 from chain.genesis import Genesis
 from consensus.registry import engine_names, spec_named
+from testnet.sim.latency import LatencyMatrix
 from testnet.sim.network import MODELS
 
 FAULTS = ("partition", "crash", "loss", "dup", "drift")
 CONSENSUS = tuple(engine_names())
 SEED_MAX = (1 << 64) - 1
+MAX_NODES = 1_000
+MAX_FULL_MESH_NODES = 64  # beyond this a run needs an overlay degree: a full mesh has n (n - 1) / 2 links
 LOAD_ACCOUNTS = 4
 LOAD_BALANCE = 10**12
 SINK_ACCOUNTS = 4
@@ -53,14 +56,39 @@ class SimConfig:
     # splits the network in two sides, each with one of every twin pair; with twins <= f no side reaches a quorum
     # the other does not overlap in an honest validator; with f+1 both sides commit, and the oracle must say so.
     twins: int = 0
+    # Scale (docs/SCALE.md): the overlay's degree (0: a full mesh; else a random regular graph, overlay.py), a
+    # latency matrix of regions (latency.py; None: the model's delays alone), how many nodes mine (PoW; 0: all of
+    # them; the others relay and validate), and a scripted split of the network into two sides, the first holding
+    # `split_share` of the hash power, from `split_at_s` for `split_for_s` (0: none).
+    degree: int = 0
+    latency: LatencyMatrix | None = None
+    miners: int = 0
+    split_share: float = 0.0
+    split_at_s: float = 0.0
+    split_for_s: float = 0.0
 
     def __post_init__(self) -> None:
         if type(self.seed) is not int or not 0 <= self.seed <= SEED_MAX:
             raise ConfigError("seed must be an integer in [0, 2^64)")
         if self.consensus not in CONSENSUS:
             raise ConfigError(f"consensus must be one of {', '.join(CONSENSUS)}")
-        if not 1 <= self.nodes <= 64:
-            raise ConfigError("nodes must be within 1..64")
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ConfigError(f"nodes must be within 1..{MAX_NODES}")
+        if self.degree < 0:
+            raise ConfigError("degree must not be negative (0: a full mesh)")
+        if self.nodes > MAX_FULL_MESH_NODES and (self.degree == 0 or self.degree >= self.nodes - 1):
+            raise ConfigError(f"a full mesh of {self.nodes} nodes has {self.nodes * (self.nodes - 1) // 2} links: "
+                              "give an overlay degree (e.g. --degree 8)")
+        if self.degree and self.degree < self.nodes - 1 and (self.nodes * self.degree % 2 or self.degree < 2):
+            raise ConfigError(f"no connected {self.degree}-regular graph has {self.nodes} nodes (the degree must be "
+                              "at least 2 and nodes x degree even)")
+        if self.miners:
+            if not spec_named(self.consensus).seals_with_workers:
+                raise ConfigError(f"miners: the {self.consensus} engine does not mine")
+            if not 1 <= self.miners <= self.nodes:
+                raise ConfigError("miners must be within 1..nodes (0: every node mines)")
+        if self.split_share:
+            self._check_split()
         unknown = set(self.faults) - set(FAULTS)
         if unknown:
             raise ConfigError(f"unknown fault(s) {', '.join(sorted(unknown))} (known: {', '.join(FAULTS)})")
@@ -85,6 +113,20 @@ class SimConfig:
         if not 0 <= self.twins < self.nodes or (self.twins and self.nodes < 2):
             raise ConfigError("twins must be within 0..nodes-1")
 
+    def _check_split(self) -> None:
+        if not spec_named(self.consensus).seals_with_workers:
+            raise ConfigError("split: a hash-power split needs an engine that mines (pow)")
+        if not 0 < self.split_share < 1:
+            raise ConfigError("split share must be within (0, 1): the first side's share of the hash power")
+        if "partition" in self.faults or self.twins:
+            raise ConfigError("split is the run's partition: it cannot go with the partition fault or twins")
+        if self.mining_nodes < 2 or self.nodes < 2:
+            raise ConfigError("split needs at least two miners")
+        start, length = self.split_at_s, self.split_for_s
+        if not (start >= 0 and length > 0 and start + length <= self.duration_s):
+            raise ConfigError("split must start at or after 0, last a positive time and end within the safety phase "
+                              "(split_at + split_for <= duration)")
+
     # -- derived -------------------------------------------------------------------------------------------------
 
     @property
@@ -105,6 +147,11 @@ class SimConfig:
     def min_progress_blocks(self) -> int:
         """Blocks every node must gain in the liveness phase: PoW needs k+1 so a post-heal block goes final."""
         return self.finality_threshold + 1 if spec_named(self.consensus).confirmation_finality else 3
+
+    @property
+    def mining_nodes(self) -> int:
+        """How many nodes mine (PoW): `miners`, or every node."""
+        return self.miners or self.nodes
 
     @property
     def size(self) -> int:
@@ -142,8 +189,8 @@ class SimConfig:
 
     def genesis(self, hashrate_shares: list[float]) -> Genesis:
         """The network, as the engine's spec sets up a simulation (PoW at the maximum target with no retarget;
-        primary-backup with node 0 as primary)."""
-        keys = self.node_keys()
+        primary-backup with node 0 as primary). The first len(hashrate_shares) nodes are the validators (miners)."""
+        keys = self.node_keys()[:len(hashrate_shares)]
         params, validators = spec_named(self.consensus).simulation_network(
             [k.address for k in keys], hashrate_shares,
             {"block_interval_s": self.block_interval_s, "heartbeat_interval_s": self.heartbeat_interval_s,
@@ -173,6 +220,14 @@ class SimConfig:
             parts.append(f"--byzantine {self.byzantine}")
         if self.twins:
             parts.append(f"--twins {self.twins}")
+        if self.degree:
+            parts.append(f"--degree {self.degree}")
+        if self.latency is not None:
+            parts.append(f"--latency {self.latency.name}")
+        if self.miners:
+            parts.append(f"--miners {self.miners}")
+        if self.split_share:
+            parts.append(f"--split {self.split_share:g}@{self.split_at_s:g}+{self.split_for_s:g}")
         return " ".join(parts)
 
     def to_json(self) -> dict[str, object]:
@@ -185,8 +240,23 @@ class SimConfig:
             "read_rate_per_s": self.read_rate_per_s,
             "heartbeat_interval_s": self.heartbeat_interval_s, "acks_required": self.effective_acks,
             "liveness_budget_s": self.effective_liveness_budget_s, "byzantine": self.byzantine or None,
-            "twins": self.twins,
+            "twins": self.twins, "degree": self.degree,
+            "latency": self.latency.to_json() if self.latency is not None else None, "miners": self.mining_nodes,
+            "split": {"share": self.split_share, "at_s": self.split_at_s, "for_s": self.split_for_s}
+            if self.split_share else None,
         }
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """`SHARE@START+DURATION` (e.g. `0.7@1200+600`) -> (share, start s, duration s); ConfigError otherwise."""
+    share, at, rest = text.strip().partition("@")
+    start, plus, duration = rest.partition("+")
+    try:
+        if not (at and plus):
+            raise ValueError
+        return float(share), float(start), float(duration)
+    except ValueError:
+        raise ConfigError(f"split {text.strip()!r} is not SHARE@START+DURATION (e.g. 0.7@1200+600)") from None
 
 
 def parse_faults(text: str) -> frozenset[str]:

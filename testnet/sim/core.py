@@ -130,6 +130,9 @@ class SimCore(Protocol):
                                ) -> OutputView:
         """An engine message (RejectError if malformed)."""
 
+    def envelope_seen(self, ident: tuple[bytes, int]) -> bool:
+        """True when an engine envelope with this (sender, seq) is a copy the core would drop unseen."""
+
     def precheck_block(self, block: Block, *, now_ms: int) -> bool:
         """Cheap checks before relaying (RejectError); True when the header was checked against its parent."""
 

@@ -73,6 +73,21 @@ class HealPartition:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SplitStart:
+    """The scripted split (config.split_share) begins: two sides by hash power (split.py)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitEnd:
+    """The scripted split heals."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitProbe:
+    """After the split healed: do all nodes share one tip yet?"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Restart:
     """Restart `node` over its store (if it is still down in incarnation `incarnation`)."""
 
@@ -113,4 +128,4 @@ class Observe:
 
 
 Event = (Deliver | Tick | Housekeeping | BlockFound | LinkUp | LinkTimeout | NemesisStep | HealPartition | Restart
-         | Submit | Read | ReadTimeout | EndSafety | Probe | Observe)
+         | Submit | Read | ReadTimeout | EndSafety | Probe | Observe | SplitStart | SplitEnd | SplitProbe)

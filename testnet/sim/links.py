@@ -37,11 +37,17 @@ class LinkState:
 
 
 class Links:
-    """Every pair's LinkState, keyed by (a, b) with a < b."""
+    """The LinkState of every pair the overlay links (overlay.py; default: every pair), keyed by (a, b), a < b."""
 
-    def __init__(self, nodes: int) -> None:
+    def __init__(self, nodes: int, pairs: list[tuple[int, int]] | None = None) -> None:
         self.nodes = nodes
-        self._states = {(a, b): LinkState() for a in range(nodes) for b in range(a + 1, nodes)}
+        if pairs is None:
+            pairs = [(a, b) for a in range(nodes) for b in range(a + 1, nodes)]
+        self._states = {pair: LinkState() for pair in pairs}
+        self._of_node: list[list[tuple[int, int]]] = [[] for _ in range(nodes)]
+        for a, b in pairs:
+            self._of_node[a].append((a, b))
+            self._of_node[b].append((a, b))
 
     def state(self, a: int, b: int) -> LinkState:
         """The state of the pair's link."""
@@ -50,6 +56,10 @@ class Links:
     def pairs(self) -> list[tuple[int, int]]:
         """Every pair, in a fixed order."""
         return list(self._states)
+
+    def pairs_of(self, node: int) -> list[tuple[int, int]]:
+        """The pairs `node` is in, in the order of `pairs`."""
+        return self._of_node[node]
 
     def epoch(self, a: int, b: int) -> int:
         """Current connection epoch of the pair (valid only while up)."""
@@ -60,5 +70,5 @@ class Links:
         return self.state(a, b).up
 
     def all_up(self) -> bool:
-        """True when every pair is connected (a full mesh)."""
+        """True when every pair of the overlay is connected."""
         return all(state.up for state in self._states.values())

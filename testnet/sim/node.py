@@ -56,6 +56,9 @@ class NodeHooks(Protocol):
     def note_event(self, node: SimNode, kind: str, ident: bytes, height: int, t: float) -> None:
         """Something the core reported (a block connected, finality, a reorg), for the trace."""
 
+    def reorged(self, node: SimNode, depth: int, t: float) -> None:
+        """The node's best chain moved to another branch, disconnecting `depth` blocks."""
+
     def read_answers(self, node: SimNode, answers: Sequence[ReadResult], t: float) -> None:
         """The node's engine answered linearizable read requests."""
 
@@ -290,6 +293,8 @@ class SimNode:
         """A message from `peer` arrived."""
         self.t = t
         if isinstance(message, EngineCarrier):
+            if message.ident is not None and self._core().envelope_seen(message.ident):
+                return  # a copy seen before: the core would drop it without effect (and nothing is pending)
             self._on_engine(peer, message)
         else:
             self._act(self._relay().on_message(peer, message, self.clock.now(t)))
@@ -414,6 +419,8 @@ class SimNode:
         kind = str(event.get("type"))
         if kind == "reorg":
             self.stats.reorgs += 1
+            depth = event.get("depth")
+            self.hooks.reorged(self, depth if isinstance(depth, int) else 0, t)
             connected = event.get("connected")
             last = connected[-1] if isinstance(connected, list) and connected else ""
             self.hooks.note_event(self, "reorg", bytes.fromhex(str(last)), -1, t)

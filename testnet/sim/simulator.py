@@ -72,18 +72,25 @@ from testnet.sim.events import (
     Read,
     ReadTimeout,
     Restart,
+    SplitEnd,
+    SplitProbe,
+    SplitStart,
     Submit,
     Tick,
 )
 from testnet.sim.faults import CrashNode, Nemesis, draw_clocks, draw_link_faults, draw_shares
 from testnet.sim.links import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S, Links
+from testnet.sim.metrics import Propagation, stale_rate
 from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_model
 from testnet.sim.node import SimNode
-from testnet.sim.shapes import Topology, full_mesh, groups_topology
+from testnet.sim.overlay import full_mesh_pairs, hop_distances, random_regular
+from testnet.sim.shapes import Topology, groups_topology, whole_network
+from testnet.sim.split import SplitStudy, split_sides
 from testnet.sim.trace import Trace
-from testnet.sim.wire import SimCodec, Wire
+from testnet.sim.wire import EngineCarrier, SimCodec, Wire
 
 PROBE_S = 1.0
+SUPPRESS_MAX_INFLIGHT_S = 5.0  # longest in-flight time for which a copy of a seen envelope is not scheduled
 FINAL_WATCH_HEIGHTS = 4096  # final heights remembered for spotting the first conflict as it happens
 MAX_FEE = 5
 Observer = Callable[[float, "Simulator"], None]
@@ -105,6 +112,7 @@ class SimResult:
     history: tuple[Op, ...] = ()  # the simulated clients' history (clients.py), for `--history`
     first_violation_t: float | None = None  # its virtual time
     violation_events: tuple[str, ...] = ()  # with --trace: the ids of the trace events of the first violation
+    scale: Mapping[str, object] | None = None  # overlay, propagation, stale rate, split (docs/SCALE.md)
 
     def failed_checks(self) -> list[str]:
         """Names of the checks that failed."""
@@ -116,7 +124,8 @@ class SimResult:
             "seed": self.config.seed, "virtual_s": round(self.virtual_s, 3), "trace_hash": self.trace_hash,
             "trace_events": self.trace_events, "ok": self.ok, "checks": [c.to_json() for c in self.checks],
             "first_violation": self.first_violation, "config": self.config.to_json(), "params": dict(self.params),
-            "stats": dict(self.stats), "replay": self.config.command(),
+            "stats": dict(self.stats), "scale": dict(self.scale) if self.scale is not None else None,
+            "replay": self.config.command(),
         }
 
 
@@ -141,7 +150,7 @@ class Simulator:
         self._horizon = config.duration_s + config.effective_liveness_budget_s
         self.stats: dict[str, int] = {"sent": 0, "delivered": 0, "lost": 0, "duplicated": 0, "cut": 0,
                                       "stale": 0, "partitions": 0, "crashes": 0, "txs_submitted": 0,
-                                      "txs_refused": 0}
+                                      "txs_refused": 0, "suppressed": 0}
         self._final_seen: dict[int, tuple[str, bytes]] = {}
         self.first_violation: str | None = None
         self.first_violation_t: float | None = None
@@ -155,7 +164,10 @@ class Simulator:
         # The run-wide draws, always in this order (docs/SIMULATOR.md).
         # Hash-rate shares matter to engines that seal with workers (PoW); the others propose by turn or role.
         self.spec = spec_named(config.consensus)
-        self.shares = draw_shares(rng, n) if self.spec.seals_with_workers else [1.0 / n] * n
+        # Only the first `mining_nodes` nodes mine (all of them unless --miners says otherwise); the rest relay.
+        miners = config.mining_nodes if self.spec.seals_with_workers else n
+        self.shares = (draw_shares(rng, miners) + [0.0] * (n - miners) if self.spec.seals_with_workers
+                       else [1.0 / n] * n)
         self.clocks = draw_clocks(rng, n, "drift" in config.faults)
         if config.twins:  # drawn only for runs with twins, so every other seed keeps its draws
             self.clocks += draw_clocks(rng, config.twins, "drift" in config.faults)
@@ -165,10 +177,16 @@ class Simulator:
                                               async_scale_s=config.async_scale_s)
         self.link_faults: LinkFaults = self.safety_link_faults
         self.size = size = config.size  # validators and their twins
-        self.topology: Topology = full_mesh(size)
+        self.topology: Topology = whole_network(size)
         self._partitioned = False  # fast path: with no partition on, every established link carries messages
-        self.links = Links(size)
-        self.genesis = config.genesis(self.shares)
+        # The overlay (drawn only when a degree is given, so full-mesh runs keep their draws) and the latency matrix.
+        self.overlay = random_regular(size, config.degree, rng) if config.degree else full_mesh_pairs(size)
+        self.links = Links(size, self.overlay)
+        latency = config.latency
+        self.region: list[int] | None = latency.placement(size) if latency is not None else None
+        self.base_delay_s = latency.delay_s if latency is not None else ()
+        self.max_base_delay_s = max((max(row) for row in self.base_delay_s), default=0.0)
+        self.genesis = config.genesis(self.shares[:miners])
         target = int(str(self.genesis.param("initial_target")), 16) if self.spec.seals_with_workers else MAX_TARGET
         if target != MAX_TARGET:
             raise AssertionError("the simulator draws block times; it needs a genesis at the maximum target")
@@ -215,6 +233,13 @@ class Simulator:
             self.byzantine = {i: rng.choice(behaviours) for i in chosen}
         # Who the safety checks judge: not a Byzantine validator, not a twin nor the validator it doubles.
         self.faulty = set(self.byzantine) | set(range(config.twins)) | set(range(n, size))
+        # Scale figures (metrics.py, split.py): propagation to 90% of the nodes, the blocks mined, who mines.
+        self.propagation = Propagation(size)
+        self.mined_blocks: list[bytes] = []
+        self.mining_active = [False] * size
+        self.split: SplitStudy | None = None
+        self._handlers.update({SplitStart: self._on_split_start, SplitEnd: self._on_split_end,
+                               SplitProbe: self._on_split_probe})
 
     # -- running -------------------------------------------------------------------------------------------------
 
@@ -235,6 +260,9 @@ class Simulator:
             self.queue.push(self.rng.expovariate(config.read_rate_per_s), Read())
         if self.observer is not None and self.observe_every_s > 0:
             self.queue.push(0.0, Observe())
+        if config.split_share:
+            self.queue.push(config.split_at_s, SplitStart())
+            self.queue.push(config.split_at_s + config.split_for_s, SplitEnd())
         self.queue.push(config.duration_s, EndSafety())
         handlers, queue = self._handlers, self.queue
         while queue and not self._stopped:
@@ -251,6 +279,7 @@ class Simulator:
     def _boot(self, node: SimNode) -> None:
         spec = CoreSpec(name=node.name, index=node.index, genesis=self.genesis, store=node.store, key=node.key,
                         verified_signatures=self.verified_signatures,
+                        mining=not self.spec.seals_with_workers or self.shares[node.index % self.config.nodes] > 0,
                         rng_seed=(self.config.seed * 1_000_003 + node.index * 7_919 + node.incarnation) % (1 << 64))
         node.boot(self.core_factory(spec), self.t)
         core = node.core
@@ -276,6 +305,8 @@ class Simulator:
         if self._partitioned and not self.topology.connected(node.index, dst):
             self.stats["cut"] += 1
             return
+        if type(message) is EngineCarrier and message.ident is not None and self._suppress_seen(dst, message.ident, t):
+            return
         stamp = None
         if self.tracer is not None:  # a lost message is a send without a receive
             if message is not self._labelled[0]:  # a broadcast is one message sent to every peer: label it once
@@ -289,14 +320,34 @@ class Simulator:
             return
         if copies == 2:
             self.stats["duplicated"] += 1
+        base = self.base_delay_s[self.region[node.index]][self.region[dst]] if self.region is not None else 0.0
         for _ in range(copies):
-            arrival = t + self.model.delay(self.rng, t)
+            arrival = t + base + self.model.delay(self.rng, t)
             if arrival <= self._horizon:
                 self.queue.push(arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message,
                                                  stamp=stamp))
 
+    def _suppress_seen(self, dst: int, ident: tuple[bytes, int], t: float) -> bool:
+        """True (and counted) when `dst` already holds this envelope: the copy would be dropped on arrival with no
+        effect, so it is not scheduled (most copies of a flood are such). Exact while the copy could not outlive
+        the envelope in `dst`'s seen-set: done only when in-flight time is bounded by SUPPRESS_MAX_INFLIGHT_S
+        (evicting it in that time takes SEEN_CAPACITY = 65,536 fresh envelopes), and a crash of `dst` ends the
+        connection epoch, which drops the copy anyway."""
+        bound = self.model.bound(t)
+        if bound is None or bound + self.max_base_delay_s > SUPPRESS_MAX_INFLIGHT_S:
+            return False
+        core = self.nodes[dst].core
+        if core is None or not core.envelope_seen(ident):
+            return False
+        self.stats["suppressed"] += 1
+        return True
+
     def mining(self, node: SimNode, work: MiningWorkView, t: float) -> None:
         """Draw when the node's miners find a block: exponential with rate hash rate / expected hashes."""
+        if work.active != self.mining_active[node.index]:
+            self.mining_active[node.index] = work.active
+            if self.split is not None:
+                self.split.mining_changed(node.index, work.active, t)
         if not work.active:
             return
         rate = node.hashrate_hps / work_of_target(work.target)
@@ -308,6 +359,8 @@ class Simulator:
     def note_event(self, node: SimNode, kind: str, ident: bytes, height: int, t: float) -> None:
         """Trace what the core reported; watch finality for the first conflict between nodes."""
         self.trace.record(t, node.name, kind, ident)
+        if kind == "block":
+            self.propagation.connected(ident, node.index, t)
         if self.tracer is not None:
             detail: dict[str, object] = {"block": ident.hex()}
             if height >= 0:
@@ -330,6 +383,11 @@ class Simulator:
             self.first_violation = (f"t={t:.3f}s: {node.name} finalized {ident.hex()[:16]} at height {height}, "
                                     f"{first[0]} finalized {first[1].hex()[:16]}")
 
+    def reorged(self, node: SimNode, depth: int, t: float) -> None:
+        """A reorg: the split study counts those after its heal."""
+        if self.split is not None:
+            self.split.reorg(node.index, depth)
+
     def decision(self, node: SimNode, what: str, detail: dict[str, object], t: float) -> None:
         """An engine decision (leader elected, vote cast): an internal event of the trace."""
         if self.tracer is not None:
@@ -337,6 +395,10 @@ class Simulator:
 
     def made_block(self, node: SimNode, block_hash: bytes, height: int, t: float) -> None:
         """A block of the node's own: mined (PoW) or proposed (the others), traced before its pushes."""
+        self.propagation.mined(block_hash, t)
+        self.mined_blocks.append(block_hash)
+        if self.split is not None:
+            self.split.block_mined(node.index)
         if self.tracer is not None:
             what = "block-mined" if self.spec.seals_with_workers else "block-proposed"
             self.tracer.internal(node.name, what, t, {"block": block_hash.hex(), "height": height})
@@ -481,13 +543,42 @@ class Simulator:
             groups = [[self.nodes[i].name for i in side] for side in sides]
             self._trace_network("partition", {"shape": self.topology.describe(), "groups": groups})
 
+    def _on_split_start(self, event: SplitStart) -> None:
+        """The scripted split: side A with config.split_share of the hash power, side B the rest."""
+        sides = split_sides(self.rng, self.shares, self.config.split_share)
+        self.split = SplitStudy(sides, self.shares, self.mining_active, self.t)
+        self._partition_serial += 1
+        self.stats["partitions"] += 1
+        self.topology = groups_topology("split", self.size, sides)
+        self._partitioned = True
+        self.trace.record(self.t, "nemesis", "partition", sha256(self.topology.describe().encode()))
+        if self.tracer is not None:
+            self._trace_network("partition", {"shape": "split",
+                                              "groups": [[self.nodes[i].name for i in side] for side in sides]})
+        self._reconcile_links()
+
+    def _on_split_end(self, event: SplitEnd) -> None:
+        if self.split is None or self.topology.shape != "split":
+            return
+        self.split.healed(self.t)
+        self._heal_topology()
+        self.queue.push(self.t + PROBE_S, SplitProbe())
+
+    def _on_split_probe(self, event: SplitProbe) -> None:
+        assert self.split is not None
+        tips = {node.core.tree.tip.hash for node in self.nodes if node.core is not None}
+        if len(tips) == 1:
+            self.split.converged(self.t)
+        else:
+            self.queue.push(self.t + PROBE_S, event)
+
     def _on_heal_partition(self, event: HealPartition) -> None:
         if event.serial != self._partition_serial or self.topology.shape == "healed":
             return
         self._heal_topology()
 
     def _heal_topology(self) -> None:
-        self.topology = full_mesh(self.size)
+        self.topology = whole_network(self.size)
         self._partitioned = False
         self.trace.record(self.t, "nemesis", "heal", b"")
         self._trace_network("heal")
@@ -501,8 +592,8 @@ class Simulator:
             self.tracer.internal(node.name, "crash", self.t, {})
             self._trace_network("kill", nodes=[node.name])
         self.clients.on_crash(node, self.t)
-        for a, b in self.links.pairs():
-            if node.index in (a, b) and self.links.state(a, b).up:
+        for a, b in self.links.pairs_of(node.index):
+            if self.links.state(a, b).up:
                 self._close_link(a, b)
 
     def _on_restart(self, event: Restart) -> None:
@@ -578,7 +669,7 @@ class Simulator:
         self.trace.record(self.t, "nemesis", "end-safety", b"")
         self.link_faults = NO_LINK_FAULTS
         self.model = self.model.healed()
-        self.topology = full_mesh(self.size)
+        self.topology = whole_network(self.size)
         self._partitioned = False
         self._trace_network("heal", {"why": "the safety phase ended"})
         for node in self.nodes:
@@ -656,7 +747,7 @@ class Simulator:
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),
                          stats=self._stats(trees), first_violation=self.first_violation,
                          first_violation_t=self.first_violation_t, violation_events=self.violation_events,
-                         history=tuple(self.clients.history))
+                         history=tuple(self.clients.history), scale=self._scale(trees))
 
     @staticmethod
     def _ledger_check(trees: list[tuple[str, Any]]) -> CheckResult:
@@ -688,6 +779,26 @@ class Simulator:
             "loss": round(self.safety_link_faults.loss, 4), "duplicate": round(self.safety_link_faults.duplicate, 4),
             "gst_s": round(self.gst_s, 3) if self.config.model == "partial-sync" else None,
         }
+
+    def _scale(self, trees: list[tuple[str, Any]]) -> dict[str, object]:
+        """The network-wide figures: the overlay, block propagation to 90% of the nodes, the stale-block rate
+        against the best chain of the first judged node, and the split's report."""
+        hops = hop_distances(self.size, self.overlay, 0)
+        reached = [h for h in hops if h >= 0]
+        overlay = {"degree": self.config.degree or self.size - 1, "links": len(self.overlay),
+                   "hops_from_node0_max": max(reached), "hops_from_node0_mean": round(sum(reached) / len(reached), 3)}
+        best: list[bytes] = []
+        if trees:
+            tree = trees[0][1]
+            best = [h for h in (tree.hash_at(height) for height in range(1, tree.height + 1)) if h is not None]
+        scale: dict[str, object] = {"overlay": overlay, "propagation": self.propagation.summary(),
+                                    "stale": stale_rate(self.mined_blocks, best),
+                                    "miners": sum(1 for share in self.shares if share > 0)}
+        if self.config.latency is not None:
+            scale["latency"] = self.config.latency.describe()
+        if self.split is not None:
+            scale["split"] = self.split.summary()
+        return scale
 
     def _stats(self, trees: list[tuple[str, Any]]) -> dict[str, object]:
         stats: dict[str, object] = dict(self.stats)

@@ -19,6 +19,7 @@ from chain.block import Block, decode_block
 from chain.crypto import sha256
 from chain.fifo import trimmed
 from chain.tx import Transaction, decode_tx
+from consensus.envelope import ENVELOPE_KIND, envelope_ident
 from p2p.protocol.labels import relay_label
 from p2p.protocol.messages import Message
 
@@ -33,11 +34,13 @@ class EngineCarrier:
     engine_kind: str
     payload: bytes
     digest: bytes
+    ident: tuple[bytes, int] | None = None  # the envelope's (sender, seq); None if it does not decode
 
     @classmethod
     def of(cls, engine_kind: str, payload: bytes) -> EngineCarrier:
-        """The carrier of one engine message (hashed once, however many peers it goes to)."""
-        return cls(engine_kind=engine_kind, payload=payload, digest=sha256(payload))
+        """The carrier of one engine message (hashed and parsed once, however many peers it goes to)."""
+        return cls(engine_kind=engine_kind, payload=payload, digest=sha256(payload),
+                   ident=envelope_ident(payload) if engine_kind == ENVELOPE_KIND else None)
 
 
 Wire = Message | EngineCarrier

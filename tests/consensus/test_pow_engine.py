@@ -254,3 +254,15 @@ def test_the_partition_warning_concerns_mining_nodes_of_multi_miner_networks() -
     assert spec.start_warnings(two, C.address, True) == []  # not a miner of this network
     one = genesis({10: 1}, **risky)  # a one-node devnet: nothing to split
     assert spec.warnings(one) == [] and spec.start_warnings(one, A.address, True) == []
+
+
+def test_a_relay_sends_no_heartbeat_but_a_declared_miner_with_mining_off_does() -> None:
+    g = genesis({10: 1, 11: 1})
+    tree = BlockTree(ChainStore(MemoryStore()), g, pow_engine(g, None).policy)
+    relay = PowEngine(EngineContext(genesis=g, key=C, rng=Random(1), proposing_allowed=False))  # not declared
+    relay.start(tree, MemoryEngineState(), now=0.0, now_ms=1_000)
+    relay.tick(now=5.0, now_ms=6_000)
+    assert not [m for m in relay.ready().messages if m.message.kind == KIND]
+    declared = PowEngine(EngineContext(genesis=g, key=B, rng=Random(1), proposing_allowed=False))
+    declared.start(tree, MemoryEngineState(), now=0.0, now_ms=1_000)
+    assert [m for m in declared.ready().messages if m.message.kind == KIND]  # others count its share
