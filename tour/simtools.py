@@ -120,6 +120,10 @@ class TappedCore:
         """The node's engine."""
         return self._core.engine
 
+    def envelope_seen(self, ident: tuple[bytes, int]) -> bool:
+        """SimCore.envelope_seen."""
+        return self._core.envelope_seen(ident)
+
     def start(self, *, now: float, now_ms: int) -> OutputView:
         """SimCore.start."""
         return self._events.saw(self._core.start(now=now, now_ms=now_ms))
