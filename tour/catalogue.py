@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import causality, chains, models, multimaster, partition, pbft, smr
+from tour.demos import byzantine, causality, chains, models, multimaster, partition, pbft, raft, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -38,7 +38,8 @@ CONCEPTS: tuple[Concept, ...] = (
             title="Crash failures: complete stop, omission, commission", title_zh="崩溃故障",
             summary="each crash mode injected into each engine, and what the engine does about it"),
     Concept(name="byzantine-failure", group=GROUPS[2], kind=SIM, title="Byzantine failure", title_zh="拜占庭故障",
-            summary="malicious messages, protocol violations, selective responses injected into PBFT"),
+            summary="malicious messages, protocol violations, selective responses injected into PBFT",
+            demonstration=byzantine.run),
     Concept(name="failure-detector", group=GROUPS[2], kind=SIM, title="Failure detector", title_zh="故障检测器",
             summary="suspicion time against heartbeat and timeout; false suspicions under delay (completeness, "
                     "accuracy)"),
@@ -61,7 +62,8 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="two sides of a PoW partition take conflicting transfers; fork choice picks one, the loser named",
             demonstration=multimaster.run),
     Concept(name="raft", group=GROUPS[5], kind=SIM, title="Raft", title_zh="Raft 算法",
-            summary="leader election, log replication and fail-over; one leader per term"),
+            summary="leader election, log replication and fail-over; one leader per term",
+            demonstration=raft.run),
     Concept(name="pbft", group=GROUPS[5], kind=SIM, title="PBFT (practical Byzantine fault tolerance)",
             title_zh="实用拜占庭容错",
             summary="f Byzantine validators of 3f+1 are tolerated, f+1 break safety (twins)",

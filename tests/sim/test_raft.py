@@ -16,6 +16,23 @@ from tests.sim.helpers import node_core_factory
 MODELS = ("partial-sync", "synchronous", "asynchronous")
 
 
+def commit_alone(self: RaftEngine, now: float) -> None:
+    """Planted bug (RaftEngine._advance_commit): the leader commits its own entries at once, without a majority."""
+    if self._self_match > self.commit and self._term_at(self._self_match) == self.term:
+        self._commit_to(self._self_match, now)
+
+
+def tally_alone(self: RaftEngine, now: float) -> bool:
+    """Planted bug (RaftEngine._tally): a (pre-)candidate counts its own vote as a majority."""
+    if not any(self._votes.values()):
+        return False
+    if self.role is Role.PRE_CANDIDATE:
+        self._campaign(now, prevote=False)
+    else:
+        self._become_leader(now)
+    return True
+
+
 def config(seed: int, faults: str = "loss,dup,drift,partition,crash") -> SimConfig:
     return SimConfig(seed=seed, consensus="raft", nodes=3 + seed % 4, duration_s=120.0, block_interval_s=1.0,
                      faults=parse_faults(faults), model=MODELS[seed % 3], tx_rate_per_s=2.0)
@@ -38,10 +55,6 @@ def test_raft_replays_exactly() -> None:
 def test_a_leader_committing_without_a_majority_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Planted bug: the leader commits its own entries at once. Partitions then finalize divergent chains, and the
     simulator's safety checks must say so on at least one of a few seeds."""
-
-    def commit_alone(self: RaftEngine, now: float) -> None:
-        if self._self_match > self.commit and self._term_at(self._self_match) == self.term:
-            self._commit_to(self._self_match, now)
 
     monkeypatch.setattr(RaftEngine, "_advance_commit", commit_alone)
     failed = []
@@ -81,15 +94,6 @@ def test_a_candidate_that_wins_alone_is_caught_as_two_leaders_of_a_term(monkeypa
     """Planted bug: a (pre-)candidate counts its own vote as a majority. Two nodes that time out together both
     lead the same term, and the blocks they seal show it to the one-leader-per-term check (which counts every
     block any node proposed: the losing leader's blocks are truncated from every log by the end of the run)."""
-
-    def tally_alone(self: RaftEngine, now: float) -> bool:
-        if not any(self._votes.values()):
-            return False
-        if self.role is Role.PRE_CANDIDATE:
-            self._campaign(now, prevote=False)
-        else:
-            self._become_leader(now)
-        return True
 
     monkeypatch.setattr(RaftEngine, "_tally", tally_alone)
     failed = []
