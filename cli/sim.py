@@ -26,7 +26,7 @@ from cli.simtrace import TraceWriter
 from node.core import NodeCore
 from testnet.history import Op
 from testnet.sim.causal import CausalTracer
-from testnet.sim.config import CONSENSUS, SEED_MAX, ConfigError, SimConfig, parse_faults
+from testnet.sim.config import CONSENSUS, MAX_LOCKS, SEED_MAX, WORKLOADS, ConfigError, SimConfig, parse_faults
 from testnet.sim.core import CoreSpec, SimCore
 from testnet.sim.network import MODELS
 from testnet.sim.simulator import SimResult, Simulator
@@ -138,10 +138,15 @@ def _quiet_logs(verbose: bool) -> None:
 @click.option("--twins", type=click.IntRange(0, 63), default=0, show_default=True,
               help="validators 0..N-1 run a twin with the same key on the other side of a split (pbft; f+1 twins "
                    "break safety: a demonstration)")
+@click.option("--workload", type=click.Choice(WORKLOADS), default="transfer", show_default=True,
+              help="what the clients send: transfers, or lock sessions competing for --locks locks through the "
+                   "fenced register (--tx-rate is then their turns per second; judged by the locks check)")
+@click.option("--locks", type=click.IntRange(1, MAX_LOCKS), default=2, show_default=True,
+              help="locks the lock sessions compete for (--workload lock)")
 @click.option("--swarm", is_flag=True, help="run --runs seeds with options drawn at random")
 @click.option("--space", "swarm_space", type=click.Choice(sorted(SPACES)), default="default", show_default=True,
-              help="what the swarm draws from: every engine with crash and network faults, or PBFT with up to f "
-                   "Byzantine validators and twins")
+              help="what the swarm draws from: every engine with crash and network faults, PBFT with up to f "
+                   "Byzantine validators and twins, or lock sessions on Raft, PBFT, primary-backup and PoW")
 @click.option("--runs", type=click.IntRange(1), default=20, show_default=True, help="swarm runs")
 @click.option("--swarm-seed", type=click.IntRange(0, SEED_MAX), default=None, help="swarm seed (default: random)")
 @click.option("--memory-every", "memory_every_s", type=click.FloatRange(min=0), default=0.0,
@@ -152,7 +157,7 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             block_interval_s: float, finality_threshold: int, max_delay_s: float, async_scale_s: float,
             tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, trace_path: Path | None,
         heartbeat_interval_s: float,
-            acks_required: int, liveness_budget_s: float, byzantine: str, twins: int,
+            acks_required: int, liveness_budget_s: float, byzantine: str, twins: int, workload: str, locks: int,
             swarm: bool, swarm_space: str, runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
     """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
@@ -181,7 +186,8 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
                            finality_threshold=finality_threshold, max_delay_s=max_delay_s,
                            async_scale_s=async_scale_s, tx_rate_per_s=tx_rate_per_s, read_rate_per_s=read_rate_per_s,
                            heartbeat_interval_s=heartbeat_interval_s, acks_required=acks_required,
-                           liveness_budget_s=liveness_budget_s, byzantine=byzantine.strip(), twins=twins)
+                           liveness_budget_s=liveness_budget_s, byzantine=byzantine.strip(), twins=twins,
+                           workload=workload, locks=locks)
     except ConfigError as exc:
         fail(str(exc))
     click.echo(f"SEED={seed}", err=as_json)
@@ -291,7 +297,7 @@ def _byzantine_note(config: SimConfig, stats: Mapping[str, object]) -> str:
 _PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "model", "block_interval_s",
                        "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "read_rate_per_s",
                        "history_path", "trace_path", "heartbeat_interval_s",
-                       "acks_required", "liveness_budget_s", "byzantine", "twins")
+                       "acks_required", "liveness_budget_s", "byzantine", "twins", "workload", "locks")
 
 
 def _flag(context: click.Context, name: str) -> str:

@@ -21,6 +21,8 @@ SEED_MAX = (1 << 64) - 1
 LOAD_ACCOUNTS = 4
 LOAD_BALANCE = 10**12
 SINK_ACCOUNTS = 4
+WORKLOADS = ("transfer", "lock")  # what the load accounts send: transfers, or lock sessions (lockclients.py)
+MAX_LOCKS = 64
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,10 @@ class SimConfig:
     # splits the network in two sides, each with one of every twin pair; with twins <= f no side reaches a quorum
     # the other does not overlap in an honest validator; with f+1 both sides commit, and the oracle must say so.
     twins: int = 0
+    # The clients' workload: transfers, or lock sessions competing for `locks` locks (lockclients.py); with
+    # "lock", `tx_rate_per_s` is the rate of the sessions' turns.
+    workload: str = "transfer"
+    locks: int = 2
 
     def __post_init__(self) -> None:
         if type(self.seed) is not int or not 0 <= self.seed <= SEED_MAX:
@@ -84,6 +90,13 @@ class SimConfig:
             self.byzantine_nodes()  # raises ConfigError when malformed
         if not 0 <= self.twins < self.nodes or (self.twins and self.nodes < 2):
             raise ConfigError("twins must be within 0..nodes-1")
+        if self.workload not in WORKLOADS:
+            raise ConfigError(f"workload must be one of {', '.join(WORKLOADS)}")
+        if not 1 <= self.locks <= MAX_LOCKS:
+            raise ConfigError(f"locks must be within 1..{MAX_LOCKS}")
+        if self.workload == "lock" and self.read_rate_per_s:
+            raise ConfigError("read_rate_per_s goes with the transfer workload: lock operations pay fees the "
+                              "account model's history does not show")
 
     # -- derived -------------------------------------------------------------------------------------------------
 
@@ -173,6 +186,8 @@ class SimConfig:
             parts.append(f"--byzantine {self.byzantine}")
         if self.twins:
             parts.append(f"--twins {self.twins}")
+        if self.workload != "transfer":
+            parts.append(f"--workload {self.workload} --locks {self.locks}")
         return " ".join(parts)
 
     def to_json(self) -> dict[str, object]:
@@ -185,7 +200,8 @@ class SimConfig:
             "read_rate_per_s": self.read_rate_per_s,
             "heartbeat_interval_s": self.heartbeat_interval_s, "acks_required": self.effective_acks,
             "liveness_budget_s": self.effective_liveness_budget_s, "byzantine": self.byzantine or None,
-            "twins": self.twins,
+            "twins": self.twins, "workload": self.workload,
+            "locks": self.locks if self.workload == "lock" else None,
         }
 
 
