@@ -268,6 +268,12 @@ def _print_result(result: SimResult, timing: Timing) -> None:
         click.echo(f"note: {note}")
     for check in result.checks:
         click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    stats = result.stats
+    if "lock_ops_sent" in stats:  # the lock workload: what the sessions did, beside what the chains committed
+        click.echo(f"lock sessions: {stats['lock_ops_sent']} operations sent ({stats['lock_refused_at_admission']} "
+                   f"refused at admission), {stats['lock_pauses']} pauses past a lease, {stats['lock_late_writes']} "
+                   f"late writes ({stats['lock_late_writes_refused']} refused, {stats['lock_late_writes_in_lease']} "
+                   "accepted within the lease)")
     if result.first_violation:
         click.echo(f"first violation: {result.first_violation}")
     for sample in timing.memory:

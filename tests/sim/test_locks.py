@@ -99,6 +99,7 @@ def test_the_cli_runs_the_lock_workload_and_refuses_it_with_reads() -> None:
     assert result.exit_code == 0, result.output
     assert "  ok   locks: 3 nodes, no violation" in result.output
     assert "--workload lock --locks 2" in result.output  # the replay line
+    assert "\nlock sessions: " in result.output and " pauses past a lease, " in result.output
     refused = runner.invoke(main, [*args, "--read-rate", "1"])
     assert refused.exit_code != 0 and "read_rate_per_s goes with the transfer workload" in refused.output
     assert refused.exception is None or isinstance(refused.exception, SystemExit)
