@@ -26,7 +26,17 @@ from cli.simtrace import TraceWriter
 from node.core import NodeCore
 from testnet.history import Op
 from testnet.sim.causal import CausalTracer
-from testnet.sim.config import CONSENSUS, MAX_NODES, SEED_MAX, ConfigError, SimConfig, parse_faults, parse_split
+from testnet.sim.config import (
+    CONSENSUS,
+    MAX_LOCKS,
+    MAX_NODES,
+    SEED_MAX,
+    WORKLOADS,
+    ConfigError,
+    SimConfig,
+    parse_faults,
+    parse_split,
+)
 from testnet.sim.core import CoreSpec, SimCore
 from testnet.sim.latency import BUILT_IN, LatencyError, LatencyMatrix, parse_latency
 from testnet.sim.network import MODELS
@@ -150,10 +160,15 @@ def _quiet_logs(verbose: bool) -> None:
 @click.option("--split", "split_spec", default="", metavar="SHARE@START+DURATION",
               help="pow: cut the network in two at START for DURATION virtual s, one side holding SHARE of the hash "
                    "power (e.g. 0.7@1200+600), and report what the partition handler did")
+@click.option("--workload", type=click.Choice(WORKLOADS), default="transfer", show_default=True,
+              help="what the clients send: transfers, or lock sessions competing for --locks locks through the "
+                   "fenced register (--tx-rate is then their turns per second; judged by the locks check)")
+@click.option("--locks", type=click.IntRange(1, MAX_LOCKS), default=2, show_default=True,
+              help="locks the lock sessions compete for (--workload lock)")
 @click.option("--swarm", is_flag=True, help="run --runs seeds with options drawn at random")
 @click.option("--space", "swarm_space", type=click.Choice(sorted(SPACES)), default="default", show_default=True,
-              help="what the swarm draws from: every engine with crash and network faults, or PBFT with up to f "
-                   "Byzantine validators and twins")
+              help="what the swarm draws from: every engine with crash and network faults, PBFT with up to f "
+                   "Byzantine validators and twins, or lock sessions on Raft, PBFT, primary-backup and PoW")
 @click.option("--runs", type=click.IntRange(1), default=20, show_default=True, help="swarm runs")
 @click.option("--swarm-seed", type=click.IntRange(0, SEED_MAX), default=None, help="swarm seed (default: random)")
 @click.option("--memory-every", "memory_every_s", type=click.FloatRange(min=0), default=0.0,
@@ -165,8 +180,8 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
             tx_rate_per_s: float, read_rate_per_s: float, history_path: Path | None, trace_path: Path | None,
         heartbeat_interval_s: float,
             acks_required: int, liveness_budget_s: float, byzantine: str, twins: int, degree: int,
-            latency_source: str, miners: int, split_spec: str, swarm: bool, swarm_space: str, runs: int,
-            swarm_seed: int | None, memory_every_s: float, verbose: bool,
+            latency_source: str, miners: int, split_spec: str, workload: str, locks: int, swarm: bool, swarm_space: str,
+            runs: int, swarm_seed: int | None, memory_every_s: float, verbose: bool,
             as_json: bool) -> None:
     """Run the real node cores of a whole network in one process on a virtual clock: a safety phase with the
     chosen faults, then a liveness phase after healing, judged by the testnet's checks. One 64-bit seed draws
@@ -198,7 +213,7 @@ def command(consensus: str, nodes: int, seed: int | None, duration_s: float, fau
                            heartbeat_interval_s=heartbeat_interval_s, acks_required=acks_required,
                            liveness_budget_s=liveness_budget_s, byzantine=byzantine.strip(), twins=twins,
                            degree=degree, latency=latency, miners=miners, split_share=split[0],
-                           split_at_s=split[1], split_for_s=split[2])
+                           split_at_s=split[1], split_for_s=split[2], workload=workload, locks=locks)
     except (ConfigError, LatencyError) as exc:
         fail(str(exc))
     click.echo(f"SEED={seed}", err=as_json)
@@ -293,6 +308,12 @@ def _print_result(result: SimResult, timing: Timing) -> None:
         click.echo(line)
     for check in result.checks:
         click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    stats = result.stats
+    if "lock_ops_sent" in stats:  # the lock workload: what the sessions did, beside what the chains committed
+        click.echo(f"lock sessions: {stats['lock_ops_sent']} operations sent ({stats['lock_refused_at_admission']} "
+                   f"refused at admission), {stats['lock_pauses']} pauses past a lease, {stats['lock_late_writes']} "
+                   f"late writes ({stats['lock_late_writes_refused']} refused, {stats['lock_late_writes_in_lease']} "
+                   "accepted within the lease)")
     if result.first_violation:
         click.echo(f"first violation: {result.first_violation}")
     for sample in timing.memory:
@@ -350,7 +371,7 @@ _PER_RUN_PARAMETERS = ("consensus", "nodes", "seed", "duration_s", "faults", "mo
                        "finality_threshold", "max_delay_s", "async_scale_s", "tx_rate_per_s", "read_rate_per_s",
                        "history_path", "trace_path", "heartbeat_interval_s",
                        "acks_required", "liveness_budget_s", "byzantine", "twins", "degree", "latency_source",
-                       "miners", "split_spec")
+                       "miners", "split_spec", "workload", "locks")
 
 
 def _flag(context: click.Context, name: str) -> str:

@@ -24,6 +24,8 @@ MAX_FULL_MESH_NODES = 64  # beyond this a run needs an overlay degree: a full me
 LOAD_ACCOUNTS = 4
 LOAD_BALANCE = 10**12
 SINK_ACCOUNTS = 4
+WORKLOADS = ("transfer", "lock")  # what the load accounts send: transfers, or lock sessions (lockclients.py)
+MAX_LOCKS = 64
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,10 @@ class SimConfig:
     split_share: float = 0.0
     split_at_s: float = 0.0
     split_for_s: float = 0.0
+    # The clients' workload: transfers, or lock sessions competing for `locks` locks (lockclients.py); with
+    # "lock", `tx_rate_per_s` is the rate of the sessions' turns.
+    workload: str = "transfer"
+    locks: int = 2
 
     def __post_init__(self) -> None:
         if type(self.seed) is not int or not 0 <= self.seed <= SEED_MAX:
@@ -112,6 +118,13 @@ class SimConfig:
             self.byzantine_nodes()  # raises ConfigError when malformed
         if not 0 <= self.twins < self.nodes or (self.twins and self.nodes < 2):
             raise ConfigError("twins must be within 0..nodes-1")
+        if self.workload not in WORKLOADS:
+            raise ConfigError(f"workload must be one of {', '.join(WORKLOADS)}")
+        if not 1 <= self.locks <= MAX_LOCKS:
+            raise ConfigError(f"locks must be within 1..{MAX_LOCKS}")
+        if self.workload == "lock" and self.read_rate_per_s:
+            raise ConfigError("read_rate_per_s goes with the transfer workload: lock operations pay fees the "
+                              "account model's history does not show")
 
     def _check_split(self) -> None:
         if not spec_named(self.consensus).seals_with_workers:
@@ -228,6 +241,8 @@ class SimConfig:
             parts.append(f"--miners {self.miners}")
         if self.split_share:
             parts.append(f"--split {self.split_share:g}@{self.split_at_s:g}+{self.split_for_s:g}")
+        if self.workload != "transfer":
+            parts.append(f"--workload {self.workload} --locks {self.locks}")
         return " ".join(parts)
 
     def to_json(self) -> dict[str, object]:
@@ -240,7 +255,8 @@ class SimConfig:
             "read_rate_per_s": self.read_rate_per_s,
             "heartbeat_interval_s": self.heartbeat_interval_s, "acks_required": self.effective_acks,
             "liveness_budget_s": self.effective_liveness_budget_s, "byzantine": self.byzantine or None,
-            "twins": self.twins, "degree": self.degree,
+            "twins": self.twins, "degree": self.degree, "workload": self.workload,
+            "locks": self.locks if self.workload == "lock" else None,
             "latency": self.latency.to_json() if self.latency is not None else None, "miners": self.mining_nodes,
             "split": {"share": self.split_share, "at_s": self.split_at_s, "for_s": self.split_for_s}
             if self.split_share else None,

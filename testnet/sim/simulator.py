@@ -80,6 +80,7 @@ from testnet.sim.events import (
 )
 from testnet.sim.faults import CrashNode, Nemesis, draw_clocks, draw_link_faults, draw_shares
 from testnet.sim.links import PEER_TIMEOUT_S, PING_INTERVAL_S, RECONNECT_MAX_S, RECONNECT_MIN_S, Links
+from testnet.sim.lockclients import LockClients, lock_check
 from testnet.sim.metrics import Propagation, stale_rate
 from testnet.sim.network import NO_LINK_FAULTS, LinkFaults, NetworkModel, make_model
 from testnet.sim.node import SimNode
@@ -201,6 +202,11 @@ class Simulator:
         self.sinks = config.sink_addresses() if config.read_rate_per_s > 0 else []
         self.clients = SimClients(self.load_keys, chain_id=self.genesis.chain_id,
                                   rebroadcast_after_s=3 * config.block_interval_s + 2.0)  # as testnet/load.py
+        depth = config.finality_threshold if self.spec.confirmation_finality else 0  # where final is k deep
+        self.lock_clients = LockClients(
+            self.load_keys, chain_id=self.genesis.chain_id, locks=config.locks, finality_blocks=depth,
+            block_interval_s=config.block_interval_s, resend_after_s=(3 + depth) * config.block_interval_s + 2.0,
+        ) if config.workload == "lock" else None
         keys = config.node_keys()
         self.nodes = [
             SimNode(index=i, name=f"node{i}", key=keys[i], store=MemoryStore(), clock=self.clocks[i],
@@ -305,10 +311,12 @@ class Simulator:
         if self._partitioned and not self.topology.connected(node.index, dst):
             self.stats["cut"] += 1
             return
-        if type(message) is EngineCarrier and message.ident is not None and self._suppress_seen(dst, message.ident, t):
-            return
+        # A copy `dst` already holds is neither traced nor scheduled, but its draws are made all the same, so that
+        # suppressing it changes no later draw of the run.
+        suppress = (type(message) is EngineCarrier and message.ident is not None
+                    and self._suppress_seen(dst, message.ident, t))
         stamp = None
-        if self.tracer is not None:  # a lost message is a send without a receive
+        if self.tracer is not None and not suppress:  # a lost message is a send without a receive
             if message is not self._labelled[0]:  # a broadcast is one message sent to every peer: label it once
                 kind, ident = self.codec.label(message)
                 self._labelled = (message, kind, ident[:8].hex())
@@ -323,7 +331,7 @@ class Simulator:
         base = self.base_delay_s[self.region[node.index]][self.region[dst]] if self.region is not None else 0.0
         for _ in range(copies):
             arrival = t + base + self.model.delay(self.rng, t)
-            if arrival <= self._horizon:
+            if arrival <= self._horizon and not suppress:
                 self.queue.push(arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message,
                                                  stamp=stamp))
 
@@ -369,6 +377,8 @@ class Simulator:
         if kind != "final" or height < 0:
             return
         self.clients.on_final(node, t)
+        if self.lock_clients is not None:
+            self.lock_clients.on_final(node, t)
         if node.index in self.faulty:
             return  # the oracle judges honest nodes
         first = self._final_seen.setdefault(height, (node.name, ident))
@@ -622,8 +632,12 @@ class Simulator:
                             down=[node.name for node in self.nodes if not node.alive], nodes=nodes, detail=detail)
 
     def _on_submit(self, event: Submit) -> None:
-        running = [node for node in self.nodes if node.core is not None]
         rng = self.rng
+        if self.lock_clients is not None:  # the lock workload: a session's turn instead of a transfer
+            self.lock_clients.turn(rng, self.nodes, self.t, self.trace)
+            self.queue.push(self.t + rng.expovariate(self.config.tx_rate_per_s), event)
+            return
+        running = [node for node in self.nodes if node.core is not None]
         if running:
             node = rng.choice(running)
             core = node.core
@@ -742,10 +756,14 @@ class Simulator:
             checks.append(check_certificates(proofs, f=tolerated_faults(self.genesis, self.spec), names=names))
         if self.config.read_rate_per_s > 0:
             checks.append(self.clients.linearizable_check())
+        lock_counts: dict[str, int] = {}
+        if self.lock_clients is not None:
+            locks, lock_counts = lock_check(trees)
+            checks.append(locks)
         ok = all(check.ok for check in checks)
         return SimResult(config=self.config, virtual_s=self.t, trace_hash=self.trace.hexdigest(),
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),
-                         stats=self._stats(trees), first_violation=self.first_violation,
+                         stats={**self._stats(trees), **lock_counts}, first_violation=self.first_violation,
                          first_violation_t=self.first_violation_t, violation_events=self.violation_events,
                          history=tuple(self.clients.history), scale=self._scale(trees))
 
@@ -824,4 +842,6 @@ class Simulator:
         stats["rejected"] = dict(sorted(rejected.items()))
         if self.config.read_rate_per_s > 0:
             stats.update(self.clients.stats)
+        if self.lock_clients is not None:
+            stats.update(self.lock_clients.stats)
         return stats

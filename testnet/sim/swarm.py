@@ -36,6 +36,8 @@ class SwarmSpace:
     # Byzantine runs (engines with behaviours): each run has twins for 0..f validators and, beside them, Byzantine
     # validators the run's seed draws (at most f in all: the bound PBFT promises safety within).
     byzantine: bool = False
+    workload: str = "transfer"  # "lock": lock sessions on 1..max_locks locks (the lock space)
+    max_locks: int = 3
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_nodes <= self.max_nodes:
@@ -73,16 +75,25 @@ def draw_config(rng: Random, space: SwarmSpace) -> SimConfig:
     if space.byzantine and spec_named(consensus).byzantine_behaviours:  # drawn only here: other spaces keep theirs
         twins = rng.randint(0, (nodes - 1) // 3)
         byzantine = "random"
+    locks = rng.randint(1, space.max_locks) if space.workload == "lock" else 2  # drawn only in the lock space
     return SimConfig(seed=seed, consensus=consensus, nodes=nodes, duration_s=duration, faults=faults, model=model,
                      block_interval_s=interval, finality_threshold=finality, max_delay_s=max_delay,
                      async_scale_s=async_scale, tx_rate_per_s=tx_rate, read_rate_per_s=read_rate,
-                     acks_required=acks, heartbeat_interval_s=heartbeat, byzantine=byzantine, twins=twins)
+                     acks_required=acks, heartbeat_interval_s=heartbeat, byzantine=byzantine, twins=twins,
+                     workload=space.workload, locks=locks)
 
 
 # The Byzantine swarm: PBFT networks of 4..7 validators where up to f lie or run twins (`chainlab sim --swarm
 # --space byzantine`, and CI).
 BYZANTINE_SPACE = SwarmSpace(consensus=("pbft",), min_nodes=4, max_nodes=7, byzantine=True)
-SPACES = {"default": SwarmSpace(), "byzantine": BYZANTINE_SPACE}
+# The lock swarm: lock sessions (testnet/sim/lockclients.py) on the engines with their own finality and on PoW
+# (a grant counts at finality depth), judged by the `locks` check (`--space lock`, and CI). Short blocks and
+# safety phases, several turns per block: many grants, writes and late writes per run. No reads: lock operations'
+# fees are outside the account model.
+LOCK_SPACE = SwarmSpace(consensus=("raft", "raft", "pbft", "pbft", "primary-backup", "pow"), min_nodes=3,
+                        max_nodes=5, block_intervals_s=(1.0, 2.0), durations_blocks=(30, 60),
+                        tx_rates_per_s=(2.0, 4.0), read_rate_per_s=0.0, workload="lock")
+SPACES = {"default": SwarmSpace(), "byzantine": BYZANTINE_SPACE, "lock": LOCK_SPACE}
 
 
 def swarm_configs(swarm_seed: int, space: SwarmSpace | None = None) -> Iterator[SimConfig]:
