@@ -6,7 +6,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import byzantine, causality, chains, models, multimaster, partition, pbft, raft, smr
+from tour.demos import byzantine, causality, chains, crashes, models, multimaster, partition, pbft, raft, smr
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -36,7 +36,8 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="Raft ReadIndex reads under partition and loss, checked by the Wing-Gong/Lowe checker"),
     Concept(name="crash-failure", group=GROUPS[2], kind=SIM,
             title="Crash failures: complete stop, omission, commission", title_zh="崩溃故障",
-            summary="each crash mode injected into each engine, and what the engine does about it"),
+            summary="each crash mode injected into each engine, and what the engine does about it",
+            demonstration=crashes.run),
     Concept(name="byzantine-failure", group=GROUPS[2], kind=SIM, title="Byzantine failure", title_zh="拜占庭故障",
             summary="malicious messages, protocol violations, selective responses injected into PBFT",
             demonstration=byzantine.run),
