@@ -6,7 +6,19 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 
 from __future__ import annotations
 
-from tour.demos import byzantine, causality, chains, crashes, models, multimaster, partition, pbft, raft, smr
+from tour.demos import (
+    byzantine,
+    causality,
+    chains,
+    crashes,
+    models,
+    multimaster,
+    partition,
+    pbft,
+    primarybackup,
+    raft,
+    smr,
+)
 from tour.model import Concept, Kind
 
 GROUPS = (
@@ -58,7 +70,8 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="one partition, Raft and PoW side by side: only the quorum / hash-power majority moves on",
             demonstration=partition.run),
     Concept(name="primary-backup", group=GROUPS[4], kind=SIM, title="Primary-backup replication",
-            title_zh="主备复制", summary="the primary crashes: primary-backup stops (no fail-over), Raft fails over"),
+            title_zh="主备复制", summary="the primary crashes: primary-backup stops (no fail-over), Raft fails over",
+            demonstration=primarybackup.run),
     Concept(name="multi-master", group=GROUPS[4], kind=SIM, title="Multi-master replication", title_zh="多主复制",
             summary="two sides of a PoW partition take conflicting transfers; fork choice picks one, the loser named",
             demonstration=multimaster.run),
