@@ -7,6 +7,7 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 from __future__ import annotations
 
 from tour.demos import (
+    broadcast,
     byzantine,
     causality,
     chains,
@@ -58,9 +59,11 @@ CONCEPTS: tuple[Concept, ...] = (
                     "accuracy)"),
     Concept(name="reliable-messaging", group=GROUPS[3], kind=SIM, title="Reliable message passing",
             title_zh="可靠消息传递",
-            summary="under loss and duplication every block reaches every node once (retransmissions, duplicates)"),
+            summary="under loss and duplication every block reaches every node once (retransmissions, duplicates)",
+            demonstration=broadcast.reliable_messaging),
     Concept(name="atomic-broadcast", group=GROUPS[3], kind=SIM, title="Atomic broadcast", title_zh="原子广播",
-            summary="Raft and PBFT deliver the same blocks in the same order to every node"),
+            summary="Raft and PBFT deliver the same blocks in the same order to every node",
+            demonstration=broadcast.atomic_broadcast),
     Concept(name="state-machine-replication", group=GROUPS[4], kind=SIM,
             title="Replicated state machine and state machine theory", title_zh="状态机复制",
             summary="same transactions in the same order: same state commitment; another order: another state",
