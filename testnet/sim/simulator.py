@@ -52,7 +52,7 @@ from testnet.checks import (
     tolerated_faults,
 )
 from testnet.history import Op
-from testnet.sim.causal import DECISIONS, CausalTracer
+from testnet.sim.causal import DECISIONS, CausalTracer, Stamp
 from testnet.sim.clients import READ_TIMEOUT_S, SimClients
 from testnet.sim.clock import EventQueue
 from testnet.sim.config import SimConfig
@@ -130,6 +130,16 @@ class SimResult:
         }
 
 
+@dataclass(slots=True)
+class _Pending:
+    """The earliest scheduled copy (`lead`, arriving at `arrival`) of one envelope on its way to one node, and the
+    later copies that wait for its verdict (each with the arrival time it drew) instead of being scheduled."""
+
+    arrival: float
+    lead: Deliver
+    deferred: list[tuple[float, Deliver]]
+
+
 class Simulator:
     """One run of `config`, with cores built by `core_factory` (node.core.NodeCore.over_store, or a test's)."""
 
@@ -151,7 +161,10 @@ class Simulator:
         self._horizon = config.duration_s + config.effective_liveness_budget_s
         self.stats: dict[str, int] = {"sent": 0, "delivered": 0, "lost": 0, "duplicated": 0, "cut": 0,
                                       "stale": 0, "partitions": 0, "crashes": 0, "txs_submitted": 0,
-                                      "txs_refused": 0, "suppressed": 0}
+                                      "txs_refused": 0, "suppressed": 0, "rescheduled": 0}
+        # The earliest scheduled copy of each envelope on its way to each node, with the later copies that wait
+        # for it rather than being scheduled (send, _settle).
+        self._pending: dict[tuple[int, tuple[bytes, int]], _Pending] = {}
         self._final_seen: dict[int, tuple[str, bytes]] = {}
         self.first_violation: str | None = None
         self.first_violation_t: float | None = None
@@ -311,29 +324,64 @@ class Simulator:
         if self._partitioned and not self.topology.connected(node.index, dst):
             self.stats["cut"] += 1
             return
-        # A copy `dst` already holds is neither traced nor scheduled, but its draws are made all the same, so that
-        # suppressing it changes no later draw of the run.
-        suppress = (type(message) is EngineCarrier and message.ident is not None
-                    and self._suppress_seen(dst, message.ident, t))
-        stamp = None
-        if self.tracer is not None and not suppress:  # a lost message is a send without a receive
-            if message is not self._labelled[0]:  # a broadcast is one message sent to every peer: label it once
-                kind, ident = self.codec.label(message)
-                self._labelled = (message, kind, ident[:8].hex())
-            _, kind, ident_hex = self._labelled
-            stamp = self.tracer.send(node.name, peer, kind, t, ident_hex)
+        # A copy `dst` already holds, or will hold before it arrives (_Pending), is neither traced nor scheduled,
+        # but its draws are made all the same, so that suppressing it changes no later draw of the run.
+        ident = message.ident if type(message) is EngineCarrier else None
+        exact = ident is not None and self._suppression_exact(t)
+        suppress = exact and self._suppress_seen(dst, ident, t)  # type: ignore[arg-type]
         copies = self.link_faults.copies(self.rng)
         if copies == 0:
             self.stats["lost"] += 1
+            self._trace_send(node, peer, message, t, suppress)  # a lost message is a send without a receive
             return
         if copies == 2:
             self.stats["duplicated"] += 1
         base = self.base_delay_s[self.region[node.index]][self.region[dst]] if self.region is not None else 0.0
-        for _ in range(copies):
-            arrival = t + base + self.model.delay(self.rng, t)
-            if arrival <= self._horizon and not suppress:
+        arrivals = [t + base + self.model.delay(self.rng, t) for _ in range(copies)]
+        if suppress:
+            return
+        stamp = None
+        traced = False
+        for arrival in arrivals:
+            if arrival > self._horizon:
+                continue
+            if ident is None:  # not an envelope: scheduled as it is
+                if not traced:
+                    stamp, traced = self._trace_send(node, peer, message, t, False), True
                 self.queue.push(arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message,
                                                  stamp=stamp))
+                continue
+            key = (dst, ident)
+            pending = self._pending.get(key)
+            if exact and pending is not None and arrival >= pending.arrival:
+                # An earlier copy is on its way to dst: this one waits for its verdict (_settle).
+                pending.deferred.append((arrival, Deliver(src=node.index, dst=dst, epoch=state.epoch,
+                                                          message=message, stamp=stamp)))
+                continue
+            if not traced:
+                stamp, traced = self._trace_send(node, peer, message, t, False), True
+            deliver = Deliver(src=node.index, dst=dst, epoch=state.epoch, message=message, stamp=stamp)
+            self.queue.push(arrival, deliver)
+            if pending is None:
+                self._pending[key] = _Pending(arrival=arrival, lead=deliver, deferred=[])
+            elif arrival < pending.arrival:  # the new earliest copy leads; the old lead is an ordinary event now
+                pending.arrival, pending.lead = arrival, deliver
+
+    def _trace_send(self, node: SimNode, peer: str, message: Wire, t: float, suppress: bool) -> Stamp | None:
+        """The causal tracer's send event (none for a suppressed copy, nor without a tracer)."""
+        if self.tracer is None or suppress:
+            return None
+        if message is not self._labelled[0]:  # a broadcast is one message sent to every peer: label it once
+            kind, ident = self.codec.label(message)
+            self._labelled = (message, kind, ident[:8].hex())
+        _, kind, ident_hex = self._labelled
+        return self.tracer.send(node.name, peer, kind, t, ident_hex)
+
+    def _suppression_exact(self, t: float) -> bool:
+        """True while a copy sent now arrives within SUPPRESS_MAX_INFLIGHT_S: a receiver that holds an envelope
+        then still holds it when the copy arrives (docs/SIMULATOR.md, "Copies of a flood that are not scheduled")."""
+        bound = self.model.bound(t)
+        return bound is not None and bound + self.max_base_delay_s <= SUPPRESS_MAX_INFLIGHT_S
 
     def _suppress_seen(self, dst: int, ident: tuple[bytes, int], t: float) -> bool:
         """True (and counted) when `dst` already holds this envelope: the copy would be dropped on arrival with no
@@ -341,14 +389,25 @@ class Simulator:
         the envelope in `dst`'s seen-set: done only when in-flight time is bounded by SUPPRESS_MAX_INFLIGHT_S
         (evicting it in that time takes SEEN_CAPACITY = 65,536 fresh envelopes), and a crash of `dst` ends the
         connection epoch, which drops the copy anyway."""
-        bound = self.model.bound(t)
-        if bound is None or bound + self.max_base_delay_s > SUPPRESS_MAX_INFLIGHT_S:
-            return False
         core = self.nodes[dst].core
         if core is None or not core.envelope_seen(ident):
             return False
         self.stats["suppressed"] += 1
         return True
+
+    def _settle(self, dst: int, ident: tuple[bytes, int], pending: _Pending) -> None:
+        """The lead copy of an envelope reached `dst` (or was dropped on the way): the copies that waited for it
+        are dropped if `dst` now holds the envelope (each would be dropped on arrival with no effect), else
+        scheduled at the arrival times they drew (all at or after now)."""
+        if not pending.deferred:
+            return
+        core = self.nodes[dst].core
+        if core is not None and core.envelope_seen(ident):
+            self.stats["suppressed"] += len(pending.deferred)
+            return
+        self.stats["rescheduled"] += len(pending.deferred)
+        for arrival, deliver in pending.deferred:
+            self.queue.push(arrival, deliver)
 
     def mining(self, node: SimNode, work: MiningWorkView, t: float) -> None:
         """Draw when the node's miners find a block: exponential with rate hash rate / expected hashes."""
@@ -420,13 +479,27 @@ class Simulator:
     # -- events --------------------------------------------------------------------------------------------------
 
     def _on_deliver(self, event: Deliver) -> None:
+        message = event.message
+        ident = message.ident if type(message) is EngineCarrier else None
+        pending = None
+        if ident is not None:
+            pending = self._pending.get((event.dst, ident))
+            if pending is not None:
+                if pending.lead is event:
+                    del self._pending[(event.dst, ident)]
+                else:
+                    pending = None
+        self._deliver(event, message)
+        if pending is not None:
+            self._settle(event.dst, ident, pending)  # type: ignore[arg-type]
+
+    def _deliver(self, event: Deliver, message: Wire) -> None:
         dst = self.nodes[event.dst]
         state = self.links.state(event.src, event.dst)
         if dst.core is None or not state.up or state.epoch != event.epoch or (
                 self._partitioned and not self.topology.connected(event.src, event.dst)):
             self.stats["stale"] += 1
             return
-        message = event.message
         self.stats["delivered"] += 1
         kind, ident = self.codec.label(message)
         self.trace.record(self.t, dst.name, kind, ident)

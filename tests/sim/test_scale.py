@@ -9,12 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from testnet.sim import simulator as simulator_module
 from testnet.sim.config import ConfigError, SimConfig, parse_split
 from testnet.sim.latency import WORLD, LatencyError, parse_latency
 from testnet.sim.metrics import Propagation, percentile, stale_rate
+from testnet.sim.node import SimNode
 from testnet.sim.overlay import OverlayError, hop_distances, is_connected, neighbours_of, random_regular
-from testnet.sim.simulator import Simulator
+from testnet.sim.simulator import SimResult, Simulator
 from testnet.sim.split import SplitStudy, split_sides
+from testnet.sim.wire import EngineCarrier
 from tests.sim.helpers import node_core_factory
 
 GOOD = """
@@ -238,3 +241,56 @@ def test_a_thousand_nodes_for_a_virtual_hour() -> None:
     propagation = (result.scale or {})["propagation"]
     assert isinstance(propagation, dict) and propagation["reached"] >= 300
     assert cpu_s < 600, f"{cpu_s:.0f} CPU s"
+
+
+# -- copies not scheduled -----------------------------------------------------------------------------------------
+
+def _faulty(seed: int) -> SimConfig:
+    # Long delays (up to 2 s) so that partitions and crashes catch leads in flight: the copies that wait for them
+    # are then scheduled after all (seed 1 has two such).
+    return SimConfig(seed=seed, nodes=6, duration_s=60.0, faults=frozenset({"partition", "crash", "loss", "dup"}),
+                     model="synchronous", max_delay_s=2.0, heartbeat_interval_s=1.0, liveness_budget_s=30.0)
+
+
+_ON_ENGINE = SimNode._on_engine
+
+
+def _engine_inputs(monkeypatch: pytest.MonkeyPatch, config: SimConfig) -> tuple[SimResult, list[tuple[object, ...]]]:
+    """The run, and every engine envelope a node's core was handed (a copy not seen before): when, who, which."""
+    seen: list[tuple[object, ...]] = []
+
+    def recording(node: SimNode, peer: str, message: EngineCarrier) -> None:
+        seen.append((node.t, node.name, peer, message.digest))
+        _ON_ENGINE(node, peer, message)
+
+    monkeypatch.setattr(SimNode, "_on_engine", recording)
+    return Simulator(config, node_core_factory).run(), seen
+
+
+def test_copies_not_scheduled_change_nothing_the_nodes_see(monkeypatch: pytest.MonkeyPatch) -> None:
+    suppressed, inputs = _engine_inputs(monkeypatch, _faulty(1))
+    assert suppressed.stats["suppressed"] > 0 and suppressed.stats["rescheduled"] > 0
+    monkeypatch.setattr(simulator_module, "SUPPRESS_MAX_INFLIGHT_S", 0.0)  # every copy scheduled and delivered
+    every_copy, every_input = _engine_inputs(monkeypatch, _faulty(1))
+    assert every_copy.stats["suppressed"] == 0 and every_copy.stats["delivered"] > suppressed.stats["delivered"]
+    assert every_input == inputs and len(inputs) > 100
+    assert every_copy.stats["heights"] == suppressed.stats["heights"] and every_copy.scale == suppressed.scale
+
+
+class _AlwaysFirst:
+    """Planted: a pending lead that claims to arrive before any copy, so every later-sent copy waits for it."""
+
+    def __init__(self, arrival: float, lead: object, deferred: list[object]) -> None:
+        self.lead, self.deferred = lead, deferred
+
+    @property
+    def arrival(self) -> float:
+        return float("-inf")
+
+
+def test_suppressing_a_copy_that_arrives_before_its_lead_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted: copies wait for the first-sent copy even when they would arrive before it."""
+    _, right = _engine_inputs(monkeypatch, _faulty(1))
+    monkeypatch.setattr(simulator_module, "_Pending", _AlwaysFirst)
+    _, wrong = _engine_inputs(monkeypatch, _faulty(1))
+    assert wrong != right
