@@ -12,6 +12,7 @@ from tour.demos import (
     causality,
     chains,
     crashes,
+    failuredetector,
     models,
     multimaster,
     partition,
@@ -56,7 +57,8 @@ CONCEPTS: tuple[Concept, ...] = (
             demonstration=byzantine.run),
     Concept(name="failure-detector", group=GROUPS[2], kind=SIM, title="Failure detector", title_zh="故障检测器",
             summary="suspicion time against heartbeat and timeout; false suspicions under delay (completeness, "
-                    "accuracy)"),
+                    "accuracy)",
+            demonstration=failuredetector.run),
     Concept(name="reliable-messaging", group=GROUPS[3], kind=SIM, title="Reliable message passing",
             title_zh="可靠消息传递",
             summary="under loss and duplication every block reaches every node once (retransmissions, duplicates)",
