@@ -1,0 +1,45 @@
+"""The failure detector demonstration: completeness, eventual accuracy and the timeout trade-off hold for the
+project's detector; a detector that never suspects fails completeness, one that times out at a quarter of its
+timeout fails eventual accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.sim import node_core_factory
+from consensus.failure_detector import FailureDetector, Suspicion
+from tour.demos import failuredetector
+from tour.model import TourContext
+
+CONTEXT = TourContext(seed=1, core_factory=node_core_factory, fast=True)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_detector_is_complete_eventually_accurate_and_trades_timeouts(seed: int) -> None:
+    outcome = failuredetector.run(TourContext(seed=seed, core_factory=node_core_factory, fast=True))
+    assert outcome.ok, outcome.checks
+    figures = outcome.figures
+    assert figures["false_after_stable"][0] > 0  # a timeout below interval + jitter errs even in synchrony
+    assert figures["false_before_gst"] == sorted(figures["false_before_gst"], reverse=True)
+    assert [p.name for p in outcome.pictures] == ["suspicion.svg"]
+
+
+def test_a_detector_that_never_suspects_fails_completeness(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(self: FailureDetector, now: float) -> list[Suspicion]:
+        return []
+
+    monkeypatch.setattr(FailureDetector, "poll", never)
+    outcome = failuredetector.run(CONTEXT)
+    assert "strong-completeness" in outcome.failed_checks()
+
+
+def test_a_detector_that_ignores_its_timeout_fails_eventual_accuracy(monkeypatch: pytest.MonkeyPatch) -> None:
+    honest = FailureDetector.trusted
+
+    def impatient(self: FailureDetector, process: bytes, now: float) -> bool:
+        heard = self.last_heard_s(process, now)
+        return heard is not None and heard < self.timeout_s / 4 and honest(self, process, now)
+
+    monkeypatch.setattr(FailureDetector, "trusted", impatient)
+    outcome = failuredetector.run(CONTEXT)
+    assert "eventual-accuracy" in outcome.failed_checks()

@@ -1,0 +1,118 @@
+"""Consistency levels (强一致性、弱一致性与最终一致性) and linearizability (线性一致性), from the simulated clients'
+reads of one Raft run with partitions, crashes and loss.
+
+The simulator's clients (`chainlab sim --read-rate`, testnet/sim/clients.py) send transfers and read accounts at
+three levels: `latest` (the node's best chain: weak), `final` (its final chain: what a finalised ledger gives,
+eventually consistent) and `linearizable` (Raft's ReadIndex: strong). The run's history has the load's format,
+and the consistency lab judges it: testnet/consistency.py measures staleness and the session guarantees per level
+against what each level promises (docs/CONSISTENCY.md), testnet/linearizability.py searches for a linearization
+of the transfers and the linearizable reads in the account model (Wing and Gong, with Lowe's memo).
+
+`levels` shows the levels differ and that each keeps its promises; `linearizability` shows the linearizable
+reads pass the checker, and that the checker refuses the same history with one read made stale by one transfer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from testnet.checks import CheckResult
+from testnet.consistency import Report, analyse, reads_of, writes_of
+from testnet.history import Op
+from testnet.linearizability import AccountModel, check
+from testnet.sim.config import SimConfig, parse_faults
+from testnet.sim.simulator import SimResult, Simulator
+from tour.model import Outcome, TourContext
+
+MAX_STATES = 2_000_000
+
+
+def _run(context: TourContext) -> SimResult:
+    config = SimConfig(seed=context.seed, consensus="raft", nodes=3, duration_s=40.0 if context.fast else 120.0,
+                       block_interval_s=1.0, faults=parse_faults("partition,crash,loss"), tx_rate_per_s=2.0,
+                       read_rate_per_s=4.0)
+    return Simulator(config, context.core_factory).run()
+
+
+def _level_line(level: str, report: Report) -> str:
+    measured = report.levels[level]
+    verdicts = ", ".join(f"{name} {g.verdict}" for name, g in measured.guarantees.items())
+    return (f"{level:>12}: {measured.reads_ok} answered, {measured.reads_failed} refused, {measured.stale_reads} "
+            f"stale (at most {measured.max_staleness} transfers behind); {verdicts}")
+
+
+def levels(context: TourContext) -> Outcome:
+    """One run's reads at the three levels, measured and judged against each level's promises."""
+    result = _run(context)
+    report = analyse(result.history, max_states=MAX_STATES)
+    present: list[str] = [level for level in ("latest", "final", "linearizable") if level in report.levels]
+    lines = [f"Raft, 3 nodes, partitions, crashes and loss; {report.writes} transfers ({report.writes_final} seen "
+             f"final), {report.sessions} client sessions reading at {', '.join(present)}"]
+    lines += [_level_line(level, report) for level in present]
+    lines.append(f"replay: {result.config.command()}")
+    broken = report.broken_promises(converged=False)
+    stale = {level: report.levels[level].stale_reads for level in present}
+    weak_stale = [level for level in ("latest", "final") if stale.get(level, 0) > 0]
+    strong_fresh = "linearizable" in stale and stale["linearizable"] == 0 and \
+        report.levels["linearizable"].reads_ok > 0
+    checks = (
+        CheckResult(name="promises-kept", ok=len(present) == 3 and not broken, detail=(
+            "every level kept what it promises (linearizable: every guarantee; final: monotonic reads and writes, "
+            "writes follow reads; latest: monotonic writes)" if len(present) == 3 and not broken else
+            f"broken: {', '.join(broken)}" if broken else f"only {', '.join(present)} reads were made")),
+        CheckResult(name="levels-differ", ok=bool(weak_stale) and strong_fresh, detail=(
+            f"{' and '.join(f'{level} ({stale[level]})' for level in weak_stale)} reads returned stale values, "
+            "no linearizable read did" if weak_stale and strong_fresh else
+            f"stale reads per level: {stale}: the levels were not told apart")),
+    )
+    figures = {"levels": {level: report.levels[level].to_json() for level in present}, "writes": report.writes}
+    return Outcome(concept="consistency-levels", seed=context.seed, lines=tuple(lines), checks=checks,
+                   figures=figures)
+
+
+def plant_stale_read(history: list[Op]) -> tuple[list[Op], int] | None:
+    """The history with one answered linearizable read made stale: it reports the nonce before a transfer of its
+    account that was seen final before the read was invoked (so every linearization places the transfer first).
+    With the history index of the read's answer; None when no read qualifies."""
+    writes = writes_of(history)
+    reads, _ = reads_of(history)
+    for read in reads:
+        if read.level != "linearizable":
+            continue
+        before = [w for w in writes.values() if w.account == read.account and w.final is not None
+                  and w.final < read.invoke and w.nonce < read.nonce]
+        if not before:
+            continue
+        stale_nonce = max(w.nonce for w in before)
+        done = history[read.complete]
+        planted = replace(done, value={**done.value, "nonce": stale_nonce})
+        return [*history[:read.complete], planted, *history[read.complete + 1:]], read.complete
+    return None
+
+
+def linearizability(context: TourContext) -> Outcome:
+    """The run's linearizable reads judged by the checker, and the checker shown a planted stale read."""
+    result = _run(context)
+    history = list(result.history)
+    verdict = next(c for c in result.checks if c.name == "linearizable-reads")
+    lines = ["Raft, 3 nodes, partitions, crashes and loss; clients read at `linearizable` through ReadIndex",
+             f"the checker on the transfers and the linearizable reads: {verdict.detail}",
+             f"replay: {result.config.command()}"]
+    checks = [CheckResult(name="linearizable-reads", ok=verdict.ok and "linearizable (" in verdict.detail,
+                          detail=verdict.detail)]
+    planted = plant_stale_read(history)
+    if planted is None:
+        checks.append(CheckResult(name="stale-read-caught", ok=False,
+                                  detail="no linearizable read came after a final transfer of its account"))
+    else:
+        doctored, index = planted
+        found = check(doctored, AccountModel(levels=["linearizable"]), max_states=MAX_STATES)
+        stale_nonce = doctored[index].value["nonce"]
+        lines.append(f"the same history with the read answered at index {index} reporting nonce {stale_nonce} (was "
+                     f"{history[index].value['nonce']}), though the account's transfer of nonce {stale_nonce} was "
+                     f"final before the read began: {found.verdict}")
+        checks.append(CheckResult(name="stale-read-caught", ok=found.verdict == "not-linearizable", detail=(
+            f"a read missing a transfer final before it (history index {index}) makes the history "
+            f"{found.verdict}")))
+    return Outcome(concept="linearizability", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
+                   figures={"linearizable_reads": verdict.to_json()})
