@@ -13,6 +13,7 @@ import click
 
 from cli.common import emit_json, fail
 from cli.sim import node_core_factory
+from testnet.tourreal import TourRealRuns
 from tour.catalogue import CONCEPTS, GROUPS, built_concepts, concept_named
 from tour.model import Concept, Outcome, TourContext
 
@@ -30,11 +31,12 @@ def _listing(as_json: bool) -> None:
     for group in GROUPS:
         click.echo(f"{group}:")
         for concept in (c for c in CONCEPTS if c.group == group):
-            state = "built" if concept.built else "not built yet"
+            state = ("not built yet" if not concept.built else "built" if concept.in_fast
+                     else "built, not --fast")
             click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {state:<13}  {concept.summary}")
     built = len(built_concepts())
     click.echo(f"{built} of {len(CONCEPTS)} concepts have a demonstration; run one with `chainlab tour run NAME`, "
-               "all with `chainlab tour run --all`")
+               "all with `chainlab tour run --all` (`--fast` leaves out those marked 'not --fast')")
 
 
 @click.group(name="tour", invoke_without_command=True)
@@ -75,6 +77,20 @@ def _open(paths: list[str]) -> None:
             click.echo(f"note: cannot open {path}: {exc}", err=True)
         if not opened:
             click.echo(f"note: no browser to open {path}", err=True)
+
+
+def _open_url(url: str) -> None:
+    try:  # as _open: no browser is a note, never a failure
+        opened = webbrowser.open(url)
+    except webbrowser.Error as exc:
+        opened = False
+        click.echo(f"note: cannot open {url}: {exc}", err=True)
+    if not opened:
+        click.echo(f"note: no browser to open {url}", err=True)
+
+
+def _no_open(url: str) -> None:
+    pass
 
 
 def _print(outcome: Outcome, concept: Concept, written: list[str], wall_s: float) -> None:
@@ -118,10 +134,14 @@ def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, o
         if not concept.built:
             fail(f"concept {name!r} is not built yet (docs/THEORY.md lists what is)", code=NOT_BUILT_EXIT)
         concepts = [concept]
+        skipped: list[Concept] = []
     else:
-        concepts = built_concepts()
+        skipped = [concept for concept in built_concepts() if fast and not concept.in_fast]
+        concepts = [concept for concept in built_concepts() if concept not in skipped]
     logging.getLogger("chainlab").setLevel(logging.CRITICAL + 1)  # the cores' log lines are not the tour's output
-    context = TourContext(seed=seed, core_factory=node_core_factory, fast=fast)
+    real = TourRealRuns(out=Path(out), progress=lambda line: click.echo(f"  .. {line}", err=True),
+                        open_explorer=_open_url if open_pictures else _no_open)
+    context = TourContext(seed=seed, core_factory=node_core_factory, fast=fast, real=real)
     rows: list[tuple[Concept, Outcome, float, list[str]]] = []
     for concept in concepts:
         outcome, wall_s = _run_one(concept, context)
@@ -134,14 +154,15 @@ def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, o
     failed = [concept.name for concept, outcome, _, _ in rows if not outcome.ok]
     if as_json:
         results = [{**outcome.to_json(written), "wall_s": round(wall_s, 2)} for _, outcome, wall_s, written in rows]
-        emit_json(results[0] if name is not None else {"ok": not failed, "results": results})
+        emit_json(results[0] if name is not None else {"ok": not failed, "results": results,
+                                                        "skipped": [concept.name for concept in skipped]})
     elif run_all:
-        _summary(rows)
+        _summary(rows, skipped)
     if failed:
         raise SystemExit(1)
 
 
-def _summary(rows: list[tuple[Concept, Outcome, float, list[str]]]) -> None:
+def _summary(rows: list[tuple[Concept, Outcome, float, list[str]]], skipped: list[Concept]) -> None:
     click.echo("")
     click.echo(f"{'concept':<28} {'kind':<12} {'verdict':<7} {'wall':>7}  checks")
     for concept, outcome, wall_s, _ in rows:
@@ -151,3 +172,6 @@ def _summary(rows: list[tuple[Concept, Outcome, float, list[str]]]) -> None:
                    + ("" if outcome.ok else f" (failed: {', '.join(outcome.failed_checks())})"))
     failed = sum(not outcome.ok for _, outcome, _, _ in rows)
     click.echo(f"{len(rows) - failed} of {len(rows)} demonstrations passed")
+    for concept in skipped:
+        click.echo(f"{concept.name:<28} {concept.kind.value:<12} skipped in --fast (too long: "
+                   f"`chainlab tour run {concept.name}`)")

@@ -7,8 +7,10 @@ a demonstration says so (`built` False) rather than being left out. The Chinese 
 from __future__ import annotations
 
 from tour.demos import (
+    blockchain,
     broadcast,
     byzantine,
+    cap,
     causality,
     chains,
     consistency,
@@ -48,7 +50,9 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="reads at linearizable, final and latest levels under partitions, judged by the consistency lab",
             demonstration=consistency.levels),
     Concept(name="cap", group=GROUPS[1], kind=REAL, title="The CAP theorem", title_zh="CAP 定理",
-            summary="in a partition PoW stays available on its majority side, Raft/PBFT refuse writes without quorum"),
+            summary="one partition, real processes: Raft's minority refuses (consistency), PoW's answers stale "
+                    "(availability)",
+            demonstration=cap.run, in_fast=False),
     Concept(name="linearizability", group=GROUPS[1], kind=SIM, title="Linearizability", title_zh="线性一致性",
             summary="Raft ReadIndex reads under partition and loss, checked by the Wing-Gong/Lowe checker",
             demonstration=consistency.linearizability),
@@ -100,7 +104,8 @@ CONCEPTS: tuple[Concept, ...] = (
             demonstration=causality.run),
     Concept(name="blockchain", group=GROUPS[7], kind=REAL, title="The blockchain as a distributed system",
             title_zh="区块链作为分布式系统",
-            summary="a testnet of real nodes: gossip, sync, mining and finality seen in the explorer and dashboard"),
+            summary="three real PoW nodes, one stopped and restarted: mining, gossip, sync and finality through RPC",
+            demonstration=blockchain.run),
     Concept(name="longest-chain", group=GROUPS[7], kind=SIM, title="Longest chain and orphan blocks",
             title_zh="最长链与孤块",
             summary="forks resolved by most work, orphans waiting for their parents, every node on one tip",

@@ -3,8 +3,9 @@
 A demonstration makes one concept of the theory happen on the project's own code (the simulator running the
 production node cores, or the pure modules directly), checks that it happened, and returns an `Outcome`: the lines
 that say what happened, the checks with their verdicts, the figures measured (JSON values) and the pictures it
-drew (file name and text: SVG or HTML). Nothing here touches a file, a clock or global randomness: the seed and
-the core factory come in through `TourContext`, and cli/tour.py writes and opens the pictures.
+drew (file name and text: SVG or HTML). Nothing here touches a file, a clock or global randomness: the seed, the
+core factory and the runner of real node processes come in through `TourContext`, and cli/tour.py writes and opens
+the pictures.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from testnet.checks import CheckResult
 from testnet.sim.core import CoreFactory
@@ -40,15 +41,31 @@ class Picture:
             raise ValueError(f"a picture's name is a plain file name: {self.name!r}")
 
 
+class RealRuns(Protocol):
+    """What the real-process demonstrations ask the shell for (testnet/tourreal.py): each starts node processes,
+    observes them through RPC, takes them all down, and returns what it observed as JSON values (the demonstration
+    judges those, purely)."""
+
+    def cap(self, seed: int) -> Mapping[str, Any]:
+        """`chainlab testnet cap`'s result (testnet/cap.py `run_cap`) for both engines."""
+        ...
+
+    def blockchain(self, seed: int, fast: bool) -> Mapping[str, Any]:
+        """A short PoW testnet's observations (testnet/tourreal.py `observe_blockchain`)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TourContext:
     """What a demonstration gets: the seed every draw comes from, `fast` (fewer seeds or a shorter run, for CI),
     and the factory of the node cores the simulator runs (cli/sim.py's `node_core_factory`; a test passes one
-    with a planted bug)."""
+    with a planted bug), and `real`, the shell that starts real node processes (None: none can be started here,
+    and a real-process demonstration says so in a failed check)."""
 
     seed: int
     core_factory: CoreFactory
     fast: bool = False
+    real: RealRuns | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,8 +102,9 @@ Demonstration = Callable[[TourContext], Outcome]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Concept:
     """One concept of the theory: its command name, its group, its name in English and as the Chinese source text
-    names it, one line on what its demonstration shows, how that runs, and the demonstration itself (None: not
-    built yet)."""
+    names it, one line on what its demonstration shows, how that runs, the demonstration itself (None: not built
+    yet), and whether `tour run --all --fast` runs it (`in_fast` False: too long for it; the run names it as
+    skipped)."""
 
     name: str
     group: str
@@ -95,6 +113,7 @@ class Concept:
     summary: str
     kind: Kind
     demonstration: Demonstration | None = None
+    in_fast: bool = True
 
     @property
     def built(self) -> bool:
@@ -104,4 +123,5 @@ class Concept:
     def to_json(self) -> dict[str, Any]:
         """The catalogue row as JSON values."""
         return {"name": self.name, "group": self.group, "title": self.title, "title_zh": self.title_zh,
-                "summary": self.summary, "kind": self.kind.value, "built": self.built}
+                "summary": self.summary, "kind": self.kind.value, "built": self.built,
+                "in_fast": self.in_fast}

@@ -1,0 +1,79 @@
+"""The blockchain demonstration: one real short testnet through the CLI (about 13 s), and the checks on recorded
+observations (data/blockchain-run.json, one real `observe_blockchain` run, fast) with each behaviour switched off."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from testnet import procs
+from tour.demos.blockchain import judge
+
+RECORDED = Path(__file__).with_name("data") / "blockchain-run.json"
+
+
+@pytest.fixture
+def observed() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(RECORDED.read_text(encoding="utf-8"))
+    return copy.deepcopy(data)
+
+
+def test_real_run_passes_and_leaves_no_process(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["tour", "run", "blockchain", "--fast", "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["ok"], document["checks"]
+    assert "/explorer/" in result.stderr  # the URL is printed while the testnet runs
+    assert (tmp_path / "blockchain" / "heights.svg").exists()
+    testnet = json.loads(next(tmp_path.glob("blockchain-run-*/testnet/testnet.json")).read_text())
+    assert not any(procs.alive(node.get("pid")) for node in testnet["nodes"])
+
+
+def test_recorded_run_passes(observed: dict[str, Any]) -> None:
+    outcome = judge(observed)
+    assert outcome.ok, outcome.checks
+    assert {check.name for check in outcome.checks} == {"mining", "gossip", "sync", "finality", "cleanup"}
+
+
+def test_sync_fails_when_the_late_node_never_catches_up(observed: dict[str, Any]) -> None:
+    observed["late"].update(caught_up=False, catch_up_s=None)
+    assert judge(observed).failed_checks() == ["sync"]
+
+
+def test_sync_shows_nothing_when_the_late_node_was_not_behind(observed: dict[str, Any]) -> None:
+    observed["late"]["behind"] = 0
+    assert judge(observed).failed_checks() == ["sync"]
+
+
+def test_gossip_and_finality_fail_when_a_node_holds_other_final_blocks(observed: dict[str, Any]) -> None:
+    observed["nodes"]["node1"]["chain"][0]["hash"] = "00" * 32
+    assert judge(observed).failed_checks() == ["gossip", "finality"]
+
+
+def test_finality_fails_when_a_final_height_goes_back(observed: dict[str, Any]) -> None:
+    sample = next(s for s in reversed(observed["samples"]) if s.get("node0") and s["node0"]["final"] > 0)
+    observed["samples"].append({**sample, "t_s": sample["t_s"] + 1, "node0": {**sample["node0"], "final": 0}})
+    assert judge(observed).failed_checks() == ["finality"]
+
+
+def test_mining_fails_when_one_node_mined_every_block(observed: dict[str, Any]) -> None:
+    for view in observed["nodes"].values():
+        for block in view["chain"]:
+            block["proposer"] = observed["nodes"]["node0"]["address"]
+    assert judge(observed).failed_checks() == ["mining"]
+
+
+def test_cleanup_fails_when_a_process_was_left(observed: dict[str, Any]) -> None:
+    observed["left"] = [12345]
+    assert judge(observed).failed_checks() == ["cleanup"]
+
+
+def test_a_run_that_did_not_complete_fails(observed: dict[str, Any]) -> None:
+    observed.update(error="testnet did not come up: port in use", nodes={}, late=None)
+    assert judge(observed).failed_checks() == ["testnet"]
