@@ -27,6 +27,8 @@ LATE = 2  # the node that is stopped while the others mine
 MINE_S = {False: 6.0, True: 4.0}  # how long the late node stays down (by `fast`)
 SETTLE_S = {False: 4.0, True: 2.0}  # after it is back and caught up
 CATCH_UP_BOUND_S = 15.0
+LEAD_BLOCKS = 3  # the others mine at least this many blocks while the late node is down
+PHASE_BOUND_S = 20.0  # the longest any phase waits for its blocks (a loaded machine mines slower)
 RPC_TIMEOUT_S = 3.0
 
 Progress = Callable[[str], None]
@@ -40,6 +42,13 @@ def _height(record: NodeRecord) -> int | None:
     try:
         return int(_client(record).status()["height"])
     except (RpcError, RpcUnavailable):
+        return None
+
+
+def _final_height(record: NodeRecord) -> int | None:
+    try:
+        return int(_client(record).status()["final_height"])
+    except (RpcError, RpcUnavailable, KeyError, TypeError, ValueError):
         return None
 
 
@@ -123,15 +132,21 @@ def observe_blockchain(directory: Path, seed: int, fast: bool, progress: Progres
 
 def _observe(testnet: Testnet, fast: bool, progress: Progress, started: float, observed: dict[str, Any]) -> None:
     late = testnet.nodes[LATE]
+    others = [record for record in testnet.nodes if record is not late]
     _sample(testnet, started, observed["samples"])
     stopped_at = _height(late) or 0
     launcher.stop_nodes([late], timeout_s=5.0)
     late.state, late.pid = "stopped", None
-    progress(f"{late.name} stopped at height {stopped_at}; the other two mine for {MINE_S[fast]:.0f} s")
-    deadline = time.monotonic() + MINE_S[fast]
-    while time.monotonic() < deadline:
+    progress(f"{late.name} stopped at height {stopped_at}; the other two mine for {MINE_S[fast]:.0f} s "
+             f"and at least {LEAD_BLOCKS} blocks")
+    # At least MINE_S, and until the others are LEAD_BLOCKS ahead (bounded): a loaded machine mines slower.
+    floor, bound = time.monotonic() + MINE_S[fast], time.monotonic() + PHASE_BOUND_S
+    while time.monotonic() < bound:
         time.sleep(0.5)
         _sample(testnet, started, observed["samples"])
+        ahead = max(_height(record) or 0 for record in others) - stopped_at
+        if time.monotonic() >= floor and ahead >= LEAD_BLOCKS:
+            break
     launcher.start_node(testnet, late)
     late.state = "running"
     target = max(_height(record) or 0 for record in testnet.nodes if record is not late)
@@ -142,10 +157,14 @@ def _observe(testnet: Testnet, fast: bool, progress: Progress, started: float, o
                         "behind": behind, "caught_up": catch_up_s is not None,
                         "catch_up_s": None if catch_up_s is None else round(catch_up_s, 2),
                         "bound_s": CATCH_UP_BOUND_S}
-    deadline = time.monotonic() + SETTLE_S[fast]
-    while time.monotonic() < deadline:
+    # At least SETTLE_S, and until a block mined while the late node was away is final on every node (bounded).
+    floor, bound = time.monotonic() + SETTLE_S[fast], time.monotonic() + PHASE_BOUND_S
+    while time.monotonic() < bound:
         time.sleep(0.5)
         _sample(testnet, started, observed["samples"])
+        finals = [_final_height(record) for record in testnet.nodes]
+        if time.monotonic() >= floor and all(f is not None and f > stopped_at for f in finals):
+            break
     observed["nodes"] = _final_view(testnet)
 
 

@@ -24,6 +24,7 @@ def observed() -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
+@pytest.mark.long  # the same real run is in test_cli_tour's `--all --fast` test, whose `cleanup` check is the demo's
 def test_real_run_passes_and_leaves_no_process(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["tour", "run", "blockchain", "--fast", "--json", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -114,3 +114,24 @@ def test_run_json_shape(tmp_path: Path) -> None:
     assert document["ok"] is True and document["seed"] == 1
     assert {check["name"] for check in document["checks"]} == {"same-order-same-state",
                                                                "different-order-different-state"}
+
+
+def test_all_fast_runs_every_fast_demonstration_and_every_check_passes_within_four_minutes(tmp_path: Path) -> None:
+    """Issue #20's CI bound: `chainlab tour run --all --fast` (the simulated demonstrations and the short real
+    ones) passes every check in under 4 minutes on 2 cores."""
+    import subprocess
+    import sys
+    import time
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "cli.main", "tour", "run", "--all", "--fast", "--json",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=240,
+                          cwd=Path(__file__).resolve().parents[2])
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document = json.loads(done.stdout)
+    ran = {result["concept"] for result in document["results"]}
+    expected = {concept.name for concept in CONCEPTS if concept.in_fast}
+    assert ran == expected and set(document["skipped"]) == {c.name for c in CONCEPTS if not c.in_fast}
+    assert document["ok"] and all(result["ok"] for result in document["results"]), document["results"]
+    assert elapsed < 240
