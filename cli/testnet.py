@@ -385,8 +385,10 @@ def _emit_event(event: dict[str, Any], as_json: bool) -> None:
                + (f" {json.dumps(detail, sort_keys=True)}" if detail else ""))
     failures = event["detail"].get("failures")
     if failures:
+        # A failure is an unreachable node, a node that refused the change, or (--netns) the kernel refusing it,
+        # e.g. one without netem: name the action, not "could not reach", which sends users after the network.
         reasons = list(dict.fromkeys(failures.values()))  # a kernel without netem fails alike on every node
-        fail(f"could not reach {', '.join(failures)}: {'; '.join(reasons)}")
+        fail(f"{event['action']} failed on {', '.join(failures)}: {'; '.join(reasons)}")
 
 
 def _note_deferred(path: Path, event: dict[str, Any], as_json: bool) -> None:

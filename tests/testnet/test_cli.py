@@ -164,3 +164,20 @@ def test_faults_for_nodes_that_are_not_running_say_so(fake_testnet: Path) -> Non
     assert "not running: node1;" in stderr
     code, _, stderr = run("heal", "--dir", str(fake_testnet), "--json")
     assert code == 0 and stderr == ""
+
+
+def test_a_change_the_kernel_refuses_names_the_action_not_an_unreachable_node(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A user on a kernel without sch_netem read "could not reach node0, node1: this kernel has no netem qdisc"
+    # about nodes that answered fine. The nemesis records every failure alike (unreachable node, refusal, kernel).
+    from cli import testnet as testnet_cli
+
+    no_netem = "this kernel has no netem qdisc (sch_netem): `modprobe sch_netem`"
+    event = {"time": "2026-12-06T23:42:23.936Z", "action": "netem", "nodes": ["node0", "node1"],
+             "detail": {"delay_ms": 50.0, "failures": {"node0": no_netem, "node1": no_netem}}}
+    with pytest.raises(SystemExit) as exited:
+        testnet_cli._emit_event(event, as_json=False)
+    assert exited.value.code == 1
+    stderr = capsys.readouterr().err
+    assert one_error(stderr) == f"error: netem failed on node0, node1: {no_netem}"
+    assert "could not reach" not in stderr
