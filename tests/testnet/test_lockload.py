@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from node.client import RpcClient
+from testnet.state import load_testnet
 from tests.testnet.clitools import one_error, run, stopped_testnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,12 +28,17 @@ def test_paused_lock_clients_are_refused_and_the_locks_check_passes(tmp_path: Pa
                   "--genesis-param", "block_interval_s=0.1")
     try:
         assert up.returncode == 0, up.stderr
+        # `up` returns once the network takes writes: a load started at once met `no-quorum` from followers that
+        # had not yet heard the first leader (a user saw "errors: no-quorum 32" on a fresh testnet)
+        for record in load_testnet(Path(directory)).nodes:
+            assert RpcClient(record.rpc_url).status()["write_refusal"] is None, record.name
         load = chainlab("testnet", "load", "--dir", directory, "--workload", "lock", "--accounts", "6", "--locks",
                         "2", "--lease-blocks", "5", "--pause-chance", "0.4", "--duration", "3", "--seed", "3",
                         "--json")
         assert load.returncode == 0, load.stderr
         summary = json.loads(load.stdout)
         assert summary["workload"] == "lock" and summary["grants"] > 2 and summary["pauses"] > 0
+        assert not {"no-quorum", "no-leader"} & set(summary["errors"]), summary
         assert summary["outcomes"].get("kv-put ok", 0) > 0
         # a paused holder's late write is refused (at admission or in its block), never accepted
         late = {"stale-fencing-token", "lock-not-held", "not-lock-holder"}
