@@ -80,6 +80,7 @@ class UpOptions:
     trace: bool = False  # every node writes a causal trace (docs/TRACING.md; `chainlab testnet trace` collects)
     netns: bool = False  # each node in its own network namespace on a bridge (root only; testnet/netns.py)
     subnet: str = DEFAULT_SUBNET
+    funds: dict[bytes, int] = field(default_factory=dict)  # more genesis balances: address -> amount (`--fund`)
 
 
 def _noop(message: str) -> None:
@@ -154,6 +155,7 @@ def network_arguments(options: UpOptions) -> tuple[str, dict[str, Any]]:
         "finality_threshold": int(top.get("finality_threshold", 6)), "block_reward": int(top.get("block_reward", 50)),
         "chain_id": top.get("chain_id"), "hashrate_shares": shares, "hashrate_hps": total_hps / options.nodes,
         "load_accounts": options.load_accounts, "mining_nice": options.mining_nice, "trace": options.trace,
+        "funds": dict(options.funds),
     }
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from chain.crypto import PrivateKey, address_to_text
+from testnet.cluster import load_key
 from tests.testnet.clitools import one_error, run, stopped_testnet
+
+FUNDED = address_to_text(PrivateKey.from_seed(b"a wallet of the user's").address)
+LOAD0_OF_S1 = address_to_text(load_key("s1", 0).address)
 
 
 @pytest.fixture
@@ -28,6 +33,11 @@ def fake_testnet(tmp_path: Path) -> Path:
     (["up", "--genesis-param", "block_interval_s=fast"], "must be float"),
     (["up", "--seed", "my seed"], "--seed 'my seed': use 1 to 40 letters"),
     (["run", "no-such-scenario"], "no scenario file 'no-such-scenario'"),
+    (["up", "--fund", "alice"], "--fund 'alice': use WALLET_OR_ADDRESS=AMOUNT"),
+    (["up", "--fund", "no-such-wallet-zz=5"], "--fund no-such-wallet-zz: 'no-such-wallet-zz' is neither a wallet"),
+    (["up", "--fund", f"{FUNDED}=-3"], "the amount must be a non-negative integer"),
+    (["up", "--fund", f"{FUNDED}=1", "--fund", f"{FUNDED}=2"], "is given twice"),
+    (["up", "--seed", "s1", "--fund", f"{LOAD0_OF_S1}=5"], "it is a load account, funded already"),
 ])
 def test_up_and_run_refuse_bad_input_before_starting_anything(args: list[str], message: str,
                                                               tmp_path: Path) -> None:
