@@ -59,13 +59,14 @@ def lock_errors(action: str) -> Iterator[None]:
         fail(f"{action} refused [{exc.code}]: {exc.message}")
 
 
-def current_lease(client: RpcClient, name: str) -> dict[str, Any]:
-    """The lock's latest record (for renew and release, which need no token); a one-line error if never granted."""
+def current_lease(client: RpcClient, name: str, action: str) -> dict[str, Any]:
+    """The lock's latest record (for renew and release, which need no token); if it was never granted, the
+    one-line refusal with the code the node would give (`<action> refused [lock-not-held]: ...`)."""
     with node_errors("reading the lock failed"):
         view = client.lock(name, "latest")
     lock = view.get("lock")
     if not isinstance(lock, dict):
-        fail(f"lock {name!r} was never granted")
+        fail(f"{action} refused [lock-not-held]: lock {name!r} was never granted")
     return lock
 
 
@@ -132,7 +133,7 @@ def renew(name: str, lease_blocks: int, sender: str, node_url: str | None, fee: 
     """Renew the sender's live lease on NAME (same token, later end)."""
     check_name(name, "lock name")
     client = lock_client(sender, node_url, password_file, wallet_dir, fee)
-    record = current_lease(client.rpc, name)
+    record = current_lease(client.rpc, name, "renew")
     lease = Lease(name=name, token=int(record["token"]), expires_at=int(record["expires_at"]),
                   lease_blocks=lease_blocks, height=int(record["granted_height"]))
     with lock_errors("renew"):
@@ -148,7 +149,7 @@ def release(name: str, sender: str, node_url: str | None, fee: int | None, passw
     """Release the sender's live lease on NAME now."""
     check_name(name, "lock name")
     client = lock_client(sender, node_url, password_file, wallet_dir, fee)
-    record = current_lease(client.rpc, name)
+    record = current_lease(client.rpc, name, "release")
     lease = Lease(name=name, token=int(record["token"]), expires_at=int(record["expires_at"]), lease_blocks=1,
                   height=int(record["granted_height"]))
     with lock_errors("release"):

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, fail
+from cli.testnet_args import funds as _funds
 from cli.testnet_args import genesis_params as _genesis_params
 from cli.testnet_args import shares as _shares
 from cli.testnet_args import user_errors
@@ -80,6 +81,9 @@ def command() -> None:
 @click.option("--seed", help="seed of the node and load keys (default: random)")
 @click.option("--load-accounts", type=click.IntRange(1, 100_000), default=256, show_default=True,
               help="funded load accounts in genesis")
+@click.option("--fund", "fund", multiple=True, metavar="WALLET_OR_ADDRESS=AMOUNT",
+              help="also fund a wallet of yours (or an address) in genesis, for the tx and lock commands "
+              "(repeatable)")
 @click.option("--foreground", is_flag=True, help="show a live table until Ctrl-C, then take the testnet down")
 @click.option("--load-tps", type=click.FloatRange(0, min_open=True), help="with --foreground: a light load")
 @click.option("--trace", is_flag=True, help="every node writes a causal trace (collect with `testnet trace`)")
@@ -95,8 +99,8 @@ def command() -> None:
 @user_errors
 def up_command(nodes: int, consensus: str, directory: Path | None, topology: str, hashrate_shares: str | None,
                hashrate_hps: float | None, genesis_params: tuple[str, ...], seed: str | None, load_accounts: int,
-               foreground: bool, load_tps: float | None, trace: bool, web_port: int, no_web: bool, netns: bool,
-               subnet: str, latency_matrix: Path | None, as_json: bool) -> None:
+               fund: tuple[str, ...], foreground: bool, load_tps: float | None, trace: bool, web_port: int,
+               no_web: bool, netns: bool, subnet: str, latency_matrix: Path | None, as_json: bool) -> None:
     """Create and start a testnet; waits until every node answers and has its topology's peers.
 
     Ports are chosen by the OS, so testnets never collide. Miners run niced with capped hash rates (the genesis
@@ -112,7 +116,7 @@ def up_command(nodes: int, consensus: str, directory: Path | None, topology: str
                                  hashrate_shares=_shares(hashrate_shares), hashrate_hps=hashrate_hps,
                                  genesis_params=_genesis_params(genesis_params), seed=seed,
                                  load_accounts=load_accounts, tie_to_launcher=foreground, trace=trace,
-                                 netns=netns, subnet=subnet)
+                                 netns=netns, subnet=subnet, funds=_funds(fund))
     # Read before anything starts: a bad matrix is refused with nothing made.
     matrix = load_matrix(latency_matrix, [f"node{i}" for i in range(nodes)]) if latency_matrix else None
     started = time.monotonic()
@@ -385,8 +389,10 @@ def _emit_event(event: dict[str, Any], as_json: bool) -> None:
                + (f" {json.dumps(detail, sort_keys=True)}" if detail else ""))
     failures = event["detail"].get("failures")
     if failures:
+        # A failure is an unreachable node, a node that refused the change, or (--netns) the kernel refusing it,
+        # e.g. one without netem: name the action, not "could not reach", which sends users after the network.
         reasons = list(dict.fromkeys(failures.values()))  # a kernel without netem fails alike on every node
-        fail(f"could not reach {', '.join(failures)}: {'; '.join(reasons)}")
+        fail(f"{event['action']} failed on {', '.join(failures)}: {'; '.join(reasons)}")
 
 
 def _note_deferred(path: Path, event: dict[str, Any], as_json: bool) -> None:

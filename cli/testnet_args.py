@@ -1,5 +1,5 @@
 """Option parsing shared by `chainlab testnet` commands (up, render): user-facing errors as one line, hash-rate
-shares and genesis parameters."""
+shares, genesis parameters and funded wallets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+from chain import crypto
 from chain.genesis import GenesisError, parse_param_value
 from cli.common import fail
+from cli.genesis import parse_u64
+from cli.keystore import KeystoreError
+from cli.wallet import AccountError, open_keystore, resolve_account
 from consensus.registry import all_parameters
 from testnet.scenario import ManifestError
 from testnet.state import TestnetError
@@ -49,3 +53,23 @@ def genesis_params(entries: tuple[str, ...]) -> dict[str, Any]:
             raise TestnetError(f"--genesis-param {entry!r}: use KEY=VALUE")
         params[key.strip()] = parse_param_value(key.strip(), value.strip(), all_parameters())
     return params
+
+
+def funds(entries: tuple[str, ...]) -> dict[bytes, int]:
+    """--fund WALLET_OR_ADDRESS=AMOUNT entries (a wallet of `$CHAINLAB_WALLET_DIR` or the default directory, or an
+    address) as genesis balances; one line for a bad entry, before anything is made."""
+    keystore = open_keystore(None)
+    table: dict[bytes, int] = {}
+    for entry in entries:
+        who, sep, amount_text = entry.partition("=")
+        if not sep or not who.strip():
+            raise TestnetError(f"--fund {entry!r}: use WALLET_OR_ADDRESS=AMOUNT, e.g. --fund alice=1000000")
+        try:
+            address = resolve_account(who.strip(), keystore)
+        except (AccountError, KeystoreError) as exc:
+            raise TestnetError(f"--fund {who.strip()}: {exc}") from None
+        amount = parse_u64(amount_text, f"--fund {who.strip()}: the amount")
+        if address in table:
+            raise TestnetError(f"--fund: {crypto.address_to_text(address)} is given twice")
+        table[address] = amount
+    return table

@@ -569,8 +569,14 @@ class NodeCore:
             "safety_alarms": tree.safety_alarms,
             "orphans": len(tree.orphans),
             "min_fee": int(self.genesis.param("min_fee")),
+            "write_refusal": _refusal_json(self.write_refusal(now=now)),
             "engine": self.engine.status(now=now).to_json(),
         }
+
+
+def _refusal_json(refusal: RejectError | None) -> dict[str, str] | None:
+    """`{"code", "message"}` of why client writes are refused now, or None while they are accepted."""
+    return None if refusal is None else {"code": refusal.code, "message": refusal.message}
 
 
 def _node_key_of(peer: str) -> bytes | None:

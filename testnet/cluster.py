@@ -8,12 +8,12 @@ bootstraps from the earlier ones, so the mesh forms without fixed ports); `stop(
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
 from consensus.registry import check_genesis, spec_named
 from node.config import MiningSection, NodeConfig, NodeSection, P2PSection, RpcSection, write_config
@@ -64,6 +64,7 @@ class NetworkPlan:
         finality_threshold: int = 6, hashrate_shares: Sequence[float] = (), hashrate_hps: float = 2000.0,
         load_accounts: int = 8, balance: int = 10**12, mining: bool = True, block_reward: int = 50,
         mining_nice: int = 0, chain_id: str | None = None, trace: bool = False,
+        funds: Mapping[bytes, int] | None = None,
     ) -> NetworkPlan:
         """The plan of `count` nodes (arguments as Cluster.create); ValueError or GenesisError for bad values."""
         seed = seed or secrets.token_hex(4)
@@ -82,8 +83,13 @@ class NetworkPlan:
         genesis_params, validators = spec.testnet_network([k.address for k in keys],
                                                           [s / total_share for s in shares], sum(rates),
                                                           genesis_params)
+        balances = {k.address: balance for k in loads}
+        for address, amount in (funds or {}).items():
+            if address in balances:
+                raise ValueError(f"--fund {address_to_text(address)}: it is a load account, funded already")
+            balances[address] = amount
         genesis = Genesis(chain_id=chain_id or f"chainlab-local-{seed}", consensus=consensus, params=genesis_params,
-                          balances={k.address: balance for k in loads}, validators=validators,
+                          balances=balances, validators=validators,
                           finality_threshold=finality_threshold, block_reward=block_reward)
         check_genesis(genesis)  # before anything is written: a parameter of another engine is a one-line error
         configs = [
@@ -115,18 +121,20 @@ class Cluster:
         params: dict[str, Any] | None = None, finality_threshold: int = 6, hashrate_shares: Sequence[float] = (),
         hashrate_hps: float = 2000.0, load_accounts: int = 8, balance: int = 10**12, mining: bool = True,
         block_reward: int = 50, extra_args: Sequence[str] = (), mining_nice: int = 0, chain_id: str | None = None,
-        trace: bool = False,
+        trace: bool = False, funds: Mapping[bytes, int] | None = None,
     ) -> Cluster:
         """Keys, genesis and data directories for `count` nodes under `root` (nothing is started).
 
         `hashrate_hps` is the average capped rate per miner; `hashrate_shares` split the total between the nodes (a
         share of 0 makes a node that does not mine and is not a declared miner). `mining_nice` is the nice value of
         the mining workers. With `trace`, every node writes a causal trace to TRACE_FILE in its data directory
-        (docs/TRACING.md), which `chainlab testnet trace` collects."""
+        (docs/TRACING.md), which `chainlab testnet trace` collects. `funds` gives more addresses a genesis balance
+        (`testnet up --fund`: a wallet of the user's own, for the wallet, tx and lock commands)."""
         plan = NetworkPlan.make(
             count, consensus=consensus, seed=seed, params=params, finality_threshold=finality_threshold,
             hashrate_shares=hashrate_shares, hashrate_hps=hashrate_hps, load_accounts=load_accounts, balance=balance,
-            mining=mining, block_reward=block_reward, mining_nice=mining_nice, chain_id=chain_id, trace=trace)
+            mining=mining, block_reward=block_reward, mining_nice=mining_nice, chain_id=chain_id, trace=trace,
+            funds=funds)
         root.mkdir(parents=True, exist_ok=True)
         nodes = []
         for index, (key, config) in enumerate(zip(plan.keys, plan.configs, strict=True)):

@@ -80,6 +80,7 @@ class UpOptions:
     trace: bool = False  # every node writes a causal trace (docs/TRACING.md; `chainlab testnet trace` collects)
     netns: bool = False  # each node in its own network namespace on a bridge (root only; testnet/netns.py)
     subnet: str = DEFAULT_SUBNET
+    funds: dict[bytes, int] = field(default_factory=dict)  # more genesis balances: address -> amount (`--fund`)
 
 
 def _noop(message: str) -> None:
@@ -154,6 +155,7 @@ def network_arguments(options: UpOptions) -> tuple[str, dict[str, Any]]:
         "finality_threshold": int(top.get("finality_threshold", 6)), "block_reward": int(top.get("block_reward", 50)),
         "chain_id": top.get("chain_id"), "hashrate_shares": shares, "hashrate_hps": total_hps / options.nodes,
         "load_accounts": options.load_accounts, "mining_nice": options.mining_nice, "trace": options.trace,
+        "funds": dict(options.funds),
     }
 
 
@@ -209,6 +211,7 @@ def up(options: UpOptions, progress: Progress = _noop) -> Testnet:
         for record in testnet.nodes:
             _write_node_config(testnet, record, first_start=False)
         wait_connected(testnet, CONNECT_TIMEOUT_S)
+        wait_writable(testnet, CONNECT_TIMEOUT_S)
     except BaseException as exc:  # Ctrl-C included: never leave a half-started testnet running
         for handle in handles:
             if handle.process is not None:
@@ -319,6 +322,30 @@ def _client(record: NodeRecord, timeout_s: float = 5.0) -> RpcClient:
 def expected_peers(testnet: Testnet, index: int) -> int:
     """Peers node `index` should have when every node is up: its number of topology neighbours."""
     return len(neighbours(_edges(testnet), index))
+
+
+def wait_writable(testnet: Testnet, timeout_s: float) -> None:
+    """Until every running node accepts client writes (`write_refusal` null in its status): an engine that refuses
+    them without a leader (Raft) has had its first election. Otherwise a load or lock command run right after `up`
+    met `no-quorum`/`no-leader` on a network that looked ready."""
+    deadline = time.monotonic() + timeout_s
+    refused: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        refused = {}
+        for record in testnet.nodes:
+            if record.state != "running":
+                continue
+            try:
+                refusal = _client(record, 2.0).status().get("write_refusal")
+            except (RpcError, RpcUnavailable) as exc:
+                refused[record.name] = str(exc)
+                continue
+            if isinstance(refusal, dict):
+                refused[record.name] = f"{refusal.get('code')}: {refusal.get('message')}"
+        if not refused:
+            return
+        time.sleep(0.1)
+    raise TestnetError("nodes refuse writes after start: " + ", ".join(f"{k} ({v})" for k, v in refused.items()))
 
 
 def wait_connected(testnet: Testnet, timeout_s: float, indices: Sequence[int] | None = None) -> None:

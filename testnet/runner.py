@@ -404,7 +404,7 @@ def _execute(step: Step, directory: Path, all_final: Callable[[], tuple[bool, st
         raise TestnetError(f"unknown action {action!r}")
     failures = event["detail"].get("failures")
     acted_on = f"node{node}" if node is not None and not isinstance(spec.get("node"), int) else ""
-    return (not failures), (f"could not reach {failures}" if failures else acted_on)
+    return (not failures), (f"failed on {failures}" if failures else acted_on)
 
 
 def _describe(step: Step) -> str:

@@ -101,7 +101,10 @@ def test_bad_arguments_are_one_line_errors(invoke: Invoke, node_url: str, wallet
     assert_one_line_error(invoke("kv", "put", "k", "zz", "--hex", "--lock", "l", "--token", "1", "--from", "alice",
                                  "--node", node_url), "VALUE is not hex")
     assert_one_line_error(invoke("lock", "renew", "never", "--lease-blocks", "3", "--from", "alice",
-                                 "--node", node_url), "lock 'never' was never granted")
+                                 "--node", node_url), "renew refused [lock-not-held]: lock 'never' was never granted")
+    # the same stable code as a refusal by the node, not a bare sentence
+    assert_one_line_error(invoke("lock", "release", "never", "--from", "alice", "--node", node_url),
+                          "release refused [lock-not-held]: lock 'never' was never granted")
     result = invoke("lock", "acquire", "jobs", "--lease-blocks", "0", "--from", "alice", "--node", node_url)
     assert result.exit_code == 2  # click's usage error
 

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from chain.crypto import PrivateKey, address_to_text
+from testnet.cluster import load_key
 from tests.testnet.clitools import one_error, run, stopped_testnet
+
+FUNDED = address_to_text(PrivateKey.from_seed(b"a wallet of the user's").address)
+LOAD0_OF_S1 = address_to_text(load_key("s1", 0).address)
 
 
 @pytest.fixture
@@ -28,6 +33,11 @@ def fake_testnet(tmp_path: Path) -> Path:
     (["up", "--genesis-param", "block_interval_s=fast"], "must be float"),
     (["up", "--seed", "my seed"], "--seed 'my seed': use 1 to 40 letters"),
     (["run", "no-such-scenario"], "no scenario file 'no-such-scenario'"),
+    (["up", "--fund", "alice"], "--fund 'alice': use WALLET_OR_ADDRESS=AMOUNT"),
+    (["up", "--fund", "no-such-wallet-zz=5"], "--fund no-such-wallet-zz: 'no-such-wallet-zz' is neither a wallet"),
+    (["up", "--fund", f"{FUNDED}=-3"], "the amount must be a non-negative integer"),
+    (["up", "--fund", f"{FUNDED}=1", "--fund", f"{FUNDED}=2"], "is given twice"),
+    (["up", "--seed", "s1", "--fund", f"{LOAD0_OF_S1}=5"], "it is a load account, funded already"),
 ])
 def test_up_and_run_refuse_bad_input_before_starting_anything(args: list[str], message: str,
                                                               tmp_path: Path) -> None:
@@ -164,3 +174,20 @@ def test_faults_for_nodes_that_are_not_running_say_so(fake_testnet: Path) -> Non
     assert "not running: node1;" in stderr
     code, _, stderr = run("heal", "--dir", str(fake_testnet), "--json")
     assert code == 0 and stderr == ""
+
+
+def test_a_change_the_kernel_refuses_names_the_action_not_an_unreachable_node(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A user on a kernel without sch_netem read "could not reach node0, node1: this kernel has no netem qdisc"
+    # about nodes that answered fine. The nemesis records every failure alike (unreachable node, refusal, kernel).
+    from cli import testnet as testnet_cli
+
+    no_netem = "this kernel has no netem qdisc (sch_netem): `modprobe sch_netem`"
+    event = {"time": "2026-12-06T23:42:23.936Z", "action": "netem", "nodes": ["node0", "node1"],
+             "detail": {"delay_ms": 50.0, "failures": {"node0": no_netem, "node1": no_netem}}}
+    with pytest.raises(SystemExit) as exited:
+        testnet_cli._emit_event(event, as_json=False)
+    assert exited.value.code == 1
+    stderr = capsys.readouterr().err
+    assert one_error(stderr) == f"error: netem failed on node0, node1: {no_netem}"
+    assert "could not reach" not in stderr

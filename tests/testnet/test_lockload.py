@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from chain.crypto import PrivateKey, address_to_text
+from node.client import RpcClient
+from testnet.state import load_testnet
 from tests.testnet.clitools import one_error, run, stopped_testnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,16 +25,24 @@ def chainlab(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[s
 @pytest.mark.slow
 def test_paused_lock_clients_are_refused_and_the_locks_check_passes(tmp_path: Path) -> None:
     directory = str(tmp_path / "t")
+    wallet = address_to_text(PrivateKey.from_seed(b"a wallet of the user's").address)
     up = chainlab("testnet", "up", "--dir", directory, "--nodes", "3", "--consensus", "raft", "--load-accounts", "6",
-                  "--genesis-param", "block_interval_s=0.1")
+                  "--genesis-param", "block_interval_s=0.1", "--fund", f"{wallet}=777")
     try:
         assert up.returncode == 0, up.stderr
+        # `up` returns once the network takes writes: a load started at once met `no-quorum` from followers that
+        # had not yet heard the first leader (a user saw "errors: no-quorum 32" on a fresh testnet)
+        for record in load_testnet(Path(directory)).nodes:
+            assert RpcClient(record.rpc_url).status()["write_refusal"] is None, record.name
+        # --fund: a wallet of the user's own holds its amount from genesis, for the lock commands
+        assert RpcClient(record.rpc_url).account(wallet, "final")["balance"] == 777
         load = chainlab("testnet", "load", "--dir", directory, "--workload", "lock", "--accounts", "6", "--locks",
                         "2", "--lease-blocks", "5", "--pause-chance", "0.4", "--duration", "3", "--seed", "3",
                         "--json")
         assert load.returncode == 0, load.stderr
         summary = json.loads(load.stdout)
         assert summary["workload"] == "lock" and summary["grants"] > 2 and summary["pauses"] > 0
+        assert not {"no-quorum", "no-leader"} & set(summary["errors"]), summary
         assert summary["outcomes"].get("kv-put ok", 0) > 0
         # a paused holder's late write is refused (at admission or in its block), never accepted
         late = {"stale-fencing-token", "lock-not-held", "not-lock-holder"}
