@@ -261,7 +261,7 @@ def test_wait_final_answers_after_finality_and_504s_when_blocks_stop(tmp_path: P
         height = reply.body["height"]
         assert height <= running.tree.final_height
         assert reply.body == {"hash": first.hash.hex(), "status": "final", "height": height,
-                              "block_hash": running.tree.hash_at(height).hex()}
+                              "block_hash": running.tree.hash_at(height).hex(), "index": 0}
         engine.paused = True
         await asyncio.sleep(0.3)  # a proposal in flight lands
         second = transfer(0, 1, 25, 1, 1)

@@ -91,7 +91,7 @@ def test_wait_final_answers_only_after_finality() -> None:
         node.mine()  # final height 4
         reply = await asyncio.wait_for(request, 2)
         assert (reply.status, reply.body) == (200, {"hash": tx.hash.hex(), "status": "final", "height": 4,
-                                                    "block_hash": node.blocks[4].hash.hex()})
+                                                    "block_hash": node.blocks[4].hash.hex(), "index": 0})
         assert node.tx_waits.active == 0 and len(node.final_waits) == 0
 
     run_scenario(scenario)
