@@ -48,6 +48,10 @@ SHORTER: tuple[tuple[str, str], ...] = (
     (r"bench rpc --txs \d+ --clients \d+", "bench rpc --txs 1000 --clients 16"),
     (r"bench propagation --txs \d+", "bench propagation --txs 200 --rounds 2"),
     (r"--clients 64 --duration 20", "--clients 16 --duration 2"),
+    # the PoW half of the CAP command is in `make test-long` (tests/testnet/test_cap.py)
+    (r"testnet cap --dir \./cap", "testnet cap --engine raft --dir ./cap"),
+    # tests/tour/test_cli_tour.py runs `tour run --all --fast` and checks every verdict
+    (r"tour run --all --fast --out \./tour", "tour run state-machine-replication --out ./tour"),
 )
 
 
@@ -235,3 +239,5 @@ def test_readme_block_runs(index: int, tmp_path: Path) -> None:
     with session(tmp_path) as current:
         for command in BLOCKS[index]:
             current.run(command)
+        if os.environ.get("CHAINLAB_README_TIMES"):  # where a block's time goes
+            print("\n".join(line for line in current.transcript if line.startswith("$") or "[exit" in line))
