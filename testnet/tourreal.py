@@ -150,7 +150,9 @@ def _observe(testnet: Testnet, fast: bool, progress: Progress, started: float, o
     launcher.start_node(testnet, late)
     late.state = "running"
     target = max(_height(record) or 0 for record in testnet.nodes if record is not late)
-    behind = target - (_height(late) or 0)
+    # From the height it stopped at (it mines nothing while down): read after the start, its height may already
+    # be the network's, when the sync was quicker than this request.
+    behind = target - stopped_at
     progress(f"{late.name} started again, {behind} blocks behind (network at {target}); syncing")
     catch_up_s = _wait_caught_up(late, target, CATCH_UP_BOUND_S)
     observed["late"] = {"name": late.name, "stopped_at_height": stopped_at, "network_height": target,

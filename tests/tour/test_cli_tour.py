@@ -128,8 +128,10 @@ def test_all_fast_runs_every_fast_demonstration_and_every_check_passes_within_fo
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=240,
                           cwd=Path(__file__).resolve().parents[2])
     elapsed = time.monotonic() - started
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads(done.stdout)
+    failed = [(result["concept"], check) for result in document["results"] for check in result["checks"]
+              if not check["ok"]]
+    assert done.returncode == 0 and not failed, (failed, done.stderr[-3000:])
     ran = {result["concept"] for result in document["results"]}
     expected = {concept.name for concept in CONCEPTS if concept.in_fast}
     assert ran == expected and set(document["skipped"]) == {c.name for c in CONCEPTS if not c.in_fast}
