@@ -6,6 +6,7 @@ misses the planted stale read."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -52,3 +53,15 @@ def test_a_checker_that_accepts_everything_misses_the_stale_read(monkeypatch: py
 
     monkeypatch.setattr(consistency, "check", accept)
     assert consistency.linearizability(CONTEXT).failed_checks() == ["stale-read-caught"]
+
+
+def test_the_pictures_are_the_consistency_reports() -> None:
+    levels = consistency.levels(CONTEXT)
+    (report,) = levels.pictures
+    assert report.name == "consistency.html" and report.text.startswith("<!DOCTYPE html>")
+    assert "linearizable reads (promised)" in report.text and "read-your-writes, latest reads" in report.text
+    outcome = consistency.linearizability(CONTEXT)
+    (planted,) = outcome.pictures
+    assert planted.name == "linearizability.html"
+    assert "not-linearizable" in planted.text and "planted stale read" in planted.text
+    assert len(re.findall(r'class="op [^"]*violation', planted.text)) == 1

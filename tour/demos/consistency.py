@@ -19,10 +19,11 @@ from dataclasses import replace
 from testnet.checks import CheckResult
 from testnet.consistency import Report, analyse, reads_of, writes_of
 from testnet.history import Op
-from testnet.linearizability import AccountModel, check
+from testnet.linearizability import AccountModel, check, pair_operations
+from testnet.report import render_consistency_report, render_history_report
 from testnet.sim.config import SimConfig, parse_faults
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, TourContext
+from tour.model import Outcome, Picture, TourContext
 
 MAX_STATES = 2_000_000
 
@@ -66,8 +67,13 @@ def levels(context: TourContext) -> Outcome:
             f"stale reads per level: {stale}: the levels were not told apart")),
     )
     figures = {"levels": {level: report.levels[level].to_json() for level in present}, "writes": report.writes}
+    picture = Picture(name="consistency.html", text=render_consistency_report(
+        title=f"Consistency levels, Raft, seed {context.seed}", ops=result.history, report=report, events=(),
+        engine="raft"), caption="the consistency report of the run's history: one summary row per guarantee and "
+        "read level (the weak levels' broken guarantees in red, the linearizable level's all green), one lane per "
+        "client session")
     return Outcome(concept="consistency-levels", seed=context.seed, lines=tuple(lines), checks=checks,
-                   figures=figures)
+                   figures=figures, pictures=(picture,))
 
 
 def plant_stale_read(history: list[Op]) -> tuple[list[Op], int] | None:
@@ -101,6 +107,7 @@ def linearizability(context: TourContext) -> Outcome:
     checks = [CheckResult(name="linearizable-reads", ok=verdict.ok and "linearizable (" in verdict.detail,
                           detail=verdict.detail)]
     planted = plant_stale_read(history)
+    pictures: tuple[Picture, ...] = ()
     if planted is None:
         checks.append(CheckResult(name="stale-read-caught", ok=False,
                                   detail="no linearizable read came after a final transfer of its account"))
@@ -114,5 +121,22 @@ def linearizability(context: TourContext) -> Outcome:
         checks.append(CheckResult(name="stale-read-caught", ok=found.verdict == "not-linearizable", detail=(
             f"a read missing a transfer final before it (history index {index}) makes the history "
             f"{found.verdict}")))
+        pictures = (_planted_picture(context.seed, doctored, index, checks[0], found.verdict),)
     return Outcome(concept="linearizability", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
-                   figures={"linearizable_reads": verdict.to_json()})
+                   figures={"linearizable_reads": verdict.to_json()}, pictures=pictures)
+
+
+def _planted_picture(seed: int, doctored: list[Op], index: int, honest: CheckResult, planted: str) -> Picture:
+    """The doctored history's report: the run's operations, the planted stale read highlighted."""
+    operations = pair_operations(doctored, keep=lambda invoke, done: True)
+    read = next(op for op in operations if op.ret == index)
+    reason = (f"planted stale read: reports nonce {doctored[index].value['nonce']} though a transfer of that nonce "
+              "was final before it began")
+    text = render_history_report(
+        title=f"Linearizability, Raft, seed {seed}: the history with one planted stale read", operations=operations,
+        highlighted={read.id: reason}, events=(),
+        summary=[("linearizable-reads, the run's history", "linearizable" if honest.ok else "failed", honest.detail),
+                 ("linearizable-reads, one read made stale", planted, reason)])
+    return Picture(name="linearizability.html", text=text, caption="the report of the doctored history: the "
+                   "checker's verdicts on the run (linearizable) and on the doctored copy (not-linearizable), the "
+                   "planted stale read highlighted in red in its client's lane")
