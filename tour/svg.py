@@ -85,10 +85,11 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, y_label: str = "
 
 
 def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, final_height: int,
-               note: str = "") -> str:
+               note: str = "", marked: Mapping[str, str] | None = None) -> str:
     """A block tree: `blocks` are (hash, height, parent hash, on the best chain); the best chain runs along the
     top row, each other block below it at its height, linked to its parent; a dashed line marks the final
-    height (everything left of it is final)."""
+    height (everything left of it is final). `marked` maps block hashes to a label: those blocks are outlined in
+    red with the label beside them (above on the best row, below elsewhere)."""
     if not blocks:
         return _frame(title, WIDTH, 80, ['<text x="48" y="50">no blocks</text>'])
     low = min(height for _, height, _, _ in blocks)
@@ -103,7 +104,8 @@ def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, fina
             rows[height] = row
         position[block_hash] = (MARGIN + (height - low) * step, MARGIN + 20 + row * 28)
     width = int(MARGIN * 2 + (high - low) * step + 40)
-    height_px = int(max(y for _, y in position.values()) + MARGIN)
+    marked = {h: label for h, label in (marked or {}).items() if h in position}
+    height_px = int(max(y for _, y in position.values()) + MARGIN + (16 if marked else 0))
     body = []
     for block_hash, _, parent, _ in ordered:
         if parent in position:
@@ -114,6 +116,11 @@ def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, fina
         colour = COLOURS[0] if best else "#bbbbbb"
         body.append(f'<rect x="{x - 7:.1f}" y="{y - 7:.1f}" width="14" height="14" fill="{colour}">'
                     f'<title>{escape(block_hash[:16])} height {height}{"" if best else " (stale)"}</title></rect>')
+        if block_hash in marked:
+            label_y = y - 11 if best else y + 20
+            body.append(f'<rect x="{x - 9:.1f}" y="{y - 9:.1f}" width="18" height="18" fill="none" '
+                        f'stroke="#b53f3f" stroke-width="2"/><text x="{x - 7:.1f}" y="{label_y:.1f}" '
+                        f'fill="#b53f3f">{escape(marked[block_hash])}</text>')
     if low <= final_height <= high:
         x = MARGIN + (final_height - low) * step + step / 2
         body.append(f'<line x1="{x:.1f}" y1="{MARGIN}" x2="{x:.1f}" y2="{height_px - 10}" stroke="#b53f3f" '

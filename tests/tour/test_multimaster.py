@@ -19,3 +19,12 @@ def test_both_sides_write_and_fork_choice_keeps_one() -> None:
 def test_without_fork_choice_the_conflict_stays() -> None:
     outcome = multimaster.run(TourContext(seed=1, core_factory=no_fork_choice_factory, fast=True))
     assert "fork-choice-kept-one" in outcome.failed_checks()
+
+
+def test_the_picture_marks_both_conflicting_blocks_at_the_heal() -> None:
+    outcome = multimaster.run(TourContext(seed=1, core_factory=node_core_factory, fast=True))
+    (tree,) = outcome.pictures
+    assert tree.name == "heal-tree.svg"
+    assert f"tx {outcome.figures['winner'][:12]} " in tree.text and f"tx {outcome.figures['loser'][:12]} " in tree.text
+    assert tree.text.count('stroke="#b53f3f" stroke-width="2"') == 2
+    assert " kept</text>" in tree.text and " lost</text>" in tree.text

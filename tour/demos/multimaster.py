@@ -21,8 +21,9 @@ from testnet.checks import CheckResult
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory, CoreSpec, SimCore
 from testnet.sim.simulator import Simulator
-from tour.model import Outcome, TourContext
+from tour.model import Outcome, Picture, TourContext
 from tour.simtools import ScriptedNemesis
+from tour.svg import block_tree
 
 NODES = 5
 SIDES = ((0, 1), (2, 3, 4))
@@ -30,6 +31,7 @@ WRITERS = (0, 2)  # the node each side's client writes to
 CUT_AT_S = 10.0
 CUT_S = 20.0
 WRITE_AT_S = 12.0
+TREE_DEPTH = 12  # heights drawn below the lower side's tip at the heal: the fork point and a few blocks before it
 K = 12  # above the blocks either side can mine in the partition, so no final block is reverted at the heal
 
 
@@ -61,6 +63,8 @@ class Writer:
     refused: list[str | None] = field(default_factory=list)
     at_heal: list[set[bytes]] = field(default_factory=list)
     work_at_heal: list[int] = field(default_factory=list)
+    trees_at_heal: list[list[tuple[str, int, str, bool]]] = field(default_factory=list)  # per side: block_tree rows
+    tx_blocks: list[str | None] = field(default_factory=list)  # per side: the block holding its transfer
 
     def observe(self, t: float, simulator: Simulator) -> None:
         """The simulator's observer hook (each virtual second)."""
@@ -79,6 +83,20 @@ class Writer:
             self.at_heal = [set(best_chain_txs(n.core.tree)) if n.core is not None else set() for n in simulator.nodes]
             self.work_at_heal = [n.core.tree.tip.cumulative_work if n.core is not None else 0
                                  for n in simulator.nodes]
+            self._snapshot_trees(simulator)
+
+    def _snapshot_trees(self, simulator: Simulator) -> None:
+        """Each writer's block tree at the heal (the recent heights), and the block its side put its transfer in."""
+        trees = [core.tree for core in (simulator.nodes[w].core for w in WRITERS) if core is not None]
+        if len(trees) != len(WRITERS) or len(self.txs) != len(WRITERS):
+            return
+        low = max(0, min(tree.height for tree in trees) - TREE_DEPTH)
+        for tree, tx in zip(trees, self.txs, strict=True):
+            self.trees_at_heal.append([(m.hash.hex(), m.height, m.header.parent.hex(), tree.is_on_best_chain(m.hash))
+                                       for m in tree.known_blocks() if m.height >= low])
+            height = best_chain_txs(tree).get(tx.hash)
+            block_hash = tree.hash_at(height) if height is not None else None
+            self.tx_blocks.append(block_hash.hex() if block_hash is not None else None)
 
 
 def run(context: TourContext) -> Outcome:
@@ -141,4 +159,29 @@ def _judge(context: TourContext, simulator: Simulator, sim_ok: bool, sim_failed:
                "accepted": accepted,
                "winner": hashes[winners[0]].hex() if len(winners) == 1 else None,
                "loser": hashes[losers[0]].hex() if len(losers) == 1 else None}
-    return Outcome(concept="multi-master", seed=context.seed, lines=tuple(lines), checks=checks, figures=figures)
+    pictures = (_tree_picture(writer, hashes, winners[0] if resolved else None),) if writer.trees_at_heal else ()
+    return Outcome(concept="multi-master", seed=context.seed, lines=tuple(lines), checks=checks, figures=figures,
+                   pictures=pictures)
+
+
+def _tree_picture(writer: Writer, hashes: list[bytes], winner: int | None) -> Picture:
+    """The two writers' block trees at the heal, merged: the winning side's chain as the best row (side 0's when
+    the conflict was not resolved), the blocks holding the two conflicting transfers outlined and labelled."""
+    best_side = 0 if winner is None else winner
+    rows: dict[str, tuple[str, int, str, bool]] = {}
+    for side, tree_rows in enumerate(writer.trees_at_heal):
+        for block_hash, height, parent, best in tree_rows:
+            on_best = best and side == best_side
+            if block_hash not in rows or on_best:
+                rows[block_hash] = (block_hash, height, parent, on_best)
+    marked: dict[str, str] = {}
+    for side, tx_block in enumerate(writer.tx_blocks):
+        if tx_block is not None:
+            fate = "" if winner is None else " kept" if side == winner else " lost"
+            marked[tx_block] = f"tx {hashes[side].hex()[:12]} (side {list(SIDES[side])}){fate}"
+    title = "the two sides' chains at the heal, merged (node0's and node2's block trees)"
+    text = block_tree(title, list(rows.values()), final_height=-1, marked=marked,
+                      note="red: the conflicting transfers' blocks")
+    return Picture(name="heal-tree.svg", text=text,
+                   caption="the fork the partition made, at the heal: the branch fork choice kept in blue, the other "
+                   "side's branch in grey; each conflicting transfer's block outlined in red with its transfer id")
