@@ -3,6 +3,8 @@ chain, and `f-byzantine-tolerated` fails."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cli.sim import node_core_factory
@@ -16,6 +18,12 @@ CONTEXT = TourContext(seed=1, core_factory=node_core_factory, fast=True)
 def test_f_twins_are_tolerated_and_f_plus_1_break_safety() -> None:
     outcome = pbft.run(CONTEXT)
     assert outcome.ok, outcome.checks
+    (chart,) = outcome.pictures  # the picture: one twin refuses no fork and fails no check, two twins do both
+    assert chart.name == "twins.svg"
+    texts = re.findall(r">([^<]*)</text>", chart.text)
+    bars = {label: float(value) for value, label in zip(texts[2::2], texts[3::2], strict=False)}
+    assert bars["f forks"] == bars["f failed"] == 0
+    assert bars["f+1 forks"] > 0 and bars["f+1 failed"] > 0
 
 
 def test_a_weak_quorum_fails_the_f_check(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from testnet.checks import CheckResult
 from testnet.sim.config import SimConfig
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, TourContext
+from tour.model import Outcome, Picture, TourContext
+from tour.svg import bar_chart
 
 
 def _config(context: TourContext, twins: int) -> SimConfig:
@@ -47,4 +48,25 @@ def run(context: TourContext) -> Outcome:
             "with f + 1 = 2 twins no conflict was finalised: the bound is not shown")),
     )
     return Outcome(concept="pbft", seed=context.seed, lines=tuple(lines), checks=checks,
-                   figures={"f_run": tolerated.to_json()["checks"], "f_plus_1_run": broken.to_json()["checks"]})
+                   figures={"f_run": tolerated.to_json()["checks"], "f_plus_1_run": broken.to_json()["checks"]},
+                   pictures=(_picture(tolerated, broken),))
+
+
+def _bars(run: str, result: SimResult) -> list[tuple[str, float]]:
+    """A run's bars: each judged node's final height, the blocks its honest nodes refused as forks below their
+    final height, and the simulator checks that failed."""
+    heights = result.stats["final_heights"]
+    rejected = result.stats["rejected"]
+    assert isinstance(heights, dict) and isinstance(rejected, dict)
+    return [*((f"{run} {node}", float(height)) for node, height in sorted(heights.items())),
+            (f"{run} forks", float(rejected.get("fork-below-final", 0))),
+            (f"{run} failed", float(len(result.failed_checks())))]
+
+
+def _picture(tolerated: SimResult, broken: SimResult) -> Picture:
+    left, right = _bars("f", tolerated), _bars("f+1", broken)
+    text = bar_chart("PBFT, 4 validators: f = 1 twin (left) against f + 1 = 2 twins (right)", [*left, *right],
+                     y_label="final height / blocks / checks", marker=(len(left), "f + 1 = 2 twins"))
+    return Picture(name="twins.svg", text=text, caption="per run, each judged node's final height, the blocks "
+                   "refused as forks below the final height ('forks') and the failed simulator checks ('failed'): "
+                   "zero of both with one twin, conflicting final chains and failed checks with two")
