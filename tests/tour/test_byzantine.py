@@ -4,6 +4,8 @@ stale view change's, which only sees that a view change happened (docs/THEORY.md
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cli.sim import node_core_factory
@@ -18,6 +20,18 @@ def test_each_behaviour_shows_and_safety_holds() -> None:
     outcome = byzantine.run(CONTEXT)
     assert outcome.ok, [c for c in outcome.checks if not c.ok]
     assert len(outcome.checks) == 2 * len(byzantine.CASES)
+    charts = {picture.name: _bars(picture.text) for picture in outcome.pictures}
+    assert list(charts) == [f"{case.behaviour}.svg" for case in byzantine.CASES]
+    assert charts["withhold-commits.svg"]["node1 commits"] == 0 < charts["withhold-commits.svg"]["node2 commits"]
+    assert charts["bad-signatures.svg"]["rejected"] > 0 and charts["bad-signatures.svg"]["punished"] > 0
+    assert charts["silent.svg"]["node0 sent"] < charts["silent.svg"]["node1 sent"]
+    assert charts["equivocate.svg"]["view"] > 0
+
+
+def _bars(svg: str) -> dict[str, float]:
+    """A tour/svg.py bar chart's bars: label -> value (the texts after the title and axis label alternate)."""
+    texts = re.findall(r">([^<]*)</text>", svg)[2:]
+    return {label: float(value) for value, label in zip(texts[0::2], texts[1::2], strict=False)}
 
 
 def test_with_the_lies_switched_off_the_in_effect_checks_fail(monkeypatch: pytest.MonkeyPatch) -> None:

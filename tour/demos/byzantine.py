@@ -29,11 +29,14 @@ from testnet.sim.causal import CausalTracer
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory, CoreSpec, OutputView, SimCore
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, TourContext
+from tour.model import Outcome, Picture, TourContext
 from tour.simtools import ChainEvents, ScriptedNemesis, TappedCore
+from tour.svg import bar_chart
 
 NODES = 4
 COMMIT_KIND = "pbft/commit"
+FOCUS = {"withhold-commits": (COMMIT_KIND, "commits"), "stale-view-change": ("pbft/view-change", "view-chgs")}
+""" The messages a behaviour's picture counts per node, and their short name (the others: every engine message)."""
 
 
 @dataclass(slots=True)
@@ -189,16 +192,33 @@ def run(context: TourContext, *, cases: tuple[Case, ...] = CASES) -> Outcome:
              "liveness phase"]
     checks: list[CheckResult] = []
     figures: dict[str, object] = {}
+    pictures: list[Picture] = []
     for case in cases:
         case_run = run_case(context, case)
         in_effect, safe = case_checks(case_run)
         lines.append(f"{case.group}: {case_run.liar} {case.behaviour}: {in_effect.detail}; "
                      + ("safety and liveness held" if safe.ok else "FAILED: " + safe.detail))
         checks.extend((in_effect, safe))
+        pictures.append(case_picture(case_run))
         figures[case.behaviour] = {"node": case.node, "group": case.group, "rejected": case_run.rejected,
                                    "punished": case_run.punished_liar,
                                    "views": case_run.wire.view_changes(case_run.honest),
                                    "final_heights": case_run.result.stats["final_heights"],
                                    "replay": case_run.result.config.command()}
     return Outcome(concept="byzantine-failure", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
-                   figures=figures)
+                   figures=figures, pictures=tuple(pictures))
+
+
+def case_picture(run: CaseRun) -> Picture:
+    """One behaviour's bars: the messages each node sent (the liar first; of the kind the lie is about), the
+    highest view the honest nodes installed, the messages they rejected and the times they punished the liar."""
+    kind, what = FOCUS.get(run.case.behaviour, (None, "sent"))
+    nodes = [run.liar, *run.honest]
+    bars = [(f"{node} {what}", float(run.wire.sent_by(node, kind))) for node in nodes]
+    bars += [("view", float(run.wire.view_changes(run.honest))), ("rejected", float(sum(run.rejected.values()))),
+             ("punished", float(run.punished_liar))]
+    title = f"{run.case.group}: {run.liar} {run.case.behaviour} (left of the line: the liar)"
+    return Picture(name=f"{run.case.behaviour}.svg", text=bar_chart(title, bars, marker=(1, "honest")),
+                   caption=f"{run.liar} {run.case.behaviour}: the {'engine messages' if kind is None else what} each "
+                   "node sent, the liar first, then the highest view the honest nodes installed, the messages they "
+                   "rejected and the times they punished the liar")
