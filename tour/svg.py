@@ -129,3 +129,24 @@ def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, fina
     body.append(f'<text x="{MARGIN}" y="{height_px - 8}">heights {low}..{high}; blue: best chain, grey: stale '
                 f'blocks. {escape(note)}</text>')
     return _frame(title, max(width, WIDTH), height_px, body)
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, note: str = "",
+          shaded: Mapping[str, str] | None = None) -> str:
+    """A table of short texts: `header` above, one line per row; a cell whose text is a key of `shaded` gets that
+    fill (the caller colours equal values alike), every other cell stays white."""
+    col_w, row_h, left = 120, 20, MARGIN
+    fills = shaded or {}
+    body = []
+    for c, text in enumerate(header):
+        body.append(f'<text x="{left + c * col_w + 4}" y="{MARGIN + 10}" font-weight="bold">{escape(text)}</text>')
+    for r, row in enumerate(rows):
+        y = MARGIN + 16 + r * row_h
+        for c, text in enumerate(row):
+            x = left + c * col_w
+            body.append(f'<rect x="{x}" y="{y}" width="{col_w - 2}" height="{row_h - 2}" '
+                        f'fill="{fills.get(text, "white")}" stroke="#ccc"/><text x="{x + 4}" y="{y + 13}" '
+                        f'font-family="monospace">{escape(text)}</text>')
+    height = MARGIN + 16 + len(rows) * row_h + 30
+    body.append(f'<text x="{left}" y="{height - 10}">{escape(note)}</text>')
+    return _frame(title, max(WIDTH, left * 2 + len(header) * col_w), height, body)

@@ -19,7 +19,8 @@ from chain.errors import RejectError
 from chain.state import State, apply_block
 from chain.tx import Transaction, make_transfer
 from testnet.checks import CheckResult
-from tour.model import Outcome, TourContext
+from tour.model import Outcome, Picture, TourContext
+from tour.svg import COLOURS, table
 
 CHAIN_ID = "chainlab-tour"
 REPLICAS = 3
@@ -66,8 +67,10 @@ def draw_log(rng: Random, keys: Sequence[PrivateKey]) -> list[Transaction]:
     return log
 
 
-def apply_log(state: State, txs: Sequence[Transaction], proposer: bytes) -> tuple[State, list[str]]:
-    """`txs` applied one block each; returns the state and, per refused transaction, `index: code`."""
+def apply_log(state: State, txs: Sequence[Transaction], proposer: bytes,
+              steps: list[str] | None = None) -> tuple[State, list[str]]:
+    """`txs` applied one block each; returns the state and, per refused transaction, `index: code`. `steps`, when
+    given, gets one entry per transaction: the state commitment's first 8 hex digits after it, or the refusal."""
     refused = []
     parent = None
     for height, tx in enumerate(txs, start=1):
@@ -77,8 +80,12 @@ def apply_log(state: State, txs: Sequence[Transaction], proposer: bytes) -> tupl
             state = apply_block(state, block).state
         except RejectError as error:
             refused.append(f"{tx.hash.hex()[:8]}: {error.code}")
+            if steps is not None:
+                steps.append(f"refused {error.code}")
             continue
         parent = block.header
+        if steps is not None:
+            steps.append(state.commitment.hex()[:8])
     return state, refused
 
 
@@ -94,8 +101,10 @@ def run(context: TourContext, *, order_of: OrderOf = agreed_order) -> Outcome:
     for i, tx in enumerate(log):
         lines.append(f"  {i}: {names[address_of(tx.sender)]} -> {names[tx.recipient]} {tx.amount} (nonce {tx.nonce})")
     commitments = []
+    columns: list[list[str]] = []
     for replica in range(REPLICAS):
-        state, refused = apply_log(genesis, order_of(replica, log, rng), proposer)
+        columns.append([])
+        state, refused = apply_log(genesis, order_of(replica, log, rng), proposer, columns[-1])
         commitments.append(state.commitment.hex())
         lines.append(f"replica {replica}: state commitment {state.commitment.hex()[:16]}"
                      + (f", refused {len(refused)}: {', '.join(refused)}" if refused else ""))
@@ -105,7 +114,8 @@ def run(context: TourContext, *, order_of: OrderOf = agreed_order) -> Outcome:
         f"{REPLICAS} replicas applied the log and hold {len(set(commitments))} different states: "
         + ", ".join(c[:16] for c in commitments)))
     in_order, _ = apply_log(genesis, log, proposer)
-    other, refused = apply_log(genesis, list(reversed(log)), proposer)
+    columns.append([])
+    other, refused = apply_log(genesis, list(reversed(log)), proposer, columns[-1])
     lines.append(f"the same transfers in reverse order: state commitment {other.commitment.hex()[:16]}, "
                  f"refused {len(refused)}: {', '.join(refused) or 'none'}")
     differs = other.commitment != in_order.commitment and bool(refused)
@@ -116,4 +126,20 @@ def run(context: TourContext, *, order_of: OrderOf = agreed_order) -> Outcome:
                "reverse_commitment": other.commitment.hex(), "reverse_refused": len(refused),
                "accounts": {name: address_to_text(address) for address, name in names.items()}}
     return Outcome(concept="state-machine-replication", seed=context.seed, lines=tuple(lines),
-                   checks=(same, different), figures=figures)
+                   checks=(same, different), figures=figures, pictures=(_picture(columns),))
+
+
+def _picture(columns: list[list[str]]) -> Picture:
+    """The state commitment after each step: one column per replica, then the reverse order; equal commitments
+    share a colour, refusals are left white."""
+    rows = [[str(step), *(column[step] if step < len(column) else "" for column in columns)]
+            for step in range(max(len(column) for column in columns))]
+    seen = dict.fromkeys(cell for row in rows for cell in row[1:] if cell and not cell.startswith("refused"))
+    shaded = {root: COLOURS[i % len(COLOURS)] + "40" for i, root in enumerate(seen)}
+    header = ["step", *(f"replica {r}" for r in range(len(columns) - 1)), "reverse order"]
+    text = table("State commitment after each step of the log", header, rows, shaded=shaded,
+                 note="step i: after log transfer i (reverse order: the i-th applied); equal commitments share a "
+                 "colour")
+    return Picture(name="state-roots.svg", text=text, caption="the state commitment after each step: the replicas' "
+                   "columns are identical row by row; the reverse-order column refuses most transfers and ends "
+                   "elsewhere")
