@@ -150,3 +150,38 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, n
     height = MARGIN + 16 + len(rows) * row_h + 30
     body.append(f'<text x="{left}" y="{height - 10}">{escape(note)}</text>')
     return _frame(title, max(WIDTH, left * 2 + len(header) * col_w), height, body)
+
+
+def lanes(title: str, spans: Mapping[str, Sequence[tuple[float, float]]], *,
+          marks: Sequence[tuple[str, float, str, bool]] = (), x_label: str = "block height", note: str = "") -> str:
+    """One lane per name, each (start, end) span a bar along the x axis; each mark (lane, x, label, bad) a dot on
+    its lane (green, or a red cross with its label when `bad`)."""
+    names = list(dict.fromkeys([*spans, *(lane for lane, _, _, _ in marks)]))
+    xs = [x for bars in spans.values() for span in bars for x in span] + [x for _, x, _, _ in marks]
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    left, lane_h = 120, 30
+    plot_w = WIDTH - left - MARGIN
+
+    def px(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1.0) * plot_w
+
+    body = []
+    for row, name in enumerate(names):
+        y = MARGIN + row * lane_h
+        body.append(f'<text x="8" y="{y + 18}">{escape(name)}</text>')
+        for start, end in spans.get(name, ()):
+            body.append(f'<rect x="{px(start):.1f}" y="{y + 6}" width="{max(2.0, px(end) - px(start)):.1f}" '
+                        f'height="{lane_h - 12}" fill="{COLOURS[row % len(COLOURS)]}" opacity="0.6"/>')
+    for lane, x, label, bad in marks:
+        mid = MARGIN + names.index(lane) * lane_h + lane_h / 2
+        if bad:
+            body.append(f'<path d="M{px(x) - 5:.1f},{mid - 5:.1f} l10,10 m0,-10 l-10,10" stroke="#b53f3f" '
+                        f'stroke-width="2.5"/><text x="{px(x) + 6:.1f}" y="{mid - 6:.1f}" fill="#b53f3f">'
+                        f'{escape(label)}</text>')
+        else:
+            body.append(f'<circle cx="{px(x):.1f}" cy="{mid:.1f}" r="2.5" fill="#1d6b33"><title>{escape(label)}'
+                        f'</title></circle>')
+    bottom = MARGIN + len(names) * lane_h
+    body.append(f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="black"/>'
+                f'<text x="{left}" y="{bottom + 16}">{escape(x_label)} {x0:g}..{x1:g}. {escape(note)}</text>')
+    return _frame(title, WIDTH, bottom + 30, body)

@@ -97,6 +97,9 @@ class LockClients:
         self.finality_blocks = finality_blocks  # 0 where a block is final at commit
         self.resend_after_s = resend_after_s
         self.sessions = [LockSession(account=i) for i in range(len(self.keys))]
+        # Each late write's fate, for pictures: (sender, lock, token, height: the block it went in, or the block
+        # it was refused for at admission, the outcome code).
+        self.late_writes: list[tuple[bytes, str, int, int, str]] = []
         self.stats: dict[str, int] = {"lock_ops_sent": 0, "lock_ops_resent": 0, "lock_ops_given_up": 0,
                                       "lock_refused_at_admission": 0, "lock_pauses": 0, "lock_late_writes": 0,
                                       "lock_late_writes_refused": 0, "lock_late_writes_in_lease": 0}
@@ -171,7 +174,7 @@ class LockClients:
             session.open = OpenOp(tx=tx, op=op, sent_s=t, late=late)
             return
         self.stats["lock_refused_at_admission"] += 1
-        self._outcome(session, op, code, height=0, index=0, late=late)
+        self._outcome(session, op, code, height=core.tree.height + 1, index=0, late=late)
 
     def _wait(self, session: LockSession, rng: Random, running: Sequence[SimNode], t: float, trace: Trace) -> None:
         pending = session.open
@@ -219,6 +222,8 @@ class LockClients:
             # Accepted only while the lease still held: the pause is in time, the lease in blocks, and under faults
             # the chain can be slower than one block an interval (the locks check verifies it held).
             self.stats["lock_late_writes_in_lease" if code == "ok" else "lock_late_writes_refused"] += 1
+            if isinstance(op, KvPut):
+                self.late_writes.append((self.keys[session.account].address, op.lock, op.token, height, code))
             return
         if isinstance(op, LockAcquire):
             if code == "ok":

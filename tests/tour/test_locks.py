@@ -19,6 +19,12 @@ def test_a_paused_holders_late_write_is_refused() -> None:
     outcome = locks.run(CONTEXT)
     assert outcome.ok, outcome.checks
     assert all(outcome.figures[engine]["lock_late_writes_refused"] >= 1 for engine in ("raft", "pbft"))
+    pictures = {picture.name: picture.text for picture in outcome.pictures}
+    assert set(pictures) == {"raft-lock0.svg", "pbft-lock0.svg"}
+    for engine in ("raft", "pbft"):  # every refused late write is a red cross on its writer's lane
+        refused = outcome.figures[engine]["lock_late_writes_refused"]
+        assert pictures[f"{engine}-lock0.svg"].count(">late write stale-fencing-token (token ") == refused
+        assert "<rect" in pictures[f"{engine}-lock0.svg"].split("</text>", 2)[2]  # the leases' bars
 
 
 def test_a_seed_without_a_pause_moves_to_the_next() -> None:

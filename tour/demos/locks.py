@@ -16,10 +16,14 @@ the lines say so.
 
 from __future__ import annotations
 
+from chain.crypto import address_to_text
 from testnet.checks import CheckResult
+from testnet.lockcheck import LockOp, lock_ops_of_blocks
 from testnet.sim.config import SimConfig
+from testnet.sim.lockclients import final_blocks
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, TourContext
+from tour.model import Outcome, Picture, TourContext
+from tour.svg import lanes
 
 ENGINES = (("raft", 3), ("pbft", 4))
 ATTEMPTS = 3  # seeds tried (seed, seed + 1, ...) for a run in which a paused session wrote late
@@ -64,9 +68,11 @@ def run(context: TourContext) -> Outcome:
     lines = ["sessions take one lock through the chain, write under its fencing token, and pause past the lease"]
     checks: list[CheckResult] = []
     figures: dict[str, object] = {}
+    pictures: list[Picture] = []
     for consensus, nodes in ENGINES:
         for attempt in range(ATTEMPTS):
-            result = Simulator(_config(context, consensus, nodes, context.seed + attempt), context.core_factory).run()
+            simulator = Simulator(_config(context, consensus, nodes, context.seed + attempt), context.core_factory)
+            result = simulator.run()
             if _count(result, "lock_late_writes") or not result.ok:
                 break
             lines.append(f"{consensus}: seed {context.seed + attempt}: no session paused past its lease and wrote; "
@@ -75,5 +81,64 @@ def run(context: TourContext) -> Outcome:
         lines += engine_lines
         checks += engine_checks
         figures[consensus] = {name: value for name, value in result.stats.items() if name.startswith("lock_")}
+        tree = next((node.core.tree for node in simulator.nodes if node.core is not None), None)
+        if tree is not None:
+            ops = lock_ops_of_blocks(final_blocks(tree), tree.store.tx_outcome)
+            late = simulator.lock_clients.late_writes if simulator.lock_clients is not None else []
+            pictures += [_picture(consensus, lock, ops, late) for lock in sorted({op.lock for op in ops})]
     return Outcome(concept="distributed-lock", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
-                   figures=figures)
+                   figures=figures, pictures=tuple(pictures))
+
+
+Spans = dict[str, list[tuple[float, float]]]
+Marks = list[tuple[str, float, str, bool]]
+
+
+def _token(token: int) -> str:
+    """A fencing token as grant height.index (chain/locks.py's layout)."""
+    return f"{token >> 32}.{token & 0xFFFFFFFF}"
+
+
+def holders(ops: list[LockOp], lock: str, late: list[tuple[bytes, str, int, int, str]]) -> tuple[Spans, Marks]:
+    """One lock's history from a final chain's operations: per holder (address text, shortened) the heights its
+    leases held (grant to expiry or release, by docs/LOCKS.md's rules), and every write as a mark (refused ones
+    bad, labelled with the refusal); `late` adds the paused sessions' late writes refused before any block
+    (LockClients.late_writes: at admission, at the height they were sent for)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    marks: list[tuple[str, float, str, bool]] = []
+    current: tuple[str, int, int] | None = None  # holder, start, end
+    for op in sorted((op for op in ops if op.lock == lock), key=lambda o: (o.height, o.index)):
+        name = address_to_text(op.sender)[:10]
+        if op.kind == "kv-put":
+            marks.append((name, float(op.height), f"{op.outcome} (token {_token(op.token)})" if op.outcome != "ok"
+                           else f"write {op.key} token {_token(op.token)}", op.outcome != "ok"))
+            continue
+        if op.outcome != "ok":
+            continue
+        if op.kind == "lock-acquire":
+            if current is not None:
+                spans.setdefault(current[0], []).append((current[1], min(current[2], op.height)))
+            current = (name, op.height, op.height + op.lease_blocks)
+        elif current is not None and op.kind == "lock-renew":
+            current = (current[0], current[1], op.height + op.lease_blocks)
+        elif current is not None:  # lock-release
+            spans.setdefault(current[0], []).append((current[1], op.height))
+            current = None
+    if current is not None:
+        spans.setdefault(current[0], []).append((current[1], current[2]))
+    in_blocks = {(op.sender, op.token, op.height) for op in ops if op.kind == "kv-put" and op.outcome != "ok"}
+    for sender, late_lock, token, height, code in late:
+        if late_lock == lock and code != "ok" and (sender, token, height) not in in_blocks:
+            marks.append((address_to_text(sender)[:10], float(height), f"late write {code} (token {_token(token)})",
+                          True))
+    return spans, marks
+
+
+def _picture(consensus: str, lock: str, ops: list[LockOp], late: list[tuple[bytes, str, int, int, str]]) -> Picture:
+    spans, marks = holders(ops, lock, late)
+    refused = sum(1 for *_, bad in marks if bad)
+    text = lanes(f"{consensus}: lock {lock!r}, its holders over the final chain's heights", spans, marks=marks,
+                 note=f"bars: leases; dots: accepted writes; red crosses: {refused} refused writes")
+    return Picture(name=f"{consensus}-{lock}.svg", text=text, caption=f"{consensus}, lock {lock}: one lane per "
+                   "client, a bar for each lease it held (never two at one height), its accepted writes as dots, "
+                   "the refused ones (a paused holder's old token) as red crosses with the refusal")
