@@ -99,8 +99,8 @@ def test_run_needs_exactly_one_of_name_and_all(args: tuple[str, ...]) -> None:
     assert_error(invoke("tour", "run", *args), 2, "give one concept NAME or --all")
 
 
-def test_run_prints_checks_and_verdict() -> None:
-    result = invoke("tour", "run", "state-machine-replication", "--seed", "3")
+def test_run_prints_checks_and_verdict(tmp_path: Path) -> None:
+    result = invoke("tour", "run", "state-machine-replication", "--seed", "3", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "ok   same-order-same-state" in result.stdout
     assert "verdict: ok" in result.stdout
