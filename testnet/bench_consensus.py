@@ -39,7 +39,7 @@ from chain.genesis import CHAIN_PARAMETERS, TOP_LEVEL
 from chain.tx import Transaction, make_transfer
 from consensus.registry import spec_named
 from node import eventloop
-from testnet.bench_http import HttpError, LeanClient
+from testnet.bench_http import HttpError, LeanClient, json_object
 from testnet.bench_loop import LoopResult, latency_summary, machine_info, processes_cpu_s, run_closed_loop
 from testnet.cluster import Cluster
 from testnet.local import LocalNode
@@ -300,7 +300,7 @@ class TransferLoad:
                 "POST", "/v1/transactions?wait=final", b'{"tx":"%s"}' % tx.encoded.hex().encode(),
                 timeout_s=COMMIT_TIMEOUT_S)
             status = reply.status
-            answer = _json_or_none(reply.body)
+            answer = json_object(reply.body)
             if 200 <= status < 300 and answer.get("status") == "final":
                 self.answered_final += 1
             else:
@@ -344,14 +344,6 @@ def _host_port(url: str) -> tuple[str | None, int | None]:
     return parts.hostname, parts.port
 
 
-def _json_or_none(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _error_code(answer: dict[str, Any], status: int) -> str | None:
     """None for an admission (202), else the reject code of the answer (http-NNN when it has none)."""
     if status == 202:
@@ -365,7 +357,7 @@ def _error_code(answer: dict[str, Any], status: int) -> str | None:
 async def _status(session: aiohttp.ClientSession, node: LocalNode) -> dict[str, Any] | None:
     try:
         async with session.get(node.rpc_url + "/v1/status", timeout=aiohttp.ClientTimeout(total=2)) as reply:
-            return _json_or_none(await reply.read()) if reply.status == 200 else None
+            return json_object(await reply.read()) if reply.status == 200 else None
     except (aiohttp.ClientError, TimeoutError):
         return None
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -101,6 +103,15 @@ class _Protocol(asyncio.Protocol):
             raise HttpError("a response without Content-Length or chunked encoding")
         del buffer[:consumed]
         return Answer(status=int(parts[1]), body=body)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """An answer body read as a JSON object; {} for anything else (not JSON, or not an object)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _dechunk(buffer: bytearray, start: int) -> tuple[bytes, int] | None:

@@ -37,7 +37,7 @@ from chain.tx import make_operation
 from node import eventloop
 from node.client import RpcClient
 from testnet.bench_consensus import BenchError, bench_genesis
-from testnet.bench_http import HttpError, LeanClient
+from testnet.bench_http import HttpError, LeanClient, json_object
 from testnet.bench_loop import latency_summary, machine_info, processes_cpu_s, run_closed_loop
 from testnet.cluster import Cluster
 from testnet.collect import CollectError, rpc_view
@@ -240,7 +240,7 @@ class LockLoad:
                 "GET", f"/v1/accounts/{address_to_text(client.key.address)}", timeout_s=COMMIT_TIMEOUT_S)
         except (TimeoutError, HttpError):
             return fallback
-        nonce = _json(reply.body).get("nonce")
+        nonce = json_object(reply.body).get("nonce")
         return nonce if reply.status == 200 and isinstance(nonce, int) else fallback
 
     async def _submit(self, client: _Client, op: Operation, nonce: int, connection: LeanClient) -> str | None:
@@ -255,7 +255,7 @@ class LockLoad:
             return "commit-timeout"
         except HttpError:
             return "unavailable"
-        answer = _json(reply.body)
+        answer = json_object(reply.body)
         if reply.status != 200 or answer.get("status") != "final":
             code = str((answer.get("error") or {}).get("code") or f"http-{reply.status}")
             if reply.status == 422:
@@ -287,14 +287,6 @@ class LockLoad:
         for client in self.clients:
             for connection in client.connections:
                 connection.close()
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def measure_locks(options: LockBenchOptions) -> dict[str, Any]:
