@@ -10,7 +10,7 @@ import click
 from chain.encoding import U64_MAX
 from chain.locks import MAX_VALUE_BYTES, token_position
 from cli.common import emit_json, fail
-from cli.lock import check_name, lock_client, lock_errors, wallet_options
+from cli.lock import READ_LEVELS, check_name, lock_client, lock_errors, wallet_options
 from cli.wallet import node_client, node_errors, node_option
 from node.lockclient import Lease
 
@@ -65,7 +65,7 @@ def put(key: str, value: str, lock_name: str, token: int, as_hex: bool, sender: 
 @command.command(name="get")
 @click.argument("key")
 @node_option
-@click.option("--at", "level", type=click.Choice(["final", "latest", "linearizable"]), default="final",
+@click.option("--at", "level", type=READ_LEVELS, default="final",
               show_default=True, help="Read level.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def get(key: str, node_url: str | None, level: str, as_json: bool) -> None:

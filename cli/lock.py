@@ -26,7 +26,7 @@ from node.client import RpcClient
 from node.lockclient import Lease, LockClient, LockRefused
 
 _LEASE = click.IntRange(1, MAX_LEASE_BLOCKS)
-_READ_LEVELS = click.Choice(["final", "latest", "linearizable"])
+READ_LEVELS = click.Choice(["final", "latest", "linearizable"])
 
 
 def check_name(name: str, what: str) -> str:
@@ -163,7 +163,7 @@ def release(name: str, sender: str, node_url: str | None, fee: int | None, passw
 @command.command(name="status")
 @click.argument("name")
 @node_option
-@click.option("--at", "level", type=_READ_LEVELS, default="final", show_default=True,
+@click.option("--at", "level", type=READ_LEVELS, default="final", show_default=True,
               help="Read level: final (a grant counts once final), latest (the tip), linearizable.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(name: str, node_url: str | None, level: str, as_json: bool) -> None:
