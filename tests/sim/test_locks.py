@@ -4,21 +4,17 @@ stale token fails the run with the violation named."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 from click.testing import CliRunner
 
 from chain import locks as chain_locks
-from chain.locks import KvPut, KvRecord, RecordReader, decode_lock_record, kv_key, lock_key
 from cli.main import main
 from testnet.sim import SimConfig, Simulator
 from testnet.sim.config import ConfigError
 from testnet.sim.simulator import SimResult
 from testnet.sim.swarm import LOCK_SPACE, swarm_configs
+from tests.lockplant import accept_stale
 from tests.sim.helpers import node_core_factory
-
-honest_kv_put = chain_locks._apply_kv_put
 
 
 def _config(**overrides: object) -> SimConfig:
@@ -53,14 +49,6 @@ def test_a_lock_run_replays_exactly() -> None:
     assert "--workload lock --locks 1" in config.command()
 
 
-def _planted_accept_stale(read: RecordReader, op: KvPut, sender: bytes, height: int,
-                          ) -> tuple[str, Mapping[bytes, bytes], int, int]:
-    """The planted bug: the register takes any token a grant of the lock ever issued, not only the newest."""
-    raw = read(lock_key(op.lock))
-    if raw is not None and op.token < decode_lock_record(raw).token:
-        written = KvRecord(value=op.value, lock=op.lock, token=op.token, height=height)
-        return "ok", {kv_key(op.key): written.encode()}, op.token, 0
-    return honest_kv_put(read, op, sender, height)
 
 
 @pytest.mark.parametrize("consensus, nodes", [("raft", 3), ("pbft", 4)])
@@ -68,7 +56,7 @@ def test_a_register_that_accepts_a_stale_token_fails_the_run(consensus: str, nod
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     config = _config(consensus=consensus, nodes=nodes)
     assert Simulator(config, node_core_factory).run().ok  # the honest rule passes this very run
-    monkeypatch.setattr(chain_locks, "_apply_kv_put", _planted_accept_stale)
+    monkeypatch.setattr(chain_locks, "_apply_kv_put", accept_stale)
     result = Simulator(config, node_core_factory).run()
     assert not result.ok and result.failed_checks() == ["locks"]
     ok, detail = _locks_check(result)

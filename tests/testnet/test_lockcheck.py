@@ -4,7 +4,6 @@ shown to fail on a hand-made bad history."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -15,16 +14,12 @@ from chain.crypto import address_to_text
 from chain.genesis import parse_genesis
 from chain.locks import (
     KvPut,
-    KvRecord,
     LockAcquire,
     LockRelease,
     LockRenew,
     Operation,
-    RecordReader,
     decode_lock_record,
     fencing_token,
-    kv_key,
-    lock_key,
 )
 from node.client import RpcClient
 from node.lockclient import LockClient, LockRefused
@@ -33,10 +28,10 @@ from testnet.lockcheck import LockOp, check_lock_history, check_locks, lock_op_o
 from tests.chain.test_locks import Chain
 from tests.cli.test_lock_cli import node_url
 from tests.conftest import key
+from tests.lockplant import accept_stale
 from tests.node.test_reads import scripted_engine
 
 __all__ = ["node_url", "scripted_engine"]  # fixtures: a real in-process node, and the engine it runs
-honest_kv_put = chain_locks._apply_kv_put
 
 A, B = key(0).address, key(1).address
 
@@ -133,14 +128,6 @@ def _until_height(client: RpcClient, height: int) -> None:
         time.sleep(0.02)
 
 
-def _planted_accept_stale(read: RecordReader, op: KvPut, sender: bytes, height: int,
-                          ) -> tuple[str, Mapping[bytes, bytes], int, int]:
-    """The planted bug: the register takes any token a grant of the lock ever issued, not only the newest."""
-    raw = read(lock_key(op.lock))
-    if raw is not None and op.token < decode_lock_record(raw).token:
-        written = KvRecord(value=op.value, lock=op.lock, token=op.token, height=height)
-        return "ok", {kv_key(op.key): written.encode()}, op.token, 0
-    return honest_kv_put(read, op, sender, height)
 
 
 def test_the_locks_check_reads_operations_over_rpc_and_fails_on_a_planted_stale_write(
@@ -162,7 +149,7 @@ def test_the_locks_check_reads_operations_over_rpc_and_fails_on_a_planted_stale_
     assert ok and detail == ("node0: 3 operations on 1 locks (2 grants, 1 fenced writes accepted, 0 refused), "
                              "no violation")
 
-    monkeypatch.setattr(chain_locks, "_apply_kv_put", _planted_accept_stale)
+    monkeypatch.setattr(chain_locks, "_apply_kv_put", accept_stale)
     height = alice.put("cfg", b"late", old)  # the planted rule lets the paused client's write in
     assert rpc.kv("cfg")["token"] == old.token and new.token > old.token
     _until_height(rpc, height)

@@ -8,7 +8,7 @@ import pytest
 
 from chain import locks as chain_locks
 from cli.sim import node_core_factory
-from tests.sim.test_locks import _planted_accept_stale
+from tests.lockplant import accept_stale
 from tour.demos import locks
 from tour.model import TourContext
 
@@ -34,7 +34,7 @@ def test_a_seed_without_a_pause_moves_to_the_next() -> None:
 
 
 def test_a_register_that_accepts_a_stale_token_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chain_locks, "_apply_kv_put", _planted_accept_stale)
+    monkeypatch.setattr(chain_locks, "_apply_kv_put", accept_stale)
     outcome = locks.run(CONTEXT)
     failed = outcome.failed_checks()
     assert {"raft-stale-write-refused", "raft-fenced-register-safe"} <= set(failed), failed
