@@ -38,16 +38,10 @@ def _client(record: NodeRecord) -> RpcClient:
     return RpcClient(record.rpc_url, timeout_s=RPC_TIMEOUT_S)
 
 
-def _height(record: NodeRecord) -> int | None:
+def _height(record: NodeRecord, field: str = "height") -> int | None:
+    """The node's `height` (or `final_height`) from its status; None when it does not answer."""
     try:
-        return int(_client(record).status()["height"])
-    except (RpcError, RpcUnavailable):
-        return None
-
-
-def _final_height(record: NodeRecord) -> int | None:
-    try:
-        return int(_client(record).status()["final_height"])
+        return int(_client(record).status()[field])
     except (RpcError, RpcUnavailable, KeyError, TypeError, ValueError):
         return None
 
@@ -164,7 +158,7 @@ def _observe(testnet: Testnet, fast: bool, progress: Progress, started: float, o
     while time.monotonic() < bound:
         time.sleep(0.5)
         _sample(testnet, started, observed["samples"])
-        finals = [_final_height(record) for record in testnet.nodes]
+        finals = [_height(record, "final_height") for record in testnet.nodes]
         if time.monotonic() >= floor and all(f is not None and f > stopped_at for f in finals):
             break
     observed["nodes"] = _final_view(testnet)
