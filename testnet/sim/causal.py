@@ -110,13 +110,8 @@ class CausalTracer:
         if what == "block-final" and isinstance(height, int):
             self.finals.setdefault((node, height), f"{node}:{seq}")
 
-    def network(self, action: str, t: float, *, blocked: Mapping[str, list[str]], down: list[str],
-                nodes: list[str] | None = None, detail: Mapping[str, Any] | None = None) -> None:
-        """The network after a nemesis action, as a testnet's events.jsonl record."""
+    def network(self, record: Mapping[str, Any]) -> None:
+        """The network after a nemesis action, as a testnet's events.jsonl record (the simulator builds it)."""
         if self._faults_out is None:
             return
-        record: dict[str, Any] = {"time_ns": round(t * 1e9), "action": action, "nodes": nodes or [],
-                                  "network": {"blocked": dict(blocked), "down": down, "paused": []}}
-        if detail:
-            record["detail"] = dict(detail)
         self._faults_out.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")

@@ -114,6 +114,7 @@ class SimResult:
     first_violation_t: float | None = None  # its virtual time
     violation_events: tuple[str, ...] = ()  # with --trace: the ids of the trace events of the first violation
     scale: Mapping[str, object] | None = None  # overlay, propagation, stale rate, split (docs/SCALE.md)
+    events: tuple[Mapping[str, Any], ...] = ()  # the nemesis actions as events.jsonl records (time_ns virtual)
 
     def failed_checks(self) -> list[str]:
         """Names of the checks that failed."""
@@ -154,6 +155,7 @@ class Simulator:
         self.rng = Random(config.seed)
         self.queue: EventQueue[Event] = EventQueue()
         self.trace = Trace()
+        self.events: list[dict[str, Any]] = []  # the nemesis actions, as events.jsonl records (_network_event)
         self.verified_signatures = VerifiedSignatures()
         self.t = 0.0
         self.phase = "safety"
@@ -604,9 +606,8 @@ class Simulator:
             self.topology = action.topology
             self._partitioned = True
             self.trace.record(self.t, "nemesis", "partition", sha256(action.topology.describe().encode()))
-            if self.tracer is not None:
-                groups = [[self.nodes[i].name for i in g] for g in action.topology.components()]
-                self._trace_network("partition", {"shape": action.topology.describe(), "groups": groups})
+            groups = [[self.nodes[i].name for i in g] for g in action.topology.components()]
+            self._network_event("partition", {"shape": action.topology.describe(), "groups": groups})
             self._reconcile_links()
             self.queue.push(self.t + action.duration_s, HealPartition(serial=self._partition_serial))
         self.queue.push(self.t + self.nemesis.next_delay(self.rng), event)
@@ -622,9 +623,8 @@ class Simulator:
         self._partitioned = True
         self.stats["partitions"] += 1
         self.trace.record(self.t, "nemesis", "partition", sha256(self.topology.describe().encode()))
-        if self.tracer is not None:
-            groups = [[self.nodes[i].name for i in side] for side in sides]
-            self._trace_network("partition", {"shape": self.topology.describe(), "groups": groups})
+        groups = [[self.nodes[i].name for i in side] for side in sides]
+        self._network_event("partition", {"shape": self.topology.describe(), "groups": groups})
 
     def _on_split_start(self, event: SplitStart) -> None:
         """The scripted split: side A with config.split_share of the hash power, side B the rest."""
@@ -635,9 +635,8 @@ class Simulator:
         self.topology = groups_topology("split", self.size, sides)
         self._partitioned = True
         self.trace.record(self.t, "nemesis", "partition", sha256(self.topology.describe().encode()))
-        if self.tracer is not None:
-            self._trace_network("partition", {"shape": "split",
-                                              "groups": [[self.nodes[i].name for i in side] for side in sides]})
+        self._network_event("partition", {"shape": "split",
+                                          "groups": [[self.nodes[i].name for i in side] for side in sides]})
         self._reconcile_links()
 
     def _on_split_end(self, event: SplitEnd) -> None:
@@ -664,7 +663,7 @@ class Simulator:
         self.topology = whole_network(self.size)
         self._partitioned = False
         self.trace.record(self.t, "nemesis", "heal", b"")
-        self._trace_network("heal")
+        self._network_event("heal")
         self._reconcile_links()
 
     def _crash(self, node: SimNode) -> None:
@@ -673,7 +672,7 @@ class Simulator:
         node.crash()
         if self.tracer is not None:
             self.tracer.internal(node.name, "crash", self.t, {})
-            self._trace_network("kill", nodes=[node.name])
+        self._network_event("kill", nodes=[node.name])
         self.clients.on_crash(node, self.t)
         for a, b in self.links.pairs_of(node.index):
             if self.links.state(a, b).up:
@@ -690,19 +689,26 @@ class Simulator:
         if self.tracer is not None:
             self.tracer.internal(node.name, "node-start", self.t, {})
         self._boot(node)
-        self._trace_network("start", nodes=[node.name])
+        self._network_event("start", nodes=[node.name])
         self._reconcile_links()
 
-    def _trace_network(self, action: str, detail: dict[str, object] | None = None, *,
+    def _network_event(self, action: str, detail: dict[str, object] | None = None, *,
                        nodes: list[str] | None = None) -> None:
-        """Tell the tracer who is cut off from whom and who is down, after a nemesis action."""
-        if self.tracer is None:
-            return
+        """Record a nemesis action with who is cut off from whom and who is down after it, as a testnet's
+        events.jsonl record: kept for the result (`SimResult.events`, drawn by the consistency report) and handed
+        to the tracer, which writes it beside the trace."""
         n = self.size
         blocked = {self.nodes[a].name: [self.nodes[b].name for b in range(n) if not self.topology.connected(a, b)]
                    for a in range(n)} if self._partitioned else {}
-        self.tracer.network(action, self.t, blocked={k: v for k, v in blocked.items() if v},
-                            down=[node.name for node in self.nodes if not node.alive], nodes=nodes, detail=detail)
+        record: dict[str, Any] = {"time_ns": round(self.t * 1e9), "action": action, "nodes": nodes or [],
+                                  "network": {"blocked": {k: v for k, v in blocked.items() if v},
+                                              "down": [node.name for node in self.nodes if not node.alive],
+                                              "paused": []}}
+        if detail:
+            record["detail"] = dict(detail)
+        self.events.append(record)
+        if self.tracer is not None:
+            self.tracer.network(record)
 
     def _on_submit(self, event: Submit) -> None:
         rng = self.rng
@@ -758,7 +764,7 @@ class Simulator:
         self.model = self.model.healed()
         self.topology = whole_network(self.size)
         self._partitioned = False
-        self._trace_network("heal", {"why": "the safety phase ended"})
+        self._network_event("heal", {"why": "the safety phase ended"})
         for node in self.nodes:
             if not node.alive:
                 self._restart(node)
@@ -838,7 +844,7 @@ class Simulator:
                          trace_events=self.trace.events, ok=ok, checks=tuple(checks), params=self._params(),
                          stats={**self._stats(trees), **lock_counts}, first_violation=self.first_violation,
                          first_violation_t=self.first_violation_t, violation_events=self.violation_events,
-                         history=tuple(self.clients.history), scale=self._scale(trees))
+                         history=tuple(self.clients.history), scale=self._scale(trees), events=tuple(self.events))
 
     @staticmethod
     def _ledger_check(trees: list[tuple[str, Any]]) -> CheckResult:

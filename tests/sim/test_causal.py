@@ -48,6 +48,7 @@ def test_a_traced_run_parses_and_is_the_same_run() -> None:
     assert kinds == {"send", "receive", "internal"}
     assert {"block-mined", "block-connected", "block", "engine"} <= whats
     assert {"partition", "heal"} <= {f["action"] for f in faults}
+    assert faults == [dict(record) for record in untraced.events]  # the untraced run keeps the same records
     partition = next(f for f in faults if f["action"] == "partition")
     blocked = partition["network"]["blocked"]
     assert blocked and all(isinstance(others, list) and others for others in blocked.values())

@@ -65,3 +65,7 @@ def test_the_pictures_are_the_consistency_reports() -> None:
     assert planted.name == "linearizability.html"
     assert "not-linearizable" in planted.text and "planted stale read" in planted.text
     assert len(re.findall(r'class="op [^"]*violation', planted.text)) == 1
+    # the run's nemesis is drawn on both pages: each partition a shaded band, each action a line on the time axis
+    partitions = len(re.findall(r'class="nemesis event action-partition"', report.text))
+    assert partitions > 0 and len(re.findall(r'class="nemesis band partition"', report.text)) == partitions
+    assert 'class="nemesis event action-kill"' in report.text and 'class="nemesis event action-kill"' in planted.text

@@ -14,7 +14,9 @@ reads pass the checker, and that the checker refuses the same history with one r
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from testnet.checks import CheckResult
 from testnet.consistency import Report, analyse, reads_of, writes_of
@@ -68,10 +70,11 @@ def levels(context: TourContext) -> Outcome:
     )
     figures = {"levels": {level: report.levels[level].to_json() for level in present}, "writes": report.writes}
     picture = Picture(name="consistency.html", text=render_consistency_report(
-        title=f"Consistency levels, Raft, seed {context.seed}", ops=result.history, report=report, events=(),
+        title=f"Consistency levels, Raft, seed {context.seed}", ops=result.history, report=report,
+        events=result.events,
         engine="raft"), caption="the consistency report of the run's history: one summary row per guarantee and "
         "read level (the weak levels' broken guarantees in red, the linearizable level's all green), one lane per "
-        "client session")
+        "client session, the nemesis's partitions shaded and its crashes and restarts marked on the time axis")
     return Outcome(concept="consistency-levels", seed=context.seed, lines=tuple(lines), checks=checks,
                    figures=figures, pictures=(picture,))
 
@@ -121,20 +124,22 @@ def linearizability(context: TourContext) -> Outcome:
         checks.append(CheckResult(name="stale-read-caught", ok=found.verdict == "not-linearizable", detail=(
             f"a read missing a transfer final before it (history index {index}) makes the history "
             f"{found.verdict}")))
-        pictures = (_planted_picture(context.seed, doctored, index, checks[0], found.verdict),)
+        pictures = (_planted_picture(context.seed, doctored, index, checks[0], found.verdict, result.events),)
     return Outcome(concept="linearizability", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
                    figures={"linearizable_reads": verdict.to_json()}, pictures=pictures)
 
 
-def _planted_picture(seed: int, doctored: list[Op], index: int, honest: CheckResult, planted: str) -> Picture:
-    """The doctored history's report: the run's operations, the planted stale read highlighted."""
+def _planted_picture(seed: int, doctored: list[Op], index: int, honest: CheckResult, planted: str,
+                     events: Sequence[Mapping[str, Any]]) -> Picture:
+    """The doctored history's report: the run's operations and nemesis actions, the planted stale read
+    highlighted."""
     operations = pair_operations(doctored, keep=lambda invoke, done: True)
     read = next(op for op in operations if op.ret == index)
     reason = (f"planted stale read: reports nonce {doctored[index].value['nonce']} though a transfer of that nonce "
               "was final before it began")
     text = render_history_report(
         title=f"Linearizability, Raft, seed {seed}: the history with one planted stale read", operations=operations,
-        highlighted={read.id: reason}, events=(),
+        highlighted={read.id: reason}, events=events,
         summary=[("linearizable-reads, the run's history", "linearizable" if honest.ok else "failed", honest.detail),
                  ("linearizable-reads, one read made stale", planted, reason)])
     return Picture(name="linearizability.html", text=text, caption="the report of the doctored history: the "
