@@ -69,6 +69,14 @@ def _chain_of(record: NodeRecord, up_to: int) -> list[dict[str, Any]]:
     return blocks
 
 
+def _final_miners(record: NodeRecord, final_height: int) -> set[str]:
+    """Who mined the blocks of the node's chain up to `final_height` (empty when it does not answer)."""
+    try:
+        return {block["proposer"] for block in _chain_of(record, final_height)}
+    except (RpcError, RpcUnavailable, KeyError, TypeError):
+        return set()
+
+
 def _final_view(testnet: Testnet) -> dict[str, Any]:
     """Every node's status and its best chain up to its final height."""
     nodes: dict[str, Any] = {}
@@ -153,13 +161,16 @@ def _observe(testnet: Testnet, fast: bool, progress: Progress, started: float, o
                         "behind": behind, "caught_up": catch_up_s is not None,
                         "catch_up_s": None if catch_up_s is None else round(catch_up_s, 2),
                         "bound_s": CATCH_UP_BOUND_S}
-    # At least SETTLE_S, and until a block mined while the late node was away is final on every node (bounded).
+    # At least SETTLE_S, and until a block mined while the late node was away is final on every node and the
+    # final chain holds blocks of two miners (bounded): with the late node down, two miners take turns at random,
+    # and the first few final blocks are one node's often enough to matter.
     floor, bound = time.monotonic() + SETTLE_S[fast], time.monotonic() + PHASE_BOUND_S
     while time.monotonic() < bound:
         time.sleep(0.5)
         _sample(testnet, started, observed["samples"])
         finals = [_height(record, "final_height") for record in testnet.nodes]
-        if time.monotonic() >= floor and all(f is not None and f > stopped_at for f in finals):
+        if time.monotonic() >= floor and all(f is not None and f > stopped_at for f in finals) \
+                and len(_final_miners(testnet.nodes[0], min(f for f in finals if f is not None))) >= 2:
             break
     observed["nodes"] = _final_view(testnet)
 

@@ -20,8 +20,8 @@ def test_f_twins_are_tolerated_and_f_plus_1_break_safety() -> None:
     assert outcome.ok, outcome.checks
     (chart,) = outcome.pictures  # the picture: one twin refuses no fork and fails no check, two twins do both
     assert chart.name == "twins.svg"
-    texts = re.findall(r">([^<]*)</text>", chart.text)
-    bars = {label: float(value) for value, label in zip(texts[2::2], texts[3::2], strict=False)}
+    bars = {label: float(value) for label, value in re.findall(r'data-label="([^"]*)" data-value="([^"]*)"',
+                                                               chart.text)}
     assert bars["f forks"] == bars["f failed"] == 0
     assert bars["f+1 forks"] > 0 and bars["f+1 failed"] > 0
 

@@ -30,7 +30,7 @@ from testnet.sim.network import LinkFaults
 from testnet.sim.simulator import SimResult, Simulator
 from tour.model import Outcome, Picture, TourContext
 from tour.simtools import ScriptedNemesis
-from tour.svg import bar_chart, lines_chart
+from tour.svg import bar_panels, lines_chart
 from tour.tracedrun import IDENT_HEX, TracedRun
 
 SAFETY_S = 20.0
@@ -163,7 +163,7 @@ def reliable_messaging(context: TourContext) -> Outcome:
              f"p = {MESSAGING_FAULTS.loss:g} and duplicated with p = {MESSAGING_FAULTS.duplicate:g}"]
     checks: list[CheckResult] = []
     figures: dict[str, object] = {}
-    bars: list[tuple[str, float]] = []
+    panels: list[tuple[str, list[tuple[str, float]]]] = []
     for engine in MESSAGING_ENGINES:
         result, traced, chains = traced_run(context, engine, 4, MESSAGING_FAULTS)
         d = delivery_of(traced, result, chains)
@@ -181,11 +181,11 @@ def reliable_messaging(context: TourContext) -> Outcome:
             "every simulator check held (one final chain, live after the heal)" if not sim_failed
             else "failed: " + ", ".join(sim_failed))))
         figures[engine] = {name: getattr(d, name) for name in Delivery.__slots__}
-        bars += [(f"{engine} lost", d.copies_lost), (f"{engine} resent", d.retransmissions),
-                 (f"{engine} dup dropped", d.duplicates_dropped)]
+        panels.append((engine, [("lost", float(d.copies_lost)), ("re-sent", float(d.retransmissions)),
+                                ("duplicates dropped", float(d.duplicates_dropped))]))
     picture = Picture(name="messages.svg", caption="block copies lost, retransmissions, duplicates dropped",
-                      text=bar_chart("Under loss and duplication: lost, re-sent, dropped as duplicates", bars,
-                                     y_label="messages"))
+                      text=bar_panels("Under loss and duplication: block copies lost, re-sent, dropped as "
+                                      "duplicates", panels, note="each engine on its own scale"))
     return Outcome(concept="reliable-messaging", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
                    figures=figures, pictures=(picture,))
 

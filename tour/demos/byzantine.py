@@ -31,7 +31,7 @@ from testnet.sim.core import CoreFactory, CoreSpec, OutputView, SimCore
 from testnet.sim.simulator import SimResult, Simulator
 from tour.model import Outcome, Picture, TourContext
 from tour.simtools import ChainEvents, ScriptedNemesis, TappedCore
-from tour.svg import bar_chart
+from tour.svg import bar_panels
 
 NODES = 4
 COMMIT_KIND = "pbft/commit"
@@ -210,15 +210,20 @@ def run(context: TourContext, *, cases: tuple[Case, ...] = CASES) -> Outcome:
 
 
 def case_picture(run: CaseRun) -> Picture:
-    """One behaviour's bars: the messages each node sent (the liar first; of the kind the lie is about), the
-    highest view the honest nodes installed, the messages they rejected and the times they punished the liar."""
+    """One behaviour's two panels: the messages each node sent (of the kind the lie is about), the liar's bar red;
+    and what the honest nodes did about it: the highest view they installed, the messages they rejected and the
+    times they punished the liar. Each panel on its own scale."""
     kind, what = FOCUS.get(run.case.behaviour, (None, "sent"))
     nodes = [run.liar, *run.honest]
-    bars = [(f"{node} {what}", float(run.wire.sent_by(node, kind))) for node in nodes]
-    bars += [("view", float(run.wire.view_changes(run.honest))), ("rejected", float(sum(run.rejected.values()))),
-             ("punished", float(run.punished_liar))]
-    title = f"{run.case.group}: {run.liar} {run.case.behaviour} (left of the line: the liar)"
-    return Picture(name=f"{run.case.behaviour}.svg", text=bar_chart(title, bars, marker=(1, "honest")),
-                   caption=f"{run.liar} {run.case.behaviour}: the {'engine messages' if kind is None else what} each "
-                   "node sent, the liar first, then the highest view the honest nodes installed, the messages they "
-                   "rejected and the times they punished the liar")
+    sent = [(f"{node} {what}", float(run.wire.sent_by(node, kind))) for node in nodes]
+    reaction = [("view", float(run.wire.view_changes(run.honest))), ("rejected", float(sum(run.rejected.values()))),
+                ("punished", float(run.punished_liar))]
+    messages = "engine messages" if kind is None else what
+    title = f"{run.case.group}: {run.liar} {run.case.behaviour}"
+    text = bar_panels(title, [(f"{messages} sent by each node", sent), ("what the honest nodes did", reaction)],
+                      highlight={f"{run.liar} {what}"}, note=f"red: the Byzantine validator {run.liar}; view: the "
+                      "highest view the honest nodes installed; each panel has its own scale")
+    return Picture(name=f"{run.case.behaviour}.svg", text=text,
+                   caption=f"{run.liar} {run.case.behaviour}: the {messages} each node sent, the liar's bar red, "
+                   "then the highest view the honest nodes installed, the messages they rejected and the times they "
+                   "punished the liar")

@@ -13,7 +13,7 @@ from testnet.checks import CheckResult
 from testnet.sim.config import SimConfig
 from testnet.sim.simulator import SimResult, Simulator
 from tour.model import Outcome, Picture, TourContext
-from tour.svg import bar_chart
+from tour.svg import bar_panels
 
 
 def _config(context: TourContext, twins: int) -> SimConfig:
@@ -52,21 +52,26 @@ def run(context: TourContext) -> Outcome:
                    pictures=(_picture(tolerated, broken),))
 
 
-def _bars(run: str, result: SimResult) -> list[tuple[str, float]]:
-    """A run's bars: each judged node's final height, the blocks its honest nodes refused as forks below their
-    final height, and the simulator checks that failed."""
-    heights = result.stats["final_heights"]
-    rejected = result.stats["rejected"]
-    assert isinstance(heights, dict) and isinstance(rejected, dict)
-    return [*((f"{run} {node}", float(height)) for node, height in sorted(heights.items())),
-            (f"{run} forks", float(rejected.get("fork-below-final", 0))),
-            (f"{run} failed", float(len(result.failed_checks())))]
-
-
 def _picture(tolerated: SimResult, broken: SimResult) -> Picture:
-    left, right = _bars("f", tolerated), _bars("f+1", broken)
-    text = bar_chart("PBFT, 4 validators: f = 1 twin (left) against f + 1 = 2 twins (right)", [*left, *right],
-                     y_label="final height / blocks / checks", marker=(len(left), "f + 1 = 2 twins"))
+    """Three panels, each on its own scale: every judged node's final height in each run, the blocks the honest
+    nodes refused as forks below their final height, and the simulator checks that failed."""
+    panels = []
+    for run, result in (("f = 1", tolerated), ("f + 1 = 2", broken)):
+        heights = result.stats["final_heights"]
+        assert isinstance(heights, dict)
+        panels.append((f"final height, {run} twin{'s' if result is broken else ''}",
+                       [(node, float(height)) for node, height in sorted(heights.items())]))
+    counts = []
+    for run, result in (("f", tolerated), ("f+1", broken)):
+        rejected = result.stats["rejected"]
+        assert isinstance(rejected, dict)
+        counts.append((f"{run} forks", float(rejected.get("fork-below-final", 0))))
+        counts.append((f"{run} failed", float(len(result.failed_checks()))))
+    panels.append(("forks refused, checks failed", counts))
+    text = bar_panels("PBFT, 4 validators: f = 1 twin against f + 1 = 2 twins", panels,
+                      highlight={label for label, value in counts if value > 0},
+                      note="forks: blocks refused as forks below the final height; failed: simulator checks that "
+                      "failed (red when not zero)")
     return Picture(name="twins.svg", text=text, caption="per run, each judged node's final height, the blocks "
                    "refused as forks below the final height ('forks') and the failed simulator checks ('failed'): "
                    "zero of both with one twin, conflicting final chains and failed checks with two")
