@@ -43,7 +43,7 @@ SIM, REAL = Kind.SIMULATED, Kind.REAL_PROCESS
 CONCEPTS: tuple[Concept, ...] = (
     Concept(name="system-models", group=GROUPS[0], kind=SIM,
             title="Synchronous, asynchronous and partially synchronous models", title_zh="同步、异步与部分同步模型",
-            summary="the same Raft network under the three delay models: no stable leader before GST, one after",
+            summary="Raft and PoW under three delay models: Raft elects no leader before GST; PoW mines on, forking",
             demonstration=models.run),
     Concept(name="consistency-levels", group=GROUPS[1], kind=SIM,
             title="Strong, weak and eventual consistency", title_zh="强一致性、弱一致性与最终一致性",

@@ -1,4 +1,5 @@
-"""Synchronous, asynchronous and partially synchronous system models (同步、异步与部分同步模型), shown on Raft.
+"""Synchronous, asynchronous and partially synchronous system models (同步、异步与部分同步模型), shown on Raft
+and on PoW.
 
 One five-node Raft network runs three times, each time under one of the simulator's timing models
 (testnet/sim/network.py): synchronous (every delay below D = 50 ms), asynchronous (no bound: a Pareto tail whose
@@ -10,6 +11,12 @@ What the runs show (the election and vote decisions come from the simulator's tr
 from sampling every node each virtual second): under the synchronous model a leader is elected within a couple of
 seconds and keeps office; under the asynchronous one, terms climb and no election completes, so nothing is final;
 under partial synchrony nothing is elected before GST and a leader is elected just after it and keeps office.
+
+The same network with PoW shows the other trade: PoW has no leader to elect, so blocks keep coming under every
+model, before GST too; what delay costs it is forks (blocks mined on a tip that was already beaten), many more
+under the asynchronous tail than under the bound D. Its confirmation finality (k blocks deep) assumes delays that
+are short against the block interval: under the asynchronous tail it may break, and the run says whether it did
+(reported, not checked: it depends on the seed).
 """
 
 from __future__ import annotations
@@ -77,9 +84,10 @@ class ModelRun:
         return max(self.samples.finals[self.samples.at(t)])
 
 
-def run_model(context: TourContext, model: str, override: NetworkModel | None = None) -> ModelRun:
-    """One run of the Raft network under `model` (`override`: another network model in its place)."""
-    config = SimConfig(seed=context.seed, consensus="raft", nodes=NODES, duration_s=SAFETY_S, faults=frozenset(),
+def run_model(context: TourContext, model: str, override: NetworkModel | None = None, *,
+              consensus: str = "raft") -> ModelRun:
+    """One run of the network under `model` (`override`: another network model in its place)."""
+    config = SimConfig(seed=context.seed, consensus=consensus, nodes=NODES, duration_s=SAFETY_S, faults=frozenset(),
                        model=model, block_interval_s=1.0, max_delay_s=MAX_DELAY_S, async_scale_s=ASYNC_SCALE_S,
                        tx_rate_per_s=0.0, liveness_budget_s=20.0)
     # Votes are counted up to GST in the partially synchronous run, over the whole safety phase in the others.
@@ -119,6 +127,55 @@ def gst_checks(partial: ModelRun) -> tuple[CheckResult, CheckResult]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PowView:
+    """A PoW run's blocks: mined, on the best chain, stale (off it), and whether the final prefixes agreed."""
+
+    model: str
+    mined: int
+    height: int
+    height_at_gst: int
+    finality_held: bool
+
+    @property
+    def stale(self) -> int:
+        return max(0, self.mined - self.height)
+
+    @property
+    def stale_share(self) -> float:
+        return self.stale / self.mined if self.mined else 0.0
+
+    @classmethod
+    def of(cls, run: ModelRun) -> PowView:
+        heights = run.result.stats["heights"]
+        mined = run.result.stats["blocks_mined"]
+        assert isinstance(heights, dict) and isinstance(mined, int)
+        return cls(model=run.model, mined=mined, height=max(heights.values()),
+                   height_at_gst=max(run.samples.heights[run.samples.at(GST_S)]),
+                   finality_held="final-prefix-agreement" not in run.result.failed_checks())
+
+    def describe(self) -> str:
+        return (f"PoW {self.model}: {self.mined} blocks mined, {self.stale} stale ({self.stale_share:.0%}), best "
+                f"height {self.height}" + (f" ({self.height_at_gst} at GST)" if self.model == "partial-sync" else "")
+                + "; final prefixes " + ("agreed" if self.finality_held else "DISAGREED: k-deep finality broke"))
+
+
+def pow_checks(views: Mapping[str, PowView]) -> tuple[CheckResult, CheckResult]:
+    """PoW against the theory: it makes blocks under every model (no leader to wait for), and delay costs it
+    forks."""
+    live = all(view.height > 0 for view in views.values()) and views["partial-sync"].height_at_gst > 0
+    sync, asyn = views["synchronous"], views["asynchronous"]
+    return (
+        CheckResult(name="pow-mines-in-every-model", ok=live, detail=(
+            "blocks kept coming under every model, before GST too (best height "
+            f"{views['partial-sync'].height_at_gst} at GST)" if live else
+            "best heights " + ", ".join(f"{v.model} {v.height} ({v.height_at_gst} at GST)" for v in views.values()))),
+        CheckResult(name="pow-forks-grow-with-delay", ok=asyn.stale_share > sync.stale_share, detail=(
+            f"stale blocks: {asyn.stale_share:.0%} under the asynchronous tail against {sync.stale_share:.0%} under "
+            f"the bound D" + ("" if asyn.stale_share > sync.stale_share else ": delay cost nothing"))),
+    )
+
+
 def _checks(runs: Mapping[str, ModelRun]) -> tuple[CheckResult, ...]:
     sync, asyn = runs["synchronous"], runs["asynchronous"]
     sync_elected = sync.elected_between(0.0, SAFETY_S)
@@ -134,7 +191,7 @@ def _checks(runs: Mapping[str, ModelRun]) -> tuple[CheckResult, ...]:
             if not async_elected else f"a leader was elected under the asynchronous model: {async_elected[0]}")),
         *gst_checks(runs["partial-sync"]),
         CheckResult(name="safe-and-live-after-heal", ok=not healed, detail=(
-            "every simulator check passed in all three runs (safety never depended on timing)" if not healed
+            "every simulator check passed in all three Raft runs (safety never depended on timing)" if not healed
             else "; ".join(healed))),
     )
 
@@ -142,11 +199,15 @@ def _checks(runs: Mapping[str, ModelRun]) -> tuple[CheckResult, ...]:
 def run(context: TourContext) -> Outcome:
     """The demonstration: the three runs, judged."""
     runs = {model: run_model(context, model) for model in MODELS}
+    pow_runs = {model: run_model(context, model, consensus="pow") for model in MODELS}
+    views = {model: PowView.of(pow_runs[model]) for model in MODELS}
     lines = [f"{NODES} Raft nodes, election timeout 1 s; D = {MAX_DELAY_S * 1000:g} ms; asynchronous delays: "
              f"Pareto tail of scale {ASYNC_SCALE_S:g} s; GST at t={GST_S:g}s"]
     lines += [_describe(runs[model]) for model in MODELS]
-    lines.append(f"replay the asynchronous run: {runs['asynchronous'].result.config.command()} (with --model "
-                 "partial-sync the seed draws GST)")
+    lines.append(f"the same {NODES} nodes with PoW (1 s blocks, final 6 deep):")
+    lines += [views[model].describe() for model in MODELS]
+    lines.append(f"replay the asynchronous runs: {runs['asynchronous'].result.config.command()} (and with "
+                 "--consensus pow; with --model partial-sync the seed draws GST)")
     samples = runs["synchronous"].samples
     series = {model: [float(max(row)) for row in runs[model].samples.finals] for model in MODELS}
     length = min(len(values) for values in series.values())
@@ -157,8 +218,21 @@ def run(context: TourContext) -> Outcome:
                                        y_label="final height",
                                        shaded=[(0.0, GST_S, "partial-sync: before GST"),
                                                (SAFETY_S, SAFETY_S, "safety phase ends")]))
-    figures = {model: {"elections": [[round(t, 2), node, term] for t, node, term in runs[model].elections.elected],
-                       "final_at_gst": runs[model].final_at(GST_S), "final_at_end": runs[model].final_at(SAFETY_S),
-                       "top_term_before_gst": runs[model].elections.top_term_before_gst} for model in MODELS}
-    return Outcome(concept="system-models", seed=context.seed, lines=tuple(lines), checks=_checks(runs),
-                   figures=figures, pictures=(picture,))
+    pow_series = {f"PoW {model}": [float(max(row)) for row in pow_runs[model].samples.heights] for model in MODELS}
+    pow_length = min(len(values) for values in pow_series.values())
+    pow_chart = lines_chart("PoW: best height under each timing model",
+                            times=pow_runs["synchronous"].samples.times[:pow_length],
+                            series={name: values[:pow_length] for name, values in pow_series.items()},
+                            y_label="best height", shaded=[(0.0, GST_S, "partial-sync: before GST")])
+    pow_picture = Picture(name="pow-heights.svg", text=pow_chart, caption="PoW's best height under each model, GST "
+                          "shaded: blocks keep coming under every model; the asynchronous line is lower because more "
+                          "blocks went stale")
+    figures: dict[str, object] = {
+        model: {"elections": [[round(t, 2), node, term] for t, node, term in runs[model].elections.elected],
+                "final_at_gst": runs[model].final_at(GST_S), "final_at_end": runs[model].final_at(SAFETY_S),
+                "top_term_before_gst": runs[model].elections.top_term_before_gst} for model in MODELS}
+    figures["pow"] = {model: {"mined": v.mined, "stale": v.stale, "height": v.height,
+                              "height_at_gst": v.height_at_gst, "finality_held": v.finality_held}
+                      for model, v in views.items()}
+    return Outcome(concept="system-models", seed=context.seed, lines=tuple(lines),
+                   checks=(*_checks(runs), *pow_checks(views)), figures=figures, pictures=(picture, pow_picture))
