@@ -20,6 +20,7 @@ from chain.blocktree import BlockTree
 from chain.mempool import Mempool
 from chain.tx import Transaction
 from consensus.engine import Engine
+from consensus.envelope import EnvelopeRouter
 from testnet.sim.core import CoreFactory, CoreSpec, OutputView, SimCore
 from testnet.sim.faults import Nemesis, NemesisAction, StartPartition
 from testnet.sim.shapes import groups_topology
@@ -119,6 +120,11 @@ class TappedCore:
     def engine(self) -> Engine:
         """The node's engine."""
         return self._core.engine
+
+    @property
+    def envelopes(self) -> EnvelopeRouter:
+        """What seals the node's engine messages."""
+        return self._core.envelopes
 
     def envelope_seen(self, ident: tuple[bytes, int]) -> bool:
         """SimCore.envelope_seen."""

@@ -18,7 +18,7 @@ from chain.genesis import Genesis
 from chain.mempool import Mempool
 from chain.tx import Transaction
 from consensus.engine import Engine, EngineMessage, ReadResult
-from consensus.envelope import VerifiedSignatures
+from consensus.envelope import EnvelopeRouter, VerifiedSignatures
 from storage.base import Store
 
 
@@ -113,6 +113,10 @@ class SimCore(Protocol):
     @property
     def engine(self) -> Engine:
         """The node's consensus engine."""
+
+    @property
+    def envelopes(self) -> EnvelopeRouter:
+        """What seals the node's engine messages (a hand-stepped network reseals and injects with it)."""
 
     def start(self, *, now: float, now_ms: int) -> OutputView:
         """Start (after creation or a restart)."""

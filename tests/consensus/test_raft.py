@@ -1,6 +1,6 @@
 """Raft (consensus/raft/engine.py) through real node cores, section by section of the paper (Ongaro and Ousterhout,
 extended version): elections (5.2), replication (5.3), safety and Figure 8 (5.4), crashes (5.5). The harness
-(tests/consensus/raft_harness.py) steps the network and the clock by hand."""
+(testnet/sim/raftnet.py) steps the network and the clock by hand."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from consensus.raft.messages import (
 )
 from consensus.raft.seal import seal_term
 from storage.memory import MemoryStore
-from tests.consensus.raft_harness import Packet, RaftNet
+from testnet.sim.raftnet import Packet, RaftNet
+from tests.sim.helpers import node_core_factory
 
 
 def assert_final_prefixes_agree(net: RaftNet) -> None:
@@ -54,7 +55,7 @@ def tick_until_someone_campaigns(net: RaftNet, limit_s: float = 5.0) -> str:
 
 
 def test_an_election_reports_the_votes_cast_and_the_leader_for_the_causal_trace() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     term = net.engine(leader).term
     elected = [(node, detail) for node, what, detail in net.decisions if what == "leader-elected"]
@@ -64,7 +65,7 @@ def test_an_election_reports_the_votes_cast_and_the_leader_for_the_causal_trace(
 
 
 def test_follower_times_out_prevotes_at_its_unchanged_term_then_campaigns() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     name = tick_until_someone_campaigns(net)
     engine = net.engine(name)
     assert engine.role is Role.PRE_CANDIDATE
@@ -82,7 +83,7 @@ def test_follower_times_out_prevotes_at_its_unchanged_term_then_campaigns() -> N
 
 
 def test_candidate_with_a_majority_becomes_leader_and_a_minority_raises_no_term() -> None:
-    net = RaftNet(5)
+    net = RaftNet(5, node_core_factory)
     net.partition(["n0", "n1", "n2"], ["n3", "n4"])
     leader = net.elect()
     assert leader in ("n0", "n1", "n2")
@@ -94,7 +95,7 @@ def test_candidate_with_a_majority_becomes_leader_and_a_minority_raises_no_term(
 
 
 def test_split_vote_retries_with_new_random_timeouts() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     # n0 and n1 time out together; n2's votes of the first real term are lost: nobody gets a majority.
     net.engine("n0")._election_deadline = net.engine("n1")._election_deadline = 1.0
     net.engine("n2")._election_deadline = 100.0
@@ -126,7 +127,7 @@ def run_with_partitions_and_losses(seed: int) -> None:
     """Five nodes, 20% message loss and a new random partition every 1.5 s, then healing: at most one leader per
     term throughout (Election Safety), a leader at the end, final chains that agree."""
     rng = Random(seed)
-    net = RaftNet(5, seed=seed, max_empty_interval_s=0.5)
+    net = RaftNet(5, node_core_factory, seed=seed, max_empty_interval_s=0.5)
     leaders_of: dict[int, set[str]] = {}
 
     def drop_some(packet: Packet) -> list[Packet]:
@@ -156,7 +157,7 @@ def test_at_most_one_leader_per_term_across_seeded_runs() -> None:
 
 
 def test_a_node_with_a_stale_log_is_not_elected() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     stale, current = [n for n in net.names if n != leader]
     net.isolate(stale)
@@ -171,7 +172,7 @@ def test_a_node_with_a_stale_log_is_not_elected() -> None:
 
 def test_vote_and_term_are_persisted_durably_in_the_ready_that_carries_the_reply() -> None:
     """Regression PySyncObj#84: a vote must be on disk before the reply that grants it leaves."""
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     engine = net.engine("n0")
     engine.ready()
     candidate = net.address["n1"]
@@ -186,7 +187,7 @@ def test_vote_and_term_are_persisted_durably_in_the_ready_that_carries_the_reply
 
 def test_recovered_vote_is_kept_after_a_restart() -> None:
     """PySyncObj#84 end to end: a node that voted and restarted does not vote again in the same term."""
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     net.inject("n1", "n0", EngineMessage(kind=VOTE_KIND, payload=VoteRequest(term=4, last_index=0,
                                                                               last_term=0).encode()))
     net.deliver()
@@ -206,7 +207,7 @@ def test_recovered_vote_is_kept_after_a_restart() -> None:
 
 
 def test_leader_blocks_reach_followers_and_commit_on_a_majority() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     follower, lagging = [n for n in net.names if n != leader]
     net.isolate(lagging)
@@ -222,7 +223,7 @@ def test_leader_blocks_reach_followers_and_commit_on_a_majority() -> None:
 
 
 def test_a_leader_alone_commits_nothing_new() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     net.run(0.5)
     net.isolate(leader)
@@ -233,7 +234,7 @@ def test_a_leader_alone_commits_nothing_new() -> None:
 
 
 def test_a_conflicting_uncommitted_suffix_is_replaced_by_the_new_leaders_log() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     old = net.elect()
     net.run(0.5)
     net.isolate(old)
@@ -264,7 +265,7 @@ def test_a_follower_far_behind_a_new_leader_catches_up_with_at_most_two_rejectio
     """5.3 backtracking: the new leader starts at next = its last index + 1 and match 0; it must find the match
     in a round trip or two, not one step back per entry. (The heartbeat at the match resynchronises before the
     follower's hint matters: this does not isolate the hint itself.)"""
-    net = RaftNet(3, max_empty_interval_s=0.05, block_interval_s=0.05, max_inflight_blocks=16)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.05, block_interval_s=0.05, max_inflight_blocks=16)
     leader = net.elect()
     behind = next(n for n in net.names if n != leader)
     net.isolate(behind)
@@ -283,7 +284,7 @@ def test_a_follower_far_behind_a_new_leader_catches_up_with_at_most_two_rejectio
 
 
 def test_a_new_empty_member_catches_up() -> None:
-    net = RaftNet(3, spares=1, max_empty_interval_s=0.1, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, spares=1, max_empty_interval_s=0.1, block_interval_s=0.1)
     leader = net.elect()
     net.run(2.0)
     assert net.cores["n3"].tree.height == 0  # not a member: nobody replicates to it
@@ -297,7 +298,7 @@ def test_a_follower_that_lost_its_log_does_not_make_the_leader_spin() -> None:
     """Outside Raft's model (storage must not be lost), but a leader used to answer a rejection below the match
     it knows with an immediate resend, which the follower rejected again: the pair looped without time passing.
     Such a rejection is stale and ignored now (as etcd's MaybeDecrTo does)."""
-    net = RaftNet(3, max_empty_interval_s=0.1, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.1, block_interval_s=0.1)
     leader = net.elect()
     net.run(1.0)
     wiped = next(n for n in net.names if n != leader)
@@ -315,7 +316,7 @@ def test_a_follower_that_lost_its_log_does_not_make_the_leader_spin() -> None:
 def test_figure_8_an_entry_of_an_earlier_term_is_not_committed_by_counting_replicas() -> None:
     """Regression LogCabin#44 / PySyncObj#169: a leader re-elected in a later term holds an entry of its earlier
     term that now sits on a majority; it commits it only together with an entry of its own term."""
-    net = RaftNet(3, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, block_interval_s=0.1)
     leader = net.elect()
     peer, other = [n for n in net.names if n != leader]
     first_term = net.engine(leader).term
@@ -355,7 +356,7 @@ def test_figure_8_an_entry_of_an_earlier_term_is_not_committed_by_counting_repli
 
 
 def test_a_follower_crashes_and_rejoins_without_losing_committed_blocks() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     net.run(1.0)
     follower = next(n for n in net.names if n != leader)
@@ -371,7 +372,7 @@ def test_a_follower_crashes_and_rejoins_without_losing_committed_blocks() -> Non
 
 
 def test_a_leader_crashes_and_rejoins_as_a_follower_with_its_term() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     net.run(1.0)
     term, voted = net.engine(leader).term, net.engine(leader).voted_for
@@ -392,7 +393,7 @@ def test_transactions_go_to_the_leader_alone_and_again_to_a_new_leader() -> None
     """A follower sends the transactions it admits to the leader and nowhere else (the leader's blocks bring them
     to everyone); the leader sends its own nowhere; a new leader gets every transaction a follower still holds
     (the old one may have died before proposing them)."""
-    net = RaftNet(3, seed=2)  # n1 leads first, then n2: the follower n0 forwards to both in turn
+    net = RaftNet(3, node_core_factory, seed=2)  # n1 leads first, then n2: the follower n0 forwards to both in turn
     leader = net.elect()
     follower, other = [n for n in net.names if n != leader]
     txs = fresh_transfers([net.keys[0]], {net.keys[0].address: 0}, chain_id=net.genesis.chain_id, count=2)

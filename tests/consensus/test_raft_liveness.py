@@ -10,13 +10,14 @@ from chain.errors import RejectError
 from consensus.engine import EngineMessage
 from consensus.raft.engine import Role
 from consensus.raft.messages import APPEND_KIND, APPEND_RESP_KIND, READ_KIND, Append, AppendResponse, VoteRequest
-from tests.consensus.raft_harness import Packet, RaftNet
+from testnet.sim.raftnet import Packet, RaftNet
+from tests.sim.helpers import node_core_factory
 
 
 def test_a_key_that_was_never_a_member_cannot_take_followers_with_a_huge_term() -> None:
     """Any node key can sign an envelope; a stranger's append at term 2^64-1 must be refused with a code, not
     followed (the term would be spent for ever)."""
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     follower = next(n for n in net.names if n != leader)
     engine = net.engine(follower)
@@ -35,7 +36,7 @@ def test_a_key_that_was_never_a_member_cannot_take_followers_with_a_huge_term() 
 
 
 def test_an_isolated_leader_steps_down_within_about_the_election_timeout() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     net.isolate(leader)
     isolated_at = net.now
@@ -44,7 +45,7 @@ def test_an_isolated_leader_steps_down_within_about_the_election_timeout() -> No
 
 
 def test_an_isolated_follower_does_not_raise_its_term_nor_disrupt_the_leader_after_healing() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     term = net.engine(leader).term
     follower = next(n for n in net.names if n != leader)
@@ -61,7 +62,7 @@ def test_a_node_with_a_higher_term_and_a_stale_log_does_not_livelock_the_cluster
     """Regression etcd#8243: a rejoining node whose term is higher but whose log is stale must make the leader
     step down (it learns the term from the reply to its append) and a leader must be elected within bounded
     time, though the others ignore its vote requests while their lease holds."""
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     term = net.engine(leader).term
     stale = next(n for n in net.names if n != leader)
@@ -83,7 +84,7 @@ def test_a_node_with_a_higher_term_and_a_stale_log_does_not_livelock_the_cluster
 
 
 def test_a_read_at_the_leader_is_served_after_a_heartbeat_round_at_the_commit_index() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     net.read(leader, 1)
     assert net.read_result(leader, 1) is None  # needs a majority's heartbeat answers first
@@ -95,7 +96,7 @@ def test_a_read_at_the_leader_is_served_after_a_heartbeat_round_at_the_commit_in
 
 def test_a_new_leader_answers_no_read_before_it_commits_an_entry_of_its_term() -> None:
     """Regression etcd#7331: a leader's commit index may be behind its predecessor's until its no-op commits."""
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     old = net.elect()
     net.crash(old)
 
@@ -121,7 +122,7 @@ def test_a_new_leader_answers_no_read_before_it_commits_an_entry_of_its_term() -
 def test_duplicated_heartbeat_responses_do_not_confirm_a_later_read() -> None:
     """Regression etcd#20418: copies of the answers to an earlier heartbeat round, arriving late, confirm nothing
     for a read issued after them; with no majority the read fails with no-quorum."""
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     net.read(leader, 1)
     first_round = len(net.delivered)
@@ -142,7 +143,7 @@ def test_duplicated_heartbeat_responses_do_not_confirm_a_later_read() -> None:
 
 
 def test_an_isolated_leaders_read_fails_with_no_quorum() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     net.isolate(leader)
     net.read(leader, 3)
@@ -154,7 +155,7 @@ def test_an_isolated_leaders_read_fails_with_no_quorum() -> None:
 
 
 def test_a_followers_read_goes_through_the_leader() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.2, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.2, block_interval_s=0.1)
     leader = net.elect()
     net.run(0.5)
     follower = next(n for n in net.names if n != leader)
@@ -168,7 +169,7 @@ def test_a_followers_read_goes_through_the_leader() -> None:
 
 
 def test_match_index_never_goes_backwards_on_a_stale_response() -> None:
-    net = RaftNet(3, max_empty_interval_s=0.1, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=0.1, block_interval_s=0.1)
     leader = net.elect()
     follower = next(n for n in net.names if n != leader)
     early = [p for p in net.delivered if p.src == follower and p.dst == leader and p.inner is not None
@@ -186,7 +187,7 @@ def test_match_index_never_goes_backwards_on_a_stale_response() -> None:
 
 
 def test_write_refusal_is_no_quorum_on_the_minority_side_and_none_at_the_majority_leader() -> None:
-    net = RaftNet(5)
+    net = RaftNet(5, node_core_factory)
     old = net.elect()
     minority = [old, next(n for n in net.names if n != old)]
     net.partition(minority, [n for n in net.names if n not in minority])
@@ -204,7 +205,7 @@ def test_write_refusal_is_no_quorum_on_the_minority_side_and_none_at_the_majorit
 
 
 def test_membership_changes_one_at_a_time() -> None:
-    net = RaftNet(3, spares=2)
+    net = RaftNet(3, node_core_factory, spares=2)
     leader = net.elect()
     net.admin(leader, "add-member", net.text("n3"))
     with pytest.raises(RejectError) as refused:
@@ -220,7 +221,7 @@ def test_membership_changes_one_at_a_time() -> None:
 
 
 def test_a_removed_leader_steps_down_after_its_removal_commits() -> None:
-    net = RaftNet(3)
+    net = RaftNet(3, node_core_factory)
     leader = net.elect()
     net.admin(leader, "remove-member", net.text(leader))
     assert net.run(5.0, until=lambda: (name := net.leader()) is not None and name != leader)
@@ -232,7 +233,7 @@ def test_a_removed_leader_steps_down_after_its_removal_commits() -> None:
 
 @pytest.mark.parametrize("max_empty_interval_s", [0.0, 0.2], ids=["target-up-to-date", "target-catching-up"])
 def test_leadership_transfer_makes_the_target_leader_within_a_few_heartbeats(max_empty_interval_s: float) -> None:
-    net = RaftNet(3, max_empty_interval_s=max_empty_interval_s, block_interval_s=0.1)
+    net = RaftNet(3, node_core_factory, max_empty_interval_s=max_empty_interval_s, block_interval_s=0.1)
     leader = net.elect()
     net.run(0.5)
     target = next(n for n in net.names if n != leader)

@@ -1,14 +1,17 @@
 """A deterministic in-memory network of real node cores running Raft, stepped by hand (in the manner of etcd's
 raft_paper_test.go network): engine envelopes, announced blocks and block fetches are queued, and delivered only
-when a test calls `deliver()`; time moves only by `tick()`/`run()`; links can be cut, nodes isolated, crashed
+when the caller calls `deliver()`; time moves only by `tick()`/`run()`; links can be cut, nodes isolated, crashed
 and restarted over their store; a filter can drop or duplicate particular messages.
+
+Where the simulator (simulator.py) draws its schedules from a seed, this network plays one the caller writes
+message by message: the Raft paper's cases (tests/consensus/test_raft.py) and the theory tour's Figure 8
+(tour/demos/raft.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from random import Random
 from typing import cast
 
 from chain import crypto
@@ -20,8 +23,8 @@ from chain.tx import Transaction
 from consensus.engine import EngineMessage, Outgoing, ReadResult
 from consensus.envelope import ENVELOPE_KIND, decode_envelope
 from consensus.raft.engine import RaftEngine, Role
-from node.core import NodeCore, Output
 from storage.memory import MemoryStore
+from testnet.sim.core import CoreFactory, CoreSpec, OutputView, SimCore
 
 GENESIS_MS = 1_700_000_000_000
 
@@ -42,6 +45,10 @@ class Packet:
 Filter = Callable[[Packet], list[Packet]]
 
 
+class NoLeaderError(Exception):
+    """`RaftNet.elect` saw no leader commit an entry of its term in time."""
+
+
 def raft_genesis(keys: list[crypto.PrivateKey], members: int, params: dict[str, object]) -> Genesis:
     """A raft network: the first `members` keys vote; every key is funded."""
     return Genesis(chain_id="raft-harness", consensus="raft", timestamp_ms=GENESIS_MS,
@@ -50,10 +57,11 @@ def raft_genesis(keys: list[crypto.PrivateKey], members: int, params: dict[str, 
 
 
 class RaftNet:
-    """`members` voting nodes (n0..) plus `spares` funded non-members, all running the real NodeCore."""
+    """`members` voting nodes (n0..) plus `spares` funded non-members, each a core `core_factory` builds (the
+    real node core: cli.sim.node_core_factory)."""
 
-    def __init__(self, members: int, *, seed: int = 0, spares: int = 0, election_timeout_s: float = 1.0,
-                 heartbeat_interval_s: float = 0.1, max_empty_interval_s: float = 0.0,
+    def __init__(self, members: int, core_factory: CoreFactory, *, seed: int = 0, spares: int = 0,
+                 election_timeout_s: float = 1.0, heartbeat_interval_s: float = 0.1, max_empty_interval_s: float = 0.0,
                  block_interval_s: float = 0.2, max_inflight_blocks: int = 64) -> None:
         self.keys = dev_keys(members + spares, seed=b"raft-harness")
         self.genesis = raft_genesis(self.keys, members, {
@@ -65,7 +73,8 @@ class RaftNet:
         self.address = {name: key.address for name, key in zip(self.names, self.keys, strict=True)}
         self.by_address = {addr: name for name, addr in self.address.items()}
         self.stores = {name: MemoryStore() for name in self.names}
-        self.cores: dict[str, NodeCore] = {}
+        self.core_factory = core_factory
+        self.cores: dict[str, SimCore] = {}
         self.restarts = dict.fromkeys(self.names, 0)
         self.now = 0.0
         self.queue: list[Packet] = []
@@ -87,9 +96,9 @@ class RaftNet:
 
     def _build(self, name: str) -> None:
         index = self.names.index(name)
-        self.cores[name] = NodeCore.over_store(
-            name=name, genesis=self.genesis, store=self.stores[name], key=self.keys[index],
-            rng=Random(self.seed * 1000 + index * 10 + self.restarts[name]))
+        self.cores[name] = self.core_factory(CoreSpec(
+            name=name, index=index, genesis=self.genesis, store=self.stores[name], key=self.keys[index],
+            rng_seed=self.seed * 1000 + index * 10 + self.restarts[name]))
 
     @property
     def now_ms(self) -> int:
@@ -153,7 +162,7 @@ class RaftNet:
         """Whether packets pass between `a` and `b`."""
         return frozenset((a, b)) not in self.cut_links
 
-    def _absorb(self, src: str, out: Output) -> None:
+    def _absorb(self, src: str, out: OutputView) -> None:
         """Queue what a core asked to send."""
         self.reads[src].extend(out.reads)
         self.announced[src].extend(out.announce_txs)
@@ -176,7 +185,8 @@ class RaftNet:
     def resealed(self, packet: Packet) -> Packet:
         """A copy of an engine packet in a new envelope (a new sequence number), so that the receiver's
         deduplication does not drop it: a duplicated Raft message as a real network could produce."""
-        assert packet.inner is not None
+        if packet.inner is None:
+            raise ValueError(f"only an engine packet can be resealed, not a {packet.kind!r} one")
         payload, _ = self.cores[packet.src].envelopes.seal(Outgoing(message=packet.inner, to=packet.to or None))
         return Packet(packet.src, packet.dst, "engine", payload, packet.inner, packet.to)
 
@@ -248,9 +258,9 @@ class RaftNet:
                 return False
             engine = self.engine(name)
             return engine._term_at(engine.commit) == engine.term
-        assert self.run(seconds, until=settled), f"no leader within {seconds}s: {self.describe()}"
-        leader = self.leader()
-        assert leader is not None
+        leader = self.leader() if self.run(seconds, until=settled) else None
+        if leader is None:
+            raise NoLeaderError(f"no leader within {seconds}s: {self.describe()}")
         return leader
 
     # -- client helpers ------------------------------------------------------------------------------------------
