@@ -89,7 +89,7 @@ CONCEPTS: tuple[Concept, ...] = (
             summary="two sides of a PoW partition take conflicting transfers; fork choice picks one, the loser named",
             demonstration=multimaster.run),
     Concept(name="raft", group=GROUPS[5], kind=SIM, title="Raft", title_zh="Raft 算法",
-            summary="leader election, log replication and fail-over; one leader per term",
+            summary="leader election, log replication and fail-over; one leader per term; Figure 8",
             demonstration=raft.run),
     Concept(name="pbft", group=GROUPS[5], kind=SIM, title="PBFT (practical Byzantine fault tolerance)",
             title_zh="实用拜占庭容错",
