@@ -43,3 +43,16 @@ def test_a_detector_that_ignores_its_timeout_fails_eventual_accuracy(monkeypatch
     monkeypatch.setattr(FailureDetector, "trusted", impatient)
     outcome = failuredetector.run(CONTEXT)
     assert "eventual-accuracy" in outcome.failed_checks()
+
+
+def test_a_faster_heartbeat_allows_a_shorter_accurate_timeout() -> None:
+    rows = failuredetector.run(CONTEXT).figures["intervals"]
+    assert [row["accurate_timeout_s"] for row in rows] == [0.5, 0.75, 1.2]  # type: ignore[attr-defined]
+
+
+def test_heartbeats_that_ignore_the_interval_fail_the_interval_trade_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every interval of the sweep sent at the default interval: the timeouts scaled to a 0.25 s heartbeat are too
+    short for the 0.5 s one actually sent, so its shortest accurate timeout is no shorter than at 0.5 s."""
+    honest = failuredetector.arrivals
+    monkeypatch.setattr(failuredetector, "arrivals", lambda rng, schedule, interval_s=0.5: honest(rng, schedule))
+    assert failuredetector.run(CONTEXT).failed_checks() == ["interval-trade-off"]

@@ -11,12 +11,15 @@ truth (who crashed):
   poll) of the crash, and never trusted again;
 - eventual accuracy (the ◇P detector of Chandra and Toueg): once delays are bounded, a timeout of at least one
   interval plus the delay bound's jitter never suspects a correct peer; a shorter one does, even in synchrony;
-- the trade-off: a longer timeout makes fewer false suspicions before GST and detects the crash later.
+- the trade-off: a longer timeout makes fewer false suspicions before GST and detects the crash later;
+- the heartbeat interval: swept over INTERVALS_S with timeouts of TIMEOUT_MULTIPLES intervals, a faster heartbeat
+  allows a shorter accurate timeout, so a faster detection, for more messages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from random import Random
 
 from consensus.failure_detector import FailureDetector
@@ -56,27 +59,28 @@ class Verdicts:
     since_heard: dict[str, list[float]] = field(default_factory=dict)
 
 
-def arrivals(rng: Random, schedule: Schedule) -> list[tuple[float, str]]:
+def arrivals(rng: Random, schedule: Schedule, interval_s: float = HEARTBEAT_INTERVAL_S) -> list[tuple[float, str]]:
     """Every heartbeat's arrival (time, peer), sorted: sent each interval (p3 until its crash), delayed as the
     model says."""
     out = []
     for offset, peer in enumerate(PEERS):
-        sent = offset * HEARTBEAT_INTERVAL_S / len(PEERS)
+        sent = offset * interval_s / len(PEERS)
         stop = schedule.crash_s if peer == CRASHED else schedule.end_s
         while sent <= stop:
             delay = rng.uniform(DELAY_MIN_S, DELAY_BOUND_S)
             if sent < schedule.gst_s and rng.random() < SPIKE_PROBABILITY:
                 delay += rng.expovariate(1.0 / SPIKE_MEAN_S)
             out.append((sent + delay, peer))
-            sent += HEARTBEAT_INTERVAL_S
+            sent += interval_s
     return sorted(out)
 
 
-def watch(timeout_s: float, heard: list[tuple[float, str]], schedule: Schedule, *, sample: bool) -> Verdicts:
+def watch(timeout_s: float, heard: list[tuple[float, str]], schedule: Schedule, *, sample: bool,
+          interval_s: float = HEARTBEAT_INTERVAL_S) -> Verdicts:
     """Drive one detector with the arrivals and poll it; judge each suspicion against the truth."""
     detector = FailureDetector(timeout_s)
     verdicts = Verdicts(timeout_s=timeout_s, since_heard={peer: [] for peer in PEERS} if sample else {})
-    stable_s = schedule.gst_s + HEARTBEAT_INTERVAL_S + DELAY_BOUND_S + timeout_s
+    stable_s = schedule.gst_s + interval_s + DELAY_BOUND_S + timeout_s
     suspected_since: dict[str, float] = {}
     position, steps = 0, round(schedule.end_s / POLL_S)
     for step in range(1, steps + 1):
@@ -138,6 +142,60 @@ def _checks(runs: list[Verdicts], schedule: Schedule) -> tuple[CheckResult, ...]
     )
 
 
+INTERVALS_S = (0.25, 0.5, 1.0)  # the heartbeat intervals of the sweep
+TIMEOUT_MULTIPLES = (1.2, 1.5, 2.0, 3.0, 5.0)  # each interval's timeouts, as multiples of it
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalRow:
+    """One heartbeat interval of the sweep: its shortest timeout (of the multiples) that suspected no correct peer
+    once delays were bounded, and how soon that timeout detected the crash."""
+
+    interval_s: float
+    accurate_timeout_s: float | None
+    detected_after_s: float | None
+
+    def describe(self) -> str:
+        if self.accurate_timeout_s is None:
+            return f"{self.interval_s:>5} s  {1 / self.interval_s:>6.0f}/s   no timeout up to " \
+                f"{TIMEOUT_MULTIPLES[-1]:g} intervals was accurate"
+        return (f"{self.interval_s:>5} s  {1 / self.interval_s:>6.0f}/s   {self.accurate_timeout_s:>16.3g} s   "
+                f"{_seconds(self.detected_after_s):>14}")
+
+
+def sweep(seed: int, schedule: Schedule) -> list[IntervalRow]:
+    """For each heartbeat interval, the same kind of history (its own draws from the seed) fed to detectors with
+    timeouts of TIMEOUT_MULTIPLES intervals."""
+    rows = []
+    for interval_s in INTERVALS_S:
+        heard = arrivals(Random(f"{seed}-{interval_s}"), schedule, interval_s)
+        verdicts = [watch(round(interval_s * m, 6), heard, schedule, sample=False, interval_s=interval_s)
+                    for m in TIMEOUT_MULTIPLES]
+        accurate = next((v for v in verdicts if v.false_after_stable == 0), None)
+        rows.append(IntervalRow(interval_s=interval_s, accurate_timeout_s=None if accurate is None else
+                                accurate.timeout_s, detected_after_s=None if accurate is None else
+                                accurate.detected_after_s))
+    return rows
+
+
+def interval_check(rows: list[IntervalRow]) -> CheckResult:
+    """A faster heartbeat allows a shorter accurate timeout, and so a faster detection in the worst case (a crash
+    just after a heartbeat), at more messages: the shortest accurate timeouts grow with the interval, and each
+    detected the crash within it (plus the delay bound and a poll)."""
+    timeouts = [row.accurate_timeout_s for row in rows]
+    grows = all(t is not None for t in timeouts) and all(
+        a < b for a, b in pairwise(timeouts))  # type: ignore[operator]
+    late = [row for row in rows if row.accurate_timeout_s is not None and (
+        row.detected_after_s is None or row.detected_after_s > row.accurate_timeout_s + DELAY_BOUND_S + POLL_S)]
+    ok = grows and not late
+    return CheckResult(name="interval-trade-off", ok=ok, detail=(
+        "shortest accurate timeout " + ", ".join(
+            f"{row.accurate_timeout_s:g} s at a {row.interval_s:g} s heartbeat (crash detected in "
+            f"{_seconds(row.detected_after_s)})" for row in rows if row.accurate_timeout_s is not None)
+        + ("" if grows else "; a faster heartbeat did not allow a shorter accurate timeout")
+        + "".join(f"; at {row.interval_s:g} s the crash was detected late" for row in late)))
+
+
 def run(context: TourContext) -> Outcome:
     """Feed one seeded heartbeat history to a detector per timeout; measure completeness and accuracy."""
     schedule = Schedule(gst_s=15.0, crash_s=22.0, end_s=30.0) if context.fast else \
@@ -152,6 +210,10 @@ def run(context: TourContext) -> Outcome:
         detected = _seconds(v.detected_after_s)
         lines.append(f"{v.timeout_s:>5} s  {v.false_before_gst:>20} / {v.false_after_stable:<22}"
                      f"{v.false_suspected_s:>7.2f} s  {detected:>20}")
+    rows = sweep(context.seed, schedule)
+    lines += ["heartbeat  messages/s  shortest accurate timeout  crash detected after   (per peer; timeouts of "
+              + ", ".join(f"{m:g}" for m in TIMEOUT_MULTIPLES) + " intervals)"]
+    lines += [row.describe() for row in rows]
     sampled = next(v for v in runs if v.timeout_s == PICTURE_TIMEOUT_S)
     times = [step * POLL_S for step in range(1, round(schedule.end_s / POLL_S) + 1)]
     series = {f"since heard from {peer}": sampled.since_heard[peer] for peer in ("p1", CRASHED)}
@@ -166,6 +228,9 @@ def run(context: TourContext) -> Outcome:
                "false_before_gst": [v.false_before_gst for v in runs],
                "false_after_stable": [v.false_after_stable for v in runs],
                "detected_after_s": [None if v.detected_after_s is None else round(v.detected_after_s, 3)
-                                    for v in runs]}
-    return Outcome(concept="failure-detector", seed=context.seed, lines=tuple(lines), checks=_checks(runs, schedule),
-                   figures=figures, pictures=(picture,))
+                                    for v in runs],
+               "intervals": [{"interval_s": row.interval_s, "accurate_timeout_s": row.accurate_timeout_s,
+                              "detected_after_s": None if row.detected_after_s is None else
+                              round(row.detected_after_s, 3)} for row in rows]}
+    return Outcome(concept="failure-detector", seed=context.seed, lines=tuple(lines),
+                   checks=(*_checks(runs, schedule), interval_check(rows)), figures=figures, pictures=(picture,))
