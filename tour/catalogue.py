@@ -80,7 +80,7 @@ CONCEPTS: tuple[Concept, ...] = (
             demonstration=smr.run),
     Concept(name="partition-handling", group=GROUPS[4], kind=SIM,
             title="Network partition handling: by quorum and by hash power", title_zh="网络分区处理",
-            summary="one partition, Raft and PoW side by side: only the quorum / hash-power majority moves on",
+            summary="one partition, Raft, PBFT and PoW side by side: only a side with a quorum / hash power moves on",
             demonstration=partition.run),
     Concept(name="primary-backup", group=GROUPS[4], kind=SIM, title="Primary-backup replication",
             title_zh="主备复制", summary="the primary crashes: primary-backup stops (no fail-over), Raft fails over",

@@ -1,16 +1,21 @@
 """Network partition handling (网络分区处理), by quorum and by hash power, side by side.
 
 One five-node network is cut in two, nodes {0, 1} against {2, 3, 4}, for the same stretch of virtual time, once
-running Raft and once PoW. Raft moves on only where a quorum (3 of 5) is; PoW moves on only on the side whose
+running Raft, once PBFT and once PoW. Raft moves on only where a majority (3 of 5) is. PBFT needs a larger quorum,
+ceil((n + f + 1) / 2) = 4 of 5, so that any two quorums share an honest validator: neither side has one, and
+nothing is final anywhere until the heal (safety kept, liveness given up). PoW moves on only on the side whose
 miners hold more than θ (0.5) of the hash power, because the partition handler (consensus/pow/partition.py) stops
-the others mining. Either way the other side makes nothing final, so the heal costs no final block. The check
-fails if the minority side finalises a block during the partition (a PoW engine without its handler does).
+the others mining. Either way a side that cannot decide makes nothing final, so the heal costs no final block. The
+check fails if such a side finalises a block during the partition (a PoW engine without its handler does), or if
+a side that can decide does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from consensus.pbft.quorum import quorum_of
 from testnet.checks import CheckResult
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory
@@ -22,6 +27,7 @@ from tour.svg import lines_chart
 NODES = 5
 SIDES = ((0, 1), (2, 3, 4))
 CUT_AT_S = 20.0
+THRESHOLD = 0.5  # θ: the PoW partition handler's default (pause at or below this share of the hash power)
 GRACE_S = 5.0  # blocks in flight and the presence timeout before the cut takes effect (P2P timeouts, heartbeats)
 
 
@@ -31,51 +37,71 @@ def _config(context: TourContext, consensus: str, cut_s: float) -> SimConfig:
                      max_delay_s=0.05, tx_rate_per_s=0.5)
 
 
-def _side_weight(simulator: Simulator, side: Sequence[int], consensus_by_work: bool) -> float:
-    """The side's share of what decides: hash power for PoW, validators for the quorum engines."""
-    if consensus_by_work:
-        return sum(simulator.shares[i] for i in side)
-    return len(side) / NODES
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What lets a side of the partition decide: `by_work`, more than THRESHOLD of the hash power; otherwise at
+    least `quorum` of the NODES validators."""
+
+    by_work: bool
+    quorum: int = 0
+
+    @property
+    def what(self) -> str:
+        return "hash power" if self.by_work else "validators"
+
+    def weight(self, simulator: Simulator, side: Sequence[int]) -> float:
+        """The side's share of what decides."""
+        return sum(simulator.shares[i] for i in side) if self.by_work else len(side) / NODES
+
+    def decides(self, simulator: Simulator, side: Sequence[int]) -> bool:
+        return self.weight(simulator, side) > THRESHOLD if self.by_work else len(side) >= self.quorum
+
+    def needs(self) -> str:
+        return f"more than {THRESHOLD:.0%} of the hash power" if self.by_work else \
+            f"a quorum of {self.quorum} of {NODES} validators"
 
 
 def _run_engine(context: TourContext, consensus: str, factory: CoreFactory, cut_s: float,
-                by_work: bool) -> tuple[list[str], CheckResult, Samples, dict[str, object]]:
+                rule: Rule) -> tuple[list[str], CheckResult, Samples, dict[str, object]]:
     samples = Samples()
     simulator = Simulator(_config(context, consensus, cut_s), factory, observer=samples.observe, observe_every_s=1.0)
     simulator.nemesis = ScriptedNemesis(nodes=NODES, sides=SIDES, at_s=CUT_AT_S, duration_s=cut_s)
     result = simulator.run()
     start, end = samples.at(CUT_AT_S + GRACE_S), samples.at(CUT_AT_S + cut_s)
     lines, gains = [], {}
-    what = "hash power" if by_work else "validators"
     for side in SIDES:
-        weight = _side_weight(simulator, side, by_work)
+        weight = rule.weight(simulator, side)
         final_gain = max(samples.finals[end][i] - samples.finals[start][i] for i in side)
         tip_gain = max(samples.heights[end][i] - samples.heights[start][i] for i in side)
-        gains[side] = (weight, final_gain, tip_gain)
-        lines.append(f"{consensus}: side {list(side)} holds {weight:.0%} of the {what}: during the partition its "
-                     f"tip grew {tip_gain} and its final height {final_gain}")
-    majority = [side for side, (weight, _, _) in gains.items() if weight > 0.5]
-    minority = [side for side, (weight, _, _) in gains.items() if weight <= 0.5]
-    stuck = all(gains[side][1] == 0 for side in minority)
-    moving = all(gains[side][1] > 0 for side in majority)
+        gains[side] = (weight, final_gain, tip_gain, rule.decides(simulator, side))
+        lines.append(f"{consensus}: side {list(side)} holds {weight:.0%} of the {rule.what} "
+                     f"({'can' if gains[side][3] else 'cannot'} decide: it needs {rule.needs()}): during the "
+                     f"partition its tip grew {tip_gain} and its final height {final_gain}")
+    deciding = [side for side, gain in gains.items() if gain[3]]
+    stuck = all(gains[side][1] == 0 for side in gains if side not in deciding)
+    moving = all(gains[side][1] > 0 for side in deciding)
     healed = [c for c in result.checks if not c.ok]
     ok = stuck and moving and not healed
     if ok:
-        detail = (f"only the side with more than half of the {what} made blocks final; after the heal every check "
-                  f"of the simulator passed ({', '.join(c.name for c in result.checks)})")
+        which = (f"only the side with {rule.needs()} made blocks final" if deciding else
+                 f"no side had {rule.needs()}, and neither made a block final")
+        detail = (f"{which}; after the heal every check of the simulator passed "
+                  f"({', '.join(c.name for c in result.checks)})")
     elif not stuck:
-        detail = f"a side with at most half of the {what} made blocks final during the partition"
+        detail = f"a side without {rule.needs()} made blocks final during the partition"
     elif not moving:
-        detail = f"the side with more than half of the {what} made nothing final during the partition"
+        detail = f"the side with {rule.needs()} made nothing final during the partition"
     else:
         detail = "after the heal: " + "; ".join(f"{c.name}: {c.detail}" for c in healed)
     heights = result.stats["heights"]
     assert isinstance(heights, dict)
     lines.append(f"{consensus}: after the heal the nodes' heights are {min(heights.values())}..{max(heights.values())}"
                  f" ({'converged' if result.ok else 'simulator checks failed'})")
-    figures: dict[str, object] = {"sides": {str(list(side)): {"weight": round(w, 3), "final_gain": f, "tip_gain": g}
-                                            for side, (w, f, g) in gains.items()}, "simulator_ok": result.ok}
-    return lines, CheckResult(name=f"{consensus}-only-majority-side-finalizes", ok=ok, detail=detail), samples, figures
+    figures: dict[str, object] = {"sides": {str(list(side)): {"weight": round(w, 3), "final_gain": f, "tip_gain": g,
+                                                              "decides": d}
+                                            for side, (w, f, g, d) in gains.items()}, "simulator_ok": result.ok}
+    return lines, CheckResult(name=f"{consensus}-only-deciding-side-finalizes", ok=ok, detail=detail), samples, \
+        figures
 
 
 def run(context: TourContext, *, pow_core_factory: CoreFactory | None = None) -> Outcome:
@@ -84,9 +110,10 @@ def run(context: TourContext, *, pow_core_factory: CoreFactory | None = None) ->
     cut_s = 30.0 if context.fast else 60.0
     lines, checks, pictures, figures = [f"5 nodes cut into {list(SIDES[0])} | {list(SIDES[1])} at t={CUT_AT_S:g}s for "
                                         f"{cut_s:g}s (block interval 2 s, k = 4)"], [], [], {}
-    for consensus, factory, by_work in (("raft", context.core_factory, False),
-                                        ("pow", pow_core_factory or context.core_factory, True)):
-        engine_lines, check, samples, engine_figures = _run_engine(context, consensus, factory, cut_s, by_work)
+    for consensus, factory, rule in (("raft", context.core_factory, Rule(by_work=False, quorum=NODES // 2 + 1)),
+                                     ("pbft", context.core_factory, Rule(by_work=False, quorum=quorum_of(NODES))),
+                                     ("pow", pow_core_factory or context.core_factory, Rule(by_work=True))):
+        engine_lines, check, samples, engine_figures = _run_engine(context, consensus, factory, cut_s, rule)
         lines.extend(engine_lines)
         checks.append(check)
         figures[consensus] = engine_figures
