@@ -4,6 +4,7 @@ node counting only its own events) see nothing across nodes, and the checks say 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from causality.clocks import VectorClock
@@ -25,6 +26,12 @@ def test_the_fork_is_concurrent_and_its_resolution_knows_both() -> None:
     assert outcome.ok, outcome.checks
     assert {p.name for p in outcome.pictures} == {"spacetime.svg", "spacetime.html"}
     assert "<svg" in outcome.pictures[0].text
+    # the diagram draws the fork itself (its window counts from the trace's first event): both blocks ringed red,
+    # and the reorg that settled it
+    for picture in outcome.pictures:
+        for name in (*outcome.figures["fork"], outcome.figures["reorg"]):  # type: ignore[misc]
+            assert f'data-name="{name}"' in picture.text, (picture.name, name)
+        assert len(re.findall(r'class="ev [^"]*\bfork\b', picture.text)) >= 2
 
 
 def test_clocks_that_do_not_merge_on_receive_fail_the_checks() -> None:

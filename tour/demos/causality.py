@@ -111,10 +111,11 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
         f"  vector clocks: {fork.order.value} (Lamport times {ea.lamport} and {eb.lamport} would order them, "
         "wrongly)",
         f"  {graph.name(a)}'s block reached the other nodes at "
-        + ", ".join(f"{graph.name(i)} ({r.order.value}, {len(r.chain or ())} steps of the trace)"
-                    for i, r in zip(arrivals, hb, strict=True)),
-        f"  {graph.name(reorg)} reorganised with both fork blocks in its past: "
-        f"{' and '.join(order.value for order in knew)}",
+        + ", ".join(f"{graph.name(i)} (mining {'happened before' if r.order is Order.BEFORE else r.order.value} "
+                    f"it, through a chain of {len(r.chain or ())} events)" for i, r in zip(arrivals, hb, strict=True)),
+        f"  {graph.name(reorg)}, the reorg that settled the fork: "
+        + ("both fork blocks happened before it" if all(o is Order.BEFORE for o in knew) else
+           "the fork blocks are " + " and ".join(order.value for order in knew) + " it"),
         f"replay: {result.config.command()} --trace {trace_file}",
         f"then: chainlab trace concurrent {trace_file} --what block-mined --same height; "
         f"chainlab trace hb {trace_file} {graph.name(a)} {graph.name(b)}",
@@ -135,8 +136,9 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
             else f"the clocks put the fork blocks {', '.join(o.value for o in knew)} the reorg that chose between "
                  "them")),
     )
-    start = min(ea.time_ns, eb.time_ns) / 1e9 - 1.0
-    end = graph.events[reorg].time_ns / 1e9 + 0.5
+    origin = min(e.time_ns for e in graph.events)  # the diagram's window counts from the trace's first event
+    start = (min(ea.time_ns, eb.time_ns) - origin) / 1e9 - 1.0
+    end = (graph.events[reorg].time_ns - origin) / 1e9 + 0.5
     drawing = select(graph, Filters(from_s=start, to_s=end, kinds=DRAWN_KINDS))
     pictures = (
         Picture(name="spacetime.svg", caption="the fork's space-time diagram: block messages and decisions",
