@@ -31,3 +31,11 @@ def test_clocks_that_do_not_merge_on_receive_fail_the_checks() -> None:
     outcome = causality.run(CONTEXT, rewrite=local_only)
     assert "delivery-happens-after-mining" in outcome.failed_checks()
     assert "resolution-knows-both" in outcome.failed_checks()
+
+
+def test_the_diagram_draws_the_fork_blocks_and_the_reorg() -> None:
+    # The window is counted from the trace's first event: counted from 0 it started after both fork blocks.
+    outcome = causality.run(CONTEXT)
+    for picture in outcome.pictures:
+        for name in (*outcome.figures["fork"], outcome.figures["reorg"]):
+            assert f'data-name="{name}"' in picture.text, (picture.name, name)

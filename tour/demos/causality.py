@@ -135,8 +135,10 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
             else f"the clocks put the fork blocks {', '.join(o.value for o in knew)} the reorg that chose between "
                  "them")),
     )
-    start = min(ea.time_ns, eb.time_ns) / 1e9 - 1.0
-    end = graph.events[reorg].time_ns / 1e9 + 0.5
+    # The diagram's window counts from the trace's first event (as `chainlab trace diagram --from`), not from 0.
+    origin = min(event.time_ns for event in graph.events)
+    start = (min(ea.time_ns, eb.time_ns) - origin) / 1e9 - 1.0
+    end = (graph.events[reorg].time_ns - origin) / 1e9 + 0.5
     drawing = select(graph, Filters(from_s=start, to_s=end, kinds=DRAWN_KINDS))
     pictures = (
         Picture(name="spacetime.svg", caption="the fork's space-time diagram: block messages and decisions",
