@@ -5,6 +5,7 @@ writes files and opens a browser."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import webbrowser
 from pathlib import Path
@@ -19,6 +20,7 @@ from tour.model import Concept, Outcome, TourContext
 
 NOT_BUILT_EXIT = 2
 UNKNOWN_EXIT = 2
+BAD_OUT_EXIT = 2
 DEFAULT_SEED = 1
 DEFAULT_OUT = "chainlab-tour"
 
@@ -64,8 +66,18 @@ def _write(outcome: Outcome, out: Path) -> list[str]:
             path.write_text(picture.text, encoding="utf-8")
             written.append(str(path))
     except OSError as exc:
-        fail(f"--out: cannot write under {out}: {exc.strerror or exc}")
+        fail(f"--out: cannot write under {out}: {exc.strerror or exc}", code=BAD_OUT_EXIT)
     return written
+
+
+def _make_out(out: Path) -> None:
+    """Make the pictures' directory before anything runs: a real-process demonstration puts its testnet under it,
+    and no run should be wasted on a directory that cannot be made."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=".probe-", dir=out)).rmdir()  # made is not writable (a read-only mount)
+    except OSError as exc:
+        fail(f"--out: cannot write under {out}: {exc.strerror or exc}", code=BAD_OUT_EXIT)
 
 
 def _open(paths: list[str]) -> None:
@@ -138,6 +150,7 @@ def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, o
     else:
         skipped = [concept for concept in built_concepts() if fast and not concept.in_fast]
         concepts = [concept for concept in built_concepts() if concept not in skipped]
+    _make_out(Path(out))
     logging.getLogger("chainlab").setLevel(logging.CRITICAL + 1)  # the cores' log lines are not the tour's output
     real = TourRealRuns(out=Path(out), progress=lambda line: click.echo(f"  .. {line}", err=True),
                         open_explorer=_open_url if open_pictures else _no_open)

@@ -137,3 +137,10 @@ def test_all_fast_runs_every_fast_demonstration_and_every_check_passes_within_fo
     assert ran == expected and set(document["skipped"]) == {c.name for c in CONCEPTS if not c.in_fast}
     assert document["ok"] and all(result["ok"] for result in document["results"]), document["results"]
     assert elapsed < 240
+
+
+@pytest.mark.parametrize("name", ["state-machine-replication", "blockchain"])
+def test_an_out_that_cannot_be_made_is_a_one_line_error_before_anything_runs(name: str, tmp_path: Path) -> None:
+    # blockchain puts its testnet under --out: it failed with a traceback; a simulated one ran first, then failed.
+    (tmp_path / "a-file").write_text("not a directory")
+    assert_error(invoke("tour", "run", name, "--out", str(tmp_path / "a-file" / "pictures")), 2, "--out")
