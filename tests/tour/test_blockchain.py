@@ -78,3 +78,46 @@ def test_cleanup_fails_when_a_process_was_left(observed: dict[str, Any]) -> None
 def test_a_run_that_did_not_complete_fails(observed: dict[str, Any]) -> None:
     observed.update(error="testnet did not come up: port in use", nodes={}, late=None)
     assert judge(observed).failed_checks() == ["testnet"]
+
+
+def _processes_naming(directory: Path) -> list[int]:
+    """Live processes whose command line names `directory` (the nodes name their data directory)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(directory) in cmdline and procs.alive(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_late_node_restarts_leaves_no_process(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between the late node's launch and its first answer its pid was not recorded yet: a Ctrl-C then left it running.
+    from testnet import local, tourreal
+
+    monkeypatch.setattr(tourreal, "MINE_S", {True: 0.0, False: 0.0})
+    monkeypatch.setattr(tourreal, "LEAD_BLOCKS", 0)
+    started = local.LocalNode.wait_started
+    waited: list[str] = []
+
+    def interrupted_on_restart(self: local.LocalNode, wait_s: float = 30.0) -> None:
+        waited.append(self.name)
+        if len(waited) > tourreal.NODES:  # the nodes of `up` come up; the late node's restart is interrupted
+            raise KeyboardInterrupt
+        started(self, wait_s)
+
+    monkeypatch.setattr(local.LocalNode, "wait_started", interrupted_on_restart)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tourreal.observe_blockchain(tmp_path / "testnet", seed=1, fast=True, progress=lambda line: None,
+                                        on_explorer=lambda url: None)
+        assert waited[-1] == f"node{tourreal.LATE}"
+        assert _processes_naming(tmp_path) == []
+    finally:
+        for pid in _processes_naming(tmp_path):  # what a failure left: this test started it
+            procs.terminate(pid, 5.0)
