@@ -25,17 +25,22 @@ DEFAULT_SEED = 1
 DEFAULT_OUT = "chainlab-tour"
 
 
+def _state(concept: Concept) -> str:
+    return "not built yet" if not concept.built else "built" if concept.in_fast else "built, not --fast"
+
+
 def _listing(as_json: bool) -> None:
     if as_json:
         emit_json({"groups": list(GROUPS), "concepts": [concept.to_json() for concept in CONCEPTS]})
         return
     width = max(len(concept.name) for concept in CONCEPTS)
+    states = {concept.name: _state(concept) for concept in CONCEPTS}
+    state_width = max(len(state) for state in states.values())
     for group in GROUPS:
         click.echo(f"{group}:")
         for concept in (c for c in CONCEPTS if c.group == group):
-            state = ("not built yet" if not concept.built else "built" if concept.in_fast
-                     else "built, not --fast")
-            click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {state:<13}  {concept.summary}")
+            click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {states[concept.name]:<{state_width}}  "
+                       f"{concept.summary}")
     built = len(built_concepts())
     click.echo(f"{built} of {len(CONCEPTS)} concepts have a demonstration; run one with `chainlab tour run NAME`, "
                "all with `chainlab tour run --all` (`--fast` leaves out those marked 'not --fast')")

@@ -144,3 +144,11 @@ def test_an_out_that_cannot_be_made_is_a_one_line_error_before_anything_runs(nam
     # blockchain puts its testnet under --out: it failed with a traceback; a simulated one ran first, then failed.
     (tmp_path / "a-file").write_text("not a directory")
     assert_error(invoke("tour", "run", name, "--out", str(tmp_path / "a-file" / "pictures")), 2, "--out")
+
+
+def test_listing_columns_line_up() -> None:
+    # "built, not --fast" is longer than the state column was: cap's summary started four characters to the right.
+    rows = [line for line in invoke("tour").stdout.splitlines() if line.startswith("  ")]
+    starts = {line.index(concept.summary) for concept in CONCEPTS for line in rows
+              if line.split()[:1] == [concept.name]}
+    assert len(starts) == 1, starts
