@@ -4,6 +4,7 @@ writes files and opens a browser."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 import tempfile
 import time
@@ -122,6 +123,15 @@ def _print(outcome: Outcome, concept: Concept, written: list[str], wall_s: float
                f"  ({wall_s:.1f} s)")
 
 
+def _guesses(name: str) -> list[str]:
+    """The concepts a mistyped or shortened name probably meant (`rafts`, `Raft`, `crash`, `lock`)."""
+    names = [concept.name for concept in CONCEPTS]
+    typed = name.lower()
+    close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
+    return close or [candidate for candidate in names if len(typed) >= 3
+                     and any(part.startswith(typed) for part in candidate.split("-"))][:3]
+
+
 def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
     assert concept.demonstration is not None
     started = time.perf_counter()
@@ -147,7 +157,9 @@ def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, o
     if name is not None:
         concept = concept_named(name)
         if concept is None:
-            fail(f"unknown concept {name!r} (the list: chainlab tour)", code=UNKNOWN_EXIT)
+            guesses = _guesses(name)
+            fail(f"unknown concept {name!r}" + (f"; did you mean {' or '.join(map(repr, guesses))}?" if guesses
+                                                 else "") + " (the list: chainlab tour)", code=UNKNOWN_EXIT)
         if not concept.built:
             fail(f"concept {name!r} is not built yet (docs/THEORY.md lists what is)", code=NOT_BUILT_EXIT)
         concepts = [concept]

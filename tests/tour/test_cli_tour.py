@@ -59,6 +59,12 @@ def test_unknown_concept_is_a_one_line_error_with_exit_2() -> None:
     assert_error(invoke("tour", "run", "no-such-thing"), 2, "unknown concept 'no-such-thing'")
 
 
+@pytest.mark.parametrize(("typed", "meant"), [("rafts", "'raft'"), ("Raft", "'raft'"), ("crash", "'crash-failure'"),
+                                              ("lock", "'distributed-lock'")])
+def test_a_mistyped_or_shortened_concept_is_named_in_the_error(typed: str, meant: str) -> None:
+    assert_error(invoke("tour", "run", typed), 2, f"unknown concept {typed!r}; did you mean {meant}?")
+
+
 def test_every_concept_is_built() -> None:
     assert all(concept.built for concept in CONCEPTS)
 
