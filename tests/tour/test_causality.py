@@ -39,3 +39,11 @@ def test_the_diagram_draws_the_fork_blocks_and_the_reorg() -> None:
     for picture in outcome.pictures:
         for name in (*outcome.figures["fork"], outcome.figures["reorg"]):
             assert f'data-name="{name}"' in picture.text, (picture.name, name)
+
+
+def test_the_arrivals_judged_are_those_of_the_fork_block_that_travelled() -> None:
+    # Seed 5: node1's fork block lost before any other node connected it; the check judged its (no) arrivals and
+    # failed with an empty detail. node2's block reached both others.
+    outcome = causality.run(TourContext(seed=5, core_factory=node_core_factory))
+    assert outcome.ok, outcome.checks
+    assert outcome.figures["arrivals"], outcome.lines

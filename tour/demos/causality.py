@@ -101,8 +101,10 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
     ea, eb = graph.events[a], graph.events[b]
     height = ea.detail.get("height")
     fork = graph.relation(a, b)
-    arrivals = _arrivals(graph, a)
-    hb = [graph.relation(a, i) for i in arrivals]
+    # The fork block that lost may never be connected anywhere else (seed 5): follow the one that travelled.
+    shown = a if _arrivals(graph, a) or not _arrivals(graph, b) else b
+    arrivals = _arrivals(graph, shown)
+    hb = [graph.relation(shown, i) for i in arrivals]
     knew = [graph.order(x, reorg) for x in (a, b)]
     trace_file = "run.jsonl"
     lines = [
@@ -110,9 +112,10 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
         f"fork at height {height}: {_mined(graph, a)}, {_mined(graph, b)}",
         f"  vector clocks: {fork.order.value} (Lamport times {ea.lamport} and {eb.lamport} would order them, "
         "wrongly)",
-        f"  {graph.name(a)}'s block reached the other nodes at "
+        f"  {graph.name(shown)}'s block reached the other nodes at "
         + ", ".join(f"{graph.name(i)} ({r.order.value}, {len(r.chain or ())} steps of the trace)"
-                    for i, r in zip(arrivals, hb, strict=True)),
+                    for i, r in zip(arrivals, hb, strict=True))
+        if arrivals else "  neither fork block was connected on another node",
         f"  {graph.name(reorg)} reorganised with both fork blocks in its past: "
         f"{' and '.join(order.value for order in knew)}",
         f"replay: {result.config.command()} --trace {trace_file}",
@@ -126,8 +129,9 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
             f"the clocks say {fork.order.value} for two blocks no chain of messages links")),
         CheckResult(name="delivery-happens-after-mining",
                     ok=bool(hb) and all(r.order is Order.BEFORE and r.complete for r in hb), detail=(
-            f"{len(hb)} arrivals of {graph.name(a)}'s block, each after its mining by the clocks, with a chain of "
+            f"{len(hb)} arrivals of {graph.name(shown)}'s block, each after its mining by the clocks, with a chain of "
             "messages" if hb and all(r.order is Order.BEFORE and r.complete for r in hb) else
+            "neither fork block was connected on another node: no arrival to judge" if not hb else
             "an arrival the chain of messages puts after the mining is not after it by the clocks: "
             + "; ".join(r.note or r.order.value for r in hb))),
         CheckResult(name="resolution-knows-both", ok=all(order is Order.BEFORE for order in knew), detail=(
