@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from causality.clocks import VectorClock
 from causality.events import TraceEvent
 from cli.sim import node_core_factory
+from testnet.sim.config import SEED_MAX
 from tour.demos import causality
-from tour.model import TourContext
+from tour.model import TourContext, seeds_from
 
 CONTEXT = TourContext(seed=1, core_factory=node_core_factory, fast=True)
 
@@ -47,3 +50,11 @@ def test_the_arrivals_judged_are_those_of_the_fork_block_that_travelled() -> Non
     outcome = causality.run(TourContext(seed=5, core_factory=node_core_factory))
     assert outcome.ok, outcome.checks
     assert outcome.figures["arrivals"], outcome.lines
+
+
+def test_the_seeds_tried_after_the_largest_wrap_to_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    # --seed 18446744073709551615 on a run without a fork tried 2**64 next, which the simulator refuses (a traceback).
+    monkeypatch.setattr(causality, "_fork", lambda graph: None)
+    outcome = causality.run(TourContext(seed=SEED_MAX, core_factory=node_core_factory, fast=True))
+    assert outcome.failed_checks() == ["fork-found"]
+    assert seeds_from(SEED_MAX, 3) == [SEED_MAX, 0, 1]

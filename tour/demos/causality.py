@@ -29,7 +29,7 @@ from testnet.sim.causal import CausalTracer
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, seeds_from
 
 ATTEMPTS = 5  # seeds tried (from --seed up) until a run forks and a node reorganises
 DRAWN_KINDS = ("block", "block-inv", "getblocks", "blocks", "block-mined", "block-connected", "reorg")
@@ -86,7 +86,7 @@ def _mined(graph: TraceGraph, index: int) -> str:
 def run(context: TourContext, *, rewrite: EventRewrite | None = None) -> Outcome:
     """The demonstration; `rewrite` changes every trace event before the graph is built (a test plants clocks
     that do not merge on receive)."""
-    for seed in range(context.seed, context.seed + ATTEMPTS):
+    for seed in seeds_from(context.seed, ATTEMPTS):
         result, lines = _traced_run(seed, context.core_factory)
         graph = TraceGraph(rewrite(e) if rewrite else e for e in parse_trace(lines, source="simulated run"))
         found = _fork(graph)

@@ -23,7 +23,7 @@ from testnet.linearizability import AccountModel, check, pair_operations
 from testnet.report import render_consistency_report, render_history_report
 from testnet.sim.config import SimConfig, parse_faults
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, seeds_from
 
 MAX_STATES = 2_000_000
 ATTEMPTS = 3  # seeds tried (from --seed up) for a run in which some weak read was stale (4 of 25 --fast seeds: none)
@@ -49,7 +49,7 @@ def levels(context: TourContext) -> Outcome:
     """One run's reads at the three levels, measured and judged against each level's promises. A run whose faults
     left no weak read stale shows no difference: the next seed is run instead (up to ATTEMPTS), and a line says so."""
     missed: list[int] = []
-    for seed in range(context.seed, context.seed + ATTEMPTS):
+    for seed in seeds_from(context.seed, ATTEMPTS):
         result = _run(context, seed)
         report = analyse(result.history, max_states=MAX_STATES)
         if any(report.levels[level].stale_reads for level in WEAK if level in report.levels):
@@ -113,7 +113,7 @@ def linearizability(context: TourContext) -> Outcome:
     no linearizable read after a final transfer of its account leaves nothing to plant: the next seed is run
     instead (up to ATTEMPTS), and a line says so."""
     missed: list[int] = []
-    for seed in range(context.seed, context.seed + ATTEMPTS):
+    for seed in seeds_from(context.seed, ATTEMPTS):
         result = _run(context, seed)
         history = list(result.history)
         if plant_stale_read(history) is not None:

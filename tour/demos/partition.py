@@ -20,7 +20,7 @@ from testnet.checks import CheckResult
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory
 from testnet.sim.simulator import Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, seeds_from
 from tour.simtools import Samples, ScriptedNemesis
 from tour.svg import lines_chart
 
@@ -50,13 +50,14 @@ def _clear_seed(context: TourContext, factory: CoreFactory, cut_s: float) -> tup
     """The first seed from `context.seed` whose drawn hash shares put both sides at least SHARE_MARGIN from θ (the
     last one tried when none does), and what each seed passed over drew."""
     passed: list[str] = []
-    for seed in range(context.seed, context.seed + ATTEMPTS):
+    *earlier, last = seeds_from(context.seed, ATTEMPTS)
+    for seed in earlier:
         shares = Simulator(_config(seed, "pow", cut_s), factory).shares  # drawn first, before anything runs
         sides = [sum(shares[i] for i in side) for side in SIDES]
-        if all(abs(share - THETA) >= SHARE_MARGIN for share in sides) or seed == context.seed + ATTEMPTS - 1:
+        if all(abs(share - THETA) >= SHARE_MARGIN for share in sides):
             return seed, passed
         passed.append(f"seed {seed} drew {' | '.join(f'{share:.1%}' for share in sides)}")
-    raise AssertionError("unreachable: the last seed tried is returned")
+    return last, passed
 
 
 def _run_engine(seed: int, consensus: str, factory: CoreFactory, cut_s: float,
