@@ -43,3 +43,11 @@ def test_a_detector_that_ignores_its_timeout_fails_eventual_accuracy(monkeypatch
     monkeypatch.setattr(FailureDetector, "trusted", impatient)
     outcome = failuredetector.run(CONTEXT)
     assert "eventual-accuracy" in outcome.failed_checks()
+
+
+def test_the_picture_caption_names_the_peers_it_draws() -> None:
+    # It said "each peer" over a chart of p1 and p3 only.
+    (picture,) = failuredetector.run(CONTEXT).pictures
+    drawn = {peer for peer in ("p1", "p2", "p3") if f"since heard from {peer}<" in picture.text}
+    assert drawn == {"p1", "p3"}
+    assert "each peer" not in picture.caption and all(peer in picture.caption for peer in drawn)
