@@ -54,7 +54,7 @@ def command(ctx: click.Context, as_json: bool) -> None:
     """The theory tour: each distributed-systems concept made to happen, checked and drawn (docs/THEORY.md).
 
     Without a subcommand, lists the concepts by group: how each demonstration runs (simulated: seconds,
-    deterministic by seed; real-process: node processes on this machine) and whether it is built yet.
+    deterministic by seed; real-process: node processes on this machine) and whether `run --all --fast` runs it.
     """
     if ctx.invoked_subcommand is None:
         _listing(as_json)
@@ -141,8 +141,9 @@ def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
 
 @command.command(name="run")
 @click.argument("name", required=False)
-@click.option("--all", "run_all", is_flag=True, help="every built demonstration, then a summary table")
-@click.option("--fast", is_flag=True, help="fewer seeds and shorter runs (what CI runs)")
+@click.option("--all", "run_all", is_flag=True, help="every demonstration, then a summary table")
+@click.option("--fast", is_flag=True,
+              help="fewer seeds and shorter runs; --all leaves out those listed as not --fast (what CI runs)")
 @click.option("--seed", type=click.IntRange(0, (1 << 64) - 1), default=DEFAULT_SEED, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
@@ -151,7 +152,8 @@ def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
 def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, out: str,
         open_pictures: bool) -> None:
     """Run the demonstration of concept NAME (or --all): print what happened and its checks' verdicts, write its
-    pictures under --out. Exit 0 when every check passed, 1 when one failed, 2 for an unknown or unbuilt concept."""
+    pictures under --out. Exit 0 when every check passed, 1 when one failed, 2 for bad input (an unknown concept,
+    an --out that cannot be written)."""
     if run_all == (name is not None):
         fail("give one concept NAME or --all (the list: chainlab tour)", code=UNKNOWN_EXIT)
     if name is not None:
