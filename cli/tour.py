@@ -4,7 +4,9 @@ writes files and opens a browser."""
 
 from __future__ import annotations
 
+import difflib
 import logging
+import tempfile
 import time
 import webbrowser
 from pathlib import Path
@@ -19,8 +21,13 @@ from tour.model import Concept, Outcome, TourContext
 
 NOT_BUILT_EXIT = 2
 UNKNOWN_EXIT = 2
+BAD_OUT_EXIT = 2
 DEFAULT_SEED = 1
 DEFAULT_OUT = "chainlab-tour"
+
+
+def _state(concept: Concept) -> str:
+    return "not built yet" if not concept.built else "built" if concept.in_fast else "built, not --fast"
 
 
 def _listing(as_json: bool) -> None:
@@ -28,12 +35,13 @@ def _listing(as_json: bool) -> None:
         emit_json({"groups": list(GROUPS), "concepts": [concept.to_json() for concept in CONCEPTS]})
         return
     width = max(len(concept.name) for concept in CONCEPTS)
+    states = {concept.name: _state(concept) for concept in CONCEPTS}
+    state_width = max(len(state) for state in states.values())
     for group in GROUPS:
         click.echo(f"{group}:")
         for concept in (c for c in CONCEPTS if c.group == group):
-            state = ("not built yet" if not concept.built else "built" if concept.in_fast
-                     else "built, not --fast")
-            click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {state:<13}  {concept.summary}")
+            click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {states[concept.name]:<{state_width}}  "
+                       f"{concept.summary}")
     built = len(built_concepts())
     click.echo(f"{built} of {len(CONCEPTS)} concepts have a demonstration; run one with `chainlab tour run NAME`, "
                "all with `chainlab tour run --all` (`--fast` leaves out those marked 'not --fast')")
@@ -46,7 +54,7 @@ def command(ctx: click.Context, as_json: bool) -> None:
     """The theory tour: each distributed-systems concept made to happen, checked and drawn (docs/THEORY.md).
 
     Without a subcommand, lists the concepts by group: how each demonstration runs (simulated: seconds,
-    deterministic by seed; real-process: node processes on this machine) and whether it is built yet.
+    deterministic by seed; real-process: node processes on this machine) and whether `run --all --fast` runs it.
     """
     if ctx.invoked_subcommand is None:
         _listing(as_json)
@@ -64,8 +72,18 @@ def _write(outcome: Outcome, out: Path) -> list[str]:
             path.write_text(picture.text, encoding="utf-8")
             written.append(str(path))
     except OSError as exc:
-        fail(f"--out: cannot write under {out}: {exc.strerror or exc}")
+        fail(f"--out: cannot write under {out}: {exc.strerror or exc}", code=BAD_OUT_EXIT)
     return written
+
+
+def _make_out(out: Path) -> None:
+    """Make the pictures' directory before anything runs: a real-process demonstration puts its testnet under it,
+    and no run should be wasted on a directory that cannot be made."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=".probe-", dir=out)).rmdir()  # made is not writable (a read-only mount)
+    except OSError as exc:
+        fail(f"--out: cannot write under {out}: {exc.strerror or exc}", code=BAD_OUT_EXIT)
 
 
 def _open(paths: list[str]) -> None:
@@ -105,6 +123,15 @@ def _print(outcome: Outcome, concept: Concept, written: list[str], wall_s: float
                f"  ({wall_s:.1f} s)")
 
 
+def _guesses(name: str) -> list[str]:
+    """The concepts a mistyped or shortened name probably meant (`rafts`, `Raft`, `crash`, `lock`)."""
+    names = [concept.name for concept in CONCEPTS]
+    typed = name.lower()
+    close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
+    return close or [candidate for candidate in names if len(typed) >= 3
+                     and any(part.startswith(typed) for part in candidate.split("-"))][:3]
+
+
 def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
     assert concept.demonstration is not None
     started = time.perf_counter()
@@ -114,8 +141,9 @@ def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
 
 @command.command(name="run")
 @click.argument("name", required=False)
-@click.option("--all", "run_all", is_flag=True, help="every built demonstration, then a summary table")
-@click.option("--fast", is_flag=True, help="fewer seeds and shorter runs (what CI runs)")
+@click.option("--all", "run_all", is_flag=True, help="every demonstration, then a summary table")
+@click.option("--fast", is_flag=True,
+              help="fewer seeds and shorter runs; --all leaves out those listed as not --fast (what CI runs)")
 @click.option("--seed", type=click.IntRange(0, (1 << 64) - 1), default=DEFAULT_SEED, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
@@ -124,13 +152,16 @@ def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
 def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, out: str,
         open_pictures: bool) -> None:
     """Run the demonstration of concept NAME (or --all): print what happened and its checks' verdicts, write its
-    pictures under --out. Exit 0 when every check passed, 1 when one failed, 2 for an unknown or unbuilt concept."""
+    pictures under --out. Exit 0 when every check passed, 1 when one failed, 2 for bad input (an unknown concept,
+    an --out that cannot be written)."""
     if run_all == (name is not None):
         fail("give one concept NAME or --all (the list: chainlab tour)", code=UNKNOWN_EXIT)
     if name is not None:
         concept = concept_named(name)
         if concept is None:
-            fail(f"unknown concept {name!r} (the list: chainlab tour)", code=UNKNOWN_EXIT)
+            guesses = _guesses(name)
+            fail(f"unknown concept {name!r}" + (f"; did you mean {' or '.join(map(repr, guesses))}?" if guesses
+                                                 else "") + " (the list: chainlab tour)", code=UNKNOWN_EXIT)
         if not concept.built:
             fail(f"concept {name!r} is not built yet (docs/THEORY.md lists what is)", code=NOT_BUILT_EXIT)
         concepts = [concept]
@@ -138,6 +169,7 @@ def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, o
     else:
         skipped = [concept for concept in built_concepts() if fast and not concept.in_fast]
         concepts = [concept for concept in built_concepts() if concept not in skipped]
+    _make_out(Path(out))
     logging.getLogger("chainlab").setLevel(logging.CRITICAL + 1)  # the cores' log lines are not the tour's output
     real = TourRealRuns(out=Path(out), progress=lambda line: click.echo(f"  .. {line}", err=True),
                         open_explorer=_open_url if open_pictures else _no_open)

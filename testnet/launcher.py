@@ -390,6 +390,10 @@ def start_node(testnet: Testnet, record: NodeRecord, wait_s: float = START_TIMEO
     except LocalNodeError as exc:
         record.state, record.pid = "stopped", None
         raise TestnetError(str(exc).splitlines()[0] + f" (see {record.log})") from None
+    except BaseException:  # Ctrl-C included: the pid is not recorded yet, so no one else could stop this node
+        procs.terminate(handle.process.pid, 5.0)
+        record.state, record.pid = "stopped", None
+        raise
     adopt_info(record, handle)
 
 

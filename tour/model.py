@@ -98,6 +98,14 @@ class Outcome:
 
 Demonstration = Callable[[TourContext], Outcome]
 
+SEEDS = 1 << 64  # --seed's range, the simulator's: 0 .. 2**64 - 1
+
+
+def seeds_from(seed: int, count: int) -> list[int]:
+    """`count` seeds from `seed` up, for a demonstration that tries the next seed when one shows nothing; past the
+    largest they wrap to 0 (a SimConfig refuses 2**64)."""
+    return [(seed + i) % SEEDS for i in range(count)]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Concept:

@@ -78,3 +78,78 @@ def test_cleanup_fails_when_a_process_was_left(observed: dict[str, Any]) -> None
 def test_a_run_that_did_not_complete_fails(observed: dict[str, Any]) -> None:
     observed.update(error="testnet did not come up: port in use", nodes={}, late=None)
     assert judge(observed).failed_checks() == ["testnet"]
+
+
+def _processes_naming(directory: Path) -> list[int]:
+    """Live processes whose command line names `directory` (the nodes name their data directory)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(directory) in cmdline and procs.alive(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_late_node_restarts_leaves_no_process(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between the late node's launch and its first answer its pid was not recorded yet: a Ctrl-C then left it running.
+    from testnet import local, tourreal
+
+    monkeypatch.setattr(tourreal, "MINE_S", {True: 0.0, False: 0.0})
+    monkeypatch.setattr(tourreal, "LEAD_BLOCKS", 0)
+    started = local.LocalNode.wait_started
+    waited: list[str] = []
+
+    def interrupted_on_restart(self: local.LocalNode, wait_s: float = 30.0) -> None:
+        waited.append(self.name)
+        if len(waited) > tourreal.NODES:  # the nodes of `up` come up; the late node's restart is interrupted
+            raise KeyboardInterrupt
+        started(self, wait_s)
+
+    monkeypatch.setattr(local.LocalNode, "wait_started", interrupted_on_restart)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tourreal.observe_blockchain(tmp_path / "testnet", seed=1, fast=True, progress=lambda line: None,
+                                        on_explorer=lambda url: None)
+        assert waited[-1] == f"node{tourreal.LATE}"
+        assert _processes_naming(tmp_path) == []
+    finally:
+        for pid in _processes_naming(tmp_path):  # what a failure left: this test started it
+            procs.terminate(pid, 5.0)
+
+
+def test_the_run_settles_until_the_final_blocks_come_from_two_miners(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A --fast run ended with its three final blocks all node1's and `mining` failed on a chance: the settle phase
+    # now also waits for a second miner among the final blocks (bounded). No process here: the RPC answers are faked.
+    from types import SimpleNamespace
+
+    from testnet import tourreal
+    from testnet.state import NodeRecord
+
+    nodes = [NodeRecord(index=i, name=f"node{i}", state="running") for i in range(tourreal.NODES)]
+    miners_seen = iter([1, 1, 1, 2, 2])
+    asked: list[int] = []
+
+    def final_miners(record: NodeRecord) -> int:
+        asked.append(record.index)
+        return next(miners_seen)
+
+    monkeypatch.setattr(tourreal, "MINE_S", {True: 0.0, False: 0.0})
+    monkeypatch.setattr(tourreal, "SETTLE_S", {True: 0.0, False: 0.0})
+    monkeypatch.setattr(tourreal, "LEAD_BLOCKS", 0)
+    monkeypatch.setattr(tourreal.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tourreal, "_height", lambda record, field="height": 5 if field == "final_height" else 0)
+    monkeypatch.setattr(tourreal, "_sample", lambda testnet, started, samples: None)
+    monkeypatch.setattr(tourreal.launcher, "stop_nodes", lambda records, timeout_s: [])
+    monkeypatch.setattr(tourreal.launcher, "start_node", lambda testnet, record: None)
+    monkeypatch.setattr(tourreal, "_wait_caught_up", lambda record, target, bound_s: 0.1)
+    monkeypatch.setattr(tourreal, "_final_view", lambda testnet: {})
+    monkeypatch.setattr(tourreal, "_final_miners", final_miners)
+    observed: dict[str, Any] = {"samples": []}
+    tourreal._observe(SimpleNamespace(nodes=nodes), True, lambda line: None, 0.0, observed)  # type: ignore[arg-type]
+    assert len(asked) == 4  # asked until the fourth answer named a second miner

@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import pytest
+
 from causality.clocks import VectorClock
 from causality.events import TraceEvent
 from cli.sim import node_core_factory
+from testnet.sim.config import SEED_MAX
 from tour.demos import causality
-from tour.model import TourContext
+from tour.model import TourContext, seeds_from
 
 CONTEXT = TourContext(seed=1, core_factory=node_core_factory, fast=True)
 
@@ -38,3 +41,27 @@ def test_clocks_that_do_not_merge_on_receive_fail_the_checks() -> None:
     outcome = causality.run(CONTEXT, rewrite=local_only)
     assert "delivery-happens-after-mining" in outcome.failed_checks()
     assert "resolution-knows-both" in outcome.failed_checks()
+
+
+def test_the_diagram_draws_the_fork_blocks_and_the_reorg() -> None:
+    # The window is counted from the trace's first event: counted from 0 it started after both fork blocks.
+    outcome = causality.run(CONTEXT)
+    for picture in outcome.pictures:
+        for name in (*outcome.figures["fork"], outcome.figures["reorg"]):
+            assert f'data-name="{name}"' in picture.text, (picture.name, name)
+
+
+def test_the_arrivals_judged_are_those_of_the_fork_block_that_travelled() -> None:
+    # Seed 5: node1's fork block lost before any other node connected it; the check judged its (no) arrivals and
+    # failed with an empty detail. node2's block reached both others.
+    outcome = causality.run(TourContext(seed=5, core_factory=node_core_factory))
+    assert outcome.ok, outcome.checks
+    assert outcome.figures["arrivals"], outcome.lines
+
+
+def test_the_seeds_tried_after_the_largest_wrap_to_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    # --seed 18446744073709551615 on a run without a fork tried 2**64 next, which the simulator refuses (a traceback).
+    monkeypatch.setattr(causality, "_fork", lambda graph: None)
+    outcome = causality.run(TourContext(seed=SEED_MAX, core_factory=node_core_factory, fast=True))
+    assert outcome.failed_checks() == ["fork-found"]
+    assert seeds_from(SEED_MAX, 3) == [SEED_MAX, 0, 1]

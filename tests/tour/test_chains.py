@@ -51,6 +51,15 @@ def test_without_fork_choice_the_nodes_stay_on_their_own_branches() -> None:
     assert "most-work-tip-wins" in outcome.failed_checks()
 
 
+def test_a_block_still_in_flight_when_the_run_stops_is_not_a_second_tip() -> None:
+    # Seed 4 (the full run) stops with node3's newest block not yet at the others: they are one block behind on the
+    # same chain, which the check counted as two tips and failed.
+    outcome = chains.longest_chain(TourContext(seed=4, core_factory=node_core_factory))
+    assert outcome.ok, outcome.checks
+    detail = next(check.detail for check in outcome.checks if check.name == "most-work-tip-wins")
+    assert "1 block(s) behind node3" in detail
+
+
 def test_reorgs_stay_below_k() -> None:
     outcome = chains.finality(CONTEXT)
     assert outcome.ok, outcome.checks

@@ -59,6 +59,12 @@ def test_unknown_concept_is_a_one_line_error_with_exit_2() -> None:
     assert_error(invoke("tour", "run", "no-such-thing"), 2, "unknown concept 'no-such-thing'")
 
 
+@pytest.mark.parametrize(("typed", "meant"), [("rafts", "'raft'"), ("Raft", "'raft'"), ("crash", "'crash-failure'"),
+                                              ("lock", "'distributed-lock'")])
+def test_a_mistyped_or_shortened_concept_is_named_in_the_error(typed: str, meant: str) -> None:
+    assert_error(invoke("tour", "run", typed), 2, f"unknown concept {typed!r}; did you mean {meant}?")
+
+
 def test_every_concept_is_built() -> None:
     assert all(concept.built for concept in CONCEPTS)
 
@@ -137,3 +143,18 @@ def test_all_fast_runs_every_fast_demonstration_and_every_check_passes_within_fo
     assert ran == expected and set(document["skipped"]) == {c.name for c in CONCEPTS if not c.in_fast}
     assert document["ok"] and all(result["ok"] for result in document["results"]), document["results"]
     assert elapsed < 240
+
+
+@pytest.mark.parametrize("name", ["state-machine-replication", "blockchain"])
+def test_an_out_that_cannot_be_made_is_a_one_line_error_before_anything_runs(name: str, tmp_path: Path) -> None:
+    # blockchain puts its testnet under --out: it failed with a traceback; a simulated one ran first, then failed.
+    (tmp_path / "a-file").write_text("not a directory")
+    assert_error(invoke("tour", "run", name, "--out", str(tmp_path / "a-file" / "pictures")), 2, "--out")
+
+
+def test_listing_columns_line_up() -> None:
+    # "built, not --fast" is longer than the state column was: cap's summary started four characters to the right.
+    rows = [line for line in invoke("tour").stdout.splitlines() if line.startswith("  ")]
+    starts = {line.index(concept.summary) for concept in CONCEPTS for line in rows
+              if line.split()[:1] == [concept.name]}
+    assert len(starts) == 1, starts

@@ -30,6 +30,21 @@ def test_levels_keep_their_promises_and_differ(seed: int) -> None:
     assert set(outcome.figures["levels"]) == {"latest", "final", "linearizable"}
 
 
+def test_a_run_whose_faults_missed_the_reads_is_replaced_by_the_next_seed() -> None:
+    # Seed 3 --fast: no latest or final read was stale, and `levels-differ` failed on a run that showed nothing.
+    outcome = consistency.levels(TourContext(seed=3, core_factory=node_core_factory, fast=True))
+    assert outcome.ok, outcome.checks
+    assert any(line.startswith("seed 3: no latest or final read was stale") and "seed 4 used" in line
+               for line in outcome.lines), outcome.lines
+
+
+def test_a_run_without_a_read_to_plant_on_is_replaced_by_the_next_seed() -> None:
+    # Seed 5 --fast: no linearizable read was answered, and both checks failed on a run that showed nothing.
+    outcome = consistency.linearizability(TourContext(seed=5, core_factory=node_core_factory, fast=True))
+    assert outcome.ok, outcome.checks
+    assert any(line.startswith("seed 5: no linearizable read") and "seed 6 used" in line for line in outcome.lines)
+
+
 def test_linearizable_reads_pass_and_a_planted_stale_read_is_caught() -> None:
     outcome = consistency.linearizability(CONTEXT)
     assert outcome.ok, outcome.checks

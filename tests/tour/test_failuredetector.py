@@ -56,3 +56,11 @@ def test_heartbeats_that_ignore_the_interval_fail_the_interval_trade_off(monkeyp
     honest = failuredetector.arrivals
     monkeypatch.setattr(failuredetector, "arrivals", lambda rng, schedule, interval_s=0.5: honest(rng, schedule))
     assert failuredetector.run(CONTEXT).failed_checks() == ["interval-trade-off"]
+
+
+def test_the_picture_caption_names_the_peers_it_draws() -> None:
+    # It said "each peer" over a chart of p1 and p3 only.
+    (picture,) = failuredetector.run(CONTEXT).pictures
+    drawn = {peer for peer in ("p1", "p2", "p3") if f"since heard from {peer}<" in picture.text}
+    assert drawn == {"p1", "p3"}
+    assert "each peer" not in picture.caption and all(peer in picture.caption for peer in drawn)

@@ -28,3 +28,12 @@ def test_the_picture_marks_both_conflicting_blocks_at_the_heal() -> None:
     assert f"tx {outcome.figures['winner'][:12]} " in tree.text and f"tx {outcome.figures['loser'][:12]} " in tree.text
     assert tree.text.count('stroke="#b53f3f" stroke-width="2"') == 2
     assert " kept</text>" in tree.text and " lost</text>" in tree.text
+
+
+def test_the_work_compared_is_the_branches_when_they_met_not_at_the_heal() -> None:
+    # Seed 7: side [0, 1] led 12 to 11 at the heal, but its tip was not yet announced when side [2, 3, 4] mined two
+    # more; the nodes met at 12 against 13 and kept the heavier branch. Judged at the heal, the check failed.
+    outcome = multimaster.run(TourContext(seed=7, core_factory=node_core_factory, fast=True))
+    assert outcome.ok, outcome.checks
+    assert outcome.figures["work_at_heal"] == [12, 11]
+    assert outcome.figures["work_when_met"] == [12, 13]

@@ -35,3 +35,11 @@ def test_a_pbft_that_takes_a_majority_for_its_quorum_finalizes_on_the_side_of_th
     """2f + 1 = 3 of 5: two such quorums may share only one validator, a possibly Byzantine one."""
     monkeypatch.setattr(quorum.Validators, "quorum", property(lambda self: 2 * self.f + 1))
     assert partition.run(CONTEXT).failed_checks() == ["pbft-only-deciding-side-finalizes"]
+
+
+def test_a_seed_whose_hash_shares_are_too_even_is_passed_over_and_named() -> None:
+    # Seed 0 draws 49.2% | 50.8%: the handler's estimate stopped both sides, and the check failed on it.
+    outcome = partition.run(TourContext(seed=0, core_factory=node_core_factory, fast=True))
+    assert outcome.ok, outcome.checks
+    assert outcome.figures["seed"] == 1
+    assert any(line.startswith("seed 0 drew 49.2% | 50.8%") for line in outcome.lines), outcome.lines

@@ -29,7 +29,7 @@ from testnet.sim.causal import CausalTracer
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, seeds_from
 
 ATTEMPTS = 5  # seeds tried (from --seed up) until a run forks and a node reorganises
 DRAWN_KINDS = ("block", "block-inv", "getblocks", "blocks", "block-mined", "block-connected", "reorg")
@@ -86,7 +86,7 @@ def _mined(graph: TraceGraph, index: int) -> str:
 def run(context: TourContext, *, rewrite: EventRewrite | None = None) -> Outcome:
     """The demonstration; `rewrite` changes every trace event before the graph is built (a test plants clocks
     that do not merge on receive)."""
-    for seed in range(context.seed, context.seed + ATTEMPTS):
+    for seed in seeds_from(context.seed, ATTEMPTS):
         result, lines = _traced_run(seed, context.core_factory)
         graph = TraceGraph(rewrite(e) if rewrite else e for e in parse_trace(lines, source="simulated run"))
         found = _fork(graph)
@@ -101,8 +101,10 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
     ea, eb = graph.events[a], graph.events[b]
     height = ea.detail.get("height")
     fork = graph.relation(a, b)
-    arrivals = _arrivals(graph, a)
-    hb = [graph.relation(a, i) for i in arrivals]
+    # The fork block that lost may never be connected anywhere else (seed 5): follow the one that travelled.
+    shown = a if _arrivals(graph, a) or not _arrivals(graph, b) else b
+    arrivals = _arrivals(graph, shown)
+    hb = [graph.relation(shown, i) for i in arrivals]
     knew = [graph.order(x, reorg) for x in (a, b)]
     trace_file = "run.jsonl"
     lines = [
@@ -110,9 +112,11 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
         f"fork at height {height}: {_mined(graph, a)}, {_mined(graph, b)}",
         f"  vector clocks: {fork.order.value} (Lamport times {ea.lamport} and {eb.lamport} would order them, "
         "wrongly)",
-        f"  {graph.name(a)}'s block reached the other nodes at "
-        + ", ".join(f"{graph.name(i)} (mining {'happened before' if r.order is Order.BEFORE else r.order.value} "
-                    f"it, through a chain of {len(r.chain or ())} events)" for i, r in zip(arrivals, hb, strict=True)),
+        (f"  {graph.name(shown)}'s block reached the other nodes at "
+         + ", ".join(f"{graph.name(i)} (mining {'happened before' if r.order is Order.BEFORE else r.order.value} "
+                     f"it, through a chain of {len(r.chain or ())} events)"
+                     for i, r in zip(arrivals, hb, strict=True))
+         if arrivals else "  neither fork block was connected on another node"),
         f"  {graph.name(reorg)}, the reorg that settled the fork: "
         + ("both fork blocks happened before it" if all(o is Order.BEFORE for o in knew) else
            "the fork blocks are " + " and ".join(order.value for order in knew) + " it"),
@@ -127,8 +131,9 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
             f"the clocks say {fork.order.value} for two blocks no chain of messages links")),
         CheckResult(name="delivery-happens-after-mining",
                     ok=bool(hb) and all(r.order is Order.BEFORE and r.complete for r in hb), detail=(
-            f"{len(hb)} arrivals of {graph.name(a)}'s block, each after its mining by the clocks, with a chain of "
+            f"{len(hb)} arrivals of {graph.name(shown)}'s block, each after its mining by the clocks, with a chain of "
             "messages" if hb and all(r.order is Order.BEFORE and r.complete for r in hb) else
+            "neither fork block was connected on another node: no arrival to judge" if not hb else
             "an arrival the chain of messages puts after the mining is not after it by the clocks: "
             + "; ".join(r.note or r.order.value for r in hb))),
         CheckResult(name="resolution-knows-both", ok=all(order is Order.BEFORE for order in knew), detail=(
@@ -136,7 +141,8 @@ def _judge(context: TourContext, seed: int, result: SimResult, graph: TraceGraph
             else f"the clocks put the fork blocks {', '.join(o.value for o in knew)} the reorg that chose between "
                  "them")),
     )
-    origin = min(e.time_ns for e in graph.events)  # the diagram's window counts from the trace's first event
+    # The diagram's window counts from the trace's first event (as `chainlab trace diagram --from`), not from 0.
+    origin = min(event.time_ns for event in graph.events)
     start = (min(ea.time_ns, eb.time_ns) - origin) / 1e9 - 1.0
     end = (graph.events[reorg].time_ns - origin) / 1e9 + 0.5
     drawing = select(graph, Filters(from_s=start, to_s=end, kinds=DRAWN_KINDS))

@@ -218,8 +218,8 @@ def run(context: TourContext) -> Outcome:
     times = [step * POLL_S for step in range(1, round(schedule.end_s / POLL_S) + 1)]
     series = {f"since heard from {peer}": sampled.since_heard[peer] for peer in ("p1", CRASHED)}
     series[f"timeout {PICTURE_TIMEOUT_S} s"] = [PICTURE_TIMEOUT_S] * len(times)
-    picture = Picture(name="suspicion.svg", caption=f"seconds since each peer was heard, against a "
-                      f"{PICTURE_TIMEOUT_S} s timeout: spikes before GST, the crash after", text=lines_chart(
+    picture = Picture(name="suspicion.svg", caption=f"seconds since p1 and {CRASHED} were last heard (p2 is like p1), "
+                      f"against a {PICTURE_TIMEOUT_S} s timeout: spikes before GST, the crash after", text=lines_chart(
                           "Failure detector: time since last heartbeat", times=times, series=series,
                           shaded=[(0.0, schedule.gst_s, "before GST"), (schedule.crash_s, schedule.end_s,
                                                                         f"{CRASHED} crashed")],

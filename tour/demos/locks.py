@@ -22,7 +22,7 @@ from testnet.lockcheck import LockOp, lock_ops_of_blocks
 from testnet.sim.config import SimConfig
 from testnet.sim.lockclients import final_blocks
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, seeds_from
 from tour.svg import lanes
 
 ENGINES = (("raft", 3), ("pbft", 4))
@@ -70,13 +70,12 @@ def run(context: TourContext) -> Outcome:
     figures: dict[str, object] = {}
     pictures: list[Picture] = []
     for consensus, nodes in ENGINES:
-        for attempt in range(ATTEMPTS):
-            simulator = Simulator(_config(context, consensus, nodes, context.seed + attempt), context.core_factory)
+        for seed in seeds_from(context.seed, ATTEMPTS):
+            simulator = Simulator(_config(context, consensus, nodes, seed), context.core_factory)
             result = simulator.run()
             if _count(result, "lock_late_writes") or not result.ok:
                 break
-            lines.append(f"{consensus}: seed {context.seed + attempt}: no session paused past its lease and wrote; "
-                         "the next seed")
+            lines.append(f"{consensus}: seed {seed}: no session paused past its lease and wrote; the next seed")
         engine_lines, engine_checks = _judge(consensus, result)
         lines += engine_lines
         checks += engine_checks

@@ -3,9 +3,15 @@
 Five PoW miners are cut into {0, 1} | {2, 3, 4}. With the partition handler off (θ = 0, plain Nakamoto PoW: every
 side keeps mining, as Bitcoin does) each side is a master: a client sends one transfer to node 0 and a conflicting
 one to node 2, from the same account with the same nonce (a double spend), and each side puts its own in a block.
-At the heal the branch with more work wins every node (chain/blocktree.py's fork choice), its transfer stays, and
-the other side's block is disconnected: its transfer can never be applied (the nonce is spent). The demonstration
-names the loser.
+When the branches meet the one with more work wins every node (chain/blocktree.py's fork choice), its transfer
+stays, and the other side's block is disconnected: its transfer can never be applied (the nonce is spent). The
+demonstration names the loser.
+
+The branches meet when a node first hears of the other side's tip, which is not the instant of the heal: a tip is
+announced with each new block and re-announced every few seconds (p2p/protocol/relay.py), so a branch ahead at the
+heal can be caught up before the other side hears of it, and the next block then breaks the tie (seed 7: 12
+against 11 at the heal, 12 against 13 when the nodes met). The work each branch had then is what fork choice
+compared: the observer samples every node's chain each 0.1 s from the heal until every node holds the same transfer.
 
 With chainlab's default θ = 0.5 the minority side would not mine at all (the partition-handling concept): PoW
 becomes single-master during a partition, which is the point of the handler.
@@ -31,6 +37,8 @@ WRITERS = (0, 2)  # the node each side's client writes to
 CUT_AT_S = 10.0
 CUT_S = 20.0
 WRITE_AT_S = 12.0
+OBSERVE_EVERY_S = 0.1  # fine enough to catch the branches' work just before the nodes agree
+STEP_EPS_S = 1e-6  # the observer's times are sums of 0.1 s steps: t = 12 arrives as 11.9999999999
 TREE_DEPTH = 12  # heights drawn below the lower side's tip at the heal: the fork point and a few blocks before it
 K = 12  # above the blocks either side can mine in the partition, so no final block is reverted at the heal
 
@@ -63,12 +71,14 @@ class Writer:
     refused: list[str | None] = field(default_factory=list)
     at_heal: list[set[bytes]] = field(default_factory=list)
     work_at_heal: list[int] = field(default_factory=list)
+    met_at: float | None = None  # the first sample after the heal at which every node held the same transfer
+    work_when_met: list[int] = field(default_factory=list)  # per transfer: its branch's work at the sample before
     trees_at_heal: list[list[tuple[str, int, str, bool]]] = field(default_factory=list)  # per side: block_tree rows
     tx_blocks: list[str | None] = field(default_factory=list)  # per side: the block holding its transfer
 
     def observe(self, t: float, simulator: Simulator) -> None:
         """The simulator's observer hook (each virtual second)."""
-        if not self.txs and t >= WRITE_AT_S:
+        if not self.txs and t >= WRITE_AT_S - STEP_EPS_S:
             sender = simulator.load_keys[0]
             core = simulator.nodes[WRITERS[0]].core
             assert core is not None
@@ -79,11 +89,24 @@ class Writer:
                                    nonce=nonce)
                 self.txs.append(tx)
                 self.refused.append(simulator.nodes[writer].submit_tx(tx, t))
-        if not self.at_heal and t >= CUT_AT_S + CUT_S - 1.0:
+        if not self.at_heal and t >= CUT_AT_S + CUT_S - OBSERVE_EVERY_S - STEP_EPS_S:
             self.at_heal = [set(best_chain_txs(n.core.tree)) if n.core is not None else set() for n in simulator.nodes]
             self.work_at_heal = [n.core.tree.tip.cumulative_work if n.core is not None else 0
                                  for n in simulator.nodes]
             self._snapshot_trees(simulator)
+        elif self.at_heal and self.met_at is None and len(self.txs) == len(WRITERS):
+            self._watch_meeting(t, simulator)
+
+    def _watch_meeting(self, t: float, simulator: Simulator) -> None:
+        """Each branch's work (the most any node on it has) until every node holds the same one transfer."""
+        cores = [n.core for n in simulator.nodes if n.core is not None]
+        held = [set(best_chain_txs(core.tree)) for core in cores]
+        on = [[tx.hash in chain for chain in held] for tx in self.txs]
+        if any(all(nodes) for nodes in on) and not all(any(nodes) for nodes in on):
+            self.met_at = t
+            return
+        self.work_when_met = [max((core.tree.tip.cumulative_work for core, there in zip(cores, nodes, strict=True)
+                                   if there), default=0) for nodes in on]
 
     def _snapshot_trees(self, simulator: Simulator) -> None:
         """Each writer's block tree at the heal (the recent heights), and the block its side put its transfer in."""
@@ -106,7 +129,7 @@ def run(context: TourContext) -> Outcome:
                        faults=frozenset(), model="synchronous", block_interval_s=2.0, finality_threshold=K,
                        max_delay_s=0.05, tx_rate_per_s=0.0, liveness_budget_s=60.0)
     simulator = Simulator(config, every_side_mines(context.core_factory), observer=writer.observe,
-                          observe_every_s=1.0)
+                          observe_every_s=OBSERVE_EVERY_S)
     simulator.nemesis = ScriptedNemesis(nodes=NODES, sides=SIDES, at_s=CUT_AT_S, duration_s=CUT_S)
     result = simulator.run()
     return _judge(context, simulator, result.ok, result.failed_checks(), writer)
@@ -135,10 +158,15 @@ def _judge(context: TourContext, simulator: Simulator, sim_ok: bool, sim_failed:
     lines.append(f"chain work at the heal: side {list(SIDES[0])} {work[0]}, side {list(SIDES[1])} {work[1]}"
                  + (" (a tie: each node keeps the tip it saw first until the next block breaks it)"
                     if work[0] == work[1] else ""))
-    resolved = len(winners) == 1 and len(losers) == 1
-    by_work = resolved and work[winners[0]] >= work[losers[0]]
+    resolved = len(winners) == 1 and len(losers) == 1 and writer.met_at is not None
+    met = writer.work_when_met
+    by_work = resolved and len(met) == 2 and met[winners[0]] >= met[losers[0]]
     if resolved:
         w, lo = winners[0], losers[0]
+        lines.append(f"the branches met at t={writer.met_at:.1f}s with work {met[w]} (the branch holding "
+                     f"{hashes[w].hex()[:12]}) against {met[lo]}" + (
+                         f": side {list(SIDES[w])}'s blocks mined since the heal overtook before the other side's tip "
+                         "was announced to it" if work[w] < work[lo] else ""))
         lines.append(f"after the heal every node (heights {min(heights.values())}..{max(heights.values())}) keeps "
                      f"{hashes[w].hex()[:12]} (side {list(SIDES[w])}); the loser: {hashes[lo].hex()[:12]} of side "
                      f"{list(SIDES[lo])}, its block disconnected and its nonce spent")
@@ -147,15 +175,15 @@ def _judge(context: TourContext, simulator: Simulator, sim_ok: bool, sim_failed:
             "each side's nodes had its own conflicting transfer in their best chain before the heal" if all(accepted)
             else f"in the sides' chains at the heal: {accepted}")),
         CheckResult(name="fork-choice-kept-one", ok=by_work, detail=(
-            f"every node keeps {hashes[winners[0]].hex()[:12]}, written on the side with at least as much work at the "
-            f"heal; "
-            f"{hashes[losers[0]].hex()[:12]} is on no node's best chain" if by_work else
-            f"the transfers are on the nodes' best chains as {kept} (node by node), work at the heal {work}: the "
-            "conflict is not resolved by most work")),
+            f"every node keeps {hashes[winners[0]].hex()[:12]}, on the branch with at least as much work when the "
+            f"branches met; {hashes[losers[0]].hex()[:12]} is on no node's best chain" if by_work else
+            f"the transfers are on the nodes' best chains as {kept} (node by node), work when the branches met "
+            f"{met or 'never'}: the conflict is not resolved by most work")),
         CheckResult(name="converged-after-heal", ok=sim_ok, detail=(
             "every simulator check passed after the heal" if sim_ok else f"failed: {', '.join(sim_failed)}")),
     )
-    figures = {"shares": [round(s, 3) for s in shares], "work_at_heal": work, "txs": [h.hex() for h in hashes],
+    figures = {"shares": [round(s, 3) for s in shares], "work_at_heal": work, "work_when_met": met,
+               "met_at_s": writer.met_at, "txs": [h.hex() for h in hashes],
                "accepted": accepted,
                "winner": hashes[winners[0]].hex() if len(winners) == 1 else None,
                "loser": hashes[losers[0]].hex() if len(losers) == 1 else None}

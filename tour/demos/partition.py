@@ -8,6 +8,11 @@ miners hold more than θ (0.5) of the hash power, because the partition handler 
 the others mining. Either way a side that cannot decide makes nothing final, so the heal costs no final block. The
 check fails if such a side finalises a block during the partition (a PoW engine without its handler does), or if
 a side that can decide does not.
+
+The handler judges hash power by its estimate (the recent blocks each miner mined), not by the shares the seed
+drew: with sides of 49% and 51% the estimate can put either side on either side of θ (seeds 0, 93, 104 and 170
+did). Such a split shows the handler guessing, not the rule, so a seed whose sides are within `SHARE_MARGIN` of θ
+is passed over for the next one, and a line says so.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from testnet.checks import CheckResult
 from testnet.sim.config import SimConfig
 from testnet.sim.core import CoreFactory
 from testnet.sim.simulator import Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, seeds_from
 from tour.simtools import Samples, ScriptedNemesis
 from tour.svg import lines_chart
 
@@ -29,10 +34,12 @@ SIDES = ((0, 1), (2, 3, 4))
 CUT_AT_S = 20.0
 THRESHOLD = 0.5  # θ: the PoW partition handler's default (pause at or below this share of the hash power)
 GRACE_S = 5.0  # blocks in flight and the presence timeout before the cut takes effect (P2P timeouts, heartbeats)
+SHARE_MARGIN = 0.05  # the handler's default hysteresis; no side of the 30 nearest seeds past it was misjudged
+ATTEMPTS = 5  # seeds tried (from --seed up) for one whose sides are clear of θ
 
 
-def _config(context: TourContext, consensus: str, cut_s: float) -> SimConfig:
-    return SimConfig(seed=context.seed, consensus=consensus, nodes=NODES, duration_s=CUT_AT_S + cut_s + 10.0,
+def _config(seed: int, consensus: str, cut_s: float) -> SimConfig:
+    return SimConfig(seed=seed, consensus=consensus, nodes=NODES, duration_s=CUT_AT_S + cut_s + 10.0,
                      faults=frozenset(), model="synchronous", block_interval_s=2.0, finality_threshold=4,
                      max_delay_s=0.05, tx_rate_per_s=0.5)
 
@@ -61,10 +68,24 @@ class Rule:
             f"a quorum of {self.quorum} of {NODES} validators"
 
 
-def _run_engine(context: TourContext, consensus: str, factory: CoreFactory, cut_s: float,
+def _clear_seed(context: TourContext, factory: CoreFactory, cut_s: float) -> tuple[int, list[str]]:
+    """The first seed from `context.seed` whose drawn hash shares put both sides at least SHARE_MARGIN from θ (the
+    last one tried when none does), and what each seed passed over drew."""
+    passed: list[str] = []
+    *earlier, last = seeds_from(context.seed, ATTEMPTS)
+    for seed in earlier:
+        shares = Simulator(_config(seed, "pow", cut_s), factory).shares  # drawn first, before anything runs
+        sides = [sum(shares[i] for i in side) for side in SIDES]
+        if all(abs(share - THRESHOLD) >= SHARE_MARGIN for share in sides):
+            return seed, passed
+        passed.append(f"seed {seed} drew {' | '.join(f'{share:.1%}' for share in sides)}")
+    return last, passed
+
+
+def _run_engine(seed: int, consensus: str, factory: CoreFactory, cut_s: float,
                 rule: Rule) -> tuple[list[str], CheckResult, Samples, dict[str, object]]:
     samples = Samples()
-    simulator = Simulator(_config(context, consensus, cut_s), factory, observer=samples.observe, observe_every_s=1.0)
+    simulator = Simulator(_config(seed, consensus, cut_s), factory, observer=samples.observe, observe_every_s=1.0)
     simulator.nemesis = ScriptedNemesis(nodes=NODES, sides=SIDES, at_s=CUT_AT_S, duration_s=cut_s)
     result = simulator.run()
     start, end = samples.at(CUT_AT_S + GRACE_S), samples.at(CUT_AT_S + cut_s)
@@ -108,12 +129,18 @@ def run(context: TourContext, *, pow_core_factory: CoreFactory | None = None) ->
     """The demonstration; `pow_core_factory` replaces the PoW nodes' cores (a test plants a PoW engine that
     ignores its partition handler)."""
     cut_s = 30.0 if context.fast else 60.0
-    lines, checks, pictures, figures = [f"5 nodes cut into {list(SIDES[0])} | {list(SIDES[1])} at t={CUT_AT_S:g}s for "
-                                        f"{cut_s:g}s (block interval 2 s, k = 4)"], [], [], {}
+    pow_factory = pow_core_factory or context.core_factory
+    seed, passed = _clear_seed(context, pow_factory, cut_s)
+    lines, checks, pictures = [f"5 nodes cut into {list(SIDES[0])} | {list(SIDES[1])} at t={CUT_AT_S:g}s for "
+                               f"{cut_s:g}s (block interval 2 s, k = 4)"], [], []
+    figures: dict[str, object] = {"seed": seed}
+    if passed:
+        lines.append(f"{'; '.join(passed)} of the hash power: too close to θ = {THRESHOLD:.0%} for the handler's "
+                     f"estimate (recent blocks) to tell the majority; seed {seed} used instead")
     for consensus, factory, rule in (("raft", context.core_factory, Rule(by_work=False, quorum=NODES // 2 + 1)),
                                      ("pbft", context.core_factory, Rule(by_work=False, quorum=quorum_of(NODES))),
-                                     ("pow", pow_core_factory or context.core_factory, Rule(by_work=True))):
-        engine_lines, check, samples, engine_figures = _run_engine(context, consensus, factory, cut_s, rule)
+                                     ("pow", pow_factory, Rule(by_work=True))):
+        engine_lines, check, samples, engine_figures = _run_engine(seed, consensus, factory, cut_s, rule)
         lines.extend(engine_lines)
         checks.append(check)
         figures[consensus] = engine_figures
