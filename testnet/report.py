@@ -61,6 +61,11 @@ class _Band:
     label: str
 
 
+KINDS = {"read": "read", "write": "write", "cas": "cas", "transfer": "write"}
+"""How each operation is drawn: a transfer (the consistency lab's write) as a write; anything else as `other`."""
+READ_LEVELS = ("latest", "final", "linearizable")  # the consistency lab's read levels, weakest first, drawn apart
+
+
 def render_history_report(*, title: str, operations: Sequence[Operation], highlighted: Mapping[int, str],
                           events: Sequence[Mapping[str, Any]], summary: Sequence[tuple[str, str, str]],
                           notes: Sequence[str] = (), window: Collection[int] = ()) -> str:
@@ -92,7 +97,7 @@ def render_history_report(*, title: str, operations: Sequence[Operation], highli
         _summary_html(summary),
         _findings_html(highlighted, by_id, origin_ns),
         "".join(f'<p class="note">{escape(note)}</p>' for note in all_notes),
-        _legend_html(),
+        _legend_html(operations),
         '<div class="chart">', _svg(drawn, highlighted, set(window), timed, axis), "</div>",
         _events_html(timed, axis),
         _SCRIPT,
@@ -227,9 +232,13 @@ def _findings_html(highlighted: Mapping[int, str], by_id: Mapping[int, Operation
     return f'<section class="findings"><h2>Findings</h2><ol>{"".join(items)}</ol></section>'
 
 
-def _legend_html() -> str:
+def _legend_html(operations: Sequence[Operation]) -> str:
     # Swatches have class `key`, not `op`: a query for the drawn operations must not find the legend.
-    swatches = [("read", "read"), ("write", "write"), ("cas", "cas"), ("other", "other"), ("fail", "fail"),
+    levels = [level for level in READ_LEVELS if any(
+        op.op == "read" and isinstance(op.input, Mapping) and op.input.get("level") == level for op in operations)]
+    reads = [(f"read level-{level}", f"read ({level})") for level in levels] or [("read", "read")]
+    swatches = [*reads, ("write", "write (transfer)" if any(op.op == "transfer" for op in operations) else "write"),
+                ("cas", "cas"), ("other", "other"), ("fail", "fail"),
                 ("info", "info (unknown)"), ("read window", "around a finding"), ("violation", "finding")]
     cells = "".join(f'<span class="swatch"><svg width="22" height="12"><rect class="key {cls}" width="22" '
                     f'height="12"/></svg> {text}</span>' for cls, text in swatches)
@@ -303,8 +312,11 @@ def _bar(op: Operation, lane_y: int, axis: _Axis, reason: str | None, in_window:
     x0 = axis.x(op.call_ns)
     x1 = axis.x(axis.end_ns if open_ended else _end_ns(op))
     width = max(x1 - x0, MIN_HIGHLIGHT_WIDTH_PX if reason is not None else MIN_BAR_WIDTH_PX)
-    kind = op.op if op.op in ("read", "write", "cas") else "other"
+    kind = KINDS.get(op.op, "other")
     classes = ["op", op.outcome, escape(kind)]
+    level = op.input.get("level") if isinstance(op.input, Mapping) else None
+    if kind == "read" and level in READ_LEVELS:
+        classes.append(f"level-{level}")
     if open_ended:
         classes.append("open")
     if reason is not None:
@@ -388,7 +400,10 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-a
 .lane-label {{ font: 12px monospace; fill: #333; }}
 .tick {{ stroke: #e3e3e3; }} .tick-label {{ font: 10px sans-serif; fill: #666; text-anchor: middle; }}
 .op, .key {{ stroke: #0003; stroke-width: .5; }}
-.read {{ fill: #4c8bd6; }} .write {{ fill: #3da35d; }} .cas {{ fill: #8e5ccf; }} .other {{ fill: #888; }}
+.read {{ fill: #4c8bd6; }}
+.read.level-latest:not(.fail):not(.info) {{ fill: #a9c9ee; }}
+.read.level-linearizable:not(.fail):not(.info) {{ fill: #1d4f91; }}
+.write {{ fill: #3da35d; }} .cas {{ fill: #8e5ccf; }} .other {{ fill: #888; }}
 .fail {{ fill: #fff; stroke: #c0392b; stroke-width: 1; stroke-dasharray: 3 2; }}
 .info {{ fill: url(#hatch); opacity: .75; }} .bar-label {{ font: 10px sans-serif; fill: #444; }}
 .window {{ stroke: #e0a800; stroke-width: 2; }}

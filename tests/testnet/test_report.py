@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from testnet.history import Op
 from testnet.linearizability import Operation, generate_register_history, pair_operations
 from testnet.report import MAX_BARS, natural_key, render_history_report
 
@@ -252,3 +254,26 @@ def test_check_linearizable_html_draws_the_events_file_it_is_given(tmp_path: Pat
     assert [e.attrs["data-action"] for e in Page(report.read_text()).having("nemesis", "event")] == ["kill"]
     alone = CliRunner().invoke(main, ["check", "linearizable", history, "--events", str(events)])
     assert alone.exit_code == 1 and alone.stderr.startswith("error: --events only says what the --html report")
+
+
+def test_transfers_are_drawn_as_writes_and_reads_by_their_level() -> None:
+    """The consistency lab's histories: a transfer is its write, and its reads carry a level that the lanes tell
+    apart (a failed read stays drawn as a failure whatever its level)."""
+    ops = [Op(index=0, time_ns=0, type="invoke", process="client-0", node="node0", op="transfer", key="a",
+              value={"nonce": 0}),
+           Op(index=1, time_ns=10, type="ok", process="client-0", node="node0", op="transfer", key="a",
+              value={"nonce": 0}),
+           Op(index=2, time_ns=20, type="invoke", process="client-1", node="node0", op="read", key="a",
+              value={"level": "latest"}),
+           Op(index=3, time_ns=30, type="ok", process="client-1", node="node0", op="read", key="a",
+              value={"nonce": 1}),
+           Op(index=4, time_ns=40, type="invoke", process="client-1", node="node0", op="read", key="a",
+              value={"level": "linearizable"}),
+           Op(index=5, time_ns=50, type="fail", process="client-1", node="node0", op="read", key="a",
+              value={"level": "linearizable"}, error="no-quorum")]
+    page = render_history_report(title="t", operations=pair_operations(ops, keep=lambda i, d: True),
+                                 highlighted={}, events=[], summary=[])
+    assert re.search(r'class="op ok write"', page)
+    assert re.search(r'class="op ok read level-latest"', page)
+    assert re.search(r'class="op fail read level-linearizable"', page)
+    assert "read (latest)" in page and "read (linearizable)" in page and "write (transfer)" in page
