@@ -22,6 +22,8 @@ PLOT_W, PLOT_H = 540, 170
 COLOURS = ("#2f6db5", "#d9822b", "#3a9a5b", "#b53f3f", "#7b52ab", "#8c6d31", "#4b9ca5", "#c25fa0")
 ALERT = "#b53f3f"  # red: a marker, a refused write, a highlighted bar
 SHADE = "#f3d9d9"
+MAX_WIDTH = 1200  # bar_panels starts a new row of panels rather than pass this
+OFFSET_PX = 1.5  # how far apart lines_chart draws its series, so that equal ones stay visible
 
 
 def text_width(text: str, size: float = FONT) -> float:
@@ -75,7 +77,8 @@ def lines_chart(title: str, *, times: Sequence[float], series: Mapping[str, Sequ
                 shaded: Sequence[tuple[float, float, str]] = (), x_label: str = "virtual seconds",
                 y_label: str = "", note: str = "") -> str:
     """One line per series over `times`, with round-valued ticks on both axes and a legend on the right; each
-    `shaded` (start, end, label) period drawn behind the lines, its label above the plot."""
+    `shaded` (start, end, label) period drawn behind the lines, its label above the plot. Where series coincide,
+    each is drawn OFFSET_PX from the next, so all of them show (a note under the chart says so)."""
     x0, x1 = (min(times), max(times)) if times else (0.0, 1.0)
     values = [v for vs in series.values() for v in vs] or [0.0]
     y0, y1 = min(0.0, min(values)), max(values) or 1.0
@@ -121,32 +124,44 @@ def lines_chart(title: str, *, times: Sequence[float], series: Mapping[str, Sequ
     legend_w = 0.0
     for i, (name, ys) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
-        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(times, ys, strict=False))
-        body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}">'
-                    f'<title>{escape(name)}</title></polyline>')
+        # Each series a pixel and a half from the next: lines that coincide (nodes on one chain) show side by side as
+        # a band of their colours instead of the last one hiding the others.
+        shift = (i - (len(series) - 1) / 2) * OFFSET_PX
+        points = " ".join(f"{px(x):.1f},{py(y) + shift:.1f}" for x, y in zip(times, ys, strict=False))
+        body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{points}" '
+                    f'stroke-linejoin="round"><title>{escape(name)}</title></polyline>')
         y = top + 14 * i + 6
         body.append(f'<line x1="{right + 10}" y1="{y}" x2="{right + 26}" y2="{y}" stroke="{colour}" '
                     f'stroke-width="2"/><text x="{right + 30}" y="{y + 4}" fill="{colour}">{escape(name)}</text>')
         legend_w = max(legend_w, 30 + text_width(name))
     height = bottom + 44
+    if len(series) > 1:
+        note = (note + " " if note else "") + f"(lines drawn {OFFSET_PX:g} px apart, so that equal ones all show)"
     if note:
-        body.append(f'<text x="{MARGIN}" y="{height - 4}">{escape(note)}</text>')
-        height += 14
+        body.append(f'<text x="{MARGIN}" y="{height + 6}">{escape(note)}</text>')
+        height += 16
     width = max(right + legend_w + 12, MARGIN + text_width(note) + 12,
                 *(x + text_width(label) + 12 for label, x, _ in placed))
     return _frame(title, width, height, body)
+
+
+def _slot(bars: Sequence[tuple[str, float]]) -> float:
+    """The width of each bar's slot: as wide as the longest label needs."""
+    return max(44.0, max((text_width(label) for label, _ in bars), default=0.0) + 12)
 
 
 def _bars(bars: Sequence[tuple[str, float]], *, x: float, top: float, highlight: Collection[str],
           ) -> tuple[list[str], float]:
     """Bars from `x`, the plot from `top` down PLOT_H, each in a slot as wide as its label needs; the value written
     on each bar. The elements and the width they take."""
-    slot = max(44.0, max((text_width(label) for label, _ in bars), default=0.0) + 12)
+    slot = _slot(bars)
     peak = max((value for _, value in bars), default=1.0) or 1.0
     bottom = top + PLOT_H
     body = []
     for i, (label, value) in enumerate(bars):
         h = max(0.0, value) / peak * (PLOT_H - 16)  # room above the tallest bar for its value
+        if label in highlight:
+            h = max(h, 3.0)  # a highlighted zero still shows its colour
         left = x + i * slot
         colour = ALERT if label in highlight else COLOURS[0]
         body.append(f'<rect x="{left + slot * 0.15:.1f}" y="{bottom - h:.1f}" width="{slot * 0.7:.1f}" '
@@ -185,23 +200,29 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, y_label: str = "
 
 
 def bar_panels(title: str, panels: Sequence[tuple[str, Sequence[tuple[str, float]]]], *,
-               highlight: Collection[str] = (), note: str = "") -> str:
-    """Panels of bars side by side, each with its own scale and its title above it: for counts of different
-    things (messages, views, checks) that one scale would flatten or mix. `highlight` as in bar_chart."""
-    x = float(MARGIN)
-    top = TOP + 14
+               highlight: Collection[str] = (), highlight_in: Mapping[int, Collection[str]] | None = None,
+               note: str = "") -> str:
+    """Panels of bars side by side (on more rows when they would pass MAX_WIDTH), each with its own scale and its
+    title above it: for counts of different things (messages, views, checks) that one scale would flatten or mix.
+    `highlight`: labels drawn red in every panel; `highlight_in`: panel index -> labels drawn red in that panel."""
+    x, row, right = float(MARGIN), 0, float(MARGIN)
     body = []
-    for panel_title, bars in panels:
-        bars_body, width = _bars(bars, x=x, top=top, highlight=highlight)
-        width = max(width, text_width(panel_title) + 8)
+    for index, (panel_title, bars) in enumerate(panels):
+        width = max(_slot(bars) * len(bars), text_width(panel_title) + 8)
+        if x > MARGIN and x + width > MAX_WIDTH:
+            x, row = float(MARGIN), row + 1
+        top = TOP + 14 + row * (PLOT_H + 62)
+        red = {*highlight, *(highlight_in or {}).get(index, ())}
+        bars_body, _ = _bars(bars, x=x, top=top, highlight=red)
         body.append(f'<text x="{x:.1f}" y="{top - 8}" font-weight="bold">{escape(panel_title)}</text>')
         body.extend(bars_body)
         x += width + 28
-    height = top + PLOT_H + 30
+        right = max(right, x)
+    height = TOP + 14 + row * (PLOT_H + 62) + PLOT_H + 30
     if note:
         body.append(f'<text x="{MARGIN}" y="{height + 8}">{escape(note)}</text>')
         height += 18
-    return _frame(title, max(x, MARGIN + text_width(note) + 12), height, body)
+    return _frame(title, max(right, MARGIN + text_width(note) + 12), height, body)
 
 
 def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, final_height: int,

@@ -39,7 +39,7 @@ from testnet.sim.node import SimNode
 from testnet.sim.simulator import SimResult, Simulator
 from tour.model import Outcome, Picture, TourContext
 from tour.simtools import NEVER_S, Samples, ScriptedNemesis
-from tour.svg import bar_chart
+from tour.svg import bar_panels
 
 ENGINES = ("pow", "primary-backup", "round-robin", "raft", "pbft")
 MODES = ("stop", "omission", "commission")
@@ -162,23 +162,28 @@ def _safety(run: ModeRun, *, skip: tuple[str, ...] = ()) -> list[CheckResult]:
     return [c for c in run.result.checks if not c.ok and c.name not in skip]
 
 
+def others_gain(samples: Samples) -> int:
+    """How far the other nodes' final heights grew while the victim was down (the least of them)."""
+    start, end = samples.at(CRASH_AT_S + 0.1), samples.at(CRASH_AT_S + DOWN_S - 0.1)
+    return min(samples.finals[end][i] - samples.finals[start][i] for i in range(NODES) if i != VICTIM)
+
+
 def _judge_stop(run: ModeRun) -> tuple[str, CheckResult]:
     samples = run.samples
     before, start = samples.at(CRASH_AT_S - 0.1), samples.at(CRASH_AT_S + 0.1)
     end = samples.at(CRASH_AT_S + DOWN_S - 0.1)
-    others = [i for i in range(NODES) if i != VICTIM]
-    others_gain = min(samples.finals[end][i] - samples.finals[start][i] for i in others)
+    others_gain_ = others_gain(samples)
     victim_down = start < end and all(samples.heights[i][VICTIM] < 0 for i in range(start, end + 1))
     finals = run.result.stats["final_heights"]
     assert isinstance(finals, dict)
     caught_up = finals.get(f"node{VICTIM}", -1) - samples.finals[before][VICTIM]
     failed = _safety(run)
-    line = (f"stop: node{VICTIM} down {DOWN_S:g}s; the others' final height grew by {others_gain} meanwhile"
-            + ("" if others_gain else " (stalled)") + f"; node{VICTIM} gained {caught_up} from its restart to the end")
+    line = (f"stop: node{VICTIM} down {DOWN_S:g}s; the others' final height grew by {others_gain_} meanwhile"
+            + ("" if others_gain_ else " (stalled)") + f"; node{VICTIM} gained {caught_up} from its restart to the end")
     ok = victim_down and not failed
     return line, CheckResult(name=f"{run.engine}-stop", ok=ok, detail=(
         f"node{VICTIM} was down from t={CRASH_AT_S:g}s to t={CRASH_AT_S + DOWN_S:g}s; "
-        + ("the others went on" if others_gain > 0 else "the others stalled") + " and every simulator check held"
+        + ("the others went on" if others_gain_ > 0 else "the others stalled") + " and every simulator check held"
         if ok else f"node{VICTIM} down throughout: {victim_down}; failed: "
         + "; ".join(f"{c.name}: {c.detail}" for c in failed)))
 
@@ -232,7 +237,9 @@ def run(context: TourContext) -> Outcome:
              f"{SAFETY_S:g}s; a block lying about the state at t={LIE_AT_S:g}s"]
     checks: list[CheckResult] = []
     figures: dict[str, dict[str, object]] = {}
-    lost: dict[str, int] = {}
+    stop_gain: list[tuple[str, float]] = []
+    lost_share: list[tuple[str, float]] = []
+    refused: list[tuple[str, float]] = []
     for engine in ENGINES:
         lines.append(f"{engine}:")
         figures[engine] = {}
@@ -242,13 +249,24 @@ def run(context: TourContext) -> Outcome:
             lines.append(f"  {line}")
             checks.append(check)
             stats = mode_run.result.stats
-            if mode == "omission":
-                lost[engine] = _count(stats, "lost")
+            if mode == "stop":
+                stop_gain.append((engine, float(others_gain(mode_run.samples))))
+            elif mode == "omission":
+                lost_share.append((engine, round(100 * _count(stats, "lost") / max(1, _count(stats, "sent")), 1)))
+            elif mode_run.liar is not None:
+                refused.append((engine, float(sum(mode_run.liar.refusals.values()))))
             figures[engine][mode] = {"final_heights": stats["final_heights"], "lost": stats["lost"],
                                      "rejected": stats["rejected"], "ok": check.ok}
-    picture = Picture(name="lost-messages.svg", caption="messages lost under 20% omission, by engine",
-                      text=bar_chart("Omission: messages lost in each engine's run (all recovered)",
-                                     [(engine, float(lost[engine])) for engine in ENGINES],
-                                     y_label="messages lost"))
+    picture = Picture(name="crash-modes.svg", caption="per engine: the blocks the others made final while node1 "
+                      "was down (stop), the share of messages lost (omission, every one recovered), the nodes that "
+                      "refused the false state root (commission; red: none did)", text=bar_panels(
+                          "Crash failures, by engine: what each mode cost", [
+                              (f"stop: final blocks while node{VICTIM} was down", stop_gain),
+                              (f"omission: % of messages lost ({LOSS:.0%} drawn)", lost_share),
+                              ("commission: refusals of the false state root", refused)],
+                          highlight_in={0: {engine for engine, value in stop_gain if value == 0},
+                                        2: {engine for engine, value in refused if value == 0}},
+                          note="each panel on its own scale; red: the engine stalled (stop) or stored the lie "
+                          "without validating it (commission)"))
     return Outcome(concept="crash-failure", seed=context.seed, lines=tuple(lines), checks=tuple(checks),
                    figures=figures, pictures=(picture,))
