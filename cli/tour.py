@@ -16,10 +16,9 @@ import click
 from cli.common import emit_json, fail
 from cli.sim import node_core_factory
 from testnet.tourreal import TourRealRuns
-from tour.catalogue import CONCEPTS, GROUPS, built_concepts, concept_named
+from tour.catalogue import CONCEPTS, GROUPS, concept_named
 from tour.model import Concept, Outcome, TourContext
 
-NOT_BUILT_EXIT = 2
 UNKNOWN_EXIT = 2
 BAD_OUT_EXIT = 2
 DEFAULT_SEED = 1
@@ -27,7 +26,7 @@ DEFAULT_OUT = "chainlab-tour"
 
 
 def _state(concept: Concept) -> str:
-    return "not built yet" if not concept.built else "built" if concept.in_fast else "built, not --fast"
+    return "" if concept.in_fast else "not --fast"
 
 
 def _listing(as_json: bool) -> None:
@@ -42,9 +41,8 @@ def _listing(as_json: bool) -> None:
         for concept in (c for c in CONCEPTS if c.group == group):
             click.echo(f"  {concept.name:<{width}}  {concept.kind.value:<12}  {states[concept.name]:<{state_width}}  "
                        f"{concept.summary}")
-    built = len(built_concepts())
-    click.echo(f"{built} of {len(CONCEPTS)} concepts have a demonstration; run one with `chainlab tour run NAME`, "
-               "all with `chainlab tour run --all` (`--fast` leaves out those marked 'not --fast')")
+    click.echo(f"{len(CONCEPTS)} concepts; run one with `chainlab tour run NAME`, all with `chainlab tour run --all` "
+               "(`--fast` leaves out those marked 'not --fast')")
 
 
 @click.group(name="tour", invoke_without_command=True)
@@ -133,7 +131,6 @@ def _guesses(name: str) -> list[str]:
 
 
 def _run_one(concept: Concept, context: TourContext) -> tuple[Outcome, float]:
-    assert concept.demonstration is not None
     started = time.perf_counter()
     outcome = concept.demonstration(context)
     return outcome, time.perf_counter() - started
@@ -162,13 +159,11 @@ def run(name: str | None, run_all: bool, fast: bool, seed: int, as_json: bool, o
             guesses = _guesses(name)
             fail(f"unknown concept {name!r}" + (f"; did you mean {' or '.join(map(repr, guesses))}?" if guesses
                                                  else "") + " (the list: chainlab tour)", code=UNKNOWN_EXIT)
-        if not concept.built:
-            fail(f"concept {name!r} is not built yet (docs/THEORY.md lists what is)", code=NOT_BUILT_EXIT)
         concepts = [concept]
         skipped: list[Concept] = []
     else:
-        skipped = [concept for concept in built_concepts() if fast and not concept.in_fast]
-        concepts = [concept for concept in built_concepts() if concept not in skipped]
+        skipped = [concept for concept in CONCEPTS if fast and not concept.in_fast]
+        concepts = [concept for concept in CONCEPTS if concept not in skipped]
     _make_out(Path(out))
     logging.getLogger("chainlab").setLevel(logging.CRITICAL + 1)  # the cores' log lines are not the tour's output
     real = TourRealRuns(out=Path(out), progress=lambda line: click.echo(f"  .. {line}", err=True),

@@ -1,7 +1,7 @@
 """The concepts of the theory tour, grouped as the theory text is, with their demonstrations (pure).
 
-Every concept issue #20 names is listed, built or not: `chainlab tour` shows the whole map, and a concept without
-a demonstration says so (`built` False) rather than being left out. The Chinese names are the source text's.
+Every concept issue #20 names is listed, each with its demonstration: `chainlab tour` shows the whole map. The
+Chinese names are the source text's.
 """
 
 from __future__ import annotations
@@ -124,7 +124,3 @@ def concept_named(name: str) -> Concept | None:
     """The concept called `name`, or None."""
     return BY_NAME.get(name)
 
-
-def built_concepts() -> list[Concept]:
-    """The concepts with a demonstration, in catalogue order."""
-    return [concept for concept in CONCEPTS if concept.built]

@@ -110,9 +110,8 @@ def seeds_from(seed: int, count: int) -> list[int]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Concept:
     """One concept of the theory: its command name, its group, its name in English and as the Chinese source text
-    names it, one line on what its demonstration shows, how that runs, the demonstration itself (None: not built
-    yet), and whether `tour run --all --fast` runs it (`in_fast` False: too long for it; the run names it as
-    skipped)."""
+    names it, one line on what its demonstration shows, how that runs, the demonstration itself, and whether
+    `tour run --all --fast` runs it (`in_fast` False: too long for it; the run names it as skipped)."""
 
     name: str
     group: str
@@ -120,16 +119,11 @@ class Concept:
     title_zh: str
     summary: str
     kind: Kind
-    demonstration: Demonstration | None = None
+    demonstration: Demonstration
     in_fast: bool = True
-
-    @property
-    def built(self) -> bool:
-        """True when the concept has a demonstration."""
-        return self.demonstration is not None
 
     def to_json(self) -> dict[str, Any]:
         """The catalogue row as JSON values."""
         return {"name": self.name, "group": self.group, "title": self.title, "title_zh": self.title_zh,
-                "summary": self.summary, "kind": self.kind.value, "built": self.built,
+                "summary": self.summary, "kind": self.kind.value,
                 "in_fast": self.in_fast}

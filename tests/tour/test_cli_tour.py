@@ -1,4 +1,4 @@
-"""`chainlab tour`: the listing, the errors for unknown and unbuilt concepts, --json, pictures written, --all."""
+"""`chainlab tour`: the listing, the errors for unknown concepts, --json, pictures written, --all."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def test_listing_names_every_concept_under_its_group_with_kind_and_state() -> No
         assert f"{group}:" in lines
     for concept in CONCEPTS:
         row = next(line for line in lines if line.split()[:1] == [concept.name])
-        assert concept.kind.value in row
-        assert ("not built yet" in row) != concept.built
+        assert concept.kind.value in row and concept.summary in row
+        assert ("not --fast" in row) != concept.in_fast
 
 
 def test_listing_as_json() -> None:
@@ -46,7 +46,7 @@ def test_listing_as_json() -> None:
     assert document["groups"] == list(GROUPS)
     assert [c["name"] for c in document["concepts"]] == [c.name for c in CONCEPTS]
     first = document["concepts"][0]
-    assert set(first) == {"name", "group", "title", "title_zh", "summary", "kind", "built", "in_fast"}
+    assert set(first) == {"name", "group", "title", "title_zh", "summary", "kind", "in_fast"}
     assert {c["kind"] for c in document["concepts"]} <= {kind.value for kind in Kind}
 
 
@@ -65,18 +65,6 @@ def test_a_mistyped_or_shortened_concept_is_named_in_the_error(typed: str, meant
     assert_error(invoke("tour", "run", typed), 2, f"unknown concept {typed!r}; did you mean {meant}?")
 
 
-def test_every_concept_is_built() -> None:
-    assert all(concept.built for concept in CONCEPTS)
-
-
-def test_unbuilt_concept_says_not_built_yet_with_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every concept of issue #20 is built: the path stays, tried on a catalogue entry injected here.
-    unbuilt = Concept(name="unbuilt", group=GROUPS[0], title="Unbuilt", title_zh="未建", summary="nothing yet",
-                      kind=Kind.SIMULATED)
-    monkeypatch.setattr(tour_cli, "concept_named", lambda name: unbuilt if name == "unbuilt" else None)
-    assert_error(invoke("tour", "run", "unbuilt"), 2, "not built yet")
-
-
 def _never(context: TourContext) -> Outcome:
     raise AssertionError("a concept left out of --fast was run")
 
@@ -86,7 +74,7 @@ def test_all_fast_leaves_out_and_names_the_concepts_not_in_fast(monkeypatch: pyt
     quick = next(concept for concept in CONCEPTS if concept.name == "state-machine-replication")
     slow = Concept(name="slow-one", group=GROUPS[0], title="Slow", title_zh="慢", summary="too long",
                    kind=Kind.REAL_PROCESS, demonstration=_never, in_fast=False)
-    monkeypatch.setattr(tour_cli, "built_concepts", lambda: [quick, slow])
+    monkeypatch.setattr(tour_cli, "CONCEPTS", [quick, slow])
     result = invoke("tour", "run", "--all", "--fast", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "slow-one" in result.stdout and "skipped in --fast" in result.stdout
@@ -97,7 +85,7 @@ def test_all_fast_leaves_out_and_names_the_concepts_not_in_fast(monkeypatch: pyt
 
 def test_cap_is_listed_as_left_out_of_fast() -> None:
     row = next(line for line in invoke("tour").stdout.splitlines() if line.split()[:1] == ["cap"])
-    assert "built, not --fast" in row
+    assert "not --fast" in row
 
 
 @pytest.mark.parametrize("args", [(), ("state-machine-replication", "--all")])
