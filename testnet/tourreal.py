@@ -19,6 +19,7 @@ from typing import Any
 from node.client import RpcClient, RpcError, RpcUnavailable
 from testnet import launcher
 from testnet.state import NodeRecord, Testnet, TestnetError, save_testnet
+from tour.model import count
 
 BLOCK_INTERVAL_S = 1.0
 FINALITY_THRESHOLD = 3
@@ -157,7 +158,7 @@ def _observe(testnet: Testnet, fast: bool, progress: Progress, started: float, o
     # From the height it stopped at (it mines nothing while down): read after the start, its height may already
     # be the network's, when the sync was quicker than this request.
     behind = target - stopped_at
-    progress(f"{late.name} started again, {behind} blocks behind (network at {target}); syncing")
+    progress(f"{late.name} started again, {count(behind, 'block')} behind (network at {target}); syncing")
     catch_up_s = _wait_caught_up(late, target, CATCH_UP_BOUND_S)
     observed["late"] = {"name": late.name, "stopped_at_height": stopped_at, "network_height": target,
                         "behind": behind, "caught_up": catch_up_s is not None,

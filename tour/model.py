@@ -98,6 +98,12 @@ class Outcome:
 
 Demonstration = Callable[[TourContext], Outcome]
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and its noun, singular for one: "1 reorg", "3 reorgs", "1 late write" ("blocks behind": noun "block",
+    then the caller's words)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 SEEDS = 1 << 64  # --seed's range, the simulator's: 0 .. 2**64 - 1
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from testnet.checks import CheckResult
 from tour import svg
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, count
 
 CONCEPT = "blockchain"
 
@@ -62,10 +62,10 @@ def _checks(observed: Mapping[str, Any]) -> list[CheckResult]:
             "no block is final on every node" if common < 1 else
             f"{', '.join(differing)} hold other blocks up to height {common}")),
         CheckResult(name="sync", ok=late["behind"] >= 1 and late["caught_up"], detail=(
-            f"{late['name']} came back {late['behind']} blocks behind and caught up in {late['catch_up_s']} s"
+            f"{late['name']} came back {count(late['behind'], 'block')} behind and caught up in {late['catch_up_s']} s"
             if late["behind"] >= 1 and late["caught_up"] else
             f"{late['name']} came back level with the network: nothing to sync" if late["behind"] < 1 else
-            f"{late['name']} came back {late['behind']} blocks behind and had not caught up after "
+            f"{late['name']} came back {count(late['behind'], 'block')} behind and had not caught up after "
             f"{late['bound_s']} s")),
         CheckResult(name="finality", ok=common >= 1 and not differing and not back, detail=(
             f"final heights {finals}, never lowered, the "
@@ -113,7 +113,7 @@ def judge(observed: Mapping[str, Any]) -> Outcome:
     lines = [f"{len(nodes)} PoW nodes, real processes on 127.0.0.1, {observed['block_interval_s']} s blocks, final "
              f"{observed['finality_threshold']} deep; explorer {observed['explorer']} (gone when the run ended)",
              f"{late['name']} stopped at height {late['stopped_at_height']}; started again at network height "
-             f"{late['network_height']}, {late['behind']} blocks behind",
+             f"{late['network_height']}, {count(late['behind'], 'block')} behind",
              *(f"{name}: height {view['height']}, final {view['final_height']} ({view['final_hash'][:12]}), head "
                f"{view['head'][:12]}" for name, view in nodes.items()),
              f"run {observed['elapsed_s']} s, testnet directory {observed['dir']}"]

@@ -16,7 +16,7 @@ from chain.blocktree import BlockTree
 from testnet.checks import CheckResult
 from testnet.sim.config import SEED_MAX, SimConfig
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, Picture, TourContext
+from tour.model import Outcome, Picture, TourContext, count
 from tour.simtools import ChainEvents
 from tour.svg import bar_chart, block_tree
 
@@ -66,7 +66,7 @@ def longest_chain(context: TourContext) -> Outcome:
     lines = [f"5 PoW miners, 2 s blocks, delays up to 1 s, {config.duration_s:g} virtual seconds "
              f"(replay: {config.command()})",
              f"{mined} blocks mined, {stale} of them stale (off the best chain), "
-             f"{len(events.reorg_depths)} reorgs (depth: count {dict(sorted(depths.items()))})",
+             f"{count(len(events.reorg_depths), 'reorg')} (depth: count {dict(sorted(depths.items()))})",
              f"{events.orphans} blocks arrived before their parent and waited as orphans; {orphan_tips} still wait",
              "the nodes' tips: " + "; ".join(f"{tip} on {', '.join(names)}" for tip, names in tips.items())
              + f"; the most work any node knows: {best_work}"]
@@ -75,7 +75,8 @@ def longest_chain(context: TourContext) -> Outcome:
                  "when the run stopped" if behind else "")
     checks = (
         CheckResult(name="forks-happened", ok=stale > 0 and bool(events.reorg_depths), detail=(
-            f"{stale} stale blocks, {len(events.reorg_depths)} reorgs" if stale and events.reorg_depths else
+            f"{count(stale, 'stale block')}, {count(len(events.reorg_depths), 'reorg')}"
+            if stale and events.reorg_depths else
             "no fork in this run: nothing was resolved (another seed or a longer run)")),
         CheckResult(name="most-work-tip-wins", ok=converged and result.ok, detail=(
             f"every node is on the most-work chain any node knows{in_flight}; simulator checks "
@@ -109,13 +110,13 @@ def finality(context: TourContext, *, finality_threshold: int = 4) -> Outcome:
     deepest = max(depths, default=0)
     k = finality_threshold
     lines = [f"{runs} runs of 5 PoW miners (2 s blocks, delays up to 1 s, 60 virtual seconds each), k = {k}",
-             f"{total} reorgs; by depth: {dict(sorted(depths.items()))}"]
+             f"{count(total, 'reorg')}; by depth: {dict(sorted(depths.items()))}"]
     for d in range(1, max(deepest, k) + 1):
         reached = sum(count for depth, count in depths.items() if depth >= d)
-        lines.append(f"  a block with {d} confirmation{'s' if d > 1 else ''} was reverted in {reached} reorgs"
+        lines.append(f"  a block with {d} confirmation{'s' if d > 1 else ''} was reverted in {count(reached, 'reorg')}"
                      f" ({reached / total:.0%} of them)" if total else f"  depth >= {d}: none")
     checks = (
-        CheckResult(name="reorgs-happened", ok=total > 0, detail=f"{total} reorgs over {runs} runs"),
+        CheckResult(name="reorgs-happened", ok=total > 0, detail=f"{count(total, 'reorg')} over {count(runs, 'run')}"),
         CheckResult(name="no-final-block-reverted", ok=not unsafe, detail=(
             f"deepest reorg {deepest} < k = {k} and no safety alarm in any run" if not unsafe else
             f"{len(unsafe)} runs broke finality (k = {k} too small for these delays), first: "

@@ -22,7 +22,7 @@ from testnet.lockcheck import LockOp, lock_ops_of_blocks
 from testnet.sim.config import SimConfig
 from testnet.sim.lockclients import final_blocks
 from testnet.sim.simulator import SimResult, Simulator
-from tour.model import Outcome, Picture, TourContext, seeds_from
+from tour.model import Outcome, Picture, TourContext, count, seeds_from
 from tour.svg import lanes
 
 ENGINES = (("raft", 3), ("pbft", 4))
@@ -45,8 +45,8 @@ def _judge(consensus: str, result: SimResult) -> tuple[list[str], list[CheckResu
                                                                                          "_in_lease"))
     locks = next(check for check in result.checks if check.name == "locks")
     lines = [f"{consensus}: {_count(result, 'lock_grants')} grants, {_count(result, 'lock_writes_accepted')} fenced "
-             f"writes accepted, {_count(result, 'lock_pauses')} pauses past a lease, {late} late writes with an old "
-             f"token: {refused} refused, {in_lease} accepted",
+             f"writes accepted, {_count(result, 'lock_pauses')} pauses past a lease, {count(late, 'late write')} "
+             f"with an old token: {refused} refused, {in_lease} accepted",
              f"{consensus}: {'ok' if locks.ok else 'FAIL'} locks: {locks.detail}",
              f"replay: {result.config.command()}"]
     others = [check.name for check in result.checks if not check.ok and check.name != "locks"]
@@ -55,7 +55,7 @@ def _judge(consensus: str, result: SimResult) -> tuple[list[str], list[CheckResu
         CheckResult(name=f"{consensus}-stale-write-refused", ok=refused_all, detail=(
             f"every one of the {late} writes made with a lapsed lease's token was refused" if refused_all else
             "no paused session wrote with an old token: nothing shown" if late == 0 else
-            f"{in_lease} of {late} late writes were accepted")),
+            f"{in_lease} of {count(late, 'late write')} were accepted")),
         CheckResult(name=f"{consensus}-fenced-register-safe", ok=locks.ok and not others, detail=(
             locks.detail if locks.ok and not others else
             "; ".join(f"{c.name}: {c.detail}" for c in result.checks if not c.ok))),
@@ -137,7 +137,7 @@ def _picture(consensus: str, lock: str, ops: list[LockOp], late: list[tuple[byte
     spans, marks = holders(ops, lock, late)
     refused = sum(1 for *_, bad in marks if bad)
     text = lanes(f"{consensus}: lock {lock!r}, its holders over the final chain's heights", spans, marks=marks,
-                 note=f"bars: leases; dots: accepted writes; red crosses: {refused} refused writes")
+                 note=f"bars: leases; dots: accepted writes; red crosses: {count(refused, 'refused write')}")
     return Picture(name=f"{consensus}-{lock}.svg", text=text, caption=f"{consensus}, lock {lock}: one lane per "
                    "client, a bar for each lease it held (never two at one height), its accepted writes as dots, "
                    "the refused ones (a paused holder's old token) as red crosses with the refusal")
