@@ -25,9 +25,23 @@ def _config(context: TourContext, twins: int) -> SimConfig:
 def _line(twins: int, result: SimResult) -> str:
     heights = result.stats["final_heights"]
     failed = result.failed_checks()
-    return (f"{twins} twin{'s' if twins != 1 else ''}: final heights {heights}; "
+    return (f"{twins} twin{'s' if twins != 1 else ''}: final heights {heights} after {result.virtual_s:g} virtual s; "
             + ("every check passed" if not failed else f"failed: {', '.join(failed)}")
             + (f"; {result.first_violation}" if result.first_violation else ""))
+
+
+def _why_heights(broken: SimResult) -> str | None:
+    """Why the f + 1 run's judged nodes end so far apart, when they do: the liveness phase waits for one chain
+    in vain, and one honest node goes on finalising with the two Byzantine validators all that time."""
+    heights = broken.stats["final_heights"]
+    if not isinstance(heights, dict) or len(heights) < 2 or "liveness" not in broken.failed_checks():
+        return None
+    (low_node, low), (high_node, high) = min(heights.items(), key=lambda kv: kv[1]), \
+        max(heights.items(), key=lambda kv: kv[1])
+    return (f"  why {high} against {low}: after the heal the simulator waits up to its liveness budget for one "
+            f"chain, so this run went on for {broken.virtual_s:g} virtual s; {high_node} shares a quorum with the "
+            f"two Byzantine validators and finalised on with them all that time, while {low_node}, on a final chain "
+            f"that conflicts with theirs, stayed at {low}")
 
 
 def run(context: TourContext) -> Outcome:
@@ -35,8 +49,11 @@ def run(context: TourContext) -> Outcome:
     tolerated = Simulator(_config(context, 1), context.core_factory).run()
     broken = Simulator(_config(context, 2), context.core_factory).run()
     lines = ["4 PBFT validators (f = 1), the network split for the whole safety phase, each twin on the other side",
-             _line(1, tolerated), _line(2, broken),
-             f"replay: {tolerated.config.command()}", f"replay: {broken.config.command()}"]
+             _line(1, tolerated), _line(2, broken)]
+    why = _why_heights(broken)
+    if why is not None:
+        lines.append(why)
+    lines += [f"replay: {tolerated.config.command()}", f"replay: {broken.config.command()}"]
     checks = (
         CheckResult(name="f-byzantine-tolerated", ok=tolerated.ok, detail=(
             "with f = 1 twin every honest node agrees on one final chain and the network stays live" if tolerated.ok
