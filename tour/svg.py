@@ -247,7 +247,8 @@ def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, fina
         position[block_hash] = (MARGIN + (height - low) * step, top + row * 28)
     marked = {h: label for h, label in (marked or {}).items() if h in position}
     lowest = max(y for _, y in position.values())
-    height_px = lowest + 40 + (16 if marked else 0)
+    labels_y = lowest + 24 + (16 if marked else 0)  # the heights, under every row (and the labels below them)
+    height_px = labels_y + 30
     right = max(x for x, _ in position.values()) + 20
     body = []
     for block_hash, _, parent, _ in ordered:
@@ -273,7 +274,11 @@ def block_tree(title: str, blocks: Sequence[tuple[str, int, str, bool]], *, fina
         right = max(right, x + 3 + text_width(label) + 8)
         body.append(f'<line x1="{x:.1f}" y1="{top - 22}" x2="{x:.1f}" y2="{lowest + 14}" stroke="{ALERT}" '
                     f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{top - 14}" fill="{ALERT}">{label}</text>')
-    legend = f"heights {low}..{high}; blue: best chain, grey: stale blocks. {note}".strip()
+    for t in ticks(low, high, max(2, min(10, (high - low) // 4))):
+        if float(t).is_integer():
+            x = MARGIN + (t - low) * step
+            body.append(f'<text x="{x:.1f}" y="{labels_y}" text-anchor="middle" fill="#555">{number(t)}</text>')
+    legend = f"heights {low}..{high} (numbered below); blue: best chain, grey: stale blocks. {note}".strip()
     body.append(f'<text x="{MARGIN}" y="{height_px - 8}">{escape(legend)}</text>')
     return _frame(title, max(right, MARGIN + text_width(legend) + 12), height_px, body)
 
