@@ -22,7 +22,7 @@ PLOT_W, PLOT_H = 540, 170
 COLOURS = ("#2f6db5", "#d9822b", "#3a9a5b", "#b53f3f", "#7b52ab", "#8c6d31", "#4b9ca5", "#c25fa0")
 ALERT = "#b53f3f"  # red: a marker, a refused write, a highlighted bar
 SHADE = "#f3d9d9"
-MAX_WIDTH = 1200  # bar_panels starts a new row of panels rather than pass this
+MAX_WIDTH = 1280  # bar_panels starts a new row of panels rather than pass this
 OFFSET_PX = 1.5  # how far apart lines_chart draws its series, so that equal ones stay visible
 
 

@@ -89,15 +89,17 @@ def _runs_ok(result: Mapping[str, Any]) -> CheckResult:
 
 
 def _picture(rows: Sequence[Mapping[str, Any]]) -> Picture:
-    bars = []
+    panels: dict[str, list[tuple[str, float]]] = {}
     for row in rows:
+        bars = panels.setdefault(str(row["engine"]), [])
         writes = row["writes"]
         share = writes["accepted"] / writes["sent"] if writes["sent"] else 0.0
-        bars.append((f"{row['engine']} {row['side']} writes", round(100 * share, 1)))
+        bars.append((f"{row['side']} writes", round(100 * share, 1)))
         answered, sent = _answered(row, "linearizable")
-        bars.append((f"{row['engine']} {row['side']} lin. reads", round(100 * answered / sent, 1) if sent else 0.0))
-    text = svg.bar_chart("During the partition: share of writes and linearizable reads answered (%)", bars,
-                         y_label="% answered")
+        bars.append((f"{row['side']} lin. reads", round(100 * answered / sent, 1) if sent else 0.0))
+    text = svg.bar_panels("During the partition: share of writes and linearizable reads answered (%)",
+                          [(engine, bars) for engine, bars in panels.items()],
+                          note="% of those sent that were answered, per side of the cut; each panel on its own scale")
     return Picture(name="cap.svg", text=text, caption="per engine and side, the share of writes and linearizable "
                    "reads answered while the network was cut")
 
