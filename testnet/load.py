@@ -202,12 +202,12 @@ class LoadGenerator:
             await self._init_nonces()
             if self.options.reads:
                 await self._initial_reads()
-            observer_stop = asyncio.Event()
+            observer_stop, rebroadcast_stop = asyncio.Event(), asyncio.Event()
             self.observer = ChainObserver(session, self.endpoints, is_watched=self.tracked.__contains__,
                                           on_included=self._on_included, on_final=self._on_final,
                                           on_unincluded=self._on_unincluded)
             observer = asyncio.ensure_future(self.observer.run(observer_stop))
-            rebroadcaster = asyncio.ensure_future(self._rebroadcast_loop(observer_stop))
+            rebroadcaster = asyncio.ensure_future(self._rebroadcast_loop(rebroadcast_stop))
             try:
                 self.started_ns = time.time_ns()
                 await self._pace(stop)
@@ -216,10 +216,17 @@ class LoadGenerator:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
                 self.sent.set()
                 await self._settle(stop)
+                # A rebroadcast answered while settling can turn an uncertain transaction into an accepted one
+                # after the settle saw every accepted one final: stop rebroadcasting, then settle again while the
+                # observer still watches (else it is left accepted and never seen final).
+                rebroadcast_stop.set()
+                await asyncio.gather(rebroadcaster, return_exceptions=True)
+                await self._settle(stop)
                 if self.options.reads and not stop.is_set():
                     await self._quiescence_reads()
             finally:
                 self.sent.set()
+                rebroadcast_stop.set()
                 observer_stop.set()
                 await asyncio.gather(observer, rebroadcaster, return_exceptions=True)
                 for task in list(self._tasks):
