@@ -14,9 +14,10 @@ under partial synchrony nothing is elected before GST and a leader is elected ju
 
 The same network with PoW shows the other trade: PoW has no leader to elect, so blocks keep coming under every
 model, before GST too; what delay costs it is forks (blocks mined on a tip that was already beaten), many more
-under the asynchronous tail than under the bound D. Its confirmation finality (k blocks deep) assumes delays that
-are short against the block interval: under the asynchronous tail it may break, and the run says whether it did
-(reported, not checked: it depends on the seed).
+under the asynchronous tail than under the bound D, and mining time (long delays show a node a chain ahead, and it
+pauses to sync, or hide hash power from its partition handler; the engines' status says which). Its confirmation
+finality (k blocks deep) assumes delays that are short against the block interval: under the asynchronous tail it
+may break, and the run says whether it did (reported, not checked: it depends on the seed).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from causality.formatter import Record
+from consensus.pow.engine import PowStatus
 from testnet.checks import CheckResult
 from testnet.sim.causal import CausalTracer
 from testnet.sim.config import SimConfig
@@ -68,12 +70,14 @@ class Elections:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelRun:
-    """One model's run: its result, what was elected, the samples."""
+    """One model's run: its result, what was elected, the samples, and (PoW) whether each node was mining at each
+    sample of the safety phase."""
 
     model: str
     result: SimResult
     elections: Elections
     samples: Samples
+    mining: list[bool] = field(default_factory=list)
 
     def elected_between(self, start_s: float, end_s: float) -> list[tuple[float, str, int]]:
         """The elections in [start_s, end_s)."""
@@ -92,14 +96,22 @@ def run_model(context: TourContext, model: str, override: NetworkModel | None = 
                        tx_rate_per_s=0.0, liveness_budget_s=20.0)
     # Votes are counted up to GST in the partially synchronous run, over the whole safety phase in the others.
     elections, samples = Elections(gst_s=GST_S if model == "partial-sync" else SAFETY_S), Samples()
-    simulator = Simulator(config, context.core_factory, observer=samples.observe, observe_every_s=1.0,
+    mining: list[bool] = []
+
+    def observe(t: float, simulator: Simulator) -> None:
+        samples.observe(t, simulator)
+        if t <= SAFETY_S:  # PoW's engine says whether it mines (or waits to sync, or for hash power to reach)
+            statuses = [node.core.engine.status(now=t) for node in simulator.nodes if node.core is not None]
+            mining.extend(status.mining for status in statuses if isinstance(status, PowStatus))
+
+    simulator = Simulator(config, context.core_factory, observer=observe, observe_every_s=1.0,
                           tracer=CausalTracer(sink=elections.feed))
     if model == "partial-sync":  # GST at a known time instead of the seed's draw
         simulator.gst_s = GST_S
         simulator.model = make_model(model, max_delay_s=MAX_DELAY_S, gst_s=GST_S, async_scale_s=ASYNC_SCALE_S)
     if override is not None:
         simulator.model = override
-    return ModelRun(model=model, result=simulator.run(), elections=elections, samples=samples)
+    return ModelRun(model=model, result=simulator.run(), elections=elections, samples=samples, mining=mining)
 
 
 def _describe(run: ModelRun) -> str:
@@ -129,13 +141,17 @@ def gst_checks(partial: ModelRun) -> tuple[CheckResult, CheckResult]:
 
 @dataclass(frozen=True, slots=True)
 class PowView:
-    """A PoW run's blocks: mined, on the best chain, stale (off it), and whether the final prefixes agreed."""
+    """A PoW run's blocks: mined, on the best chain, stale (off it), and whether the final prefixes agreed; over
+    the whole run (safety phase and heal, `run_s`). `mining_share`: of the safety phase's node-seconds, the share
+    the nodes mined (the rest they paused: to sync a chain ahead, or with too little hash power in reach)."""
 
     model: str
     mined: int
     height: int
     height_at_gst: int
     finality_held: bool
+    run_s: float
+    mining_share: float
 
     @property
     def stale(self) -> int:
@@ -152,11 +168,13 @@ class PowView:
         assert isinstance(heights, dict) and isinstance(mined, int)
         return cls(model=run.model, mined=mined, height=max(heights.values()),
                    height_at_gst=max(run.samples.heights[run.samples.at(GST_S)]),
-                   finality_held="final-prefix-agreement" not in run.result.failed_checks())
+                   finality_held="final-prefix-agreement" not in run.result.failed_checks(),
+                   run_s=run.samples.times[-1], mining_share=sum(run.mining) / len(run.mining) if run.mining else 0.0)
 
     def describe(self) -> str:
-        return (f"PoW {self.model}: {self.mined} blocks mined, {self.stale} stale ({self.stale_share:.0%}), best "
-                f"height {self.height}" + (f" ({self.height_at_gst} at GST)" if self.model == "partial-sync" else "")
+        return (f"PoW {self.model}: mining {self.mining_share:.0%} of the safety phase; in the {self.run_s:g} s run "
+                f"{self.mined} blocks mined, {self.stale} stale ({self.stale_share:.0%}), best height {self.height}"
+                + (f" ({self.height_at_gst} at GST)" if self.model == "partial-sync" else "")
                 + "; final prefixes " + ("agreed" if self.finality_held else "DISAGREED: k-deep finality broke"))
 
 
@@ -226,13 +244,14 @@ def run(context: TourContext) -> Outcome:
                             y_label="best height", shaded=[(0.0, GST_S, "partial-sync: before GST")])
     pow_picture = Picture(name="pow-heights.svg", text=pow_chart, caption="PoW's best height under each model, GST "
                           "shaded: blocks keep coming under every model; the asynchronous line is lower because more "
-                          "blocks went stale")
+                          "blocks went stale and nodes paused mining more often")
     figures: dict[str, object] = {
         model: {"elections": [[round(t, 2), node, term] for t, node, term in runs[model].elections.elected],
                 "final_at_gst": runs[model].final_at(GST_S), "final_at_end": runs[model].final_at(SAFETY_S),
                 "top_term_before_gst": runs[model].elections.top_term_before_gst} for model in MODELS}
     figures["pow"] = {model: {"mined": v.mined, "stale": v.stale, "height": v.height,
-                              "height_at_gst": v.height_at_gst, "finality_held": v.finality_held}
+                              "height_at_gst": v.height_at_gst, "finality_held": v.finality_held,
+                              "run_s": v.run_s, "mining_share": round(v.mining_share, 3)}
                       for model, v in views.items()}
     return Outcome(concept="system-models", seed=context.seed, lines=tuple(lines),
                    checks=(*_checks(runs), *pow_checks(views)), figures=figures, pictures=(picture, pow_picture))
