@@ -21,7 +21,7 @@ TOP = 40  # the plot's top: below the title and above the labels of shaded perio
 PLOT_W, PLOT_H = 540, 170
 COLOURS = ("#2f6db5", "#d9822b", "#3a9a5b", "#b53f3f", "#7b52ab", "#8c6d31", "#4b9ca5", "#c25fa0")
 ALERT = "#b53f3f"  # red: a marker, a refused write, a highlighted bar
-SHADE = "#f3d9d9"
+SHADES = ("#f3d9d9", "#dfe3f3")  # shaded periods, alternating so two of them are told apart
 MAX_WIDTH = 1280  # bar_panels starts a new row of panels rather than pass this
 OFFSET_PX = 1.5  # how far apart lines_chart draws its series, so that equal ones stay visible
 
@@ -75,12 +75,16 @@ class _Rows:
 
 def lines_chart(title: str, *, times: Sequence[float], series: Mapping[str, Sequence[float]],
                 shaded: Sequence[tuple[float, float, str]] = (), x_label: str = "virtual seconds",
-                y_label: str = "", note: str = "") -> str:
+                y_label: str = "", note: str = "", y_max: float | None = None) -> str:
     """One line per series over `times`, with round-valued ticks on both axes and a legend on the right; each
     `shaded` (start, end, label) period drawn behind the lines, its label above the plot. Where series coincide,
     each is drawn OFFSET_PX from the next, so all of them show (a note under the chart says so)."""
     x0, x1 = (min(times), max(times)) if times else (0.0, 1.0)
     values = [v for vs in series.values() for v in vs] or [0.0]
+    clipped = y_max is not None and max(values) > y_max
+    if y_max is not None:  # a line that runs away (a crashed peer's silence) would flatten the others
+        series = {name: [min(v, y_max) for v in vs] for name, vs in series.items()}
+        values = [min(v, y_max) for v in values]
     y0, y1 = min(0.0, min(values)), max(values) or 1.0
     y_ticks = ticks(y0, y1, 4)
     y1 = max(y1, y_ticks[-1])
@@ -103,9 +107,9 @@ def lines_chart(title: str, *, times: Sequence[float], series: Mapping[str, Sequ
         return bottom - (y - y0) / ((y1 - y0) or 1.0) * PLOT_H
 
     body = []
-    for start, end, _ in shaded:
+    for k, (start, end, _) in enumerate(shaded):
         body.append(f'<rect x="{px(start):.1f}" y="{top}" width="{max(0.0, px(end) - px(start)):.1f}" '
-                    f'height="{PLOT_H}" fill="{SHADE}"/>')
+                    f'height="{PLOT_H}" fill="{SHADES[k % len(SHADES)]}"/>')
     for label, x, row in placed:
         body.append(f'<text x="{x:.1f}" y="{top - 4 - 13 * (len(label_rows.taken) - 1 - row)}" fill="{ALERT}">'
                     f'{escape(label)}</text>')
@@ -135,6 +139,8 @@ def lines_chart(title: str, *, times: Sequence[float], series: Mapping[str, Sequ
                     f'stroke-width="2"/><text x="{right + 30}" y="{y + 4}" fill="{colour}">{escape(name)}</text>')
         legend_w = max(legend_w, 30 + text_width(name))
     height = bottom + 44
+    if clipped:
+        note = (note + " " if note else "") + f"(values above {number(y_max or 0.0)} drawn at the top)"
     if len(series) > 1:
         note = (note + " " if note else "") + f"(lines drawn {OFFSET_PX:g} px apart, so that equal ones all show)"
     if note:

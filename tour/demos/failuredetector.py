@@ -35,6 +35,7 @@ TIMEOUTS_S = (0.6, 0.75, 1.0, 1.5, 2.5)
 PEERS = ("p1", "p2", "p3")
 CRASHED = "p3"
 PICTURE_TIMEOUT_S = 0.75
+Y_MAX_S = 3.0  # the picture's y axis: the crashed peer's silence grows past it, the spikes before GST stay visible
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,7 +224,7 @@ def run(context: TourContext) -> Outcome:
                           "Failure detector: time since last heartbeat", times=times, series=series,
                           shaded=[(0.0, schedule.gst_s, "before GST"), (schedule.crash_s, schedule.end_s,
                                                                         f"{CRASHED} crashed")],
-                          y_label="seconds"))
+                          y_label="seconds", y_max=Y_MAX_S))
     figures = {"timeouts_s": list(TIMEOUTS_S), "gst_s": schedule.gst_s, "crash_s": schedule.crash_s,
                "false_before_gst": [v.false_before_gst for v in runs],
                "false_after_stable": [v.false_after_stable for v in runs],

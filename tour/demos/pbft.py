@@ -78,13 +78,14 @@ def _picture(tolerated: SimResult, broken: SimResult) -> Picture:
         assert isinstance(heights, dict)
         panels.append((f"final height, {run} twin{'s' if result is broken else ''}",
                        [(node, float(height)) for node, height in sorted(heights.items())]))
-    counts = []
+    forks, failed = [], []
     for run, result in (("f", tolerated), ("f+1", broken)):
         rejected = result.stats["rejected"]
         assert isinstance(rejected, dict)
-        counts.append((f"{run} forks", float(rejected.get("fork-below-final", 0))))
-        counts.append((f"{run} failed", float(len(result.failed_checks()))))
-    panels.append(("forks refused, checks failed", counts))
+        forks.append((f"{run} forks", float(rejected.get("fork-below-final", 0))))
+        failed.append((f"{run} failed", float(len(result.failed_checks()))))
+    panels += [("blocks refused as forks", forks), ("simulator checks failed", failed)]
+    counts = [*forks, *failed]
     text = bar_panels("PBFT, 4 validators: f = 1 twin against f + 1 = 2 twins", panels,
                       highlight={label for label, value in counts if value > 0},
                       note="forks: blocks refused as forks below the final height; failed: simulator checks that "
