@@ -86,23 +86,20 @@ def _make_out(out: Path) -> None:
 
 def _open(paths: list[str]) -> None:
     for path in paths:
-        try:  # without a display (or browser) this does nothing and says False; it must never fail the run
-            opened = webbrowser.open(Path(path).resolve().as_uri())
-        except webbrowser.Error as exc:
-            opened = False
-            click.echo(f"note: cannot open {path}: {exc}", err=True)
-        if not opened:
-            click.echo(f"note: no browser to open {path}", err=True)
+        _open_url(Path(path).resolve().as_uri(), shown=path)
 
 
-def _open_url(url: str) -> None:
-    try:  # as _open: no browser is a note, never a failure
+def _open_url(url: str, *, shown: str | None = None) -> None:
+    """Open `url` in a browser (named `shown` in the notes). Without a display (or browser) webbrowser does nothing
+    and says False: a note, never a failure of the run."""
+    shown = shown or url
+    try:
         opened = webbrowser.open(url)
     except webbrowser.Error as exc:
         opened = False
-        click.echo(f"note: cannot open {url}: {exc}", err=True)
+        click.echo(f"note: cannot open {shown}: {exc}", err=True)
     if not opened:
-        click.echo(f"note: no browser to open {url}", err=True)
+        click.echo(f"note: no browser to open {shown}", err=True)
 
 
 def _no_open(url: str) -> None:

@@ -21,12 +21,13 @@ that two engines' rates are measured on the machine in the same state (`bench co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -435,24 +436,34 @@ async def run_failover(cluster: Cluster, sessions: Sequence[aiohttp.ClientSessio
             "recovery_p50_ms": recover["p50_ms"], "recovery_max_ms": recover["max_ms"]}
 
 
+@contextlib.contextmanager
+def bench_cluster(workdir: Path, consensus: str, *, nodes: int, seed: str, clients: int, params: dict[str, Any],
+                  top: dict[str, Any], **genesis: Any) -> Iterator[Cluster]:
+    """A started network of `nodes` real processes for a bench (connected when there are several; stopped on
+    leaving), `clients` funded load accounts; BenchError when its genesis is refused."""
+    try:
+        cluster = Cluster.create(workdir, nodes, consensus=consensus, seed=seed, params=params, load_accounts=clients,
+                                 chain_id=top.get("chain_id"), **genesis)
+    except ValueError as exc:  # GenesisError among them
+        raise BenchError(f"cannot create the network: {exc}") from None
+    with cluster:
+        cluster.start()
+        if nodes > 1:
+            cluster.wait_connected(min_peers=1)
+        yield cluster
+
+
 def measure_consensus(options: ConsensusBenchOptions) -> dict[str, Any]:
     """Start the network, run the closed loop (and the fail-over phase), stop every node; the report."""
     if options.clients < 1 or options.nodes < 1:
         raise BenchError("--clients and --nodes must be at least 1")
     top, params = bench_genesis(options.consensus, options.nodes, options.genesis_params)
-    with tempfile.TemporaryDirectory(prefix="chainlab-bench-consensus-") as workdir:
-        try:
-            cluster = Cluster.create(Path(workdir), options.nodes, consensus=options.consensus, seed=options.seed,
-                                     params=params, load_accounts=options.clients,
-                                     finality_threshold=int(top.get("finality_threshold", 6)),
-                                     block_reward=int(top.get("block_reward", 50)), chain_id=top.get("chain_id"))
-        except ValueError as exc:  # GenesisError among them
-            raise BenchError(f"cannot create the network: {exc}") from None
-        with cluster:
-            cluster.start()
-            if options.nodes > 1:
-                cluster.wait_connected(min_peers=1)
-            report = eventloop.run(_run(cluster, options))
+    with tempfile.TemporaryDirectory(prefix="chainlab-bench-consensus-") as workdir, \
+            bench_cluster(Path(workdir), options.consensus, nodes=options.nodes, seed=options.seed,
+                          clients=options.clients, params=params, top=top,
+                          finality_threshold=int(top.get("finality_threshold", 6)),
+                          block_reward=int(top.get("block_reward", 50))) as cluster:
+        report = eventloop.run(_run(cluster, options))
     report.update({"genesis_params": {**params, **top}})
     return report
 

@@ -36,7 +36,7 @@ from chain.locks import KvPut, LockAcquire, LockRelease, Operation, fencing_toke
 from chain.tx import make_operation
 from node import eventloop
 from node.client import RpcClient
-from testnet.bench_consensus import BenchError, bench_genesis
+from testnet.bench_consensus import BenchError, bench_cluster, bench_genesis
 from testnet.bench_http import HttpError, LeanClient, json_object
 from testnet.bench_loop import latency_summary, machine_info, processes_cpu_s, run_closed_loop
 from testnet.cluster import Cluster
@@ -294,19 +294,11 @@ def measure_locks(options: LockBenchOptions) -> dict[str, Any]:
     if options.clients < 1 or options.locks < 1 or options.writes_per_lease < 0 or options.pipeline < 1:
         raise BenchError("--clients, --locks and --pipeline must be at least 1, --writes-per-lease at least 0")
     top, params = bench_genesis("raft", options.nodes, options.genesis_params)
-    with tempfile.TemporaryDirectory(prefix="chainlab-bench-lock-") as workdir:
-        try:
-            cluster = Cluster.create(Path(workdir), options.nodes, consensus="raft", seed=options.seed,
-                                     params=params, load_accounts=options.clients,
-                                     chain_id=top.get("chain_id"))
-        except ValueError as exc:
-            raise BenchError(f"cannot create the network: {exc}") from None
-        with cluster:
-            cluster.start()
-            if options.nodes > 1:
-                cluster.wait_connected(min_peers=1)
-            report = eventloop.run(_run(cluster, options))
-            report["check"] = _check(cluster)
+    with tempfile.TemporaryDirectory(prefix="chainlab-bench-lock-") as workdir, \
+            bench_cluster(Path(workdir), "raft", nodes=options.nodes, seed=options.seed, clients=options.clients,
+                          params=params, top=top) as cluster:
+        report = eventloop.run(_run(cluster, options))
+        report["check"] = _check(cluster)
     report["genesis_params"] = {**params, **top}
     return report
 

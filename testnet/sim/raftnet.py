@@ -16,7 +16,7 @@ from typing import cast
 
 from chain import crypto
 from chain.block import Block
-from chain.devtools import dev_keys
+from chain.devtools import dev_keys, fresh_transfers
 from chain.errors import RejectError
 from chain.genesis import Genesis
 from chain.tx import Transaction
@@ -264,6 +264,13 @@ class RaftNet:
         return leader
 
     # -- client helpers ------------------------------------------------------------------------------------------
+
+    def submit_transfer(self, name: str, nonce: int = 0) -> None:
+        """One transfer of the first key's, with `nonce`, into `name`'s mempool (a reason for a leader to
+        propose)."""
+        sender = self.keys[0]
+        tx = fresh_transfers([sender], {sender.address: nonce}, chain_id=self.genesis.chain_id, count=1)[0]
+        self._absorb(name, self.cores[name].receive_tx(tx, source=None, now=self.now, now_ms=self.now_ms))
 
     def admin(self, name: str, action: str, value: object) -> dict[str, object]:
         """An admin action on a node; its answer (RejectError propagates)."""

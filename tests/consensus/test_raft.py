@@ -34,12 +34,6 @@ def assert_final_prefixes_agree(net: RaftNet) -> None:
             assert a[:short] == b[:short], net.describe()
 
 
-def submit_tx(net: RaftNet, name: str, first: int = 0) -> None:
-    """One transfer into a node's mempool (a reason for the leader to propose)."""
-    tx = fresh_transfers([net.keys[0]], {net.keys[0].address: first}, chain_id=net.genesis.chain_id, count=1)[0]
-    net._absorb(name, net.cores[name].receive_tx(tx, source=None, now=net.now, now_ms=net.now_ms))
-
-
 def tick_until_someone_campaigns(net: RaftNet, limit_s: float = 5.0) -> str:
     """Tick without delivering until a node leaves the follower role; its name."""
     end = net.now + limit_s
@@ -321,7 +315,7 @@ def test_figure_8_an_entry_of_an_earlier_term_is_not_committed_by_counting_repli
     peer, other = [n for n in net.names if n != leader]
     first_term = net.engine(leader).term
     net.partition(["n0"], ["n1"], ["n2"])  # nobody can win an election meanwhile
-    submit_tx(net, leader)
+    net.submit_transfer(leader)
     net.run(0.3)
     old_entry_index = net.cores[leader].tree.height
     old_entry = net.chain(leader)[old_entry_index]

@@ -162,7 +162,7 @@ def _safety(run: ModeRun, *, skip: tuple[str, ...] = ()) -> list[CheckResult]:
     return [c for c in run.result.checks if not c.ok and c.name not in skip]
 
 
-def others_gain(samples: Samples) -> int:
+def _others_gain(samples: Samples) -> int:
     """How far the other nodes' final heights grew while the victim was down (the least of them)."""
     start, end = samples.at(CRASH_AT_S + 0.1), samples.at(CRASH_AT_S + DOWN_S - 0.1)
     return min(samples.finals[end][i] - samples.finals[start][i] for i in range(NODES) if i != VICTIM)
@@ -172,18 +172,18 @@ def _judge_stop(run: ModeRun) -> tuple[str, CheckResult]:
     samples = run.samples
     before, start = samples.at(CRASH_AT_S - 0.1), samples.at(CRASH_AT_S + 0.1)
     end = samples.at(CRASH_AT_S + DOWN_S - 0.1)
-    others_gain_ = others_gain(samples)
+    gain = _others_gain(samples)
     victim_down = start < end and all(samples.heights[i][VICTIM] < 0 for i in range(start, end + 1))
     finals = run.result.stats["final_heights"]
     assert isinstance(finals, dict)
     caught_up = finals.get(f"node{VICTIM}", -1) - samples.finals[before][VICTIM]
     failed = _safety(run)
-    line = (f"stop: node{VICTIM} down {DOWN_S:g}s; the others' final height grew by {others_gain_} meanwhile"
-            + ("" if others_gain_ else " (stalled)") + f"; node{VICTIM} gained {caught_up} from its restart to the end")
+    line = (f"stop: node{VICTIM} down {DOWN_S:g}s; the others' final height grew by {gain} meanwhile"
+            + ("" if gain else " (stalled)") + f"; node{VICTIM} gained {caught_up} from its restart to the end")
     ok = victim_down and not failed
     return line, CheckResult(name=f"{run.engine}-stop", ok=ok, detail=(
         f"node{VICTIM} was down from t={CRASH_AT_S:g}s to t={CRASH_AT_S + DOWN_S:g}s; "
-        + ("the others went on" if others_gain_ > 0 else "the others stalled") + " and every simulator check held"
+        + ("the others went on" if gain > 0 else "the others stalled") + " and every simulator check held"
         if ok else f"node{VICTIM} down throughout: {victim_down}; failed: "
         + "; ".join(f"{c.name}: {c.detail}" for c in failed)))
 
@@ -250,7 +250,7 @@ def run(context: TourContext) -> Outcome:
             checks.append(check)
             stats = mode_run.result.stats
             if mode == "stop":
-                stop_gain.append((engine, float(others_gain(mode_run.samples))))
+                stop_gain.append((engine, float(_others_gain(mode_run.samples))))
             elif mode == "omission":
                 lost_share.append((engine, round(100 * _count(stats, "lost") / max(1, _count(stats, "sent")), 1)))
             elif mode_run.liar is not None:

@@ -183,9 +183,8 @@ def interval_check(rows: list[IntervalRow]) -> CheckResult:
     """A faster heartbeat allows a shorter accurate timeout, and so a faster detection in the worst case (a crash
     just after a heartbeat), at more messages: the shortest accurate timeouts grow with the interval, and each
     detected the crash within it (plus the delay bound and a poll)."""
-    timeouts = [row.accurate_timeout_s for row in rows]
-    grows = all(t is not None for t in timeouts) and all(
-        a < b for a, b in pairwise(timeouts))  # type: ignore[operator]
+    timeouts = [row.accurate_timeout_s for row in rows if row.accurate_timeout_s is not None]
+    grows = len(timeouts) == len(rows) and all(a < b for a, b in pairwise(timeouts))
     late = [row for row in rows if row.accurate_timeout_s is not None and (
         row.detected_after_s is None or row.detected_after_s > row.accurate_timeout_s + DELAY_BOUND_S + POLL_S)]
     ok = grows and not late

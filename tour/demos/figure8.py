@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chain.block import Block
-from chain.devtools import fresh_transfers
 from consensus.raft.engine import Role
 from consensus.raft.seal import seal_term
 from testnet.checks import CheckResult
@@ -65,12 +64,6 @@ class Figure8Run:
     last_leader_log: list[bytes] = field(default_factory=list)  # C's log after (d)
     safety_alarms: int = 0  # after (d): branches the live nodes refused because they conflict with a final block
     lines: list[str] = field(default_factory=list)
-
-
-def _transfer(net: RaftNet, name: str, nonce: int) -> None:
-    """One transfer into `name`'s mempool: a reason for its leader to propose."""
-    tx = fresh_transfers([net.keys[0]], {net.keys[0].address: nonce}, chain_id=net.genesis.chain_id, count=1)[0]
-    net._absorb(name, net.cores[name].receive_tx(tx, source=None, now=net.now, now_ms=net.now_ms))
 
 
 def _hold_back(from_height: int) -> Callable[[Packet], list[Packet]]:
@@ -126,7 +119,7 @@ def play(core_factory: CoreFactory, seed: int) -> Figure8Run:
     names: dict[bytes, str] = {}
     # (a) X at index i on A alone
     net.partition([a], [b], [c])
-    _transfer(net, a, 0)
+    net.submit_transfer(a)
     net.run(0.3)
     if net.cores[a].tree.height < index:
         raise Figure8Error(f"(a) {a} proposed nothing at index {index}: {net.describe()}")
